@@ -1,0 +1,7 @@
+"""memgate: a CI regression gate for memory profiles (pprof)."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,464 @@
+"""Decode pprof profiles: sniff the encoding, decompress within limits, parse, validate.
+
+The input is recognised by its content, never its name: gzip magic ``1f 8b``, legacy text
+headers (``heap profile:``, ``--- heapz``), otherwise raw protobuf. The protobuf runtime does
+the wire decoding of everything but the samples, which :mod:`memgate.profile.wire` decodes in
+bulk. Validation follows pprof's ``CheckValid`` and ``postDecode``: every problem becomes a
+:class:`~memgate.errors.ProfileError` naming the source.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from memgate.errors import LimitError, ProfileError
+from memgate.profile import profile_pb2
+from memgate.profile.model import (
+    Function,
+    Locations,
+    Mapping,
+    Profile,
+    Samples,
+    ValueType,
+    num_label_unit,
+)
+from memgate.profile.wire import WireError, repeated_varints, walk_messages
+
+GZIP_MAGIC = b"\x1f\x8b"
+GiB = 1 << 30
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ProfileError(f"{name} must be an integer, got {raw!r}", source="environment",
+                           slug="bad-limit") from None
+    if value <= 0:
+        raise ProfileError(f"{name} must be positive, got {value}", source="environment",
+                           slug="bad-limit")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what one input may make memgate allocate.
+
+    A 1 KB gzip file can expand to gigabytes; a hostile profile can declare millions of
+    locations. Each bound has an environment variable so that CI can raise it without code.
+    """
+
+    max_decompressed_bytes: int = GiB
+    max_samples: int = 20_000_000
+    max_locations: int = 5_000_000
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        return cls(
+            max_decompressed_bytes=_env_int("MEMGATE_MAX_DECOMPRESSED_BYTES", GiB),
+            max_samples=_env_int("MEMGATE_MAX_SAMPLES", 20_000_000),
+            max_locations=_env_int("MEMGATE_MAX_LOCATIONS", 5_000_000),
+        )
+
+
+def gunzip(data: bytes, source: str, limit: int) -> bytes:
+    """Decompress gzip data (several members are concatenated, like Go's reader) within a limit."""
+    out: list[bytes] = []
+    size = 0
+    rest = data
+    while rest:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        chunk_in = rest
+        while True:
+            try:
+                chunk = d.decompress(chunk_in, limit - size + 1)
+            except zlib.error as e:
+                raise ProfileError(f"corrupt gzip data ({e})", source=source,
+                                   slug="gzip-corrupt") from None
+            size += len(chunk)
+            if size > limit:
+                raise LimitError(
+                    f"decompressed size exceeds the limit of {limit} bytes "
+                    "(raise it with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
+                    source=source,
+                )
+            out.append(chunk)
+            if d.eof:
+                break
+            chunk_in = d.unconsumed_tail
+            if not chunk_in:
+                raise ProfileError("truncated gzip data (unexpected end of stream)",
+                                   source=source, slug="gzip-truncated")
+        rest = d.unused_data
+        # Trailing zero padding after the last member is tolerated (as gzip(1) does).
+        if rest and not rest.strip(b"\x00"):
+            break
+    return b"".join(out)
+
+
+def decode(data: bytes, source: str, limits: Limits | None = None) -> Profile:
+    """Decode a profile from bytes; ``source`` names it in errors."""
+    limits = limits or Limits()
+    if not data:
+        raise ProfileError("empty input: not a profile", source=source, slug="empty")
+    encoding = "protobuf"
+    if data[:2] == GZIP_MAGIC:
+        data = gunzip(data, source, limits.max_decompressed_bytes)
+        encoding = "gzip+protobuf"
+        if not data:
+            raise ProfileError("empty input after decompression: not a profile",
+                               source=source, slug="empty")
+    elif len(data) > limits.max_decompressed_bytes:
+        raise LimitError(
+            f"input size exceeds the limit of {limits.max_decompressed_bytes} bytes "
+            "(raise it with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
+            source=source,
+        )
+    if _looks_like_text(data):
+        from memgate.profile import legacy
+
+        if legacy.looks_like_legacy(data):
+            return legacy.parse_legacy(data, source)
+    prof = decode_protobuf(data, source, limits)
+    if encoding != "protobuf":
+        prof = _with_encoding(prof, encoding)
+    return prof
+
+
+def _looks_like_text(data: bytes) -> bool:
+    """Legacy formats are ASCII text; a protobuf profile starts with a field tag byte."""
+    head = data[:256].lstrip()
+    return bool(head) and all(32 <= c < 127 or c in (9, 10, 13) for c in head[:64])
+
+
+def _with_encoding(prof: Profile, encoding: str) -> Profile:
+    import dataclasses
+
+    return dataclasses.replace(prof, encoding=encoding)
+
+
+class _Strings:
+    """The string table, decoded leniently, with checked lookups."""
+
+    def __init__(self, raw: list[bytes], source: str) -> None:
+        # pprof accepts invalid UTF-8; a backslash escape keeps distinct names distinct and
+        # printable (and pprof's own output, decoded the same way, compares equal).
+        self.table = [b.decode("utf-8", "backslashreplace") for b in raw]
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def get(self, index: int, what: str) -> str:
+        if index < 0 or index >= len(self.table):
+            raise ProfileError(
+                f"{what} refers to string index {index}, but the string table has "
+                f"{len(self.table)} entries",
+                source=self.source,
+                slug="bad-string-index",
+            )
+        return self.table[index]
+
+
+def _check_ids(ids: list[int], what: str, source: str) -> None:
+    seen: set[int] = set()
+    for i in ids:
+        if i == 0:
+            raise ProfileError(f"found {what} with reserved id 0", source=source, slug="zero-id")
+        if i in seen:
+            raise ProfileError(f"multiple {what}s with the same id {i}", source=source,
+                               slug="duplicate-id")
+        seen.add(i)
+
+
+def decode_protobuf(data: bytes, source: str, limits: Limits) -> Profile:
+    """Decode an uncompressed protobuf profile."""
+    msg = profile_pb2.ProfileRaw()
+    try:
+        msg.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        detail = str(e) or "malformed protobuf"
+        raise ProfileError(f"not a pprof profile: {detail} (truncated or not protobuf?)",
+                           source=source, slug="protobuf-invalid") from None
+    _check_concatenated(data, msg, source)
+
+    if len(msg.string_table) == 0 or msg.string_table[0] != b"":
+        if len(msg.string_table) == 0 and len(msg.sample) == 0 and len(msg.sample_type) == 0:
+            raise ProfileError("not a pprof profile: no string table, no samples",
+                               source=source, slug="protobuf-invalid")
+        raise ProfileError("string_table[0] must be ''", source=source, slug="bad-string-table")
+    strings = _Strings(list(msg.string_table), source)
+
+    sample_types = tuple(
+        ValueType(strings.get(st.type, f"sample_type[{i}].type"),
+                  strings.get(st.unit, f"sample_type[{i}].unit"))
+        for i, st in enumerate(msg.sample_type)
+    )
+    period_type = ValueType(strings.get(msg.period_type.type, "period_type.type"),
+                            strings.get(msg.period_type.unit, "period_type.unit"))
+    n_samples = len(msg.sample)
+    if n_samples > limits.max_samples:
+        raise LimitError(
+            f"{n_samples} samples exceed the limit of {limits.max_samples} "
+            "(raise it with MEMGATE_MAX_SAMPLES)", source=source)
+    if n_samples and not sample_types:
+        raise ProfileError("missing sample type information", source=source,
+                           slug="no-sample-types")
+    if len(msg.location) > limits.max_locations:
+        raise LimitError(
+            f"{len(msg.location)} locations exceed the limit of {limits.max_locations} "
+            "(raise it with MEMGATE_MAX_LOCATIONS)", source=source)
+
+    # Mappings.
+    mapping_ids = [m.id for m in msg.mapping]
+    _check_ids(mapping_ids, "mapping", source)
+    mappings = tuple(
+        Mapping(
+            file=strings.get(m.filename, f"mapping {m.id} filename"),
+            build_id=strings.get(m.build_id, f"mapping {m.id} build_id"),
+            memory_start=m.memory_start,
+            memory_limit=m.memory_limit,
+            file_offset=m.file_offset,
+            has_functions=m.has_functions,
+        )
+        for m in msg.mapping
+    )
+    mapping_index = {mid: i for i, mid in enumerate(mapping_ids)}
+
+    # Functions.
+    function_ids = [f.id for f in msg.function]
+    _check_ids(function_ids, "function", source)
+    functions = tuple(
+        Function(
+            name=strings.get(f.name, f"function {f.id} name"),
+            system_name=strings.get(f.system_name, f"function {f.id} system_name"),
+            filename=strings.get(f.filename, f"function {f.id} filename"),
+            start_line=f.start_line,
+        )
+        for f in msg.function
+    )
+    function_index = {fid: i for i, fid in enumerate(function_ids)}
+
+    # Locations and lines.
+    locations = _decode_locations(msg, mapping_index, function_index, source)
+
+    # Samples.
+    samples = _decode_samples(msg, len(sample_types), locations, strings, source)
+
+    comments = tuple(strings.get(c, "comment") for c in msg.comment)
+    return Profile(
+        source=source,
+        sample_types=sample_types,
+        samples=samples,
+        locations=locations,
+        functions=functions,
+        mappings=mappings,
+        period_type=period_type,
+        period=msg.period,
+        time_nanos=msg.time_nanos,
+        duration_nanos=msg.duration_nanos,
+        default_sample_type=strings.get(msg.default_sample_type, "default_sample_type"),
+        comments=comments,
+        drop_frames=strings.get(msg.drop_frames, "drop_frames"),
+        keep_frames=strings.get(msg.keep_frames, "keep_frames"),
+        doc_url=strings.get(msg.doc_url, "doc_url"),
+        encoding="protobuf",
+    )
+
+
+def _check_concatenated(data: bytes, msg: profile_pb2.ProfileRaw, source: str) -> None:
+    """pprof refuses a second ``time_nanos`` field: two profiles were concatenated."""
+    if msg.time_nanos == 0:
+        return
+    probe = profile_pb2.TimeProbe()
+    try:
+        probe.ParseFromString(data)
+    except DecodeError:  # pragma: no cover - the full parse succeeded on the same bytes
+        return
+    if len(probe.time_nanos) > 1:
+        raise ProfileError("concatenated profiles detected (two time_nanos fields)",
+                           source=source, slug="concatenated")
+
+
+def _decode_locations(
+    msg: profile_pb2.ProfileRaw,
+    mapping_index: dict[int, int],
+    function_index: dict[int, int],
+    source: str,
+) -> Locations:
+    n = len(msg.location)
+    ids = np.empty(n, dtype=np.uint64)
+    address = np.empty(n, dtype=np.uint64)
+    mapping = np.empty(n, dtype=np.int32)
+    line_offsets = np.zeros(n + 1, dtype=np.int64)
+    line_function: list[int] = []
+    line_number: list[int] = []
+    line_column: list[int] = []
+    seen: set[int] = set()
+    fget = function_index.get
+    for i, loc in enumerate(msg.location):
+        lid = loc.id
+        if lid == 0:
+            raise ProfileError("found location with reserved id 0", source=source,
+                               slug="zero-id")
+        if lid in seen:
+            raise ProfileError(f"multiple locations with the same id {lid}", source=source,
+                               slug="duplicate-id")
+        seen.add(lid)
+        ids[i] = lid
+        address[i] = loc.address
+        # pprof leaves an unknown mapping id as "no mapping" (postDecode), so do we.
+        mapping[i] = mapping_index.get(loc.mapping_id, -1) if loc.mapping_id else -1
+        for ln in loc.line:
+            fi = fget(ln.function_id)
+            if fi is None:
+                raise ProfileError(
+                    f"location {lid} has a line with unknown function id {ln.function_id}",
+                    source=source, slug="unresolved-function")
+            line_function.append(fi)
+            line_number.append(ln.line)
+            line_column.append(ln.column)
+        line_offsets[i + 1] = len(line_function)
+    return Locations(
+        ids=ids,
+        address=address,
+        mapping=mapping,
+        line_offsets=line_offsets,
+        line_function=np.array(line_function, dtype=np.int32),
+        line_number=np.array(line_number, dtype=np.int64),
+        line_column=np.array(line_column, dtype=np.int64),
+    )
+
+
+def _decode_samples(
+    msg: profile_pb2.ProfileRaw,
+    n_types: int,
+    locations: Locations,
+    strings: _Strings,
+    source: str,
+) -> Samples:
+    raw = list(msg.sample)
+    n = len(raw)
+    if n == 0:
+        return Samples(
+            values=np.zeros((0, n_types), dtype=np.int64),
+            offsets=np.zeros(1, dtype=np.int64),
+            locations=np.zeros(0, dtype=np.int32),
+        )
+    lengths = np.fromiter(map(len, raw), dtype=np.int64, count=n)
+    joined = b"".join(raw)
+    del raw
+    buf = np.frombuffer(joined + bytes(16), dtype=np.uint8)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    try:
+        fields = walk_messages(buf, starts, ends)
+        loc_ids, loc_off = repeated_varints(buf, fields, 1, n)
+        vals, val_off = repeated_varints(buf, fields, 2, n)
+    except WireError as e:
+        raise ProfileError(f"malformed sample: {e}", source=source,
+                           slug="protobuf-invalid") from None
+
+    counts = np.diff(val_off)
+    bad = np.flatnonzero(counts != n_types)
+    if bad.size:
+        i = int(bad[0])
+        raise ProfileError(
+            f"sample {i} has {int(counts[i])} values but the profile has {n_types} sample types",
+            source=source, slug="value-count")
+    values = vals.view(np.int64).reshape(n, n_types)
+
+    # Map location ids to indices.
+    stack = _resolve_location_ids(loc_ids, locations.ids, source)
+
+    num_labels, num_units = _decode_num_labels(buf, fields, n, strings, source)
+    return Samples(
+        values=values,
+        offsets=loc_off,
+        locations=stack,
+        num_labels=num_labels,
+        num_label_units=num_units,
+    )
+
+
+def _resolve_location_ids(
+    loc_ids: np.ndarray, known: np.ndarray, source: str
+) -> np.ndarray:
+    if loc_ids.size == 0:
+        return np.zeros(0, dtype=np.int32)
+    if known.size == 0:
+        raise ProfileError(
+            f"a sample references location id {int(loc_ids[0])}, but the profile has no "
+            "locations", source=source, slug="unresolved-location")
+    order = np.argsort(known)
+    sorted_ids = known[order]
+    pos = np.searchsorted(sorted_ids, loc_ids)
+    pos_c = np.minimum(pos, sorted_ids.size - 1)
+    ok = sorted_ids[pos_c] == loc_ids
+    if not ok.all():
+        missing = int(loc_ids[~ok][0])
+        raise ProfileError(f"a sample references location id {missing}, which does not exist",
+                           source=source, slug="unresolved-location")
+    return order[pos_c].astype(np.int32)
+
+
+def _decode_num_labels(
+    buf: np.ndarray, fields: object, n: int, strings: _Strings, source: str
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    from memgate.profile.wire import Fields
+
+    assert isinstance(fields, Fields)
+    sel = fields.field == 3
+    if not sel.any():
+        return {}, {}
+    if (fields.wire_type[sel] != 2).any():
+        raise ProfileError("malformed sample: label is not a message", source=source,
+                           slug="protobuf-invalid")
+    owner = fields.msg[sel]
+    lstart = fields.value[sel].astype(np.int64)
+    lend = fields.end[sel]
+    try:
+        lf = walk_messages(buf, lstart, lend)
+    except WireError as e:
+        raise ProfileError(f"malformed label: {e}", source=source,
+                           slug="protobuf-invalid") from None
+    nl = owner.size
+    cols = {}
+    for fno in (1, 2, 3, 4):
+        m = lf.field == fno
+        if ((lf.wire_type[m]) != 0).any():
+            raise ProfileError("malformed label field", source=source, slug="protobuf-invalid")
+        col = np.zeros(nl, dtype=np.int64)
+        # Singular proto3 fields: the last occurrence wins; fields are in wire order.
+        col[lf.msg[m]] = lf.value[m].view(np.int64)
+        cols[fno] = col
+    key, sval, num, unit = cols[1], cols[2], cols[3], cols[4]
+    nstr = len(strings)
+    for arr, what in ((key, "label key"), (sval, "label value"), (unit, "label unit")):
+        bad = (arr < 0) | (arr >= nstr)
+        if bad.any():
+            strings.get(int(arr[bad][0]), what)
+    # pprof: a string label if str != 0; numeric only if num != 0 or num_unit != 0.
+    numeric = (sval == 0) & ((num != 0) | (unit != 0))
+    out: dict[str, np.ndarray] = {}
+    units: dict[str, str] = {}
+    for k in np.unique(key[numeric]):
+        m = numeric & (key == k)
+        name = strings.table[int(k)]
+        first_samples, first_idx = np.unique(owner[m], return_index=True)
+        arr = np.zeros(n, dtype=np.int64)
+        arr[first_samples] = num[m][first_idx]
+        out[name] = arr
+        unit_codes = unit[m]
+        nz = unit_codes[unit_codes != 0]
+        explicit = strings.table[int(nz[0])] if nz.size else ""
+        units[name] = num_label_unit(name, explicit)
+    return out, units

@@ -1,0 +1,173 @@
+"""Read profile bytes from a path, from ``-`` (stdin) or from an http(s) URL.
+
+A Go service serves ``/debug/pprof/heap`` (a snapshot) and ``/debug/pprof/heap?seconds=N`` (a
+delta profile: the server waits N seconds before it answers). The fetch waits accordingly, shows
+a countdown when asked, refuses other schemes, follows a bounded number of redirects and never
+reads more than the size limit.
+"""
+
+from __future__ import annotations
+
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from http.client import HTTPException, HTTPResponse
+from pathlib import Path
+
+from memgate.errors import FetchError, LimitError, ProfileError
+from memgate.profile.decode import Limits, decode
+from memgate.profile.model import Profile
+from memgate.progress import Progress
+
+#: Seconds to wait for a server beyond the ``seconds=N`` it was asked to collect for.
+DEFAULT_TIMEOUT = 30.0
+MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    timeout: float = DEFAULT_TIMEOUT
+    max_redirects: int = MAX_REDIRECTS
+
+
+def is_url(spec: str) -> bool:
+    return "://" in spec and not Path(spec).exists()
+
+
+def delta_seconds(url: str) -> float:
+    """The ``seconds=N`` a pprof URL asks the server to wait for (0 when absent or invalid)."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    for raw in query.get("seconds", []):
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            return 0.0
+    return 0.0
+
+
+class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
+    def __init__(self, limit: int) -> None:
+        self.max_redirections = limit
+        self.max_repeats = limit
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise FetchError(f"redirected to a {scheme or 'relative'} URL, only http and https "
+                             "are fetched", source=req.full_url)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch_url(
+    url: str, limits: Limits, options: FetchOptions | None = None,
+    progress: Progress | None = None,
+) -> bytes:
+    options = options or FetchOptions()
+    progress = progress or Progress(False)
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FetchError(f"unsupported URL scheme {scheme!r}: only http and https",
+                         source=url, slug="fetch-scheme")
+    wait = delta_seconds(url)
+    opener = urllib.request.build_opener(_LimitedRedirects(options.max_redirects))
+    req = urllib.request.Request(url, headers={"User-Agent": "memgate", "Accept": "*/*"})
+    timeout = options.timeout + wait
+    try:
+        with progress.countdown(f"fetching {url}", wait) if wait else _nullcontext():
+            with opener.open(req, timeout=timeout) as resp:
+                assert isinstance(resp, HTTPResponse) or hasattr(resp, "read")
+                return _read_limited(resp, url, limits.max_decompressed_bytes)
+    except urllib.error.HTTPError as e:
+        body = _snippet(e)
+        raise FetchError(f"HTTP {e.code} {e.reason}{body}", source=url,
+                         slug="fetch-status") from None
+    except urllib.error.URLError as e:
+        reason = e.reason
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            raise FetchError(f"timed out after {timeout:g}s", source=url,
+                             slug="fetch-timeout") from None
+        raise FetchError(f"cannot fetch: {reason}", source=url) from None
+    except TimeoutError:
+        raise FetchError(f"timed out after {timeout:g}s", source=url,
+                         slug="fetch-timeout") from None
+    except (HTTPException, OSError) as e:
+        raise FetchError(f"cannot fetch: {e}", source=url) from None
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _snippet(err: urllib.error.HTTPError) -> str:
+    try:
+        text = err.read(200).decode("utf-8", "replace").strip().splitlines()
+    except Exception:  # noqa: BLE001 - the body is only decoration for the message
+        return ""
+    return f": {text[0][:120]}" if text else ""
+
+
+def _read_limited(resp: object, url: str, limit: int) -> bytes:
+    read = getattr(resp, "read")
+    data = read(limit + 1)
+    if len(data) > limit:
+        raise LimitError(f"response larger than the limit of {limit} bytes", source=url)
+    ctype = ""
+    headers = getattr(resp, "headers", None)
+    if headers is not None:
+        ctype = headers.get("Content-Type", "") or ""
+    if "text/html" in ctype.lower() or data[:64].lstrip().lower().startswith(
+        (b"<!doctype html", b"<html")
+    ):
+        raise FetchError("the server answered with an HTML page, not a profile "
+                         "(is the URL right, e.g. /debug/pprof/heap?)", source=url,
+                         slug="fetch-html")
+    return bytes(data)
+
+
+def read_bytes(spec: str, limits: Limits, progress: Progress | None = None,
+               options: FetchOptions | None = None) -> tuple[bytes, str]:
+    """Return ``(data, source)`` for a path, ``-`` or a URL."""
+    if spec == "-":
+        data = sys.stdin.buffer.read(limits.max_decompressed_bytes + 1)
+        if len(data) > limits.max_decompressed_bytes:
+            raise LimitError("standard input is larger than the size limit", source="<stdin>")
+        return data, "<stdin>"
+    if "://" in spec and not Path(spec).exists():
+        return fetch_url(spec, limits, options, progress), spec
+    path = Path(spec)
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise ProfileError("is a directory, not a profile", source=spec, slug="not-a-file")
+        if size > limits.max_decompressed_bytes:
+            raise LimitError(f"file is larger than the limit of {limits.max_decompressed_bytes}"
+                             " bytes", source=spec)
+        return path.read_bytes(), spec
+    except FileNotFoundError:
+        raise ProfileError("no such file", source=spec, slug="not-found") from None
+    except PermissionError:
+        raise ProfileError("permission denied", source=spec, slug="unreadable") from None
+    except IsADirectoryError:
+        raise ProfileError("is a directory, not a profile", source=spec,
+                           slug="not-a-file") from None
+    except OSError as e:
+        raise ProfileError(f"cannot read: {e.strerror or e}", source=spec,
+                           slug="unreadable") from None
+
+
+def load_profile(spec: str, limits: Limits | None = None, progress: Progress | None = None,
+                 options: FetchOptions | None = None) -> Profile:
+    """Read and decode one profile from a path, ``-`` or URL."""
+    limits = limits or Limits.from_env()
+    progress = progress or Progress(False)
+    data, source = read_bytes(spec, limits, progress, options)
+    progress.note(f"decoding {source} ({len(data)} bytes)")
+    prof = decode(data, source, limits)
+    progress.done()
+    return prof

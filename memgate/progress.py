@@ -1,0 +1,91 @@
+"""Progress on stderr for long work (a delta-profile fetch waits N seconds).
+
+Shown when stderr is a terminal, or when asked with ``--progress``; CI logs stay quiet by
+default because carriage-return animations turn into thousands of log lines there.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import TextIO
+
+
+class Progress:
+    """Reports phases (``what``) with elapsed and, when known, remaining time."""
+
+    def __init__(self, enabled: bool | None = None, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        if enabled is None:
+            enabled = _is_tty(self.stream) and not os.environ.get("CI")
+        self.enabled = enabled
+        self._start = time.monotonic()
+        self._live = _is_tty(self.stream)
+
+    def note(self, what: str) -> None:
+        if self.enabled:
+            elapsed = time.monotonic() - self._start
+            self._write(f"memgate: {what} ({elapsed:.1f}s elapsed)")
+
+    def _write(self, line: str) -> None:
+        if self._live:
+            self.stream.write("\r\x1b[K" + line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled and self._live:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+    def countdown(self, what: str, seconds: float) -> _Countdown:
+        """A context manager that ticks ``what: Ns remaining`` while a blocking call waits."""
+        return _Countdown(self, what, seconds)
+
+
+class _Countdown:
+    def __init__(self, progress: Progress, what: str, seconds: float) -> None:
+        self.progress = progress
+        self.what = what
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Countdown:
+        if self.progress.enabled:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        interval = 1.0 if self.progress._live else max(5.0, self.seconds / 6)
+        while not self._stop.is_set():
+            elapsed = time.monotonic() - start
+            remaining = max(0.0, self.seconds - elapsed)
+            self.progress._write(
+                f"memgate: {self.what}: {elapsed:.0f}s elapsed, ~{remaining:.0f}s remaining"
+            )
+            self._stop.wait(interval)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self.progress.done()
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,399 @@
+"""Per-node flat and cum for every sample type at once, computed as ``go tool pprof`` does.
+
+The numbers must be the ones people already trust, so the rules are pprof's
+(internal/graph ``newGraph`` and ``CreateNodes``, profile ``Aggregate`` and ``Prune``):
+
+* every line of a location is a frame; ``line[0]`` is the innermost (inlined) one, and a
+  location without lines is one frame named after its binary (or ``<unknown>``);
+* the node of a frame is its ``NodeInfo`` after aggregation to the chosen granularity, so at
+  function granularity all functions with the same name are one node;
+* flat goes to the leaf frame of a sample (``location_id[0]``, its ``line[0]``);
+* cum goes to every node in the stack, once per sample however often it appears (recursion);
+* the total is the sum of |value| over all samples;
+* ``drop_frames``/``keep_frames`` prune stacks first (``RemoveUninteresting``).
+
+Everything is vectorized with numpy: the only Python loops run over distinct locations, lines
+and depth classes, never over samples.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from memgate.profile.model import Profile, ValueType
+
+I64 = NDArray[np.int64]
+
+GRANULARITIES = ("functions", "filefunctions", "lines", "addresses")
+
+#: float64 sums are exact below 2**53; above it the slower integer path is used.
+_EXACT_FLOAT = float(2**53)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What identifies a node, as pprof's graph.NodeInfo."""
+
+    name: str = ""
+    address: int = 0
+    file: str = ""
+    start_line: int = 0
+    line: int = 0
+    column: int = 0
+    objfile: str = ""
+
+    def printable_name(self) -> str:
+        """pprof's ``NodeInfo.PrintableName``."""
+        parts: list[str] = []
+        if self.address:
+            parts.append(f"{self.address:016x}")
+        if self.name:
+            parts.append(self.name)
+        if self.line:
+            s = f"{self.file}:{self.line}"
+            if self.column:
+                s += f":{self.column}"
+            parts.append(s)
+        elif self.file:
+            parts.append(self.file)
+        elif self.name:
+            pass
+        elif self.objfile:
+            parts.append("[" + posixpath.basename(self.objfile) + "]")
+        else:
+            parts.append("<unknown>")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """Per-node flat and cum values, one column per sample type.
+
+    ``flat[i, t]`` and ``cum[i, t]`` belong to ``nodes[i]``; only nodes with a non-zero value in
+    some sample type are present. ``total[t]`` is pprof's total (sum of |value| of all samples).
+    """
+
+    source: str
+    granularity: str
+    sample_types: tuple[ValueType, ...]
+    nodes: tuple[NodeInfo, ...]
+    names: tuple[str, ...]
+    flat: I64
+    cum: I64
+    total: I64
+
+    def type_index(self, name: str) -> int:
+        for i, st in enumerate(self.sample_types):
+            if st.type == name:
+                return i
+        raise KeyError(name)
+
+
+def _go_clean(path: str) -> str:
+    """Go's filepath.Clean for slash paths."""
+    if path == "":
+        return "."
+    cleaned = posixpath.normpath(path)
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    return cleaned
+
+
+def _frames(prof: Profile, granularity: str) -> tuple[I64, I64, list[NodeInfo]]:
+    """Frames of every location and their node ids.
+
+    Returns ``(frame_offsets, frame_node, nodes)``: location i's frames (innermost first) are
+    ``frame_node[frame_offsets[i]:frame_offsets[i+1]]``.
+    """
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"unknown granularity {granularity!r}")
+    locs = prof.locations
+    nloc = len(locs)
+    nlines = np.diff(locs.line_offsets)
+    nframes = np.maximum(nlines, 1)
+    frame_offsets = np.zeros(nloc + 1, dtype=np.int64)
+    np.cumsum(nframes, out=frame_offsets[1:])
+    nf = int(frame_offsets[-1])
+
+    # Per frame: function index (-1 for none), line, column, location index.
+    loc_of_frame = np.repeat(np.arange(nloc, dtype=np.int64), nframes)
+    has_lines = nlines[loc_of_frame] > 0
+    # index into the line arrays for frames that are real lines
+    line_idx = np.arange(nf, dtype=np.int64) - frame_offsets[loc_of_frame] + \
+        locs.line_offsets[loc_of_frame]
+    func = np.full(nf, -1, dtype=np.int64)
+    lineno = np.zeros(nf, dtype=np.int64)
+    column = np.zeros(nf, dtype=np.int64)
+    if locs.line_function.size:
+        li = line_idx[has_lines]
+        func[has_lines] = locs.line_function[li]
+        lineno[has_lines] = locs.line_number[li]
+        column[has_lines] = locs.line_column[li]
+
+    keep_file = granularity in ("filefunctions", "lines", "addresses")
+    keep_line = granularity in ("lines", "addresses")
+    keep_addr = granularity == "addresses"
+    if not keep_line:
+        lineno[:] = 0
+    if not keep_addr:
+        column[:] = 0  # pprof shows columns only with -show_columns or at address granularity
+    address = locs.address.astype(np.int64)[loc_of_frame] if keep_addr else \
+        np.zeros(nf, dtype=np.int64)
+    mapping = locs.mapping.astype(np.int64)[loc_of_frame]
+
+    raw = np.stack([func, lineno, column, address, mapping], axis=1)
+    uniq, inverse = np.unique(raw, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    funcs = prof.functions
+    maps = prof.mappings
+    node_ids: dict[NodeInfo, int] = {}
+    nodes: list[NodeInfo] = []
+    uniq_node = np.empty(uniq.shape[0], dtype=np.int64)
+    for k, (fi, ln, col, addr, mi) in enumerate(uniq.tolist()):
+        objfile = maps[mi].file if mi >= 0 else ""
+        addr_u = addr & 0xFFFFFFFFFFFFFFFF
+        if fi < 0:
+            info = NodeInfo(address=addr_u, objfile=objfile)
+        else:
+            f = funcs[fi]
+            fname = f.filename if keep_file else ""
+            info = NodeInfo(
+                name=f.name,
+                address=addr_u,
+                file=_go_clean(fname) if fname else "",
+                line=ln,
+                column=col,
+            )
+            if not f.name:
+                info = NodeInfo(
+                    name="", address=addr_u, file=info.file, line=ln, column=col,
+                    objfile=objfile, start_line=f.start_line,
+                )
+        nid = node_ids.get(info)
+        if nid is None:
+            nid = len(nodes)
+            node_ids[info] = nid
+            nodes.append(info)
+        uniq_node[k] = nid
+    frame_node = uniq_node[inverse] if nf else np.zeros(0, dtype=np.int64)
+    return frame_offsets, frame_node, nodes
+
+
+def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
+    """Apply drop_frames/keep_frames like pprof's ``Profile.Prune``.
+
+    Returns new sample (offsets, locations) and, when some locations lose inner lines, a
+    per-location count of leading lines to skip (else None).
+    """
+    s = prof.samples
+    if not prof.drop_frames:
+        return s.offsets, s.locations, None
+    try:
+        drop = re.compile("^(" + prof.drop_frames + ")$")
+        keep = re.compile("^(" + prof.keep_frames + ")$") if prof.keep_frames else None
+    except re.error:
+        # pprof ignores a drop_frames expression it cannot compile.
+        return s.offsets, s.locations, None
+    locs = prof.locations
+    nloc = len(locs)
+    prune = np.zeros(nloc, dtype=bool)
+    beneath = np.zeros(nloc, dtype=bool)
+    skip = np.zeros(nloc, dtype=np.int64)
+    cache: dict[str, bool] = {}
+    for li in range(nloc):
+        a, b = int(locs.line_offsets[li]), int(locs.line_offsets[li + 1])
+        found = -1
+        for i in range(b - 1, a - 1, -1):
+            fi = int(locs.line_function[i])
+            if fi < 0:
+                continue
+            name = prof.functions[fi].name
+            if not name:
+                continue
+            fname = _simplify_func(name)
+            if keep is not None and keep.match(fname):
+                found = i
+                break
+            hit = cache.get(fname)
+            if hit is None:
+                hit = cache[fname] = drop.match(fname) is not None
+            if hit:
+                prune[li] = True
+                found = i
+                break
+        if found >= 0:
+            beneath[li] = True
+            if found == b - 1:
+                prune[li] = True
+            else:
+                skip[li] = found + 1 - a
+    if not (prune.any() or beneath.any()):
+        return s.offsets, s.locations, None
+    marked = prune | beneath
+    n = len(s)
+    offsets = s.offsets
+    stack = s.locations
+    hit_samples = np.unique(
+        np.repeat(np.arange(n), np.diff(offsets))[marked[stack]]
+    )
+    new_stacks: dict[int, NDArray[np.int32]] = {}
+    for si in hit_samples.tolist():
+        st = stack[offsets[si]:offsets[si + 1]]
+        found_user = False
+        for i in range(st.size - 1, -1, -1):
+            lid = int(st[i])
+            if not prune[lid] and not beneath[lid]:
+                found_user = True
+                continue
+            if not found_user:
+                continue
+            if prune[lid]:
+                new_stacks[si] = st[i + 1:]
+                break
+            if beneath[lid]:
+                new_stacks[si] = st[i:]
+                break
+    if new_stacks:
+        lengths = np.diff(offsets).copy()
+        for si, st in new_stacks.items():
+            lengths[si] = st.size
+        new_offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=new_offsets[1:])
+        parts = []
+        prev = 0
+        for si in sorted(new_stacks):
+            parts.append(stack[offsets[prev]:offsets[si]])
+            parts.append(new_stacks[si])
+            prev = si + 1
+        parts.append(stack[offsets[prev]:])
+        stack = np.concatenate(parts).astype(np.int32)
+        offsets = new_offsets
+    return offsets, stack, (skip if skip.any() else None)
+
+
+_RESERVED = ("(anonymous namespace)", "operator()")
+_BRACKET_RX = re.compile("|".join(re.escape(x) for x in (*_RESERVED, "(")))
+
+
+def _simplify_func(name: str) -> str:
+    """pprof's ``simplifyFunc`` (prune.go): cut the argument list at the first '('."""
+    name = name[1:] if name.startswith(".") else name
+    for m in _BRACKET_RX.finditer(name):
+        if m.group(0) not in _RESERVED:
+            return name[: m.start()]
+    return name
+
+
+def aggregate(prof: Profile, granularity: str = "functions") -> Table:
+    """Compute flat and cum per node for every sample type of ``prof``."""
+    frame_offsets, frame_node, nodes = _frames(prof, granularity)
+    offsets, stack, skip = _prune(prof)
+    if skip is not None:
+        # Locations that lost their inner lines start their frames later.
+        frame_offsets_start = frame_offsets[:-1] + np.minimum(skip, np.diff(frame_offsets) - 1)
+    else:
+        frame_offsets_start = frame_offsets[:-1]
+    frame_count = frame_offsets[1:] - frame_offsets_start
+
+    values = prof.samples.values
+    n, ntypes = values.shape
+    nnodes = len(nodes)
+    stack_len = np.diff(offsets)
+    # Expand every sample's stack into its frames (leaf first).
+    entry_sample = np.repeat(np.arange(n, dtype=np.int64), stack_len)
+    per_entry = frame_count[stack]
+    nframes_total = int(per_entry.sum())
+    entry_first = np.zeros(stack.size + 1, dtype=np.int64)
+    np.cumsum(per_entry, out=entry_first[1:])
+    fidx = np.arange(nframes_total, dtype=np.int64) + np.repeat(
+        frame_offsets_start[stack] - entry_first[:-1], per_entry
+    )
+    fnode = frame_node[fidx]
+    fsample = np.repeat(entry_sample, per_entry)
+
+    # Flat: the first frame of the first location of each non-empty sample.
+    sample_frames = np.bincount(entry_sample, weights=per_entry, minlength=n).astype(np.int64)
+    sample_first = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sample_frames, out=sample_first[1:])
+    nonempty = sample_frames > 0
+    leaf = fnode[sample_first[:-1][nonempty]]
+    flat = _sum_by(leaf, values[nonempty], nnodes)
+
+    # Cum: each (sample, node) pair once.
+    usample, unode = _unique_pairs(fsample, fnode, sample_frames, sample_first, nnodes)
+    cum = _sum_by(unode, values[usample], nnodes)
+
+    total = np.abs(values).sum(axis=0) if n else np.zeros(ntypes, dtype=np.int64)
+    keep = (flat != 0).any(axis=1) | (cum != 0).any(axis=1)
+    kept = np.flatnonzero(keep)
+    kept_nodes = tuple(nodes[i] for i in kept.tolist())
+    return Table(
+        source=prof.source,
+        granularity=granularity,
+        sample_types=prof.sample_types,
+        nodes=kept_nodes,
+        names=tuple(nd.printable_name() for nd in kept_nodes),
+        flat=flat[kept],
+        cum=cum[kept],
+        total=total.astype(np.int64),
+    )
+
+
+def _sum_by(keys: I64, weights: I64, nbins: int) -> I64:
+    """Per-key sums of each weight column, exact in int64."""
+    ncols = weights.shape[1]
+    out = np.zeros((nbins, ncols), dtype=np.int64)
+    if keys.size == 0:
+        return out
+    for t in range(ncols):
+        w = weights[:, t]
+        if float(np.abs(w).sum(dtype=np.float64)) < _EXACT_FLOAT:
+            out[:, t] = np.rint(np.bincount(keys, weights=w, minlength=nbins)).astype(np.int64)
+        else:
+            np.add.at(out[:, t], keys, w)
+    return out
+
+
+def _unique_pairs(
+    fsample: I64, fnode: I64, sample_frames: I64, sample_first: I64, nnodes: int
+) -> tuple[I64, I64]:
+    """The distinct (sample, node) pairs among all frames.
+
+    Samples are grouped by stack depth class (powers of two); within a class each sample's
+    nodes form one row of a matrix that is sorted row-wise, so duplicates are neighbours.
+    """
+    if fsample.size == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z
+    depth_class = np.zeros(sample_frames.size, dtype=np.int64)
+    nz = sample_frames > 0
+    depth_class[nz] = np.ceil(np.log2(sample_frames[nz])).astype(np.int64)
+    fclass = depth_class[fsample]
+    col = np.arange(fsample.size, dtype=np.int64) - sample_first[fsample]
+    out_s: list[I64] = []
+    out_n: list[I64] = []
+    sentinel = nnodes
+    for c in np.unique(depth_class[nz]).tolist():
+        samples_c = np.flatnonzero(nz & (depth_class == c))
+        width = int(sample_frames[samples_c].max())
+        if width == 1:
+            out_s.append(samples_c)
+            out_n.append(fnode[sample_first[samples_c]])
+            continue
+        row_of = np.full(sample_frames.size, -1, dtype=np.int64)
+        row_of[samples_c] = np.arange(samples_c.size)
+        m = fclass == c
+        mat = np.full((samples_c.size, width), sentinel, dtype=np.int64)
+        mat[row_of[fsample[m]], col[m]] = fnode[m]
+        mat.sort(axis=1)
+        valid = mat != sentinel
+        valid[:, 1:] &= mat[:, 1:] != mat[:, :-1]
+        rows, cols = np.nonzero(valid)
+        out_s.append(samples_c[rows])
+        out_n.append(mat[rows, cols])
+    return np.concatenate(out_s), np.concatenate(out_n)
