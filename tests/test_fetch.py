@@ -1,0 +1,145 @@
+"""Fetching profiles over HTTP from a local server on loopback, as from /debug/pprof/heap."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from memgate.errors import FetchError, LimitError
+from memgate.profile.decode import Limits
+from memgate.profile.fetch import FetchOptions, delta_seconds, load_profile
+
+PROFILES = Path(__file__).parent / "fixtures" / "profiles"
+HEAP = (PROFILES / "seedleak-noleak-1.pb.gz").read_bytes()
+DELTA = (PROFILES / "seedleak-delta.pb.gz").read_bytes()
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, code: int, body: bytes, ctype: str = "application/octet-stream") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        url = urllib.parse.urlsplit(self.path)
+        q = urllib.parse.parse_qs(url.query)
+        if url.path == "/debug/pprof/heap":
+            if "seconds" in q:
+                time.sleep(float(q["seconds"][0]))
+                self._send(200, DELTA)
+            else:
+                self._send(200, HEAP)
+        elif url.path == "/html":
+            self._send(200, b"<!DOCTYPE html><html><body>login</body></html>", "text/html")
+        elif url.path == "/slow":
+            time.sleep(3)
+            self._send(200, HEAP)
+        elif url.path == "/big":
+            self._send(200, b"\x00" * 4096)
+        elif url.path == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.end_headers()
+        elif url.path == "/to-file":
+            self.send_response(302)
+            self.send_header("Location", "file:///etc/passwd")
+            self.end_headers()
+        elif url.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", "/debug/pprof/heap")
+            self.end_headers()
+        else:
+            self._send(404, b"404 page not found\n", "text/plain")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    # A client that gave up (the timeout test) makes the handler's write fail: expected.
+    srv.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+
+
+def test_fetch_heap_profile(server: str) -> None:
+    prof = load_profile(f"{server}/debug/pprof/heap")
+    assert prof.sample_type_names()[-1] == "inuse_space"
+    assert prof.source == f"{server}/debug/pprof/heap"
+
+
+def test_fetch_delta_profile_waits_and_has_duration(server: str) -> None:
+    url = f"{server}/debug/pprof/heap?seconds=1"
+    assert delta_seconds(url) == 1.0
+    t0 = time.monotonic()
+    # The timeout is shorter than the delta window: the window is added to it.
+    prof = load_profile(url, options=FetchOptions(timeout=2.0))
+    assert time.monotonic() - t0 >= 1.0
+    assert prof.duration_seconds is not None and prof.duration_seconds > 0
+
+
+def test_redirect_is_followed(server: str) -> None:
+    assert len(load_profile(f"{server}/redirect").samples) > 0
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("/missing", "HTTP 404 Not Found: 404 page not found"),
+    ("/html", "HTML page, not a profile"),
+    ("/loop", "HTTP 302"),
+    ("/to-file", "is not allowed"),
+])
+def test_fetch_errors(server: str, path: str, message: str) -> None:
+    with pytest.raises(FetchError) as info:
+        load_profile(server + path)
+    assert message in str(info.value)
+    assert str(info.value).startswith(server + path)
+
+
+def test_timeout(server: str) -> None:
+    with pytest.raises(FetchError, match="timed out after 0.5s"):
+        load_profile(f"{server}/slow", options=FetchOptions(timeout=0.5))
+
+
+def test_oversized_body(server: str) -> None:
+    with pytest.raises(LimitError, match="larger than the limit of 1000 bytes"):
+        load_profile(f"{server}/big", limits=Limits(max_decompressed_bytes=1000))
+
+
+def test_unsupported_scheme() -> None:
+    with pytest.raises(FetchError, match="only http and https"):
+        load_profile("ftp://example.invalid/heap")
+
+
+def test_cli_url_404_is_one_line_exit_3(server: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "memgate", "top", f"{server}/nope"],
+                         capture_output=True, text=True)
+    assert out.returncode == 3
+    assert out.stderr.strip().splitlines() == [
+        f"memgate: {server}/nope: HTTP 404 Not Found: 404 page not found"]
+
+
+def test_cli_progress_on_request(server: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "memgate", "top", "--progress", "-n", "1",
+         f"{server}/debug/pprof/heap?seconds=1"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "remaining" in out.stderr
+    quiet = subprocess.run(
+        [sys.executable, "-m", "memgate", "top", "-n", "1", f"{server}/debug/pprof/heap"],
+        capture_output=True, text=True)
+    assert quiet.stderr == ""
