@@ -55,41 +55,66 @@ def _limits(max_decompressed: str | None) -> Any:
     if max_decompressed:
         import dataclasses
 
-        limits = dataclasses.replace(
-            limits, max_decompressed_bytes=parse_size(max_decompressed))
+        limits = dataclasses.replace(limits, max_decompressed_bytes=parse_size(max_decompressed))
     return limits
 
 
 def parse_size(text: str) -> int:
     """'1GiB', '512MiB', '100000' -> bytes (1024-based)."""
-    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20,
-             "mb": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
-             "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40}
+    units = {
+        "": 1,
+        "b": 1,
+        "k": 1 << 10,
+        "kb": 1 << 10,
+        "kib": 1 << 10,
+        "m": 1 << 20,
+        "mb": 1 << 20,
+        "mib": 1 << 20,
+        "g": 1 << 30,
+        "gb": 1 << 30,
+        "gib": 1 << 30,
+        "t": 1 << 40,
+        "tb": 1 << 40,
+        "tib": 1 << 40,
+    }
     s = text.strip().lower().replace(" ", "")
     num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = s[len(num):]
+    unit = s[len(num) :]
     try:
         value = float(num)
     except ValueError:
-        raise MemgateError(f"invalid size {text!r} (use e.g. 512MiB, 2GiB)",
-                           source="--max-decompressed", slug="usage") from None
+        raise MemgateError(
+            f"invalid size {text!r} (use e.g. 512MiB, 2GiB)",
+            source="--max-decompressed",
+            slug="usage",
+        ) from None
     if unit not in units or value <= 0:
-        raise MemgateError(f"invalid size {text!r} (use e.g. 512MiB, 2GiB)",
-                           source="--max-decompressed", slug="usage")
+        raise MemgateError(
+            f"invalid size {text!r} (use e.g. 512MiB, 2GiB)",
+            source="--max-decompressed",
+            slug="usage",
+        )
     return int(value * units[unit])
 
 
 max_decompressed_option = click.option(
-    "--max-decompressed", metavar="SIZE", default=None,
+    "--max-decompressed",
+    metavar="SIZE",
+    default=None,
     help="Refuse inputs that decompress to more than SIZE (default 1GiB, or "
-         "MEMGATE_MAX_DECOMPRESSED_BYTES).",
+    "MEMGATE_MAX_DECOMPRESSED_BYTES).",
 )
 progress_option = click.option(
-    "--progress/--no-progress", default=None,
+    "--progress/--no-progress",
+    default=None,
     help="Show progress on stderr (default: only when stderr is a terminal and not in CI).",
 )
 timeout_option = click.option(
-    "--timeout", type=float, default=30.0, show_default=True, metavar="SECONDS",
+    "--timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
     help="For URLs: seconds to wait for the server, on top of a ?seconds=N delta window.",
 )
 
@@ -107,27 +132,59 @@ def main() -> None:
 
 @main.command()
 @click.argument("profile")
-@click.option("--sample-index", "-i", default=None, metavar="NAME|N",
-              help="Sample type by name (inuse_space, alloc_objects, ...) or 0-based index. "
-                   "Default: the profile's default_sample_type, else the last type (as pprof).")
-@click.option("--granularity", "-g", type=click.Choice(
-    ["functions", "filefunctions", "lines", "addresses"]), default="functions",
-    show_default=True, help="What a row is: a function, function+file, function+file:line, "
-                            "or an address.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=None,
-              help="Show only the first N rows (default: all rows with a non-zero value).")
+@click.option(
+    "--sample-index",
+    "-i",
+    default=None,
+    metavar="NAME|N",
+    help="Sample type by name (inuse_space, alloc_objects, ...) or 0-based index. "
+    "Default: the profile's default_sample_type, else the last type (as pprof).",
+)
+@click.option(
+    "--granularity",
+    "-g",
+    type=click.Choice(["functions", "filefunctions", "lines", "addresses"]),
+    default="functions",
+    show_default=True,
+    help="What a row is: a function, function+file, function+file:line, or an address.",
+)
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Show only the first N rows (default: all rows with a non-zero value).",
+)
 @click.option("--cum", is_flag=True, help="Sort by cum instead of flat.")
-@click.option("--unit", default="minimum", show_default=True,
-              help="Output unit for text: minimum (pprof's default), auto, B, kB, MB, ns, s, ...")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]),
-              default="text", show_default=True)
+@click.option(
+    "--unit",
+    default="minimum",
+    show_default=True,
+    help="Output unit for text: minimum (pprof's default), auto, B, kB, MB, ns, s, ...",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
 @max_decompressed_option
 @progress_option
 @timeout_option
 @handle_errors
-def top(profile: str, sample_index: str | None, granularity: str, limit: int | None,
-        cum: bool, unit: str, fmt: str, max_decompressed: str | None,
-        progress: bool | None, timeout: float) -> None:
+def top(
+    profile: str,
+    sample_index: str | None,
+    granularity: str,
+    limit: int | None,
+    cum: bool,
+    unit: str,
+    fmt: str,
+    max_decompressed: str | None,
+    progress: bool | None,
+    timeout: float,
+) -> None:
     """Per-function flat and cum of PROFILE, like `go tool pprof -top`.
 
     PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, or an http(s)
@@ -156,6 +213,227 @@ def top(profile: str, sample_index: str | None, granularity: str, limit: int | N
     else:
         out = render_text(rep, unit)
     click.echo(out, nl=False)
+
+
+def _duration(value: str | None, flag: str) -> float | None:
+    if value is None:
+        return None
+    from memgate.quantities import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=flag) from None
+    if seconds <= 0:
+        raise click.BadParameter("must be positive", param_hint=flag)
+    return seconds
+
+
+def _use_color() -> bool:
+    import os
+
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_path: str | None,
+                 step_summary: bool | None) -> None:
+    """Write the report files (atomically) and print the chosen format."""
+    import os
+
+    from memgate.checkrun import append_step_summary, write_atomic
+    from memgate.report.check import render_json, render_markdown, render_text
+
+    markdown = render_markdown(report)
+    if json_path:
+        write_atomic(json_path, render_json(report))
+    if summary:
+        write_atomic(summary, markdown)
+    if step_summary is None:
+        step_summary = os.environ.get("GITHUB_ACTIONS") == "true"
+    if step_summary:
+        append_step_summary(markdown)
+    if fmt == "json":
+        click.echo(render_json(report), nl=False)
+    elif fmt == "markdown":
+        click.echo(markdown, nl=False)
+    else:
+        click.echo(render_text(report, color=_use_color()), nl=False)
+
+
+report_options = [
+    click.option("--summary", "summary", metavar="FILE", default=None,
+                 help="Write the markdown summary to FILE."),
+    click.option("--json", "json_path", metavar="FILE", default=None,
+                 help="Write the JSON report (schema: memgate/schemas/report.schema.json)."),
+    click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
+                 default="text", show_default=True, help="What to print on stdout."),
+    click.option("--step-summary/--no-step-summary", default=None,
+                 help="Append the markdown to $GITHUB_STEP_SUMMARY (default: when "
+                      "GITHUB_ACTIONS=true)."),
+]
+
+
+def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def deco(f: F) -> F:
+        for o in reversed(options):
+            f = o(f)
+        return f
+    return deco
+
+
+@main.command()
+@click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...")
+@click.option("--component", "-c", metavar="NAME",
+              help="Component whose baseline (in --baselines) the profiles are checked against.")
+@click.option("--baselines", default="baselines", show_default=True, metavar="DIR",
+              help="The baseline store.")
+@click.option("--baseline", "baseline_files", multiple=True, metavar="PROFILE",
+              help="Compare against this profile instead of the store (repeatable).")
+@click.option("--policy", metavar="FILE", default=None,
+              help="Policy file (YAML or JSON). Default: ./memgate.yml if present, else the "
+                   "built-in policy (`memgate policy show`).")
+@click.option("--duration", metavar="D", default=None,
+              help="Duration of the candidate profiles (30s, 10m, 48h); also the baseline's "
+                   "when it has none of its own.")
+@click.option("--baseline-duration", metavar="D", default=None,
+              help="Duration of the baseline profiles (overrides the store's).")
+@click.option("--no-normalize", is_flag=True,
+              help="Compare raw values instead of per-second rates (each profile counts as "
+                   "one second).")
+@click.option("--allow-missing-baseline", is_flag=True,
+              help="Pass with a warning when the component has no baseline yet.")
+@_add(report_options)
+@max_decompressed_option
+@progress_option
+@timeout_option
+@handle_errors
+def check(profiles: tuple[str, ...], component: str | None, baselines: str,
+          baseline_files: tuple[str, ...], policy: str | None, duration: str | None,
+          baseline_duration: str | None, no_normalize: bool, allow_missing_baseline: bool,
+          summary: str | None, json_path: str | None, fmt: str, step_summary: bool | None,
+          max_decompressed: str | None, progress: bool | None, timeout: float) -> None:
+    """Gate PROFILE... against the component's baseline under the policy.
+
+    \b
+    Exit codes: 0 pass (warnings allowed), 1 a `fail` finding, 3 error (unreadable
+    input, invalid policy, incompatible profiles, no duration, missing baseline).
+    Values are compared as per-second rates: each profile's values divided by its duration
+    (--duration, the profile's own duration_nanos, or the policy's component duration).
+    """
+    from memgate.checkrun import CheckOptions, run_check
+    from memgate.errors import EXIT_FAIL
+    from memgate.profile.fetch import FetchOptions
+    from memgate.progress import Progress
+
+    if component is not None:
+        from memgate.store import validate_component_name
+
+        validate_component_name(component)
+    opts = CheckOptions(
+        candidate=profiles, component=component, baselines=baselines,
+        baseline_files=baseline_files, policy=policy,
+        duration=_duration(duration, "--duration"),
+        baseline_duration=_duration(baseline_duration, "--baseline-duration"),
+        normalize=not no_normalize, allow_missing_baseline=allow_missing_baseline)
+    report = run_check(opts, _limits(max_decompressed), Progress(progress),
+                       FetchOptions(timeout=timeout))
+    _emit_report(report, fmt, summary, json_path, step_summary)
+    if report["verdict"] == "fail":
+        sys.exit(EXIT_FAIL)
+
+
+@main.command()
+@click.argument("base")
+@click.argument("new")
+@click.option("--duration", metavar="D", default=None,
+              help="Duration of NEW (and of BASE when --baseline-duration is not given).")
+@click.option("--baseline-duration", metavar="D", default=None, help="Duration of BASE.")
+@click.option("--no-normalize", is_flag=True,
+              help="Raw values instead of per-second rates. Implied when neither profile "
+                   "has a duration and none is given.")
+@_add(report_options)
+@max_decompressed_option
+@progress_option
+@timeout_option
+@handle_errors
+def diff(base: str, new: str, duration: str | None, baseline_duration: str | None,
+         no_normalize: bool, summary: str | None, json_path: str | None, fmt: str,
+         step_summary: bool | None, max_decompressed: str | None, progress: bool | None,
+         timeout: float) -> None:
+    """Per-function deltas from BASE to NEW, with no policy (like pprof -diff_base).
+
+    Shows baseline and candidate rates, absolute and relative deltas, for every memory
+    sample type, flat and cum.
+    """
+    from memgate.checkrun import run_diff
+    from memgate.profile.fetch import FetchOptions
+    from memgate.progress import Progress
+
+    d = _duration(duration, "--duration")
+    bd = _duration(baseline_duration, "--baseline-duration")
+    limits = _limits(max_decompressed)
+    prog = Progress(progress)
+    normalize = not no_normalize
+    try:
+        report = run_diff([base], [new], duration=d, baseline_duration=bd,
+                          normalize=normalize, limits=limits, progress=prog,
+                          fetch=FetchOptions(timeout=timeout))
+    except MemgateError as e:
+        # Without any duration anywhere, a diff still makes sense on raw values.
+        if normalize and d is None and bd is None and "no duration" in e.message:
+            report = run_diff([base], [new], duration=None, baseline_duration=None,
+                              normalize=False, limits=limits, progress=prog,
+                              fetch=FetchOptions(timeout=timeout))
+        else:
+            raise
+    _emit_report(report, fmt, summary, json_path, step_summary)
+
+
+@main.group()
+def policy() -> None:
+    """Validate a policy file or print the policy schema."""
+
+
+@policy.command("check")
+@click.argument("file")
+@handle_errors
+def policy_check(file: str) -> None:
+    """Validate FILE against the policy schema; list every error with its path."""
+    from memgate.policy import load_policy
+
+    pol = load_policy(file)
+    click.echo(f"{file}: valid policy (version {pol.version}, {len(pol.rules)} rules, "
+               f"{len(pol.components)} components)")
+
+
+@policy.command("schema")
+def policy_schema_cmd() -> None:
+    """Print the policy JSON Schema (for editors: yaml-language-server $schema)."""
+    import json
+
+    from memgate.policy import policy_schema
+
+    click.echo(json.dumps(policy_schema(), indent=2))
+
+
+@policy.command("show")
+def policy_show() -> None:
+    """Print the built-in default policy with the reasons for its numbers."""
+    from importlib.resources import files
+
+    click.echo((files("memgate") / "data" / "default-policy.yml").read_text("utf-8"), nl=False)
+
+
+def _register_optional() -> None:
+    """Command groups that live in their own modules."""
+    try:
+        from memgate.cli_baseline import baseline
+    except ImportError:  # pragma: no cover - during development only
+        return
+    main.add_command(baseline)
+
+
+_register_optional()
 
 
 if __name__ == "__main__":  # pragma: no cover

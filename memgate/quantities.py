@@ -32,11 +32,11 @@ from typing import Final, Literal
 __all__ = [
     "AMOUNT_PATTERN",
     "DURATION_PATTERN",
-    "Dimension",
     "PERCENT_PATTERN",
-    "Quantity",
     "RATE_PATTERN",
     "TIME_UNITS",
+    "Dimension",
+    "Quantity",
     "choose_time_unit",
     "dimension_of_unit",
     "format_amount",
@@ -76,9 +76,7 @@ DURATION_PATTERN: Final = rf"^\s*(?:{_NUM}|(?:{_NUM}\s*{_DURATION_UNIT}\s*)+)$"
 #: A non-negative percentage with an explicit percent sign ("10%", "+12.5%").
 PERCENT_PATTERN: Final = rf"^\s*\+?{_NUM}\s*%\s*$"
 
-_AMOUNT_RE: Final = re.compile(
-    rf"\s*(?P<num>{_NUM})\s*(?P<unit>{_BYTE_UNIT}|{_COUNT_UNIT})\s*"
-)
+_AMOUNT_RE: Final = re.compile(rf"\s*(?P<num>{_NUM})\s*(?P<unit>{_BYTE_UNIT}|{_COUNT_UNIT})\s*")
 _RATE_RE: Final = re.compile(
     rf"\s*(?P<num>{_NUM})\s*(?P<unit>{_BYTE_UNIT}|{_COUNT_UNIT})\s*/\s*(?P<time>{_TIME_UNIT})\s*"
 )
@@ -159,9 +157,9 @@ def parse_amount(text: str) -> Quantity:
     m = _AMOUNT_RE.fullmatch(text)
     if m is None:
         if "/" in text and _RATE_RE.fullmatch(text):
-            raise ValueError(f"{text!r} is a rate; expected an amount without '/time'")
+            raise ValueError(f"{text!r} is a rate, expected an amount without '/time'")
         raise ValueError(
-            f"{text!r} is not an amount; expected a number with an optional unit "
+            f"{text!r} is not an amount: expected a number with an optional unit "
             "such as '64KiB', '1.5MB', '100k' or '10 objects'"
         )
     dimension, factor = _split_unit(m.group("unit"))
@@ -179,10 +177,10 @@ def parse_rate(text: str) -> Quantity:
     if m is None:
         if "/" not in text and _AMOUNT_RE.fullmatch(text):
             raise ValueError(
-                f"{text!r} has no time unit; write it as a rate such as '{text.strip()}/h'"
+                f"{text!r} has no time unit: write it as a rate such as '{text.strip()}/h'"
             )
         raise ValueError(
-            f"{text!r} is not a rate; expected an amount per time unit such as "
+            f"{text!r} is not a rate: expected an amount per time unit such as "
             "'1MiB/h', '512KiB/s', '100k/min' or '10 objects/s' (time units: s, min, h, d)"
         )
     dimension, factor = _split_unit(m.group("unit"))
@@ -199,12 +197,12 @@ def parse_duration(text: str) -> float:
     """
     stripped = text.strip()
     if not stripped:
-        raise ValueError("empty duration; expected e.g. '30s', '10m', '48h' or '1h30m'")
+        raise ValueError("empty duration: expected e.g. '30s', '10m', '48h' or '1h30m'")
     try:
         seconds = float(stripped) if re.fullmatch(_NUM, stripped) else _parse_parts(stripped)
     except ValueError:
         raise ValueError(
-            f"{text!r} is not a duration; expected e.g. '30s', '10m', '1.5h', '2d', "
+            f"{text!r} is not a duration: expected e.g. '30s', '10m', '1.5h', '2d', "
             "'500ms', '1h30m' or a number of seconds"
         ) from None
     seconds = _finite(seconds, text)
@@ -225,22 +223,20 @@ def _parse_parts(text: str) -> float:
     return total
 
 
-def parse_percent(value: str | float | int) -> float:
+def parse_percent(value: str | float) -> float:
     """Parse a percentage: "10%", "+10%", "12.5 %", 10 or 10.0 -> 10.0.
 
     A bare numeric string ("10") is accepted for command-line flags; the policy schema
     insists on the ``%`` sign in strings so that a file is unambiguous. Negative values are
     rejected: a limit on an *increase* cannot be negative.
     """
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a percentage")
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
         shown = repr(value)
     else:
-        m = _PERCENT_RE.fullmatch(value)
+        m = _PERCENT_RE.fullmatch(value) if isinstance(value, str) else None
         if m is None:
-            raise ValueError(f"{value!r} is not a percentage; expected e.g. '10%' or 10")
+            raise ValueError(f"{value!r} is not a percentage: expected e.g. '10%' or 10")
         number = float(m.group("num"))
         if m.group("sign") == "-" and number != 0:
             number = -number
@@ -339,7 +335,8 @@ def _digits(x: float) -> str:
         return f"{x:.1f}"
     if x >= 1:
         return f"{x:.2f}"
-    return f"{x:.3g}"
+    # Fixed notation (never "1e-06"): formatted values must parse back with parse_amount.
+    return f"{x:.{2 - math.floor(math.log10(x))}f}"
 
 
 def format_amount(value: float, dimension: Dimension) -> str:
@@ -382,7 +379,7 @@ def format_rate(value_per_second: float, dimension: Dimension, time_unit: str) -
         seconds = TIME_UNITS[time_unit]
     except KeyError:
         raise ValueError(
-            f"unknown time unit {time_unit!r}; expected one of {', '.join(TIME_UNITS)}"
+            f"unknown time unit {time_unit!r}, expected one of {', '.join(TIME_UNITS)}"
         ) from None
     return f"{format_amount(value_per_second * seconds, dimension)}/{time_unit}"
 

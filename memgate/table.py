@@ -86,6 +86,10 @@ class Table:
     flat: I64
     cum: I64
     total: I64
+    #: Sums of the optional per-sample ``extra`` weights given to :func:`aggregate` (float64,
+    #: one column per extra weight), aggregated exactly like the values; None if not asked.
+    flat_extra: NDArray[np.float64] | None = None
+    cum_extra: NDArray[np.float64] | None = None
 
     def type_index(self, name: str) -> int:
         for i, st in enumerate(self.sample_types):
@@ -124,8 +128,11 @@ def _frames(prof: Profile, granularity: str) -> tuple[I64, I64, list[NodeInfo]]:
     loc_of_frame = np.repeat(np.arange(nloc, dtype=np.int64), nframes)
     has_lines = nlines[loc_of_frame] > 0
     # index into the line arrays for frames that are real lines
-    line_idx = np.arange(nf, dtype=np.int64) - frame_offsets[loc_of_frame] + \
-        locs.line_offsets[loc_of_frame]
+    line_idx = (
+        np.arange(nf, dtype=np.int64)
+        - frame_offsets[loc_of_frame]
+        + locs.line_offsets[loc_of_frame]
+    )
     func = np.full(nf, -1, dtype=np.int64)
     lineno = np.zeros(nf, dtype=np.int64)
     column = np.zeros(nf, dtype=np.int64)
@@ -142,8 +149,9 @@ def _frames(prof: Profile, granularity: str) -> tuple[I64, I64, list[NodeInfo]]:
         lineno[:] = 0
     if not keep_addr:
         column[:] = 0  # pprof shows columns only with -show_columns or at address granularity
-    address = locs.address.astype(np.int64)[loc_of_frame] if keep_addr else \
-        np.zeros(nf, dtype=np.int64)
+    address = (
+        locs.address.astype(np.int64)[loc_of_frame] if keep_addr else np.zeros(nf, dtype=np.int64)
+    )
     mapping = locs.mapping.astype(np.int64)[loc_of_frame]
 
     raw = np.stack([func, lineno, column, address, mapping], axis=1)
@@ -171,8 +179,13 @@ def _frames(prof: Profile, granularity: str) -> tuple[I64, I64, list[NodeInfo]]:
             )
             if not f.name:
                 info = NodeInfo(
-                    name="", address=addr_u, file=info.file, line=ln, column=col,
-                    objfile=objfile, start_line=f.start_line,
+                    name="",
+                    address=addr_u,
+                    file=info.file,
+                    line=ln,
+                    column=col,
+                    objfile=objfile,
+                    start_line=f.start_line,
                 )
         nid = node_ids.get(info)
         if nid is None:
@@ -238,12 +251,10 @@ def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
     n = len(s)
     offsets = s.offsets
     stack = s.locations
-    hit_samples = np.unique(
-        np.repeat(np.arange(n), np.diff(offsets))[marked[stack]]
-    )
+    hit_samples = np.unique(np.repeat(np.arange(n), np.diff(offsets))[marked[stack]])
     new_stacks: dict[int, NDArray[np.int32]] = {}
     for si in hit_samples.tolist():
-        st = stack[offsets[si]:offsets[si + 1]]
+        st = stack[offsets[si] : offsets[si + 1]]
         found_user = False
         for i in range(st.size - 1, -1, -1):
             lid = int(st[i])
@@ -253,7 +264,7 @@ def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
             if not found_user:
                 continue
             if prune[lid]:
-                new_stacks[si] = st[i + 1:]
+                new_stacks[si] = st[i + 1 :]
                 break
             if beneath[lid]:
                 new_stacks[si] = st[i:]
@@ -267,10 +278,10 @@ def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
         parts = []
         prev = 0
         for si in sorted(new_stacks):
-            parts.append(stack[offsets[prev]:offsets[si]])
+            parts.append(stack[offsets[prev] : offsets[si]])
             parts.append(new_stacks[si])
             prev = si + 1
-        parts.append(stack[offsets[prev]:])
+        parts.append(stack[offsets[prev] :])
         stack = np.concatenate(parts).astype(np.int32)
         offsets = new_offsets
     return offsets, stack, (skip if skip.any() else None)
@@ -289,8 +300,16 @@ def _simplify_func(name: str) -> str:
     return name
 
 
-def aggregate(prof: Profile, granularity: str = "functions") -> Table:
-    """Compute flat and cum per node for every sample type of ``prof``."""
+def aggregate(
+    prof: Profile,
+    granularity: str = "functions",
+    extra: NDArray[np.float64] | None = None,
+) -> Table:
+    """Compute flat and cum per node for every sample type of ``prof``.
+
+    ``extra`` (n_samples, k) are further per-sample weights summed the same way (the noise
+    model passes per-sample sampling variances, which add up over the samples of a node).
+    """
     frame_offsets, frame_node, nodes = _frames(prof, granularity)
     offsets, stack, skip = _prune(prof)
     if skip is not None:
@@ -328,6 +347,11 @@ def aggregate(prof: Profile, granularity: str = "functions") -> Table:
     usample, unode = _unique_pairs(fsample, fnode, sample_frames, sample_first, nnodes)
     cum = _sum_by(unode, values[usample], nnodes)
 
+    flat_extra = cum_extra = None
+    if extra is not None:
+        flat_extra = _fsum_by(leaf, extra[nonempty], nnodes)
+        cum_extra = _fsum_by(unode, extra[usample], nnodes)
+
     total = np.abs(values).sum(axis=0) if n else np.zeros(ntypes, dtype=np.int64)
     keep = (flat != 0).any(axis=1) | (cum != 0).any(axis=1)
     kept = np.flatnonzero(keep)
@@ -341,7 +365,17 @@ def aggregate(prof: Profile, granularity: str = "functions") -> Table:
         flat=flat[kept],
         cum=cum[kept],
         total=total.astype(np.int64),
+        flat_extra=flat_extra[kept] if flat_extra is not None else None,
+        cum_extra=cum_extra[kept] if cum_extra is not None else None,
     )
+
+
+def _fsum_by(keys: I64, weights: NDArray[np.float64], nbins: int) -> NDArray[np.float64]:
+    out = np.zeros((nbins, weights.shape[1]), dtype=np.float64)
+    for t in range(weights.shape[1]):
+        if keys.size:
+            out[:, t] = np.bincount(keys, weights=weights[:, t], minlength=nbins)
+    return out
 
 
 def _sum_by(keys: I64, weights: I64, nbins: int) -> I64:

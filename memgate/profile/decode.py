@@ -40,11 +40,13 @@ def _env_int(name: str, default: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ProfileError(f"{name} must be an integer, got {raw!r}", source="environment",
-                           slug="bad-limit") from None
+        raise ProfileError(
+            f"{name} must be an integer, got {raw!r}", source="environment", slug="bad-limit"
+        ) from None
     if value <= 0:
-        raise ProfileError(f"{name} must be positive, got {value}", source="environment",
-                           slug="bad-limit")
+        raise ProfileError(
+            f"{name} must be positive, got {value}", source="environment", slug="bad-limit"
+        )
     return value
 
 
@@ -81,8 +83,9 @@ def gunzip(data: bytes, source: str, limit: int) -> bytes:
             try:
                 chunk = d.decompress(chunk_in, limit - size + 1)
             except zlib.error as e:
-                raise ProfileError(f"corrupt gzip data ({e})", source=source,
-                                   slug="gzip-corrupt") from None
+                raise ProfileError(
+                    f"corrupt gzip data ({e})", source=source, slug="gzip-corrupt"
+                ) from None
             size += len(chunk)
             if size > limit:
                 raise LimitError(
@@ -95,8 +98,11 @@ def gunzip(data: bytes, source: str, limit: int) -> bytes:
                 break
             chunk_in = d.unconsumed_tail
             if not chunk_in:
-                raise ProfileError("truncated gzip data (unexpected end of stream)",
-                                   source=source, slug="gzip-truncated")
+                raise ProfileError(
+                    "truncated gzip data (unexpected end of stream)",
+                    source=source,
+                    slug="gzip-truncated",
+                )
         rest = d.unused_data
         # Trailing zero padding after the last member is tolerated (as gzip(1) does).
         if rest and not rest.strip(b"\x00"):
@@ -114,8 +120,9 @@ def decode(data: bytes, source: str, limits: Limits | None = None) -> Profile:
         data = gunzip(data, source, limits.max_decompressed_bytes)
         encoding = "gzip+protobuf"
         if not data:
-            raise ProfileError("empty input after decompression: not a profile",
-                               source=source, slug="empty")
+            raise ProfileError(
+                "empty input after decompression: not a profile", source=source, slug="empty"
+            )
     elif len(data) > limits.max_decompressed_bytes:
         raise LimitError(
             f"input size exceeds the limit of {limits.max_decompressed_bytes} bytes "
@@ -174,8 +181,9 @@ def _check_ids(ids: list[int], what: str, source: str) -> None:
         if i == 0:
             raise ProfileError(f"found {what} with reserved id 0", source=source, slug="zero-id")
         if i in seen:
-            raise ProfileError(f"multiple {what}s with the same id {i}", source=source,
-                               slug="duplicate-id")
+            raise ProfileError(
+                f"multiple {what}s with the same id {i}", source=source, slug="duplicate-id"
+            )
         seen.add(i)
 
 
@@ -186,36 +194,49 @@ def decode_protobuf(data: bytes, source: str, limits: Limits) -> Profile:
         msg.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as e:
         detail = str(e) or "malformed protobuf"
-        raise ProfileError(f"not a pprof profile: {detail} (truncated or not protobuf?)",
-                           source=source, slug="protobuf-invalid") from None
+        raise ProfileError(
+            f"not a pprof profile: {detail} (truncated or not protobuf?)",
+            source=source,
+            slug="protobuf-invalid",
+        ) from None
     _check_concatenated(data, msg, source)
 
     if len(msg.string_table) == 0 or msg.string_table[0] != b"":
         if len(msg.string_table) == 0 and len(msg.sample) == 0 and len(msg.sample_type) == 0:
-            raise ProfileError("not a pprof profile: no string table, no samples",
-                               source=source, slug="protobuf-invalid")
+            raise ProfileError(
+                "not a pprof profile: no string table, no samples",
+                source=source,
+                slug="protobuf-invalid",
+            )
         raise ProfileError("string_table[0] must be ''", source=source, slug="bad-string-table")
     strings = _Strings(list(msg.string_table), source)
 
     sample_types = tuple(
-        ValueType(strings.get(st.type, f"sample_type[{i}].type"),
-                  strings.get(st.unit, f"sample_type[{i}].unit"))
+        ValueType(
+            strings.get(st.type, f"sample_type[{i}].type"),
+            strings.get(st.unit, f"sample_type[{i}].unit"),
+        )
         for i, st in enumerate(msg.sample_type)
     )
-    period_type = ValueType(strings.get(msg.period_type.type, "period_type.type"),
-                            strings.get(msg.period_type.unit, "period_type.unit"))
+    period_type = ValueType(
+        strings.get(msg.period_type.type, "period_type.type"),
+        strings.get(msg.period_type.unit, "period_type.unit"),
+    )
     n_samples = len(msg.sample)
     if n_samples > limits.max_samples:
         raise LimitError(
             f"{n_samples} samples exceed the limit of {limits.max_samples} "
-            "(raise it with MEMGATE_MAX_SAMPLES)", source=source)
+            "(raise it with MEMGATE_MAX_SAMPLES)",
+            source=source,
+        )
     if n_samples and not sample_types:
-        raise ProfileError("missing sample type information", source=source,
-                           slug="no-sample-types")
+        raise ProfileError("missing sample type information", source=source, slug="no-sample-types")
     if len(msg.location) > limits.max_locations:
         raise LimitError(
             f"{len(msg.location)} locations exceed the limit of {limits.max_locations} "
-            "(raise it with MEMGATE_MAX_LOCATIONS)", source=source)
+            "(raise it with MEMGATE_MAX_LOCATIONS)",
+            source=source,
+        )
 
     # Mappings.
     mapping_ids = [m.id for m in msg.mapping]
@@ -284,8 +305,11 @@ def _check_concatenated(data: bytes, msg: profile_pb2.ProfileRaw, source: str) -
     except DecodeError:  # pragma: no cover - the full parse succeeded on the same bytes
         return
     if len(probe.time_nanos) > 1:
-        raise ProfileError("concatenated profiles detected (two time_nanos fields)",
-                           source=source, slug="concatenated")
+        raise ProfileError(
+            "concatenated profiles detected (two time_nanos fields)",
+            source=source,
+            slug="concatenated",
+        )
 
 
 def _decode_locations(
@@ -307,11 +331,11 @@ def _decode_locations(
     for i, loc in enumerate(msg.location):
         lid = loc.id
         if lid == 0:
-            raise ProfileError("found location with reserved id 0", source=source,
-                               slug="zero-id")
+            raise ProfileError("found location with reserved id 0", source=source, slug="zero-id")
         if lid in seen:
-            raise ProfileError(f"multiple locations with the same id {lid}", source=source,
-                               slug="duplicate-id")
+            raise ProfileError(
+                f"multiple locations with the same id {lid}", source=source, slug="duplicate-id"
+            )
         seen.add(lid)
         ids[i] = lid
         address[i] = loc.address
@@ -322,7 +346,9 @@ def _decode_locations(
             if fi is None:
                 raise ProfileError(
                     f"location {lid} has a line with unknown function id {ln.function_id}",
-                    source=source, slug="unresolved-function")
+                    source=source,
+                    slug="unresolved-function",
+                )
             line_function.append(fi)
             line_number.append(ln.line)
             line_column.append(ln.column)
@@ -364,8 +390,9 @@ def _decode_samples(
         loc_ids, loc_off = repeated_varints(buf, fields, 1, n)
         vals, val_off = repeated_varints(buf, fields, 2, n)
     except WireError as e:
-        raise ProfileError(f"malformed sample: {e}", source=source,
-                           slug="protobuf-invalid") from None
+        raise ProfileError(
+            f"malformed sample: {e}", source=source, slug="protobuf-invalid"
+        ) from None
 
     counts = np.diff(val_off)
     bad = np.flatnonzero(counts != n_types)
@@ -373,7 +400,9 @@ def _decode_samples(
         i = int(bad[0])
         raise ProfileError(
             f"sample {i} has {int(counts[i])} values but the profile has {n_types} sample types",
-            source=source, slug="value-count")
+            source=source,
+            slug="value-count",
+        )
     values = vals.view(np.int64).reshape(n, n_types)
 
     # Map location ids to indices.
@@ -389,15 +418,15 @@ def _decode_samples(
     )
 
 
-def _resolve_location_ids(
-    loc_ids: np.ndarray, known: np.ndarray, source: str
-) -> np.ndarray:
+def _resolve_location_ids(loc_ids: np.ndarray, known: np.ndarray, source: str) -> np.ndarray:
     if loc_ids.size == 0:
         return np.zeros(0, dtype=np.int32)
     if known.size == 0:
         raise ProfileError(
-            f"a sample references location id {int(loc_ids[0])}, but the profile has no "
-            "locations", source=source, slug="unresolved-location")
+            f"a sample references location id {int(loc_ids[0])}, but the profile has no locations",
+            source=source,
+            slug="unresolved-location",
+        )
     order = np.argsort(known)
     sorted_ids = known[order]
     pos = np.searchsorted(sorted_ids, loc_ids)
@@ -405,8 +434,11 @@ def _resolve_location_ids(
     ok = sorted_ids[pos_c] == loc_ids
     if not ok.all():
         missing = int(loc_ids[~ok][0])
-        raise ProfileError(f"a sample references location id {missing}, which does not exist",
-                           source=source, slug="unresolved-location")
+        raise ProfileError(
+            f"a sample references location id {missing}, which does not exist",
+            source=source,
+            slug="unresolved-location",
+        )
     return order[pos_c].astype(np.int32)
 
 
@@ -420,16 +452,18 @@ def _decode_num_labels(
     if not sel.any():
         return {}, {}
     if (fields.wire_type[sel] != 2).any():
-        raise ProfileError("malformed sample: label is not a message", source=source,
-                           slug="protobuf-invalid")
+        raise ProfileError(
+            "malformed sample: label is not a message", source=source, slug="protobuf-invalid"
+        )
     owner = fields.msg[sel]
     lstart = fields.value[sel].astype(np.int64)
     lend = fields.end[sel]
     try:
         lf = walk_messages(buf, lstart, lend)
     except WireError as e:
-        raise ProfileError(f"malformed label: {e}", source=source,
-                           slug="protobuf-invalid") from None
+        raise ProfileError(
+            f"malformed label: {e}", source=source, slug="protobuf-invalid"
+        ) from None
     nl = owner.size
     cols = {}
     for fno in (1, 2, 3, 4):

@@ -55,21 +55,28 @@ class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         scheme = urllib.parse.urlsplit(newurl).scheme.lower()
         if scheme not in ("http", "https"):
-            raise FetchError(f"redirected to a {scheme or 'relative'} URL, only http and https "
-                             "are fetched", source=req.full_url)
+            raise FetchError(
+                f"redirected to a {scheme or 'relative'} URL, only http and https are fetched",
+                source=req.full_url,
+            )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def fetch_url(
-    url: str, limits: Limits, options: FetchOptions | None = None,
+    url: str,
+    limits: Limits,
+    options: FetchOptions | None = None,
     progress: Progress | None = None,
 ) -> bytes:
     options = options or FetchOptions()
     progress = progress or Progress(False)
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in ("http", "https"):
-        raise FetchError(f"unsupported URL scheme {scheme!r}: only http and https",
-                         source=url, slug="fetch-scheme")
+        raise FetchError(
+            f"unsupported URL scheme {scheme!r}: only http and https",
+            source=url,
+            slug="fetch-scheme",
+        )
     wait = delta_seconds(url)
     opener = urllib.request.build_opener(_LimitedRedirects(options.max_redirects))
     req = urllib.request.Request(url, headers={"User-Agent": "memgate", "Accept": "*/*"})
@@ -81,17 +88,20 @@ def fetch_url(
                 return _read_limited(resp, url, limits.max_decompressed_bytes)
     except urllib.error.HTTPError as e:
         body = _snippet(e)
-        raise FetchError(f"HTTP {e.code} {e.reason}{body}", source=url,
-                         slug="fetch-status") from None
+        raise FetchError(
+            f"HTTP {e.code} {e.reason}{body}", source=url, slug="fetch-status"
+        ) from None
     except urllib.error.URLError as e:
         reason = e.reason
         if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-            raise FetchError(f"timed out after {timeout:g}s", source=url,
-                             slug="fetch-timeout") from None
+            raise FetchError(
+                f"timed out after {timeout:g}s", source=url, slug="fetch-timeout"
+            ) from None
         raise FetchError(f"cannot fetch: {reason}", source=url) from None
     except TimeoutError:
-        raise FetchError(f"timed out after {timeout:g}s", source=url,
-                         slug="fetch-timeout") from None
+        raise FetchError(
+            f"timed out after {timeout:g}s", source=url, slug="fetch-timeout"
+        ) from None
     except (HTTPException, OSError) as e:
         raise FetchError(f"cannot fetch: {e}", source=url) from None
 
@@ -124,14 +134,18 @@ def _read_limited(resp: object, url: str, limit: int) -> bytes:
     if "text/html" in ctype.lower() or data[:64].lstrip().lower().startswith(
         (b"<!doctype html", b"<html")
     ):
-        raise FetchError("the server answered with an HTML page, not a profile "
-                         "(is the URL right, e.g. /debug/pprof/heap?)", source=url,
-                         slug="fetch-html")
+        raise FetchError(
+            "the server answered with an HTML page, not a profile "
+            "(is the URL right, e.g. /debug/pprof/heap?)",
+            source=url,
+            slug="fetch-html",
+        )
     return bytes(data)
 
 
-def read_bytes(spec: str, limits: Limits, progress: Progress | None = None,
-               options: FetchOptions | None = None) -> tuple[bytes, str]:
+def read_bytes(
+    spec: str, limits: Limits, progress: Progress | None = None, options: FetchOptions | None = None
+) -> tuple[bytes, str]:
     """Return ``(data, source)`` for a path, ``-`` or a URL."""
     if spec == "-":
         data = sys.stdin.buffer.read(limits.max_decompressed_bytes + 1)
@@ -146,23 +160,31 @@ def read_bytes(spec: str, limits: Limits, progress: Progress | None = None,
         if path.is_dir():
             raise ProfileError("is a directory, not a profile", source=spec, slug="not-a-file")
         if size > limits.max_decompressed_bytes:
-            raise LimitError(f"file is larger than the limit of {limits.max_decompressed_bytes}"
-                             " bytes", source=spec)
+            raise LimitError(
+                f"file is larger than the limit of {limits.max_decompressed_bytes} bytes",
+                source=spec,
+            )
         return path.read_bytes(), spec
     except FileNotFoundError:
         raise ProfileError("no such file", source=spec, slug="not-found") from None
     except PermissionError:
         raise ProfileError("permission denied", source=spec, slug="unreadable") from None
     except IsADirectoryError:
-        raise ProfileError("is a directory, not a profile", source=spec,
-                           slug="not-a-file") from None
+        raise ProfileError(
+            "is a directory, not a profile", source=spec, slug="not-a-file"
+        ) from None
     except OSError as e:
-        raise ProfileError(f"cannot read: {e.strerror or e}", source=spec,
-                           slug="unreadable") from None
+        raise ProfileError(
+            f"cannot read: {e.strerror or e}", source=spec, slug="unreadable"
+        ) from None
 
 
-def load_profile(spec: str, limits: Limits | None = None, progress: Progress | None = None,
-                 options: FetchOptions | None = None) -> Profile:
+def load_profile(
+    spec: str,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
+    options: FetchOptions | None = None,
+) -> Profile:
     """Read and decode one profile from a path, ``-`` or URL."""
     limits = limits or Limits.from_env()
     progress = progress or Progress(False)

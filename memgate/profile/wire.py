@@ -194,9 +194,7 @@ def decode_packed(buf: U8, starts: I64, ends: I64) -> tuple[U64, I64, I64]:
     return values, counts, idx[vstart]
 
 
-def repeated_varints(
-    buf: U8, fields: Fields, field_no: int, n_msgs: int
-) -> tuple[U64, I64]:
+def repeated_varints(buf: U8, fields: Fields, field_no: int, n_msgs: int) -> tuple[U64, I64]:
     """Collect a repeated varint field (packed or not, in wire order) for every message.
 
     Returns ``(values, offsets)`` in CSR form: message i's values are

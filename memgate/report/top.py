@@ -61,13 +61,14 @@ def build_top(
     f = flat[shown]
     c = cum[shown]
     # pprof FlatNameOrder: |flat| desc, name asc, |cum| desc (CumNameOrder swaps flat and cum).
-    name_rank = np.argsort(np.argsort(names.astype(str), kind="stable"), kind="stable") \
-        if shown.size else np.zeros(0, dtype=np.int64)
+    name_rank = (
+        np.argsort(np.argsort(names.astype(str), kind="stable"), kind="stable")
+        if shown.size
+        else np.zeros(0, dtype=np.int64)
+    )
     first, third = (c, f) if cum_sort else (f, c)
     order = np.lexsort((-np.abs(third), name_rank, -np.abs(first)))
-    rows = tuple(
-        TopRow(str(names[i]), int(f[i]), int(c[i])) for i in order.tolist()
-    )
+    rows = tuple(TopRow(str(names[i]), int(f[i]), int(c[i])) for i in order.tolist())
     count = len(rows)
     if limit is not None and limit >= 0:
         rows = rows[:limit]
@@ -128,8 +129,7 @@ def render_text(rep: TopReport, unit: str = "minimum") -> str:
         )
     shown_flat = sum(r.flat for r in rep.rows)
     pct = percentage(shown_flat, rep.total).strip()
-    lines.append(f"Showing nodes accounting for {fmt(shown_flat)}, {pct} of {fmt(rep.total)} "
-                 "total")
+    lines.append(f"Showing nodes accounting for {fmt(shown_flat)}, {pct} of {fmt(rep.total)} total")
     if len(rep.rows) < rep.row_count:
         lines.append(f"Showing top {len(rep.rows)} nodes out of {rep.row_count}")
     lines.append(f"{'flat':>10} {'flat':>5}% {'sum':>5}% {'cum':>10} {'cum':>5}%")
@@ -153,8 +153,7 @@ def to_dict(rep: TopReport) -> dict[str, object]:
         "total": rep.total,
         "duration_seconds": rep.duration_seconds,
         "time": _iso_time(rep.time_nanos),
-        "period": {"type": rep.period_type.type, "unit": rep.period_type.unit,
-                   "value": rep.period},
+        "period": {"type": rep.period_type.type, "unit": rep.period_type.unit, "value": rep.period},
         "functions": [{"name": r.name, "flat": r.flat, "cum": r.cum} for r in rep.rows],
     }
 
@@ -164,8 +163,14 @@ def render_json(rep: TopReport) -> str:
 
 
 def _md_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*") \
-        .replace("_", "\\_").replace("<", "&lt;").replace(">", "&gt;")
+    return (
+        text.replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("*", "\\*")
+        .replace("_", "\\_")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+    )
 
 
 def render_markdown(rep: TopReport) -> str:

@@ -1,0 +1,276 @@
+"""The I/O around the gate: load profiles and the baseline, resolve durations, write reports.
+
+Kept apart from :mod:`memgate.gate` (pure) and :mod:`memgate.cli` (argument parsing) so that
+the GitHub Action, the CLI and tests drive the same steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memgate.compare import RunInput, compare
+from memgate.errors import CompareError, MemgateError, PolicyError
+from memgate.gate import evaluate
+from memgate.policy import Policy, default_policy, load_policy
+from memgate.profile.decode import Limits, decode
+from memgate.profile.fetch import FetchOptions, read_bytes
+from memgate.progress import Progress
+from memgate.report.check import build_report, missing_baseline_report
+
+DEFAULT_POLICY_FILE = "memgate.yml"
+
+
+@dataclass(frozen=True)
+class DurationSources:
+    """Where durations may come from, in order of precedence (after any per-profile one)."""
+
+    flag: float | None = None
+    policy: float | None = None
+
+
+def load_runs(
+    specs: Sequence[str],
+    limits: Limits,
+    progress: Progress,
+    fetch: FetchOptions | None = None,
+) -> list[tuple[str, bytes, Any]]:
+    """Read and decode each profile; returns (source, bytes, Profile)."""
+    out = []
+    for spec in specs:
+        data, source = read_bytes(spec, limits, progress, fetch)
+        progress.note(f"decoding {source}")
+        out.append((source, data, decode(data, source, limits)))
+    return out
+
+
+def resolve_runs(
+    loaded: Sequence[tuple[str, bytes, Any]],
+    *,
+    first: float | None,
+    first_source: str,
+    then: DurationSources,
+    normalize: bool,
+    side: str,
+    stored: Sequence[float | None] | None = None,
+) -> list[RunInput]:
+    """Attach a duration to every profile of a side, or fail saying how to give one.
+
+    Order: ``first`` (``--duration`` for the candidate, ``--baseline-duration`` for the
+    baseline), the duration recorded in the store (baseline only), the profile's own
+    ``duration_nanos``, then ``then.flag`` and ``then.policy``.
+    """
+    runs = []
+    for k, (source, data, prof) in enumerate(loaded):
+        duration: float | None = None
+        origin = "none"
+        if first is not None:
+            duration, origin = first, first_source
+        elif stored is not None and stored[k]:
+            duration, origin = stored[k], "store"
+        elif prof.duration_seconds:
+            duration, origin = prof.duration_seconds, "profile"
+        elif then.flag is not None:
+            duration, origin = then.flag, "--duration"
+        elif then.policy is not None:
+            duration, origin = then.policy, "policy"
+        if normalize and duration is None:
+            hint = "--baseline-duration D or --duration D" if side == "baseline" else "--duration D"
+            raise CompareError(
+                f"{side} profile has no duration to normalize by (Go heap profiles record "
+                f"none): pass {hint} (e.g. --duration 10m), set the component's duration in "
+                "the policy, use a delta profile (/debug/pprof/heap?seconds=N), or compare "
+                "raw values with --no-normalize",
+                source=source,
+            )
+        runs.append(
+            RunInput(
+                path=source,
+                sha256=hashlib.sha256(data).hexdigest(),
+                duration_seconds=duration,
+                duration_source=origin,
+                profile=prof,
+            )
+        )
+    return runs
+
+
+def find_policy(path: str | None) -> tuple[Policy, str | None]:
+    """``--policy FILE``, else ./memgate.yml if present, else the built-in default."""
+    if path is None and Path(DEFAULT_POLICY_FILE).is_file():
+        path = DEFAULT_POLICY_FILE
+    if path is None:
+        return default_policy(), None
+    pol = load_policy(path)
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    return pol, digest
+
+
+def policy_for(policy: Policy, component: str | None) -> Policy:
+    """The component's view of the policy; a component the policy does not name gets the
+    global rules (most policies have no per-component section)."""
+    if component is not None and component in policy.components:
+        return policy.for_component(component)
+    return policy
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write a whole file or nothing: a temp file in the same directory, then a rename."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise MemgateError("directory does not exist", source=str(parent), slug="bad-path")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def append_step_summary(markdown: str) -> bool:
+    """Append to $GITHUB_STEP_SUMMARY when running under GitHub Actions."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if os.environ.get("GITHUB_ACTIONS") != "true" or not target:
+        return False
+    with open(target, "a", encoding="utf-8") as fh:
+        fh.write(markdown)
+        if not markdown.endswith("\n"):
+            fh.write("\n")
+    return True
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    candidate: Sequence[str]
+    component: str | None = None
+    baselines: str = "baselines"
+    baseline_files: Sequence[str] = ()
+    policy: str | None = None
+    duration: float | None = None
+    baseline_duration: float | None = None
+    normalize: bool = True
+    allow_missing_baseline: bool = False
+
+
+def run_check(
+    opts: CheckOptions, limits: Limits, progress: Progress, fetch: FetchOptions | None = None
+) -> dict[str, Any]:
+    """Everything ``memgate check`` does before rendering: returns the report dict."""
+    policy_all, policy_sha = find_policy(opts.policy)
+    policy = policy_for(policy_all, opts.component)
+    cand_loaded = load_runs(opts.candidate, limits, progress, fetch)
+    then = DurationSources(flag=opts.duration, policy=policy.duration_seconds)
+    candidate = resolve_runs(
+        cand_loaded,
+        first=opts.duration,
+        first_source="--duration",
+        then=DurationSources(policy=policy.duration_seconds),
+        normalize=opts.normalize,
+        side="candidate",
+    )
+    stored: list[float | None] | None = None
+    if opts.baseline_files:
+        base_loaded = load_runs(opts.baseline_files, limits, progress, fetch)
+    else:
+        if opts.component is None:
+            raise MemgateError(
+                "give --component NAME (to read baselines/NAME) or --baseline PROFILE", slug="usage"
+            )
+        from memgate.store import Store
+
+        store = Store(opts.baselines)
+        if not store.exists(opts.component):
+            msg = (
+                f"no baseline for component {opts.component!r} in {opts.baselines} "
+                f"(create one with `memgate baseline update --component {opts.component} "
+                "PROFILE... --reason TEXT`)"
+            )
+            if opts.allow_missing_baseline:
+                return missing_baseline_report(opts.component, candidate, policy, msg)
+            from memgate.errors import BaselineError
+
+            raise BaselineError(msg, source=opts.baselines, slug="baseline-missing")
+        baseline = store.load(opts.component)
+        base_loaded = load_runs([str(p.path) for p in baseline.profiles], limits, progress)
+        stored = [p.duration_seconds for p in baseline.profiles]
+    base_runs = resolve_runs(
+        base_loaded,
+        first=opts.baseline_duration,
+        first_source="--baseline-duration",
+        then=then,
+        normalize=opts.normalize,
+        side="baseline",
+        stored=stored,
+    )
+    progress.note("comparing")
+    comparison = compare(base_runs, candidate, normalized=opts.normalize)
+    result = evaluate(comparison, policy)
+    confidence = policy.defaults.confidence
+    report = build_report(
+        comparison,
+        result,
+        component=opts.component,
+        policy=policy,
+        policy_sha256=policy_sha,
+        confidence=confidence,
+    )
+    progress.done()
+    return report
+
+
+def run_diff(
+    base: Sequence[str],
+    new: Sequence[str],
+    *,
+    duration: float | None,
+    baseline_duration: float | None,
+    normalize: bool,
+    limits: Limits,
+    progress: Progress,
+    fetch: FetchOptions | None = None,
+) -> dict[str, Any]:
+    """``memgate diff``: the per-function deltas with no policy and no verdict."""
+    b = load_runs(base, limits, progress, fetch)
+    c = load_runs(new, limits, progress, fetch)
+    cand = resolve_runs(
+        c,
+        first=duration,
+        first_source="--duration",
+        then=DurationSources(),
+        normalize=normalize,
+        side="candidate",
+    )
+    base_runs = resolve_runs(
+        b,
+        first=baseline_duration,
+        first_source="--baseline-duration",
+        then=DurationSources(flag=duration),
+        normalize=normalize,
+        side="baseline",
+    )
+    comparison = compare(base_runs, cand, normalized=normalize)
+    return build_report(comparison, None, component=None, policy=None)
+
+
+__all__ = [
+    "CheckOptions",
+    "run_check",
+    "run_diff",
+    "write_atomic",
+    "append_step_summary",
+    "PolicyError",
+]

@@ -1,0 +1,198 @@
+"""Baseline versus candidate: per-function rates and deltas for every sample type.
+
+A side is one or more profiles of the same workload (repeated runs). Each profile's values are
+divided by its duration (a rate per second) and the runs are averaged, so a 10-minute soak and
+a 48-hour one compare on the same footing. With ``normalize=False`` each profile counts as one
+second ("per profile").
+
+The comparison is a plain value: arrays aligned on one list of function names, built first;
+the gate and the reports only read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from memgate.errors import CompareError
+from memgate.profile.model import Profile, ValueType
+from memgate.stats import sampling_variance
+from memgate.table import Table, aggregate
+
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RunInput:
+    """One profile of a side, with the duration it is normalized by and where that came from."""
+
+    path: str
+    sha256: str
+    duration_seconds: float | None
+    duration_source: str
+    profile: Profile = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, eq=False)
+class SideRates:
+    """Per-run and mean rates of one side, aligned to :attr:`Comparison.names`."""
+
+    runs: tuple[RunInput, ...]
+    #: (k, n, T) per-run rates.
+    flat_runs: F64
+    cum_runs: F64
+    #: (k, T) per-run totals.
+    total_runs: F64
+    #: (n, T) sampling variance of the mean rate; None where no sampling model applies.
+    flat_var: F64 | None
+    cum_var: F64 | None
+    total_var: F64 | None
+
+    @property
+    def flat(self) -> F64:
+        return np.asarray(self.flat_runs.mean(axis=0))
+
+    @property
+    def cum(self) -> F64:
+        return np.asarray(self.cum_runs.mean(axis=0))
+
+    @property
+    def total(self) -> F64:
+        return np.asarray(self.total_runs.mean(axis=0))
+
+    def metric(self, metric: str) -> F64:
+        return self.flat if metric == "flat" else self.cum
+
+    def metric_runs(self, metric: str) -> F64:
+        return self.flat_runs if metric == "flat" else self.cum_runs
+
+    def metric_var(self, metric: str) -> F64 | None:
+        return self.flat_var if metric == "flat" else self.cum_var
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    names: tuple[str, ...]
+    sample_types: tuple[ValueType, ...]
+    normalized: bool
+    baseline: SideRates
+    candidate: SideRates
+    period: int
+    period_type: ValueType
+
+
+def sha256_file(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _describe_types(p: Profile) -> str:
+    return ", ".join(str(st) for st in p.sample_types) or "no sample types"
+
+
+def check_compatible(profiles: Sequence[Profile]) -> None:
+    """All profiles must share sample types (name and unit, in order) and sampling period."""
+    first = profiles[0]
+    for other in profiles[1:]:
+        if other.sample_types != first.sample_types:
+            raise CompareError(
+                f"incompatible profiles: {first.source} has sample types "
+                f"[{_describe_types(first)}] but {other.source} has [{_describe_types(other)}]",
+                source=other.source,
+            )
+        if other.period_type != first.period_type or other.period != first.period:
+            raise CompareError(
+                f"incompatible profiles: {first.source} is sampled every {first.period} "
+                f"{first.period_type.unit or 'units'} but {other.source} every {other.period} "
+                f"{other.period_type.unit or 'units'} (different sampling periods are not "
+                "comparable)",
+                source=other.source,
+            )
+
+
+def _side(
+    runs: Sequence[RunInput],
+    tables: Sequence[Table],
+    index: dict[str, int],
+    n: int,
+    normalized: bool,
+) -> SideRates:
+    k = len(runs)
+    nt = len(tables[0].sample_types)
+    flat = np.zeros((k, n, nt), dtype=np.float64)
+    cum = np.zeros((k, n, nt), dtype=np.float64)
+    total = np.zeros((k, nt), dtype=np.float64)
+    fvar = np.zeros((n, nt), dtype=np.float64)
+    cvar = np.zeros((n, nt), dtype=np.float64)
+    tvar = np.zeros(nt, dtype=np.float64)
+    have_var = True
+    for r, (run, table) in enumerate(zip(runs, tables)):
+        seconds = run.duration_seconds if normalized else 1.0
+        assert seconds is not None and seconds > 0
+        rows = np.fromiter(
+            (index[nm] for nm in table.names), dtype=np.int64, count=len(table.names)
+        )
+        flat[r, rows] = table.flat / seconds
+        cum[r, rows] = table.cum / seconds
+        total[r] = table.total / seconds
+        if table.flat_extra is None or table.cum_extra is None:
+            have_var = False
+            continue
+        # Variance of a mean of k independent runs: sum of variances / k^2.
+        scale = 1.0 / (seconds * seconds * k * k)
+        fvar[rows] += table.flat_extra * scale
+        cvar[rows] += table.cum_extra * scale
+        tvar += table.flat_extra.sum(axis=0) * scale
+    return SideRates(
+        runs=tuple(runs),
+        flat_runs=flat,
+        cum_runs=cum,
+        total_runs=total,
+        flat_var=fvar if have_var else None,
+        cum_var=cvar if have_var else None,
+        total_var=tvar if have_var else None,
+    )
+
+
+def aggregate_run(prof: Profile) -> Table:
+    """Function-granularity table of one profile, with its sampling variances."""
+    return aggregate(prof, "functions", extra=sampling_variance(prof))
+
+
+def compare(
+    baseline: Sequence[RunInput],
+    candidate: Sequence[RunInput],
+    *,
+    normalized: bool = True,
+) -> Comparison:
+    """Align both sides on one function list and compute per-run and mean rates."""
+    if not baseline or not candidate:
+        raise CompareError("both sides need at least one profile")
+    profiles = [r.profile for r in (*baseline, *candidate)]
+    check_compatible(profiles)
+    if normalized:
+        for r in (*baseline, *candidate):
+            if r.duration_seconds is None or r.duration_seconds <= 0:
+                raise CompareError("no duration to normalize by", source=r.path)
+    btables = [aggregate_run(r.profile) for r in baseline]
+    ctables = [aggregate_run(r.profile) for r in candidate]
+    index: dict[str, int] = {}
+    for t in (*btables, *ctables):
+        for nm in t.names:
+            if nm not in index:
+                index[nm] = len(index)
+    n = len(index)
+    names = tuple(index)
+    first = profiles[0]
+    return Comparison(
+        names=names,
+        sample_types=first.sample_types,
+        normalized=normalized,
+        baseline=_side(baseline, btables, index, n, normalized),
+        candidate=_side(candidate, ctables, index, n, normalized),
+        period=first.period,
+        period_type=first.period_type,
+    )

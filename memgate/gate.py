@@ -1,0 +1,301 @@
+"""The gate: a pure function from a comparison and a policy to findings and a verdict.
+
+No I/O happens here (coverage.py's ``should_fail_under`` is the model): everything the gate
+needs is in :class:`~memgate.compare.Comparison` and :class:`~memgate.policy.Policy`, and it is
+tested with a truth table.
+
+For every gated (function, sample type) the first matching rule decides: its severity, metric
+(flat or cum) and limits. A limit crossing becomes a :class:`Finding`. When the comparison
+carries a noise model, a crossing counts only if the increase is statistically significant at
+the rule's confidence; otherwise it is reported as ``~`` (no real change) and never fails.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from memgate.compare import Comparison, SideRates
+from memgate.errors import CompareError
+from memgate.policy import NEW_FUNCTIONS_RULE, Effective, Policy, sample_type_matches
+from memgate.quantities import Dimension, dimension_of_unit, format_percent, format_rate
+from memgate.stats import mann_whitney_p, normal_quantile, normal_sf
+
+Verdict = Literal["pass", "warn", "fail"]
+Kind = Literal["increase", "ceiling", "new"]
+
+TOTAL_FUNCTION = "<total>"
+#: With at least this many runs on each side, significance comes from a rank test of the
+#: per-run rates (as benchstat does) instead of the normal approximation.
+MIN_RUNS_FOR_RANK_TEST = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One limit crossing for one function (or the total) and sample type."""
+
+    rule: str
+    function: str
+    sample_type: str
+    dimension: Dimension
+    metric: Literal["flat", "cum"]
+    severity: Literal["fail", "warn"]
+    kind: Kind
+    baseline_rate: float
+    candidate_rate: float
+    delta_rate: float
+    delta_pct: float | None
+    #: The limits that were crossed, as written in the policy ("20% and 1MiB/min").
+    limit: str
+    #: False: the crossing is within sampling noise at the rule's confidence; shown as "~".
+    significant: bool
+    p_value: float | None
+    #: Half-width of the two-sided confidence interval of ``delta_rate`` (None: exact).
+    interval: float | None
+    confidence: float
+    message: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    verdict: Verdict
+    #: Significant crossings (these decide the verdict).
+    findings: tuple[Finding, ...]
+    #: Crossings within noise: reported as "~", never failing.
+    within_noise: tuple[Finding, ...]
+    #: Indices (into Comparison.sample_types) of the sample types the policy gates.
+    gated: tuple[int, ...]
+
+
+def gated_type_indices(comparison: Comparison, policy: Policy) -> tuple[int, ...]:
+    """Which sample types of the profiles the policy gates; an error if none or non-memory."""
+    names = policy.gated_sample_types()
+    gated: list[int] = []
+    for t, st in enumerate(comparison.sample_types):
+        if any(sample_type_matches(n, st.type) for n in names):
+            if dimension_of_unit(st.unit) is None:
+                raise CompareError(
+                    f"sample type {st.type} ({st.unit}) is not a memory sample type: memgate "
+                    "gates allocations (bytes or object counts), not CPU or time profiles",
+                    source=policy.source,
+                )
+            gated.append(t)
+    if not gated:
+        have = ", ".join(str(st) for st in comparison.sample_types)
+        raise CompareError(
+            f"the profiles have none of the sample types the policy gates "
+            f"({', '.join(names)}); they have {have}. Is this a memory profile? "
+            "(CPU and other profiles cannot be gated by memory rules)",
+            source=policy.source,
+        )
+    return tuple(gated)
+
+
+def _side_var(side: SideRates, metric: str, i: int | None, t: int) -> float | None:
+    """Variance of a side's mean rate: the sampling model, or the run-to-run spread if larger."""
+    if i is None:
+        model = None if side.total_var is None else float(side.total_var[t])
+        runs = side.total_runs[:, t]
+    else:
+        mv = side.metric_var(metric)
+        model = None if mv is None else float(mv[i, t])
+        runs = side.metric_runs(metric)[:, i, t]
+    k = runs.shape[0]
+    if k >= 2:
+        empirical = float(np.var(runs, ddof=1)) / k
+        return empirical if model is None else max(model, empirical)
+    return model
+
+
+def significance(
+    comparison: Comparison, metric: str, i: int | None, t: int, delta: float, confidence: float
+) -> tuple[bool, float | None, float | None]:
+    """(significant, one-sided p-value, CI half-width) of an increase ``delta``.
+
+    ``i`` None means the whole-profile total. Without any variance information the numbers
+    are taken as exact: significant when delta > 0.
+    """
+    b, c = comparison.baseline, comparison.candidate
+    vb = _side_var(b, metric, i, t)
+    vc = _side_var(c, metric, i, t)
+    half: float | None = None
+    p: float | None = None
+    if vb is not None and vc is not None:
+        se = math.sqrt(max(vb, 0.0) + max(vc, 0.0))
+        z2 = normal_quantile(0.5 + confidence / 2)
+        half = z2 * se
+        if se > 0:
+            p = normal_sf(delta / se)
+        else:
+            p = 0.0 if delta > 0 else 1.0
+    kb, kc = b.flat_runs.shape[0], c.flat_runs.shape[0]
+    if kb >= MIN_RUNS_FOR_RANK_TEST and kc >= MIN_RUNS_FOR_RANK_TEST:
+        if i is None:
+            xs, ys = b.total_runs[:, t], c.total_runs[:, t]
+        else:
+            xs, ys = b.metric_runs(metric)[:, i, t], c.metric_runs(metric)[:, i, t]
+        p = mann_whitney_p(xs.tolist(), ys.tolist())
+    if p is None:
+        return delta > 0, None, None
+    return p < 1.0 - confidence, p, half
+
+
+def _limit_text(eff: Effective, dim: Dimension, kind: Kind) -> str:
+    lim = eff.limits
+    if kind == "ceiling" or kind == "new":
+        q = lim.max_rate_for(dim)
+        return f"max rate {q.text}" if q is not None else ""
+    parts = []
+    if lim.max_increase_pct is not None:
+        parts.append(f"{lim.max_increase_pct:g}%")
+    q = lim.increase_rate_for(dim)
+    if q is not None:
+        parts.append(q.text)
+    return " and ".join(parts)
+
+
+def _evaluate_one(
+    comparison: Comparison,
+    eff: Effective,
+    name: str,
+    i: int | None,
+    t: int,
+    dim: Dimension,
+    time_unit: str,
+    is_new: bool,
+) -> Finding | None:
+    metric = eff.metric
+    if i is None:
+        b = float(comparison.baseline.total[t])
+        c = float(comparison.candidate.total[t])
+    else:
+        b = float(comparison.baseline.metric(metric)[i, t])
+        c = float(comparison.candidate.metric(metric)[i, t])
+    if i is not None and eff.is_noise(b, c, dim):
+        return None
+    lim = eff.limits
+    kind: Kind | None = None
+    if lim.rate_exceeded(c, dim):
+        kind = "new" if (is_new and eff.rule_name == NEW_FUNCTIONS_RULE) else "ceiling"
+    elif lim.increase_exceeded(b, c, dim):
+        kind = "increase"
+    if kind is None:
+        return None
+    delta = c - b
+    pct = None if b <= 0 else delta / b * 100.0
+    if kind == "increase" or kind == "new":
+        sig, p, half = significance(comparison, metric, i, t, delta, eff.confidence)
+    else:
+        ceiling = lim.max_rate_for(dim)
+        assert ceiling is not None
+        # Above the ceiling by more than noise: test candidate - ceiling against its SE.
+        vc = _side_var(comparison.candidate, metric, i, t)
+        if vc is None:
+            sig, p, half = True, None, None
+        else:
+            se = math.sqrt(max(vc, 0.0))
+            over = c - ceiling.value
+            p = normal_sf(over / se) if se > 0 else 0.0
+            sig = p < 1.0 - eff.confidence
+            half = normal_quantile(0.5 + eff.confidence / 2) * se
+    st = comparison.sample_types[t]
+    b_txt = format_rate(b, dim, time_unit)
+    c_txt = format_rate(c, dim, time_unit)
+    limit = _limit_text(eff, dim, kind)
+    subject = "total" if i is None else name
+    if kind == "increase":
+        msg = (
+            f"{subject} {st.type} ({metric}) grew from {b_txt} to {c_txt} "
+            f"({format_percent(pct)}), over the limit of {limit}"
+        )
+    elif kind == "new":
+        msg = f"new function {subject} allocates {c_txt} of {st.type}, above {limit}"
+    else:
+        msg = f"{subject} {st.type} ({metric}) is {c_txt}, above its {limit}"
+    if not sig:
+        msg += f" — within sampling noise at {eff.confidence:.0%} confidence (~)"
+    severity = eff.severity
+    assert severity in ("fail", "warn")
+    return Finding(
+        rule=eff.rule_name,
+        function=name,
+        sample_type=st.type,
+        dimension=dim,
+        metric=metric,
+        severity=severity,
+        kind=kind,
+        baseline_rate=b,
+        candidate_rate=c,
+        delta_rate=delta,
+        delta_pct=pct,
+        limit=limit,
+        significant=sig,
+        p_value=p,
+        interval=half,
+        confidence=eff.confidence,
+        message=msg,
+    )
+
+
+def evaluate(comparison: Comparison, policy: Policy, time_unit: str = "s") -> GateResult:
+    """Apply ``policy`` to ``comparison``. Pure: same inputs, same result, no I/O."""
+    gated = gated_type_indices(comparison, policy)
+    base, cand = comparison.baseline, comparison.candidate
+    # A function is new when the baseline has nothing of it at all.
+    absent = ~((base.flat != 0).any(axis=1) | (base.cum != 0).any(axis=1))
+    any_ceiling = True  # rules may set ceilings; candidates with c > 0 are always checked
+    found: list[Finding] = []
+    for t in gated:
+        st = comparison.sample_types[t]
+        dim = dimension_of_unit(st.unit)
+        assert dim is not None
+        # Only functions that grew, or that could cross a ceiling, can produce a finding.
+        grew = (cand.flat[:, t] > base.flat[:, t]) | (cand.cum[:, t] > base.cum[:, t])
+        live = (cand.flat[:, t] > 0) | (cand.cum[:, t] > 0)
+        cands = np.flatnonzero(grew | (live & any_ceiling))
+        for i in cands.tolist():
+            name = comparison.names[i]
+            is_new = bool(absent[i])
+            eff = (
+                policy.resolve_new_function(name, st.type)
+                if is_new
+                else policy.resolve(name, st.type)
+            )
+            if eff is None or eff.severity == "ignore":
+                continue
+            f = _evaluate_one(comparison, eff, name, i, t, dim, time_unit, is_new)
+            if f is not None:
+                found.append(f)
+        teff = policy.resolve_total(st.type)
+        if teff is not None and teff.severity != "ignore":
+            f = _evaluate_one(comparison, teff, TOTAL_FUNCTION, None, t, dim, time_unit, False)
+            if f is not None:
+                found.append(f)
+    found.sort(key=_finding_order)
+    significant = tuple(f for f in found if f.significant)
+    noise = tuple(f for f in found if not f.significant)
+    return GateResult(
+        verdict=verdict_of(significant), findings=significant, within_noise=noise, gated=gated
+    )
+
+
+def _finding_order(f: Finding) -> tuple[int, int, str, str]:
+    return (
+        0 if f.severity == "fail" else 1,
+        0 if f.function == TOTAL_FUNCTION else 1,
+        f.function,
+        f.sample_type,
+    )
+
+
+def verdict_of(findings: Sequence[Finding]) -> Verdict:
+    """fail if any fail finding; warn if any warn finding; else pass."""
+    if any(f.severity == "fail" for f in findings):
+        return "fail"
+    if findings:
+        return "warn"
+    return "pass"

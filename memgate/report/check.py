@@ -1,0 +1,448 @@
+"""The report of ``memgate check`` / ``memgate diff``: one dict, several renderers.
+
+:func:`build_report` turns a comparison and a gate result into one plain dict (the JSON report,
+validated by ``memgate/schemas/report.schema.json``). The markdown summary, the terminal table
+and the JSON file are all renderings of that dict, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from memgate import __version__
+from memgate.compare import Comparison, RunInput
+from memgate.gate import Finding, GateResult
+from memgate.policy import Policy, limit_for
+from memgate.quantities import (
+    Dimension,
+    choose_time_unit,
+    dimension_of_unit,
+    format_percent,
+    format_rate,
+)
+from memgate.stats import normal_quantile
+
+REPORT_FORMAT = 1
+#: GitHub refuses step summaries over 1 MiB; stay below with room for other steps.
+MARKDOWN_LIMIT = 1024 * 1024 - 4096
+TOP_MOVERS = 5
+
+
+def _num(x: float) -> float | None:
+    return None if (isinstance(x, float) and not math.isfinite(x)) else float(x)
+
+
+def _inputs(runs: Sequence[RunInput]) -> list[dict[str, Any]]:
+    return [
+        {
+            "path": r.path,
+            "sha256": r.sha256,
+            "duration_seconds": r.duration_seconds,
+            "duration_source": r.duration_source,
+        }
+        for r in runs
+    ]
+
+
+def _finding_dict(f: Finding) -> dict[str, Any]:
+    return {
+        "rule": f.rule,
+        "function": f.function,
+        "sample_type": f.sample_type,
+        "metric": f.metric,
+        "severity": f.severity,
+        "kind": f.kind,
+        "baseline_rate": f.baseline_rate,
+        "candidate_rate": f.candidate_rate,
+        "delta_rate": f.delta_rate,
+        "delta_pct": _num(f.delta_pct) if f.delta_pct is not None else None,
+        "interval": f.interval,
+        "p_value": f.p_value,
+        "significant": f.significant,
+        "limit": f.limit,
+        "message": f.message,
+    }
+
+
+def _kind(b: np.ndarray, c: np.ndarray, floor: float | None, half: np.ndarray | None) -> np.ndarray:
+    kind = np.full(b.shape, "changed", dtype=object)
+    kind[b == c] = "unchanged"
+    kind[(b == 0) & (c != 0)] = "new"
+    kind[(b != 0) & (c == 0)] = "gone"
+    if half is not None:
+        kind[(kind == "changed") & (np.abs(c - b) <= half)] = "~"
+    if floor is not None:
+        kind[(np.abs(b) < floor) & (np.abs(c) < floor) & (kind != "unchanged")] = "~"
+    return kind
+
+
+def build_report(
+    comparison: Comparison,
+    result: GateResult | None,
+    *,
+    component: str | None,
+    policy: Policy | None,
+    policy_sha256: str | None = None,
+    warnings: Sequence[str] = (),
+    confidence: float = 0.99,
+) -> dict[str, Any]:
+    """The whole report as one JSON-ready dict (rows first, printing later)."""
+    gated = (
+        result.gated
+        if result is not None
+        else tuple(t for t, st in enumerate(comparison.sample_types) if dimension_of_unit(st.unit))
+    )
+    if not gated:
+        gated = tuple(range(len(comparison.sample_types)))
+    b, c = comparison.baseline, comparison.candidate
+    rates = [float(x) for t in gated for x in (*b.flat[:, t], *c.flat[:, t]) if x != 0]
+    time_unit = choose_time_unit(rates) if comparison.normalized else "s"
+    z = normal_quantile(0.5 + confidence / 2)
+
+    types: list[dict[str, Any]] = []
+    functions: dict[str, dict[str, Any]] = {}
+    totals = []
+    for t in gated:
+        st = comparison.sample_types[t]
+        dim: Dimension = dimension_of_unit(st.unit) or "count"
+        types.append({"type": st.type, "unit": st.unit, "dimension": dim})
+        floor_q = limit_for(policy.defaults.noise_floor, dim) if policy is not None else None
+        floor = floor_q.value if floor_q is not None else None
+        bt, ct = float(b.total[t]), float(c.total[t])
+        totals.append(
+            {
+                "sample_type": st.type,
+                "baseline_rate": bt,
+                "candidate_rate": ct,
+                "delta_rate": ct - bt,
+                "delta_pct": (ct - bt) / bt * 100 if bt else None,
+            }
+        )
+        per_metric = {}
+        for metric in ("flat", "cum"):
+            bm, cm = b.metric(metric)[:, t], c.metric(metric)[:, t]
+            vb, vc = b.metric_var(metric), c.metric_var(metric)
+            half = None
+            if vb is not None and vc is not None:
+                var = vb[:, t] + vc[:, t]
+                kb, kc = b.flat_runs.shape[0], c.flat_runs.shape[0]
+                if kb >= 2:
+                    var = np.maximum(
+                        var, np.var(b.metric_runs(metric)[:, :, t], axis=0, ddof=1) / kb + vc[:, t]
+                    )
+                if kc >= 2:
+                    var = np.maximum(
+                        var, vb[:, t] + np.var(c.metric_runs(metric)[:, :, t], axis=0, ddof=1) / kc
+                    )
+                half = z * np.sqrt(np.maximum(var, 0.0))
+            per_metric[metric] = (bm, cm, half, _kind(bm, cm, floor, half))
+        nz = np.flatnonzero(
+            (per_metric["cum"][0] != 0)
+            | (per_metric["cum"][1] != 0)
+            | (per_metric["flat"][0] != 0)
+            | (per_metric["flat"][1] != 0)
+        )
+        for i in nz.tolist():
+            name = comparison.names[i]
+            entry = functions.setdefault(name, {"name": name, "rates": {}})
+            rates_t = {}
+            for metric, (bm, cm, half, kind) in per_metric.items():
+                bv, cv = float(bm[i]), float(cm[i])
+                rates_t[metric] = {
+                    "baseline": bv,
+                    "candidate": cv,
+                    "delta": cv - bv,
+                    "delta_pct": (cv - bv) / bv * 100 if bv else None,
+                    "interval": float(half[i]) if half is not None else None,
+                    "kind": str(kind[i]),
+                }
+            entry["rates"][st.type] = rates_t
+    verdict = result.verdict if result is not None else None
+    if verdict == "pass" and warnings:
+        verdict = "warn"
+    findings = [_finding_dict(f) for f in result.findings] if result else []
+    noise = [_finding_dict(f) for f in result.within_noise] if result else []
+    return {
+        "format": REPORT_FORMAT,
+        "memgate": __version__,
+        "component": component,
+        "verdict": verdict,
+        "normalized": comparison.normalized,
+        "rate_unit": "per_second" if comparison.normalized else "per_profile",
+        "time_unit": time_unit,
+        "confidence": confidence,
+        "inputs": {
+            "baseline": _inputs(b.runs),
+            "candidate": _inputs(c.runs),
+            "policy": None if policy is None else {"path": policy.source, "sha256": policy_sha256},
+        },
+        "sample_types": types,
+        "warnings": list(warnings),
+        "findings": findings,
+        "within_noise": noise,
+        "totals": totals,
+        "summary": {
+            "fail": sum(1 for f in findings if f["severity"] == "fail"),
+            "warn": sum(1 for f in findings if f["severity"] == "warn"),
+            "within_noise": len(noise),
+            "functions": len(functions),
+        },
+        "functions": sorted(functions.values(), key=lambda e: e["name"]),
+    }
+
+
+def missing_baseline_report(
+    component: str | None, candidate: Sequence[RunInput], policy: Policy | None, warning: str
+) -> dict[str, Any]:
+    """The report of a check that had no baseline and was allowed to pass."""
+    return {
+        "format": REPORT_FORMAT,
+        "memgate": __version__,
+        "component": component,
+        "verdict": "warn",
+        "normalized": True,
+        "rate_unit": "per_second",
+        "time_unit": "s",
+        "confidence": 0.99,
+        "inputs": {
+            "baseline": [],
+            "candidate": _inputs(candidate),
+            "policy": None if policy is None else {"path": policy.source, "sha256": None},
+        },
+        "sample_types": [],
+        "warnings": [warning],
+        "findings": [],
+        "within_noise": [],
+        "totals": [],
+        "summary": {"fail": 0, "warn": 0, "within_noise": 0, "functions": 0},
+        "functions": [],
+    }
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# --------------------------------------------------------------------------- rendering helpers
+
+
+def _dim_of(report: dict[str, Any], sample_type: str) -> Dimension:
+    for st in report["sample_types"]:
+        if st["type"] == sample_type:
+            d: Dimension = st["dimension"]
+            return d
+    return "count"
+
+
+def _rate(report: dict[str, Any], value: float, sample_type: str) -> str:
+    text = format_rate(value, _dim_of(report, sample_type), report["time_unit"])
+    if report["rate_unit"] == "per_profile":
+        text = text.rsplit("/", 1)[0] + "/profile"
+    return text
+
+
+def _delta(report: dict[str, Any], f: dict[str, Any], sample_type: str) -> str:
+    d = f["delta_rate"] if "delta_rate" in f else f["delta"]
+    text = _rate(report, d, sample_type)
+    if not text.startswith("-"):
+        text = "+" + text
+    return text
+
+
+def _pct_with_interval(pct: float | None, interval: float | None, base: float) -> str:
+    text = format_percent(pct)
+    if interval is not None and pct is not None and base:
+        text += f" ± {abs(interval / base * 100):.1f}%"
+    return text
+
+
+def md_code(text: str) -> str:
+    """A function name as inline code that survives GitHub tables."""
+    safe = text.replace("`", "'").replace("|", "\\|").replace("\n", " ")
+    return f"`{safe}`"
+
+
+VERDICT_WORD = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", None: "DIFF"}
+VERDICT_ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌", None: "📊"}
+
+
+def movers(
+    report: dict[str, Any],
+    sample_type: str,
+    metric: str,
+    n: int = TOP_MOVERS,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Top growers and shrinkers of one sample type (excluding "~" and unchanged)."""
+    rows = []
+    for fn in report["functions"]:
+        r = fn["rates"].get(sample_type, {}).get(metric)
+        if r is None or r["kind"] in ("~", "unchanged"):
+            continue
+        rows.append({"name": fn["name"], **r})
+    growers = sorted((r for r in rows if r["delta"] > 0), key=lambda r: -r["delta"])[:n]
+    shrinkers = sorted((r for r in rows if r["delta"] < 0), key=lambda r: r["delta"])[:n]
+    return growers, shrinkers
+
+
+def render_markdown(report: dict[str, Any], limit: int = MARKDOWN_LIMIT) -> str:
+    """GitHub-flavoured markdown: verdict first, findings, movers, full table collapsed."""
+    head = _markdown_head(report)
+    table_rows = _markdown_full_rows(report)
+    tail = "\n</details>\n"
+    intro = (
+        "\n<details><summary>All functions "
+        f"({len(table_rows)} rows)</summary>\n\n"
+        "| function | type | baseline | candidate | delta | % | kind |\n"
+        "|:---|:---|---:|---:|---:|---:|:---|\n"
+    )
+    body = head + intro
+    size = len(body.encode()) + len(tail.encode())
+    kept = []
+    for row in table_rows:
+        n = len(row.encode()) + 1
+        if size + n > limit - 200:
+            break
+        kept.append(row)
+        size += n
+    out = body + "\n".join(kept) + "\n"
+    if len(kept) < len(table_rows):
+        out += (
+            f"\n_Table truncated: {len(table_rows) - len(kept)} of {len(table_rows)} rows "
+            "omitted to stay under GitHub's 1 MiB summary limit; the JSON report has "
+            "all of them._\n"
+        )
+    out += tail
+    if len(out.encode()) > limit:  # the head alone is too large: cut it hard
+        cut = out.encode()[: limit - 200].decode("utf-8", "ignore")
+        out = cut + "\n\n_Summary truncated to stay under GitHub's 1 MiB limit._\n"
+    return out
+
+
+def _markdown_head(report: dict[str, Any]) -> str:
+    v = report["verdict"]
+    comp = f" — `{report['component']}`" if report.get("component") else ""
+    lines = [f"## {VERDICT_ICON[v]} memgate: **{VERDICT_WORD[v]}**{comp}", ""]
+    s = report["summary"]
+    if v is not None:
+        lines.append(
+            f"{s['fail']} failing, {s['warn']} warning, {s['within_noise']} within noise (~); "
+            f"rates per {'profile' if report['rate_unit'] == 'per_profile' else report['time_unit']}"
+            f" at {report['confidence']:.0%} confidence."
+        )
+        lines.append("")
+    for w in report["warnings"]:
+        lines.append(f"> [!WARNING]\n> {w}")
+        lines.append("")
+    if report["findings"] or report["within_noise"]:
+        lines += [
+            "### Findings",
+            "",
+            "| | rule | function | type | metric | baseline | candidate | delta | % |",
+            "|:---|:---|:---|:---|:---|---:|---:|---:|---:|",
+        ]
+        for f in [*report["findings"], *report["within_noise"]]:
+            mark = "~" if not f["significant"] else ("❌" if f["severity"] == "fail" else "⚠️")
+            st = f["sample_type"]
+            lines.append(
+                f"| {mark} | {md_code(f['rule'])} | {md_code(f['function'])} | {st} | "
+                f"{f['metric']} | {_rate(report, f['baseline_rate'], st)} | "
+                f"{_rate(report, f['candidate_rate'], st)} | {_delta(report, f, st)} | "
+                f"{_pct_with_interval(f['delta_pct'], f['interval'], f['baseline_rate'])} |"
+            )
+        lines.append("")
+    if report["totals"]:
+        lines += [
+            "### Totals",
+            "",
+            "| type | baseline | candidate | delta | % |",
+            "|:---|---:|---:|---:|---:|",
+        ]
+        for tot in report["totals"]:
+            st = tot["sample_type"]
+            lines.append(
+                f"| {st} | {_rate(report, tot['baseline_rate'], st)} | "
+                f"{_rate(report, tot['candidate_rate'], st)} | "
+                f"{_delta(report, tot, st)} | {format_percent(tot['delta_pct'])} |"
+            )
+        lines.append("")
+    for st in report["sample_types"]:
+        growers, shrinkers = movers(report, st["type"], "flat")
+        if not growers and not shrinkers:
+            continue
+        lines += [
+            f"### `{st['type']}`: top movers (flat)",
+            "",
+            "| | function | baseline | candidate | delta | % |",
+            "|:---|:---|---:|---:|---:|---:|",
+        ]
+        for mark, rows in (("▲", growers), ("▼", shrinkers)):
+            for r in rows:
+                lines.append(
+                    f"| {mark} | {md_code(r['name'])} | {_rate(report, r['baseline'], st['type'])}"
+                    f" | {_rate(report, r['candidate'], st['type'])} | "
+                    f"{_delta(report, r, st['type'])} | "
+                    f"{_pct_with_interval(r['delta_pct'], r['interval'], r['baseline'])} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _markdown_full_rows(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for fn in report["functions"]:
+        for st, by_metric in fn["rates"].items():
+            r = by_metric["flat"]
+            if r["baseline"] == 0 and r["candidate"] == 0:
+                continue
+            rows.append(
+                f"| {md_code(fn['name'])} | {st} | {_rate(report, r['baseline'], st)} | "
+                f"{_rate(report, r['candidate'], st)} | {_delta(report, r, st)} | "
+                f"{_pct_with_interval(r['delta_pct'], r['interval'], r['baseline'])} | "
+                f"{r['kind']} |"
+            )
+    return rows
+
+
+def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) -> str:
+    """A terminal summary: verdict, findings, movers. Colour only when asked."""
+
+    def paint(text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if color else text
+
+    v = report["verdict"]
+    word = VERDICT_WORD[v]
+    colour = {"pass": "32;1", "warn": "33;1", "fail": "31;1", None: "1"}[v]
+    comp = f" ({report['component']})" if report.get("component") else ""
+    out = [f"memgate: {paint(word, colour)}{comp}"]
+    for w in report["warnings"]:
+        out.append(f"warning: {w}")
+    s = report["summary"]
+    if v is not None:
+        out.append(
+            f"{s['fail']} failing, {s['warn']} warning, {s['within_noise']} within noise (~)"
+        )
+    for f in [*report["findings"], *report["within_noise"]]:
+        mark = "~" if not f["significant"] else f["severity"].upper()
+        out.append(f"  [{mark}] {f['rule']}: {f['message']}")
+    for st in report["sample_types"]:
+        growers, shrinkers = movers(report, st["type"], "flat", limit)
+        if not growers and not shrinkers:
+            continue
+        out.append("")
+        out.append(f"{st['type']} (flat, per {report['time_unit']}):")
+        width = max(len(_rate(report, r["candidate"], st["type"])) for r in [*growers, *shrinkers])
+        for r in [*growers, *shrinkers]:
+            delta = _delta(report, r, st["type"])
+            pct = _pct_with_interval(r["delta_pct"], r["interval"], r["baseline"])
+            out.append(
+                f"  {_rate(report, r['baseline'], st['type']):>{width}} -> "
+                f"{_rate(report, r['candidate'], st['type']):>{width}}  "
+                f"{paint(delta, '31' if r['delta'] > 0 else '32'):>12} {pct:>16}  "
+                f"{r['name']}"
+            )
+    return "\n".join(out) + "\n"

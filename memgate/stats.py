@@ -1,0 +1,182 @@
+"""Sampling noise of heap profiles, and the tests that tell noise from change.
+
+Go (and Node, tcmalloc, ...) sample allocations with a Poisson process over allocated bytes:
+an object of size ``s`` is recorded with probability ``p = 1 - exp(-s/R)`` (``R`` the profile's
+period, 512 KiB by default) and the runtime scales the recorded count back up by ``1/p``. A
+function's numbers are therefore estimates with a known variance (binomial thinning, see
+``docs/noise.md``):
+
+* objects: ``Var(N) = N (1 - p) / p``;
+* bytes:   ``Var(B) = s * B * (1 - p) / p``  (every object of one sample has size ``s``).
+
+Variances of independent samples add, so a function's variance is the sum over the samples
+that make up its flat or cum, computed by the same aggregation as the values
+(:func:`memgate.table.aggregate` with ``extra``). Unsampled profiles (period <= 1) have
+variance 0, and the model then reduces to exact comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from memgate.profile.model import Profile
+
+F64 = NDArray[np.float64]
+
+#: Count/byte sample-type pairs whose ratio is the object size of a sample.
+_PAIRS = {
+    "alloc_objects": "alloc_space",
+    "inuse_objects": "inuse_space",
+    "objects": "space",
+    "alloc-samples": "alloc-space",
+}
+
+
+def _is_bytes(unit: str) -> bool:
+    return unit.lower() in ("bytes", "byte", "b")
+
+
+def sampling_model_applies(prof: Profile) -> bool:
+    """The byte-sampling model describes profiles sampled by allocated bytes."""
+    return prof.period > 1 and _is_bytes(prof.period_type.unit)
+
+
+def sampling_variance(prof: Profile) -> F64 | None:
+    """Per-sample variance of each value (n_samples, n_types), or None without a model.
+
+    None means: this profile is not sampled by bytes (a CPU profile, a count profile), so
+    memgate has no sampling model for it and compares its numbers as exact.
+    """
+    values = prof.samples.values
+    n, nt = values.shape
+    if prof.period <= 1:
+        return np.zeros((n, nt), dtype=np.float64)
+    if not sampling_model_applies(prof):
+        return None
+    rate = float(prof.period)
+    names = prof.sample_type_names()
+    units = [st.unit for st in prof.sample_types]
+    v = np.abs(values.astype(np.float64))
+    label = prof.samples.num_labels.get("bytes")
+    out = np.zeros((n, nt), dtype=np.float64)
+    index = {name: i for i, name in enumerate(names)}
+    size_by_pair: dict[int, F64] = {}
+    for count_name, bytes_name in _PAIRS.items():
+        ci, bi = index.get(count_name), index.get(bytes_name)
+        if ci is None or bi is None:
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            size = np.where(v[:, ci] > 0, v[:, bi] / np.maximum(v[:, ci], 1.0), 0.0)
+        if label is not None:
+            size = np.where(label > 0, label.astype(np.float64), size)
+        size_by_pair[ci] = size
+        size_by_pair[bi] = size
+    for t in range(nt):
+        size = size_by_pair.get(t)
+        if size is None:
+            if _is_bytes(units[t]):
+                # No object size known: the small-object limit, Var(B) ~ B * R, an upper
+                # bound of s * B * (1 - p) / p.
+                out[:, t] = v[:, t] * rate
+            continue
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            p = -np.expm1(-size / rate)
+            odds = np.where(p > 0, (1.0 - p) / p, 0.0)
+        if _is_bytes(units[t]):
+            out[:, t] = size * v[:, t] * odds
+        else:
+            out[:, t] = v[:, t] * odds
+    return out
+
+
+def normal_sf(z: float) -> float:
+    """P(Z > z) for a standard normal Z."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def normal_quantile(q: float) -> float:
+    """The z with P(Z <= z) = q (Acklam's rational approximation, |error| < 1.2e-9)."""
+    if not 0.0 < q < 1.0:
+        raise ValueError("quantile must be in (0, 1)")
+    a = (
+        -3.969683028665376e01,
+        2.209460984245205e02,
+        -2.759285104469687e02,
+        1.383577518672690e02,
+        -3.066479806614716e01,
+        2.506628277459239e00,
+    )
+    b = (
+        -5.447609879822406e01,
+        1.615858368580409e02,
+        -1.556989798598866e02,
+        6.680131188771972e01,
+        -1.328068155288572e01,
+    )
+    c = (
+        -7.784894002430293e-03,
+        -3.223964580411365e-01,
+        -2.400758277161838e00,
+        -2.549732539343734e00,
+        4.374664141464968e00,
+        2.938163982698783e00,
+    )
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+    lo = 0.02425
+    if q < lo:
+        r = math.sqrt(-2 * math.log(q))
+        return (((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) / (
+            (((d[0] * r + d[1]) * r + d[2]) * r + d[3]) * r + 1
+        )
+    if q > 1 - lo:
+        return -normal_quantile(1 - q)
+    r = q - 0.5
+    s = r * r
+    return (
+        (((((a[0] * s + a[1]) * s + a[2]) * s + a[3]) * s + a[4]) * s + a[5])
+        * r
+        / (((((b[0] * s + b[1]) * s + b[2]) * s + b[3]) * s + b[4]) * s + 1)
+    )
+
+
+def mann_whitney_p(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """One-sided p-value that ``ys`` tend to be larger than ``xs`` (Mann-Whitney U).
+
+    Exact by enumeration of the U distribution for small samples (the sizes memgate sees:
+    a handful of runs per side), with ties given half weight, as benchstat does.
+    """
+    m, n = len(xs), len(ys)
+    if m == 0 or n == 0:
+        return 1.0
+    u = 0.0
+    for y in ys:
+        for x in xs:
+            if y > x:
+                u += 1.0
+            elif y == x:
+                u += 0.5
+    # Distribution of U under H0 without ties: count permutations by DP.
+    # f[i][j][k]: number of arrangements of i xs and j ys with U = k.
+    maxu = m * n
+    prev = [[0] * (maxu + 1) for _ in range(n + 1)]
+    prev[0][0] = 1
+    for j in range(1, n + 1):
+        prev[j][0] = 1
+    for i in range(1, m + 1):
+        cur = [[0] * (maxu + 1) for _ in range(n + 1)]
+        cur[0][0] = 1
+        for j in range(1, n + 1):
+            for k in range(maxu + 1):
+                # the largest element is an x (adds nothing) or a y (adds i to U)
+                total = cur[j - 1][k - i] if k >= i else 0
+                total += prev[j][k]
+                cur[j][k] = total
+        prev = cur
+    counts = prev[n]
+    denom = float(sum(counts))
+    threshold = u - 1e-9
+    return sum(c for k, c in enumerate(counts) if k >= threshold) / denom
