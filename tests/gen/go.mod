@@ -1,0 +1,3 @@
+module memgate/tests/gen
+
+go 1.24
