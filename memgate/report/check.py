@@ -31,6 +31,8 @@ REPORT_FORMAT = 1
 #: GitHub refuses step summaries over 1 MiB; stay below with room for other steps.
 MARKDOWN_LIMIT = 1024 * 1024 - 4096
 TOP_MOVERS = 5
+#: Within-noise crossings listed in the terminal summary before the rest is counted.
+NOISE_LINES = 5
 
 
 def _num(x: float) -> float | None:
@@ -338,23 +340,24 @@ def _markdown_head(report: dict[str, Any]) -> str:
     for w in report["warnings"]:
         lines.append(f"> [!WARNING]\n> {w}")
         lines.append("")
-    if report["findings"] or report["within_noise"]:
-        lines += [
-            "### Findings",
-            "",
-            "| | rule | function | type | metric | baseline | candidate | delta | % |",
-            "|:---|:---|:---|:---|:---|---:|---:|---:|---:|",
-        ]
-        for f in [*report["findings"], *report["within_noise"]]:
-            mark = "~" if not f["significant"] else ("❌" if f["severity"] == "fail" else "⚠️")
-            st = f["sample_type"]
-            lines.append(
-                f"| {mark} | {md_code(f['rule'])} | {md_code(f['function'])} | {st} | "
-                f"{f['metric']} | {_rate(report, f['baseline_rate'], st)} | "
-                f"{_rate(report, f['candidate_rate'], st)} | {_delta(report, f, st)} | "
-                f"{_pct_with_interval(f['delta_pct'], f['interval'], f['baseline_rate'])} |"
-            )
+    header = [
+        "| | rule | function | type | metric | baseline | candidate | delta | % |",
+        "|:---|:---|:---|:---|:---|---:|---:|---:|---:|",
+    ]
+    if report["findings"]:
+        lines += ["### Findings", "", *header]
+        lines += [_finding_row(report, f) for f in report["findings"]]
         lines.append("")
+    if report["within_noise"]:
+        n = len(report["within_noise"])
+        lines += [
+            f"<details><summary>{n} limit crossing{'s' if n != 1 else ''} within "
+            "sampling noise (~): not failing</summary>",
+            "",
+            *header,
+        ]
+        lines += [_finding_row(report, f) for f in report["within_noise"]]
+        lines += ["", "</details>", ""]
     if report["totals"]:
         lines += [
             "### Totals",
@@ -392,6 +395,17 @@ def _markdown_head(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _finding_row(report: dict[str, Any], f: dict[str, Any]) -> str:
+    mark = "~" if not f["significant"] else ("❌" if f["severity"] == "fail" else "⚠️")
+    st = f["sample_type"]
+    return (
+        f"| {mark} | {md_code(f['rule'])} | {md_code(f['function'])} | {st} | "
+        f"{f['metric']} | {_rate(report, f['baseline_rate'], st)} | "
+        f"{_rate(report, f['candidate_rate'], st)} | {_delta(report, f, st)} | "
+        f"{_pct_with_interval(f['delta_pct'], f['interval'], f['baseline_rate'])} |"
+    )
+
+
 def _markdown_full_rows(report: dict[str, Any]) -> list[str]:
     rows = []
     for fn in report["functions"]:
@@ -426,9 +440,16 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
         out.append(
             f"{s['fail']} failing, {s['warn']} warning, {s['within_noise']} within noise (~)"
         )
-    for f in [*report["findings"], *report["within_noise"]]:
-        mark = "~" if not f["significant"] else f["severity"].upper()
-        out.append(f"  [{mark}] {f['rule']}: {f['message']}")
+    for f in report["findings"]:
+        out.append(f"  [{f['severity'].upper()}] {f['rule']}: {f['message']}")
+    noise = report["within_noise"]
+    for f in noise[:NOISE_LINES]:
+        out.append(f"  [~] {f['rule']}: {f['message']}")
+    if len(noise) > NOISE_LINES:
+        out.append(
+            f"  ... and {len(noise) - NOISE_LINES} more crossings within noise "
+            "(all in --format markdown or json)"
+        )
     for st in report["sample_types"]:
         growers, shrinkers = movers(report, st["type"], "flat", limit)
         if not growers and not shrinkers:
