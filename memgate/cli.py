@@ -424,16 +424,19 @@ def policy_show() -> None:
     click.echo((files("memgate") / "data" / "default-policy.yml").read_text("utf-8"), nl=False)
 
 
-def _register_optional() -> None:
-    """Command groups that live in their own modules."""
-    try:
+def _register_groups() -> None:
+    """Command groups that live in their own modules (baseline store, report tools)."""
+    from memgate.cli_report import report
+
+    main.add_command(report)
+    try:  # TEMPORARY while the store lands
         from memgate.cli_baseline import baseline
-    except ImportError:  # pragma: no cover - during development only
+    except ImportError:
         return
     main.add_command(baseline)
 
 
-_register_optional()
+_register_groups()
 
 
 if __name__ == "__main__":  # pragma: no cover

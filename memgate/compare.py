@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from memgate.errors import CompareError
 from memgate.profile.model import Profile, ValueType
+from memgate.quantities import unit_scale
 from memgate.stats import sampling_variance
 from memgate.table import Table, aggregate
 
@@ -129,20 +130,23 @@ def _side(
     cvar = np.zeros((n, nt), dtype=np.float64)
     tvar = np.zeros(nt, dtype=np.float64)
     have_var = True
+    # Values in kilobytes (or other scaled units) become bytes, so limits compare in base units.
+    unit = np.array([_unit_scale(st.unit) for st in tables[0].sample_types])
     for r, (run, table) in enumerate(zip(runs, tables)):
         seconds = run.duration_seconds if normalized else 1.0
         assert seconds is not None and seconds > 0
+        divisor = seconds / unit
         rows = np.fromiter(
             (index[nm] for nm in table.names), dtype=np.int64, count=len(table.names)
         )
-        flat[r, rows] = table.flat / seconds
-        cum[r, rows] = table.cum / seconds
-        total[r] = table.total / seconds
+        flat[r, rows] = table.flat / divisor
+        cum[r, rows] = table.cum / divisor
+        total[r] = table.total / divisor
         if table.flat_extra is None or table.cum_extra is None:
             have_var = False
             continue
         # Variance of a mean of k independent runs: sum of variances / k^2.
-        scale = 1.0 / (seconds * seconds * k * k)
+        scale = 1.0 / (divisor * divisor * k * k)
         fvar[rows] += table.flat_extra * scale
         cvar[rows] += table.cum_extra * scale
         tvar += table.flat_extra.sum(axis=0) * scale
@@ -155,6 +159,13 @@ def _side(
         cum_var=cvar if have_var else None,
         total_var=tvar if have_var else None,
     )
+
+
+def _unit_scale(unit: str) -> float:
+    try:
+        return unit_scale(unit)
+    except ValueError:
+        return 1.0
 
 
 def aggregate_run(prof: Profile) -> Table:

@@ -107,8 +107,8 @@ def _side_var(side: SideRates, metric: str, i: int | None, t: int) -> float | No
     k = runs.shape[0]
     if k >= 2:
         empirical = float(np.var(runs, ddof=1)) / k
-        return empirical if model is None else max(model, empirical)
-    return model
+        return empirical if model is None else float(max(model, empirical))
+    return None if model is None else float(model)
 
 
 def significance(

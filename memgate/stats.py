@@ -76,18 +76,18 @@ def sampling_variance(prof: Profile) -> F64 | None:
         size_by_pair[ci] = size
         size_by_pair[bi] = size
     for t in range(nt):
-        size = size_by_pair.get(t)
-        if size is None:
+        pair_size = size_by_pair.get(t)
+        if pair_size is None:
             if _is_bytes(units[t]):
                 # No object size known: the small-object limit, Var(B) ~ B * R, an upper
                 # bound of s * B * (1 - p) / p.
                 out[:, t] = v[:, t] * rate
             continue
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            p = -np.expm1(-size / rate)
+            p = -np.expm1(-pair_size / rate)
             odds = np.where(p > 0, (1.0 - p) / p, 0.0)
         if _is_bytes(units[t]):
-            out[:, t] = size * v[:, t] * odds
+            out[:, t] = pair_size * v[:, t] * odds
         else:
             out[:, t] = v[:, t] * odds
     return out

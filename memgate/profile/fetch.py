@@ -49,8 +49,9 @@ def delta_seconds(url: str) -> float:
 
 class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
     def __init__(self, limit: int) -> None:
-        self.max_redirections = limit
-        self.max_repeats = limit
+        # urllib reads these as class attributes; per-instance values bound this opener only.
+        setattr(self, "max_redirections", limit)
+        setattr(self, "max_repeats", limit)
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         scheme = urllib.parse.urlsplit(newurl).scheme.lower()

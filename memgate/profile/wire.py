@@ -81,7 +81,8 @@ def _read_fixed(buf: U8, pos: I64, width: int) -> U64:
     idx = pos[:, None] + np.arange(width, dtype=np.int64)
     b = buf[idx].astype(np.uint64)
     shifts = (8 * np.arange(width)).astype(np.uint64)
-    return np.bitwise_or.reduce(b << shifts[None, :], axis=1)
+    out: U64 = np.bitwise_or.reduce(b << shifts[None, :], axis=1)
+    return out
 
 
 def walk_messages(buf: U8, starts: I64, ends: I64) -> Fields:
@@ -184,7 +185,7 @@ def decode_packed(buf: U8, starts: I64, ends: I64) -> tuple[U64, I64, I64]:
     vstart[1:] = term_pos[:-1] + 1
     if (term_pos - vstart >= 10).any():
         raise WireError("over-long varint in packed field")
-    vid = np.cumsum(term) - term
+    vid: I64 = np.cumsum(term, dtype=np.int64) - term
     shift = (np.arange(total, dtype=np.int64) - vstart[vid]) * 7
     parts = (b & 0x7F).astype(np.uint64) << shift.astype(np.uint64)
     values = np.add.reduceat(parts, vstart)
