@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -111,13 +111,22 @@ def _side_var(side: SideRates, metric: str, i: int | None, t: int) -> float | No
     return None if model is None else float(model)
 
 
+@dataclass(frozen=True)
+class _Evidence:
+    """What the data say about one crossing, before the family-wide decision."""
+
+    p_model: float | None
+    p_rank: float | None
+    half: float | None
+
+
 def significance(
     comparison: Comparison, metric: str, i: int | None, t: int, delta: float, confidence: float
-) -> tuple[bool, float | None, float | None]:
-    """(significant, one-sided p-value, CI half-width) of an increase ``delta``.
+) -> _Evidence:
+    """p-values (normal model, and rank test when there are enough runs) for an increase.
 
     ``i`` None means the whole-profile total. Without any variance information the numbers
-    are taken as exact: significant when delta > 0.
+    are exact: both p-values are None.
     """
     b, c = comparison.baseline, comparison.candidate
     vb = _side_var(b, metric, i, t)
@@ -126,22 +135,25 @@ def significance(
     p: float | None = None
     if vb is not None and vc is not None:
         se = math.sqrt(max(vb, 0.0) + max(vc, 0.0))
-        z2 = normal_quantile(0.5 + confidence / 2)
-        half = z2 * se
+        half = normal_quantile(0.5 + confidence / 2) * se
         if se > 0:
             p = normal_sf(delta / se)
         else:
             p = 0.0 if delta > 0 else 1.0
+    rank: float | None = None
     kb, kc = b.flat_runs.shape[0], c.flat_runs.shape[0]
     if kb >= MIN_RUNS_FOR_RANK_TEST and kc >= MIN_RUNS_FOR_RANK_TEST:
         if i is None:
             xs, ys = b.total_runs[:, t], c.total_runs[:, t]
         else:
             xs, ys = b.metric_runs(metric)[:, i, t], c.metric_runs(metric)[:, i, t]
-        p = mann_whitney_p(xs.tolist(), ys.tolist())
-    if p is None:
-        return delta > 0, None, None
-    return p < 1.0 - confidence, p, half
+        rank = mann_whitney_p(xs.tolist(), ys.tolist())
+    return _Evidence(p, rank, half)
+
+
+def min_rank_p(kb: int, kc: int) -> float:
+    """The smallest one-sided p-value a rank test of kb against kc runs can give."""
+    return 1.0 / math.comb(kb + kc, kb)
 
 
 def _limit_text(eff: Effective, dim: Dimension, kind: Kind) -> str:
@@ -167,7 +179,7 @@ def _evaluate_one(
     dim: Dimension,
     time_unit: str,
     is_new: bool,
-) -> Finding | None:
+) -> tuple[_Evidence, Finding] | None:
     metric = eff.metric
     if i is None:
         b = float(comparison.baseline.total[t])
@@ -188,20 +200,19 @@ def _evaluate_one(
     delta = c - b
     pct = None if b <= 0 else delta / b * 100.0
     if kind == "increase" or kind == "new":
-        sig, p, half = significance(comparison, metric, i, t, delta, eff.confidence)
+        ev = significance(comparison, metric, i, t, delta, eff.confidence)
     else:
         ceiling = lim.max_rate_for(dim)
         assert ceiling is not None
         # Above the ceiling by more than noise: test candidate - ceiling against its SE.
         vc = _side_var(comparison.candidate, metric, i, t)
         if vc is None:
-            sig, p, half = True, None, None
+            ev = _Evidence(None, None, None)
         else:
             se = math.sqrt(max(vc, 0.0))
             over = c - ceiling.value
-            p = normal_sf(over / se) if se > 0 else 0.0
-            sig = p < 1.0 - eff.confidence
-            half = normal_quantile(0.5 + eff.confidence / 2) * se
+            ev = _Evidence(normal_sf(over / se) if se > 0 else 0.0, None,
+                           normal_quantile(0.5 + eff.confidence / 2) * se)
     st = comparison.sample_types[t]
     b_txt = format_rate(b, dim, time_unit)
     c_txt = format_rate(c, dim, time_unit)
@@ -216,11 +227,9 @@ def _evaluate_one(
         msg = f"new function {subject} allocates {c_txt} of {st.type}, above {limit}"
     else:
         msg = f"{subject} {st.type} ({metric}) is {c_txt}, above its {limit}"
-    if not sig:
-        msg += f" — within sampling noise at {eff.confidence:.0%} confidence (~)"
     severity = eff.severity
     assert severity in ("fail", "warn")
-    return Finding(
+    return ev, Finding(
         rule=eff.rule_name,
         function=name,
         sample_type=st.type,
@@ -233,9 +242,9 @@ def _evaluate_one(
         delta_rate=delta,
         delta_pct=pct,
         limit=limit,
-        significant=sig,
-        p_value=p,
-        interval=half,
+        significant=True,
+        p_value=None,
+        interval=ev.half,
         confidence=eff.confidence,
         message=msg,
     )
@@ -248,7 +257,7 @@ def evaluate(comparison: Comparison, policy: Policy, time_unit: str = "s") -> Ga
     # A function is new when the baseline has nothing of it at all.
     absent = ~((base.flat != 0).any(axis=1) | (base.cum != 0).any(axis=1))
     any_ceiling = True  # rules may set ceilings; candidates with c > 0 are always checked
-    found: list[Finding] = []
+    drafts: list[tuple[_Evidence, Finding]] = []
     for t in gated:
         st = comparison.sample_types[t]
         dim = dimension_of_unit(st.unit)
@@ -269,18 +278,53 @@ def evaluate(comparison: Comparison, policy: Policy, time_unit: str = "s") -> Ga
                 continue
             f = _evaluate_one(comparison, eff, name, i, t, dim, time_unit, is_new)
             if f is not None:
-                found.append(f)
+                drafts.append(f)
         teff = policy.resolve_total(st.type)
         if teff is not None and teff.severity != "ignore":
             f = _evaluate_one(comparison, teff, TOTAL_FUNCTION, None, t, dim, time_unit, False)
             if f is not None:
-                found.append(f)
-    found.sort(key=_finding_order)
-    significant = tuple(f for f in found if f.significant)
-    noise = tuple(f for f in found if not f.significant)
+                drafts.append(f)
+    decided = decide(drafts, base.flat_runs.shape[0], cand.flat_runs.shape[0])
+    decided.sort(key=_finding_order)
+    significant = tuple(f for f in decided if f.significant)
+    noise = tuple(f for f in decided if not f.significant)
     return GateResult(
         verdict=verdict_of(significant), findings=significant, within_noise=noise, gated=gated
     )
+
+
+def decide(drafts: Sequence[tuple[_Evidence, Finding]], kb: int, kc: int) -> list[Finding]:
+    """Which crossings are real: Holm's step-down procedure over all crossings of one run.
+
+    A profile has hundreds of functions; testing each at 1% would let a few cross by chance
+    on every run, so the family-wise error rate of the whole gate is held at each rule's
+    ``1 - confidence`` (Holm, which is uniformly more powerful than Bonferroni). The rank test
+    replaces the normal model only when it can reach the levels this family needs: with
+    ``m`` crossings, a rank test of ``kb`` vs ``kc`` runs must be able to give p < alpha/m.
+    """
+    tested = [(ev, f) for ev, f in drafts if ev.p_model is not None or ev.p_rank is not None]
+    m = len(tested)
+    use_rank = bool(tested) and all(ev.p_rank is not None for ev, _ in tested) and \
+        min_rank_p(kb, kc) < min(1 - f.confidence for _, f in tested) / m
+    pvals = {id(f): (ev.p_rank if use_rank else ev.p_model) for ev, f in tested}
+    order = sorted(tested, key=lambda d: (pvals[id(d[1])] or 0.0))
+    significant: set[int] = set()
+    for j, (_, f) in enumerate(order):
+        p = pvals[id(f)]
+        assert p is not None
+        if p < (1 - f.confidence) / (m - j):
+            significant.add(id(f))
+        else:
+            break  # Holm: once one is kept, every larger p-value is kept too
+    out = []
+    for ev, f in drafts:
+        p = pvals.get(id(f))
+        sig = p is None or id(f) in significant
+        msg = f.message
+        if not sig:
+            msg += f" — within sampling noise at {f.confidence:.0%} confidence (~)"
+        out.append(replace(f, significant=sig, p_value=p, message=msg))
+    return out
 
 
 def _finding_order(f: Finding) -> tuple[int, int, str, str]:
