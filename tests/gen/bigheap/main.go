@@ -56,6 +56,7 @@ func mix(x uint64) uint64 {
 func main() {
 	samples := flag.Int("samples", 10000, "approximate number of distinct samples (allocation call paths)")
 	out := flag.String("out", "bigheap.pb.gz", "output heap profile (gzip proto)")
+	variant := flag.Int("variant", 0, "non-zero: a \"candidate\" of the same workload in which every Nth allocation is twice as large (same call paths, other values)")
 	flag.Parse()
 	runtime.MemProfileRate = 1
 
@@ -77,6 +78,9 @@ func main() {
 			}
 		}
 		size := 16 * (1 + int(mix(h)%64))
+		if *variant > 0 && i%*variant == 0 {
+			size *= 2
+		}
 		roots[h%uint64(len(roots))](&p, 0, size)
 	}
 	allocDone := time.Now()
