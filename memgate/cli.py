@@ -426,14 +426,11 @@ def policy_show() -> None:
 
 def _register_groups() -> None:
     """Command groups that live in their own modules (baseline store, report tools)."""
+    from memgate.cli_baseline import baseline
     from memgate.cli_report import report
 
-    main.add_command(report)
-    try:  # TEMPORARY while the store lands
-        from memgate.cli_baseline import baseline
-    except ImportError:
-        return
     main.add_command(baseline)
+    main.add_command(report)
 
 
 _register_groups()
