@@ -71,15 +71,24 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
     }
 
 
-def _kind(b: np.ndarray, c: np.ndarray, floor: float | None, half: np.ndarray | None) -> np.ndarray:
+def _kind(
+    b: np.ndarray, c: np.ndarray, floor: float | None, half: np.ndarray | None
+) -> np.ndarray:
+    """changed / unchanged / new / gone, or "~" when the change is within the noise.
+
+    "~" (benchstat's "no real change") wins over new and gone: a function seen in one sample
+    of one run and none of the other is noise, not news.
+    """
     kind = np.full(b.shape, "changed", dtype=object)
-    kind[b == c] = "unchanged"
     kind[(b == 0) & (c != 0)] = "new"
     kind[(b != 0) & (c == 0)] = "gone"
+    noisy = np.zeros(b.shape, dtype=bool)
     if half is not None:
-        kind[(kind == "changed") & (np.abs(c - b) <= half)] = "~"
+        noisy |= np.abs(c - b) <= half
     if floor is not None:
-        kind[(np.abs(b) < floor) & (np.abs(c) < floor) & (kind != "unchanged")] = "~"
+        noisy |= (np.abs(b) < floor) & (np.abs(c) < floor)
+    kind[noisy] = "~"
+    kind[b == c] = "unchanged"
     return kind
 
 
@@ -164,11 +173,21 @@ def build_report(
                     "kind": str(kind[i]),
                 }
             entry["rates"][st.type] = rates_t
+    _leak_shapes(functions)
     verdict = result.verdict if result is not None else None
     if verdict == "pass" and warnings:
         verdict = "warn"
     findings = [_finding_dict(f) for f in result.findings] if result else []
     noise = [_finding_dict(f) for f in result.within_noise] if result else []
+    for f in (*findings, *noise):
+        entry = functions.get(f["function"], {})
+        f["leak_shaped"] = bool(entry.get("leak_shaped")) and f["sample_type"] in LEAK_TYPES
+        size = entry.get("object_size")
+        if f["sample_type"] in LEAK_TYPES and size and size["candidate"] is not None:
+            was = f"{size['baseline']:.0f} B" if size["baseline"] is not None else "none"
+            f["message"] += f"; in-use objects average {size['candidate']:.0f} B (baseline {was})"
+            if f["leak_shaped"]:
+                f["message"] += ", leak-shaped: more objects of the same size"
     return {
         "format": REPORT_FORMAT,
         "memgate": __version__,
@@ -196,6 +215,36 @@ def build_report(
         },
         "functions": sorted(functions.values(), key=lambda e: e["name"]),
     }
+
+
+#: Sample-type pairs (bytes, objects) whose ratio is the mean size of live objects.
+_INUSE_PAIRS = (("inuse_space", "inuse_objects"), ("space", "objects"))
+LEAK_TYPES = {"inuse_space", "inuse_objects", "space", "objects"}
+#: Mean sizes within this relative distance count as "the same kind of object".
+STABLE_SIZE = 0.25
+
+
+def _leak_shapes(functions: dict[str, dict[str, Any]]) -> None:
+    """Mark in-use growth made of more objects of the same mean size: what a leak looks like.
+
+    The seed's kubelet held 124 million objects of exactly 64 bytes: the count grew, the size
+    did not. A function whose in-use bytes grew beyond the noise while its mean object size
+    (in-use bytes / in-use objects, flat) stayed within 25% is marked ``leak_shaped``.
+    """
+    for entry in functions.values():
+        rates = entry["rates"]
+        for space, objects in _INUSE_PAIRS:
+            if space not in rates or objects not in rates:
+                continue
+            sp, ob = rates[space]["flat"], rates[objects]["flat"]
+            base = sp["baseline"] / ob["baseline"] if ob["baseline"] > 0 else None
+            cand = sp["candidate"] / ob["candidate"] if ob["candidate"] > 0 else None
+            entry["object_size"] = {"baseline": base, "candidate": cand}
+            grew = sp["kind"] in ("changed", "new") and sp["delta"] > 0
+            stable = base is not None and cand is not None and \
+                abs(cand / base - 1.0) <= STABLE_SIZE
+            entry["leak_shaped"] = bool(grew and stable)
+            break
 
 
 def missing_baseline_report(

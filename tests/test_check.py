@@ -1,0 +1,274 @@
+"""`memgate check` and `memgate diff` end to end on real Go profiles of the seed's leak.
+
+The fixtures are made by tests/gen/seedleak (JSON decoded into interface{} values; with
+-leak-fraction a share of them is retained). Separate no-leak runs must pass against each other,
+leak runs must fail naming encoding/json.(*decodeState).literalStore for the in-use types.
+
+Report goldens live in tests/fixtures/reports/; `pytest --update-goldens` rewrites them (review
+the diff) and a mismatch saves the new output beside the golden as `*.failed`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from memgate import __version__
+from memgate.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = Path("tests/fixtures/profiles")
+REPORTS = ROOT / "tests" / "fixtures" / "reports"
+SCHEMA = json.loads((ROOT / "memgate" / "schemas" / "report.schema.json").read_text())
+LITERAL_STORE = "encoding/json.(*decodeState).literalStore"
+# Independent runs of one workload (tests/gen/noise.sh): differences are sampling noise.
+NOISE = Path("tests/fixtures/noise")
+NOLEAK = [NOISE / f"noleak-{i:02d}.pb.gz" for i in (1, 2, 3, 4)]
+LEAK = [NOISE / f"leak-{i:02d}.pb.gz" for i in (1, 2, 3)]
+
+
+def memgate(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=full_env)
+
+
+def base_args(*baselines: Path) -> list[str]:
+    out: list[str] = []
+    for b in baselines:
+        out += ["--baseline", str(b)]
+    return out
+
+
+@pytest.mark.parametrize(("base", "cand"), [(0, 1), (1, 2), (2, 3), (3, 0)])
+def test_noleak_runs_pass_against_each_other(base: int, cand: int) -> None:
+    r = memgate("check", *base_args(NOLEAK[base]), NOLEAK[cand], "--duration", "30s",
+                "--format", "json")
+    assert r.returncode == EXIT_OK, r.stdout + r.stderr
+    assert json.loads(r.stdout)["verdict"] in ("pass", "warn")
+
+
+@pytest.mark.parametrize(("base", "cand"), [(0, 0), (1, 1), (2, 2), (0, 2)])
+def test_leak_runs_fail_naming_literal_store(base: int, cand: int) -> None:
+    r = memgate("check", *base_args(NOLEAK[base]), LEAK[cand], "--duration", "30s",
+                "--format", "json")
+    assert r.returncode == EXIT_FAIL, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    failing = {(f["function"], f["sample_type"]) for f in report["findings"]
+               if f["severity"] == "fail"}
+    decode_state = {f for f in failing if f[0].startswith("encoding/json.(*decodeState)")}
+    assert {st for _, st in decode_state} >= {"inuse_space", "inuse_objects"} or \
+        (LITERAL_STORE, "inuse_space") in failing, failing
+
+
+def test_text_output_names_the_leak() -> None:
+    r = memgate("check", *base_args(NOLEAK[0]), LEAK[0], "--duration", "30s")
+    assert r.returncode == EXIT_FAIL
+    assert r.stdout.startswith("memgate: FAIL")
+    assert LITERAL_STORE in r.stdout
+    assert "\x1b[" not in r.stdout  # no colour when not a terminal
+
+
+def _normalize(text: str) -> str:
+    text = text.replace(__version__, "<version>")
+    return text
+
+
+def _check_golden(name: str, text: str, update: bool) -> None:
+    path = REPORTS / name
+    text = _normalize(text)
+    if update or not path.exists():
+        path.write_text(text)
+        if not update:
+            pytest.fail(f"golden {name} did not exist; written, review and commit it")
+        return
+    expected = path.read_text()
+    if text != expected:
+        path.with_suffix(path.suffix + ".failed").write_text(text)
+        assert text == expected, f"{name} differs (new output saved as {name}.failed)"
+
+
+SCENARIOS = {
+    "pass": (["--policy", "examples/memgate.yml", "--component", "example",
+              *base_args(NOLEAK[0], NOLEAK[1]), str(NOLEAK[2])], EXIT_OK, "pass"),
+    "warn": (["--policy", "tests/fixtures/reports/warn-policy.yml", "--component", "example",
+              *base_args(NOLEAK[0], NOLEAK[1]), str(LEAK[0])], EXIT_OK, "warn"),
+    "fail": (["--policy", "examples/memgate.yml", "--component", "example",
+              *base_args(NOLEAK[0], NOLEAK[1]), str(LEAK[0])], EXIT_FAIL, "fail"),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_report_goldens(scenario: str, tmp_path: Path, update_goldens: bool) -> None:
+    args, code, verdict = SCENARIOS[scenario]
+    md = tmp_path / "summary.md"
+    js = tmp_path / "report.json"
+    r = memgate("check", *args, "--summary", md, "--json", js)
+    assert r.returncode == code, r.stdout + r.stderr
+    report = json.loads(js.read_text())
+    jsonschema.Draft202012Validator(SCHEMA).validate(report)
+    assert report["verdict"] == verdict
+    assert md.read_text().startswith("## ")
+    assert {"pass": "PASS", "warn": "WARN", "fail": "FAIL"}[verdict] in md.read_text()
+    _check_golden(f"{scenario}.md", md.read_text(), update_goldens)
+    _check_golden(f"{scenario}.json", js.read_text(), update_goldens)
+
+
+def test_markdown_goes_to_step_summary_under_actions(tmp_path: Path) -> None:
+    summary = tmp_path / "step-summary.md"
+    summary.write_text("previous step\n")
+    r = memgate("check", *base_args(NOLEAK[0]), LEAK[0], "--duration", "30s",
+                env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)})
+    assert r.returncode == EXIT_FAIL
+    text = summary.read_text()
+    assert text.startswith("previous step\n## ❌ memgate: **FAIL**")
+    assert "<details>" in text
+
+
+def test_markdown_never_exceeds_one_mib() -> None:
+    from memgate.report.check import render_markdown
+
+    report = json.loads((REPORTS / "fail.json").read_text())
+    fn = next(f for f in report["functions"]
+              if any(r["flat"]["candidate"] for r in f["rates"].values()))
+    report["functions"] = [dict(fn, name=f"pkg.F{i:06d}" + "x" * 200) for i in range(20000)]
+    md = render_markdown(report)
+    assert len(md.encode()) <= 1024 * 1024
+    assert "Table truncated" in md
+    assert md.rstrip().endswith("</details>")
+
+
+def test_no_duration_is_exit_3_with_a_hint() -> None:
+    r = memgate("check", *base_args(NOLEAK[0]), NOLEAK[1])
+    assert r.returncode == EXIT_ERROR
+    line = r.stderr.strip()
+    assert line.count("\n") == 0
+    assert "has no duration" in line and "--duration" in line and "--no-normalize" in line
+
+
+def test_delta_profile_brings_its_own_duration() -> None:
+    delta = PROFILES / "seedleak-delta.pb.gz"
+    r = memgate("check", *base_args(delta), delta, "--format", "json")
+    assert r.returncode == EXIT_OK, r.stderr
+    report = json.loads(r.stdout)
+    assert report["inputs"]["candidate"][0]["duration_source"] == "profile"
+    assert report["inputs"]["candidate"][0]["duration_seconds"] == pytest.approx(2.0, abs=0.1)
+
+
+def test_duration_flag_serves_both_sides_and_rates_scale() -> None:
+    def literal_rate(duration: str) -> float:
+        r = memgate("diff", NOLEAK[0], LEAK[0], "--duration", duration, "--format", "json")
+        assert r.returncode == 0, r.stderr
+        rep = json.loads(r.stdout)
+        fn = next(f for f in rep["functions"] if f["name"] == LITERAL_STORE)
+        return float(fn["rates"]["inuse_space"]["flat"]["candidate"])
+
+    assert literal_rate("10s") == pytest.approx(6 * literal_rate("1m"))
+
+
+def test_baseline_duration_differs_from_candidate() -> None:
+    # The same profile as baseline over 60 s and candidate over 30 s doubles every rate.
+    r = memgate("diff", NOLEAK[0], NOLEAK[0], "--duration", "30s", "--baseline-duration", "60s",
+                "--format", "json")
+    rep = json.loads(r.stdout)
+    tot = next(t for t in rep["totals"] if t["sample_type"] == "inuse_space")
+    assert tot["candidate_rate"] == pytest.approx(2 * tot["baseline_rate"])
+
+
+def test_no_normalize_compares_raw_values() -> None:
+    r = memgate("check", *base_args(NOLEAK[0]), LEAK[0], "--no-normalize", "--format", "json")
+    assert r.returncode == EXIT_FAIL
+    rep = json.loads(r.stdout)
+    assert rep["rate_unit"] == "per_profile"
+    assert all(i["duration_source"] == "none" for i in rep["inputs"]["candidate"])
+
+
+def test_diff_without_durations_falls_back_to_raw_values() -> None:
+    r = memgate("diff", PROFILES / "seedleak-noleak-1.pb.gz", PROFILES / "seedleak-leak-1.pb.gz",
+                "--format", "json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["verdict"] is None and rep["normalized"] is False
+    fn = next(f for f in rep["functions"] if f["name"] == LITERAL_STORE)
+    flat = fn["rates"]["inuse_space"]["flat"]
+    # pprof -diff_base on the same pair (golden) shows literalStore's flat delta.
+    golden = (ROOT / "tests/fixtures/golden/diff/seedleak-noleak-1.pb.gz__seedleak-leak-1.pb.gz"
+              / "functions.3.txt").read_text()
+    m = re.search(r"^\s*(-?\d+)B .*  encoding/json\.\(\*decodeState\)\.literalStore$", golden,
+                  re.M)
+    assert m is not None
+    assert flat["delta"] == int(m.group(1))
+
+
+def test_incompatible_profiles_exit_3_naming_both() -> None:
+    r = memgate("check", *base_args(NOLEAK[0]), PROFILES / "nodejs-heap.pb.gz",
+                "--duration", "1m")
+    assert r.returncode == EXIT_ERROR
+    assert "incompatible profiles" in r.stderr
+    assert "noleak-01.pb.gz" in r.stderr and "nodejs-heap.pb.gz" in r.stderr
+
+
+def test_cpu_profile_is_refused_by_memory_rules() -> None:
+    cpu = PROFILES / "go-cpu-labels.pb.gz"
+    r = memgate("check", *base_args(cpu), cpu)
+    assert r.returncode == EXIT_ERROR
+    assert "none of the sample types the policy gates" in r.stderr
+    assert "memory profile" in r.stderr
+
+
+def test_missing_baseline(tmp_path: Path) -> None:
+    r = memgate("check", "--component", "nope", "--baselines", tmp_path, NOLEAK[0],
+                "--duration", "30s")
+    assert r.returncode == EXIT_ERROR
+    assert "no baseline for component 'nope'" in r.stderr
+    assert "memgate baseline update" in r.stderr
+    js = tmp_path / "r.json"
+    r = memgate("check", "--component", "nope", "--baselines", tmp_path, NOLEAK[0],
+                "--duration", "30s", "--allow-missing-baseline", "--json", js)
+    assert r.returncode == EXIT_OK
+    rep = json.loads(js.read_text())
+    jsonschema.Draft202012Validator(SCHEMA).validate(rep)
+    assert rep["verdict"] == "warn" and "no baseline" in rep["warnings"][0]
+
+
+def test_invalid_policy_is_exit_3_with_path(tmp_path: Path) -> None:
+    pol = tmp_path / "memgate.yml"
+    pol.write_text("version: 1\nrules:\n  - name: x\n    match: f\n    max_increase: lots\n")
+    r = memgate("check", "--policy", pol, *base_args(NOLEAK[0]), NOLEAK[1], "--duration", "1m")
+    assert r.returncode == EXIT_ERROR
+    assert "rules[0].max_increase" in r.stderr
+    # ./memgate.yml is picked up by default
+    r = memgate("check", *base_args(ROOT / NOLEAK[0]), ROOT / NOLEAK[1], "--duration", "1m",
+                cwd=tmp_path)
+    assert r.returncode == EXIT_ERROR and "rules[0].max_increase" in r.stderr
+
+
+def test_report_files_are_not_half_written_on_error(tmp_path: Path) -> None:
+    js = tmp_path / "report.json"
+    r = memgate("check", *base_args(NOLEAK[0]), tmp_path / "missing.pb.gz", "--duration",
+                "1m", "--json", js)
+    assert r.returncode == EXIT_ERROR
+    assert not js.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_repeated_runs_average() -> None:
+    r = memgate("diff", NOLEAK[0], NOLEAK[1], "--duration", "1m", "--format", "json")
+    one = json.loads(r.stdout)
+    r = memgate("check", *base_args(NOLEAK[0], NOLEAK[1]), NOLEAK[1], "--duration", "1m",
+                "--format", "json")
+    two = json.loads(r.stdout)
+    t1 = {t["sample_type"]: t for t in one["totals"]}
+    t2 = {t["sample_type"]: t for t in two["totals"]}
+    for st in ("inuse_space", "alloc_space"):
+        expected = (t1[st]["baseline_rate"] + t1[st]["candidate_rate"]) / 2
+        assert t2[st]["baseline_rate"] == pytest.approx(expected)
