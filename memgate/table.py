@@ -300,6 +300,11 @@ def _simplify_func(name: str) -> str:
     return name
 
 
+#: Stack entries aggregated per chunk of samples: temporaries stay small (below glibc's mmap
+#: threshold) and are reused from chunk to chunk, so memory does not grow with the profile.
+CHUNK_ENTRIES = 1 << 20
+
+
 def aggregate(
     prof: Profile,
     granularity: str = "functions",
@@ -309,6 +314,8 @@ def aggregate(
 
     ``extra`` (n_samples, k) are further per-sample weights summed the same way (the noise
     model passes per-sample sampling variances, which add up over the samples of a node).
+    Samples are processed in chunks; flat and cum are sums over samples, so the chunks'
+    partial sums add up to the whole.
     """
     frame_offsets, frame_node, nodes = _frames(prof, granularity)
     offsets, stack, skip = _prune(prof)
@@ -318,39 +325,46 @@ def aggregate(
     else:
         frame_offsets_start = frame_offsets[:-1]
     frame_count = frame_offsets[1:] - frame_offsets_start
+    # Most profiles have one frame per location (no inlining): then a stack entry is a frame.
+    loc_node = frame_node[frame_offsets_start] if (frame_count == 1).all() else None
 
     values = prof.samples.values
     n, ntypes = values.shape
     nnodes = len(nodes)
-    stack_len = np.diff(offsets)
-    # Expand every sample's stack into its frames (leaf first).
-    entry_sample = np.repeat(np.arange(n, dtype=np.int64), stack_len)
-    per_entry = frame_count[stack]
-    nframes_total = int(per_entry.sum())
-    entry_first = np.zeros(stack.size + 1, dtype=np.int64)
-    np.cumsum(per_entry, out=entry_first[1:])
-    fidx = np.arange(nframes_total, dtype=np.int64) + np.repeat(
-        frame_offsets_start[stack] - entry_first[:-1], per_entry
-    )
-    fnode = frame_node[fidx]
-    fsample = np.repeat(entry_sample, per_entry)
-
-    # Flat: the first frame of the first location of each non-empty sample.
-    sample_frames = np.bincount(entry_sample, weights=per_entry, minlength=n).astype(np.int64)
-    sample_first = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(sample_frames, out=sample_first[1:])
-    nonempty = sample_frames > 0
-    leaf = fnode[sample_first[:-1][nonempty]]
-    flat = _sum_by(leaf, values[nonempty], nnodes)
-
-    # Cum: each (sample, node) pair once.
-    usample, unode = _unique_pairs(fsample, fnode, sample_frames, sample_first, nnodes)
-    cum = _sum_by(unode, values[usample], nnodes)
-
-    flat_extra = cum_extra = None
-    if extra is not None:
-        flat_extra = _fsum_by(leaf, extra[nonempty], nnodes)
-        cum_extra = _fsum_by(unode, extra[usample], nnodes)
+    flat = np.zeros((nnodes, ntypes), dtype=np.int64)
+    cum = np.zeros((nnodes, ntypes), dtype=np.int64)
+    nextra = extra.shape[1] if extra is not None else 0
+    flat_x = np.zeros((nnodes, nextra), dtype=np.float64)
+    cum_x = np.zeros((nnodes, nextra), dtype=np.float64)
+    lo = 0
+    while lo < n:
+        target = offsets[lo] + CHUNK_ENTRIES
+        hi = max(int(np.searchsorted(offsets, target, side="right")) - 1, lo + 1)
+        hi = min(hi, n)
+        st = stack[offsets[lo]:offsets[hi]]
+        stack_len = np.diff(offsets[lo:hi + 1])
+        if loc_node is not None:
+            fnode = loc_node[st]
+            sample_frames = stack_len
+        else:
+            fnode, sample_frames = _expand(st, stack_len, frame_count, frame_offsets_start,
+                                           frame_node)
+        sample_first = np.zeros(hi - lo + 1, dtype=np.int64)
+        np.cumsum(sample_frames, out=sample_first[1:])
+        fsample = np.repeat(np.arange(hi - lo, dtype=np.int64), sample_frames)
+        vals = values[lo:hi]
+        # Flat: the first frame of the first location of each non-empty sample.
+        nonempty = sample_frames > 0
+        leaf = fnode[sample_first[:-1][nonempty]]
+        flat += _sum_by(leaf, vals[nonempty], nnodes)
+        # Cum: each (sample, node) pair once.
+        usample, unode = _unique_pairs(fsample, fnode, sample_frames, sample_first, nnodes)
+        cum += _sum_by(unode, vals[usample], nnodes)
+        if extra is not None:
+            ex = extra[lo:hi]
+            flat_x += _fsum_by(leaf, ex[nonempty], nnodes)
+            cum_x += _fsum_by(unode, ex[usample], nnodes)
+        lo = hi
 
     total = np.abs(values).sum(axis=0) if n else np.zeros(ntypes, dtype=np.int64)
     keep = (flat != 0).any(axis=1) | (cum != 0).any(axis=1)
@@ -365,9 +379,26 @@ def aggregate(
         flat=flat[kept],
         cum=cum[kept],
         total=total.astype(np.int64),
-        flat_extra=flat_extra[kept] if flat_extra is not None else None,
-        cum_extra=cum_extra[kept] if cum_extra is not None else None,
+        flat_extra=flat_x[kept] if extra is not None else None,
+        cum_extra=cum_x[kept] if extra is not None else None,
     )
+
+
+def _expand(
+    st: NDArray[np.int32], stack_len: I64, frame_count: I64, frame_start: I64, frame_node: I64
+) -> tuple[I64, I64]:
+    """Every sample's frames (leaf first) when locations hold several (inlined) frames."""
+    n = stack_len.size
+    entry_sample = np.repeat(np.arange(n, dtype=np.int64), stack_len)
+    per_entry = frame_count[st]
+    total = int(per_entry.sum())
+    entry_first = np.zeros(st.size + 1, dtype=np.int64)
+    np.cumsum(per_entry, out=entry_first[1:])
+    fidx = np.arange(total, dtype=np.int64) + np.repeat(
+        frame_start[st] - entry_first[:-1], per_entry
+    )
+    sample_frames = np.bincount(entry_sample, weights=per_entry, minlength=n).astype(np.int64)
+    return frame_node[fidx], sample_frames
 
 
 def _fsum_by(keys: I64, weights: NDArray[np.float64], nbins: int) -> NDArray[np.float64]:

@@ -27,7 +27,18 @@ from memgate.profile.model import (
     ValueType,
     num_label_unit,
 )
-from memgate.profile.wire import WireError, repeated_varints, walk_messages
+from memgate.profile.wire import (
+    Fields,
+    NotTokenizable,
+    TokenFields,
+    Tokens,
+    WireError,
+    repeated_varints,
+    token_field_values,
+    tokenize,
+    walk_messages,
+    walk_tokens,
+)
 
 GZIP_MAGIC = b"\x1f\x8b"
 GiB = 1 << 30
@@ -364,6 +375,13 @@ def _decode_locations(
     )
 
 
+#: Sample bytes decoded per chunk. Every temporary array of a chunk stays below glibc's mmap
+#: threshold (32 MiB), so memory freed by one chunk is reused by the next instead of being
+#: returned to the kernel and faulted in again: on a VM a page fault costs more than the
+#: arithmetic. It also bounds the decoder's memory by the chunk, not by the profile.
+CHUNK_BYTES = 2 << 20
+
+
 def _decode_samples(
     msg: profile_pb2.ProfileRaw,
     n_types: int,
@@ -371,7 +389,7 @@ def _decode_samples(
     strings: _Strings,
     source: str,
 ) -> Samples:
-    raw = list(msg.sample)
+    raw = msg.sample
     n = len(raw)
     if n == 0:
         return Samples(
@@ -380,100 +398,198 @@ def _decode_samples(
             locations=np.zeros(0, dtype=np.int32),
         )
     lengths = np.fromiter(map(len, raw), dtype=np.int64, count=n)
-    joined = b"".join(raw)
-    del raw
-    buf = np.frombuffer(joined + bytes(16), dtype=np.uint8)
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    try:
-        fields = walk_messages(buf, starts, ends)
-        loc_ids, loc_off = repeated_varints(buf, fields, 1, n)
-        vals, val_off = repeated_varints(buf, fields, 2, n)
-    except WireError as e:
-        raise ProfileError(
-            f"malformed sample: {e}", source=source, slug="protobuf-invalid"
-        ) from None
-
-    counts = np.diff(val_off)
-    bad = np.flatnonzero(counts != n_types)
-    if bad.size:
-        i = int(bad[0])
-        raise ProfileError(
-            f"sample {i} has {int(counts[i])} values but the profile has {n_types} sample types",
-            source=source,
-            slug="value-count",
+    csum = np.cumsum(lengths)
+    resolve = _LocationResolver(locations.ids, source)
+    stacks: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    label_parts: list[tuple[np.ndarray, dict[int, np.ndarray]]] = []
+    lo = 0
+    while lo < n:
+        # Chunk boundaries fall between samples: [lo, hi) holds about CHUNK_BYTES of samples.
+        base = int(csum[lo - 1]) if lo else 0
+        hi = max(int(np.searchsorted(csum, base + CHUNK_BYTES, side="right")), lo + 1)
+        loc_ids, loc_off, vals, val_off, labels = _decode_chunk(
+            b"".join(raw[lo:hi]), lengths[lo:hi], source, lo
         )
-    values = vals.view(np.int64).reshape(n, n_types)
-
-    # Map location ids to indices.
-    stack = _resolve_location_ids(loc_ids, locations.ids, source)
-
-    num_labels, num_units = _decode_num_labels(buf, fields, n, strings, source)
+        bad = np.flatnonzero(np.diff(val_off) != n_types)
+        if bad.size:
+            i = int(bad[0])
+            raise ProfileError(
+                f"sample {lo + i} has {int(val_off[i + 1] - val_off[i])} values but the "
+                f"profile has {n_types} sample types",
+                source=source,
+                slug="value-count",
+            )
+        values.append(vals.view(np.int64).reshape(hi - lo, n_types))
+        stacks.append(resolve(loc_ids))
+        counts.append(np.diff(loc_off))
+        if labels is not None:
+            label_parts.append((labels[0] + lo, labels[1]))
+        lo = hi
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(counts), out=offsets[1:])
+    labels_all = None
+    if label_parts:
+        labels_all = (
+            np.concatenate([o for o, _ in label_parts]),
+            {f: np.concatenate([c[f] for _, c in label_parts]) for f in (1, 2, 3, 4)},
+        )
+    num_labels, num_units = _num_labels(labels_all, n, strings)
     return Samples(
-        values=values,
-        offsets=loc_off,
-        locations=stack,
+        values=np.concatenate(values) if len(values) > 1 else values[0],
+        offsets=offsets,
+        locations=np.concatenate(stacks) if len(stacks) > 1 else stacks[0],
         num_labels=num_labels,
         num_label_units=num_units,
     )
 
 
-def _resolve_location_ids(loc_ids: np.ndarray, known: np.ndarray, source: str) -> np.ndarray:
-    if loc_ids.size == 0:
-        return np.zeros(0, dtype=np.int32)
-    if known.size == 0:
-        raise ProfileError(
-            f"a sample references location id {int(loc_ids[0])}, but the profile has no locations",
-            source=source,
+_Labels = tuple[np.ndarray, dict[int, np.ndarray]]
+
+
+def _decode_chunk(
+    joined: bytes, lengths: np.ndarray, source: str, first_sample: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, _Labels | None]:
+    """Decode the concatenated bodies of a run of samples: locations, values, labels (CSR)."""
+    n = lengths.size
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    try:
+        # Fast path: every byte of a Sample is part of a varint (Go, pprof and most producers).
+        buf = np.frombuffer(joined, dtype=np.uint8)
+        tok = tokenize(buf, len(joined))
+        if not tok.ends_at(ends[lengths > 0]).all():
+            raise NotTokenizable("a sample does not end on a varint")
+        first = tok.before[starts].astype(np.int64)
+        stop = tok.before[ends].astype(np.int64)
+        tf = walk_tokens(tok, first, stop, ends)
+        loc_ids, loc_off = token_field_values(tok, tf, 1, n)
+        vals, val_off = token_field_values(tok, tf, 2, n)
+        labels = _label_columns_tokens(tok, tf)
+    except NotTokenizable:
+        # General path: walk the bytes field by field (fixed-width or bytes fields, damage).
+        buf = np.frombuffer(joined + bytes(16), dtype=np.uint8)
+        try:
+            fields = walk_messages(buf, starts, ends)
+            loc_ids, loc_off = repeated_varints(buf, fields, 1, n)
+            vals, val_off = repeated_varints(buf, fields, 2, n)
+        except WireError as e:
+            raise ProfileError(
+                f"malformed sample (in samples {first_sample}..{first_sample + n - 1}): {e}",
+                source=source,
+                slug="protobuf-invalid",
+            ) from None
+        labels = _label_columns_generic(buf, fields, source)
+    return loc_ids, loc_off, vals, val_off, labels
+
+
+class _LocationResolver:
+    """Maps location ids of the file to indices, refusing ids that do not exist."""
+
+    def __init__(self, known: np.ndarray, source: str) -> None:
+        self.source = source
+        self.known = known
+        self.table: np.ndarray | None = None
+        if known.size:
+            max_id = int(known.max())
+            if max_id <= 4 * known.size + 1024:
+                # Ids are small (Go numbers them 1..n): one table lookup per stack entry.
+                self.table = np.full(max_id + 2, -1, dtype=np.int32)
+                self.table[known.astype(np.int64)] = np.arange(known.size, dtype=np.int32)
+            else:
+                self.order = np.argsort(known)
+                self.sorted_ids = known[self.order]
+
+    def _missing(self, loc_id: int) -> ProfileError:
+        where = ", which does not exist" if self.known.size else \
+            ", but the profile has no locations"
+        return ProfileError(
+            f"a sample references location id {loc_id}{where}",
+            source=self.source,
             slug="unresolved-location",
         )
-    order = np.argsort(known)
-    sorted_ids = known[order]
-    pos = np.searchsorted(sorted_ids, loc_ids)
-    pos_c = np.minimum(pos, sorted_ids.size - 1)
-    ok = sorted_ids[pos_c] == loc_ids
-    if not ok.all():
-        missing = int(loc_ids[~ok][0])
-        raise ProfileError(
-            f"a sample references location id {missing}, which does not exist",
-            source=source,
-            slug="unresolved-location",
-        )
-    return order[pos_c].astype(np.int32)
+
+    def __call__(self, loc_ids: np.ndarray) -> np.ndarray:
+        if loc_ids.size == 0:
+            return np.zeros(0, dtype=np.int32)
+        if not self.known.size:
+            raise self._missing(int(loc_ids[0]))
+        if self.table is not None:
+            limit = np.uint64(self.table.size - 1)
+            idx: np.ndarray = self.table[np.minimum(loc_ids, limit).astype(np.intp)]
+            if (idx < 0).any():
+                raise self._missing(int(loc_ids[idx < 0][0]))
+            return idx
+        pos = np.searchsorted(self.sorted_ids, loc_ids)
+        pos_c = np.minimum(pos, self.sorted_ids.size - 1)
+        ok = self.sorted_ids[pos_c] == loc_ids
+        if not ok.all():
+            raise self._missing(int(loc_ids[~ok][0]))
+        return np.asarray(self.order[pos_c], dtype=np.int32)
 
 
-def _decode_num_labels(
-    buf: np.ndarray, fields: object, n: int, strings: _Strings, source: str
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    from memgate.profile.wire import Fields
-
-    assert isinstance(fields, Fields)
+def _label_columns_generic(
+    buf: np.ndarray, fields: Fields, source: str
+) -> tuple[np.ndarray, dict[int, np.ndarray]] | None:
+    """(owner sample, {field number: column}) of every label, from the byte-level walk."""
     sel = fields.field == 3
     if not sel.any():
-        return {}, {}
+        return None
     if (fields.wire_type[sel] != 2).any():
         raise ProfileError(
             "malformed sample: label is not a message", source=source, slug="protobuf-invalid"
         )
     owner = fields.msg[sel]
-    lstart = fields.value[sel].astype(np.int64)
-    lend = fields.end[sel]
     try:
-        lf = walk_messages(buf, lstart, lend)
+        lf = walk_messages(buf, fields.value[sel].astype(np.int64), fields.end[sel])
     except WireError as e:
         raise ProfileError(
             f"malformed label: {e}", source=source, slug="protobuf-invalid"
         ) from None
-    nl = owner.size
     cols = {}
     for fno in (1, 2, 3, 4):
         m = lf.field == fno
         if ((lf.wire_type[m]) != 0).any():
             raise ProfileError("malformed label field", source=source, slug="protobuf-invalid")
-        col = np.zeros(nl, dtype=np.int64)
+        col = np.zeros(owner.size, dtype=np.int64)
         # Singular proto3 fields: the last occurrence wins; fields are in wire order.
         col[lf.msg[m]] = lf.value[m].view(np.int64)
         cols[fno] = col
+    return owner, cols
+
+
+def _label_columns_tokens(
+    tok: Tokens, tf: TokenFields
+) -> tuple[np.ndarray, dict[int, np.ndarray]] | None:
+    """The same from the token walk (raises NotTokenizable where the fast path ends)."""
+    sel = np.flatnonzero(tf.field == 3)
+    if not sel.size:
+        return None
+    if (tf.wire_type[sel] != 2).any():
+        raise NotTokenizable("label is not a message")
+    owner = tf.msg[sel]
+    lo, hi = tf.lo[sel], tf.hi[sel]
+    byte_end = np.where(hi > lo, tok.ends[np.maximum(hi - 1, 0)] + 1, 0)
+    lf = walk_tokens(tok, lo, hi, byte_end)
+    cols = {}
+    for fno in (1, 2, 3, 4):
+        m = lf.field == fno
+        if (lf.wire_type[m] != 0).any():
+            raise NotTokenizable("label field is not a varint")
+        col = np.zeros(owner.size, dtype=np.int64)
+        col[lf.msg[m]] = tok.values[lf.lo[m]].view(np.int64)
+        cols[fno] = col
+    return owner, cols
+
+
+def _num_labels(
+    labels: tuple[np.ndarray, dict[int, np.ndarray]] | None, n: int, strings: _Strings
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Numeric labels by key: the first value per sample, and pprof's unit for each key."""
+    if labels is None:
+        return {}, {}
+    owner, cols = labels
     key, sval, num, unit = cols[1], cols[2], cols[3], cols[4]
     nstr = len(strings)
     for arr, what in ((key, "label key"), (sval, "label value"), (unit, "label unit")):

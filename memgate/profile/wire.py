@@ -226,3 +226,149 @@ def repeated_varints(buf: U8, fields: Fields, field_no: int, n_msgs: int) -> tup
     offsets = np.zeros(n_msgs + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     return values, offsets
+
+
+# ---------------------------------------------------------------------------------------------
+# Token space: every byte of a message made only of varint-based fields belongs to one varint.
+# ---------------------------------------------------------------------------------------------
+
+
+class NotTokenizable(Exception):
+    """The fast path does not apply (a fixed-width field, or bytes that are not varints)."""
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """All varints of a buffer: ``ends[k]`` is the byte offset of token k's last byte.
+
+    ``before[x]`` is the number of tokens that end before byte ``x``: the index of the token
+    that starts at ``x``, found with one lookup instead of a binary search.
+    """
+
+    ends: I64
+    values: U64
+    before: NDArray[np.int32]
+
+    def ends_at(self, x: I64) -> NDArray[np.bool_]:
+        """Whether a token ends exactly at byte ``x - 1`` (so a field ending there is whole)."""
+        return np.asarray(self.before[x] != self.before[x - 1])
+
+
+def tokenize(buf: U8, nbytes: int) -> Tokens:
+    """Decode ``buf[:nbytes]`` as a plain sequence of varints, all at once.
+
+    Valid for a Sample message (tags, lengths, packed ids and values, and label messages are
+    all varints); the caller checks the structure with :func:`walk_tokens`, which raises
+    :class:`NotTokenizable` when it finds something else.
+    """
+    b = buf[:nbytes]
+    if nbytes == 0:
+        raise NotTokenizable("empty")
+    if b[nbytes - 1] >= 0x80:
+        raise NotTokenizable("buffer ends inside a varint")
+    term = b < 0x80
+    before = np.zeros(nbytes + 1, dtype=np.int32)
+    np.cumsum(term, out=before[1:])
+    ends = np.flatnonzero(term)
+    values = b[ends].astype(np.uint64)
+    values &= np.uint64(0x7F)
+    lengths = np.diff(ends, prepend=-1)
+    multi = np.flatnonzero(lengths > 1)
+    if multi.size:
+        lm = lengths[multi]
+        if int(lm.max()) > 10:
+            raise NotTokenizable("over-long varint")
+        em = ends[multi]
+        acc = values[multi] << ((lm - 1) * 7).astype(np.uint64)
+        for k in range(1, int(lm.max())):
+            sel = lm > k
+            part = (b[em[sel] - k] & 0x7F).astype(np.uint64)
+            acc[sel] |= part << ((lm[sel] - 1 - k) * 7).astype(np.uint64)
+        values[multi] = acc
+    return Tokens(ends, values, before)
+
+
+@dataclass(frozen=True)
+class TokenFields:
+    """Fields found by :func:`walk_tokens`, in wire order; ``[lo, hi)`` is the value's tokens."""
+
+    msg: I64
+    field: I64
+    wire_type: I64
+    lo: I64
+    hi: I64
+
+
+def walk_tokens(tok: Tokens, first: I64, stop: I64, byte_end: I64) -> TokenFields:
+    """Split messages (token ranges ``[first, stop)``) into fields, one field per round."""
+    ends, values = tok.ends, tok.values
+    cur = first.astype(np.int64, copy=True)
+    active = np.flatnonzero(cur < stop)
+    out: list[tuple[I64, I64, I64, I64, I64]] = []
+    while active.size:
+        c = cur[active]
+        s = stop[active]
+        if (c + 1 >= s).any():
+            raise NotTokenizable("field without a value")
+        tag = values[c]
+        field = (tag >> np.uint64(3)).astype(np.int64)
+        wt = (tag & np.uint64(7)).astype(np.int64)
+        if ((wt != 0) & (wt != 2)).any() or (field == 0).any():
+            raise NotTokenizable("fixed-width field")
+        lo = c + 1
+        hi = c + 2
+        m2 = np.flatnonzero(wt == 2)
+        if m2.size:
+            length = values[c[m2] + 1].astype(np.int64)
+            start_byte = ends[c[m2] + 1] + 1
+            end_byte = start_byte + length
+            if (end_byte > byte_end[active[m2]]).any() or (length < 0).any():
+                raise NotTokenizable("length past the message end")
+            nz = length > 0
+            if not tok.ends_at(end_byte[nz]).all():
+                raise NotTokenizable("payload that is not whole varints")
+            last = tok.before[end_byte[nz]] - 1
+            lo2 = c[m2] + 2
+            hi2 = lo2.copy()
+            hi2[nz] = last + 1
+            lo[m2] = lo2
+            hi[m2] = hi2
+        out.append((active, field, wt, lo, hi))
+        cur[active] = hi
+        active = active[hi < s]
+    if not out:
+        z = np.zeros(0, dtype=np.int64)
+        return TokenFields(z, z, z, z, z)
+    lo_all = np.concatenate([o[3] for o in out])
+    order = np.argsort(lo_all, kind="stable")
+    return TokenFields(
+        msg=np.concatenate([o[0] for o in out])[order],
+        field=np.concatenate([o[1] for o in out])[order],
+        wire_type=np.concatenate([o[2] for o in out])[order],
+        lo=lo_all[order],
+        hi=np.concatenate([o[4] for o in out])[order],
+    )
+
+
+def token_field_values(tok: Tokens, f: TokenFields, field_no: int, n_msgs: int
+                       ) -> tuple[U64, I64]:
+    """A repeated varint field (packed or not) of every message, CSR ``(values, offsets)``."""
+    sel = np.flatnonzero(f.field == field_no)
+    lo, hi, msg = f.lo[sel], f.hi[sel], f.msg[sel]
+    counts_per = hi - lo
+    total = int(counts_per.sum())
+    ntok = tok.values.size
+    if total == 0:
+        vals = np.zeros(0, dtype=np.uint64)
+    elif total * 4 > ntok:
+        # Most tokens are wanted: a mask over all tokens beats an index expansion. The ranges
+        # are disjoint, so +1 at each start and -1 at each end, summed up, marks them.
+        marks = np.bincount(lo, minlength=ntok + 1) - np.bincount(hi, minlength=ntok + 1)
+        vals = tok.values[np.cumsum(marks[:ntok]) > 0]
+    else:
+        starts = np.repeat(lo - np.concatenate(([0], np.cumsum(counts_per)[:-1])), counts_per)
+        vals = tok.values[np.arange(total, dtype=np.int64) + starts]
+    counts = np.bincount(msg, weights=counts_per, minlength=n_msgs).astype(np.int64)
+    offsets = np.zeros(n_msgs + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return vals, offsets
