@@ -1,10 +1,260 @@
-"""``memgate report ...``: tools over JSON reports written by ``memgate check``."""
+"""``memgate report ...``: tools over JSON reports written by ``memgate check``.
+
+``memgate report merge`` exists for monorepos: each component is gated in its own job of a
+CI matrix (in parallel, each with its own baseline), and one final job merges the JSON reports
+into one summary and one verdict, so that a single required status check covers them all.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
 import click
+
+from memgate.errors import EXIT_FAIL, ReportError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MERGE_FORMAT = 1
+#: Worst first: the merged verdict is the worst of the components'.
+SEVERITY_ORDER = {"pass": 0, "warn": 1, "fail": 2}
+#: Below this many bytes a component's details would be useless; they are left to its JSON.
+MIN_DETAILS = 2048
+
+
+@dataclass(frozen=True)
+class LoadedReport:
+    path: str
+    label: str
+    report: dict[str, Any]
+
+    @property
+    def verdict(self) -> str:
+        v: str = self.report["verdict"]
+        return v
+
+
+def _handle_errors(func: F) -> F:
+    """:func:`memgate.cli.handle_errors`, looked up when the command runs: ``memgate.cli``
+    imports this module to register the group, so importing it back here at module level
+    would make the result depend on which module is imported first."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from memgate.cli import handle_errors
+
+        return handle_errors(func)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@functools.cache
+def _validator() -> Any:
+    from importlib.resources import files
+
+    from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
+
+    schema = json.loads(
+        (files("memgate") / "schemas" / "report.schema.json").read_text("utf-8"))
+    return Draft202012Validator(schema)
+
+
+def load_report(path: str) -> dict[str, Any]:
+    """Read one ``memgate check`` JSON report and validate it against the report schema."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise ReportError("no such file", source=path) from None
+    except OSError as e:
+        raise ReportError(f"cannot read: {e.strerror or e}", source=path) from None
+    except UnicodeDecodeError:
+        raise ReportError("not a memgate JSON report: not UTF-8 text", source=path) from None
+    except ValueError as e:
+        raise ReportError(f"not a memgate JSON report: invalid JSON ({e})", source=path) from None
+    if isinstance(data, dict) and "format" in data and data["format"] != 1:
+        raise ReportError(f"report format {data['format']!r} is not supported by this memgate "
+                          "(it reads format 1)", source=path)
+    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        msg = " ".join(str(first.message).split())
+        if len(msg) > 160:
+            msg = msg[:157] + "..."
+        raise ReportError(f"not a valid memgate report: at {where}: {msg}{more}", source=path)
+    if data["verdict"] is None:
+        raise ReportError("is a `memgate diff` report (no verdict); merge reads reports of "
+                          "`memgate check`", source=path)
+    report: dict[str, Any] = data
+    return report
+
+
+def load_reports(paths: Sequence[str]) -> list[LoadedReport]:
+    """Load every report; a component named twice is labelled with its file as well."""
+    reports = [(p, load_report(p)) for p in paths]
+    names = [r["component"] or p for p, r in reports]
+    out = []
+    for (p, r), name in zip(reports, names):
+        label = name if names.count(name) == 1 or name == p else f"{name} ({p})"
+        out.append(LoadedReport(path=p, label=label, report=r))
+    return out
+
+
+def merged_verdict(reports: Sequence[LoadedReport]) -> str:
+    return max((r.verdict for r in reports), key=lambda v: SEVERITY_ORDER[v])
+
+
+def merge_json(reports: Sequence[LoadedReport]) -> dict[str, Any]:
+    """The merged JSON: the verdict, one entry per report, and every finding with its
+    component (each finding as in the report schema plus ``component``)."""
+    return {
+        "format": MERGE_FORMAT,
+        "verdict": merged_verdict(reports),
+        "reports": [
+            {"component": r.report["component"], "verdict": r.verdict,
+             "summary": r.report["summary"], "path": r.path}
+            for r in reports
+        ],
+        "findings": [
+            {"component": r.report["component"], **f}
+            for r in reports for f in r.report["findings"]
+        ],
+    }
+
+
+def render_merged_markdown(reports: Sequence[LoadedReport], limit: int | None = None) -> str:
+    """One line per component, then each component's own summary collapsed (failing ones
+    open), all under GitHub's 1 MiB step-summary limit."""
+    from memgate.report.check import (
+        MARKDOWN_LIMIT,
+        VERDICT_ICON,
+        VERDICT_WORD,
+        md_code,
+        render_markdown,
+    )
+
+    limit = MARKDOWN_LIMIT if limit is None else limit
+    verdict = merged_verdict(reports)
+    n = len(reports)
+    title = (f"## {VERDICT_ICON[verdict]} memgate: **{VERDICT_WORD[verdict]}** — "
+             f"{n} component{'s' if n != 1 else ''}")
+    lines = [
+        title,
+        "",
+        "| | component | verdict | failing | warning | within noise |",
+        "|:---|:---|:---|---:|---:|---:|",
+    ]
+    for r in reports:
+        s = r.report["summary"]
+        lines.append(f"| {VERDICT_ICON[r.verdict]} | {md_code(r.label)} | "
+                     f"{VERDICT_WORD[r.verdict]} | {s['fail']} | {s['warn']} | "
+                     f"{s['within_noise']} |")
+    lines.append("")
+    head = "\n".join(lines) + "\n"
+    parts = [head]
+    size = len(head.encode())
+    omitted = []
+    note_room = 400
+    # Failing components first, so that the details that matter survive a tight budget.
+    order = sorted(range(n), key=lambda i: -SEVERITY_ORDER[reports[i].verdict])
+    rendered: dict[int, str] = {}
+    for k, i in enumerate(order):
+        r = reports[i]
+        opening = (f"<details{' open' if r.verdict == 'fail' else ''}><summary>"
+                   f"{VERDICT_ICON[r.verdict]} {md_code(r.label)}: {VERDICT_WORD[r.verdict]}"
+                   "</summary>\n\n")
+        closing = "\n</details>\n\n"
+        budget = (limit - size - note_room) // (len(order) - k)
+        inner_budget = budget - len(opening.encode()) - len(closing.encode())
+        if inner_budget < MIN_DETAILS:
+            omitted.append(r.label)
+            continue
+        body = render_markdown(r.report, limit=inner_budget)
+        block = opening + body + closing
+        rendered[i] = block
+        size += len(block.encode())
+    parts += [rendered[i] for i in range(n) if i in rendered]
+    if omitted:
+        parts.append(f"_Details of {len(omitted)} component(s) omitted to stay under GitHub's "
+                     "1 MiB summary limit; their JSON reports have them._\n")
+    return "".join(parts)
+
+
+def render_merged_text(reports: Sequence[LoadedReport]) -> str:
+    from memgate.report.check import VERDICT_WORD
+
+    verdict = merged_verdict(reports)
+    plural = "s" if len(reports) != 1 else ""
+    out = [f"memgate: {VERDICT_WORD[verdict]} ({len(reports)} report{plural})"]
+    width = max(len(r.label) for r in reports)
+    for r in reports:
+        s = r.report["summary"]
+        out.append(f"  {VERDICT_WORD[r.verdict]:<4}  {r.label:<{width}}  {s['fail']} failing, "
+                   f"{s['warn']} warning, {s['within_noise']} within noise (~)")
+    for r in reports:
+        for f in r.report["findings"]:
+            out.append(f"  [{f['severity'].upper()}] {r.label}: {f['rule']}: {f['message']}")
+    return "\n".join(out) + "\n"
 
 
 @click.group("report")
 def report() -> None:
     """Work with JSON reports of `memgate check` (e.g. merge a CI matrix's reports)."""
+
+
+@report.command("merge")
+@click.argument("reports", nargs=-1, required=True, metavar="REPORT.json...")
+@click.option("--summary", "summary", metavar="FILE", default=None,
+              help="Write the merged markdown summary to FILE.")
+@click.option("--json", "json_path", metavar="FILE", default=None,
+              help="Write the merged JSON (verdict, reports, findings with component) to FILE.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]),
+              default="text", show_default=True, help="What to print on stdout.")
+@click.option("--step-summary/--no-step-summary", default=None,
+              help="Append the markdown to $GITHUB_STEP_SUMMARY (default: when "
+                   "GITHUB_ACTIONS=true).")
+@_handle_errors
+def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, fmt: str,
+          step_summary: bool | None) -> None:
+    """One verdict and one summary from many components' JSON reports.
+
+    \b
+    The verdict is the worst one (fail > warn > pass). Exit codes: 0 pass or warn,
+    1 at least one report failed (so the final job of a matrix fails), 3 a report is
+    unreadable or not a valid `memgate check` report.
+    """
+    import os
+
+    from memgate.checkrun import append_step_summary, write_atomic
+
+    loaded = load_reports(reports)
+    markdown = render_merged_markdown(loaded)
+    merged = merge_json(loaded)
+    as_json = json.dumps(merged, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        if json_path:
+            write_atomic(json_path, as_json)
+        if summary:
+            write_atomic(summary, markdown)
+    except OSError as e:
+        raise ReportError(f"cannot write: {e.strerror or e}",
+                          source=e.filename or json_path or summary) from None
+    if step_summary is None:
+        step_summary = os.environ.get("GITHUB_ACTIONS") == "true"
+    if step_summary:
+        append_step_summary(markdown)
+    if fmt == "json":
+        click.echo(as_json, nl=False)
+    elif fmt == "markdown":
+        click.echo(markdown, nl=False)
+    else:
+        click.echo(render_merged_text(loaded), nl=False)
+    if merged["verdict"] == "fail":
+        sys.exit(EXIT_FAIL)

@@ -1,0 +1,298 @@
+"""The GitHub Action's program: ``python -m memgate.action``, run by ``action.yml``.
+
+The action's inputs arrive only as environment variables (``MEMGATE_PROFILES``, ...), never
+spliced into a shell script, so no input value can run a command. This module turns them into
+the same :class:`~memgate.checkrun.CheckOptions` that ``memgate check`` builds and calls the same
+:func:`~memgate.checkrun.run_check`, so the action and the CLI cannot judge differently; then it
+speaks GitHub's conventions: the step summary, one annotation per finding, step outputs in
+heredoc form, and optionally one pull-request comment.
+
+Exit codes are the CLI's: 0 pass or warn, 1 fail (0 when ``fail-on-regression`` is false),
+3 bad input. An error still sets the ``verdict`` output (``error``) so that later steps with
+``if: always()`` can tell an error from a regression.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from memgate.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, MemgateError
+from memgate.github import (
+    Client,
+    CommentSkipped,
+    GitHubAPIError,
+    PullRequest,
+    comment_marker,
+    finding_annotation,
+    hint_for,
+    workflow_command,
+    write_outputs,
+)
+
+#: How GitHub shows at most this many annotations of one kind per step; more are only in the log.
+ANNOTATIONS_SHOWN = 10
+#: The comment gets a smaller rendering than the step summary (GitHub: 65,536 characters).
+COMMENT_MARKDOWN_LIMIT = 60_000
+REPORT_NAME = "memgate-report.json"
+SUMMARY_NAME = "memgate-summary.md"
+TITLE = "memgate"
+
+
+class InputError(MemgateError):
+    """An action input has a value memgate cannot use."""
+
+    slug = "action-input"
+
+
+def parse_bool(name: str, value: str | None, default: bool) -> bool:
+    """``true``/``false`` in any case, as YAML 1.2 and GitHub write them; else an error naming
+    the input (a typo such as ``ture`` must not silently switch the gate off)."""
+    if value is None or value.strip() == "":
+        return default
+    v = value.strip().lower()
+    if v == "true":
+        return True
+    if v == "false":
+        return False
+    raise InputError(f"must be true or false, not {value.strip()!r}", source=name)
+
+
+def _opt(value: str | None) -> str | None:
+    """An empty input is an absent one (GitHub passes unset inputs as empty strings)."""
+    if value is None:
+        return None
+    v = value.strip()
+    return v or None
+
+
+@dataclass(frozen=True)
+class ActionInputs:
+    """The action's inputs as read from ``MEMGATE_*`` environment variables."""
+
+    profiles: tuple[str, ...]
+    component: str | None = None
+    baselines: str = "baselines"
+    policy: str | None = None
+    duration: float | None = None
+    fail_on_regression: bool = True
+    summary: bool = True
+    json_report: str | None = None
+    comment: bool = False
+    github_token: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ActionInputs:
+        profiles = tuple((env.get("MEMGATE_PROFILES") or "").split())
+        if not profiles:
+            raise InputError("no profiles given: set the `profiles` input to one or more paths "
+                             "or globs", source="profiles")
+        component = _opt(env.get("MEMGATE_COMPONENT"))
+        if component is not None:
+            from memgate.store import validate_component_name
+
+            try:
+                validate_component_name(component)
+            except MemgateError as e:
+                raise InputError(e.message, source="component") from None
+        duration = None
+        text = _opt(env.get("MEMGATE_DURATION"))
+        if text is not None:
+            from memgate.quantities import parse_duration
+
+            try:
+                duration = parse_duration(text)
+            except ValueError as e:
+                raise InputError(str(e), source="duration") from None
+        return cls(
+            profiles=profiles,
+            component=component,
+            baselines=_opt(env.get("MEMGATE_BASELINES")) or "baselines",
+            policy=_opt(env.get("MEMGATE_POLICY")),
+            duration=duration,
+            fail_on_regression=parse_bool(
+                "fail-on-regression", env.get("MEMGATE_FAIL_ON_REGRESSION"), True),
+            summary=parse_bool("summary", env.get("MEMGATE_SUMMARY"), True),
+            json_report=_opt(env.get("MEMGATE_JSON_REPORT")),
+            comment=parse_bool("comment", env.get("MEMGATE_COMMENT"), False),
+            github_token=_opt(env.get("GITHUB_TOKEN")),
+        )
+
+
+def expand_profiles(patterns: Sequence[str]) -> list[str]:
+    """Expand globs (``**`` included) in order, each pattern's matches sorted, duplicates once.
+
+    A glob that matches no file is an error naming it: a typo in a path must not make the
+    gate compare fewer profiles than intended. A plain path or URL is passed on unchanged and
+    the loader reports it if it cannot be read.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for pattern in patterns:
+        if "://" in pattern or pattern == "-" or not glob.has_magic(pattern):
+            matches = [pattern]
+        else:
+            matches = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+            if not matches:
+                raise InputError(f"{pattern!r} matched no file (relative to "
+                                 f"{os.getcwd()})", source="profiles")
+        for m in matches:
+            key = os.path.normpath(m) if "://" not in m else m
+            if key not in seen:
+                seen.add(key)
+                out.append(m)
+    return out
+
+
+def _output_paths(inputs: ActionInputs, env: Mapping[str, str]) -> tuple[Path, Path]:
+    """Where the JSON report and the markdown summary go.
+
+    Under a runner both default to a fresh directory in ``$RUNNER_TEMP``, so that two uses of
+    the action in one job (two components) do not overwrite each other's files.
+    """
+    temp = env.get("RUNNER_TEMP")
+    if temp and Path(temp).is_dir():
+        base = Path(tempfile.mkdtemp(prefix="memgate-", dir=temp))
+    else:
+        base = Path.cwd()
+    report = Path(inputs.json_report) if inputs.json_report else base / REPORT_NAME
+    summary = base / SUMMARY_NAME
+    return report.absolute(), summary.absolute()
+
+
+def _write(path: Path, text: str) -> None:
+    from memgate.checkrun import write_atomic
+
+    try:
+        write_atomic(path, text)
+    except OSError as e:
+        raise MemgateError(f"cannot write: {e.strerror or e}", source=str(path)) from None
+
+
+def regressions(report: Mapping[str, Any]) -> int:
+    """Significant findings of severity ``fail``: what fails the gate."""
+    return sum(1 for f in report["findings"] if f["severity"] == "fail" and f["significant"])
+
+
+def annotate(report: Mapping[str, Any], out: TextIO) -> None:
+    """One ``::error``/``::warning`` per finding; crossings within noise are not findings."""
+    counts = {"fail": 0, "warn": 0}
+    for f in report["findings"]:
+        if not f.get("significant", True):
+            continue
+        out.write(finding_annotation(f) + "\n")
+        counts["fail" if f["severity"] == "fail" else "warn"] += 1
+    hidden = sum(max(0, n - ANNOTATIONS_SHOWN) for n in counts.values())
+    if hidden:
+        out.write(
+            f"memgate: GitHub shows {ANNOTATIONS_SHOWN} annotations of each kind per step; "
+            f"{hidden} more findings are in the log above and in the summary\n")
+
+
+def post_comment(inputs: ActionInputs, env: Mapping[str, str], markdown: str,
+                 out: TextIO) -> None:
+    """Create or update the PR comment; any failure is a warning, never the job's failure."""
+    try:
+        pr = PullRequest.from_env(env, inputs.github_token)
+        client = Client(pr.api_url, pr.token)
+        result = client.upsert_comment(pr, comment_marker(inputs.component), markdown)
+    except CommentSkipped as e:
+        out.write(workflow_command(
+            "warning", f"not commenting on the pull request: {e}", title=TITLE) + "\n")
+        return
+    except GitHubAPIError as e:
+        out.write(workflow_command(
+            "warning", f"could not comment on the pull request ({e}); {hint_for(e)}. The "
+            "result is in the job summary.", title=TITLE) + "\n")
+        return
+    where = f": {result.url}" if result.url else ""
+    out.write(f"memgate: {result.action} the pull-request comment{where}\n")
+
+
+def run(env: Mapping[str, str], out: TextIO) -> int:
+    """The whole action; returns the exit code. Raises MemgateError for bad input."""
+    from memgate.checkrun import CheckOptions, append_step_summary, run_check
+    from memgate.profile.decode import Limits
+    from memgate.progress import Progress
+    from memgate.report.check import VERDICT_WORD, render_json, render_markdown
+
+    inputs = ActionInputs.from_env(env)
+    profiles = expand_profiles(inputs.profiles)
+    out.write(f"memgate: checking {len(profiles)} profile(s)"
+              f"{f' of {inputs.component}' if inputs.component else ''}: "
+              f"{' '.join(profiles)}\n")
+    opts = CheckOptions(candidate=profiles, component=inputs.component,
+                        baselines=inputs.baselines, policy=inputs.policy,
+                        duration=inputs.duration)
+    report = run_check(opts, Limits.from_env(), Progress(False))
+
+    report_path, summary_path = _output_paths(inputs, env)
+    markdown = render_markdown(report)
+    _write(report_path, render_json(report))
+    _write(summary_path, markdown)
+    if inputs.summary:
+        append_step_summary(markdown)
+    annotate(report, out)
+
+    verdict = report["verdict"]
+    n = regressions(report)
+    write_outputs({"verdict": verdict, "regressions": str(n), "report": str(report_path),
+                   "summary": str(summary_path)}, env)
+    out.write(f"memgate: {VERDICT_WORD[verdict]} ({report['summary']['fail']} failing, "
+              f"{report['summary']['warn']} warning, {report['summary']['within_noise']} "
+              f"within noise); report: {report_path}\n")
+    if inputs.comment:
+        post_comment(inputs, env, render_markdown(report, limit=COMMENT_MARKDOWN_LIMIT), out)
+    if verdict != "fail":
+        return EXIT_OK
+    if not inputs.fail_on_regression:
+        out.write(workflow_command(
+            "warning", f"the gate failed ({n} regression{'s' if n != 1 else ''}) but "
+            "fail-on-regression is false: not failing the job", title=TITLE) + "\n")
+        return EXIT_OK
+    return EXIT_FAIL
+
+
+def _report_error(error: MemgateError, env: Mapping[str, str], out: TextIO) -> None:
+    """An error is shown three ways: the annotation, the step summary, and ``verdict=error``."""
+    from memgate.checkrun import append_step_summary
+    from memgate.report.check import md_code
+
+    out.write(workflow_command("error", str(error), title=TITLE) + "\n")
+    try:
+        write_outputs({"verdict": "error"}, env)
+        if parse_bool("summary", env.get("MEMGATE_SUMMARY"), True):
+            append_step_summary(f"## ⛔ memgate: **ERROR**\n\n{md_code(str(error))}\n")
+    except (OSError, MemgateError):
+        pass  # the annotation above already says what went wrong
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: never a traceback for bad input, always a named exit code."""
+    del argv  # inputs come from the environment only
+    env = dict(os.environ)
+    out = sys.stdout
+    try:
+        return run(env, out)
+    except MemgateError as e:
+        _report_error(e, env, out)
+        return EXIT_ERROR
+    except OSError as e:  # the runner's own files ($GITHUB_OUTPUT, the step summary)
+        _report_error(MemgateError(f"cannot write: {e.strerror or e}", source=e.filename),
+                      env, out)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        out.write("memgate: interrupted\n")
+        return EXIT_INTERRUPTED
+    finally:
+        out.flush()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
