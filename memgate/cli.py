@@ -312,7 +312,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
           baseline_duration: str | None, no_normalize: bool, allow_missing_baseline: bool,
           summary: str | None, json_path: str | None, fmt: str, step_summary: bool | None,
           max_decompressed: str | None, progress: bool | None, timeout: float) -> None:
-    """Gate PROFILE... against the component's baseline under the policy.
+    """Gate candidate profiles against the component's baseline under the policy.
 
     \b
     Exit codes: 0 pass (warnings allowed), 1 a `fail` finding, 3 error (unreadable

@@ -206,7 +206,7 @@ def render_merged_text(reports: Sequence[LoadedReport]) -> str:
 
 @click.group("report")
 def report() -> None:
-    """Work with JSON reports of `memgate check` (e.g. merge a CI matrix's reports)."""
+    """Work with JSON reports of `memgate check`: merge a CI matrix's reports."""
 
 
 @report.command("merge")
