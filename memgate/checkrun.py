@@ -19,6 +19,7 @@ from memgate.errors import CompareError, MemgateError, PolicyError
 from memgate.gate import evaluate
 from memgate.policy import Policy, default_policy, load_policy
 from memgate.profile.decode import Limits, decode
+from memgate.parallel import parallel_map
 from memgate.profile.fetch import FetchOptions, read_bytes
 from memgate.progress import Progress
 from memgate.report.check import build_report, missing_baseline_report
@@ -40,13 +41,19 @@ def load_runs(
     progress: Progress,
     fetch: FetchOptions | None = None,
 ) -> list[tuple[str, bytes, Any]]:
-    """Read and decode each profile; returns (source, bytes, Profile)."""
-    out = []
-    for spec in specs:
+    """Read and decode each profile; returns (source, bytes, Profile).
+
+    Profiles are decoded in parallel threads: zlib and numpy release the GIL for the heavy
+    work, so a baseline and a candidate decode on two cores at once. Results keep the order
+    of ``specs``, and the first failing input (in that order) raises.
+    """
+
+    def one(spec: str) -> tuple[str, bytes, Any]:
         data, source = read_bytes(spec, limits, progress, fetch)
         progress.note(f"decoding {source}")
-        out.append((source, data, decode(data, source, limits)))
-    return out
+        return source, data, decode(data, source, limits)
+
+    return parallel_map(one, specs)
 
 
 def resolve_runs(

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from memgate.errors import CompareError
+from memgate.parallel import parallel_map
 from memgate.profile.model import Profile, ValueType
 from memgate.quantities import unit_scale
 from memgate.stats import sampling_variance
@@ -188,8 +189,8 @@ def compare(
         for r in (*baseline, *candidate):
             if r.duration_seconds is None or r.duration_seconds <= 0:
                 raise CompareError("no duration to normalize by", source=r.path)
-    btables = [aggregate_run(r.profile) for r in baseline]
-    ctables = [aggregate_run(r.profile) for r in candidate]
+    tables = parallel_map(aggregate_run, [r.profile for r in (*baseline, *candidate)])
+    btables, ctables = tables[: len(baseline)], tables[len(baseline):]
     index: dict[str, int] = {}
     for t in (*btables, *ctables):
         for nm in t.names:
