@@ -2,692 +2,51410 @@
 
 package main
 
+const (
+	numLevels     = 20 // levels of the call graph (max generated frames per stack)
+	funcsPerLevel = 64
+)
+
 //go:noinline
-func f00(p *path, k int, size int) {
+func l00f00(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f00(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f05(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f10(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f15(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f20(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f25(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f30(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f35(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f40(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f45(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f50(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f55(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f60(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f01(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f06(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f11(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f01(p *path, k int, size int) {
+func l00f01(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f07(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f12(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f17(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f22(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f27(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f32(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f37(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f42(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f47(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f52(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f57(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f62(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f03(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f08(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f13(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f18(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f02(p *path, k int, size int) {
+func l00f02(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f14(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f19(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f24(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f29(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f34(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f39(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f44(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f49(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f54(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f59(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f00(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f05(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f10(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f15(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f20(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f25(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f03(p *path, k int, size int) {
+func l00f03(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f21(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f26(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f31(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f36(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f41(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f46(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f51(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f56(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f61(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f02(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f07(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f12(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f17(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f22(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f27(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f32(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f04(p *path, k int, size int) {
+func l00f04(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f28(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f33(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f38(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f43(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f48(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f53(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f58(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f63(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f04(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f09(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f14(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f19(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f24(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f29(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f34(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f39(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f05(p *path, k int, size int) {
+func l00f05(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f35(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f40(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f45(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f50(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f55(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f60(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f01(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f06(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f11(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f16(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f21(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f26(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f31(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f36(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f41(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f46(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f06(p *path, k int, size int) {
+func l00f06(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f42(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f47(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f52(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f57(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f62(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f03(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f08(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f13(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f18(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f23(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f28(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f33(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f38(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f43(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f48(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f53(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f07(p *path, k int, size int) {
+func l00f07(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f49(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f54(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f59(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f00(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f05(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f10(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f15(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f20(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f25(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f30(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f35(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f40(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f45(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f50(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f55(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f60(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f08(p *path, k int, size int) {
+func l00f08(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f56(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f61(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f02(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f07(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f12(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f17(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f22(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f27(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f32(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f37(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f42(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f47(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f52(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f57(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f62(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f03(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f09(p *path, k int, size int) {
+func l00f09(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f63(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f04(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f09(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f14(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f19(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f24(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f29(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f34(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f39(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f44(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f49(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f54(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f59(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f00(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f05(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f10(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f10(p *path, k int, size int) {
+func l00f10(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f06(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f11(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f16(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f21(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f26(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f31(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f36(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f41(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f46(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f51(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f56(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f61(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f02(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f07(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f12(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f17(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f11(p *path, k int, size int) {
+func l00f11(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f13(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f18(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f23(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f28(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f33(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f38(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f43(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f48(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f53(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f58(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f63(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f04(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f09(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f14(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f19(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f24(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f12(p *path, k int, size int) {
+func l00f12(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f20(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f25(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f30(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f35(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f40(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f45(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f50(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f55(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f60(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f01(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f06(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f11(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f16(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f21(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f26(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f31(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f13(p *path, k int, size int) {
+func l00f13(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f27(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f32(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f37(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f42(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f47(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f52(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f57(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f62(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f03(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f08(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f13(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f18(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f23(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f28(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f33(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f38(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f14(p *path, k int, size int) {
+func l00f14(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f34(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f39(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f44(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f49(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f54(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f59(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f00(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f05(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f10(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f15(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f20(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f25(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f30(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f35(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f40(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f45(p, k+1, size)
 	}
 }
 
 //go:noinline
-func f15(p *path, k int, size int) {
+func l00f15(p *path, k int, size int) {
 	if k == p.n {
-		b := make([]byte, size)
-		keep(b)
+		keep(make([]byte, size))
 		return
 	}
 	switch p.d[k] {
 	case 0:
-		f00(p, k+1, size)
+		l01f41(p, k+1, size)
 	case 1:
-		f01(p, k+1, size)
+		l01f46(p, k+1, size)
 	case 2:
-		f02(p, k+1, size)
+		l01f51(p, k+1, size)
 	case 3:
-		f03(p, k+1, size)
+		l01f56(p, k+1, size)
 	case 4:
-		f04(p, k+1, size)
+		l01f61(p, k+1, size)
 	case 5:
-		f05(p, k+1, size)
+		l01f02(p, k+1, size)
 	case 6:
-		f06(p, k+1, size)
+		l01f07(p, k+1, size)
 	case 7:
-		f07(p, k+1, size)
+		l01f12(p, k+1, size)
 	case 8:
-		f08(p, k+1, size)
+		l01f17(p, k+1, size)
 	case 9:
-		f09(p, k+1, size)
+		l01f22(p, k+1, size)
 	case 10:
-		f10(p, k+1, size)
+		l01f27(p, k+1, size)
 	case 11:
-		f11(p, k+1, size)
+		l01f32(p, k+1, size)
 	case 12:
-		f12(p, k+1, size)
+		l01f37(p, k+1, size)
 	case 13:
-		f13(p, k+1, size)
+		l01f42(p, k+1, size)
 	case 14:
-		f14(p, k+1, size)
+		l01f47(p, k+1, size)
 	case 15:
-		f15(p, k+1, size)
+		l01f52(p, k+1, size)
 	}
 }
 
-var roots = [16]func(*path, int, int){f00, f01, f02, f03, f04, f05, f06, f07, f08, f09, f10, f11, f12, f13, f14, f15}
+//go:noinline
+func l00f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f48(p, k+1, size)
+	case 1:
+		l01f53(p, k+1, size)
+	case 2:
+		l01f58(p, k+1, size)
+	case 3:
+		l01f63(p, k+1, size)
+	case 4:
+		l01f04(p, k+1, size)
+	case 5:
+		l01f09(p, k+1, size)
+	case 6:
+		l01f14(p, k+1, size)
+	case 7:
+		l01f19(p, k+1, size)
+	case 8:
+		l01f24(p, k+1, size)
+	case 9:
+		l01f29(p, k+1, size)
+	case 10:
+		l01f34(p, k+1, size)
+	case 11:
+		l01f39(p, k+1, size)
+	case 12:
+		l01f44(p, k+1, size)
+	case 13:
+		l01f49(p, k+1, size)
+	case 14:
+		l01f54(p, k+1, size)
+	case 15:
+		l01f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f55(p, k+1, size)
+	case 1:
+		l01f60(p, k+1, size)
+	case 2:
+		l01f01(p, k+1, size)
+	case 3:
+		l01f06(p, k+1, size)
+	case 4:
+		l01f11(p, k+1, size)
+	case 5:
+		l01f16(p, k+1, size)
+	case 6:
+		l01f21(p, k+1, size)
+	case 7:
+		l01f26(p, k+1, size)
+	case 8:
+		l01f31(p, k+1, size)
+	case 9:
+		l01f36(p, k+1, size)
+	case 10:
+		l01f41(p, k+1, size)
+	case 11:
+		l01f46(p, k+1, size)
+	case 12:
+		l01f51(p, k+1, size)
+	case 13:
+		l01f56(p, k+1, size)
+	case 14:
+		l01f61(p, k+1, size)
+	case 15:
+		l01f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f62(p, k+1, size)
+	case 1:
+		l01f03(p, k+1, size)
+	case 2:
+		l01f08(p, k+1, size)
+	case 3:
+		l01f13(p, k+1, size)
+	case 4:
+		l01f18(p, k+1, size)
+	case 5:
+		l01f23(p, k+1, size)
+	case 6:
+		l01f28(p, k+1, size)
+	case 7:
+		l01f33(p, k+1, size)
+	case 8:
+		l01f38(p, k+1, size)
+	case 9:
+		l01f43(p, k+1, size)
+	case 10:
+		l01f48(p, k+1, size)
+	case 11:
+		l01f53(p, k+1, size)
+	case 12:
+		l01f58(p, k+1, size)
+	case 13:
+		l01f63(p, k+1, size)
+	case 14:
+		l01f04(p, k+1, size)
+	case 15:
+		l01f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f05(p, k+1, size)
+	case 1:
+		l01f10(p, k+1, size)
+	case 2:
+		l01f15(p, k+1, size)
+	case 3:
+		l01f20(p, k+1, size)
+	case 4:
+		l01f25(p, k+1, size)
+	case 5:
+		l01f30(p, k+1, size)
+	case 6:
+		l01f35(p, k+1, size)
+	case 7:
+		l01f40(p, k+1, size)
+	case 8:
+		l01f45(p, k+1, size)
+	case 9:
+		l01f50(p, k+1, size)
+	case 10:
+		l01f55(p, k+1, size)
+	case 11:
+		l01f60(p, k+1, size)
+	case 12:
+		l01f01(p, k+1, size)
+	case 13:
+		l01f06(p, k+1, size)
+	case 14:
+		l01f11(p, k+1, size)
+	case 15:
+		l01f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f12(p, k+1, size)
+	case 1:
+		l01f17(p, k+1, size)
+	case 2:
+		l01f22(p, k+1, size)
+	case 3:
+		l01f27(p, k+1, size)
+	case 4:
+		l01f32(p, k+1, size)
+	case 5:
+		l01f37(p, k+1, size)
+	case 6:
+		l01f42(p, k+1, size)
+	case 7:
+		l01f47(p, k+1, size)
+	case 8:
+		l01f52(p, k+1, size)
+	case 9:
+		l01f57(p, k+1, size)
+	case 10:
+		l01f62(p, k+1, size)
+	case 11:
+		l01f03(p, k+1, size)
+	case 12:
+		l01f08(p, k+1, size)
+	case 13:
+		l01f13(p, k+1, size)
+	case 14:
+		l01f18(p, k+1, size)
+	case 15:
+		l01f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f19(p, k+1, size)
+	case 1:
+		l01f24(p, k+1, size)
+	case 2:
+		l01f29(p, k+1, size)
+	case 3:
+		l01f34(p, k+1, size)
+	case 4:
+		l01f39(p, k+1, size)
+	case 5:
+		l01f44(p, k+1, size)
+	case 6:
+		l01f49(p, k+1, size)
+	case 7:
+		l01f54(p, k+1, size)
+	case 8:
+		l01f59(p, k+1, size)
+	case 9:
+		l01f00(p, k+1, size)
+	case 10:
+		l01f05(p, k+1, size)
+	case 11:
+		l01f10(p, k+1, size)
+	case 12:
+		l01f15(p, k+1, size)
+	case 13:
+		l01f20(p, k+1, size)
+	case 14:
+		l01f25(p, k+1, size)
+	case 15:
+		l01f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f26(p, k+1, size)
+	case 1:
+		l01f31(p, k+1, size)
+	case 2:
+		l01f36(p, k+1, size)
+	case 3:
+		l01f41(p, k+1, size)
+	case 4:
+		l01f46(p, k+1, size)
+	case 5:
+		l01f51(p, k+1, size)
+	case 6:
+		l01f56(p, k+1, size)
+	case 7:
+		l01f61(p, k+1, size)
+	case 8:
+		l01f02(p, k+1, size)
+	case 9:
+		l01f07(p, k+1, size)
+	case 10:
+		l01f12(p, k+1, size)
+	case 11:
+		l01f17(p, k+1, size)
+	case 12:
+		l01f22(p, k+1, size)
+	case 13:
+		l01f27(p, k+1, size)
+	case 14:
+		l01f32(p, k+1, size)
+	case 15:
+		l01f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f33(p, k+1, size)
+	case 1:
+		l01f38(p, k+1, size)
+	case 2:
+		l01f43(p, k+1, size)
+	case 3:
+		l01f48(p, k+1, size)
+	case 4:
+		l01f53(p, k+1, size)
+	case 5:
+		l01f58(p, k+1, size)
+	case 6:
+		l01f63(p, k+1, size)
+	case 7:
+		l01f04(p, k+1, size)
+	case 8:
+		l01f09(p, k+1, size)
+	case 9:
+		l01f14(p, k+1, size)
+	case 10:
+		l01f19(p, k+1, size)
+	case 11:
+		l01f24(p, k+1, size)
+	case 12:
+		l01f29(p, k+1, size)
+	case 13:
+		l01f34(p, k+1, size)
+	case 14:
+		l01f39(p, k+1, size)
+	case 15:
+		l01f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f40(p, k+1, size)
+	case 1:
+		l01f45(p, k+1, size)
+	case 2:
+		l01f50(p, k+1, size)
+	case 3:
+		l01f55(p, k+1, size)
+	case 4:
+		l01f60(p, k+1, size)
+	case 5:
+		l01f01(p, k+1, size)
+	case 6:
+		l01f06(p, k+1, size)
+	case 7:
+		l01f11(p, k+1, size)
+	case 8:
+		l01f16(p, k+1, size)
+	case 9:
+		l01f21(p, k+1, size)
+	case 10:
+		l01f26(p, k+1, size)
+	case 11:
+		l01f31(p, k+1, size)
+	case 12:
+		l01f36(p, k+1, size)
+	case 13:
+		l01f41(p, k+1, size)
+	case 14:
+		l01f46(p, k+1, size)
+	case 15:
+		l01f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f47(p, k+1, size)
+	case 1:
+		l01f52(p, k+1, size)
+	case 2:
+		l01f57(p, k+1, size)
+	case 3:
+		l01f62(p, k+1, size)
+	case 4:
+		l01f03(p, k+1, size)
+	case 5:
+		l01f08(p, k+1, size)
+	case 6:
+		l01f13(p, k+1, size)
+	case 7:
+		l01f18(p, k+1, size)
+	case 8:
+		l01f23(p, k+1, size)
+	case 9:
+		l01f28(p, k+1, size)
+	case 10:
+		l01f33(p, k+1, size)
+	case 11:
+		l01f38(p, k+1, size)
+	case 12:
+		l01f43(p, k+1, size)
+	case 13:
+		l01f48(p, k+1, size)
+	case 14:
+		l01f53(p, k+1, size)
+	case 15:
+		l01f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f54(p, k+1, size)
+	case 1:
+		l01f59(p, k+1, size)
+	case 2:
+		l01f00(p, k+1, size)
+	case 3:
+		l01f05(p, k+1, size)
+	case 4:
+		l01f10(p, k+1, size)
+	case 5:
+		l01f15(p, k+1, size)
+	case 6:
+		l01f20(p, k+1, size)
+	case 7:
+		l01f25(p, k+1, size)
+	case 8:
+		l01f30(p, k+1, size)
+	case 9:
+		l01f35(p, k+1, size)
+	case 10:
+		l01f40(p, k+1, size)
+	case 11:
+		l01f45(p, k+1, size)
+	case 12:
+		l01f50(p, k+1, size)
+	case 13:
+		l01f55(p, k+1, size)
+	case 14:
+		l01f60(p, k+1, size)
+	case 15:
+		l01f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f61(p, k+1, size)
+	case 1:
+		l01f02(p, k+1, size)
+	case 2:
+		l01f07(p, k+1, size)
+	case 3:
+		l01f12(p, k+1, size)
+	case 4:
+		l01f17(p, k+1, size)
+	case 5:
+		l01f22(p, k+1, size)
+	case 6:
+		l01f27(p, k+1, size)
+	case 7:
+		l01f32(p, k+1, size)
+	case 8:
+		l01f37(p, k+1, size)
+	case 9:
+		l01f42(p, k+1, size)
+	case 10:
+		l01f47(p, k+1, size)
+	case 11:
+		l01f52(p, k+1, size)
+	case 12:
+		l01f57(p, k+1, size)
+	case 13:
+		l01f62(p, k+1, size)
+	case 14:
+		l01f03(p, k+1, size)
+	case 15:
+		l01f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f04(p, k+1, size)
+	case 1:
+		l01f09(p, k+1, size)
+	case 2:
+		l01f14(p, k+1, size)
+	case 3:
+		l01f19(p, k+1, size)
+	case 4:
+		l01f24(p, k+1, size)
+	case 5:
+		l01f29(p, k+1, size)
+	case 6:
+		l01f34(p, k+1, size)
+	case 7:
+		l01f39(p, k+1, size)
+	case 8:
+		l01f44(p, k+1, size)
+	case 9:
+		l01f49(p, k+1, size)
+	case 10:
+		l01f54(p, k+1, size)
+	case 11:
+		l01f59(p, k+1, size)
+	case 12:
+		l01f00(p, k+1, size)
+	case 13:
+		l01f05(p, k+1, size)
+	case 14:
+		l01f10(p, k+1, size)
+	case 15:
+		l01f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f11(p, k+1, size)
+	case 1:
+		l01f16(p, k+1, size)
+	case 2:
+		l01f21(p, k+1, size)
+	case 3:
+		l01f26(p, k+1, size)
+	case 4:
+		l01f31(p, k+1, size)
+	case 5:
+		l01f36(p, k+1, size)
+	case 6:
+		l01f41(p, k+1, size)
+	case 7:
+		l01f46(p, k+1, size)
+	case 8:
+		l01f51(p, k+1, size)
+	case 9:
+		l01f56(p, k+1, size)
+	case 10:
+		l01f61(p, k+1, size)
+	case 11:
+		l01f02(p, k+1, size)
+	case 12:
+		l01f07(p, k+1, size)
+	case 13:
+		l01f12(p, k+1, size)
+	case 14:
+		l01f17(p, k+1, size)
+	case 15:
+		l01f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f18(p, k+1, size)
+	case 1:
+		l01f23(p, k+1, size)
+	case 2:
+		l01f28(p, k+1, size)
+	case 3:
+		l01f33(p, k+1, size)
+	case 4:
+		l01f38(p, k+1, size)
+	case 5:
+		l01f43(p, k+1, size)
+	case 6:
+		l01f48(p, k+1, size)
+	case 7:
+		l01f53(p, k+1, size)
+	case 8:
+		l01f58(p, k+1, size)
+	case 9:
+		l01f63(p, k+1, size)
+	case 10:
+		l01f04(p, k+1, size)
+	case 11:
+		l01f09(p, k+1, size)
+	case 12:
+		l01f14(p, k+1, size)
+	case 13:
+		l01f19(p, k+1, size)
+	case 14:
+		l01f24(p, k+1, size)
+	case 15:
+		l01f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f25(p, k+1, size)
+	case 1:
+		l01f30(p, k+1, size)
+	case 2:
+		l01f35(p, k+1, size)
+	case 3:
+		l01f40(p, k+1, size)
+	case 4:
+		l01f45(p, k+1, size)
+	case 5:
+		l01f50(p, k+1, size)
+	case 6:
+		l01f55(p, k+1, size)
+	case 7:
+		l01f60(p, k+1, size)
+	case 8:
+		l01f01(p, k+1, size)
+	case 9:
+		l01f06(p, k+1, size)
+	case 10:
+		l01f11(p, k+1, size)
+	case 11:
+		l01f16(p, k+1, size)
+	case 12:
+		l01f21(p, k+1, size)
+	case 13:
+		l01f26(p, k+1, size)
+	case 14:
+		l01f31(p, k+1, size)
+	case 15:
+		l01f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f32(p, k+1, size)
+	case 1:
+		l01f37(p, k+1, size)
+	case 2:
+		l01f42(p, k+1, size)
+	case 3:
+		l01f47(p, k+1, size)
+	case 4:
+		l01f52(p, k+1, size)
+	case 5:
+		l01f57(p, k+1, size)
+	case 6:
+		l01f62(p, k+1, size)
+	case 7:
+		l01f03(p, k+1, size)
+	case 8:
+		l01f08(p, k+1, size)
+	case 9:
+		l01f13(p, k+1, size)
+	case 10:
+		l01f18(p, k+1, size)
+	case 11:
+		l01f23(p, k+1, size)
+	case 12:
+		l01f28(p, k+1, size)
+	case 13:
+		l01f33(p, k+1, size)
+	case 14:
+		l01f38(p, k+1, size)
+	case 15:
+		l01f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f39(p, k+1, size)
+	case 1:
+		l01f44(p, k+1, size)
+	case 2:
+		l01f49(p, k+1, size)
+	case 3:
+		l01f54(p, k+1, size)
+	case 4:
+		l01f59(p, k+1, size)
+	case 5:
+		l01f00(p, k+1, size)
+	case 6:
+		l01f05(p, k+1, size)
+	case 7:
+		l01f10(p, k+1, size)
+	case 8:
+		l01f15(p, k+1, size)
+	case 9:
+		l01f20(p, k+1, size)
+	case 10:
+		l01f25(p, k+1, size)
+	case 11:
+		l01f30(p, k+1, size)
+	case 12:
+		l01f35(p, k+1, size)
+	case 13:
+		l01f40(p, k+1, size)
+	case 14:
+		l01f45(p, k+1, size)
+	case 15:
+		l01f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f46(p, k+1, size)
+	case 1:
+		l01f51(p, k+1, size)
+	case 2:
+		l01f56(p, k+1, size)
+	case 3:
+		l01f61(p, k+1, size)
+	case 4:
+		l01f02(p, k+1, size)
+	case 5:
+		l01f07(p, k+1, size)
+	case 6:
+		l01f12(p, k+1, size)
+	case 7:
+		l01f17(p, k+1, size)
+	case 8:
+		l01f22(p, k+1, size)
+	case 9:
+		l01f27(p, k+1, size)
+	case 10:
+		l01f32(p, k+1, size)
+	case 11:
+		l01f37(p, k+1, size)
+	case 12:
+		l01f42(p, k+1, size)
+	case 13:
+		l01f47(p, k+1, size)
+	case 14:
+		l01f52(p, k+1, size)
+	case 15:
+		l01f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f53(p, k+1, size)
+	case 1:
+		l01f58(p, k+1, size)
+	case 2:
+		l01f63(p, k+1, size)
+	case 3:
+		l01f04(p, k+1, size)
+	case 4:
+		l01f09(p, k+1, size)
+	case 5:
+		l01f14(p, k+1, size)
+	case 6:
+		l01f19(p, k+1, size)
+	case 7:
+		l01f24(p, k+1, size)
+	case 8:
+		l01f29(p, k+1, size)
+	case 9:
+		l01f34(p, k+1, size)
+	case 10:
+		l01f39(p, k+1, size)
+	case 11:
+		l01f44(p, k+1, size)
+	case 12:
+		l01f49(p, k+1, size)
+	case 13:
+		l01f54(p, k+1, size)
+	case 14:
+		l01f59(p, k+1, size)
+	case 15:
+		l01f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f60(p, k+1, size)
+	case 1:
+		l01f01(p, k+1, size)
+	case 2:
+		l01f06(p, k+1, size)
+	case 3:
+		l01f11(p, k+1, size)
+	case 4:
+		l01f16(p, k+1, size)
+	case 5:
+		l01f21(p, k+1, size)
+	case 6:
+		l01f26(p, k+1, size)
+	case 7:
+		l01f31(p, k+1, size)
+	case 8:
+		l01f36(p, k+1, size)
+	case 9:
+		l01f41(p, k+1, size)
+	case 10:
+		l01f46(p, k+1, size)
+	case 11:
+		l01f51(p, k+1, size)
+	case 12:
+		l01f56(p, k+1, size)
+	case 13:
+		l01f61(p, k+1, size)
+	case 14:
+		l01f02(p, k+1, size)
+	case 15:
+		l01f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f03(p, k+1, size)
+	case 1:
+		l01f08(p, k+1, size)
+	case 2:
+		l01f13(p, k+1, size)
+	case 3:
+		l01f18(p, k+1, size)
+	case 4:
+		l01f23(p, k+1, size)
+	case 5:
+		l01f28(p, k+1, size)
+	case 6:
+		l01f33(p, k+1, size)
+	case 7:
+		l01f38(p, k+1, size)
+	case 8:
+		l01f43(p, k+1, size)
+	case 9:
+		l01f48(p, k+1, size)
+	case 10:
+		l01f53(p, k+1, size)
+	case 11:
+		l01f58(p, k+1, size)
+	case 12:
+		l01f63(p, k+1, size)
+	case 13:
+		l01f04(p, k+1, size)
+	case 14:
+		l01f09(p, k+1, size)
+	case 15:
+		l01f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f10(p, k+1, size)
+	case 1:
+		l01f15(p, k+1, size)
+	case 2:
+		l01f20(p, k+1, size)
+	case 3:
+		l01f25(p, k+1, size)
+	case 4:
+		l01f30(p, k+1, size)
+	case 5:
+		l01f35(p, k+1, size)
+	case 6:
+		l01f40(p, k+1, size)
+	case 7:
+		l01f45(p, k+1, size)
+	case 8:
+		l01f50(p, k+1, size)
+	case 9:
+		l01f55(p, k+1, size)
+	case 10:
+		l01f60(p, k+1, size)
+	case 11:
+		l01f01(p, k+1, size)
+	case 12:
+		l01f06(p, k+1, size)
+	case 13:
+		l01f11(p, k+1, size)
+	case 14:
+		l01f16(p, k+1, size)
+	case 15:
+		l01f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f17(p, k+1, size)
+	case 1:
+		l01f22(p, k+1, size)
+	case 2:
+		l01f27(p, k+1, size)
+	case 3:
+		l01f32(p, k+1, size)
+	case 4:
+		l01f37(p, k+1, size)
+	case 5:
+		l01f42(p, k+1, size)
+	case 6:
+		l01f47(p, k+1, size)
+	case 7:
+		l01f52(p, k+1, size)
+	case 8:
+		l01f57(p, k+1, size)
+	case 9:
+		l01f62(p, k+1, size)
+	case 10:
+		l01f03(p, k+1, size)
+	case 11:
+		l01f08(p, k+1, size)
+	case 12:
+		l01f13(p, k+1, size)
+	case 13:
+		l01f18(p, k+1, size)
+	case 14:
+		l01f23(p, k+1, size)
+	case 15:
+		l01f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f24(p, k+1, size)
+	case 1:
+		l01f29(p, k+1, size)
+	case 2:
+		l01f34(p, k+1, size)
+	case 3:
+		l01f39(p, k+1, size)
+	case 4:
+		l01f44(p, k+1, size)
+	case 5:
+		l01f49(p, k+1, size)
+	case 6:
+		l01f54(p, k+1, size)
+	case 7:
+		l01f59(p, k+1, size)
+	case 8:
+		l01f00(p, k+1, size)
+	case 9:
+		l01f05(p, k+1, size)
+	case 10:
+		l01f10(p, k+1, size)
+	case 11:
+		l01f15(p, k+1, size)
+	case 12:
+		l01f20(p, k+1, size)
+	case 13:
+		l01f25(p, k+1, size)
+	case 14:
+		l01f30(p, k+1, size)
+	case 15:
+		l01f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f31(p, k+1, size)
+	case 1:
+		l01f36(p, k+1, size)
+	case 2:
+		l01f41(p, k+1, size)
+	case 3:
+		l01f46(p, k+1, size)
+	case 4:
+		l01f51(p, k+1, size)
+	case 5:
+		l01f56(p, k+1, size)
+	case 6:
+		l01f61(p, k+1, size)
+	case 7:
+		l01f02(p, k+1, size)
+	case 8:
+		l01f07(p, k+1, size)
+	case 9:
+		l01f12(p, k+1, size)
+	case 10:
+		l01f17(p, k+1, size)
+	case 11:
+		l01f22(p, k+1, size)
+	case 12:
+		l01f27(p, k+1, size)
+	case 13:
+		l01f32(p, k+1, size)
+	case 14:
+		l01f37(p, k+1, size)
+	case 15:
+		l01f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f38(p, k+1, size)
+	case 1:
+		l01f43(p, k+1, size)
+	case 2:
+		l01f48(p, k+1, size)
+	case 3:
+		l01f53(p, k+1, size)
+	case 4:
+		l01f58(p, k+1, size)
+	case 5:
+		l01f63(p, k+1, size)
+	case 6:
+		l01f04(p, k+1, size)
+	case 7:
+		l01f09(p, k+1, size)
+	case 8:
+		l01f14(p, k+1, size)
+	case 9:
+		l01f19(p, k+1, size)
+	case 10:
+		l01f24(p, k+1, size)
+	case 11:
+		l01f29(p, k+1, size)
+	case 12:
+		l01f34(p, k+1, size)
+	case 13:
+		l01f39(p, k+1, size)
+	case 14:
+		l01f44(p, k+1, size)
+	case 15:
+		l01f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f45(p, k+1, size)
+	case 1:
+		l01f50(p, k+1, size)
+	case 2:
+		l01f55(p, k+1, size)
+	case 3:
+		l01f60(p, k+1, size)
+	case 4:
+		l01f01(p, k+1, size)
+	case 5:
+		l01f06(p, k+1, size)
+	case 6:
+		l01f11(p, k+1, size)
+	case 7:
+		l01f16(p, k+1, size)
+	case 8:
+		l01f21(p, k+1, size)
+	case 9:
+		l01f26(p, k+1, size)
+	case 10:
+		l01f31(p, k+1, size)
+	case 11:
+		l01f36(p, k+1, size)
+	case 12:
+		l01f41(p, k+1, size)
+	case 13:
+		l01f46(p, k+1, size)
+	case 14:
+		l01f51(p, k+1, size)
+	case 15:
+		l01f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f52(p, k+1, size)
+	case 1:
+		l01f57(p, k+1, size)
+	case 2:
+		l01f62(p, k+1, size)
+	case 3:
+		l01f03(p, k+1, size)
+	case 4:
+		l01f08(p, k+1, size)
+	case 5:
+		l01f13(p, k+1, size)
+	case 6:
+		l01f18(p, k+1, size)
+	case 7:
+		l01f23(p, k+1, size)
+	case 8:
+		l01f28(p, k+1, size)
+	case 9:
+		l01f33(p, k+1, size)
+	case 10:
+		l01f38(p, k+1, size)
+	case 11:
+		l01f43(p, k+1, size)
+	case 12:
+		l01f48(p, k+1, size)
+	case 13:
+		l01f53(p, k+1, size)
+	case 14:
+		l01f58(p, k+1, size)
+	case 15:
+		l01f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f59(p, k+1, size)
+	case 1:
+		l01f00(p, k+1, size)
+	case 2:
+		l01f05(p, k+1, size)
+	case 3:
+		l01f10(p, k+1, size)
+	case 4:
+		l01f15(p, k+1, size)
+	case 5:
+		l01f20(p, k+1, size)
+	case 6:
+		l01f25(p, k+1, size)
+	case 7:
+		l01f30(p, k+1, size)
+	case 8:
+		l01f35(p, k+1, size)
+	case 9:
+		l01f40(p, k+1, size)
+	case 10:
+		l01f45(p, k+1, size)
+	case 11:
+		l01f50(p, k+1, size)
+	case 12:
+		l01f55(p, k+1, size)
+	case 13:
+		l01f60(p, k+1, size)
+	case 14:
+		l01f01(p, k+1, size)
+	case 15:
+		l01f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f02(p, k+1, size)
+	case 1:
+		l01f07(p, k+1, size)
+	case 2:
+		l01f12(p, k+1, size)
+	case 3:
+		l01f17(p, k+1, size)
+	case 4:
+		l01f22(p, k+1, size)
+	case 5:
+		l01f27(p, k+1, size)
+	case 6:
+		l01f32(p, k+1, size)
+	case 7:
+		l01f37(p, k+1, size)
+	case 8:
+		l01f42(p, k+1, size)
+	case 9:
+		l01f47(p, k+1, size)
+	case 10:
+		l01f52(p, k+1, size)
+	case 11:
+		l01f57(p, k+1, size)
+	case 12:
+		l01f62(p, k+1, size)
+	case 13:
+		l01f03(p, k+1, size)
+	case 14:
+		l01f08(p, k+1, size)
+	case 15:
+		l01f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f09(p, k+1, size)
+	case 1:
+		l01f14(p, k+1, size)
+	case 2:
+		l01f19(p, k+1, size)
+	case 3:
+		l01f24(p, k+1, size)
+	case 4:
+		l01f29(p, k+1, size)
+	case 5:
+		l01f34(p, k+1, size)
+	case 6:
+		l01f39(p, k+1, size)
+	case 7:
+		l01f44(p, k+1, size)
+	case 8:
+		l01f49(p, k+1, size)
+	case 9:
+		l01f54(p, k+1, size)
+	case 10:
+		l01f59(p, k+1, size)
+	case 11:
+		l01f00(p, k+1, size)
+	case 12:
+		l01f05(p, k+1, size)
+	case 13:
+		l01f10(p, k+1, size)
+	case 14:
+		l01f15(p, k+1, size)
+	case 15:
+		l01f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f16(p, k+1, size)
+	case 1:
+		l01f21(p, k+1, size)
+	case 2:
+		l01f26(p, k+1, size)
+	case 3:
+		l01f31(p, k+1, size)
+	case 4:
+		l01f36(p, k+1, size)
+	case 5:
+		l01f41(p, k+1, size)
+	case 6:
+		l01f46(p, k+1, size)
+	case 7:
+		l01f51(p, k+1, size)
+	case 8:
+		l01f56(p, k+1, size)
+	case 9:
+		l01f61(p, k+1, size)
+	case 10:
+		l01f02(p, k+1, size)
+	case 11:
+		l01f07(p, k+1, size)
+	case 12:
+		l01f12(p, k+1, size)
+	case 13:
+		l01f17(p, k+1, size)
+	case 14:
+		l01f22(p, k+1, size)
+	case 15:
+		l01f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f23(p, k+1, size)
+	case 1:
+		l01f28(p, k+1, size)
+	case 2:
+		l01f33(p, k+1, size)
+	case 3:
+		l01f38(p, k+1, size)
+	case 4:
+		l01f43(p, k+1, size)
+	case 5:
+		l01f48(p, k+1, size)
+	case 6:
+		l01f53(p, k+1, size)
+	case 7:
+		l01f58(p, k+1, size)
+	case 8:
+		l01f63(p, k+1, size)
+	case 9:
+		l01f04(p, k+1, size)
+	case 10:
+		l01f09(p, k+1, size)
+	case 11:
+		l01f14(p, k+1, size)
+	case 12:
+		l01f19(p, k+1, size)
+	case 13:
+		l01f24(p, k+1, size)
+	case 14:
+		l01f29(p, k+1, size)
+	case 15:
+		l01f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f30(p, k+1, size)
+	case 1:
+		l01f35(p, k+1, size)
+	case 2:
+		l01f40(p, k+1, size)
+	case 3:
+		l01f45(p, k+1, size)
+	case 4:
+		l01f50(p, k+1, size)
+	case 5:
+		l01f55(p, k+1, size)
+	case 6:
+		l01f60(p, k+1, size)
+	case 7:
+		l01f01(p, k+1, size)
+	case 8:
+		l01f06(p, k+1, size)
+	case 9:
+		l01f11(p, k+1, size)
+	case 10:
+		l01f16(p, k+1, size)
+	case 11:
+		l01f21(p, k+1, size)
+	case 12:
+		l01f26(p, k+1, size)
+	case 13:
+		l01f31(p, k+1, size)
+	case 14:
+		l01f36(p, k+1, size)
+	case 15:
+		l01f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f37(p, k+1, size)
+	case 1:
+		l01f42(p, k+1, size)
+	case 2:
+		l01f47(p, k+1, size)
+	case 3:
+		l01f52(p, k+1, size)
+	case 4:
+		l01f57(p, k+1, size)
+	case 5:
+		l01f62(p, k+1, size)
+	case 6:
+		l01f03(p, k+1, size)
+	case 7:
+		l01f08(p, k+1, size)
+	case 8:
+		l01f13(p, k+1, size)
+	case 9:
+		l01f18(p, k+1, size)
+	case 10:
+		l01f23(p, k+1, size)
+	case 11:
+		l01f28(p, k+1, size)
+	case 12:
+		l01f33(p, k+1, size)
+	case 13:
+		l01f38(p, k+1, size)
+	case 14:
+		l01f43(p, k+1, size)
+	case 15:
+		l01f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f44(p, k+1, size)
+	case 1:
+		l01f49(p, k+1, size)
+	case 2:
+		l01f54(p, k+1, size)
+	case 3:
+		l01f59(p, k+1, size)
+	case 4:
+		l01f00(p, k+1, size)
+	case 5:
+		l01f05(p, k+1, size)
+	case 6:
+		l01f10(p, k+1, size)
+	case 7:
+		l01f15(p, k+1, size)
+	case 8:
+		l01f20(p, k+1, size)
+	case 9:
+		l01f25(p, k+1, size)
+	case 10:
+		l01f30(p, k+1, size)
+	case 11:
+		l01f35(p, k+1, size)
+	case 12:
+		l01f40(p, k+1, size)
+	case 13:
+		l01f45(p, k+1, size)
+	case 14:
+		l01f50(p, k+1, size)
+	case 15:
+		l01f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f51(p, k+1, size)
+	case 1:
+		l01f56(p, k+1, size)
+	case 2:
+		l01f61(p, k+1, size)
+	case 3:
+		l01f02(p, k+1, size)
+	case 4:
+		l01f07(p, k+1, size)
+	case 5:
+		l01f12(p, k+1, size)
+	case 6:
+		l01f17(p, k+1, size)
+	case 7:
+		l01f22(p, k+1, size)
+	case 8:
+		l01f27(p, k+1, size)
+	case 9:
+		l01f32(p, k+1, size)
+	case 10:
+		l01f37(p, k+1, size)
+	case 11:
+		l01f42(p, k+1, size)
+	case 12:
+		l01f47(p, k+1, size)
+	case 13:
+		l01f52(p, k+1, size)
+	case 14:
+		l01f57(p, k+1, size)
+	case 15:
+		l01f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f58(p, k+1, size)
+	case 1:
+		l01f63(p, k+1, size)
+	case 2:
+		l01f04(p, k+1, size)
+	case 3:
+		l01f09(p, k+1, size)
+	case 4:
+		l01f14(p, k+1, size)
+	case 5:
+		l01f19(p, k+1, size)
+	case 6:
+		l01f24(p, k+1, size)
+	case 7:
+		l01f29(p, k+1, size)
+	case 8:
+		l01f34(p, k+1, size)
+	case 9:
+		l01f39(p, k+1, size)
+	case 10:
+		l01f44(p, k+1, size)
+	case 11:
+		l01f49(p, k+1, size)
+	case 12:
+		l01f54(p, k+1, size)
+	case 13:
+		l01f59(p, k+1, size)
+	case 14:
+		l01f00(p, k+1, size)
+	case 15:
+		l01f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f01(p, k+1, size)
+	case 1:
+		l01f06(p, k+1, size)
+	case 2:
+		l01f11(p, k+1, size)
+	case 3:
+		l01f16(p, k+1, size)
+	case 4:
+		l01f21(p, k+1, size)
+	case 5:
+		l01f26(p, k+1, size)
+	case 6:
+		l01f31(p, k+1, size)
+	case 7:
+		l01f36(p, k+1, size)
+	case 8:
+		l01f41(p, k+1, size)
+	case 9:
+		l01f46(p, k+1, size)
+	case 10:
+		l01f51(p, k+1, size)
+	case 11:
+		l01f56(p, k+1, size)
+	case 12:
+		l01f61(p, k+1, size)
+	case 13:
+		l01f02(p, k+1, size)
+	case 14:
+		l01f07(p, k+1, size)
+	case 15:
+		l01f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f08(p, k+1, size)
+	case 1:
+		l01f13(p, k+1, size)
+	case 2:
+		l01f18(p, k+1, size)
+	case 3:
+		l01f23(p, k+1, size)
+	case 4:
+		l01f28(p, k+1, size)
+	case 5:
+		l01f33(p, k+1, size)
+	case 6:
+		l01f38(p, k+1, size)
+	case 7:
+		l01f43(p, k+1, size)
+	case 8:
+		l01f48(p, k+1, size)
+	case 9:
+		l01f53(p, k+1, size)
+	case 10:
+		l01f58(p, k+1, size)
+	case 11:
+		l01f63(p, k+1, size)
+	case 12:
+		l01f04(p, k+1, size)
+	case 13:
+		l01f09(p, k+1, size)
+	case 14:
+		l01f14(p, k+1, size)
+	case 15:
+		l01f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f15(p, k+1, size)
+	case 1:
+		l01f20(p, k+1, size)
+	case 2:
+		l01f25(p, k+1, size)
+	case 3:
+		l01f30(p, k+1, size)
+	case 4:
+		l01f35(p, k+1, size)
+	case 5:
+		l01f40(p, k+1, size)
+	case 6:
+		l01f45(p, k+1, size)
+	case 7:
+		l01f50(p, k+1, size)
+	case 8:
+		l01f55(p, k+1, size)
+	case 9:
+		l01f60(p, k+1, size)
+	case 10:
+		l01f01(p, k+1, size)
+	case 11:
+		l01f06(p, k+1, size)
+	case 12:
+		l01f11(p, k+1, size)
+	case 13:
+		l01f16(p, k+1, size)
+	case 14:
+		l01f21(p, k+1, size)
+	case 15:
+		l01f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f22(p, k+1, size)
+	case 1:
+		l01f27(p, k+1, size)
+	case 2:
+		l01f32(p, k+1, size)
+	case 3:
+		l01f37(p, k+1, size)
+	case 4:
+		l01f42(p, k+1, size)
+	case 5:
+		l01f47(p, k+1, size)
+	case 6:
+		l01f52(p, k+1, size)
+	case 7:
+		l01f57(p, k+1, size)
+	case 8:
+		l01f62(p, k+1, size)
+	case 9:
+		l01f03(p, k+1, size)
+	case 10:
+		l01f08(p, k+1, size)
+	case 11:
+		l01f13(p, k+1, size)
+	case 12:
+		l01f18(p, k+1, size)
+	case 13:
+		l01f23(p, k+1, size)
+	case 14:
+		l01f28(p, k+1, size)
+	case 15:
+		l01f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f29(p, k+1, size)
+	case 1:
+		l01f34(p, k+1, size)
+	case 2:
+		l01f39(p, k+1, size)
+	case 3:
+		l01f44(p, k+1, size)
+	case 4:
+		l01f49(p, k+1, size)
+	case 5:
+		l01f54(p, k+1, size)
+	case 6:
+		l01f59(p, k+1, size)
+	case 7:
+		l01f00(p, k+1, size)
+	case 8:
+		l01f05(p, k+1, size)
+	case 9:
+		l01f10(p, k+1, size)
+	case 10:
+		l01f15(p, k+1, size)
+	case 11:
+		l01f20(p, k+1, size)
+	case 12:
+		l01f25(p, k+1, size)
+	case 13:
+		l01f30(p, k+1, size)
+	case 14:
+		l01f35(p, k+1, size)
+	case 15:
+		l01f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f36(p, k+1, size)
+	case 1:
+		l01f41(p, k+1, size)
+	case 2:
+		l01f46(p, k+1, size)
+	case 3:
+		l01f51(p, k+1, size)
+	case 4:
+		l01f56(p, k+1, size)
+	case 5:
+		l01f61(p, k+1, size)
+	case 6:
+		l01f02(p, k+1, size)
+	case 7:
+		l01f07(p, k+1, size)
+	case 8:
+		l01f12(p, k+1, size)
+	case 9:
+		l01f17(p, k+1, size)
+	case 10:
+		l01f22(p, k+1, size)
+	case 11:
+		l01f27(p, k+1, size)
+	case 12:
+		l01f32(p, k+1, size)
+	case 13:
+		l01f37(p, k+1, size)
+	case 14:
+		l01f42(p, k+1, size)
+	case 15:
+		l01f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f43(p, k+1, size)
+	case 1:
+		l01f48(p, k+1, size)
+	case 2:
+		l01f53(p, k+1, size)
+	case 3:
+		l01f58(p, k+1, size)
+	case 4:
+		l01f63(p, k+1, size)
+	case 5:
+		l01f04(p, k+1, size)
+	case 6:
+		l01f09(p, k+1, size)
+	case 7:
+		l01f14(p, k+1, size)
+	case 8:
+		l01f19(p, k+1, size)
+	case 9:
+		l01f24(p, k+1, size)
+	case 10:
+		l01f29(p, k+1, size)
+	case 11:
+		l01f34(p, k+1, size)
+	case 12:
+		l01f39(p, k+1, size)
+	case 13:
+		l01f44(p, k+1, size)
+	case 14:
+		l01f49(p, k+1, size)
+	case 15:
+		l01f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f50(p, k+1, size)
+	case 1:
+		l01f55(p, k+1, size)
+	case 2:
+		l01f60(p, k+1, size)
+	case 3:
+		l01f01(p, k+1, size)
+	case 4:
+		l01f06(p, k+1, size)
+	case 5:
+		l01f11(p, k+1, size)
+	case 6:
+		l01f16(p, k+1, size)
+	case 7:
+		l01f21(p, k+1, size)
+	case 8:
+		l01f26(p, k+1, size)
+	case 9:
+		l01f31(p, k+1, size)
+	case 10:
+		l01f36(p, k+1, size)
+	case 11:
+		l01f41(p, k+1, size)
+	case 12:
+		l01f46(p, k+1, size)
+	case 13:
+		l01f51(p, k+1, size)
+	case 14:
+		l01f56(p, k+1, size)
+	case 15:
+		l01f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l00f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l01f57(p, k+1, size)
+	case 1:
+		l01f62(p, k+1, size)
+	case 2:
+		l01f03(p, k+1, size)
+	case 3:
+		l01f08(p, k+1, size)
+	case 4:
+		l01f13(p, k+1, size)
+	case 5:
+		l01f18(p, k+1, size)
+	case 6:
+		l01f23(p, k+1, size)
+	case 7:
+		l01f28(p, k+1, size)
+	case 8:
+		l01f33(p, k+1, size)
+	case 9:
+		l01f38(p, k+1, size)
+	case 10:
+		l01f43(p, k+1, size)
+	case 11:
+		l01f48(p, k+1, size)
+	case 12:
+		l01f53(p, k+1, size)
+	case 13:
+		l01f58(p, k+1, size)
+	case 14:
+		l01f63(p, k+1, size)
+	case 15:
+		l01f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f01(p, k+1, size)
+	case 1:
+		l02f06(p, k+1, size)
+	case 2:
+		l02f11(p, k+1, size)
+	case 3:
+		l02f16(p, k+1, size)
+	case 4:
+		l02f21(p, k+1, size)
+	case 5:
+		l02f26(p, k+1, size)
+	case 6:
+		l02f31(p, k+1, size)
+	case 7:
+		l02f36(p, k+1, size)
+	case 8:
+		l02f41(p, k+1, size)
+	case 9:
+		l02f46(p, k+1, size)
+	case 10:
+		l02f51(p, k+1, size)
+	case 11:
+		l02f56(p, k+1, size)
+	case 12:
+		l02f61(p, k+1, size)
+	case 13:
+		l02f02(p, k+1, size)
+	case 14:
+		l02f07(p, k+1, size)
+	case 15:
+		l02f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f08(p, k+1, size)
+	case 1:
+		l02f13(p, k+1, size)
+	case 2:
+		l02f18(p, k+1, size)
+	case 3:
+		l02f23(p, k+1, size)
+	case 4:
+		l02f28(p, k+1, size)
+	case 5:
+		l02f33(p, k+1, size)
+	case 6:
+		l02f38(p, k+1, size)
+	case 7:
+		l02f43(p, k+1, size)
+	case 8:
+		l02f48(p, k+1, size)
+	case 9:
+		l02f53(p, k+1, size)
+	case 10:
+		l02f58(p, k+1, size)
+	case 11:
+		l02f63(p, k+1, size)
+	case 12:
+		l02f04(p, k+1, size)
+	case 13:
+		l02f09(p, k+1, size)
+	case 14:
+		l02f14(p, k+1, size)
+	case 15:
+		l02f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f15(p, k+1, size)
+	case 1:
+		l02f20(p, k+1, size)
+	case 2:
+		l02f25(p, k+1, size)
+	case 3:
+		l02f30(p, k+1, size)
+	case 4:
+		l02f35(p, k+1, size)
+	case 5:
+		l02f40(p, k+1, size)
+	case 6:
+		l02f45(p, k+1, size)
+	case 7:
+		l02f50(p, k+1, size)
+	case 8:
+		l02f55(p, k+1, size)
+	case 9:
+		l02f60(p, k+1, size)
+	case 10:
+		l02f01(p, k+1, size)
+	case 11:
+		l02f06(p, k+1, size)
+	case 12:
+		l02f11(p, k+1, size)
+	case 13:
+		l02f16(p, k+1, size)
+	case 14:
+		l02f21(p, k+1, size)
+	case 15:
+		l02f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f22(p, k+1, size)
+	case 1:
+		l02f27(p, k+1, size)
+	case 2:
+		l02f32(p, k+1, size)
+	case 3:
+		l02f37(p, k+1, size)
+	case 4:
+		l02f42(p, k+1, size)
+	case 5:
+		l02f47(p, k+1, size)
+	case 6:
+		l02f52(p, k+1, size)
+	case 7:
+		l02f57(p, k+1, size)
+	case 8:
+		l02f62(p, k+1, size)
+	case 9:
+		l02f03(p, k+1, size)
+	case 10:
+		l02f08(p, k+1, size)
+	case 11:
+		l02f13(p, k+1, size)
+	case 12:
+		l02f18(p, k+1, size)
+	case 13:
+		l02f23(p, k+1, size)
+	case 14:
+		l02f28(p, k+1, size)
+	case 15:
+		l02f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f29(p, k+1, size)
+	case 1:
+		l02f34(p, k+1, size)
+	case 2:
+		l02f39(p, k+1, size)
+	case 3:
+		l02f44(p, k+1, size)
+	case 4:
+		l02f49(p, k+1, size)
+	case 5:
+		l02f54(p, k+1, size)
+	case 6:
+		l02f59(p, k+1, size)
+	case 7:
+		l02f00(p, k+1, size)
+	case 8:
+		l02f05(p, k+1, size)
+	case 9:
+		l02f10(p, k+1, size)
+	case 10:
+		l02f15(p, k+1, size)
+	case 11:
+		l02f20(p, k+1, size)
+	case 12:
+		l02f25(p, k+1, size)
+	case 13:
+		l02f30(p, k+1, size)
+	case 14:
+		l02f35(p, k+1, size)
+	case 15:
+		l02f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f36(p, k+1, size)
+	case 1:
+		l02f41(p, k+1, size)
+	case 2:
+		l02f46(p, k+1, size)
+	case 3:
+		l02f51(p, k+1, size)
+	case 4:
+		l02f56(p, k+1, size)
+	case 5:
+		l02f61(p, k+1, size)
+	case 6:
+		l02f02(p, k+1, size)
+	case 7:
+		l02f07(p, k+1, size)
+	case 8:
+		l02f12(p, k+1, size)
+	case 9:
+		l02f17(p, k+1, size)
+	case 10:
+		l02f22(p, k+1, size)
+	case 11:
+		l02f27(p, k+1, size)
+	case 12:
+		l02f32(p, k+1, size)
+	case 13:
+		l02f37(p, k+1, size)
+	case 14:
+		l02f42(p, k+1, size)
+	case 15:
+		l02f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f43(p, k+1, size)
+	case 1:
+		l02f48(p, k+1, size)
+	case 2:
+		l02f53(p, k+1, size)
+	case 3:
+		l02f58(p, k+1, size)
+	case 4:
+		l02f63(p, k+1, size)
+	case 5:
+		l02f04(p, k+1, size)
+	case 6:
+		l02f09(p, k+1, size)
+	case 7:
+		l02f14(p, k+1, size)
+	case 8:
+		l02f19(p, k+1, size)
+	case 9:
+		l02f24(p, k+1, size)
+	case 10:
+		l02f29(p, k+1, size)
+	case 11:
+		l02f34(p, k+1, size)
+	case 12:
+		l02f39(p, k+1, size)
+	case 13:
+		l02f44(p, k+1, size)
+	case 14:
+		l02f49(p, k+1, size)
+	case 15:
+		l02f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f50(p, k+1, size)
+	case 1:
+		l02f55(p, k+1, size)
+	case 2:
+		l02f60(p, k+1, size)
+	case 3:
+		l02f01(p, k+1, size)
+	case 4:
+		l02f06(p, k+1, size)
+	case 5:
+		l02f11(p, k+1, size)
+	case 6:
+		l02f16(p, k+1, size)
+	case 7:
+		l02f21(p, k+1, size)
+	case 8:
+		l02f26(p, k+1, size)
+	case 9:
+		l02f31(p, k+1, size)
+	case 10:
+		l02f36(p, k+1, size)
+	case 11:
+		l02f41(p, k+1, size)
+	case 12:
+		l02f46(p, k+1, size)
+	case 13:
+		l02f51(p, k+1, size)
+	case 14:
+		l02f56(p, k+1, size)
+	case 15:
+		l02f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f57(p, k+1, size)
+	case 1:
+		l02f62(p, k+1, size)
+	case 2:
+		l02f03(p, k+1, size)
+	case 3:
+		l02f08(p, k+1, size)
+	case 4:
+		l02f13(p, k+1, size)
+	case 5:
+		l02f18(p, k+1, size)
+	case 6:
+		l02f23(p, k+1, size)
+	case 7:
+		l02f28(p, k+1, size)
+	case 8:
+		l02f33(p, k+1, size)
+	case 9:
+		l02f38(p, k+1, size)
+	case 10:
+		l02f43(p, k+1, size)
+	case 11:
+		l02f48(p, k+1, size)
+	case 12:
+		l02f53(p, k+1, size)
+	case 13:
+		l02f58(p, k+1, size)
+	case 14:
+		l02f63(p, k+1, size)
+	case 15:
+		l02f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f00(p, k+1, size)
+	case 1:
+		l02f05(p, k+1, size)
+	case 2:
+		l02f10(p, k+1, size)
+	case 3:
+		l02f15(p, k+1, size)
+	case 4:
+		l02f20(p, k+1, size)
+	case 5:
+		l02f25(p, k+1, size)
+	case 6:
+		l02f30(p, k+1, size)
+	case 7:
+		l02f35(p, k+1, size)
+	case 8:
+		l02f40(p, k+1, size)
+	case 9:
+		l02f45(p, k+1, size)
+	case 10:
+		l02f50(p, k+1, size)
+	case 11:
+		l02f55(p, k+1, size)
+	case 12:
+		l02f60(p, k+1, size)
+	case 13:
+		l02f01(p, k+1, size)
+	case 14:
+		l02f06(p, k+1, size)
+	case 15:
+		l02f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f07(p, k+1, size)
+	case 1:
+		l02f12(p, k+1, size)
+	case 2:
+		l02f17(p, k+1, size)
+	case 3:
+		l02f22(p, k+1, size)
+	case 4:
+		l02f27(p, k+1, size)
+	case 5:
+		l02f32(p, k+1, size)
+	case 6:
+		l02f37(p, k+1, size)
+	case 7:
+		l02f42(p, k+1, size)
+	case 8:
+		l02f47(p, k+1, size)
+	case 9:
+		l02f52(p, k+1, size)
+	case 10:
+		l02f57(p, k+1, size)
+	case 11:
+		l02f62(p, k+1, size)
+	case 12:
+		l02f03(p, k+1, size)
+	case 13:
+		l02f08(p, k+1, size)
+	case 14:
+		l02f13(p, k+1, size)
+	case 15:
+		l02f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f14(p, k+1, size)
+	case 1:
+		l02f19(p, k+1, size)
+	case 2:
+		l02f24(p, k+1, size)
+	case 3:
+		l02f29(p, k+1, size)
+	case 4:
+		l02f34(p, k+1, size)
+	case 5:
+		l02f39(p, k+1, size)
+	case 6:
+		l02f44(p, k+1, size)
+	case 7:
+		l02f49(p, k+1, size)
+	case 8:
+		l02f54(p, k+1, size)
+	case 9:
+		l02f59(p, k+1, size)
+	case 10:
+		l02f00(p, k+1, size)
+	case 11:
+		l02f05(p, k+1, size)
+	case 12:
+		l02f10(p, k+1, size)
+	case 13:
+		l02f15(p, k+1, size)
+	case 14:
+		l02f20(p, k+1, size)
+	case 15:
+		l02f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f21(p, k+1, size)
+	case 1:
+		l02f26(p, k+1, size)
+	case 2:
+		l02f31(p, k+1, size)
+	case 3:
+		l02f36(p, k+1, size)
+	case 4:
+		l02f41(p, k+1, size)
+	case 5:
+		l02f46(p, k+1, size)
+	case 6:
+		l02f51(p, k+1, size)
+	case 7:
+		l02f56(p, k+1, size)
+	case 8:
+		l02f61(p, k+1, size)
+	case 9:
+		l02f02(p, k+1, size)
+	case 10:
+		l02f07(p, k+1, size)
+	case 11:
+		l02f12(p, k+1, size)
+	case 12:
+		l02f17(p, k+1, size)
+	case 13:
+		l02f22(p, k+1, size)
+	case 14:
+		l02f27(p, k+1, size)
+	case 15:
+		l02f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f28(p, k+1, size)
+	case 1:
+		l02f33(p, k+1, size)
+	case 2:
+		l02f38(p, k+1, size)
+	case 3:
+		l02f43(p, k+1, size)
+	case 4:
+		l02f48(p, k+1, size)
+	case 5:
+		l02f53(p, k+1, size)
+	case 6:
+		l02f58(p, k+1, size)
+	case 7:
+		l02f63(p, k+1, size)
+	case 8:
+		l02f04(p, k+1, size)
+	case 9:
+		l02f09(p, k+1, size)
+	case 10:
+		l02f14(p, k+1, size)
+	case 11:
+		l02f19(p, k+1, size)
+	case 12:
+		l02f24(p, k+1, size)
+	case 13:
+		l02f29(p, k+1, size)
+	case 14:
+		l02f34(p, k+1, size)
+	case 15:
+		l02f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f35(p, k+1, size)
+	case 1:
+		l02f40(p, k+1, size)
+	case 2:
+		l02f45(p, k+1, size)
+	case 3:
+		l02f50(p, k+1, size)
+	case 4:
+		l02f55(p, k+1, size)
+	case 5:
+		l02f60(p, k+1, size)
+	case 6:
+		l02f01(p, k+1, size)
+	case 7:
+		l02f06(p, k+1, size)
+	case 8:
+		l02f11(p, k+1, size)
+	case 9:
+		l02f16(p, k+1, size)
+	case 10:
+		l02f21(p, k+1, size)
+	case 11:
+		l02f26(p, k+1, size)
+	case 12:
+		l02f31(p, k+1, size)
+	case 13:
+		l02f36(p, k+1, size)
+	case 14:
+		l02f41(p, k+1, size)
+	case 15:
+		l02f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f42(p, k+1, size)
+	case 1:
+		l02f47(p, k+1, size)
+	case 2:
+		l02f52(p, k+1, size)
+	case 3:
+		l02f57(p, k+1, size)
+	case 4:
+		l02f62(p, k+1, size)
+	case 5:
+		l02f03(p, k+1, size)
+	case 6:
+		l02f08(p, k+1, size)
+	case 7:
+		l02f13(p, k+1, size)
+	case 8:
+		l02f18(p, k+1, size)
+	case 9:
+		l02f23(p, k+1, size)
+	case 10:
+		l02f28(p, k+1, size)
+	case 11:
+		l02f33(p, k+1, size)
+	case 12:
+		l02f38(p, k+1, size)
+	case 13:
+		l02f43(p, k+1, size)
+	case 14:
+		l02f48(p, k+1, size)
+	case 15:
+		l02f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f49(p, k+1, size)
+	case 1:
+		l02f54(p, k+1, size)
+	case 2:
+		l02f59(p, k+1, size)
+	case 3:
+		l02f00(p, k+1, size)
+	case 4:
+		l02f05(p, k+1, size)
+	case 5:
+		l02f10(p, k+1, size)
+	case 6:
+		l02f15(p, k+1, size)
+	case 7:
+		l02f20(p, k+1, size)
+	case 8:
+		l02f25(p, k+1, size)
+	case 9:
+		l02f30(p, k+1, size)
+	case 10:
+		l02f35(p, k+1, size)
+	case 11:
+		l02f40(p, k+1, size)
+	case 12:
+		l02f45(p, k+1, size)
+	case 13:
+		l02f50(p, k+1, size)
+	case 14:
+		l02f55(p, k+1, size)
+	case 15:
+		l02f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f56(p, k+1, size)
+	case 1:
+		l02f61(p, k+1, size)
+	case 2:
+		l02f02(p, k+1, size)
+	case 3:
+		l02f07(p, k+1, size)
+	case 4:
+		l02f12(p, k+1, size)
+	case 5:
+		l02f17(p, k+1, size)
+	case 6:
+		l02f22(p, k+1, size)
+	case 7:
+		l02f27(p, k+1, size)
+	case 8:
+		l02f32(p, k+1, size)
+	case 9:
+		l02f37(p, k+1, size)
+	case 10:
+		l02f42(p, k+1, size)
+	case 11:
+		l02f47(p, k+1, size)
+	case 12:
+		l02f52(p, k+1, size)
+	case 13:
+		l02f57(p, k+1, size)
+	case 14:
+		l02f62(p, k+1, size)
+	case 15:
+		l02f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f63(p, k+1, size)
+	case 1:
+		l02f04(p, k+1, size)
+	case 2:
+		l02f09(p, k+1, size)
+	case 3:
+		l02f14(p, k+1, size)
+	case 4:
+		l02f19(p, k+1, size)
+	case 5:
+		l02f24(p, k+1, size)
+	case 6:
+		l02f29(p, k+1, size)
+	case 7:
+		l02f34(p, k+1, size)
+	case 8:
+		l02f39(p, k+1, size)
+	case 9:
+		l02f44(p, k+1, size)
+	case 10:
+		l02f49(p, k+1, size)
+	case 11:
+		l02f54(p, k+1, size)
+	case 12:
+		l02f59(p, k+1, size)
+	case 13:
+		l02f00(p, k+1, size)
+	case 14:
+		l02f05(p, k+1, size)
+	case 15:
+		l02f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f06(p, k+1, size)
+	case 1:
+		l02f11(p, k+1, size)
+	case 2:
+		l02f16(p, k+1, size)
+	case 3:
+		l02f21(p, k+1, size)
+	case 4:
+		l02f26(p, k+1, size)
+	case 5:
+		l02f31(p, k+1, size)
+	case 6:
+		l02f36(p, k+1, size)
+	case 7:
+		l02f41(p, k+1, size)
+	case 8:
+		l02f46(p, k+1, size)
+	case 9:
+		l02f51(p, k+1, size)
+	case 10:
+		l02f56(p, k+1, size)
+	case 11:
+		l02f61(p, k+1, size)
+	case 12:
+		l02f02(p, k+1, size)
+	case 13:
+		l02f07(p, k+1, size)
+	case 14:
+		l02f12(p, k+1, size)
+	case 15:
+		l02f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f13(p, k+1, size)
+	case 1:
+		l02f18(p, k+1, size)
+	case 2:
+		l02f23(p, k+1, size)
+	case 3:
+		l02f28(p, k+1, size)
+	case 4:
+		l02f33(p, k+1, size)
+	case 5:
+		l02f38(p, k+1, size)
+	case 6:
+		l02f43(p, k+1, size)
+	case 7:
+		l02f48(p, k+1, size)
+	case 8:
+		l02f53(p, k+1, size)
+	case 9:
+		l02f58(p, k+1, size)
+	case 10:
+		l02f63(p, k+1, size)
+	case 11:
+		l02f04(p, k+1, size)
+	case 12:
+		l02f09(p, k+1, size)
+	case 13:
+		l02f14(p, k+1, size)
+	case 14:
+		l02f19(p, k+1, size)
+	case 15:
+		l02f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f20(p, k+1, size)
+	case 1:
+		l02f25(p, k+1, size)
+	case 2:
+		l02f30(p, k+1, size)
+	case 3:
+		l02f35(p, k+1, size)
+	case 4:
+		l02f40(p, k+1, size)
+	case 5:
+		l02f45(p, k+1, size)
+	case 6:
+		l02f50(p, k+1, size)
+	case 7:
+		l02f55(p, k+1, size)
+	case 8:
+		l02f60(p, k+1, size)
+	case 9:
+		l02f01(p, k+1, size)
+	case 10:
+		l02f06(p, k+1, size)
+	case 11:
+		l02f11(p, k+1, size)
+	case 12:
+		l02f16(p, k+1, size)
+	case 13:
+		l02f21(p, k+1, size)
+	case 14:
+		l02f26(p, k+1, size)
+	case 15:
+		l02f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f27(p, k+1, size)
+	case 1:
+		l02f32(p, k+1, size)
+	case 2:
+		l02f37(p, k+1, size)
+	case 3:
+		l02f42(p, k+1, size)
+	case 4:
+		l02f47(p, k+1, size)
+	case 5:
+		l02f52(p, k+1, size)
+	case 6:
+		l02f57(p, k+1, size)
+	case 7:
+		l02f62(p, k+1, size)
+	case 8:
+		l02f03(p, k+1, size)
+	case 9:
+		l02f08(p, k+1, size)
+	case 10:
+		l02f13(p, k+1, size)
+	case 11:
+		l02f18(p, k+1, size)
+	case 12:
+		l02f23(p, k+1, size)
+	case 13:
+		l02f28(p, k+1, size)
+	case 14:
+		l02f33(p, k+1, size)
+	case 15:
+		l02f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f34(p, k+1, size)
+	case 1:
+		l02f39(p, k+1, size)
+	case 2:
+		l02f44(p, k+1, size)
+	case 3:
+		l02f49(p, k+1, size)
+	case 4:
+		l02f54(p, k+1, size)
+	case 5:
+		l02f59(p, k+1, size)
+	case 6:
+		l02f00(p, k+1, size)
+	case 7:
+		l02f05(p, k+1, size)
+	case 8:
+		l02f10(p, k+1, size)
+	case 9:
+		l02f15(p, k+1, size)
+	case 10:
+		l02f20(p, k+1, size)
+	case 11:
+		l02f25(p, k+1, size)
+	case 12:
+		l02f30(p, k+1, size)
+	case 13:
+		l02f35(p, k+1, size)
+	case 14:
+		l02f40(p, k+1, size)
+	case 15:
+		l02f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f41(p, k+1, size)
+	case 1:
+		l02f46(p, k+1, size)
+	case 2:
+		l02f51(p, k+1, size)
+	case 3:
+		l02f56(p, k+1, size)
+	case 4:
+		l02f61(p, k+1, size)
+	case 5:
+		l02f02(p, k+1, size)
+	case 6:
+		l02f07(p, k+1, size)
+	case 7:
+		l02f12(p, k+1, size)
+	case 8:
+		l02f17(p, k+1, size)
+	case 9:
+		l02f22(p, k+1, size)
+	case 10:
+		l02f27(p, k+1, size)
+	case 11:
+		l02f32(p, k+1, size)
+	case 12:
+		l02f37(p, k+1, size)
+	case 13:
+		l02f42(p, k+1, size)
+	case 14:
+		l02f47(p, k+1, size)
+	case 15:
+		l02f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f48(p, k+1, size)
+	case 1:
+		l02f53(p, k+1, size)
+	case 2:
+		l02f58(p, k+1, size)
+	case 3:
+		l02f63(p, k+1, size)
+	case 4:
+		l02f04(p, k+1, size)
+	case 5:
+		l02f09(p, k+1, size)
+	case 6:
+		l02f14(p, k+1, size)
+	case 7:
+		l02f19(p, k+1, size)
+	case 8:
+		l02f24(p, k+1, size)
+	case 9:
+		l02f29(p, k+1, size)
+	case 10:
+		l02f34(p, k+1, size)
+	case 11:
+		l02f39(p, k+1, size)
+	case 12:
+		l02f44(p, k+1, size)
+	case 13:
+		l02f49(p, k+1, size)
+	case 14:
+		l02f54(p, k+1, size)
+	case 15:
+		l02f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f55(p, k+1, size)
+	case 1:
+		l02f60(p, k+1, size)
+	case 2:
+		l02f01(p, k+1, size)
+	case 3:
+		l02f06(p, k+1, size)
+	case 4:
+		l02f11(p, k+1, size)
+	case 5:
+		l02f16(p, k+1, size)
+	case 6:
+		l02f21(p, k+1, size)
+	case 7:
+		l02f26(p, k+1, size)
+	case 8:
+		l02f31(p, k+1, size)
+	case 9:
+		l02f36(p, k+1, size)
+	case 10:
+		l02f41(p, k+1, size)
+	case 11:
+		l02f46(p, k+1, size)
+	case 12:
+		l02f51(p, k+1, size)
+	case 13:
+		l02f56(p, k+1, size)
+	case 14:
+		l02f61(p, k+1, size)
+	case 15:
+		l02f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f62(p, k+1, size)
+	case 1:
+		l02f03(p, k+1, size)
+	case 2:
+		l02f08(p, k+1, size)
+	case 3:
+		l02f13(p, k+1, size)
+	case 4:
+		l02f18(p, k+1, size)
+	case 5:
+		l02f23(p, k+1, size)
+	case 6:
+		l02f28(p, k+1, size)
+	case 7:
+		l02f33(p, k+1, size)
+	case 8:
+		l02f38(p, k+1, size)
+	case 9:
+		l02f43(p, k+1, size)
+	case 10:
+		l02f48(p, k+1, size)
+	case 11:
+		l02f53(p, k+1, size)
+	case 12:
+		l02f58(p, k+1, size)
+	case 13:
+		l02f63(p, k+1, size)
+	case 14:
+		l02f04(p, k+1, size)
+	case 15:
+		l02f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f05(p, k+1, size)
+	case 1:
+		l02f10(p, k+1, size)
+	case 2:
+		l02f15(p, k+1, size)
+	case 3:
+		l02f20(p, k+1, size)
+	case 4:
+		l02f25(p, k+1, size)
+	case 5:
+		l02f30(p, k+1, size)
+	case 6:
+		l02f35(p, k+1, size)
+	case 7:
+		l02f40(p, k+1, size)
+	case 8:
+		l02f45(p, k+1, size)
+	case 9:
+		l02f50(p, k+1, size)
+	case 10:
+		l02f55(p, k+1, size)
+	case 11:
+		l02f60(p, k+1, size)
+	case 12:
+		l02f01(p, k+1, size)
+	case 13:
+		l02f06(p, k+1, size)
+	case 14:
+		l02f11(p, k+1, size)
+	case 15:
+		l02f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f12(p, k+1, size)
+	case 1:
+		l02f17(p, k+1, size)
+	case 2:
+		l02f22(p, k+1, size)
+	case 3:
+		l02f27(p, k+1, size)
+	case 4:
+		l02f32(p, k+1, size)
+	case 5:
+		l02f37(p, k+1, size)
+	case 6:
+		l02f42(p, k+1, size)
+	case 7:
+		l02f47(p, k+1, size)
+	case 8:
+		l02f52(p, k+1, size)
+	case 9:
+		l02f57(p, k+1, size)
+	case 10:
+		l02f62(p, k+1, size)
+	case 11:
+		l02f03(p, k+1, size)
+	case 12:
+		l02f08(p, k+1, size)
+	case 13:
+		l02f13(p, k+1, size)
+	case 14:
+		l02f18(p, k+1, size)
+	case 15:
+		l02f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f19(p, k+1, size)
+	case 1:
+		l02f24(p, k+1, size)
+	case 2:
+		l02f29(p, k+1, size)
+	case 3:
+		l02f34(p, k+1, size)
+	case 4:
+		l02f39(p, k+1, size)
+	case 5:
+		l02f44(p, k+1, size)
+	case 6:
+		l02f49(p, k+1, size)
+	case 7:
+		l02f54(p, k+1, size)
+	case 8:
+		l02f59(p, k+1, size)
+	case 9:
+		l02f00(p, k+1, size)
+	case 10:
+		l02f05(p, k+1, size)
+	case 11:
+		l02f10(p, k+1, size)
+	case 12:
+		l02f15(p, k+1, size)
+	case 13:
+		l02f20(p, k+1, size)
+	case 14:
+		l02f25(p, k+1, size)
+	case 15:
+		l02f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f26(p, k+1, size)
+	case 1:
+		l02f31(p, k+1, size)
+	case 2:
+		l02f36(p, k+1, size)
+	case 3:
+		l02f41(p, k+1, size)
+	case 4:
+		l02f46(p, k+1, size)
+	case 5:
+		l02f51(p, k+1, size)
+	case 6:
+		l02f56(p, k+1, size)
+	case 7:
+		l02f61(p, k+1, size)
+	case 8:
+		l02f02(p, k+1, size)
+	case 9:
+		l02f07(p, k+1, size)
+	case 10:
+		l02f12(p, k+1, size)
+	case 11:
+		l02f17(p, k+1, size)
+	case 12:
+		l02f22(p, k+1, size)
+	case 13:
+		l02f27(p, k+1, size)
+	case 14:
+		l02f32(p, k+1, size)
+	case 15:
+		l02f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f33(p, k+1, size)
+	case 1:
+		l02f38(p, k+1, size)
+	case 2:
+		l02f43(p, k+1, size)
+	case 3:
+		l02f48(p, k+1, size)
+	case 4:
+		l02f53(p, k+1, size)
+	case 5:
+		l02f58(p, k+1, size)
+	case 6:
+		l02f63(p, k+1, size)
+	case 7:
+		l02f04(p, k+1, size)
+	case 8:
+		l02f09(p, k+1, size)
+	case 9:
+		l02f14(p, k+1, size)
+	case 10:
+		l02f19(p, k+1, size)
+	case 11:
+		l02f24(p, k+1, size)
+	case 12:
+		l02f29(p, k+1, size)
+	case 13:
+		l02f34(p, k+1, size)
+	case 14:
+		l02f39(p, k+1, size)
+	case 15:
+		l02f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f40(p, k+1, size)
+	case 1:
+		l02f45(p, k+1, size)
+	case 2:
+		l02f50(p, k+1, size)
+	case 3:
+		l02f55(p, k+1, size)
+	case 4:
+		l02f60(p, k+1, size)
+	case 5:
+		l02f01(p, k+1, size)
+	case 6:
+		l02f06(p, k+1, size)
+	case 7:
+		l02f11(p, k+1, size)
+	case 8:
+		l02f16(p, k+1, size)
+	case 9:
+		l02f21(p, k+1, size)
+	case 10:
+		l02f26(p, k+1, size)
+	case 11:
+		l02f31(p, k+1, size)
+	case 12:
+		l02f36(p, k+1, size)
+	case 13:
+		l02f41(p, k+1, size)
+	case 14:
+		l02f46(p, k+1, size)
+	case 15:
+		l02f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f47(p, k+1, size)
+	case 1:
+		l02f52(p, k+1, size)
+	case 2:
+		l02f57(p, k+1, size)
+	case 3:
+		l02f62(p, k+1, size)
+	case 4:
+		l02f03(p, k+1, size)
+	case 5:
+		l02f08(p, k+1, size)
+	case 6:
+		l02f13(p, k+1, size)
+	case 7:
+		l02f18(p, k+1, size)
+	case 8:
+		l02f23(p, k+1, size)
+	case 9:
+		l02f28(p, k+1, size)
+	case 10:
+		l02f33(p, k+1, size)
+	case 11:
+		l02f38(p, k+1, size)
+	case 12:
+		l02f43(p, k+1, size)
+	case 13:
+		l02f48(p, k+1, size)
+	case 14:
+		l02f53(p, k+1, size)
+	case 15:
+		l02f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f54(p, k+1, size)
+	case 1:
+		l02f59(p, k+1, size)
+	case 2:
+		l02f00(p, k+1, size)
+	case 3:
+		l02f05(p, k+1, size)
+	case 4:
+		l02f10(p, k+1, size)
+	case 5:
+		l02f15(p, k+1, size)
+	case 6:
+		l02f20(p, k+1, size)
+	case 7:
+		l02f25(p, k+1, size)
+	case 8:
+		l02f30(p, k+1, size)
+	case 9:
+		l02f35(p, k+1, size)
+	case 10:
+		l02f40(p, k+1, size)
+	case 11:
+		l02f45(p, k+1, size)
+	case 12:
+		l02f50(p, k+1, size)
+	case 13:
+		l02f55(p, k+1, size)
+	case 14:
+		l02f60(p, k+1, size)
+	case 15:
+		l02f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f61(p, k+1, size)
+	case 1:
+		l02f02(p, k+1, size)
+	case 2:
+		l02f07(p, k+1, size)
+	case 3:
+		l02f12(p, k+1, size)
+	case 4:
+		l02f17(p, k+1, size)
+	case 5:
+		l02f22(p, k+1, size)
+	case 6:
+		l02f27(p, k+1, size)
+	case 7:
+		l02f32(p, k+1, size)
+	case 8:
+		l02f37(p, k+1, size)
+	case 9:
+		l02f42(p, k+1, size)
+	case 10:
+		l02f47(p, k+1, size)
+	case 11:
+		l02f52(p, k+1, size)
+	case 12:
+		l02f57(p, k+1, size)
+	case 13:
+		l02f62(p, k+1, size)
+	case 14:
+		l02f03(p, k+1, size)
+	case 15:
+		l02f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f04(p, k+1, size)
+	case 1:
+		l02f09(p, k+1, size)
+	case 2:
+		l02f14(p, k+1, size)
+	case 3:
+		l02f19(p, k+1, size)
+	case 4:
+		l02f24(p, k+1, size)
+	case 5:
+		l02f29(p, k+1, size)
+	case 6:
+		l02f34(p, k+1, size)
+	case 7:
+		l02f39(p, k+1, size)
+	case 8:
+		l02f44(p, k+1, size)
+	case 9:
+		l02f49(p, k+1, size)
+	case 10:
+		l02f54(p, k+1, size)
+	case 11:
+		l02f59(p, k+1, size)
+	case 12:
+		l02f00(p, k+1, size)
+	case 13:
+		l02f05(p, k+1, size)
+	case 14:
+		l02f10(p, k+1, size)
+	case 15:
+		l02f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f11(p, k+1, size)
+	case 1:
+		l02f16(p, k+1, size)
+	case 2:
+		l02f21(p, k+1, size)
+	case 3:
+		l02f26(p, k+1, size)
+	case 4:
+		l02f31(p, k+1, size)
+	case 5:
+		l02f36(p, k+1, size)
+	case 6:
+		l02f41(p, k+1, size)
+	case 7:
+		l02f46(p, k+1, size)
+	case 8:
+		l02f51(p, k+1, size)
+	case 9:
+		l02f56(p, k+1, size)
+	case 10:
+		l02f61(p, k+1, size)
+	case 11:
+		l02f02(p, k+1, size)
+	case 12:
+		l02f07(p, k+1, size)
+	case 13:
+		l02f12(p, k+1, size)
+	case 14:
+		l02f17(p, k+1, size)
+	case 15:
+		l02f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f18(p, k+1, size)
+	case 1:
+		l02f23(p, k+1, size)
+	case 2:
+		l02f28(p, k+1, size)
+	case 3:
+		l02f33(p, k+1, size)
+	case 4:
+		l02f38(p, k+1, size)
+	case 5:
+		l02f43(p, k+1, size)
+	case 6:
+		l02f48(p, k+1, size)
+	case 7:
+		l02f53(p, k+1, size)
+	case 8:
+		l02f58(p, k+1, size)
+	case 9:
+		l02f63(p, k+1, size)
+	case 10:
+		l02f04(p, k+1, size)
+	case 11:
+		l02f09(p, k+1, size)
+	case 12:
+		l02f14(p, k+1, size)
+	case 13:
+		l02f19(p, k+1, size)
+	case 14:
+		l02f24(p, k+1, size)
+	case 15:
+		l02f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f25(p, k+1, size)
+	case 1:
+		l02f30(p, k+1, size)
+	case 2:
+		l02f35(p, k+1, size)
+	case 3:
+		l02f40(p, k+1, size)
+	case 4:
+		l02f45(p, k+1, size)
+	case 5:
+		l02f50(p, k+1, size)
+	case 6:
+		l02f55(p, k+1, size)
+	case 7:
+		l02f60(p, k+1, size)
+	case 8:
+		l02f01(p, k+1, size)
+	case 9:
+		l02f06(p, k+1, size)
+	case 10:
+		l02f11(p, k+1, size)
+	case 11:
+		l02f16(p, k+1, size)
+	case 12:
+		l02f21(p, k+1, size)
+	case 13:
+		l02f26(p, k+1, size)
+	case 14:
+		l02f31(p, k+1, size)
+	case 15:
+		l02f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f32(p, k+1, size)
+	case 1:
+		l02f37(p, k+1, size)
+	case 2:
+		l02f42(p, k+1, size)
+	case 3:
+		l02f47(p, k+1, size)
+	case 4:
+		l02f52(p, k+1, size)
+	case 5:
+		l02f57(p, k+1, size)
+	case 6:
+		l02f62(p, k+1, size)
+	case 7:
+		l02f03(p, k+1, size)
+	case 8:
+		l02f08(p, k+1, size)
+	case 9:
+		l02f13(p, k+1, size)
+	case 10:
+		l02f18(p, k+1, size)
+	case 11:
+		l02f23(p, k+1, size)
+	case 12:
+		l02f28(p, k+1, size)
+	case 13:
+		l02f33(p, k+1, size)
+	case 14:
+		l02f38(p, k+1, size)
+	case 15:
+		l02f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f39(p, k+1, size)
+	case 1:
+		l02f44(p, k+1, size)
+	case 2:
+		l02f49(p, k+1, size)
+	case 3:
+		l02f54(p, k+1, size)
+	case 4:
+		l02f59(p, k+1, size)
+	case 5:
+		l02f00(p, k+1, size)
+	case 6:
+		l02f05(p, k+1, size)
+	case 7:
+		l02f10(p, k+1, size)
+	case 8:
+		l02f15(p, k+1, size)
+	case 9:
+		l02f20(p, k+1, size)
+	case 10:
+		l02f25(p, k+1, size)
+	case 11:
+		l02f30(p, k+1, size)
+	case 12:
+		l02f35(p, k+1, size)
+	case 13:
+		l02f40(p, k+1, size)
+	case 14:
+		l02f45(p, k+1, size)
+	case 15:
+		l02f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f46(p, k+1, size)
+	case 1:
+		l02f51(p, k+1, size)
+	case 2:
+		l02f56(p, k+1, size)
+	case 3:
+		l02f61(p, k+1, size)
+	case 4:
+		l02f02(p, k+1, size)
+	case 5:
+		l02f07(p, k+1, size)
+	case 6:
+		l02f12(p, k+1, size)
+	case 7:
+		l02f17(p, k+1, size)
+	case 8:
+		l02f22(p, k+1, size)
+	case 9:
+		l02f27(p, k+1, size)
+	case 10:
+		l02f32(p, k+1, size)
+	case 11:
+		l02f37(p, k+1, size)
+	case 12:
+		l02f42(p, k+1, size)
+	case 13:
+		l02f47(p, k+1, size)
+	case 14:
+		l02f52(p, k+1, size)
+	case 15:
+		l02f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f53(p, k+1, size)
+	case 1:
+		l02f58(p, k+1, size)
+	case 2:
+		l02f63(p, k+1, size)
+	case 3:
+		l02f04(p, k+1, size)
+	case 4:
+		l02f09(p, k+1, size)
+	case 5:
+		l02f14(p, k+1, size)
+	case 6:
+		l02f19(p, k+1, size)
+	case 7:
+		l02f24(p, k+1, size)
+	case 8:
+		l02f29(p, k+1, size)
+	case 9:
+		l02f34(p, k+1, size)
+	case 10:
+		l02f39(p, k+1, size)
+	case 11:
+		l02f44(p, k+1, size)
+	case 12:
+		l02f49(p, k+1, size)
+	case 13:
+		l02f54(p, k+1, size)
+	case 14:
+		l02f59(p, k+1, size)
+	case 15:
+		l02f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f60(p, k+1, size)
+	case 1:
+		l02f01(p, k+1, size)
+	case 2:
+		l02f06(p, k+1, size)
+	case 3:
+		l02f11(p, k+1, size)
+	case 4:
+		l02f16(p, k+1, size)
+	case 5:
+		l02f21(p, k+1, size)
+	case 6:
+		l02f26(p, k+1, size)
+	case 7:
+		l02f31(p, k+1, size)
+	case 8:
+		l02f36(p, k+1, size)
+	case 9:
+		l02f41(p, k+1, size)
+	case 10:
+		l02f46(p, k+1, size)
+	case 11:
+		l02f51(p, k+1, size)
+	case 12:
+		l02f56(p, k+1, size)
+	case 13:
+		l02f61(p, k+1, size)
+	case 14:
+		l02f02(p, k+1, size)
+	case 15:
+		l02f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f03(p, k+1, size)
+	case 1:
+		l02f08(p, k+1, size)
+	case 2:
+		l02f13(p, k+1, size)
+	case 3:
+		l02f18(p, k+1, size)
+	case 4:
+		l02f23(p, k+1, size)
+	case 5:
+		l02f28(p, k+1, size)
+	case 6:
+		l02f33(p, k+1, size)
+	case 7:
+		l02f38(p, k+1, size)
+	case 8:
+		l02f43(p, k+1, size)
+	case 9:
+		l02f48(p, k+1, size)
+	case 10:
+		l02f53(p, k+1, size)
+	case 11:
+		l02f58(p, k+1, size)
+	case 12:
+		l02f63(p, k+1, size)
+	case 13:
+		l02f04(p, k+1, size)
+	case 14:
+		l02f09(p, k+1, size)
+	case 15:
+		l02f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f10(p, k+1, size)
+	case 1:
+		l02f15(p, k+1, size)
+	case 2:
+		l02f20(p, k+1, size)
+	case 3:
+		l02f25(p, k+1, size)
+	case 4:
+		l02f30(p, k+1, size)
+	case 5:
+		l02f35(p, k+1, size)
+	case 6:
+		l02f40(p, k+1, size)
+	case 7:
+		l02f45(p, k+1, size)
+	case 8:
+		l02f50(p, k+1, size)
+	case 9:
+		l02f55(p, k+1, size)
+	case 10:
+		l02f60(p, k+1, size)
+	case 11:
+		l02f01(p, k+1, size)
+	case 12:
+		l02f06(p, k+1, size)
+	case 13:
+		l02f11(p, k+1, size)
+	case 14:
+		l02f16(p, k+1, size)
+	case 15:
+		l02f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f17(p, k+1, size)
+	case 1:
+		l02f22(p, k+1, size)
+	case 2:
+		l02f27(p, k+1, size)
+	case 3:
+		l02f32(p, k+1, size)
+	case 4:
+		l02f37(p, k+1, size)
+	case 5:
+		l02f42(p, k+1, size)
+	case 6:
+		l02f47(p, k+1, size)
+	case 7:
+		l02f52(p, k+1, size)
+	case 8:
+		l02f57(p, k+1, size)
+	case 9:
+		l02f62(p, k+1, size)
+	case 10:
+		l02f03(p, k+1, size)
+	case 11:
+		l02f08(p, k+1, size)
+	case 12:
+		l02f13(p, k+1, size)
+	case 13:
+		l02f18(p, k+1, size)
+	case 14:
+		l02f23(p, k+1, size)
+	case 15:
+		l02f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f24(p, k+1, size)
+	case 1:
+		l02f29(p, k+1, size)
+	case 2:
+		l02f34(p, k+1, size)
+	case 3:
+		l02f39(p, k+1, size)
+	case 4:
+		l02f44(p, k+1, size)
+	case 5:
+		l02f49(p, k+1, size)
+	case 6:
+		l02f54(p, k+1, size)
+	case 7:
+		l02f59(p, k+1, size)
+	case 8:
+		l02f00(p, k+1, size)
+	case 9:
+		l02f05(p, k+1, size)
+	case 10:
+		l02f10(p, k+1, size)
+	case 11:
+		l02f15(p, k+1, size)
+	case 12:
+		l02f20(p, k+1, size)
+	case 13:
+		l02f25(p, k+1, size)
+	case 14:
+		l02f30(p, k+1, size)
+	case 15:
+		l02f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f31(p, k+1, size)
+	case 1:
+		l02f36(p, k+1, size)
+	case 2:
+		l02f41(p, k+1, size)
+	case 3:
+		l02f46(p, k+1, size)
+	case 4:
+		l02f51(p, k+1, size)
+	case 5:
+		l02f56(p, k+1, size)
+	case 6:
+		l02f61(p, k+1, size)
+	case 7:
+		l02f02(p, k+1, size)
+	case 8:
+		l02f07(p, k+1, size)
+	case 9:
+		l02f12(p, k+1, size)
+	case 10:
+		l02f17(p, k+1, size)
+	case 11:
+		l02f22(p, k+1, size)
+	case 12:
+		l02f27(p, k+1, size)
+	case 13:
+		l02f32(p, k+1, size)
+	case 14:
+		l02f37(p, k+1, size)
+	case 15:
+		l02f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f38(p, k+1, size)
+	case 1:
+		l02f43(p, k+1, size)
+	case 2:
+		l02f48(p, k+1, size)
+	case 3:
+		l02f53(p, k+1, size)
+	case 4:
+		l02f58(p, k+1, size)
+	case 5:
+		l02f63(p, k+1, size)
+	case 6:
+		l02f04(p, k+1, size)
+	case 7:
+		l02f09(p, k+1, size)
+	case 8:
+		l02f14(p, k+1, size)
+	case 9:
+		l02f19(p, k+1, size)
+	case 10:
+		l02f24(p, k+1, size)
+	case 11:
+		l02f29(p, k+1, size)
+	case 12:
+		l02f34(p, k+1, size)
+	case 13:
+		l02f39(p, k+1, size)
+	case 14:
+		l02f44(p, k+1, size)
+	case 15:
+		l02f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f45(p, k+1, size)
+	case 1:
+		l02f50(p, k+1, size)
+	case 2:
+		l02f55(p, k+1, size)
+	case 3:
+		l02f60(p, k+1, size)
+	case 4:
+		l02f01(p, k+1, size)
+	case 5:
+		l02f06(p, k+1, size)
+	case 6:
+		l02f11(p, k+1, size)
+	case 7:
+		l02f16(p, k+1, size)
+	case 8:
+		l02f21(p, k+1, size)
+	case 9:
+		l02f26(p, k+1, size)
+	case 10:
+		l02f31(p, k+1, size)
+	case 11:
+		l02f36(p, k+1, size)
+	case 12:
+		l02f41(p, k+1, size)
+	case 13:
+		l02f46(p, k+1, size)
+	case 14:
+		l02f51(p, k+1, size)
+	case 15:
+		l02f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f52(p, k+1, size)
+	case 1:
+		l02f57(p, k+1, size)
+	case 2:
+		l02f62(p, k+1, size)
+	case 3:
+		l02f03(p, k+1, size)
+	case 4:
+		l02f08(p, k+1, size)
+	case 5:
+		l02f13(p, k+1, size)
+	case 6:
+		l02f18(p, k+1, size)
+	case 7:
+		l02f23(p, k+1, size)
+	case 8:
+		l02f28(p, k+1, size)
+	case 9:
+		l02f33(p, k+1, size)
+	case 10:
+		l02f38(p, k+1, size)
+	case 11:
+		l02f43(p, k+1, size)
+	case 12:
+		l02f48(p, k+1, size)
+	case 13:
+		l02f53(p, k+1, size)
+	case 14:
+		l02f58(p, k+1, size)
+	case 15:
+		l02f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f59(p, k+1, size)
+	case 1:
+		l02f00(p, k+1, size)
+	case 2:
+		l02f05(p, k+1, size)
+	case 3:
+		l02f10(p, k+1, size)
+	case 4:
+		l02f15(p, k+1, size)
+	case 5:
+		l02f20(p, k+1, size)
+	case 6:
+		l02f25(p, k+1, size)
+	case 7:
+		l02f30(p, k+1, size)
+	case 8:
+		l02f35(p, k+1, size)
+	case 9:
+		l02f40(p, k+1, size)
+	case 10:
+		l02f45(p, k+1, size)
+	case 11:
+		l02f50(p, k+1, size)
+	case 12:
+		l02f55(p, k+1, size)
+	case 13:
+		l02f60(p, k+1, size)
+	case 14:
+		l02f01(p, k+1, size)
+	case 15:
+		l02f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f02(p, k+1, size)
+	case 1:
+		l02f07(p, k+1, size)
+	case 2:
+		l02f12(p, k+1, size)
+	case 3:
+		l02f17(p, k+1, size)
+	case 4:
+		l02f22(p, k+1, size)
+	case 5:
+		l02f27(p, k+1, size)
+	case 6:
+		l02f32(p, k+1, size)
+	case 7:
+		l02f37(p, k+1, size)
+	case 8:
+		l02f42(p, k+1, size)
+	case 9:
+		l02f47(p, k+1, size)
+	case 10:
+		l02f52(p, k+1, size)
+	case 11:
+		l02f57(p, k+1, size)
+	case 12:
+		l02f62(p, k+1, size)
+	case 13:
+		l02f03(p, k+1, size)
+	case 14:
+		l02f08(p, k+1, size)
+	case 15:
+		l02f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f09(p, k+1, size)
+	case 1:
+		l02f14(p, k+1, size)
+	case 2:
+		l02f19(p, k+1, size)
+	case 3:
+		l02f24(p, k+1, size)
+	case 4:
+		l02f29(p, k+1, size)
+	case 5:
+		l02f34(p, k+1, size)
+	case 6:
+		l02f39(p, k+1, size)
+	case 7:
+		l02f44(p, k+1, size)
+	case 8:
+		l02f49(p, k+1, size)
+	case 9:
+		l02f54(p, k+1, size)
+	case 10:
+		l02f59(p, k+1, size)
+	case 11:
+		l02f00(p, k+1, size)
+	case 12:
+		l02f05(p, k+1, size)
+	case 13:
+		l02f10(p, k+1, size)
+	case 14:
+		l02f15(p, k+1, size)
+	case 15:
+		l02f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f16(p, k+1, size)
+	case 1:
+		l02f21(p, k+1, size)
+	case 2:
+		l02f26(p, k+1, size)
+	case 3:
+		l02f31(p, k+1, size)
+	case 4:
+		l02f36(p, k+1, size)
+	case 5:
+		l02f41(p, k+1, size)
+	case 6:
+		l02f46(p, k+1, size)
+	case 7:
+		l02f51(p, k+1, size)
+	case 8:
+		l02f56(p, k+1, size)
+	case 9:
+		l02f61(p, k+1, size)
+	case 10:
+		l02f02(p, k+1, size)
+	case 11:
+		l02f07(p, k+1, size)
+	case 12:
+		l02f12(p, k+1, size)
+	case 13:
+		l02f17(p, k+1, size)
+	case 14:
+		l02f22(p, k+1, size)
+	case 15:
+		l02f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f23(p, k+1, size)
+	case 1:
+		l02f28(p, k+1, size)
+	case 2:
+		l02f33(p, k+1, size)
+	case 3:
+		l02f38(p, k+1, size)
+	case 4:
+		l02f43(p, k+1, size)
+	case 5:
+		l02f48(p, k+1, size)
+	case 6:
+		l02f53(p, k+1, size)
+	case 7:
+		l02f58(p, k+1, size)
+	case 8:
+		l02f63(p, k+1, size)
+	case 9:
+		l02f04(p, k+1, size)
+	case 10:
+		l02f09(p, k+1, size)
+	case 11:
+		l02f14(p, k+1, size)
+	case 12:
+		l02f19(p, k+1, size)
+	case 13:
+		l02f24(p, k+1, size)
+	case 14:
+		l02f29(p, k+1, size)
+	case 15:
+		l02f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f30(p, k+1, size)
+	case 1:
+		l02f35(p, k+1, size)
+	case 2:
+		l02f40(p, k+1, size)
+	case 3:
+		l02f45(p, k+1, size)
+	case 4:
+		l02f50(p, k+1, size)
+	case 5:
+		l02f55(p, k+1, size)
+	case 6:
+		l02f60(p, k+1, size)
+	case 7:
+		l02f01(p, k+1, size)
+	case 8:
+		l02f06(p, k+1, size)
+	case 9:
+		l02f11(p, k+1, size)
+	case 10:
+		l02f16(p, k+1, size)
+	case 11:
+		l02f21(p, k+1, size)
+	case 12:
+		l02f26(p, k+1, size)
+	case 13:
+		l02f31(p, k+1, size)
+	case 14:
+		l02f36(p, k+1, size)
+	case 15:
+		l02f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f37(p, k+1, size)
+	case 1:
+		l02f42(p, k+1, size)
+	case 2:
+		l02f47(p, k+1, size)
+	case 3:
+		l02f52(p, k+1, size)
+	case 4:
+		l02f57(p, k+1, size)
+	case 5:
+		l02f62(p, k+1, size)
+	case 6:
+		l02f03(p, k+1, size)
+	case 7:
+		l02f08(p, k+1, size)
+	case 8:
+		l02f13(p, k+1, size)
+	case 9:
+		l02f18(p, k+1, size)
+	case 10:
+		l02f23(p, k+1, size)
+	case 11:
+		l02f28(p, k+1, size)
+	case 12:
+		l02f33(p, k+1, size)
+	case 13:
+		l02f38(p, k+1, size)
+	case 14:
+		l02f43(p, k+1, size)
+	case 15:
+		l02f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f44(p, k+1, size)
+	case 1:
+		l02f49(p, k+1, size)
+	case 2:
+		l02f54(p, k+1, size)
+	case 3:
+		l02f59(p, k+1, size)
+	case 4:
+		l02f00(p, k+1, size)
+	case 5:
+		l02f05(p, k+1, size)
+	case 6:
+		l02f10(p, k+1, size)
+	case 7:
+		l02f15(p, k+1, size)
+	case 8:
+		l02f20(p, k+1, size)
+	case 9:
+		l02f25(p, k+1, size)
+	case 10:
+		l02f30(p, k+1, size)
+	case 11:
+		l02f35(p, k+1, size)
+	case 12:
+		l02f40(p, k+1, size)
+	case 13:
+		l02f45(p, k+1, size)
+	case 14:
+		l02f50(p, k+1, size)
+	case 15:
+		l02f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f51(p, k+1, size)
+	case 1:
+		l02f56(p, k+1, size)
+	case 2:
+		l02f61(p, k+1, size)
+	case 3:
+		l02f02(p, k+1, size)
+	case 4:
+		l02f07(p, k+1, size)
+	case 5:
+		l02f12(p, k+1, size)
+	case 6:
+		l02f17(p, k+1, size)
+	case 7:
+		l02f22(p, k+1, size)
+	case 8:
+		l02f27(p, k+1, size)
+	case 9:
+		l02f32(p, k+1, size)
+	case 10:
+		l02f37(p, k+1, size)
+	case 11:
+		l02f42(p, k+1, size)
+	case 12:
+		l02f47(p, k+1, size)
+	case 13:
+		l02f52(p, k+1, size)
+	case 14:
+		l02f57(p, k+1, size)
+	case 15:
+		l02f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l01f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l02f58(p, k+1, size)
+	case 1:
+		l02f63(p, k+1, size)
+	case 2:
+		l02f04(p, k+1, size)
+	case 3:
+		l02f09(p, k+1, size)
+	case 4:
+		l02f14(p, k+1, size)
+	case 5:
+		l02f19(p, k+1, size)
+	case 6:
+		l02f24(p, k+1, size)
+	case 7:
+		l02f29(p, k+1, size)
+	case 8:
+		l02f34(p, k+1, size)
+	case 9:
+		l02f39(p, k+1, size)
+	case 10:
+		l02f44(p, k+1, size)
+	case 11:
+		l02f49(p, k+1, size)
+	case 12:
+		l02f54(p, k+1, size)
+	case 13:
+		l02f59(p, k+1, size)
+	case 14:
+		l02f00(p, k+1, size)
+	case 15:
+		l02f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f02(p, k+1, size)
+	case 1:
+		l03f07(p, k+1, size)
+	case 2:
+		l03f12(p, k+1, size)
+	case 3:
+		l03f17(p, k+1, size)
+	case 4:
+		l03f22(p, k+1, size)
+	case 5:
+		l03f27(p, k+1, size)
+	case 6:
+		l03f32(p, k+1, size)
+	case 7:
+		l03f37(p, k+1, size)
+	case 8:
+		l03f42(p, k+1, size)
+	case 9:
+		l03f47(p, k+1, size)
+	case 10:
+		l03f52(p, k+1, size)
+	case 11:
+		l03f57(p, k+1, size)
+	case 12:
+		l03f62(p, k+1, size)
+	case 13:
+		l03f03(p, k+1, size)
+	case 14:
+		l03f08(p, k+1, size)
+	case 15:
+		l03f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f09(p, k+1, size)
+	case 1:
+		l03f14(p, k+1, size)
+	case 2:
+		l03f19(p, k+1, size)
+	case 3:
+		l03f24(p, k+1, size)
+	case 4:
+		l03f29(p, k+1, size)
+	case 5:
+		l03f34(p, k+1, size)
+	case 6:
+		l03f39(p, k+1, size)
+	case 7:
+		l03f44(p, k+1, size)
+	case 8:
+		l03f49(p, k+1, size)
+	case 9:
+		l03f54(p, k+1, size)
+	case 10:
+		l03f59(p, k+1, size)
+	case 11:
+		l03f00(p, k+1, size)
+	case 12:
+		l03f05(p, k+1, size)
+	case 13:
+		l03f10(p, k+1, size)
+	case 14:
+		l03f15(p, k+1, size)
+	case 15:
+		l03f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f16(p, k+1, size)
+	case 1:
+		l03f21(p, k+1, size)
+	case 2:
+		l03f26(p, k+1, size)
+	case 3:
+		l03f31(p, k+1, size)
+	case 4:
+		l03f36(p, k+1, size)
+	case 5:
+		l03f41(p, k+1, size)
+	case 6:
+		l03f46(p, k+1, size)
+	case 7:
+		l03f51(p, k+1, size)
+	case 8:
+		l03f56(p, k+1, size)
+	case 9:
+		l03f61(p, k+1, size)
+	case 10:
+		l03f02(p, k+1, size)
+	case 11:
+		l03f07(p, k+1, size)
+	case 12:
+		l03f12(p, k+1, size)
+	case 13:
+		l03f17(p, k+1, size)
+	case 14:
+		l03f22(p, k+1, size)
+	case 15:
+		l03f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f23(p, k+1, size)
+	case 1:
+		l03f28(p, k+1, size)
+	case 2:
+		l03f33(p, k+1, size)
+	case 3:
+		l03f38(p, k+1, size)
+	case 4:
+		l03f43(p, k+1, size)
+	case 5:
+		l03f48(p, k+1, size)
+	case 6:
+		l03f53(p, k+1, size)
+	case 7:
+		l03f58(p, k+1, size)
+	case 8:
+		l03f63(p, k+1, size)
+	case 9:
+		l03f04(p, k+1, size)
+	case 10:
+		l03f09(p, k+1, size)
+	case 11:
+		l03f14(p, k+1, size)
+	case 12:
+		l03f19(p, k+1, size)
+	case 13:
+		l03f24(p, k+1, size)
+	case 14:
+		l03f29(p, k+1, size)
+	case 15:
+		l03f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f30(p, k+1, size)
+	case 1:
+		l03f35(p, k+1, size)
+	case 2:
+		l03f40(p, k+1, size)
+	case 3:
+		l03f45(p, k+1, size)
+	case 4:
+		l03f50(p, k+1, size)
+	case 5:
+		l03f55(p, k+1, size)
+	case 6:
+		l03f60(p, k+1, size)
+	case 7:
+		l03f01(p, k+1, size)
+	case 8:
+		l03f06(p, k+1, size)
+	case 9:
+		l03f11(p, k+1, size)
+	case 10:
+		l03f16(p, k+1, size)
+	case 11:
+		l03f21(p, k+1, size)
+	case 12:
+		l03f26(p, k+1, size)
+	case 13:
+		l03f31(p, k+1, size)
+	case 14:
+		l03f36(p, k+1, size)
+	case 15:
+		l03f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f37(p, k+1, size)
+	case 1:
+		l03f42(p, k+1, size)
+	case 2:
+		l03f47(p, k+1, size)
+	case 3:
+		l03f52(p, k+1, size)
+	case 4:
+		l03f57(p, k+1, size)
+	case 5:
+		l03f62(p, k+1, size)
+	case 6:
+		l03f03(p, k+1, size)
+	case 7:
+		l03f08(p, k+1, size)
+	case 8:
+		l03f13(p, k+1, size)
+	case 9:
+		l03f18(p, k+1, size)
+	case 10:
+		l03f23(p, k+1, size)
+	case 11:
+		l03f28(p, k+1, size)
+	case 12:
+		l03f33(p, k+1, size)
+	case 13:
+		l03f38(p, k+1, size)
+	case 14:
+		l03f43(p, k+1, size)
+	case 15:
+		l03f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f44(p, k+1, size)
+	case 1:
+		l03f49(p, k+1, size)
+	case 2:
+		l03f54(p, k+1, size)
+	case 3:
+		l03f59(p, k+1, size)
+	case 4:
+		l03f00(p, k+1, size)
+	case 5:
+		l03f05(p, k+1, size)
+	case 6:
+		l03f10(p, k+1, size)
+	case 7:
+		l03f15(p, k+1, size)
+	case 8:
+		l03f20(p, k+1, size)
+	case 9:
+		l03f25(p, k+1, size)
+	case 10:
+		l03f30(p, k+1, size)
+	case 11:
+		l03f35(p, k+1, size)
+	case 12:
+		l03f40(p, k+1, size)
+	case 13:
+		l03f45(p, k+1, size)
+	case 14:
+		l03f50(p, k+1, size)
+	case 15:
+		l03f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f51(p, k+1, size)
+	case 1:
+		l03f56(p, k+1, size)
+	case 2:
+		l03f61(p, k+1, size)
+	case 3:
+		l03f02(p, k+1, size)
+	case 4:
+		l03f07(p, k+1, size)
+	case 5:
+		l03f12(p, k+1, size)
+	case 6:
+		l03f17(p, k+1, size)
+	case 7:
+		l03f22(p, k+1, size)
+	case 8:
+		l03f27(p, k+1, size)
+	case 9:
+		l03f32(p, k+1, size)
+	case 10:
+		l03f37(p, k+1, size)
+	case 11:
+		l03f42(p, k+1, size)
+	case 12:
+		l03f47(p, k+1, size)
+	case 13:
+		l03f52(p, k+1, size)
+	case 14:
+		l03f57(p, k+1, size)
+	case 15:
+		l03f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f58(p, k+1, size)
+	case 1:
+		l03f63(p, k+1, size)
+	case 2:
+		l03f04(p, k+1, size)
+	case 3:
+		l03f09(p, k+1, size)
+	case 4:
+		l03f14(p, k+1, size)
+	case 5:
+		l03f19(p, k+1, size)
+	case 6:
+		l03f24(p, k+1, size)
+	case 7:
+		l03f29(p, k+1, size)
+	case 8:
+		l03f34(p, k+1, size)
+	case 9:
+		l03f39(p, k+1, size)
+	case 10:
+		l03f44(p, k+1, size)
+	case 11:
+		l03f49(p, k+1, size)
+	case 12:
+		l03f54(p, k+1, size)
+	case 13:
+		l03f59(p, k+1, size)
+	case 14:
+		l03f00(p, k+1, size)
+	case 15:
+		l03f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f01(p, k+1, size)
+	case 1:
+		l03f06(p, k+1, size)
+	case 2:
+		l03f11(p, k+1, size)
+	case 3:
+		l03f16(p, k+1, size)
+	case 4:
+		l03f21(p, k+1, size)
+	case 5:
+		l03f26(p, k+1, size)
+	case 6:
+		l03f31(p, k+1, size)
+	case 7:
+		l03f36(p, k+1, size)
+	case 8:
+		l03f41(p, k+1, size)
+	case 9:
+		l03f46(p, k+1, size)
+	case 10:
+		l03f51(p, k+1, size)
+	case 11:
+		l03f56(p, k+1, size)
+	case 12:
+		l03f61(p, k+1, size)
+	case 13:
+		l03f02(p, k+1, size)
+	case 14:
+		l03f07(p, k+1, size)
+	case 15:
+		l03f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f08(p, k+1, size)
+	case 1:
+		l03f13(p, k+1, size)
+	case 2:
+		l03f18(p, k+1, size)
+	case 3:
+		l03f23(p, k+1, size)
+	case 4:
+		l03f28(p, k+1, size)
+	case 5:
+		l03f33(p, k+1, size)
+	case 6:
+		l03f38(p, k+1, size)
+	case 7:
+		l03f43(p, k+1, size)
+	case 8:
+		l03f48(p, k+1, size)
+	case 9:
+		l03f53(p, k+1, size)
+	case 10:
+		l03f58(p, k+1, size)
+	case 11:
+		l03f63(p, k+1, size)
+	case 12:
+		l03f04(p, k+1, size)
+	case 13:
+		l03f09(p, k+1, size)
+	case 14:
+		l03f14(p, k+1, size)
+	case 15:
+		l03f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f15(p, k+1, size)
+	case 1:
+		l03f20(p, k+1, size)
+	case 2:
+		l03f25(p, k+1, size)
+	case 3:
+		l03f30(p, k+1, size)
+	case 4:
+		l03f35(p, k+1, size)
+	case 5:
+		l03f40(p, k+1, size)
+	case 6:
+		l03f45(p, k+1, size)
+	case 7:
+		l03f50(p, k+1, size)
+	case 8:
+		l03f55(p, k+1, size)
+	case 9:
+		l03f60(p, k+1, size)
+	case 10:
+		l03f01(p, k+1, size)
+	case 11:
+		l03f06(p, k+1, size)
+	case 12:
+		l03f11(p, k+1, size)
+	case 13:
+		l03f16(p, k+1, size)
+	case 14:
+		l03f21(p, k+1, size)
+	case 15:
+		l03f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f22(p, k+1, size)
+	case 1:
+		l03f27(p, k+1, size)
+	case 2:
+		l03f32(p, k+1, size)
+	case 3:
+		l03f37(p, k+1, size)
+	case 4:
+		l03f42(p, k+1, size)
+	case 5:
+		l03f47(p, k+1, size)
+	case 6:
+		l03f52(p, k+1, size)
+	case 7:
+		l03f57(p, k+1, size)
+	case 8:
+		l03f62(p, k+1, size)
+	case 9:
+		l03f03(p, k+1, size)
+	case 10:
+		l03f08(p, k+1, size)
+	case 11:
+		l03f13(p, k+1, size)
+	case 12:
+		l03f18(p, k+1, size)
+	case 13:
+		l03f23(p, k+1, size)
+	case 14:
+		l03f28(p, k+1, size)
+	case 15:
+		l03f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f29(p, k+1, size)
+	case 1:
+		l03f34(p, k+1, size)
+	case 2:
+		l03f39(p, k+1, size)
+	case 3:
+		l03f44(p, k+1, size)
+	case 4:
+		l03f49(p, k+1, size)
+	case 5:
+		l03f54(p, k+1, size)
+	case 6:
+		l03f59(p, k+1, size)
+	case 7:
+		l03f00(p, k+1, size)
+	case 8:
+		l03f05(p, k+1, size)
+	case 9:
+		l03f10(p, k+1, size)
+	case 10:
+		l03f15(p, k+1, size)
+	case 11:
+		l03f20(p, k+1, size)
+	case 12:
+		l03f25(p, k+1, size)
+	case 13:
+		l03f30(p, k+1, size)
+	case 14:
+		l03f35(p, k+1, size)
+	case 15:
+		l03f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f36(p, k+1, size)
+	case 1:
+		l03f41(p, k+1, size)
+	case 2:
+		l03f46(p, k+1, size)
+	case 3:
+		l03f51(p, k+1, size)
+	case 4:
+		l03f56(p, k+1, size)
+	case 5:
+		l03f61(p, k+1, size)
+	case 6:
+		l03f02(p, k+1, size)
+	case 7:
+		l03f07(p, k+1, size)
+	case 8:
+		l03f12(p, k+1, size)
+	case 9:
+		l03f17(p, k+1, size)
+	case 10:
+		l03f22(p, k+1, size)
+	case 11:
+		l03f27(p, k+1, size)
+	case 12:
+		l03f32(p, k+1, size)
+	case 13:
+		l03f37(p, k+1, size)
+	case 14:
+		l03f42(p, k+1, size)
+	case 15:
+		l03f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f43(p, k+1, size)
+	case 1:
+		l03f48(p, k+1, size)
+	case 2:
+		l03f53(p, k+1, size)
+	case 3:
+		l03f58(p, k+1, size)
+	case 4:
+		l03f63(p, k+1, size)
+	case 5:
+		l03f04(p, k+1, size)
+	case 6:
+		l03f09(p, k+1, size)
+	case 7:
+		l03f14(p, k+1, size)
+	case 8:
+		l03f19(p, k+1, size)
+	case 9:
+		l03f24(p, k+1, size)
+	case 10:
+		l03f29(p, k+1, size)
+	case 11:
+		l03f34(p, k+1, size)
+	case 12:
+		l03f39(p, k+1, size)
+	case 13:
+		l03f44(p, k+1, size)
+	case 14:
+		l03f49(p, k+1, size)
+	case 15:
+		l03f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f50(p, k+1, size)
+	case 1:
+		l03f55(p, k+1, size)
+	case 2:
+		l03f60(p, k+1, size)
+	case 3:
+		l03f01(p, k+1, size)
+	case 4:
+		l03f06(p, k+1, size)
+	case 5:
+		l03f11(p, k+1, size)
+	case 6:
+		l03f16(p, k+1, size)
+	case 7:
+		l03f21(p, k+1, size)
+	case 8:
+		l03f26(p, k+1, size)
+	case 9:
+		l03f31(p, k+1, size)
+	case 10:
+		l03f36(p, k+1, size)
+	case 11:
+		l03f41(p, k+1, size)
+	case 12:
+		l03f46(p, k+1, size)
+	case 13:
+		l03f51(p, k+1, size)
+	case 14:
+		l03f56(p, k+1, size)
+	case 15:
+		l03f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f57(p, k+1, size)
+	case 1:
+		l03f62(p, k+1, size)
+	case 2:
+		l03f03(p, k+1, size)
+	case 3:
+		l03f08(p, k+1, size)
+	case 4:
+		l03f13(p, k+1, size)
+	case 5:
+		l03f18(p, k+1, size)
+	case 6:
+		l03f23(p, k+1, size)
+	case 7:
+		l03f28(p, k+1, size)
+	case 8:
+		l03f33(p, k+1, size)
+	case 9:
+		l03f38(p, k+1, size)
+	case 10:
+		l03f43(p, k+1, size)
+	case 11:
+		l03f48(p, k+1, size)
+	case 12:
+		l03f53(p, k+1, size)
+	case 13:
+		l03f58(p, k+1, size)
+	case 14:
+		l03f63(p, k+1, size)
+	case 15:
+		l03f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f00(p, k+1, size)
+	case 1:
+		l03f05(p, k+1, size)
+	case 2:
+		l03f10(p, k+1, size)
+	case 3:
+		l03f15(p, k+1, size)
+	case 4:
+		l03f20(p, k+1, size)
+	case 5:
+		l03f25(p, k+1, size)
+	case 6:
+		l03f30(p, k+1, size)
+	case 7:
+		l03f35(p, k+1, size)
+	case 8:
+		l03f40(p, k+1, size)
+	case 9:
+		l03f45(p, k+1, size)
+	case 10:
+		l03f50(p, k+1, size)
+	case 11:
+		l03f55(p, k+1, size)
+	case 12:
+		l03f60(p, k+1, size)
+	case 13:
+		l03f01(p, k+1, size)
+	case 14:
+		l03f06(p, k+1, size)
+	case 15:
+		l03f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f07(p, k+1, size)
+	case 1:
+		l03f12(p, k+1, size)
+	case 2:
+		l03f17(p, k+1, size)
+	case 3:
+		l03f22(p, k+1, size)
+	case 4:
+		l03f27(p, k+1, size)
+	case 5:
+		l03f32(p, k+1, size)
+	case 6:
+		l03f37(p, k+1, size)
+	case 7:
+		l03f42(p, k+1, size)
+	case 8:
+		l03f47(p, k+1, size)
+	case 9:
+		l03f52(p, k+1, size)
+	case 10:
+		l03f57(p, k+1, size)
+	case 11:
+		l03f62(p, k+1, size)
+	case 12:
+		l03f03(p, k+1, size)
+	case 13:
+		l03f08(p, k+1, size)
+	case 14:
+		l03f13(p, k+1, size)
+	case 15:
+		l03f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f14(p, k+1, size)
+	case 1:
+		l03f19(p, k+1, size)
+	case 2:
+		l03f24(p, k+1, size)
+	case 3:
+		l03f29(p, k+1, size)
+	case 4:
+		l03f34(p, k+1, size)
+	case 5:
+		l03f39(p, k+1, size)
+	case 6:
+		l03f44(p, k+1, size)
+	case 7:
+		l03f49(p, k+1, size)
+	case 8:
+		l03f54(p, k+1, size)
+	case 9:
+		l03f59(p, k+1, size)
+	case 10:
+		l03f00(p, k+1, size)
+	case 11:
+		l03f05(p, k+1, size)
+	case 12:
+		l03f10(p, k+1, size)
+	case 13:
+		l03f15(p, k+1, size)
+	case 14:
+		l03f20(p, k+1, size)
+	case 15:
+		l03f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f21(p, k+1, size)
+	case 1:
+		l03f26(p, k+1, size)
+	case 2:
+		l03f31(p, k+1, size)
+	case 3:
+		l03f36(p, k+1, size)
+	case 4:
+		l03f41(p, k+1, size)
+	case 5:
+		l03f46(p, k+1, size)
+	case 6:
+		l03f51(p, k+1, size)
+	case 7:
+		l03f56(p, k+1, size)
+	case 8:
+		l03f61(p, k+1, size)
+	case 9:
+		l03f02(p, k+1, size)
+	case 10:
+		l03f07(p, k+1, size)
+	case 11:
+		l03f12(p, k+1, size)
+	case 12:
+		l03f17(p, k+1, size)
+	case 13:
+		l03f22(p, k+1, size)
+	case 14:
+		l03f27(p, k+1, size)
+	case 15:
+		l03f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f28(p, k+1, size)
+	case 1:
+		l03f33(p, k+1, size)
+	case 2:
+		l03f38(p, k+1, size)
+	case 3:
+		l03f43(p, k+1, size)
+	case 4:
+		l03f48(p, k+1, size)
+	case 5:
+		l03f53(p, k+1, size)
+	case 6:
+		l03f58(p, k+1, size)
+	case 7:
+		l03f63(p, k+1, size)
+	case 8:
+		l03f04(p, k+1, size)
+	case 9:
+		l03f09(p, k+1, size)
+	case 10:
+		l03f14(p, k+1, size)
+	case 11:
+		l03f19(p, k+1, size)
+	case 12:
+		l03f24(p, k+1, size)
+	case 13:
+		l03f29(p, k+1, size)
+	case 14:
+		l03f34(p, k+1, size)
+	case 15:
+		l03f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f35(p, k+1, size)
+	case 1:
+		l03f40(p, k+1, size)
+	case 2:
+		l03f45(p, k+1, size)
+	case 3:
+		l03f50(p, k+1, size)
+	case 4:
+		l03f55(p, k+1, size)
+	case 5:
+		l03f60(p, k+1, size)
+	case 6:
+		l03f01(p, k+1, size)
+	case 7:
+		l03f06(p, k+1, size)
+	case 8:
+		l03f11(p, k+1, size)
+	case 9:
+		l03f16(p, k+1, size)
+	case 10:
+		l03f21(p, k+1, size)
+	case 11:
+		l03f26(p, k+1, size)
+	case 12:
+		l03f31(p, k+1, size)
+	case 13:
+		l03f36(p, k+1, size)
+	case 14:
+		l03f41(p, k+1, size)
+	case 15:
+		l03f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f42(p, k+1, size)
+	case 1:
+		l03f47(p, k+1, size)
+	case 2:
+		l03f52(p, k+1, size)
+	case 3:
+		l03f57(p, k+1, size)
+	case 4:
+		l03f62(p, k+1, size)
+	case 5:
+		l03f03(p, k+1, size)
+	case 6:
+		l03f08(p, k+1, size)
+	case 7:
+		l03f13(p, k+1, size)
+	case 8:
+		l03f18(p, k+1, size)
+	case 9:
+		l03f23(p, k+1, size)
+	case 10:
+		l03f28(p, k+1, size)
+	case 11:
+		l03f33(p, k+1, size)
+	case 12:
+		l03f38(p, k+1, size)
+	case 13:
+		l03f43(p, k+1, size)
+	case 14:
+		l03f48(p, k+1, size)
+	case 15:
+		l03f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f49(p, k+1, size)
+	case 1:
+		l03f54(p, k+1, size)
+	case 2:
+		l03f59(p, k+1, size)
+	case 3:
+		l03f00(p, k+1, size)
+	case 4:
+		l03f05(p, k+1, size)
+	case 5:
+		l03f10(p, k+1, size)
+	case 6:
+		l03f15(p, k+1, size)
+	case 7:
+		l03f20(p, k+1, size)
+	case 8:
+		l03f25(p, k+1, size)
+	case 9:
+		l03f30(p, k+1, size)
+	case 10:
+		l03f35(p, k+1, size)
+	case 11:
+		l03f40(p, k+1, size)
+	case 12:
+		l03f45(p, k+1, size)
+	case 13:
+		l03f50(p, k+1, size)
+	case 14:
+		l03f55(p, k+1, size)
+	case 15:
+		l03f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f56(p, k+1, size)
+	case 1:
+		l03f61(p, k+1, size)
+	case 2:
+		l03f02(p, k+1, size)
+	case 3:
+		l03f07(p, k+1, size)
+	case 4:
+		l03f12(p, k+1, size)
+	case 5:
+		l03f17(p, k+1, size)
+	case 6:
+		l03f22(p, k+1, size)
+	case 7:
+		l03f27(p, k+1, size)
+	case 8:
+		l03f32(p, k+1, size)
+	case 9:
+		l03f37(p, k+1, size)
+	case 10:
+		l03f42(p, k+1, size)
+	case 11:
+		l03f47(p, k+1, size)
+	case 12:
+		l03f52(p, k+1, size)
+	case 13:
+		l03f57(p, k+1, size)
+	case 14:
+		l03f62(p, k+1, size)
+	case 15:
+		l03f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f63(p, k+1, size)
+	case 1:
+		l03f04(p, k+1, size)
+	case 2:
+		l03f09(p, k+1, size)
+	case 3:
+		l03f14(p, k+1, size)
+	case 4:
+		l03f19(p, k+1, size)
+	case 5:
+		l03f24(p, k+1, size)
+	case 6:
+		l03f29(p, k+1, size)
+	case 7:
+		l03f34(p, k+1, size)
+	case 8:
+		l03f39(p, k+1, size)
+	case 9:
+		l03f44(p, k+1, size)
+	case 10:
+		l03f49(p, k+1, size)
+	case 11:
+		l03f54(p, k+1, size)
+	case 12:
+		l03f59(p, k+1, size)
+	case 13:
+		l03f00(p, k+1, size)
+	case 14:
+		l03f05(p, k+1, size)
+	case 15:
+		l03f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f06(p, k+1, size)
+	case 1:
+		l03f11(p, k+1, size)
+	case 2:
+		l03f16(p, k+1, size)
+	case 3:
+		l03f21(p, k+1, size)
+	case 4:
+		l03f26(p, k+1, size)
+	case 5:
+		l03f31(p, k+1, size)
+	case 6:
+		l03f36(p, k+1, size)
+	case 7:
+		l03f41(p, k+1, size)
+	case 8:
+		l03f46(p, k+1, size)
+	case 9:
+		l03f51(p, k+1, size)
+	case 10:
+		l03f56(p, k+1, size)
+	case 11:
+		l03f61(p, k+1, size)
+	case 12:
+		l03f02(p, k+1, size)
+	case 13:
+		l03f07(p, k+1, size)
+	case 14:
+		l03f12(p, k+1, size)
+	case 15:
+		l03f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f13(p, k+1, size)
+	case 1:
+		l03f18(p, k+1, size)
+	case 2:
+		l03f23(p, k+1, size)
+	case 3:
+		l03f28(p, k+1, size)
+	case 4:
+		l03f33(p, k+1, size)
+	case 5:
+		l03f38(p, k+1, size)
+	case 6:
+		l03f43(p, k+1, size)
+	case 7:
+		l03f48(p, k+1, size)
+	case 8:
+		l03f53(p, k+1, size)
+	case 9:
+		l03f58(p, k+1, size)
+	case 10:
+		l03f63(p, k+1, size)
+	case 11:
+		l03f04(p, k+1, size)
+	case 12:
+		l03f09(p, k+1, size)
+	case 13:
+		l03f14(p, k+1, size)
+	case 14:
+		l03f19(p, k+1, size)
+	case 15:
+		l03f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f20(p, k+1, size)
+	case 1:
+		l03f25(p, k+1, size)
+	case 2:
+		l03f30(p, k+1, size)
+	case 3:
+		l03f35(p, k+1, size)
+	case 4:
+		l03f40(p, k+1, size)
+	case 5:
+		l03f45(p, k+1, size)
+	case 6:
+		l03f50(p, k+1, size)
+	case 7:
+		l03f55(p, k+1, size)
+	case 8:
+		l03f60(p, k+1, size)
+	case 9:
+		l03f01(p, k+1, size)
+	case 10:
+		l03f06(p, k+1, size)
+	case 11:
+		l03f11(p, k+1, size)
+	case 12:
+		l03f16(p, k+1, size)
+	case 13:
+		l03f21(p, k+1, size)
+	case 14:
+		l03f26(p, k+1, size)
+	case 15:
+		l03f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f27(p, k+1, size)
+	case 1:
+		l03f32(p, k+1, size)
+	case 2:
+		l03f37(p, k+1, size)
+	case 3:
+		l03f42(p, k+1, size)
+	case 4:
+		l03f47(p, k+1, size)
+	case 5:
+		l03f52(p, k+1, size)
+	case 6:
+		l03f57(p, k+1, size)
+	case 7:
+		l03f62(p, k+1, size)
+	case 8:
+		l03f03(p, k+1, size)
+	case 9:
+		l03f08(p, k+1, size)
+	case 10:
+		l03f13(p, k+1, size)
+	case 11:
+		l03f18(p, k+1, size)
+	case 12:
+		l03f23(p, k+1, size)
+	case 13:
+		l03f28(p, k+1, size)
+	case 14:
+		l03f33(p, k+1, size)
+	case 15:
+		l03f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f34(p, k+1, size)
+	case 1:
+		l03f39(p, k+1, size)
+	case 2:
+		l03f44(p, k+1, size)
+	case 3:
+		l03f49(p, k+1, size)
+	case 4:
+		l03f54(p, k+1, size)
+	case 5:
+		l03f59(p, k+1, size)
+	case 6:
+		l03f00(p, k+1, size)
+	case 7:
+		l03f05(p, k+1, size)
+	case 8:
+		l03f10(p, k+1, size)
+	case 9:
+		l03f15(p, k+1, size)
+	case 10:
+		l03f20(p, k+1, size)
+	case 11:
+		l03f25(p, k+1, size)
+	case 12:
+		l03f30(p, k+1, size)
+	case 13:
+		l03f35(p, k+1, size)
+	case 14:
+		l03f40(p, k+1, size)
+	case 15:
+		l03f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f41(p, k+1, size)
+	case 1:
+		l03f46(p, k+1, size)
+	case 2:
+		l03f51(p, k+1, size)
+	case 3:
+		l03f56(p, k+1, size)
+	case 4:
+		l03f61(p, k+1, size)
+	case 5:
+		l03f02(p, k+1, size)
+	case 6:
+		l03f07(p, k+1, size)
+	case 7:
+		l03f12(p, k+1, size)
+	case 8:
+		l03f17(p, k+1, size)
+	case 9:
+		l03f22(p, k+1, size)
+	case 10:
+		l03f27(p, k+1, size)
+	case 11:
+		l03f32(p, k+1, size)
+	case 12:
+		l03f37(p, k+1, size)
+	case 13:
+		l03f42(p, k+1, size)
+	case 14:
+		l03f47(p, k+1, size)
+	case 15:
+		l03f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f48(p, k+1, size)
+	case 1:
+		l03f53(p, k+1, size)
+	case 2:
+		l03f58(p, k+1, size)
+	case 3:
+		l03f63(p, k+1, size)
+	case 4:
+		l03f04(p, k+1, size)
+	case 5:
+		l03f09(p, k+1, size)
+	case 6:
+		l03f14(p, k+1, size)
+	case 7:
+		l03f19(p, k+1, size)
+	case 8:
+		l03f24(p, k+1, size)
+	case 9:
+		l03f29(p, k+1, size)
+	case 10:
+		l03f34(p, k+1, size)
+	case 11:
+		l03f39(p, k+1, size)
+	case 12:
+		l03f44(p, k+1, size)
+	case 13:
+		l03f49(p, k+1, size)
+	case 14:
+		l03f54(p, k+1, size)
+	case 15:
+		l03f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f55(p, k+1, size)
+	case 1:
+		l03f60(p, k+1, size)
+	case 2:
+		l03f01(p, k+1, size)
+	case 3:
+		l03f06(p, k+1, size)
+	case 4:
+		l03f11(p, k+1, size)
+	case 5:
+		l03f16(p, k+1, size)
+	case 6:
+		l03f21(p, k+1, size)
+	case 7:
+		l03f26(p, k+1, size)
+	case 8:
+		l03f31(p, k+1, size)
+	case 9:
+		l03f36(p, k+1, size)
+	case 10:
+		l03f41(p, k+1, size)
+	case 11:
+		l03f46(p, k+1, size)
+	case 12:
+		l03f51(p, k+1, size)
+	case 13:
+		l03f56(p, k+1, size)
+	case 14:
+		l03f61(p, k+1, size)
+	case 15:
+		l03f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f62(p, k+1, size)
+	case 1:
+		l03f03(p, k+1, size)
+	case 2:
+		l03f08(p, k+1, size)
+	case 3:
+		l03f13(p, k+1, size)
+	case 4:
+		l03f18(p, k+1, size)
+	case 5:
+		l03f23(p, k+1, size)
+	case 6:
+		l03f28(p, k+1, size)
+	case 7:
+		l03f33(p, k+1, size)
+	case 8:
+		l03f38(p, k+1, size)
+	case 9:
+		l03f43(p, k+1, size)
+	case 10:
+		l03f48(p, k+1, size)
+	case 11:
+		l03f53(p, k+1, size)
+	case 12:
+		l03f58(p, k+1, size)
+	case 13:
+		l03f63(p, k+1, size)
+	case 14:
+		l03f04(p, k+1, size)
+	case 15:
+		l03f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f05(p, k+1, size)
+	case 1:
+		l03f10(p, k+1, size)
+	case 2:
+		l03f15(p, k+1, size)
+	case 3:
+		l03f20(p, k+1, size)
+	case 4:
+		l03f25(p, k+1, size)
+	case 5:
+		l03f30(p, k+1, size)
+	case 6:
+		l03f35(p, k+1, size)
+	case 7:
+		l03f40(p, k+1, size)
+	case 8:
+		l03f45(p, k+1, size)
+	case 9:
+		l03f50(p, k+1, size)
+	case 10:
+		l03f55(p, k+1, size)
+	case 11:
+		l03f60(p, k+1, size)
+	case 12:
+		l03f01(p, k+1, size)
+	case 13:
+		l03f06(p, k+1, size)
+	case 14:
+		l03f11(p, k+1, size)
+	case 15:
+		l03f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f12(p, k+1, size)
+	case 1:
+		l03f17(p, k+1, size)
+	case 2:
+		l03f22(p, k+1, size)
+	case 3:
+		l03f27(p, k+1, size)
+	case 4:
+		l03f32(p, k+1, size)
+	case 5:
+		l03f37(p, k+1, size)
+	case 6:
+		l03f42(p, k+1, size)
+	case 7:
+		l03f47(p, k+1, size)
+	case 8:
+		l03f52(p, k+1, size)
+	case 9:
+		l03f57(p, k+1, size)
+	case 10:
+		l03f62(p, k+1, size)
+	case 11:
+		l03f03(p, k+1, size)
+	case 12:
+		l03f08(p, k+1, size)
+	case 13:
+		l03f13(p, k+1, size)
+	case 14:
+		l03f18(p, k+1, size)
+	case 15:
+		l03f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f19(p, k+1, size)
+	case 1:
+		l03f24(p, k+1, size)
+	case 2:
+		l03f29(p, k+1, size)
+	case 3:
+		l03f34(p, k+1, size)
+	case 4:
+		l03f39(p, k+1, size)
+	case 5:
+		l03f44(p, k+1, size)
+	case 6:
+		l03f49(p, k+1, size)
+	case 7:
+		l03f54(p, k+1, size)
+	case 8:
+		l03f59(p, k+1, size)
+	case 9:
+		l03f00(p, k+1, size)
+	case 10:
+		l03f05(p, k+1, size)
+	case 11:
+		l03f10(p, k+1, size)
+	case 12:
+		l03f15(p, k+1, size)
+	case 13:
+		l03f20(p, k+1, size)
+	case 14:
+		l03f25(p, k+1, size)
+	case 15:
+		l03f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f26(p, k+1, size)
+	case 1:
+		l03f31(p, k+1, size)
+	case 2:
+		l03f36(p, k+1, size)
+	case 3:
+		l03f41(p, k+1, size)
+	case 4:
+		l03f46(p, k+1, size)
+	case 5:
+		l03f51(p, k+1, size)
+	case 6:
+		l03f56(p, k+1, size)
+	case 7:
+		l03f61(p, k+1, size)
+	case 8:
+		l03f02(p, k+1, size)
+	case 9:
+		l03f07(p, k+1, size)
+	case 10:
+		l03f12(p, k+1, size)
+	case 11:
+		l03f17(p, k+1, size)
+	case 12:
+		l03f22(p, k+1, size)
+	case 13:
+		l03f27(p, k+1, size)
+	case 14:
+		l03f32(p, k+1, size)
+	case 15:
+		l03f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f33(p, k+1, size)
+	case 1:
+		l03f38(p, k+1, size)
+	case 2:
+		l03f43(p, k+1, size)
+	case 3:
+		l03f48(p, k+1, size)
+	case 4:
+		l03f53(p, k+1, size)
+	case 5:
+		l03f58(p, k+1, size)
+	case 6:
+		l03f63(p, k+1, size)
+	case 7:
+		l03f04(p, k+1, size)
+	case 8:
+		l03f09(p, k+1, size)
+	case 9:
+		l03f14(p, k+1, size)
+	case 10:
+		l03f19(p, k+1, size)
+	case 11:
+		l03f24(p, k+1, size)
+	case 12:
+		l03f29(p, k+1, size)
+	case 13:
+		l03f34(p, k+1, size)
+	case 14:
+		l03f39(p, k+1, size)
+	case 15:
+		l03f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f40(p, k+1, size)
+	case 1:
+		l03f45(p, k+1, size)
+	case 2:
+		l03f50(p, k+1, size)
+	case 3:
+		l03f55(p, k+1, size)
+	case 4:
+		l03f60(p, k+1, size)
+	case 5:
+		l03f01(p, k+1, size)
+	case 6:
+		l03f06(p, k+1, size)
+	case 7:
+		l03f11(p, k+1, size)
+	case 8:
+		l03f16(p, k+1, size)
+	case 9:
+		l03f21(p, k+1, size)
+	case 10:
+		l03f26(p, k+1, size)
+	case 11:
+		l03f31(p, k+1, size)
+	case 12:
+		l03f36(p, k+1, size)
+	case 13:
+		l03f41(p, k+1, size)
+	case 14:
+		l03f46(p, k+1, size)
+	case 15:
+		l03f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f47(p, k+1, size)
+	case 1:
+		l03f52(p, k+1, size)
+	case 2:
+		l03f57(p, k+1, size)
+	case 3:
+		l03f62(p, k+1, size)
+	case 4:
+		l03f03(p, k+1, size)
+	case 5:
+		l03f08(p, k+1, size)
+	case 6:
+		l03f13(p, k+1, size)
+	case 7:
+		l03f18(p, k+1, size)
+	case 8:
+		l03f23(p, k+1, size)
+	case 9:
+		l03f28(p, k+1, size)
+	case 10:
+		l03f33(p, k+1, size)
+	case 11:
+		l03f38(p, k+1, size)
+	case 12:
+		l03f43(p, k+1, size)
+	case 13:
+		l03f48(p, k+1, size)
+	case 14:
+		l03f53(p, k+1, size)
+	case 15:
+		l03f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f54(p, k+1, size)
+	case 1:
+		l03f59(p, k+1, size)
+	case 2:
+		l03f00(p, k+1, size)
+	case 3:
+		l03f05(p, k+1, size)
+	case 4:
+		l03f10(p, k+1, size)
+	case 5:
+		l03f15(p, k+1, size)
+	case 6:
+		l03f20(p, k+1, size)
+	case 7:
+		l03f25(p, k+1, size)
+	case 8:
+		l03f30(p, k+1, size)
+	case 9:
+		l03f35(p, k+1, size)
+	case 10:
+		l03f40(p, k+1, size)
+	case 11:
+		l03f45(p, k+1, size)
+	case 12:
+		l03f50(p, k+1, size)
+	case 13:
+		l03f55(p, k+1, size)
+	case 14:
+		l03f60(p, k+1, size)
+	case 15:
+		l03f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f61(p, k+1, size)
+	case 1:
+		l03f02(p, k+1, size)
+	case 2:
+		l03f07(p, k+1, size)
+	case 3:
+		l03f12(p, k+1, size)
+	case 4:
+		l03f17(p, k+1, size)
+	case 5:
+		l03f22(p, k+1, size)
+	case 6:
+		l03f27(p, k+1, size)
+	case 7:
+		l03f32(p, k+1, size)
+	case 8:
+		l03f37(p, k+1, size)
+	case 9:
+		l03f42(p, k+1, size)
+	case 10:
+		l03f47(p, k+1, size)
+	case 11:
+		l03f52(p, k+1, size)
+	case 12:
+		l03f57(p, k+1, size)
+	case 13:
+		l03f62(p, k+1, size)
+	case 14:
+		l03f03(p, k+1, size)
+	case 15:
+		l03f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f04(p, k+1, size)
+	case 1:
+		l03f09(p, k+1, size)
+	case 2:
+		l03f14(p, k+1, size)
+	case 3:
+		l03f19(p, k+1, size)
+	case 4:
+		l03f24(p, k+1, size)
+	case 5:
+		l03f29(p, k+1, size)
+	case 6:
+		l03f34(p, k+1, size)
+	case 7:
+		l03f39(p, k+1, size)
+	case 8:
+		l03f44(p, k+1, size)
+	case 9:
+		l03f49(p, k+1, size)
+	case 10:
+		l03f54(p, k+1, size)
+	case 11:
+		l03f59(p, k+1, size)
+	case 12:
+		l03f00(p, k+1, size)
+	case 13:
+		l03f05(p, k+1, size)
+	case 14:
+		l03f10(p, k+1, size)
+	case 15:
+		l03f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f11(p, k+1, size)
+	case 1:
+		l03f16(p, k+1, size)
+	case 2:
+		l03f21(p, k+1, size)
+	case 3:
+		l03f26(p, k+1, size)
+	case 4:
+		l03f31(p, k+1, size)
+	case 5:
+		l03f36(p, k+1, size)
+	case 6:
+		l03f41(p, k+1, size)
+	case 7:
+		l03f46(p, k+1, size)
+	case 8:
+		l03f51(p, k+1, size)
+	case 9:
+		l03f56(p, k+1, size)
+	case 10:
+		l03f61(p, k+1, size)
+	case 11:
+		l03f02(p, k+1, size)
+	case 12:
+		l03f07(p, k+1, size)
+	case 13:
+		l03f12(p, k+1, size)
+	case 14:
+		l03f17(p, k+1, size)
+	case 15:
+		l03f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f18(p, k+1, size)
+	case 1:
+		l03f23(p, k+1, size)
+	case 2:
+		l03f28(p, k+1, size)
+	case 3:
+		l03f33(p, k+1, size)
+	case 4:
+		l03f38(p, k+1, size)
+	case 5:
+		l03f43(p, k+1, size)
+	case 6:
+		l03f48(p, k+1, size)
+	case 7:
+		l03f53(p, k+1, size)
+	case 8:
+		l03f58(p, k+1, size)
+	case 9:
+		l03f63(p, k+1, size)
+	case 10:
+		l03f04(p, k+1, size)
+	case 11:
+		l03f09(p, k+1, size)
+	case 12:
+		l03f14(p, k+1, size)
+	case 13:
+		l03f19(p, k+1, size)
+	case 14:
+		l03f24(p, k+1, size)
+	case 15:
+		l03f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f25(p, k+1, size)
+	case 1:
+		l03f30(p, k+1, size)
+	case 2:
+		l03f35(p, k+1, size)
+	case 3:
+		l03f40(p, k+1, size)
+	case 4:
+		l03f45(p, k+1, size)
+	case 5:
+		l03f50(p, k+1, size)
+	case 6:
+		l03f55(p, k+1, size)
+	case 7:
+		l03f60(p, k+1, size)
+	case 8:
+		l03f01(p, k+1, size)
+	case 9:
+		l03f06(p, k+1, size)
+	case 10:
+		l03f11(p, k+1, size)
+	case 11:
+		l03f16(p, k+1, size)
+	case 12:
+		l03f21(p, k+1, size)
+	case 13:
+		l03f26(p, k+1, size)
+	case 14:
+		l03f31(p, k+1, size)
+	case 15:
+		l03f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f32(p, k+1, size)
+	case 1:
+		l03f37(p, k+1, size)
+	case 2:
+		l03f42(p, k+1, size)
+	case 3:
+		l03f47(p, k+1, size)
+	case 4:
+		l03f52(p, k+1, size)
+	case 5:
+		l03f57(p, k+1, size)
+	case 6:
+		l03f62(p, k+1, size)
+	case 7:
+		l03f03(p, k+1, size)
+	case 8:
+		l03f08(p, k+1, size)
+	case 9:
+		l03f13(p, k+1, size)
+	case 10:
+		l03f18(p, k+1, size)
+	case 11:
+		l03f23(p, k+1, size)
+	case 12:
+		l03f28(p, k+1, size)
+	case 13:
+		l03f33(p, k+1, size)
+	case 14:
+		l03f38(p, k+1, size)
+	case 15:
+		l03f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f39(p, k+1, size)
+	case 1:
+		l03f44(p, k+1, size)
+	case 2:
+		l03f49(p, k+1, size)
+	case 3:
+		l03f54(p, k+1, size)
+	case 4:
+		l03f59(p, k+1, size)
+	case 5:
+		l03f00(p, k+1, size)
+	case 6:
+		l03f05(p, k+1, size)
+	case 7:
+		l03f10(p, k+1, size)
+	case 8:
+		l03f15(p, k+1, size)
+	case 9:
+		l03f20(p, k+1, size)
+	case 10:
+		l03f25(p, k+1, size)
+	case 11:
+		l03f30(p, k+1, size)
+	case 12:
+		l03f35(p, k+1, size)
+	case 13:
+		l03f40(p, k+1, size)
+	case 14:
+		l03f45(p, k+1, size)
+	case 15:
+		l03f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f46(p, k+1, size)
+	case 1:
+		l03f51(p, k+1, size)
+	case 2:
+		l03f56(p, k+1, size)
+	case 3:
+		l03f61(p, k+1, size)
+	case 4:
+		l03f02(p, k+1, size)
+	case 5:
+		l03f07(p, k+1, size)
+	case 6:
+		l03f12(p, k+1, size)
+	case 7:
+		l03f17(p, k+1, size)
+	case 8:
+		l03f22(p, k+1, size)
+	case 9:
+		l03f27(p, k+1, size)
+	case 10:
+		l03f32(p, k+1, size)
+	case 11:
+		l03f37(p, k+1, size)
+	case 12:
+		l03f42(p, k+1, size)
+	case 13:
+		l03f47(p, k+1, size)
+	case 14:
+		l03f52(p, k+1, size)
+	case 15:
+		l03f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f53(p, k+1, size)
+	case 1:
+		l03f58(p, k+1, size)
+	case 2:
+		l03f63(p, k+1, size)
+	case 3:
+		l03f04(p, k+1, size)
+	case 4:
+		l03f09(p, k+1, size)
+	case 5:
+		l03f14(p, k+1, size)
+	case 6:
+		l03f19(p, k+1, size)
+	case 7:
+		l03f24(p, k+1, size)
+	case 8:
+		l03f29(p, k+1, size)
+	case 9:
+		l03f34(p, k+1, size)
+	case 10:
+		l03f39(p, k+1, size)
+	case 11:
+		l03f44(p, k+1, size)
+	case 12:
+		l03f49(p, k+1, size)
+	case 13:
+		l03f54(p, k+1, size)
+	case 14:
+		l03f59(p, k+1, size)
+	case 15:
+		l03f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f60(p, k+1, size)
+	case 1:
+		l03f01(p, k+1, size)
+	case 2:
+		l03f06(p, k+1, size)
+	case 3:
+		l03f11(p, k+1, size)
+	case 4:
+		l03f16(p, k+1, size)
+	case 5:
+		l03f21(p, k+1, size)
+	case 6:
+		l03f26(p, k+1, size)
+	case 7:
+		l03f31(p, k+1, size)
+	case 8:
+		l03f36(p, k+1, size)
+	case 9:
+		l03f41(p, k+1, size)
+	case 10:
+		l03f46(p, k+1, size)
+	case 11:
+		l03f51(p, k+1, size)
+	case 12:
+		l03f56(p, k+1, size)
+	case 13:
+		l03f61(p, k+1, size)
+	case 14:
+		l03f02(p, k+1, size)
+	case 15:
+		l03f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f03(p, k+1, size)
+	case 1:
+		l03f08(p, k+1, size)
+	case 2:
+		l03f13(p, k+1, size)
+	case 3:
+		l03f18(p, k+1, size)
+	case 4:
+		l03f23(p, k+1, size)
+	case 5:
+		l03f28(p, k+1, size)
+	case 6:
+		l03f33(p, k+1, size)
+	case 7:
+		l03f38(p, k+1, size)
+	case 8:
+		l03f43(p, k+1, size)
+	case 9:
+		l03f48(p, k+1, size)
+	case 10:
+		l03f53(p, k+1, size)
+	case 11:
+		l03f58(p, k+1, size)
+	case 12:
+		l03f63(p, k+1, size)
+	case 13:
+		l03f04(p, k+1, size)
+	case 14:
+		l03f09(p, k+1, size)
+	case 15:
+		l03f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f10(p, k+1, size)
+	case 1:
+		l03f15(p, k+1, size)
+	case 2:
+		l03f20(p, k+1, size)
+	case 3:
+		l03f25(p, k+1, size)
+	case 4:
+		l03f30(p, k+1, size)
+	case 5:
+		l03f35(p, k+1, size)
+	case 6:
+		l03f40(p, k+1, size)
+	case 7:
+		l03f45(p, k+1, size)
+	case 8:
+		l03f50(p, k+1, size)
+	case 9:
+		l03f55(p, k+1, size)
+	case 10:
+		l03f60(p, k+1, size)
+	case 11:
+		l03f01(p, k+1, size)
+	case 12:
+		l03f06(p, k+1, size)
+	case 13:
+		l03f11(p, k+1, size)
+	case 14:
+		l03f16(p, k+1, size)
+	case 15:
+		l03f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f17(p, k+1, size)
+	case 1:
+		l03f22(p, k+1, size)
+	case 2:
+		l03f27(p, k+1, size)
+	case 3:
+		l03f32(p, k+1, size)
+	case 4:
+		l03f37(p, k+1, size)
+	case 5:
+		l03f42(p, k+1, size)
+	case 6:
+		l03f47(p, k+1, size)
+	case 7:
+		l03f52(p, k+1, size)
+	case 8:
+		l03f57(p, k+1, size)
+	case 9:
+		l03f62(p, k+1, size)
+	case 10:
+		l03f03(p, k+1, size)
+	case 11:
+		l03f08(p, k+1, size)
+	case 12:
+		l03f13(p, k+1, size)
+	case 13:
+		l03f18(p, k+1, size)
+	case 14:
+		l03f23(p, k+1, size)
+	case 15:
+		l03f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f24(p, k+1, size)
+	case 1:
+		l03f29(p, k+1, size)
+	case 2:
+		l03f34(p, k+1, size)
+	case 3:
+		l03f39(p, k+1, size)
+	case 4:
+		l03f44(p, k+1, size)
+	case 5:
+		l03f49(p, k+1, size)
+	case 6:
+		l03f54(p, k+1, size)
+	case 7:
+		l03f59(p, k+1, size)
+	case 8:
+		l03f00(p, k+1, size)
+	case 9:
+		l03f05(p, k+1, size)
+	case 10:
+		l03f10(p, k+1, size)
+	case 11:
+		l03f15(p, k+1, size)
+	case 12:
+		l03f20(p, k+1, size)
+	case 13:
+		l03f25(p, k+1, size)
+	case 14:
+		l03f30(p, k+1, size)
+	case 15:
+		l03f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f31(p, k+1, size)
+	case 1:
+		l03f36(p, k+1, size)
+	case 2:
+		l03f41(p, k+1, size)
+	case 3:
+		l03f46(p, k+1, size)
+	case 4:
+		l03f51(p, k+1, size)
+	case 5:
+		l03f56(p, k+1, size)
+	case 6:
+		l03f61(p, k+1, size)
+	case 7:
+		l03f02(p, k+1, size)
+	case 8:
+		l03f07(p, k+1, size)
+	case 9:
+		l03f12(p, k+1, size)
+	case 10:
+		l03f17(p, k+1, size)
+	case 11:
+		l03f22(p, k+1, size)
+	case 12:
+		l03f27(p, k+1, size)
+	case 13:
+		l03f32(p, k+1, size)
+	case 14:
+		l03f37(p, k+1, size)
+	case 15:
+		l03f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f38(p, k+1, size)
+	case 1:
+		l03f43(p, k+1, size)
+	case 2:
+		l03f48(p, k+1, size)
+	case 3:
+		l03f53(p, k+1, size)
+	case 4:
+		l03f58(p, k+1, size)
+	case 5:
+		l03f63(p, k+1, size)
+	case 6:
+		l03f04(p, k+1, size)
+	case 7:
+		l03f09(p, k+1, size)
+	case 8:
+		l03f14(p, k+1, size)
+	case 9:
+		l03f19(p, k+1, size)
+	case 10:
+		l03f24(p, k+1, size)
+	case 11:
+		l03f29(p, k+1, size)
+	case 12:
+		l03f34(p, k+1, size)
+	case 13:
+		l03f39(p, k+1, size)
+	case 14:
+		l03f44(p, k+1, size)
+	case 15:
+		l03f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f45(p, k+1, size)
+	case 1:
+		l03f50(p, k+1, size)
+	case 2:
+		l03f55(p, k+1, size)
+	case 3:
+		l03f60(p, k+1, size)
+	case 4:
+		l03f01(p, k+1, size)
+	case 5:
+		l03f06(p, k+1, size)
+	case 6:
+		l03f11(p, k+1, size)
+	case 7:
+		l03f16(p, k+1, size)
+	case 8:
+		l03f21(p, k+1, size)
+	case 9:
+		l03f26(p, k+1, size)
+	case 10:
+		l03f31(p, k+1, size)
+	case 11:
+		l03f36(p, k+1, size)
+	case 12:
+		l03f41(p, k+1, size)
+	case 13:
+		l03f46(p, k+1, size)
+	case 14:
+		l03f51(p, k+1, size)
+	case 15:
+		l03f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f52(p, k+1, size)
+	case 1:
+		l03f57(p, k+1, size)
+	case 2:
+		l03f62(p, k+1, size)
+	case 3:
+		l03f03(p, k+1, size)
+	case 4:
+		l03f08(p, k+1, size)
+	case 5:
+		l03f13(p, k+1, size)
+	case 6:
+		l03f18(p, k+1, size)
+	case 7:
+		l03f23(p, k+1, size)
+	case 8:
+		l03f28(p, k+1, size)
+	case 9:
+		l03f33(p, k+1, size)
+	case 10:
+		l03f38(p, k+1, size)
+	case 11:
+		l03f43(p, k+1, size)
+	case 12:
+		l03f48(p, k+1, size)
+	case 13:
+		l03f53(p, k+1, size)
+	case 14:
+		l03f58(p, k+1, size)
+	case 15:
+		l03f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l02f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l03f59(p, k+1, size)
+	case 1:
+		l03f00(p, k+1, size)
+	case 2:
+		l03f05(p, k+1, size)
+	case 3:
+		l03f10(p, k+1, size)
+	case 4:
+		l03f15(p, k+1, size)
+	case 5:
+		l03f20(p, k+1, size)
+	case 6:
+		l03f25(p, k+1, size)
+	case 7:
+		l03f30(p, k+1, size)
+	case 8:
+		l03f35(p, k+1, size)
+	case 9:
+		l03f40(p, k+1, size)
+	case 10:
+		l03f45(p, k+1, size)
+	case 11:
+		l03f50(p, k+1, size)
+	case 12:
+		l03f55(p, k+1, size)
+	case 13:
+		l03f60(p, k+1, size)
+	case 14:
+		l03f01(p, k+1, size)
+	case 15:
+		l03f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f03(p, k+1, size)
+	case 1:
+		l04f08(p, k+1, size)
+	case 2:
+		l04f13(p, k+1, size)
+	case 3:
+		l04f18(p, k+1, size)
+	case 4:
+		l04f23(p, k+1, size)
+	case 5:
+		l04f28(p, k+1, size)
+	case 6:
+		l04f33(p, k+1, size)
+	case 7:
+		l04f38(p, k+1, size)
+	case 8:
+		l04f43(p, k+1, size)
+	case 9:
+		l04f48(p, k+1, size)
+	case 10:
+		l04f53(p, k+1, size)
+	case 11:
+		l04f58(p, k+1, size)
+	case 12:
+		l04f63(p, k+1, size)
+	case 13:
+		l04f04(p, k+1, size)
+	case 14:
+		l04f09(p, k+1, size)
+	case 15:
+		l04f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f10(p, k+1, size)
+	case 1:
+		l04f15(p, k+1, size)
+	case 2:
+		l04f20(p, k+1, size)
+	case 3:
+		l04f25(p, k+1, size)
+	case 4:
+		l04f30(p, k+1, size)
+	case 5:
+		l04f35(p, k+1, size)
+	case 6:
+		l04f40(p, k+1, size)
+	case 7:
+		l04f45(p, k+1, size)
+	case 8:
+		l04f50(p, k+1, size)
+	case 9:
+		l04f55(p, k+1, size)
+	case 10:
+		l04f60(p, k+1, size)
+	case 11:
+		l04f01(p, k+1, size)
+	case 12:
+		l04f06(p, k+1, size)
+	case 13:
+		l04f11(p, k+1, size)
+	case 14:
+		l04f16(p, k+1, size)
+	case 15:
+		l04f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f17(p, k+1, size)
+	case 1:
+		l04f22(p, k+1, size)
+	case 2:
+		l04f27(p, k+1, size)
+	case 3:
+		l04f32(p, k+1, size)
+	case 4:
+		l04f37(p, k+1, size)
+	case 5:
+		l04f42(p, k+1, size)
+	case 6:
+		l04f47(p, k+1, size)
+	case 7:
+		l04f52(p, k+1, size)
+	case 8:
+		l04f57(p, k+1, size)
+	case 9:
+		l04f62(p, k+1, size)
+	case 10:
+		l04f03(p, k+1, size)
+	case 11:
+		l04f08(p, k+1, size)
+	case 12:
+		l04f13(p, k+1, size)
+	case 13:
+		l04f18(p, k+1, size)
+	case 14:
+		l04f23(p, k+1, size)
+	case 15:
+		l04f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f24(p, k+1, size)
+	case 1:
+		l04f29(p, k+1, size)
+	case 2:
+		l04f34(p, k+1, size)
+	case 3:
+		l04f39(p, k+1, size)
+	case 4:
+		l04f44(p, k+1, size)
+	case 5:
+		l04f49(p, k+1, size)
+	case 6:
+		l04f54(p, k+1, size)
+	case 7:
+		l04f59(p, k+1, size)
+	case 8:
+		l04f00(p, k+1, size)
+	case 9:
+		l04f05(p, k+1, size)
+	case 10:
+		l04f10(p, k+1, size)
+	case 11:
+		l04f15(p, k+1, size)
+	case 12:
+		l04f20(p, k+1, size)
+	case 13:
+		l04f25(p, k+1, size)
+	case 14:
+		l04f30(p, k+1, size)
+	case 15:
+		l04f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f31(p, k+1, size)
+	case 1:
+		l04f36(p, k+1, size)
+	case 2:
+		l04f41(p, k+1, size)
+	case 3:
+		l04f46(p, k+1, size)
+	case 4:
+		l04f51(p, k+1, size)
+	case 5:
+		l04f56(p, k+1, size)
+	case 6:
+		l04f61(p, k+1, size)
+	case 7:
+		l04f02(p, k+1, size)
+	case 8:
+		l04f07(p, k+1, size)
+	case 9:
+		l04f12(p, k+1, size)
+	case 10:
+		l04f17(p, k+1, size)
+	case 11:
+		l04f22(p, k+1, size)
+	case 12:
+		l04f27(p, k+1, size)
+	case 13:
+		l04f32(p, k+1, size)
+	case 14:
+		l04f37(p, k+1, size)
+	case 15:
+		l04f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f38(p, k+1, size)
+	case 1:
+		l04f43(p, k+1, size)
+	case 2:
+		l04f48(p, k+1, size)
+	case 3:
+		l04f53(p, k+1, size)
+	case 4:
+		l04f58(p, k+1, size)
+	case 5:
+		l04f63(p, k+1, size)
+	case 6:
+		l04f04(p, k+1, size)
+	case 7:
+		l04f09(p, k+1, size)
+	case 8:
+		l04f14(p, k+1, size)
+	case 9:
+		l04f19(p, k+1, size)
+	case 10:
+		l04f24(p, k+1, size)
+	case 11:
+		l04f29(p, k+1, size)
+	case 12:
+		l04f34(p, k+1, size)
+	case 13:
+		l04f39(p, k+1, size)
+	case 14:
+		l04f44(p, k+1, size)
+	case 15:
+		l04f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f45(p, k+1, size)
+	case 1:
+		l04f50(p, k+1, size)
+	case 2:
+		l04f55(p, k+1, size)
+	case 3:
+		l04f60(p, k+1, size)
+	case 4:
+		l04f01(p, k+1, size)
+	case 5:
+		l04f06(p, k+1, size)
+	case 6:
+		l04f11(p, k+1, size)
+	case 7:
+		l04f16(p, k+1, size)
+	case 8:
+		l04f21(p, k+1, size)
+	case 9:
+		l04f26(p, k+1, size)
+	case 10:
+		l04f31(p, k+1, size)
+	case 11:
+		l04f36(p, k+1, size)
+	case 12:
+		l04f41(p, k+1, size)
+	case 13:
+		l04f46(p, k+1, size)
+	case 14:
+		l04f51(p, k+1, size)
+	case 15:
+		l04f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f52(p, k+1, size)
+	case 1:
+		l04f57(p, k+1, size)
+	case 2:
+		l04f62(p, k+1, size)
+	case 3:
+		l04f03(p, k+1, size)
+	case 4:
+		l04f08(p, k+1, size)
+	case 5:
+		l04f13(p, k+1, size)
+	case 6:
+		l04f18(p, k+1, size)
+	case 7:
+		l04f23(p, k+1, size)
+	case 8:
+		l04f28(p, k+1, size)
+	case 9:
+		l04f33(p, k+1, size)
+	case 10:
+		l04f38(p, k+1, size)
+	case 11:
+		l04f43(p, k+1, size)
+	case 12:
+		l04f48(p, k+1, size)
+	case 13:
+		l04f53(p, k+1, size)
+	case 14:
+		l04f58(p, k+1, size)
+	case 15:
+		l04f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f59(p, k+1, size)
+	case 1:
+		l04f00(p, k+1, size)
+	case 2:
+		l04f05(p, k+1, size)
+	case 3:
+		l04f10(p, k+1, size)
+	case 4:
+		l04f15(p, k+1, size)
+	case 5:
+		l04f20(p, k+1, size)
+	case 6:
+		l04f25(p, k+1, size)
+	case 7:
+		l04f30(p, k+1, size)
+	case 8:
+		l04f35(p, k+1, size)
+	case 9:
+		l04f40(p, k+1, size)
+	case 10:
+		l04f45(p, k+1, size)
+	case 11:
+		l04f50(p, k+1, size)
+	case 12:
+		l04f55(p, k+1, size)
+	case 13:
+		l04f60(p, k+1, size)
+	case 14:
+		l04f01(p, k+1, size)
+	case 15:
+		l04f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f02(p, k+1, size)
+	case 1:
+		l04f07(p, k+1, size)
+	case 2:
+		l04f12(p, k+1, size)
+	case 3:
+		l04f17(p, k+1, size)
+	case 4:
+		l04f22(p, k+1, size)
+	case 5:
+		l04f27(p, k+1, size)
+	case 6:
+		l04f32(p, k+1, size)
+	case 7:
+		l04f37(p, k+1, size)
+	case 8:
+		l04f42(p, k+1, size)
+	case 9:
+		l04f47(p, k+1, size)
+	case 10:
+		l04f52(p, k+1, size)
+	case 11:
+		l04f57(p, k+1, size)
+	case 12:
+		l04f62(p, k+1, size)
+	case 13:
+		l04f03(p, k+1, size)
+	case 14:
+		l04f08(p, k+1, size)
+	case 15:
+		l04f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f09(p, k+1, size)
+	case 1:
+		l04f14(p, k+1, size)
+	case 2:
+		l04f19(p, k+1, size)
+	case 3:
+		l04f24(p, k+1, size)
+	case 4:
+		l04f29(p, k+1, size)
+	case 5:
+		l04f34(p, k+1, size)
+	case 6:
+		l04f39(p, k+1, size)
+	case 7:
+		l04f44(p, k+1, size)
+	case 8:
+		l04f49(p, k+1, size)
+	case 9:
+		l04f54(p, k+1, size)
+	case 10:
+		l04f59(p, k+1, size)
+	case 11:
+		l04f00(p, k+1, size)
+	case 12:
+		l04f05(p, k+1, size)
+	case 13:
+		l04f10(p, k+1, size)
+	case 14:
+		l04f15(p, k+1, size)
+	case 15:
+		l04f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f16(p, k+1, size)
+	case 1:
+		l04f21(p, k+1, size)
+	case 2:
+		l04f26(p, k+1, size)
+	case 3:
+		l04f31(p, k+1, size)
+	case 4:
+		l04f36(p, k+1, size)
+	case 5:
+		l04f41(p, k+1, size)
+	case 6:
+		l04f46(p, k+1, size)
+	case 7:
+		l04f51(p, k+1, size)
+	case 8:
+		l04f56(p, k+1, size)
+	case 9:
+		l04f61(p, k+1, size)
+	case 10:
+		l04f02(p, k+1, size)
+	case 11:
+		l04f07(p, k+1, size)
+	case 12:
+		l04f12(p, k+1, size)
+	case 13:
+		l04f17(p, k+1, size)
+	case 14:
+		l04f22(p, k+1, size)
+	case 15:
+		l04f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f23(p, k+1, size)
+	case 1:
+		l04f28(p, k+1, size)
+	case 2:
+		l04f33(p, k+1, size)
+	case 3:
+		l04f38(p, k+1, size)
+	case 4:
+		l04f43(p, k+1, size)
+	case 5:
+		l04f48(p, k+1, size)
+	case 6:
+		l04f53(p, k+1, size)
+	case 7:
+		l04f58(p, k+1, size)
+	case 8:
+		l04f63(p, k+1, size)
+	case 9:
+		l04f04(p, k+1, size)
+	case 10:
+		l04f09(p, k+1, size)
+	case 11:
+		l04f14(p, k+1, size)
+	case 12:
+		l04f19(p, k+1, size)
+	case 13:
+		l04f24(p, k+1, size)
+	case 14:
+		l04f29(p, k+1, size)
+	case 15:
+		l04f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f30(p, k+1, size)
+	case 1:
+		l04f35(p, k+1, size)
+	case 2:
+		l04f40(p, k+1, size)
+	case 3:
+		l04f45(p, k+1, size)
+	case 4:
+		l04f50(p, k+1, size)
+	case 5:
+		l04f55(p, k+1, size)
+	case 6:
+		l04f60(p, k+1, size)
+	case 7:
+		l04f01(p, k+1, size)
+	case 8:
+		l04f06(p, k+1, size)
+	case 9:
+		l04f11(p, k+1, size)
+	case 10:
+		l04f16(p, k+1, size)
+	case 11:
+		l04f21(p, k+1, size)
+	case 12:
+		l04f26(p, k+1, size)
+	case 13:
+		l04f31(p, k+1, size)
+	case 14:
+		l04f36(p, k+1, size)
+	case 15:
+		l04f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f37(p, k+1, size)
+	case 1:
+		l04f42(p, k+1, size)
+	case 2:
+		l04f47(p, k+1, size)
+	case 3:
+		l04f52(p, k+1, size)
+	case 4:
+		l04f57(p, k+1, size)
+	case 5:
+		l04f62(p, k+1, size)
+	case 6:
+		l04f03(p, k+1, size)
+	case 7:
+		l04f08(p, k+1, size)
+	case 8:
+		l04f13(p, k+1, size)
+	case 9:
+		l04f18(p, k+1, size)
+	case 10:
+		l04f23(p, k+1, size)
+	case 11:
+		l04f28(p, k+1, size)
+	case 12:
+		l04f33(p, k+1, size)
+	case 13:
+		l04f38(p, k+1, size)
+	case 14:
+		l04f43(p, k+1, size)
+	case 15:
+		l04f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f44(p, k+1, size)
+	case 1:
+		l04f49(p, k+1, size)
+	case 2:
+		l04f54(p, k+1, size)
+	case 3:
+		l04f59(p, k+1, size)
+	case 4:
+		l04f00(p, k+1, size)
+	case 5:
+		l04f05(p, k+1, size)
+	case 6:
+		l04f10(p, k+1, size)
+	case 7:
+		l04f15(p, k+1, size)
+	case 8:
+		l04f20(p, k+1, size)
+	case 9:
+		l04f25(p, k+1, size)
+	case 10:
+		l04f30(p, k+1, size)
+	case 11:
+		l04f35(p, k+1, size)
+	case 12:
+		l04f40(p, k+1, size)
+	case 13:
+		l04f45(p, k+1, size)
+	case 14:
+		l04f50(p, k+1, size)
+	case 15:
+		l04f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f51(p, k+1, size)
+	case 1:
+		l04f56(p, k+1, size)
+	case 2:
+		l04f61(p, k+1, size)
+	case 3:
+		l04f02(p, k+1, size)
+	case 4:
+		l04f07(p, k+1, size)
+	case 5:
+		l04f12(p, k+1, size)
+	case 6:
+		l04f17(p, k+1, size)
+	case 7:
+		l04f22(p, k+1, size)
+	case 8:
+		l04f27(p, k+1, size)
+	case 9:
+		l04f32(p, k+1, size)
+	case 10:
+		l04f37(p, k+1, size)
+	case 11:
+		l04f42(p, k+1, size)
+	case 12:
+		l04f47(p, k+1, size)
+	case 13:
+		l04f52(p, k+1, size)
+	case 14:
+		l04f57(p, k+1, size)
+	case 15:
+		l04f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f58(p, k+1, size)
+	case 1:
+		l04f63(p, k+1, size)
+	case 2:
+		l04f04(p, k+1, size)
+	case 3:
+		l04f09(p, k+1, size)
+	case 4:
+		l04f14(p, k+1, size)
+	case 5:
+		l04f19(p, k+1, size)
+	case 6:
+		l04f24(p, k+1, size)
+	case 7:
+		l04f29(p, k+1, size)
+	case 8:
+		l04f34(p, k+1, size)
+	case 9:
+		l04f39(p, k+1, size)
+	case 10:
+		l04f44(p, k+1, size)
+	case 11:
+		l04f49(p, k+1, size)
+	case 12:
+		l04f54(p, k+1, size)
+	case 13:
+		l04f59(p, k+1, size)
+	case 14:
+		l04f00(p, k+1, size)
+	case 15:
+		l04f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f01(p, k+1, size)
+	case 1:
+		l04f06(p, k+1, size)
+	case 2:
+		l04f11(p, k+1, size)
+	case 3:
+		l04f16(p, k+1, size)
+	case 4:
+		l04f21(p, k+1, size)
+	case 5:
+		l04f26(p, k+1, size)
+	case 6:
+		l04f31(p, k+1, size)
+	case 7:
+		l04f36(p, k+1, size)
+	case 8:
+		l04f41(p, k+1, size)
+	case 9:
+		l04f46(p, k+1, size)
+	case 10:
+		l04f51(p, k+1, size)
+	case 11:
+		l04f56(p, k+1, size)
+	case 12:
+		l04f61(p, k+1, size)
+	case 13:
+		l04f02(p, k+1, size)
+	case 14:
+		l04f07(p, k+1, size)
+	case 15:
+		l04f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f08(p, k+1, size)
+	case 1:
+		l04f13(p, k+1, size)
+	case 2:
+		l04f18(p, k+1, size)
+	case 3:
+		l04f23(p, k+1, size)
+	case 4:
+		l04f28(p, k+1, size)
+	case 5:
+		l04f33(p, k+1, size)
+	case 6:
+		l04f38(p, k+1, size)
+	case 7:
+		l04f43(p, k+1, size)
+	case 8:
+		l04f48(p, k+1, size)
+	case 9:
+		l04f53(p, k+1, size)
+	case 10:
+		l04f58(p, k+1, size)
+	case 11:
+		l04f63(p, k+1, size)
+	case 12:
+		l04f04(p, k+1, size)
+	case 13:
+		l04f09(p, k+1, size)
+	case 14:
+		l04f14(p, k+1, size)
+	case 15:
+		l04f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f15(p, k+1, size)
+	case 1:
+		l04f20(p, k+1, size)
+	case 2:
+		l04f25(p, k+1, size)
+	case 3:
+		l04f30(p, k+1, size)
+	case 4:
+		l04f35(p, k+1, size)
+	case 5:
+		l04f40(p, k+1, size)
+	case 6:
+		l04f45(p, k+1, size)
+	case 7:
+		l04f50(p, k+1, size)
+	case 8:
+		l04f55(p, k+1, size)
+	case 9:
+		l04f60(p, k+1, size)
+	case 10:
+		l04f01(p, k+1, size)
+	case 11:
+		l04f06(p, k+1, size)
+	case 12:
+		l04f11(p, k+1, size)
+	case 13:
+		l04f16(p, k+1, size)
+	case 14:
+		l04f21(p, k+1, size)
+	case 15:
+		l04f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f22(p, k+1, size)
+	case 1:
+		l04f27(p, k+1, size)
+	case 2:
+		l04f32(p, k+1, size)
+	case 3:
+		l04f37(p, k+1, size)
+	case 4:
+		l04f42(p, k+1, size)
+	case 5:
+		l04f47(p, k+1, size)
+	case 6:
+		l04f52(p, k+1, size)
+	case 7:
+		l04f57(p, k+1, size)
+	case 8:
+		l04f62(p, k+1, size)
+	case 9:
+		l04f03(p, k+1, size)
+	case 10:
+		l04f08(p, k+1, size)
+	case 11:
+		l04f13(p, k+1, size)
+	case 12:
+		l04f18(p, k+1, size)
+	case 13:
+		l04f23(p, k+1, size)
+	case 14:
+		l04f28(p, k+1, size)
+	case 15:
+		l04f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f29(p, k+1, size)
+	case 1:
+		l04f34(p, k+1, size)
+	case 2:
+		l04f39(p, k+1, size)
+	case 3:
+		l04f44(p, k+1, size)
+	case 4:
+		l04f49(p, k+1, size)
+	case 5:
+		l04f54(p, k+1, size)
+	case 6:
+		l04f59(p, k+1, size)
+	case 7:
+		l04f00(p, k+1, size)
+	case 8:
+		l04f05(p, k+1, size)
+	case 9:
+		l04f10(p, k+1, size)
+	case 10:
+		l04f15(p, k+1, size)
+	case 11:
+		l04f20(p, k+1, size)
+	case 12:
+		l04f25(p, k+1, size)
+	case 13:
+		l04f30(p, k+1, size)
+	case 14:
+		l04f35(p, k+1, size)
+	case 15:
+		l04f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f36(p, k+1, size)
+	case 1:
+		l04f41(p, k+1, size)
+	case 2:
+		l04f46(p, k+1, size)
+	case 3:
+		l04f51(p, k+1, size)
+	case 4:
+		l04f56(p, k+1, size)
+	case 5:
+		l04f61(p, k+1, size)
+	case 6:
+		l04f02(p, k+1, size)
+	case 7:
+		l04f07(p, k+1, size)
+	case 8:
+		l04f12(p, k+1, size)
+	case 9:
+		l04f17(p, k+1, size)
+	case 10:
+		l04f22(p, k+1, size)
+	case 11:
+		l04f27(p, k+1, size)
+	case 12:
+		l04f32(p, k+1, size)
+	case 13:
+		l04f37(p, k+1, size)
+	case 14:
+		l04f42(p, k+1, size)
+	case 15:
+		l04f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f43(p, k+1, size)
+	case 1:
+		l04f48(p, k+1, size)
+	case 2:
+		l04f53(p, k+1, size)
+	case 3:
+		l04f58(p, k+1, size)
+	case 4:
+		l04f63(p, k+1, size)
+	case 5:
+		l04f04(p, k+1, size)
+	case 6:
+		l04f09(p, k+1, size)
+	case 7:
+		l04f14(p, k+1, size)
+	case 8:
+		l04f19(p, k+1, size)
+	case 9:
+		l04f24(p, k+1, size)
+	case 10:
+		l04f29(p, k+1, size)
+	case 11:
+		l04f34(p, k+1, size)
+	case 12:
+		l04f39(p, k+1, size)
+	case 13:
+		l04f44(p, k+1, size)
+	case 14:
+		l04f49(p, k+1, size)
+	case 15:
+		l04f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f50(p, k+1, size)
+	case 1:
+		l04f55(p, k+1, size)
+	case 2:
+		l04f60(p, k+1, size)
+	case 3:
+		l04f01(p, k+1, size)
+	case 4:
+		l04f06(p, k+1, size)
+	case 5:
+		l04f11(p, k+1, size)
+	case 6:
+		l04f16(p, k+1, size)
+	case 7:
+		l04f21(p, k+1, size)
+	case 8:
+		l04f26(p, k+1, size)
+	case 9:
+		l04f31(p, k+1, size)
+	case 10:
+		l04f36(p, k+1, size)
+	case 11:
+		l04f41(p, k+1, size)
+	case 12:
+		l04f46(p, k+1, size)
+	case 13:
+		l04f51(p, k+1, size)
+	case 14:
+		l04f56(p, k+1, size)
+	case 15:
+		l04f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f57(p, k+1, size)
+	case 1:
+		l04f62(p, k+1, size)
+	case 2:
+		l04f03(p, k+1, size)
+	case 3:
+		l04f08(p, k+1, size)
+	case 4:
+		l04f13(p, k+1, size)
+	case 5:
+		l04f18(p, k+1, size)
+	case 6:
+		l04f23(p, k+1, size)
+	case 7:
+		l04f28(p, k+1, size)
+	case 8:
+		l04f33(p, k+1, size)
+	case 9:
+		l04f38(p, k+1, size)
+	case 10:
+		l04f43(p, k+1, size)
+	case 11:
+		l04f48(p, k+1, size)
+	case 12:
+		l04f53(p, k+1, size)
+	case 13:
+		l04f58(p, k+1, size)
+	case 14:
+		l04f63(p, k+1, size)
+	case 15:
+		l04f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f00(p, k+1, size)
+	case 1:
+		l04f05(p, k+1, size)
+	case 2:
+		l04f10(p, k+1, size)
+	case 3:
+		l04f15(p, k+1, size)
+	case 4:
+		l04f20(p, k+1, size)
+	case 5:
+		l04f25(p, k+1, size)
+	case 6:
+		l04f30(p, k+1, size)
+	case 7:
+		l04f35(p, k+1, size)
+	case 8:
+		l04f40(p, k+1, size)
+	case 9:
+		l04f45(p, k+1, size)
+	case 10:
+		l04f50(p, k+1, size)
+	case 11:
+		l04f55(p, k+1, size)
+	case 12:
+		l04f60(p, k+1, size)
+	case 13:
+		l04f01(p, k+1, size)
+	case 14:
+		l04f06(p, k+1, size)
+	case 15:
+		l04f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f07(p, k+1, size)
+	case 1:
+		l04f12(p, k+1, size)
+	case 2:
+		l04f17(p, k+1, size)
+	case 3:
+		l04f22(p, k+1, size)
+	case 4:
+		l04f27(p, k+1, size)
+	case 5:
+		l04f32(p, k+1, size)
+	case 6:
+		l04f37(p, k+1, size)
+	case 7:
+		l04f42(p, k+1, size)
+	case 8:
+		l04f47(p, k+1, size)
+	case 9:
+		l04f52(p, k+1, size)
+	case 10:
+		l04f57(p, k+1, size)
+	case 11:
+		l04f62(p, k+1, size)
+	case 12:
+		l04f03(p, k+1, size)
+	case 13:
+		l04f08(p, k+1, size)
+	case 14:
+		l04f13(p, k+1, size)
+	case 15:
+		l04f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f14(p, k+1, size)
+	case 1:
+		l04f19(p, k+1, size)
+	case 2:
+		l04f24(p, k+1, size)
+	case 3:
+		l04f29(p, k+1, size)
+	case 4:
+		l04f34(p, k+1, size)
+	case 5:
+		l04f39(p, k+1, size)
+	case 6:
+		l04f44(p, k+1, size)
+	case 7:
+		l04f49(p, k+1, size)
+	case 8:
+		l04f54(p, k+1, size)
+	case 9:
+		l04f59(p, k+1, size)
+	case 10:
+		l04f00(p, k+1, size)
+	case 11:
+		l04f05(p, k+1, size)
+	case 12:
+		l04f10(p, k+1, size)
+	case 13:
+		l04f15(p, k+1, size)
+	case 14:
+		l04f20(p, k+1, size)
+	case 15:
+		l04f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f21(p, k+1, size)
+	case 1:
+		l04f26(p, k+1, size)
+	case 2:
+		l04f31(p, k+1, size)
+	case 3:
+		l04f36(p, k+1, size)
+	case 4:
+		l04f41(p, k+1, size)
+	case 5:
+		l04f46(p, k+1, size)
+	case 6:
+		l04f51(p, k+1, size)
+	case 7:
+		l04f56(p, k+1, size)
+	case 8:
+		l04f61(p, k+1, size)
+	case 9:
+		l04f02(p, k+1, size)
+	case 10:
+		l04f07(p, k+1, size)
+	case 11:
+		l04f12(p, k+1, size)
+	case 12:
+		l04f17(p, k+1, size)
+	case 13:
+		l04f22(p, k+1, size)
+	case 14:
+		l04f27(p, k+1, size)
+	case 15:
+		l04f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f28(p, k+1, size)
+	case 1:
+		l04f33(p, k+1, size)
+	case 2:
+		l04f38(p, k+1, size)
+	case 3:
+		l04f43(p, k+1, size)
+	case 4:
+		l04f48(p, k+1, size)
+	case 5:
+		l04f53(p, k+1, size)
+	case 6:
+		l04f58(p, k+1, size)
+	case 7:
+		l04f63(p, k+1, size)
+	case 8:
+		l04f04(p, k+1, size)
+	case 9:
+		l04f09(p, k+1, size)
+	case 10:
+		l04f14(p, k+1, size)
+	case 11:
+		l04f19(p, k+1, size)
+	case 12:
+		l04f24(p, k+1, size)
+	case 13:
+		l04f29(p, k+1, size)
+	case 14:
+		l04f34(p, k+1, size)
+	case 15:
+		l04f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f35(p, k+1, size)
+	case 1:
+		l04f40(p, k+1, size)
+	case 2:
+		l04f45(p, k+1, size)
+	case 3:
+		l04f50(p, k+1, size)
+	case 4:
+		l04f55(p, k+1, size)
+	case 5:
+		l04f60(p, k+1, size)
+	case 6:
+		l04f01(p, k+1, size)
+	case 7:
+		l04f06(p, k+1, size)
+	case 8:
+		l04f11(p, k+1, size)
+	case 9:
+		l04f16(p, k+1, size)
+	case 10:
+		l04f21(p, k+1, size)
+	case 11:
+		l04f26(p, k+1, size)
+	case 12:
+		l04f31(p, k+1, size)
+	case 13:
+		l04f36(p, k+1, size)
+	case 14:
+		l04f41(p, k+1, size)
+	case 15:
+		l04f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f42(p, k+1, size)
+	case 1:
+		l04f47(p, k+1, size)
+	case 2:
+		l04f52(p, k+1, size)
+	case 3:
+		l04f57(p, k+1, size)
+	case 4:
+		l04f62(p, k+1, size)
+	case 5:
+		l04f03(p, k+1, size)
+	case 6:
+		l04f08(p, k+1, size)
+	case 7:
+		l04f13(p, k+1, size)
+	case 8:
+		l04f18(p, k+1, size)
+	case 9:
+		l04f23(p, k+1, size)
+	case 10:
+		l04f28(p, k+1, size)
+	case 11:
+		l04f33(p, k+1, size)
+	case 12:
+		l04f38(p, k+1, size)
+	case 13:
+		l04f43(p, k+1, size)
+	case 14:
+		l04f48(p, k+1, size)
+	case 15:
+		l04f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f49(p, k+1, size)
+	case 1:
+		l04f54(p, k+1, size)
+	case 2:
+		l04f59(p, k+1, size)
+	case 3:
+		l04f00(p, k+1, size)
+	case 4:
+		l04f05(p, k+1, size)
+	case 5:
+		l04f10(p, k+1, size)
+	case 6:
+		l04f15(p, k+1, size)
+	case 7:
+		l04f20(p, k+1, size)
+	case 8:
+		l04f25(p, k+1, size)
+	case 9:
+		l04f30(p, k+1, size)
+	case 10:
+		l04f35(p, k+1, size)
+	case 11:
+		l04f40(p, k+1, size)
+	case 12:
+		l04f45(p, k+1, size)
+	case 13:
+		l04f50(p, k+1, size)
+	case 14:
+		l04f55(p, k+1, size)
+	case 15:
+		l04f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f56(p, k+1, size)
+	case 1:
+		l04f61(p, k+1, size)
+	case 2:
+		l04f02(p, k+1, size)
+	case 3:
+		l04f07(p, k+1, size)
+	case 4:
+		l04f12(p, k+1, size)
+	case 5:
+		l04f17(p, k+1, size)
+	case 6:
+		l04f22(p, k+1, size)
+	case 7:
+		l04f27(p, k+1, size)
+	case 8:
+		l04f32(p, k+1, size)
+	case 9:
+		l04f37(p, k+1, size)
+	case 10:
+		l04f42(p, k+1, size)
+	case 11:
+		l04f47(p, k+1, size)
+	case 12:
+		l04f52(p, k+1, size)
+	case 13:
+		l04f57(p, k+1, size)
+	case 14:
+		l04f62(p, k+1, size)
+	case 15:
+		l04f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f63(p, k+1, size)
+	case 1:
+		l04f04(p, k+1, size)
+	case 2:
+		l04f09(p, k+1, size)
+	case 3:
+		l04f14(p, k+1, size)
+	case 4:
+		l04f19(p, k+1, size)
+	case 5:
+		l04f24(p, k+1, size)
+	case 6:
+		l04f29(p, k+1, size)
+	case 7:
+		l04f34(p, k+1, size)
+	case 8:
+		l04f39(p, k+1, size)
+	case 9:
+		l04f44(p, k+1, size)
+	case 10:
+		l04f49(p, k+1, size)
+	case 11:
+		l04f54(p, k+1, size)
+	case 12:
+		l04f59(p, k+1, size)
+	case 13:
+		l04f00(p, k+1, size)
+	case 14:
+		l04f05(p, k+1, size)
+	case 15:
+		l04f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f06(p, k+1, size)
+	case 1:
+		l04f11(p, k+1, size)
+	case 2:
+		l04f16(p, k+1, size)
+	case 3:
+		l04f21(p, k+1, size)
+	case 4:
+		l04f26(p, k+1, size)
+	case 5:
+		l04f31(p, k+1, size)
+	case 6:
+		l04f36(p, k+1, size)
+	case 7:
+		l04f41(p, k+1, size)
+	case 8:
+		l04f46(p, k+1, size)
+	case 9:
+		l04f51(p, k+1, size)
+	case 10:
+		l04f56(p, k+1, size)
+	case 11:
+		l04f61(p, k+1, size)
+	case 12:
+		l04f02(p, k+1, size)
+	case 13:
+		l04f07(p, k+1, size)
+	case 14:
+		l04f12(p, k+1, size)
+	case 15:
+		l04f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f13(p, k+1, size)
+	case 1:
+		l04f18(p, k+1, size)
+	case 2:
+		l04f23(p, k+1, size)
+	case 3:
+		l04f28(p, k+1, size)
+	case 4:
+		l04f33(p, k+1, size)
+	case 5:
+		l04f38(p, k+1, size)
+	case 6:
+		l04f43(p, k+1, size)
+	case 7:
+		l04f48(p, k+1, size)
+	case 8:
+		l04f53(p, k+1, size)
+	case 9:
+		l04f58(p, k+1, size)
+	case 10:
+		l04f63(p, k+1, size)
+	case 11:
+		l04f04(p, k+1, size)
+	case 12:
+		l04f09(p, k+1, size)
+	case 13:
+		l04f14(p, k+1, size)
+	case 14:
+		l04f19(p, k+1, size)
+	case 15:
+		l04f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f20(p, k+1, size)
+	case 1:
+		l04f25(p, k+1, size)
+	case 2:
+		l04f30(p, k+1, size)
+	case 3:
+		l04f35(p, k+1, size)
+	case 4:
+		l04f40(p, k+1, size)
+	case 5:
+		l04f45(p, k+1, size)
+	case 6:
+		l04f50(p, k+1, size)
+	case 7:
+		l04f55(p, k+1, size)
+	case 8:
+		l04f60(p, k+1, size)
+	case 9:
+		l04f01(p, k+1, size)
+	case 10:
+		l04f06(p, k+1, size)
+	case 11:
+		l04f11(p, k+1, size)
+	case 12:
+		l04f16(p, k+1, size)
+	case 13:
+		l04f21(p, k+1, size)
+	case 14:
+		l04f26(p, k+1, size)
+	case 15:
+		l04f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f27(p, k+1, size)
+	case 1:
+		l04f32(p, k+1, size)
+	case 2:
+		l04f37(p, k+1, size)
+	case 3:
+		l04f42(p, k+1, size)
+	case 4:
+		l04f47(p, k+1, size)
+	case 5:
+		l04f52(p, k+1, size)
+	case 6:
+		l04f57(p, k+1, size)
+	case 7:
+		l04f62(p, k+1, size)
+	case 8:
+		l04f03(p, k+1, size)
+	case 9:
+		l04f08(p, k+1, size)
+	case 10:
+		l04f13(p, k+1, size)
+	case 11:
+		l04f18(p, k+1, size)
+	case 12:
+		l04f23(p, k+1, size)
+	case 13:
+		l04f28(p, k+1, size)
+	case 14:
+		l04f33(p, k+1, size)
+	case 15:
+		l04f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f34(p, k+1, size)
+	case 1:
+		l04f39(p, k+1, size)
+	case 2:
+		l04f44(p, k+1, size)
+	case 3:
+		l04f49(p, k+1, size)
+	case 4:
+		l04f54(p, k+1, size)
+	case 5:
+		l04f59(p, k+1, size)
+	case 6:
+		l04f00(p, k+1, size)
+	case 7:
+		l04f05(p, k+1, size)
+	case 8:
+		l04f10(p, k+1, size)
+	case 9:
+		l04f15(p, k+1, size)
+	case 10:
+		l04f20(p, k+1, size)
+	case 11:
+		l04f25(p, k+1, size)
+	case 12:
+		l04f30(p, k+1, size)
+	case 13:
+		l04f35(p, k+1, size)
+	case 14:
+		l04f40(p, k+1, size)
+	case 15:
+		l04f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f41(p, k+1, size)
+	case 1:
+		l04f46(p, k+1, size)
+	case 2:
+		l04f51(p, k+1, size)
+	case 3:
+		l04f56(p, k+1, size)
+	case 4:
+		l04f61(p, k+1, size)
+	case 5:
+		l04f02(p, k+1, size)
+	case 6:
+		l04f07(p, k+1, size)
+	case 7:
+		l04f12(p, k+1, size)
+	case 8:
+		l04f17(p, k+1, size)
+	case 9:
+		l04f22(p, k+1, size)
+	case 10:
+		l04f27(p, k+1, size)
+	case 11:
+		l04f32(p, k+1, size)
+	case 12:
+		l04f37(p, k+1, size)
+	case 13:
+		l04f42(p, k+1, size)
+	case 14:
+		l04f47(p, k+1, size)
+	case 15:
+		l04f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f48(p, k+1, size)
+	case 1:
+		l04f53(p, k+1, size)
+	case 2:
+		l04f58(p, k+1, size)
+	case 3:
+		l04f63(p, k+1, size)
+	case 4:
+		l04f04(p, k+1, size)
+	case 5:
+		l04f09(p, k+1, size)
+	case 6:
+		l04f14(p, k+1, size)
+	case 7:
+		l04f19(p, k+1, size)
+	case 8:
+		l04f24(p, k+1, size)
+	case 9:
+		l04f29(p, k+1, size)
+	case 10:
+		l04f34(p, k+1, size)
+	case 11:
+		l04f39(p, k+1, size)
+	case 12:
+		l04f44(p, k+1, size)
+	case 13:
+		l04f49(p, k+1, size)
+	case 14:
+		l04f54(p, k+1, size)
+	case 15:
+		l04f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f55(p, k+1, size)
+	case 1:
+		l04f60(p, k+1, size)
+	case 2:
+		l04f01(p, k+1, size)
+	case 3:
+		l04f06(p, k+1, size)
+	case 4:
+		l04f11(p, k+1, size)
+	case 5:
+		l04f16(p, k+1, size)
+	case 6:
+		l04f21(p, k+1, size)
+	case 7:
+		l04f26(p, k+1, size)
+	case 8:
+		l04f31(p, k+1, size)
+	case 9:
+		l04f36(p, k+1, size)
+	case 10:
+		l04f41(p, k+1, size)
+	case 11:
+		l04f46(p, k+1, size)
+	case 12:
+		l04f51(p, k+1, size)
+	case 13:
+		l04f56(p, k+1, size)
+	case 14:
+		l04f61(p, k+1, size)
+	case 15:
+		l04f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f62(p, k+1, size)
+	case 1:
+		l04f03(p, k+1, size)
+	case 2:
+		l04f08(p, k+1, size)
+	case 3:
+		l04f13(p, k+1, size)
+	case 4:
+		l04f18(p, k+1, size)
+	case 5:
+		l04f23(p, k+1, size)
+	case 6:
+		l04f28(p, k+1, size)
+	case 7:
+		l04f33(p, k+1, size)
+	case 8:
+		l04f38(p, k+1, size)
+	case 9:
+		l04f43(p, k+1, size)
+	case 10:
+		l04f48(p, k+1, size)
+	case 11:
+		l04f53(p, k+1, size)
+	case 12:
+		l04f58(p, k+1, size)
+	case 13:
+		l04f63(p, k+1, size)
+	case 14:
+		l04f04(p, k+1, size)
+	case 15:
+		l04f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f05(p, k+1, size)
+	case 1:
+		l04f10(p, k+1, size)
+	case 2:
+		l04f15(p, k+1, size)
+	case 3:
+		l04f20(p, k+1, size)
+	case 4:
+		l04f25(p, k+1, size)
+	case 5:
+		l04f30(p, k+1, size)
+	case 6:
+		l04f35(p, k+1, size)
+	case 7:
+		l04f40(p, k+1, size)
+	case 8:
+		l04f45(p, k+1, size)
+	case 9:
+		l04f50(p, k+1, size)
+	case 10:
+		l04f55(p, k+1, size)
+	case 11:
+		l04f60(p, k+1, size)
+	case 12:
+		l04f01(p, k+1, size)
+	case 13:
+		l04f06(p, k+1, size)
+	case 14:
+		l04f11(p, k+1, size)
+	case 15:
+		l04f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f12(p, k+1, size)
+	case 1:
+		l04f17(p, k+1, size)
+	case 2:
+		l04f22(p, k+1, size)
+	case 3:
+		l04f27(p, k+1, size)
+	case 4:
+		l04f32(p, k+1, size)
+	case 5:
+		l04f37(p, k+1, size)
+	case 6:
+		l04f42(p, k+1, size)
+	case 7:
+		l04f47(p, k+1, size)
+	case 8:
+		l04f52(p, k+1, size)
+	case 9:
+		l04f57(p, k+1, size)
+	case 10:
+		l04f62(p, k+1, size)
+	case 11:
+		l04f03(p, k+1, size)
+	case 12:
+		l04f08(p, k+1, size)
+	case 13:
+		l04f13(p, k+1, size)
+	case 14:
+		l04f18(p, k+1, size)
+	case 15:
+		l04f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f19(p, k+1, size)
+	case 1:
+		l04f24(p, k+1, size)
+	case 2:
+		l04f29(p, k+1, size)
+	case 3:
+		l04f34(p, k+1, size)
+	case 4:
+		l04f39(p, k+1, size)
+	case 5:
+		l04f44(p, k+1, size)
+	case 6:
+		l04f49(p, k+1, size)
+	case 7:
+		l04f54(p, k+1, size)
+	case 8:
+		l04f59(p, k+1, size)
+	case 9:
+		l04f00(p, k+1, size)
+	case 10:
+		l04f05(p, k+1, size)
+	case 11:
+		l04f10(p, k+1, size)
+	case 12:
+		l04f15(p, k+1, size)
+	case 13:
+		l04f20(p, k+1, size)
+	case 14:
+		l04f25(p, k+1, size)
+	case 15:
+		l04f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f26(p, k+1, size)
+	case 1:
+		l04f31(p, k+1, size)
+	case 2:
+		l04f36(p, k+1, size)
+	case 3:
+		l04f41(p, k+1, size)
+	case 4:
+		l04f46(p, k+1, size)
+	case 5:
+		l04f51(p, k+1, size)
+	case 6:
+		l04f56(p, k+1, size)
+	case 7:
+		l04f61(p, k+1, size)
+	case 8:
+		l04f02(p, k+1, size)
+	case 9:
+		l04f07(p, k+1, size)
+	case 10:
+		l04f12(p, k+1, size)
+	case 11:
+		l04f17(p, k+1, size)
+	case 12:
+		l04f22(p, k+1, size)
+	case 13:
+		l04f27(p, k+1, size)
+	case 14:
+		l04f32(p, k+1, size)
+	case 15:
+		l04f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f33(p, k+1, size)
+	case 1:
+		l04f38(p, k+1, size)
+	case 2:
+		l04f43(p, k+1, size)
+	case 3:
+		l04f48(p, k+1, size)
+	case 4:
+		l04f53(p, k+1, size)
+	case 5:
+		l04f58(p, k+1, size)
+	case 6:
+		l04f63(p, k+1, size)
+	case 7:
+		l04f04(p, k+1, size)
+	case 8:
+		l04f09(p, k+1, size)
+	case 9:
+		l04f14(p, k+1, size)
+	case 10:
+		l04f19(p, k+1, size)
+	case 11:
+		l04f24(p, k+1, size)
+	case 12:
+		l04f29(p, k+1, size)
+	case 13:
+		l04f34(p, k+1, size)
+	case 14:
+		l04f39(p, k+1, size)
+	case 15:
+		l04f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f40(p, k+1, size)
+	case 1:
+		l04f45(p, k+1, size)
+	case 2:
+		l04f50(p, k+1, size)
+	case 3:
+		l04f55(p, k+1, size)
+	case 4:
+		l04f60(p, k+1, size)
+	case 5:
+		l04f01(p, k+1, size)
+	case 6:
+		l04f06(p, k+1, size)
+	case 7:
+		l04f11(p, k+1, size)
+	case 8:
+		l04f16(p, k+1, size)
+	case 9:
+		l04f21(p, k+1, size)
+	case 10:
+		l04f26(p, k+1, size)
+	case 11:
+		l04f31(p, k+1, size)
+	case 12:
+		l04f36(p, k+1, size)
+	case 13:
+		l04f41(p, k+1, size)
+	case 14:
+		l04f46(p, k+1, size)
+	case 15:
+		l04f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f47(p, k+1, size)
+	case 1:
+		l04f52(p, k+1, size)
+	case 2:
+		l04f57(p, k+1, size)
+	case 3:
+		l04f62(p, k+1, size)
+	case 4:
+		l04f03(p, k+1, size)
+	case 5:
+		l04f08(p, k+1, size)
+	case 6:
+		l04f13(p, k+1, size)
+	case 7:
+		l04f18(p, k+1, size)
+	case 8:
+		l04f23(p, k+1, size)
+	case 9:
+		l04f28(p, k+1, size)
+	case 10:
+		l04f33(p, k+1, size)
+	case 11:
+		l04f38(p, k+1, size)
+	case 12:
+		l04f43(p, k+1, size)
+	case 13:
+		l04f48(p, k+1, size)
+	case 14:
+		l04f53(p, k+1, size)
+	case 15:
+		l04f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f54(p, k+1, size)
+	case 1:
+		l04f59(p, k+1, size)
+	case 2:
+		l04f00(p, k+1, size)
+	case 3:
+		l04f05(p, k+1, size)
+	case 4:
+		l04f10(p, k+1, size)
+	case 5:
+		l04f15(p, k+1, size)
+	case 6:
+		l04f20(p, k+1, size)
+	case 7:
+		l04f25(p, k+1, size)
+	case 8:
+		l04f30(p, k+1, size)
+	case 9:
+		l04f35(p, k+1, size)
+	case 10:
+		l04f40(p, k+1, size)
+	case 11:
+		l04f45(p, k+1, size)
+	case 12:
+		l04f50(p, k+1, size)
+	case 13:
+		l04f55(p, k+1, size)
+	case 14:
+		l04f60(p, k+1, size)
+	case 15:
+		l04f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f61(p, k+1, size)
+	case 1:
+		l04f02(p, k+1, size)
+	case 2:
+		l04f07(p, k+1, size)
+	case 3:
+		l04f12(p, k+1, size)
+	case 4:
+		l04f17(p, k+1, size)
+	case 5:
+		l04f22(p, k+1, size)
+	case 6:
+		l04f27(p, k+1, size)
+	case 7:
+		l04f32(p, k+1, size)
+	case 8:
+		l04f37(p, k+1, size)
+	case 9:
+		l04f42(p, k+1, size)
+	case 10:
+		l04f47(p, k+1, size)
+	case 11:
+		l04f52(p, k+1, size)
+	case 12:
+		l04f57(p, k+1, size)
+	case 13:
+		l04f62(p, k+1, size)
+	case 14:
+		l04f03(p, k+1, size)
+	case 15:
+		l04f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f04(p, k+1, size)
+	case 1:
+		l04f09(p, k+1, size)
+	case 2:
+		l04f14(p, k+1, size)
+	case 3:
+		l04f19(p, k+1, size)
+	case 4:
+		l04f24(p, k+1, size)
+	case 5:
+		l04f29(p, k+1, size)
+	case 6:
+		l04f34(p, k+1, size)
+	case 7:
+		l04f39(p, k+1, size)
+	case 8:
+		l04f44(p, k+1, size)
+	case 9:
+		l04f49(p, k+1, size)
+	case 10:
+		l04f54(p, k+1, size)
+	case 11:
+		l04f59(p, k+1, size)
+	case 12:
+		l04f00(p, k+1, size)
+	case 13:
+		l04f05(p, k+1, size)
+	case 14:
+		l04f10(p, k+1, size)
+	case 15:
+		l04f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f11(p, k+1, size)
+	case 1:
+		l04f16(p, k+1, size)
+	case 2:
+		l04f21(p, k+1, size)
+	case 3:
+		l04f26(p, k+1, size)
+	case 4:
+		l04f31(p, k+1, size)
+	case 5:
+		l04f36(p, k+1, size)
+	case 6:
+		l04f41(p, k+1, size)
+	case 7:
+		l04f46(p, k+1, size)
+	case 8:
+		l04f51(p, k+1, size)
+	case 9:
+		l04f56(p, k+1, size)
+	case 10:
+		l04f61(p, k+1, size)
+	case 11:
+		l04f02(p, k+1, size)
+	case 12:
+		l04f07(p, k+1, size)
+	case 13:
+		l04f12(p, k+1, size)
+	case 14:
+		l04f17(p, k+1, size)
+	case 15:
+		l04f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f18(p, k+1, size)
+	case 1:
+		l04f23(p, k+1, size)
+	case 2:
+		l04f28(p, k+1, size)
+	case 3:
+		l04f33(p, k+1, size)
+	case 4:
+		l04f38(p, k+1, size)
+	case 5:
+		l04f43(p, k+1, size)
+	case 6:
+		l04f48(p, k+1, size)
+	case 7:
+		l04f53(p, k+1, size)
+	case 8:
+		l04f58(p, k+1, size)
+	case 9:
+		l04f63(p, k+1, size)
+	case 10:
+		l04f04(p, k+1, size)
+	case 11:
+		l04f09(p, k+1, size)
+	case 12:
+		l04f14(p, k+1, size)
+	case 13:
+		l04f19(p, k+1, size)
+	case 14:
+		l04f24(p, k+1, size)
+	case 15:
+		l04f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f25(p, k+1, size)
+	case 1:
+		l04f30(p, k+1, size)
+	case 2:
+		l04f35(p, k+1, size)
+	case 3:
+		l04f40(p, k+1, size)
+	case 4:
+		l04f45(p, k+1, size)
+	case 5:
+		l04f50(p, k+1, size)
+	case 6:
+		l04f55(p, k+1, size)
+	case 7:
+		l04f60(p, k+1, size)
+	case 8:
+		l04f01(p, k+1, size)
+	case 9:
+		l04f06(p, k+1, size)
+	case 10:
+		l04f11(p, k+1, size)
+	case 11:
+		l04f16(p, k+1, size)
+	case 12:
+		l04f21(p, k+1, size)
+	case 13:
+		l04f26(p, k+1, size)
+	case 14:
+		l04f31(p, k+1, size)
+	case 15:
+		l04f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f32(p, k+1, size)
+	case 1:
+		l04f37(p, k+1, size)
+	case 2:
+		l04f42(p, k+1, size)
+	case 3:
+		l04f47(p, k+1, size)
+	case 4:
+		l04f52(p, k+1, size)
+	case 5:
+		l04f57(p, k+1, size)
+	case 6:
+		l04f62(p, k+1, size)
+	case 7:
+		l04f03(p, k+1, size)
+	case 8:
+		l04f08(p, k+1, size)
+	case 9:
+		l04f13(p, k+1, size)
+	case 10:
+		l04f18(p, k+1, size)
+	case 11:
+		l04f23(p, k+1, size)
+	case 12:
+		l04f28(p, k+1, size)
+	case 13:
+		l04f33(p, k+1, size)
+	case 14:
+		l04f38(p, k+1, size)
+	case 15:
+		l04f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f39(p, k+1, size)
+	case 1:
+		l04f44(p, k+1, size)
+	case 2:
+		l04f49(p, k+1, size)
+	case 3:
+		l04f54(p, k+1, size)
+	case 4:
+		l04f59(p, k+1, size)
+	case 5:
+		l04f00(p, k+1, size)
+	case 6:
+		l04f05(p, k+1, size)
+	case 7:
+		l04f10(p, k+1, size)
+	case 8:
+		l04f15(p, k+1, size)
+	case 9:
+		l04f20(p, k+1, size)
+	case 10:
+		l04f25(p, k+1, size)
+	case 11:
+		l04f30(p, k+1, size)
+	case 12:
+		l04f35(p, k+1, size)
+	case 13:
+		l04f40(p, k+1, size)
+	case 14:
+		l04f45(p, k+1, size)
+	case 15:
+		l04f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f46(p, k+1, size)
+	case 1:
+		l04f51(p, k+1, size)
+	case 2:
+		l04f56(p, k+1, size)
+	case 3:
+		l04f61(p, k+1, size)
+	case 4:
+		l04f02(p, k+1, size)
+	case 5:
+		l04f07(p, k+1, size)
+	case 6:
+		l04f12(p, k+1, size)
+	case 7:
+		l04f17(p, k+1, size)
+	case 8:
+		l04f22(p, k+1, size)
+	case 9:
+		l04f27(p, k+1, size)
+	case 10:
+		l04f32(p, k+1, size)
+	case 11:
+		l04f37(p, k+1, size)
+	case 12:
+		l04f42(p, k+1, size)
+	case 13:
+		l04f47(p, k+1, size)
+	case 14:
+		l04f52(p, k+1, size)
+	case 15:
+		l04f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f53(p, k+1, size)
+	case 1:
+		l04f58(p, k+1, size)
+	case 2:
+		l04f63(p, k+1, size)
+	case 3:
+		l04f04(p, k+1, size)
+	case 4:
+		l04f09(p, k+1, size)
+	case 5:
+		l04f14(p, k+1, size)
+	case 6:
+		l04f19(p, k+1, size)
+	case 7:
+		l04f24(p, k+1, size)
+	case 8:
+		l04f29(p, k+1, size)
+	case 9:
+		l04f34(p, k+1, size)
+	case 10:
+		l04f39(p, k+1, size)
+	case 11:
+		l04f44(p, k+1, size)
+	case 12:
+		l04f49(p, k+1, size)
+	case 13:
+		l04f54(p, k+1, size)
+	case 14:
+		l04f59(p, k+1, size)
+	case 15:
+		l04f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l03f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l04f60(p, k+1, size)
+	case 1:
+		l04f01(p, k+1, size)
+	case 2:
+		l04f06(p, k+1, size)
+	case 3:
+		l04f11(p, k+1, size)
+	case 4:
+		l04f16(p, k+1, size)
+	case 5:
+		l04f21(p, k+1, size)
+	case 6:
+		l04f26(p, k+1, size)
+	case 7:
+		l04f31(p, k+1, size)
+	case 8:
+		l04f36(p, k+1, size)
+	case 9:
+		l04f41(p, k+1, size)
+	case 10:
+		l04f46(p, k+1, size)
+	case 11:
+		l04f51(p, k+1, size)
+	case 12:
+		l04f56(p, k+1, size)
+	case 13:
+		l04f61(p, k+1, size)
+	case 14:
+		l04f02(p, k+1, size)
+	case 15:
+		l04f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f04(p, k+1, size)
+	case 1:
+		l05f09(p, k+1, size)
+	case 2:
+		l05f14(p, k+1, size)
+	case 3:
+		l05f19(p, k+1, size)
+	case 4:
+		l05f24(p, k+1, size)
+	case 5:
+		l05f29(p, k+1, size)
+	case 6:
+		l05f34(p, k+1, size)
+	case 7:
+		l05f39(p, k+1, size)
+	case 8:
+		l05f44(p, k+1, size)
+	case 9:
+		l05f49(p, k+1, size)
+	case 10:
+		l05f54(p, k+1, size)
+	case 11:
+		l05f59(p, k+1, size)
+	case 12:
+		l05f00(p, k+1, size)
+	case 13:
+		l05f05(p, k+1, size)
+	case 14:
+		l05f10(p, k+1, size)
+	case 15:
+		l05f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f11(p, k+1, size)
+	case 1:
+		l05f16(p, k+1, size)
+	case 2:
+		l05f21(p, k+1, size)
+	case 3:
+		l05f26(p, k+1, size)
+	case 4:
+		l05f31(p, k+1, size)
+	case 5:
+		l05f36(p, k+1, size)
+	case 6:
+		l05f41(p, k+1, size)
+	case 7:
+		l05f46(p, k+1, size)
+	case 8:
+		l05f51(p, k+1, size)
+	case 9:
+		l05f56(p, k+1, size)
+	case 10:
+		l05f61(p, k+1, size)
+	case 11:
+		l05f02(p, k+1, size)
+	case 12:
+		l05f07(p, k+1, size)
+	case 13:
+		l05f12(p, k+1, size)
+	case 14:
+		l05f17(p, k+1, size)
+	case 15:
+		l05f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f18(p, k+1, size)
+	case 1:
+		l05f23(p, k+1, size)
+	case 2:
+		l05f28(p, k+1, size)
+	case 3:
+		l05f33(p, k+1, size)
+	case 4:
+		l05f38(p, k+1, size)
+	case 5:
+		l05f43(p, k+1, size)
+	case 6:
+		l05f48(p, k+1, size)
+	case 7:
+		l05f53(p, k+1, size)
+	case 8:
+		l05f58(p, k+1, size)
+	case 9:
+		l05f63(p, k+1, size)
+	case 10:
+		l05f04(p, k+1, size)
+	case 11:
+		l05f09(p, k+1, size)
+	case 12:
+		l05f14(p, k+1, size)
+	case 13:
+		l05f19(p, k+1, size)
+	case 14:
+		l05f24(p, k+1, size)
+	case 15:
+		l05f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f25(p, k+1, size)
+	case 1:
+		l05f30(p, k+1, size)
+	case 2:
+		l05f35(p, k+1, size)
+	case 3:
+		l05f40(p, k+1, size)
+	case 4:
+		l05f45(p, k+1, size)
+	case 5:
+		l05f50(p, k+1, size)
+	case 6:
+		l05f55(p, k+1, size)
+	case 7:
+		l05f60(p, k+1, size)
+	case 8:
+		l05f01(p, k+1, size)
+	case 9:
+		l05f06(p, k+1, size)
+	case 10:
+		l05f11(p, k+1, size)
+	case 11:
+		l05f16(p, k+1, size)
+	case 12:
+		l05f21(p, k+1, size)
+	case 13:
+		l05f26(p, k+1, size)
+	case 14:
+		l05f31(p, k+1, size)
+	case 15:
+		l05f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f32(p, k+1, size)
+	case 1:
+		l05f37(p, k+1, size)
+	case 2:
+		l05f42(p, k+1, size)
+	case 3:
+		l05f47(p, k+1, size)
+	case 4:
+		l05f52(p, k+1, size)
+	case 5:
+		l05f57(p, k+1, size)
+	case 6:
+		l05f62(p, k+1, size)
+	case 7:
+		l05f03(p, k+1, size)
+	case 8:
+		l05f08(p, k+1, size)
+	case 9:
+		l05f13(p, k+1, size)
+	case 10:
+		l05f18(p, k+1, size)
+	case 11:
+		l05f23(p, k+1, size)
+	case 12:
+		l05f28(p, k+1, size)
+	case 13:
+		l05f33(p, k+1, size)
+	case 14:
+		l05f38(p, k+1, size)
+	case 15:
+		l05f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f39(p, k+1, size)
+	case 1:
+		l05f44(p, k+1, size)
+	case 2:
+		l05f49(p, k+1, size)
+	case 3:
+		l05f54(p, k+1, size)
+	case 4:
+		l05f59(p, k+1, size)
+	case 5:
+		l05f00(p, k+1, size)
+	case 6:
+		l05f05(p, k+1, size)
+	case 7:
+		l05f10(p, k+1, size)
+	case 8:
+		l05f15(p, k+1, size)
+	case 9:
+		l05f20(p, k+1, size)
+	case 10:
+		l05f25(p, k+1, size)
+	case 11:
+		l05f30(p, k+1, size)
+	case 12:
+		l05f35(p, k+1, size)
+	case 13:
+		l05f40(p, k+1, size)
+	case 14:
+		l05f45(p, k+1, size)
+	case 15:
+		l05f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f46(p, k+1, size)
+	case 1:
+		l05f51(p, k+1, size)
+	case 2:
+		l05f56(p, k+1, size)
+	case 3:
+		l05f61(p, k+1, size)
+	case 4:
+		l05f02(p, k+1, size)
+	case 5:
+		l05f07(p, k+1, size)
+	case 6:
+		l05f12(p, k+1, size)
+	case 7:
+		l05f17(p, k+1, size)
+	case 8:
+		l05f22(p, k+1, size)
+	case 9:
+		l05f27(p, k+1, size)
+	case 10:
+		l05f32(p, k+1, size)
+	case 11:
+		l05f37(p, k+1, size)
+	case 12:
+		l05f42(p, k+1, size)
+	case 13:
+		l05f47(p, k+1, size)
+	case 14:
+		l05f52(p, k+1, size)
+	case 15:
+		l05f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f53(p, k+1, size)
+	case 1:
+		l05f58(p, k+1, size)
+	case 2:
+		l05f63(p, k+1, size)
+	case 3:
+		l05f04(p, k+1, size)
+	case 4:
+		l05f09(p, k+1, size)
+	case 5:
+		l05f14(p, k+1, size)
+	case 6:
+		l05f19(p, k+1, size)
+	case 7:
+		l05f24(p, k+1, size)
+	case 8:
+		l05f29(p, k+1, size)
+	case 9:
+		l05f34(p, k+1, size)
+	case 10:
+		l05f39(p, k+1, size)
+	case 11:
+		l05f44(p, k+1, size)
+	case 12:
+		l05f49(p, k+1, size)
+	case 13:
+		l05f54(p, k+1, size)
+	case 14:
+		l05f59(p, k+1, size)
+	case 15:
+		l05f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f60(p, k+1, size)
+	case 1:
+		l05f01(p, k+1, size)
+	case 2:
+		l05f06(p, k+1, size)
+	case 3:
+		l05f11(p, k+1, size)
+	case 4:
+		l05f16(p, k+1, size)
+	case 5:
+		l05f21(p, k+1, size)
+	case 6:
+		l05f26(p, k+1, size)
+	case 7:
+		l05f31(p, k+1, size)
+	case 8:
+		l05f36(p, k+1, size)
+	case 9:
+		l05f41(p, k+1, size)
+	case 10:
+		l05f46(p, k+1, size)
+	case 11:
+		l05f51(p, k+1, size)
+	case 12:
+		l05f56(p, k+1, size)
+	case 13:
+		l05f61(p, k+1, size)
+	case 14:
+		l05f02(p, k+1, size)
+	case 15:
+		l05f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f03(p, k+1, size)
+	case 1:
+		l05f08(p, k+1, size)
+	case 2:
+		l05f13(p, k+1, size)
+	case 3:
+		l05f18(p, k+1, size)
+	case 4:
+		l05f23(p, k+1, size)
+	case 5:
+		l05f28(p, k+1, size)
+	case 6:
+		l05f33(p, k+1, size)
+	case 7:
+		l05f38(p, k+1, size)
+	case 8:
+		l05f43(p, k+1, size)
+	case 9:
+		l05f48(p, k+1, size)
+	case 10:
+		l05f53(p, k+1, size)
+	case 11:
+		l05f58(p, k+1, size)
+	case 12:
+		l05f63(p, k+1, size)
+	case 13:
+		l05f04(p, k+1, size)
+	case 14:
+		l05f09(p, k+1, size)
+	case 15:
+		l05f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f10(p, k+1, size)
+	case 1:
+		l05f15(p, k+1, size)
+	case 2:
+		l05f20(p, k+1, size)
+	case 3:
+		l05f25(p, k+1, size)
+	case 4:
+		l05f30(p, k+1, size)
+	case 5:
+		l05f35(p, k+1, size)
+	case 6:
+		l05f40(p, k+1, size)
+	case 7:
+		l05f45(p, k+1, size)
+	case 8:
+		l05f50(p, k+1, size)
+	case 9:
+		l05f55(p, k+1, size)
+	case 10:
+		l05f60(p, k+1, size)
+	case 11:
+		l05f01(p, k+1, size)
+	case 12:
+		l05f06(p, k+1, size)
+	case 13:
+		l05f11(p, k+1, size)
+	case 14:
+		l05f16(p, k+1, size)
+	case 15:
+		l05f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f17(p, k+1, size)
+	case 1:
+		l05f22(p, k+1, size)
+	case 2:
+		l05f27(p, k+1, size)
+	case 3:
+		l05f32(p, k+1, size)
+	case 4:
+		l05f37(p, k+1, size)
+	case 5:
+		l05f42(p, k+1, size)
+	case 6:
+		l05f47(p, k+1, size)
+	case 7:
+		l05f52(p, k+1, size)
+	case 8:
+		l05f57(p, k+1, size)
+	case 9:
+		l05f62(p, k+1, size)
+	case 10:
+		l05f03(p, k+1, size)
+	case 11:
+		l05f08(p, k+1, size)
+	case 12:
+		l05f13(p, k+1, size)
+	case 13:
+		l05f18(p, k+1, size)
+	case 14:
+		l05f23(p, k+1, size)
+	case 15:
+		l05f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f24(p, k+1, size)
+	case 1:
+		l05f29(p, k+1, size)
+	case 2:
+		l05f34(p, k+1, size)
+	case 3:
+		l05f39(p, k+1, size)
+	case 4:
+		l05f44(p, k+1, size)
+	case 5:
+		l05f49(p, k+1, size)
+	case 6:
+		l05f54(p, k+1, size)
+	case 7:
+		l05f59(p, k+1, size)
+	case 8:
+		l05f00(p, k+1, size)
+	case 9:
+		l05f05(p, k+1, size)
+	case 10:
+		l05f10(p, k+1, size)
+	case 11:
+		l05f15(p, k+1, size)
+	case 12:
+		l05f20(p, k+1, size)
+	case 13:
+		l05f25(p, k+1, size)
+	case 14:
+		l05f30(p, k+1, size)
+	case 15:
+		l05f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f31(p, k+1, size)
+	case 1:
+		l05f36(p, k+1, size)
+	case 2:
+		l05f41(p, k+1, size)
+	case 3:
+		l05f46(p, k+1, size)
+	case 4:
+		l05f51(p, k+1, size)
+	case 5:
+		l05f56(p, k+1, size)
+	case 6:
+		l05f61(p, k+1, size)
+	case 7:
+		l05f02(p, k+1, size)
+	case 8:
+		l05f07(p, k+1, size)
+	case 9:
+		l05f12(p, k+1, size)
+	case 10:
+		l05f17(p, k+1, size)
+	case 11:
+		l05f22(p, k+1, size)
+	case 12:
+		l05f27(p, k+1, size)
+	case 13:
+		l05f32(p, k+1, size)
+	case 14:
+		l05f37(p, k+1, size)
+	case 15:
+		l05f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f38(p, k+1, size)
+	case 1:
+		l05f43(p, k+1, size)
+	case 2:
+		l05f48(p, k+1, size)
+	case 3:
+		l05f53(p, k+1, size)
+	case 4:
+		l05f58(p, k+1, size)
+	case 5:
+		l05f63(p, k+1, size)
+	case 6:
+		l05f04(p, k+1, size)
+	case 7:
+		l05f09(p, k+1, size)
+	case 8:
+		l05f14(p, k+1, size)
+	case 9:
+		l05f19(p, k+1, size)
+	case 10:
+		l05f24(p, k+1, size)
+	case 11:
+		l05f29(p, k+1, size)
+	case 12:
+		l05f34(p, k+1, size)
+	case 13:
+		l05f39(p, k+1, size)
+	case 14:
+		l05f44(p, k+1, size)
+	case 15:
+		l05f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f45(p, k+1, size)
+	case 1:
+		l05f50(p, k+1, size)
+	case 2:
+		l05f55(p, k+1, size)
+	case 3:
+		l05f60(p, k+1, size)
+	case 4:
+		l05f01(p, k+1, size)
+	case 5:
+		l05f06(p, k+1, size)
+	case 6:
+		l05f11(p, k+1, size)
+	case 7:
+		l05f16(p, k+1, size)
+	case 8:
+		l05f21(p, k+1, size)
+	case 9:
+		l05f26(p, k+1, size)
+	case 10:
+		l05f31(p, k+1, size)
+	case 11:
+		l05f36(p, k+1, size)
+	case 12:
+		l05f41(p, k+1, size)
+	case 13:
+		l05f46(p, k+1, size)
+	case 14:
+		l05f51(p, k+1, size)
+	case 15:
+		l05f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f52(p, k+1, size)
+	case 1:
+		l05f57(p, k+1, size)
+	case 2:
+		l05f62(p, k+1, size)
+	case 3:
+		l05f03(p, k+1, size)
+	case 4:
+		l05f08(p, k+1, size)
+	case 5:
+		l05f13(p, k+1, size)
+	case 6:
+		l05f18(p, k+1, size)
+	case 7:
+		l05f23(p, k+1, size)
+	case 8:
+		l05f28(p, k+1, size)
+	case 9:
+		l05f33(p, k+1, size)
+	case 10:
+		l05f38(p, k+1, size)
+	case 11:
+		l05f43(p, k+1, size)
+	case 12:
+		l05f48(p, k+1, size)
+	case 13:
+		l05f53(p, k+1, size)
+	case 14:
+		l05f58(p, k+1, size)
+	case 15:
+		l05f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f59(p, k+1, size)
+	case 1:
+		l05f00(p, k+1, size)
+	case 2:
+		l05f05(p, k+1, size)
+	case 3:
+		l05f10(p, k+1, size)
+	case 4:
+		l05f15(p, k+1, size)
+	case 5:
+		l05f20(p, k+1, size)
+	case 6:
+		l05f25(p, k+1, size)
+	case 7:
+		l05f30(p, k+1, size)
+	case 8:
+		l05f35(p, k+1, size)
+	case 9:
+		l05f40(p, k+1, size)
+	case 10:
+		l05f45(p, k+1, size)
+	case 11:
+		l05f50(p, k+1, size)
+	case 12:
+		l05f55(p, k+1, size)
+	case 13:
+		l05f60(p, k+1, size)
+	case 14:
+		l05f01(p, k+1, size)
+	case 15:
+		l05f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f02(p, k+1, size)
+	case 1:
+		l05f07(p, k+1, size)
+	case 2:
+		l05f12(p, k+1, size)
+	case 3:
+		l05f17(p, k+1, size)
+	case 4:
+		l05f22(p, k+1, size)
+	case 5:
+		l05f27(p, k+1, size)
+	case 6:
+		l05f32(p, k+1, size)
+	case 7:
+		l05f37(p, k+1, size)
+	case 8:
+		l05f42(p, k+1, size)
+	case 9:
+		l05f47(p, k+1, size)
+	case 10:
+		l05f52(p, k+1, size)
+	case 11:
+		l05f57(p, k+1, size)
+	case 12:
+		l05f62(p, k+1, size)
+	case 13:
+		l05f03(p, k+1, size)
+	case 14:
+		l05f08(p, k+1, size)
+	case 15:
+		l05f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f09(p, k+1, size)
+	case 1:
+		l05f14(p, k+1, size)
+	case 2:
+		l05f19(p, k+1, size)
+	case 3:
+		l05f24(p, k+1, size)
+	case 4:
+		l05f29(p, k+1, size)
+	case 5:
+		l05f34(p, k+1, size)
+	case 6:
+		l05f39(p, k+1, size)
+	case 7:
+		l05f44(p, k+1, size)
+	case 8:
+		l05f49(p, k+1, size)
+	case 9:
+		l05f54(p, k+1, size)
+	case 10:
+		l05f59(p, k+1, size)
+	case 11:
+		l05f00(p, k+1, size)
+	case 12:
+		l05f05(p, k+1, size)
+	case 13:
+		l05f10(p, k+1, size)
+	case 14:
+		l05f15(p, k+1, size)
+	case 15:
+		l05f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f16(p, k+1, size)
+	case 1:
+		l05f21(p, k+1, size)
+	case 2:
+		l05f26(p, k+1, size)
+	case 3:
+		l05f31(p, k+1, size)
+	case 4:
+		l05f36(p, k+1, size)
+	case 5:
+		l05f41(p, k+1, size)
+	case 6:
+		l05f46(p, k+1, size)
+	case 7:
+		l05f51(p, k+1, size)
+	case 8:
+		l05f56(p, k+1, size)
+	case 9:
+		l05f61(p, k+1, size)
+	case 10:
+		l05f02(p, k+1, size)
+	case 11:
+		l05f07(p, k+1, size)
+	case 12:
+		l05f12(p, k+1, size)
+	case 13:
+		l05f17(p, k+1, size)
+	case 14:
+		l05f22(p, k+1, size)
+	case 15:
+		l05f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f23(p, k+1, size)
+	case 1:
+		l05f28(p, k+1, size)
+	case 2:
+		l05f33(p, k+1, size)
+	case 3:
+		l05f38(p, k+1, size)
+	case 4:
+		l05f43(p, k+1, size)
+	case 5:
+		l05f48(p, k+1, size)
+	case 6:
+		l05f53(p, k+1, size)
+	case 7:
+		l05f58(p, k+1, size)
+	case 8:
+		l05f63(p, k+1, size)
+	case 9:
+		l05f04(p, k+1, size)
+	case 10:
+		l05f09(p, k+1, size)
+	case 11:
+		l05f14(p, k+1, size)
+	case 12:
+		l05f19(p, k+1, size)
+	case 13:
+		l05f24(p, k+1, size)
+	case 14:
+		l05f29(p, k+1, size)
+	case 15:
+		l05f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f30(p, k+1, size)
+	case 1:
+		l05f35(p, k+1, size)
+	case 2:
+		l05f40(p, k+1, size)
+	case 3:
+		l05f45(p, k+1, size)
+	case 4:
+		l05f50(p, k+1, size)
+	case 5:
+		l05f55(p, k+1, size)
+	case 6:
+		l05f60(p, k+1, size)
+	case 7:
+		l05f01(p, k+1, size)
+	case 8:
+		l05f06(p, k+1, size)
+	case 9:
+		l05f11(p, k+1, size)
+	case 10:
+		l05f16(p, k+1, size)
+	case 11:
+		l05f21(p, k+1, size)
+	case 12:
+		l05f26(p, k+1, size)
+	case 13:
+		l05f31(p, k+1, size)
+	case 14:
+		l05f36(p, k+1, size)
+	case 15:
+		l05f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f37(p, k+1, size)
+	case 1:
+		l05f42(p, k+1, size)
+	case 2:
+		l05f47(p, k+1, size)
+	case 3:
+		l05f52(p, k+1, size)
+	case 4:
+		l05f57(p, k+1, size)
+	case 5:
+		l05f62(p, k+1, size)
+	case 6:
+		l05f03(p, k+1, size)
+	case 7:
+		l05f08(p, k+1, size)
+	case 8:
+		l05f13(p, k+1, size)
+	case 9:
+		l05f18(p, k+1, size)
+	case 10:
+		l05f23(p, k+1, size)
+	case 11:
+		l05f28(p, k+1, size)
+	case 12:
+		l05f33(p, k+1, size)
+	case 13:
+		l05f38(p, k+1, size)
+	case 14:
+		l05f43(p, k+1, size)
+	case 15:
+		l05f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f44(p, k+1, size)
+	case 1:
+		l05f49(p, k+1, size)
+	case 2:
+		l05f54(p, k+1, size)
+	case 3:
+		l05f59(p, k+1, size)
+	case 4:
+		l05f00(p, k+1, size)
+	case 5:
+		l05f05(p, k+1, size)
+	case 6:
+		l05f10(p, k+1, size)
+	case 7:
+		l05f15(p, k+1, size)
+	case 8:
+		l05f20(p, k+1, size)
+	case 9:
+		l05f25(p, k+1, size)
+	case 10:
+		l05f30(p, k+1, size)
+	case 11:
+		l05f35(p, k+1, size)
+	case 12:
+		l05f40(p, k+1, size)
+	case 13:
+		l05f45(p, k+1, size)
+	case 14:
+		l05f50(p, k+1, size)
+	case 15:
+		l05f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f51(p, k+1, size)
+	case 1:
+		l05f56(p, k+1, size)
+	case 2:
+		l05f61(p, k+1, size)
+	case 3:
+		l05f02(p, k+1, size)
+	case 4:
+		l05f07(p, k+1, size)
+	case 5:
+		l05f12(p, k+1, size)
+	case 6:
+		l05f17(p, k+1, size)
+	case 7:
+		l05f22(p, k+1, size)
+	case 8:
+		l05f27(p, k+1, size)
+	case 9:
+		l05f32(p, k+1, size)
+	case 10:
+		l05f37(p, k+1, size)
+	case 11:
+		l05f42(p, k+1, size)
+	case 12:
+		l05f47(p, k+1, size)
+	case 13:
+		l05f52(p, k+1, size)
+	case 14:
+		l05f57(p, k+1, size)
+	case 15:
+		l05f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f58(p, k+1, size)
+	case 1:
+		l05f63(p, k+1, size)
+	case 2:
+		l05f04(p, k+1, size)
+	case 3:
+		l05f09(p, k+1, size)
+	case 4:
+		l05f14(p, k+1, size)
+	case 5:
+		l05f19(p, k+1, size)
+	case 6:
+		l05f24(p, k+1, size)
+	case 7:
+		l05f29(p, k+1, size)
+	case 8:
+		l05f34(p, k+1, size)
+	case 9:
+		l05f39(p, k+1, size)
+	case 10:
+		l05f44(p, k+1, size)
+	case 11:
+		l05f49(p, k+1, size)
+	case 12:
+		l05f54(p, k+1, size)
+	case 13:
+		l05f59(p, k+1, size)
+	case 14:
+		l05f00(p, k+1, size)
+	case 15:
+		l05f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f01(p, k+1, size)
+	case 1:
+		l05f06(p, k+1, size)
+	case 2:
+		l05f11(p, k+1, size)
+	case 3:
+		l05f16(p, k+1, size)
+	case 4:
+		l05f21(p, k+1, size)
+	case 5:
+		l05f26(p, k+1, size)
+	case 6:
+		l05f31(p, k+1, size)
+	case 7:
+		l05f36(p, k+1, size)
+	case 8:
+		l05f41(p, k+1, size)
+	case 9:
+		l05f46(p, k+1, size)
+	case 10:
+		l05f51(p, k+1, size)
+	case 11:
+		l05f56(p, k+1, size)
+	case 12:
+		l05f61(p, k+1, size)
+	case 13:
+		l05f02(p, k+1, size)
+	case 14:
+		l05f07(p, k+1, size)
+	case 15:
+		l05f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f08(p, k+1, size)
+	case 1:
+		l05f13(p, k+1, size)
+	case 2:
+		l05f18(p, k+1, size)
+	case 3:
+		l05f23(p, k+1, size)
+	case 4:
+		l05f28(p, k+1, size)
+	case 5:
+		l05f33(p, k+1, size)
+	case 6:
+		l05f38(p, k+1, size)
+	case 7:
+		l05f43(p, k+1, size)
+	case 8:
+		l05f48(p, k+1, size)
+	case 9:
+		l05f53(p, k+1, size)
+	case 10:
+		l05f58(p, k+1, size)
+	case 11:
+		l05f63(p, k+1, size)
+	case 12:
+		l05f04(p, k+1, size)
+	case 13:
+		l05f09(p, k+1, size)
+	case 14:
+		l05f14(p, k+1, size)
+	case 15:
+		l05f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f15(p, k+1, size)
+	case 1:
+		l05f20(p, k+1, size)
+	case 2:
+		l05f25(p, k+1, size)
+	case 3:
+		l05f30(p, k+1, size)
+	case 4:
+		l05f35(p, k+1, size)
+	case 5:
+		l05f40(p, k+1, size)
+	case 6:
+		l05f45(p, k+1, size)
+	case 7:
+		l05f50(p, k+1, size)
+	case 8:
+		l05f55(p, k+1, size)
+	case 9:
+		l05f60(p, k+1, size)
+	case 10:
+		l05f01(p, k+1, size)
+	case 11:
+		l05f06(p, k+1, size)
+	case 12:
+		l05f11(p, k+1, size)
+	case 13:
+		l05f16(p, k+1, size)
+	case 14:
+		l05f21(p, k+1, size)
+	case 15:
+		l05f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f22(p, k+1, size)
+	case 1:
+		l05f27(p, k+1, size)
+	case 2:
+		l05f32(p, k+1, size)
+	case 3:
+		l05f37(p, k+1, size)
+	case 4:
+		l05f42(p, k+1, size)
+	case 5:
+		l05f47(p, k+1, size)
+	case 6:
+		l05f52(p, k+1, size)
+	case 7:
+		l05f57(p, k+1, size)
+	case 8:
+		l05f62(p, k+1, size)
+	case 9:
+		l05f03(p, k+1, size)
+	case 10:
+		l05f08(p, k+1, size)
+	case 11:
+		l05f13(p, k+1, size)
+	case 12:
+		l05f18(p, k+1, size)
+	case 13:
+		l05f23(p, k+1, size)
+	case 14:
+		l05f28(p, k+1, size)
+	case 15:
+		l05f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f29(p, k+1, size)
+	case 1:
+		l05f34(p, k+1, size)
+	case 2:
+		l05f39(p, k+1, size)
+	case 3:
+		l05f44(p, k+1, size)
+	case 4:
+		l05f49(p, k+1, size)
+	case 5:
+		l05f54(p, k+1, size)
+	case 6:
+		l05f59(p, k+1, size)
+	case 7:
+		l05f00(p, k+1, size)
+	case 8:
+		l05f05(p, k+1, size)
+	case 9:
+		l05f10(p, k+1, size)
+	case 10:
+		l05f15(p, k+1, size)
+	case 11:
+		l05f20(p, k+1, size)
+	case 12:
+		l05f25(p, k+1, size)
+	case 13:
+		l05f30(p, k+1, size)
+	case 14:
+		l05f35(p, k+1, size)
+	case 15:
+		l05f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f36(p, k+1, size)
+	case 1:
+		l05f41(p, k+1, size)
+	case 2:
+		l05f46(p, k+1, size)
+	case 3:
+		l05f51(p, k+1, size)
+	case 4:
+		l05f56(p, k+1, size)
+	case 5:
+		l05f61(p, k+1, size)
+	case 6:
+		l05f02(p, k+1, size)
+	case 7:
+		l05f07(p, k+1, size)
+	case 8:
+		l05f12(p, k+1, size)
+	case 9:
+		l05f17(p, k+1, size)
+	case 10:
+		l05f22(p, k+1, size)
+	case 11:
+		l05f27(p, k+1, size)
+	case 12:
+		l05f32(p, k+1, size)
+	case 13:
+		l05f37(p, k+1, size)
+	case 14:
+		l05f42(p, k+1, size)
+	case 15:
+		l05f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f43(p, k+1, size)
+	case 1:
+		l05f48(p, k+1, size)
+	case 2:
+		l05f53(p, k+1, size)
+	case 3:
+		l05f58(p, k+1, size)
+	case 4:
+		l05f63(p, k+1, size)
+	case 5:
+		l05f04(p, k+1, size)
+	case 6:
+		l05f09(p, k+1, size)
+	case 7:
+		l05f14(p, k+1, size)
+	case 8:
+		l05f19(p, k+1, size)
+	case 9:
+		l05f24(p, k+1, size)
+	case 10:
+		l05f29(p, k+1, size)
+	case 11:
+		l05f34(p, k+1, size)
+	case 12:
+		l05f39(p, k+1, size)
+	case 13:
+		l05f44(p, k+1, size)
+	case 14:
+		l05f49(p, k+1, size)
+	case 15:
+		l05f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f50(p, k+1, size)
+	case 1:
+		l05f55(p, k+1, size)
+	case 2:
+		l05f60(p, k+1, size)
+	case 3:
+		l05f01(p, k+1, size)
+	case 4:
+		l05f06(p, k+1, size)
+	case 5:
+		l05f11(p, k+1, size)
+	case 6:
+		l05f16(p, k+1, size)
+	case 7:
+		l05f21(p, k+1, size)
+	case 8:
+		l05f26(p, k+1, size)
+	case 9:
+		l05f31(p, k+1, size)
+	case 10:
+		l05f36(p, k+1, size)
+	case 11:
+		l05f41(p, k+1, size)
+	case 12:
+		l05f46(p, k+1, size)
+	case 13:
+		l05f51(p, k+1, size)
+	case 14:
+		l05f56(p, k+1, size)
+	case 15:
+		l05f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f57(p, k+1, size)
+	case 1:
+		l05f62(p, k+1, size)
+	case 2:
+		l05f03(p, k+1, size)
+	case 3:
+		l05f08(p, k+1, size)
+	case 4:
+		l05f13(p, k+1, size)
+	case 5:
+		l05f18(p, k+1, size)
+	case 6:
+		l05f23(p, k+1, size)
+	case 7:
+		l05f28(p, k+1, size)
+	case 8:
+		l05f33(p, k+1, size)
+	case 9:
+		l05f38(p, k+1, size)
+	case 10:
+		l05f43(p, k+1, size)
+	case 11:
+		l05f48(p, k+1, size)
+	case 12:
+		l05f53(p, k+1, size)
+	case 13:
+		l05f58(p, k+1, size)
+	case 14:
+		l05f63(p, k+1, size)
+	case 15:
+		l05f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f00(p, k+1, size)
+	case 1:
+		l05f05(p, k+1, size)
+	case 2:
+		l05f10(p, k+1, size)
+	case 3:
+		l05f15(p, k+1, size)
+	case 4:
+		l05f20(p, k+1, size)
+	case 5:
+		l05f25(p, k+1, size)
+	case 6:
+		l05f30(p, k+1, size)
+	case 7:
+		l05f35(p, k+1, size)
+	case 8:
+		l05f40(p, k+1, size)
+	case 9:
+		l05f45(p, k+1, size)
+	case 10:
+		l05f50(p, k+1, size)
+	case 11:
+		l05f55(p, k+1, size)
+	case 12:
+		l05f60(p, k+1, size)
+	case 13:
+		l05f01(p, k+1, size)
+	case 14:
+		l05f06(p, k+1, size)
+	case 15:
+		l05f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f07(p, k+1, size)
+	case 1:
+		l05f12(p, k+1, size)
+	case 2:
+		l05f17(p, k+1, size)
+	case 3:
+		l05f22(p, k+1, size)
+	case 4:
+		l05f27(p, k+1, size)
+	case 5:
+		l05f32(p, k+1, size)
+	case 6:
+		l05f37(p, k+1, size)
+	case 7:
+		l05f42(p, k+1, size)
+	case 8:
+		l05f47(p, k+1, size)
+	case 9:
+		l05f52(p, k+1, size)
+	case 10:
+		l05f57(p, k+1, size)
+	case 11:
+		l05f62(p, k+1, size)
+	case 12:
+		l05f03(p, k+1, size)
+	case 13:
+		l05f08(p, k+1, size)
+	case 14:
+		l05f13(p, k+1, size)
+	case 15:
+		l05f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f14(p, k+1, size)
+	case 1:
+		l05f19(p, k+1, size)
+	case 2:
+		l05f24(p, k+1, size)
+	case 3:
+		l05f29(p, k+1, size)
+	case 4:
+		l05f34(p, k+1, size)
+	case 5:
+		l05f39(p, k+1, size)
+	case 6:
+		l05f44(p, k+1, size)
+	case 7:
+		l05f49(p, k+1, size)
+	case 8:
+		l05f54(p, k+1, size)
+	case 9:
+		l05f59(p, k+1, size)
+	case 10:
+		l05f00(p, k+1, size)
+	case 11:
+		l05f05(p, k+1, size)
+	case 12:
+		l05f10(p, k+1, size)
+	case 13:
+		l05f15(p, k+1, size)
+	case 14:
+		l05f20(p, k+1, size)
+	case 15:
+		l05f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f21(p, k+1, size)
+	case 1:
+		l05f26(p, k+1, size)
+	case 2:
+		l05f31(p, k+1, size)
+	case 3:
+		l05f36(p, k+1, size)
+	case 4:
+		l05f41(p, k+1, size)
+	case 5:
+		l05f46(p, k+1, size)
+	case 6:
+		l05f51(p, k+1, size)
+	case 7:
+		l05f56(p, k+1, size)
+	case 8:
+		l05f61(p, k+1, size)
+	case 9:
+		l05f02(p, k+1, size)
+	case 10:
+		l05f07(p, k+1, size)
+	case 11:
+		l05f12(p, k+1, size)
+	case 12:
+		l05f17(p, k+1, size)
+	case 13:
+		l05f22(p, k+1, size)
+	case 14:
+		l05f27(p, k+1, size)
+	case 15:
+		l05f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f28(p, k+1, size)
+	case 1:
+		l05f33(p, k+1, size)
+	case 2:
+		l05f38(p, k+1, size)
+	case 3:
+		l05f43(p, k+1, size)
+	case 4:
+		l05f48(p, k+1, size)
+	case 5:
+		l05f53(p, k+1, size)
+	case 6:
+		l05f58(p, k+1, size)
+	case 7:
+		l05f63(p, k+1, size)
+	case 8:
+		l05f04(p, k+1, size)
+	case 9:
+		l05f09(p, k+1, size)
+	case 10:
+		l05f14(p, k+1, size)
+	case 11:
+		l05f19(p, k+1, size)
+	case 12:
+		l05f24(p, k+1, size)
+	case 13:
+		l05f29(p, k+1, size)
+	case 14:
+		l05f34(p, k+1, size)
+	case 15:
+		l05f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f35(p, k+1, size)
+	case 1:
+		l05f40(p, k+1, size)
+	case 2:
+		l05f45(p, k+1, size)
+	case 3:
+		l05f50(p, k+1, size)
+	case 4:
+		l05f55(p, k+1, size)
+	case 5:
+		l05f60(p, k+1, size)
+	case 6:
+		l05f01(p, k+1, size)
+	case 7:
+		l05f06(p, k+1, size)
+	case 8:
+		l05f11(p, k+1, size)
+	case 9:
+		l05f16(p, k+1, size)
+	case 10:
+		l05f21(p, k+1, size)
+	case 11:
+		l05f26(p, k+1, size)
+	case 12:
+		l05f31(p, k+1, size)
+	case 13:
+		l05f36(p, k+1, size)
+	case 14:
+		l05f41(p, k+1, size)
+	case 15:
+		l05f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f42(p, k+1, size)
+	case 1:
+		l05f47(p, k+1, size)
+	case 2:
+		l05f52(p, k+1, size)
+	case 3:
+		l05f57(p, k+1, size)
+	case 4:
+		l05f62(p, k+1, size)
+	case 5:
+		l05f03(p, k+1, size)
+	case 6:
+		l05f08(p, k+1, size)
+	case 7:
+		l05f13(p, k+1, size)
+	case 8:
+		l05f18(p, k+1, size)
+	case 9:
+		l05f23(p, k+1, size)
+	case 10:
+		l05f28(p, k+1, size)
+	case 11:
+		l05f33(p, k+1, size)
+	case 12:
+		l05f38(p, k+1, size)
+	case 13:
+		l05f43(p, k+1, size)
+	case 14:
+		l05f48(p, k+1, size)
+	case 15:
+		l05f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f49(p, k+1, size)
+	case 1:
+		l05f54(p, k+1, size)
+	case 2:
+		l05f59(p, k+1, size)
+	case 3:
+		l05f00(p, k+1, size)
+	case 4:
+		l05f05(p, k+1, size)
+	case 5:
+		l05f10(p, k+1, size)
+	case 6:
+		l05f15(p, k+1, size)
+	case 7:
+		l05f20(p, k+1, size)
+	case 8:
+		l05f25(p, k+1, size)
+	case 9:
+		l05f30(p, k+1, size)
+	case 10:
+		l05f35(p, k+1, size)
+	case 11:
+		l05f40(p, k+1, size)
+	case 12:
+		l05f45(p, k+1, size)
+	case 13:
+		l05f50(p, k+1, size)
+	case 14:
+		l05f55(p, k+1, size)
+	case 15:
+		l05f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f56(p, k+1, size)
+	case 1:
+		l05f61(p, k+1, size)
+	case 2:
+		l05f02(p, k+1, size)
+	case 3:
+		l05f07(p, k+1, size)
+	case 4:
+		l05f12(p, k+1, size)
+	case 5:
+		l05f17(p, k+1, size)
+	case 6:
+		l05f22(p, k+1, size)
+	case 7:
+		l05f27(p, k+1, size)
+	case 8:
+		l05f32(p, k+1, size)
+	case 9:
+		l05f37(p, k+1, size)
+	case 10:
+		l05f42(p, k+1, size)
+	case 11:
+		l05f47(p, k+1, size)
+	case 12:
+		l05f52(p, k+1, size)
+	case 13:
+		l05f57(p, k+1, size)
+	case 14:
+		l05f62(p, k+1, size)
+	case 15:
+		l05f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f63(p, k+1, size)
+	case 1:
+		l05f04(p, k+1, size)
+	case 2:
+		l05f09(p, k+1, size)
+	case 3:
+		l05f14(p, k+1, size)
+	case 4:
+		l05f19(p, k+1, size)
+	case 5:
+		l05f24(p, k+1, size)
+	case 6:
+		l05f29(p, k+1, size)
+	case 7:
+		l05f34(p, k+1, size)
+	case 8:
+		l05f39(p, k+1, size)
+	case 9:
+		l05f44(p, k+1, size)
+	case 10:
+		l05f49(p, k+1, size)
+	case 11:
+		l05f54(p, k+1, size)
+	case 12:
+		l05f59(p, k+1, size)
+	case 13:
+		l05f00(p, k+1, size)
+	case 14:
+		l05f05(p, k+1, size)
+	case 15:
+		l05f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f06(p, k+1, size)
+	case 1:
+		l05f11(p, k+1, size)
+	case 2:
+		l05f16(p, k+1, size)
+	case 3:
+		l05f21(p, k+1, size)
+	case 4:
+		l05f26(p, k+1, size)
+	case 5:
+		l05f31(p, k+1, size)
+	case 6:
+		l05f36(p, k+1, size)
+	case 7:
+		l05f41(p, k+1, size)
+	case 8:
+		l05f46(p, k+1, size)
+	case 9:
+		l05f51(p, k+1, size)
+	case 10:
+		l05f56(p, k+1, size)
+	case 11:
+		l05f61(p, k+1, size)
+	case 12:
+		l05f02(p, k+1, size)
+	case 13:
+		l05f07(p, k+1, size)
+	case 14:
+		l05f12(p, k+1, size)
+	case 15:
+		l05f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f13(p, k+1, size)
+	case 1:
+		l05f18(p, k+1, size)
+	case 2:
+		l05f23(p, k+1, size)
+	case 3:
+		l05f28(p, k+1, size)
+	case 4:
+		l05f33(p, k+1, size)
+	case 5:
+		l05f38(p, k+1, size)
+	case 6:
+		l05f43(p, k+1, size)
+	case 7:
+		l05f48(p, k+1, size)
+	case 8:
+		l05f53(p, k+1, size)
+	case 9:
+		l05f58(p, k+1, size)
+	case 10:
+		l05f63(p, k+1, size)
+	case 11:
+		l05f04(p, k+1, size)
+	case 12:
+		l05f09(p, k+1, size)
+	case 13:
+		l05f14(p, k+1, size)
+	case 14:
+		l05f19(p, k+1, size)
+	case 15:
+		l05f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f20(p, k+1, size)
+	case 1:
+		l05f25(p, k+1, size)
+	case 2:
+		l05f30(p, k+1, size)
+	case 3:
+		l05f35(p, k+1, size)
+	case 4:
+		l05f40(p, k+1, size)
+	case 5:
+		l05f45(p, k+1, size)
+	case 6:
+		l05f50(p, k+1, size)
+	case 7:
+		l05f55(p, k+1, size)
+	case 8:
+		l05f60(p, k+1, size)
+	case 9:
+		l05f01(p, k+1, size)
+	case 10:
+		l05f06(p, k+1, size)
+	case 11:
+		l05f11(p, k+1, size)
+	case 12:
+		l05f16(p, k+1, size)
+	case 13:
+		l05f21(p, k+1, size)
+	case 14:
+		l05f26(p, k+1, size)
+	case 15:
+		l05f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f27(p, k+1, size)
+	case 1:
+		l05f32(p, k+1, size)
+	case 2:
+		l05f37(p, k+1, size)
+	case 3:
+		l05f42(p, k+1, size)
+	case 4:
+		l05f47(p, k+1, size)
+	case 5:
+		l05f52(p, k+1, size)
+	case 6:
+		l05f57(p, k+1, size)
+	case 7:
+		l05f62(p, k+1, size)
+	case 8:
+		l05f03(p, k+1, size)
+	case 9:
+		l05f08(p, k+1, size)
+	case 10:
+		l05f13(p, k+1, size)
+	case 11:
+		l05f18(p, k+1, size)
+	case 12:
+		l05f23(p, k+1, size)
+	case 13:
+		l05f28(p, k+1, size)
+	case 14:
+		l05f33(p, k+1, size)
+	case 15:
+		l05f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f34(p, k+1, size)
+	case 1:
+		l05f39(p, k+1, size)
+	case 2:
+		l05f44(p, k+1, size)
+	case 3:
+		l05f49(p, k+1, size)
+	case 4:
+		l05f54(p, k+1, size)
+	case 5:
+		l05f59(p, k+1, size)
+	case 6:
+		l05f00(p, k+1, size)
+	case 7:
+		l05f05(p, k+1, size)
+	case 8:
+		l05f10(p, k+1, size)
+	case 9:
+		l05f15(p, k+1, size)
+	case 10:
+		l05f20(p, k+1, size)
+	case 11:
+		l05f25(p, k+1, size)
+	case 12:
+		l05f30(p, k+1, size)
+	case 13:
+		l05f35(p, k+1, size)
+	case 14:
+		l05f40(p, k+1, size)
+	case 15:
+		l05f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f41(p, k+1, size)
+	case 1:
+		l05f46(p, k+1, size)
+	case 2:
+		l05f51(p, k+1, size)
+	case 3:
+		l05f56(p, k+1, size)
+	case 4:
+		l05f61(p, k+1, size)
+	case 5:
+		l05f02(p, k+1, size)
+	case 6:
+		l05f07(p, k+1, size)
+	case 7:
+		l05f12(p, k+1, size)
+	case 8:
+		l05f17(p, k+1, size)
+	case 9:
+		l05f22(p, k+1, size)
+	case 10:
+		l05f27(p, k+1, size)
+	case 11:
+		l05f32(p, k+1, size)
+	case 12:
+		l05f37(p, k+1, size)
+	case 13:
+		l05f42(p, k+1, size)
+	case 14:
+		l05f47(p, k+1, size)
+	case 15:
+		l05f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f48(p, k+1, size)
+	case 1:
+		l05f53(p, k+1, size)
+	case 2:
+		l05f58(p, k+1, size)
+	case 3:
+		l05f63(p, k+1, size)
+	case 4:
+		l05f04(p, k+1, size)
+	case 5:
+		l05f09(p, k+1, size)
+	case 6:
+		l05f14(p, k+1, size)
+	case 7:
+		l05f19(p, k+1, size)
+	case 8:
+		l05f24(p, k+1, size)
+	case 9:
+		l05f29(p, k+1, size)
+	case 10:
+		l05f34(p, k+1, size)
+	case 11:
+		l05f39(p, k+1, size)
+	case 12:
+		l05f44(p, k+1, size)
+	case 13:
+		l05f49(p, k+1, size)
+	case 14:
+		l05f54(p, k+1, size)
+	case 15:
+		l05f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f55(p, k+1, size)
+	case 1:
+		l05f60(p, k+1, size)
+	case 2:
+		l05f01(p, k+1, size)
+	case 3:
+		l05f06(p, k+1, size)
+	case 4:
+		l05f11(p, k+1, size)
+	case 5:
+		l05f16(p, k+1, size)
+	case 6:
+		l05f21(p, k+1, size)
+	case 7:
+		l05f26(p, k+1, size)
+	case 8:
+		l05f31(p, k+1, size)
+	case 9:
+		l05f36(p, k+1, size)
+	case 10:
+		l05f41(p, k+1, size)
+	case 11:
+		l05f46(p, k+1, size)
+	case 12:
+		l05f51(p, k+1, size)
+	case 13:
+		l05f56(p, k+1, size)
+	case 14:
+		l05f61(p, k+1, size)
+	case 15:
+		l05f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f62(p, k+1, size)
+	case 1:
+		l05f03(p, k+1, size)
+	case 2:
+		l05f08(p, k+1, size)
+	case 3:
+		l05f13(p, k+1, size)
+	case 4:
+		l05f18(p, k+1, size)
+	case 5:
+		l05f23(p, k+1, size)
+	case 6:
+		l05f28(p, k+1, size)
+	case 7:
+		l05f33(p, k+1, size)
+	case 8:
+		l05f38(p, k+1, size)
+	case 9:
+		l05f43(p, k+1, size)
+	case 10:
+		l05f48(p, k+1, size)
+	case 11:
+		l05f53(p, k+1, size)
+	case 12:
+		l05f58(p, k+1, size)
+	case 13:
+		l05f63(p, k+1, size)
+	case 14:
+		l05f04(p, k+1, size)
+	case 15:
+		l05f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f05(p, k+1, size)
+	case 1:
+		l05f10(p, k+1, size)
+	case 2:
+		l05f15(p, k+1, size)
+	case 3:
+		l05f20(p, k+1, size)
+	case 4:
+		l05f25(p, k+1, size)
+	case 5:
+		l05f30(p, k+1, size)
+	case 6:
+		l05f35(p, k+1, size)
+	case 7:
+		l05f40(p, k+1, size)
+	case 8:
+		l05f45(p, k+1, size)
+	case 9:
+		l05f50(p, k+1, size)
+	case 10:
+		l05f55(p, k+1, size)
+	case 11:
+		l05f60(p, k+1, size)
+	case 12:
+		l05f01(p, k+1, size)
+	case 13:
+		l05f06(p, k+1, size)
+	case 14:
+		l05f11(p, k+1, size)
+	case 15:
+		l05f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f12(p, k+1, size)
+	case 1:
+		l05f17(p, k+1, size)
+	case 2:
+		l05f22(p, k+1, size)
+	case 3:
+		l05f27(p, k+1, size)
+	case 4:
+		l05f32(p, k+1, size)
+	case 5:
+		l05f37(p, k+1, size)
+	case 6:
+		l05f42(p, k+1, size)
+	case 7:
+		l05f47(p, k+1, size)
+	case 8:
+		l05f52(p, k+1, size)
+	case 9:
+		l05f57(p, k+1, size)
+	case 10:
+		l05f62(p, k+1, size)
+	case 11:
+		l05f03(p, k+1, size)
+	case 12:
+		l05f08(p, k+1, size)
+	case 13:
+		l05f13(p, k+1, size)
+	case 14:
+		l05f18(p, k+1, size)
+	case 15:
+		l05f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f19(p, k+1, size)
+	case 1:
+		l05f24(p, k+1, size)
+	case 2:
+		l05f29(p, k+1, size)
+	case 3:
+		l05f34(p, k+1, size)
+	case 4:
+		l05f39(p, k+1, size)
+	case 5:
+		l05f44(p, k+1, size)
+	case 6:
+		l05f49(p, k+1, size)
+	case 7:
+		l05f54(p, k+1, size)
+	case 8:
+		l05f59(p, k+1, size)
+	case 9:
+		l05f00(p, k+1, size)
+	case 10:
+		l05f05(p, k+1, size)
+	case 11:
+		l05f10(p, k+1, size)
+	case 12:
+		l05f15(p, k+1, size)
+	case 13:
+		l05f20(p, k+1, size)
+	case 14:
+		l05f25(p, k+1, size)
+	case 15:
+		l05f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f26(p, k+1, size)
+	case 1:
+		l05f31(p, k+1, size)
+	case 2:
+		l05f36(p, k+1, size)
+	case 3:
+		l05f41(p, k+1, size)
+	case 4:
+		l05f46(p, k+1, size)
+	case 5:
+		l05f51(p, k+1, size)
+	case 6:
+		l05f56(p, k+1, size)
+	case 7:
+		l05f61(p, k+1, size)
+	case 8:
+		l05f02(p, k+1, size)
+	case 9:
+		l05f07(p, k+1, size)
+	case 10:
+		l05f12(p, k+1, size)
+	case 11:
+		l05f17(p, k+1, size)
+	case 12:
+		l05f22(p, k+1, size)
+	case 13:
+		l05f27(p, k+1, size)
+	case 14:
+		l05f32(p, k+1, size)
+	case 15:
+		l05f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f33(p, k+1, size)
+	case 1:
+		l05f38(p, k+1, size)
+	case 2:
+		l05f43(p, k+1, size)
+	case 3:
+		l05f48(p, k+1, size)
+	case 4:
+		l05f53(p, k+1, size)
+	case 5:
+		l05f58(p, k+1, size)
+	case 6:
+		l05f63(p, k+1, size)
+	case 7:
+		l05f04(p, k+1, size)
+	case 8:
+		l05f09(p, k+1, size)
+	case 9:
+		l05f14(p, k+1, size)
+	case 10:
+		l05f19(p, k+1, size)
+	case 11:
+		l05f24(p, k+1, size)
+	case 12:
+		l05f29(p, k+1, size)
+	case 13:
+		l05f34(p, k+1, size)
+	case 14:
+		l05f39(p, k+1, size)
+	case 15:
+		l05f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f40(p, k+1, size)
+	case 1:
+		l05f45(p, k+1, size)
+	case 2:
+		l05f50(p, k+1, size)
+	case 3:
+		l05f55(p, k+1, size)
+	case 4:
+		l05f60(p, k+1, size)
+	case 5:
+		l05f01(p, k+1, size)
+	case 6:
+		l05f06(p, k+1, size)
+	case 7:
+		l05f11(p, k+1, size)
+	case 8:
+		l05f16(p, k+1, size)
+	case 9:
+		l05f21(p, k+1, size)
+	case 10:
+		l05f26(p, k+1, size)
+	case 11:
+		l05f31(p, k+1, size)
+	case 12:
+		l05f36(p, k+1, size)
+	case 13:
+		l05f41(p, k+1, size)
+	case 14:
+		l05f46(p, k+1, size)
+	case 15:
+		l05f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f47(p, k+1, size)
+	case 1:
+		l05f52(p, k+1, size)
+	case 2:
+		l05f57(p, k+1, size)
+	case 3:
+		l05f62(p, k+1, size)
+	case 4:
+		l05f03(p, k+1, size)
+	case 5:
+		l05f08(p, k+1, size)
+	case 6:
+		l05f13(p, k+1, size)
+	case 7:
+		l05f18(p, k+1, size)
+	case 8:
+		l05f23(p, k+1, size)
+	case 9:
+		l05f28(p, k+1, size)
+	case 10:
+		l05f33(p, k+1, size)
+	case 11:
+		l05f38(p, k+1, size)
+	case 12:
+		l05f43(p, k+1, size)
+	case 13:
+		l05f48(p, k+1, size)
+	case 14:
+		l05f53(p, k+1, size)
+	case 15:
+		l05f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f54(p, k+1, size)
+	case 1:
+		l05f59(p, k+1, size)
+	case 2:
+		l05f00(p, k+1, size)
+	case 3:
+		l05f05(p, k+1, size)
+	case 4:
+		l05f10(p, k+1, size)
+	case 5:
+		l05f15(p, k+1, size)
+	case 6:
+		l05f20(p, k+1, size)
+	case 7:
+		l05f25(p, k+1, size)
+	case 8:
+		l05f30(p, k+1, size)
+	case 9:
+		l05f35(p, k+1, size)
+	case 10:
+		l05f40(p, k+1, size)
+	case 11:
+		l05f45(p, k+1, size)
+	case 12:
+		l05f50(p, k+1, size)
+	case 13:
+		l05f55(p, k+1, size)
+	case 14:
+		l05f60(p, k+1, size)
+	case 15:
+		l05f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l04f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l05f61(p, k+1, size)
+	case 1:
+		l05f02(p, k+1, size)
+	case 2:
+		l05f07(p, k+1, size)
+	case 3:
+		l05f12(p, k+1, size)
+	case 4:
+		l05f17(p, k+1, size)
+	case 5:
+		l05f22(p, k+1, size)
+	case 6:
+		l05f27(p, k+1, size)
+	case 7:
+		l05f32(p, k+1, size)
+	case 8:
+		l05f37(p, k+1, size)
+	case 9:
+		l05f42(p, k+1, size)
+	case 10:
+		l05f47(p, k+1, size)
+	case 11:
+		l05f52(p, k+1, size)
+	case 12:
+		l05f57(p, k+1, size)
+	case 13:
+		l05f62(p, k+1, size)
+	case 14:
+		l05f03(p, k+1, size)
+	case 15:
+		l05f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f05(p, k+1, size)
+	case 1:
+		l06f10(p, k+1, size)
+	case 2:
+		l06f15(p, k+1, size)
+	case 3:
+		l06f20(p, k+1, size)
+	case 4:
+		l06f25(p, k+1, size)
+	case 5:
+		l06f30(p, k+1, size)
+	case 6:
+		l06f35(p, k+1, size)
+	case 7:
+		l06f40(p, k+1, size)
+	case 8:
+		l06f45(p, k+1, size)
+	case 9:
+		l06f50(p, k+1, size)
+	case 10:
+		l06f55(p, k+1, size)
+	case 11:
+		l06f60(p, k+1, size)
+	case 12:
+		l06f01(p, k+1, size)
+	case 13:
+		l06f06(p, k+1, size)
+	case 14:
+		l06f11(p, k+1, size)
+	case 15:
+		l06f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f12(p, k+1, size)
+	case 1:
+		l06f17(p, k+1, size)
+	case 2:
+		l06f22(p, k+1, size)
+	case 3:
+		l06f27(p, k+1, size)
+	case 4:
+		l06f32(p, k+1, size)
+	case 5:
+		l06f37(p, k+1, size)
+	case 6:
+		l06f42(p, k+1, size)
+	case 7:
+		l06f47(p, k+1, size)
+	case 8:
+		l06f52(p, k+1, size)
+	case 9:
+		l06f57(p, k+1, size)
+	case 10:
+		l06f62(p, k+1, size)
+	case 11:
+		l06f03(p, k+1, size)
+	case 12:
+		l06f08(p, k+1, size)
+	case 13:
+		l06f13(p, k+1, size)
+	case 14:
+		l06f18(p, k+1, size)
+	case 15:
+		l06f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f19(p, k+1, size)
+	case 1:
+		l06f24(p, k+1, size)
+	case 2:
+		l06f29(p, k+1, size)
+	case 3:
+		l06f34(p, k+1, size)
+	case 4:
+		l06f39(p, k+1, size)
+	case 5:
+		l06f44(p, k+1, size)
+	case 6:
+		l06f49(p, k+1, size)
+	case 7:
+		l06f54(p, k+1, size)
+	case 8:
+		l06f59(p, k+1, size)
+	case 9:
+		l06f00(p, k+1, size)
+	case 10:
+		l06f05(p, k+1, size)
+	case 11:
+		l06f10(p, k+1, size)
+	case 12:
+		l06f15(p, k+1, size)
+	case 13:
+		l06f20(p, k+1, size)
+	case 14:
+		l06f25(p, k+1, size)
+	case 15:
+		l06f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f26(p, k+1, size)
+	case 1:
+		l06f31(p, k+1, size)
+	case 2:
+		l06f36(p, k+1, size)
+	case 3:
+		l06f41(p, k+1, size)
+	case 4:
+		l06f46(p, k+1, size)
+	case 5:
+		l06f51(p, k+1, size)
+	case 6:
+		l06f56(p, k+1, size)
+	case 7:
+		l06f61(p, k+1, size)
+	case 8:
+		l06f02(p, k+1, size)
+	case 9:
+		l06f07(p, k+1, size)
+	case 10:
+		l06f12(p, k+1, size)
+	case 11:
+		l06f17(p, k+1, size)
+	case 12:
+		l06f22(p, k+1, size)
+	case 13:
+		l06f27(p, k+1, size)
+	case 14:
+		l06f32(p, k+1, size)
+	case 15:
+		l06f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f33(p, k+1, size)
+	case 1:
+		l06f38(p, k+1, size)
+	case 2:
+		l06f43(p, k+1, size)
+	case 3:
+		l06f48(p, k+1, size)
+	case 4:
+		l06f53(p, k+1, size)
+	case 5:
+		l06f58(p, k+1, size)
+	case 6:
+		l06f63(p, k+1, size)
+	case 7:
+		l06f04(p, k+1, size)
+	case 8:
+		l06f09(p, k+1, size)
+	case 9:
+		l06f14(p, k+1, size)
+	case 10:
+		l06f19(p, k+1, size)
+	case 11:
+		l06f24(p, k+1, size)
+	case 12:
+		l06f29(p, k+1, size)
+	case 13:
+		l06f34(p, k+1, size)
+	case 14:
+		l06f39(p, k+1, size)
+	case 15:
+		l06f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f40(p, k+1, size)
+	case 1:
+		l06f45(p, k+1, size)
+	case 2:
+		l06f50(p, k+1, size)
+	case 3:
+		l06f55(p, k+1, size)
+	case 4:
+		l06f60(p, k+1, size)
+	case 5:
+		l06f01(p, k+1, size)
+	case 6:
+		l06f06(p, k+1, size)
+	case 7:
+		l06f11(p, k+1, size)
+	case 8:
+		l06f16(p, k+1, size)
+	case 9:
+		l06f21(p, k+1, size)
+	case 10:
+		l06f26(p, k+1, size)
+	case 11:
+		l06f31(p, k+1, size)
+	case 12:
+		l06f36(p, k+1, size)
+	case 13:
+		l06f41(p, k+1, size)
+	case 14:
+		l06f46(p, k+1, size)
+	case 15:
+		l06f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f47(p, k+1, size)
+	case 1:
+		l06f52(p, k+1, size)
+	case 2:
+		l06f57(p, k+1, size)
+	case 3:
+		l06f62(p, k+1, size)
+	case 4:
+		l06f03(p, k+1, size)
+	case 5:
+		l06f08(p, k+1, size)
+	case 6:
+		l06f13(p, k+1, size)
+	case 7:
+		l06f18(p, k+1, size)
+	case 8:
+		l06f23(p, k+1, size)
+	case 9:
+		l06f28(p, k+1, size)
+	case 10:
+		l06f33(p, k+1, size)
+	case 11:
+		l06f38(p, k+1, size)
+	case 12:
+		l06f43(p, k+1, size)
+	case 13:
+		l06f48(p, k+1, size)
+	case 14:
+		l06f53(p, k+1, size)
+	case 15:
+		l06f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f54(p, k+1, size)
+	case 1:
+		l06f59(p, k+1, size)
+	case 2:
+		l06f00(p, k+1, size)
+	case 3:
+		l06f05(p, k+1, size)
+	case 4:
+		l06f10(p, k+1, size)
+	case 5:
+		l06f15(p, k+1, size)
+	case 6:
+		l06f20(p, k+1, size)
+	case 7:
+		l06f25(p, k+1, size)
+	case 8:
+		l06f30(p, k+1, size)
+	case 9:
+		l06f35(p, k+1, size)
+	case 10:
+		l06f40(p, k+1, size)
+	case 11:
+		l06f45(p, k+1, size)
+	case 12:
+		l06f50(p, k+1, size)
+	case 13:
+		l06f55(p, k+1, size)
+	case 14:
+		l06f60(p, k+1, size)
+	case 15:
+		l06f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f61(p, k+1, size)
+	case 1:
+		l06f02(p, k+1, size)
+	case 2:
+		l06f07(p, k+1, size)
+	case 3:
+		l06f12(p, k+1, size)
+	case 4:
+		l06f17(p, k+1, size)
+	case 5:
+		l06f22(p, k+1, size)
+	case 6:
+		l06f27(p, k+1, size)
+	case 7:
+		l06f32(p, k+1, size)
+	case 8:
+		l06f37(p, k+1, size)
+	case 9:
+		l06f42(p, k+1, size)
+	case 10:
+		l06f47(p, k+1, size)
+	case 11:
+		l06f52(p, k+1, size)
+	case 12:
+		l06f57(p, k+1, size)
+	case 13:
+		l06f62(p, k+1, size)
+	case 14:
+		l06f03(p, k+1, size)
+	case 15:
+		l06f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f04(p, k+1, size)
+	case 1:
+		l06f09(p, k+1, size)
+	case 2:
+		l06f14(p, k+1, size)
+	case 3:
+		l06f19(p, k+1, size)
+	case 4:
+		l06f24(p, k+1, size)
+	case 5:
+		l06f29(p, k+1, size)
+	case 6:
+		l06f34(p, k+1, size)
+	case 7:
+		l06f39(p, k+1, size)
+	case 8:
+		l06f44(p, k+1, size)
+	case 9:
+		l06f49(p, k+1, size)
+	case 10:
+		l06f54(p, k+1, size)
+	case 11:
+		l06f59(p, k+1, size)
+	case 12:
+		l06f00(p, k+1, size)
+	case 13:
+		l06f05(p, k+1, size)
+	case 14:
+		l06f10(p, k+1, size)
+	case 15:
+		l06f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f11(p, k+1, size)
+	case 1:
+		l06f16(p, k+1, size)
+	case 2:
+		l06f21(p, k+1, size)
+	case 3:
+		l06f26(p, k+1, size)
+	case 4:
+		l06f31(p, k+1, size)
+	case 5:
+		l06f36(p, k+1, size)
+	case 6:
+		l06f41(p, k+1, size)
+	case 7:
+		l06f46(p, k+1, size)
+	case 8:
+		l06f51(p, k+1, size)
+	case 9:
+		l06f56(p, k+1, size)
+	case 10:
+		l06f61(p, k+1, size)
+	case 11:
+		l06f02(p, k+1, size)
+	case 12:
+		l06f07(p, k+1, size)
+	case 13:
+		l06f12(p, k+1, size)
+	case 14:
+		l06f17(p, k+1, size)
+	case 15:
+		l06f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f18(p, k+1, size)
+	case 1:
+		l06f23(p, k+1, size)
+	case 2:
+		l06f28(p, k+1, size)
+	case 3:
+		l06f33(p, k+1, size)
+	case 4:
+		l06f38(p, k+1, size)
+	case 5:
+		l06f43(p, k+1, size)
+	case 6:
+		l06f48(p, k+1, size)
+	case 7:
+		l06f53(p, k+1, size)
+	case 8:
+		l06f58(p, k+1, size)
+	case 9:
+		l06f63(p, k+1, size)
+	case 10:
+		l06f04(p, k+1, size)
+	case 11:
+		l06f09(p, k+1, size)
+	case 12:
+		l06f14(p, k+1, size)
+	case 13:
+		l06f19(p, k+1, size)
+	case 14:
+		l06f24(p, k+1, size)
+	case 15:
+		l06f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f25(p, k+1, size)
+	case 1:
+		l06f30(p, k+1, size)
+	case 2:
+		l06f35(p, k+1, size)
+	case 3:
+		l06f40(p, k+1, size)
+	case 4:
+		l06f45(p, k+1, size)
+	case 5:
+		l06f50(p, k+1, size)
+	case 6:
+		l06f55(p, k+1, size)
+	case 7:
+		l06f60(p, k+1, size)
+	case 8:
+		l06f01(p, k+1, size)
+	case 9:
+		l06f06(p, k+1, size)
+	case 10:
+		l06f11(p, k+1, size)
+	case 11:
+		l06f16(p, k+1, size)
+	case 12:
+		l06f21(p, k+1, size)
+	case 13:
+		l06f26(p, k+1, size)
+	case 14:
+		l06f31(p, k+1, size)
+	case 15:
+		l06f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f32(p, k+1, size)
+	case 1:
+		l06f37(p, k+1, size)
+	case 2:
+		l06f42(p, k+1, size)
+	case 3:
+		l06f47(p, k+1, size)
+	case 4:
+		l06f52(p, k+1, size)
+	case 5:
+		l06f57(p, k+1, size)
+	case 6:
+		l06f62(p, k+1, size)
+	case 7:
+		l06f03(p, k+1, size)
+	case 8:
+		l06f08(p, k+1, size)
+	case 9:
+		l06f13(p, k+1, size)
+	case 10:
+		l06f18(p, k+1, size)
+	case 11:
+		l06f23(p, k+1, size)
+	case 12:
+		l06f28(p, k+1, size)
+	case 13:
+		l06f33(p, k+1, size)
+	case 14:
+		l06f38(p, k+1, size)
+	case 15:
+		l06f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f39(p, k+1, size)
+	case 1:
+		l06f44(p, k+1, size)
+	case 2:
+		l06f49(p, k+1, size)
+	case 3:
+		l06f54(p, k+1, size)
+	case 4:
+		l06f59(p, k+1, size)
+	case 5:
+		l06f00(p, k+1, size)
+	case 6:
+		l06f05(p, k+1, size)
+	case 7:
+		l06f10(p, k+1, size)
+	case 8:
+		l06f15(p, k+1, size)
+	case 9:
+		l06f20(p, k+1, size)
+	case 10:
+		l06f25(p, k+1, size)
+	case 11:
+		l06f30(p, k+1, size)
+	case 12:
+		l06f35(p, k+1, size)
+	case 13:
+		l06f40(p, k+1, size)
+	case 14:
+		l06f45(p, k+1, size)
+	case 15:
+		l06f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f46(p, k+1, size)
+	case 1:
+		l06f51(p, k+1, size)
+	case 2:
+		l06f56(p, k+1, size)
+	case 3:
+		l06f61(p, k+1, size)
+	case 4:
+		l06f02(p, k+1, size)
+	case 5:
+		l06f07(p, k+1, size)
+	case 6:
+		l06f12(p, k+1, size)
+	case 7:
+		l06f17(p, k+1, size)
+	case 8:
+		l06f22(p, k+1, size)
+	case 9:
+		l06f27(p, k+1, size)
+	case 10:
+		l06f32(p, k+1, size)
+	case 11:
+		l06f37(p, k+1, size)
+	case 12:
+		l06f42(p, k+1, size)
+	case 13:
+		l06f47(p, k+1, size)
+	case 14:
+		l06f52(p, k+1, size)
+	case 15:
+		l06f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f53(p, k+1, size)
+	case 1:
+		l06f58(p, k+1, size)
+	case 2:
+		l06f63(p, k+1, size)
+	case 3:
+		l06f04(p, k+1, size)
+	case 4:
+		l06f09(p, k+1, size)
+	case 5:
+		l06f14(p, k+1, size)
+	case 6:
+		l06f19(p, k+1, size)
+	case 7:
+		l06f24(p, k+1, size)
+	case 8:
+		l06f29(p, k+1, size)
+	case 9:
+		l06f34(p, k+1, size)
+	case 10:
+		l06f39(p, k+1, size)
+	case 11:
+		l06f44(p, k+1, size)
+	case 12:
+		l06f49(p, k+1, size)
+	case 13:
+		l06f54(p, k+1, size)
+	case 14:
+		l06f59(p, k+1, size)
+	case 15:
+		l06f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f60(p, k+1, size)
+	case 1:
+		l06f01(p, k+1, size)
+	case 2:
+		l06f06(p, k+1, size)
+	case 3:
+		l06f11(p, k+1, size)
+	case 4:
+		l06f16(p, k+1, size)
+	case 5:
+		l06f21(p, k+1, size)
+	case 6:
+		l06f26(p, k+1, size)
+	case 7:
+		l06f31(p, k+1, size)
+	case 8:
+		l06f36(p, k+1, size)
+	case 9:
+		l06f41(p, k+1, size)
+	case 10:
+		l06f46(p, k+1, size)
+	case 11:
+		l06f51(p, k+1, size)
+	case 12:
+		l06f56(p, k+1, size)
+	case 13:
+		l06f61(p, k+1, size)
+	case 14:
+		l06f02(p, k+1, size)
+	case 15:
+		l06f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f03(p, k+1, size)
+	case 1:
+		l06f08(p, k+1, size)
+	case 2:
+		l06f13(p, k+1, size)
+	case 3:
+		l06f18(p, k+1, size)
+	case 4:
+		l06f23(p, k+1, size)
+	case 5:
+		l06f28(p, k+1, size)
+	case 6:
+		l06f33(p, k+1, size)
+	case 7:
+		l06f38(p, k+1, size)
+	case 8:
+		l06f43(p, k+1, size)
+	case 9:
+		l06f48(p, k+1, size)
+	case 10:
+		l06f53(p, k+1, size)
+	case 11:
+		l06f58(p, k+1, size)
+	case 12:
+		l06f63(p, k+1, size)
+	case 13:
+		l06f04(p, k+1, size)
+	case 14:
+		l06f09(p, k+1, size)
+	case 15:
+		l06f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f10(p, k+1, size)
+	case 1:
+		l06f15(p, k+1, size)
+	case 2:
+		l06f20(p, k+1, size)
+	case 3:
+		l06f25(p, k+1, size)
+	case 4:
+		l06f30(p, k+1, size)
+	case 5:
+		l06f35(p, k+1, size)
+	case 6:
+		l06f40(p, k+1, size)
+	case 7:
+		l06f45(p, k+1, size)
+	case 8:
+		l06f50(p, k+1, size)
+	case 9:
+		l06f55(p, k+1, size)
+	case 10:
+		l06f60(p, k+1, size)
+	case 11:
+		l06f01(p, k+1, size)
+	case 12:
+		l06f06(p, k+1, size)
+	case 13:
+		l06f11(p, k+1, size)
+	case 14:
+		l06f16(p, k+1, size)
+	case 15:
+		l06f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f17(p, k+1, size)
+	case 1:
+		l06f22(p, k+1, size)
+	case 2:
+		l06f27(p, k+1, size)
+	case 3:
+		l06f32(p, k+1, size)
+	case 4:
+		l06f37(p, k+1, size)
+	case 5:
+		l06f42(p, k+1, size)
+	case 6:
+		l06f47(p, k+1, size)
+	case 7:
+		l06f52(p, k+1, size)
+	case 8:
+		l06f57(p, k+1, size)
+	case 9:
+		l06f62(p, k+1, size)
+	case 10:
+		l06f03(p, k+1, size)
+	case 11:
+		l06f08(p, k+1, size)
+	case 12:
+		l06f13(p, k+1, size)
+	case 13:
+		l06f18(p, k+1, size)
+	case 14:
+		l06f23(p, k+1, size)
+	case 15:
+		l06f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f24(p, k+1, size)
+	case 1:
+		l06f29(p, k+1, size)
+	case 2:
+		l06f34(p, k+1, size)
+	case 3:
+		l06f39(p, k+1, size)
+	case 4:
+		l06f44(p, k+1, size)
+	case 5:
+		l06f49(p, k+1, size)
+	case 6:
+		l06f54(p, k+1, size)
+	case 7:
+		l06f59(p, k+1, size)
+	case 8:
+		l06f00(p, k+1, size)
+	case 9:
+		l06f05(p, k+1, size)
+	case 10:
+		l06f10(p, k+1, size)
+	case 11:
+		l06f15(p, k+1, size)
+	case 12:
+		l06f20(p, k+1, size)
+	case 13:
+		l06f25(p, k+1, size)
+	case 14:
+		l06f30(p, k+1, size)
+	case 15:
+		l06f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f31(p, k+1, size)
+	case 1:
+		l06f36(p, k+1, size)
+	case 2:
+		l06f41(p, k+1, size)
+	case 3:
+		l06f46(p, k+1, size)
+	case 4:
+		l06f51(p, k+1, size)
+	case 5:
+		l06f56(p, k+1, size)
+	case 6:
+		l06f61(p, k+1, size)
+	case 7:
+		l06f02(p, k+1, size)
+	case 8:
+		l06f07(p, k+1, size)
+	case 9:
+		l06f12(p, k+1, size)
+	case 10:
+		l06f17(p, k+1, size)
+	case 11:
+		l06f22(p, k+1, size)
+	case 12:
+		l06f27(p, k+1, size)
+	case 13:
+		l06f32(p, k+1, size)
+	case 14:
+		l06f37(p, k+1, size)
+	case 15:
+		l06f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f38(p, k+1, size)
+	case 1:
+		l06f43(p, k+1, size)
+	case 2:
+		l06f48(p, k+1, size)
+	case 3:
+		l06f53(p, k+1, size)
+	case 4:
+		l06f58(p, k+1, size)
+	case 5:
+		l06f63(p, k+1, size)
+	case 6:
+		l06f04(p, k+1, size)
+	case 7:
+		l06f09(p, k+1, size)
+	case 8:
+		l06f14(p, k+1, size)
+	case 9:
+		l06f19(p, k+1, size)
+	case 10:
+		l06f24(p, k+1, size)
+	case 11:
+		l06f29(p, k+1, size)
+	case 12:
+		l06f34(p, k+1, size)
+	case 13:
+		l06f39(p, k+1, size)
+	case 14:
+		l06f44(p, k+1, size)
+	case 15:
+		l06f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f45(p, k+1, size)
+	case 1:
+		l06f50(p, k+1, size)
+	case 2:
+		l06f55(p, k+1, size)
+	case 3:
+		l06f60(p, k+1, size)
+	case 4:
+		l06f01(p, k+1, size)
+	case 5:
+		l06f06(p, k+1, size)
+	case 6:
+		l06f11(p, k+1, size)
+	case 7:
+		l06f16(p, k+1, size)
+	case 8:
+		l06f21(p, k+1, size)
+	case 9:
+		l06f26(p, k+1, size)
+	case 10:
+		l06f31(p, k+1, size)
+	case 11:
+		l06f36(p, k+1, size)
+	case 12:
+		l06f41(p, k+1, size)
+	case 13:
+		l06f46(p, k+1, size)
+	case 14:
+		l06f51(p, k+1, size)
+	case 15:
+		l06f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f52(p, k+1, size)
+	case 1:
+		l06f57(p, k+1, size)
+	case 2:
+		l06f62(p, k+1, size)
+	case 3:
+		l06f03(p, k+1, size)
+	case 4:
+		l06f08(p, k+1, size)
+	case 5:
+		l06f13(p, k+1, size)
+	case 6:
+		l06f18(p, k+1, size)
+	case 7:
+		l06f23(p, k+1, size)
+	case 8:
+		l06f28(p, k+1, size)
+	case 9:
+		l06f33(p, k+1, size)
+	case 10:
+		l06f38(p, k+1, size)
+	case 11:
+		l06f43(p, k+1, size)
+	case 12:
+		l06f48(p, k+1, size)
+	case 13:
+		l06f53(p, k+1, size)
+	case 14:
+		l06f58(p, k+1, size)
+	case 15:
+		l06f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f59(p, k+1, size)
+	case 1:
+		l06f00(p, k+1, size)
+	case 2:
+		l06f05(p, k+1, size)
+	case 3:
+		l06f10(p, k+1, size)
+	case 4:
+		l06f15(p, k+1, size)
+	case 5:
+		l06f20(p, k+1, size)
+	case 6:
+		l06f25(p, k+1, size)
+	case 7:
+		l06f30(p, k+1, size)
+	case 8:
+		l06f35(p, k+1, size)
+	case 9:
+		l06f40(p, k+1, size)
+	case 10:
+		l06f45(p, k+1, size)
+	case 11:
+		l06f50(p, k+1, size)
+	case 12:
+		l06f55(p, k+1, size)
+	case 13:
+		l06f60(p, k+1, size)
+	case 14:
+		l06f01(p, k+1, size)
+	case 15:
+		l06f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f02(p, k+1, size)
+	case 1:
+		l06f07(p, k+1, size)
+	case 2:
+		l06f12(p, k+1, size)
+	case 3:
+		l06f17(p, k+1, size)
+	case 4:
+		l06f22(p, k+1, size)
+	case 5:
+		l06f27(p, k+1, size)
+	case 6:
+		l06f32(p, k+1, size)
+	case 7:
+		l06f37(p, k+1, size)
+	case 8:
+		l06f42(p, k+1, size)
+	case 9:
+		l06f47(p, k+1, size)
+	case 10:
+		l06f52(p, k+1, size)
+	case 11:
+		l06f57(p, k+1, size)
+	case 12:
+		l06f62(p, k+1, size)
+	case 13:
+		l06f03(p, k+1, size)
+	case 14:
+		l06f08(p, k+1, size)
+	case 15:
+		l06f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f09(p, k+1, size)
+	case 1:
+		l06f14(p, k+1, size)
+	case 2:
+		l06f19(p, k+1, size)
+	case 3:
+		l06f24(p, k+1, size)
+	case 4:
+		l06f29(p, k+1, size)
+	case 5:
+		l06f34(p, k+1, size)
+	case 6:
+		l06f39(p, k+1, size)
+	case 7:
+		l06f44(p, k+1, size)
+	case 8:
+		l06f49(p, k+1, size)
+	case 9:
+		l06f54(p, k+1, size)
+	case 10:
+		l06f59(p, k+1, size)
+	case 11:
+		l06f00(p, k+1, size)
+	case 12:
+		l06f05(p, k+1, size)
+	case 13:
+		l06f10(p, k+1, size)
+	case 14:
+		l06f15(p, k+1, size)
+	case 15:
+		l06f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f16(p, k+1, size)
+	case 1:
+		l06f21(p, k+1, size)
+	case 2:
+		l06f26(p, k+1, size)
+	case 3:
+		l06f31(p, k+1, size)
+	case 4:
+		l06f36(p, k+1, size)
+	case 5:
+		l06f41(p, k+1, size)
+	case 6:
+		l06f46(p, k+1, size)
+	case 7:
+		l06f51(p, k+1, size)
+	case 8:
+		l06f56(p, k+1, size)
+	case 9:
+		l06f61(p, k+1, size)
+	case 10:
+		l06f02(p, k+1, size)
+	case 11:
+		l06f07(p, k+1, size)
+	case 12:
+		l06f12(p, k+1, size)
+	case 13:
+		l06f17(p, k+1, size)
+	case 14:
+		l06f22(p, k+1, size)
+	case 15:
+		l06f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f23(p, k+1, size)
+	case 1:
+		l06f28(p, k+1, size)
+	case 2:
+		l06f33(p, k+1, size)
+	case 3:
+		l06f38(p, k+1, size)
+	case 4:
+		l06f43(p, k+1, size)
+	case 5:
+		l06f48(p, k+1, size)
+	case 6:
+		l06f53(p, k+1, size)
+	case 7:
+		l06f58(p, k+1, size)
+	case 8:
+		l06f63(p, k+1, size)
+	case 9:
+		l06f04(p, k+1, size)
+	case 10:
+		l06f09(p, k+1, size)
+	case 11:
+		l06f14(p, k+1, size)
+	case 12:
+		l06f19(p, k+1, size)
+	case 13:
+		l06f24(p, k+1, size)
+	case 14:
+		l06f29(p, k+1, size)
+	case 15:
+		l06f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f30(p, k+1, size)
+	case 1:
+		l06f35(p, k+1, size)
+	case 2:
+		l06f40(p, k+1, size)
+	case 3:
+		l06f45(p, k+1, size)
+	case 4:
+		l06f50(p, k+1, size)
+	case 5:
+		l06f55(p, k+1, size)
+	case 6:
+		l06f60(p, k+1, size)
+	case 7:
+		l06f01(p, k+1, size)
+	case 8:
+		l06f06(p, k+1, size)
+	case 9:
+		l06f11(p, k+1, size)
+	case 10:
+		l06f16(p, k+1, size)
+	case 11:
+		l06f21(p, k+1, size)
+	case 12:
+		l06f26(p, k+1, size)
+	case 13:
+		l06f31(p, k+1, size)
+	case 14:
+		l06f36(p, k+1, size)
+	case 15:
+		l06f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f37(p, k+1, size)
+	case 1:
+		l06f42(p, k+1, size)
+	case 2:
+		l06f47(p, k+1, size)
+	case 3:
+		l06f52(p, k+1, size)
+	case 4:
+		l06f57(p, k+1, size)
+	case 5:
+		l06f62(p, k+1, size)
+	case 6:
+		l06f03(p, k+1, size)
+	case 7:
+		l06f08(p, k+1, size)
+	case 8:
+		l06f13(p, k+1, size)
+	case 9:
+		l06f18(p, k+1, size)
+	case 10:
+		l06f23(p, k+1, size)
+	case 11:
+		l06f28(p, k+1, size)
+	case 12:
+		l06f33(p, k+1, size)
+	case 13:
+		l06f38(p, k+1, size)
+	case 14:
+		l06f43(p, k+1, size)
+	case 15:
+		l06f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f44(p, k+1, size)
+	case 1:
+		l06f49(p, k+1, size)
+	case 2:
+		l06f54(p, k+1, size)
+	case 3:
+		l06f59(p, k+1, size)
+	case 4:
+		l06f00(p, k+1, size)
+	case 5:
+		l06f05(p, k+1, size)
+	case 6:
+		l06f10(p, k+1, size)
+	case 7:
+		l06f15(p, k+1, size)
+	case 8:
+		l06f20(p, k+1, size)
+	case 9:
+		l06f25(p, k+1, size)
+	case 10:
+		l06f30(p, k+1, size)
+	case 11:
+		l06f35(p, k+1, size)
+	case 12:
+		l06f40(p, k+1, size)
+	case 13:
+		l06f45(p, k+1, size)
+	case 14:
+		l06f50(p, k+1, size)
+	case 15:
+		l06f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f51(p, k+1, size)
+	case 1:
+		l06f56(p, k+1, size)
+	case 2:
+		l06f61(p, k+1, size)
+	case 3:
+		l06f02(p, k+1, size)
+	case 4:
+		l06f07(p, k+1, size)
+	case 5:
+		l06f12(p, k+1, size)
+	case 6:
+		l06f17(p, k+1, size)
+	case 7:
+		l06f22(p, k+1, size)
+	case 8:
+		l06f27(p, k+1, size)
+	case 9:
+		l06f32(p, k+1, size)
+	case 10:
+		l06f37(p, k+1, size)
+	case 11:
+		l06f42(p, k+1, size)
+	case 12:
+		l06f47(p, k+1, size)
+	case 13:
+		l06f52(p, k+1, size)
+	case 14:
+		l06f57(p, k+1, size)
+	case 15:
+		l06f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f58(p, k+1, size)
+	case 1:
+		l06f63(p, k+1, size)
+	case 2:
+		l06f04(p, k+1, size)
+	case 3:
+		l06f09(p, k+1, size)
+	case 4:
+		l06f14(p, k+1, size)
+	case 5:
+		l06f19(p, k+1, size)
+	case 6:
+		l06f24(p, k+1, size)
+	case 7:
+		l06f29(p, k+1, size)
+	case 8:
+		l06f34(p, k+1, size)
+	case 9:
+		l06f39(p, k+1, size)
+	case 10:
+		l06f44(p, k+1, size)
+	case 11:
+		l06f49(p, k+1, size)
+	case 12:
+		l06f54(p, k+1, size)
+	case 13:
+		l06f59(p, k+1, size)
+	case 14:
+		l06f00(p, k+1, size)
+	case 15:
+		l06f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f01(p, k+1, size)
+	case 1:
+		l06f06(p, k+1, size)
+	case 2:
+		l06f11(p, k+1, size)
+	case 3:
+		l06f16(p, k+1, size)
+	case 4:
+		l06f21(p, k+1, size)
+	case 5:
+		l06f26(p, k+1, size)
+	case 6:
+		l06f31(p, k+1, size)
+	case 7:
+		l06f36(p, k+1, size)
+	case 8:
+		l06f41(p, k+1, size)
+	case 9:
+		l06f46(p, k+1, size)
+	case 10:
+		l06f51(p, k+1, size)
+	case 11:
+		l06f56(p, k+1, size)
+	case 12:
+		l06f61(p, k+1, size)
+	case 13:
+		l06f02(p, k+1, size)
+	case 14:
+		l06f07(p, k+1, size)
+	case 15:
+		l06f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f08(p, k+1, size)
+	case 1:
+		l06f13(p, k+1, size)
+	case 2:
+		l06f18(p, k+1, size)
+	case 3:
+		l06f23(p, k+1, size)
+	case 4:
+		l06f28(p, k+1, size)
+	case 5:
+		l06f33(p, k+1, size)
+	case 6:
+		l06f38(p, k+1, size)
+	case 7:
+		l06f43(p, k+1, size)
+	case 8:
+		l06f48(p, k+1, size)
+	case 9:
+		l06f53(p, k+1, size)
+	case 10:
+		l06f58(p, k+1, size)
+	case 11:
+		l06f63(p, k+1, size)
+	case 12:
+		l06f04(p, k+1, size)
+	case 13:
+		l06f09(p, k+1, size)
+	case 14:
+		l06f14(p, k+1, size)
+	case 15:
+		l06f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f15(p, k+1, size)
+	case 1:
+		l06f20(p, k+1, size)
+	case 2:
+		l06f25(p, k+1, size)
+	case 3:
+		l06f30(p, k+1, size)
+	case 4:
+		l06f35(p, k+1, size)
+	case 5:
+		l06f40(p, k+1, size)
+	case 6:
+		l06f45(p, k+1, size)
+	case 7:
+		l06f50(p, k+1, size)
+	case 8:
+		l06f55(p, k+1, size)
+	case 9:
+		l06f60(p, k+1, size)
+	case 10:
+		l06f01(p, k+1, size)
+	case 11:
+		l06f06(p, k+1, size)
+	case 12:
+		l06f11(p, k+1, size)
+	case 13:
+		l06f16(p, k+1, size)
+	case 14:
+		l06f21(p, k+1, size)
+	case 15:
+		l06f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f22(p, k+1, size)
+	case 1:
+		l06f27(p, k+1, size)
+	case 2:
+		l06f32(p, k+1, size)
+	case 3:
+		l06f37(p, k+1, size)
+	case 4:
+		l06f42(p, k+1, size)
+	case 5:
+		l06f47(p, k+1, size)
+	case 6:
+		l06f52(p, k+1, size)
+	case 7:
+		l06f57(p, k+1, size)
+	case 8:
+		l06f62(p, k+1, size)
+	case 9:
+		l06f03(p, k+1, size)
+	case 10:
+		l06f08(p, k+1, size)
+	case 11:
+		l06f13(p, k+1, size)
+	case 12:
+		l06f18(p, k+1, size)
+	case 13:
+		l06f23(p, k+1, size)
+	case 14:
+		l06f28(p, k+1, size)
+	case 15:
+		l06f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f29(p, k+1, size)
+	case 1:
+		l06f34(p, k+1, size)
+	case 2:
+		l06f39(p, k+1, size)
+	case 3:
+		l06f44(p, k+1, size)
+	case 4:
+		l06f49(p, k+1, size)
+	case 5:
+		l06f54(p, k+1, size)
+	case 6:
+		l06f59(p, k+1, size)
+	case 7:
+		l06f00(p, k+1, size)
+	case 8:
+		l06f05(p, k+1, size)
+	case 9:
+		l06f10(p, k+1, size)
+	case 10:
+		l06f15(p, k+1, size)
+	case 11:
+		l06f20(p, k+1, size)
+	case 12:
+		l06f25(p, k+1, size)
+	case 13:
+		l06f30(p, k+1, size)
+	case 14:
+		l06f35(p, k+1, size)
+	case 15:
+		l06f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f36(p, k+1, size)
+	case 1:
+		l06f41(p, k+1, size)
+	case 2:
+		l06f46(p, k+1, size)
+	case 3:
+		l06f51(p, k+1, size)
+	case 4:
+		l06f56(p, k+1, size)
+	case 5:
+		l06f61(p, k+1, size)
+	case 6:
+		l06f02(p, k+1, size)
+	case 7:
+		l06f07(p, k+1, size)
+	case 8:
+		l06f12(p, k+1, size)
+	case 9:
+		l06f17(p, k+1, size)
+	case 10:
+		l06f22(p, k+1, size)
+	case 11:
+		l06f27(p, k+1, size)
+	case 12:
+		l06f32(p, k+1, size)
+	case 13:
+		l06f37(p, k+1, size)
+	case 14:
+		l06f42(p, k+1, size)
+	case 15:
+		l06f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f43(p, k+1, size)
+	case 1:
+		l06f48(p, k+1, size)
+	case 2:
+		l06f53(p, k+1, size)
+	case 3:
+		l06f58(p, k+1, size)
+	case 4:
+		l06f63(p, k+1, size)
+	case 5:
+		l06f04(p, k+1, size)
+	case 6:
+		l06f09(p, k+1, size)
+	case 7:
+		l06f14(p, k+1, size)
+	case 8:
+		l06f19(p, k+1, size)
+	case 9:
+		l06f24(p, k+1, size)
+	case 10:
+		l06f29(p, k+1, size)
+	case 11:
+		l06f34(p, k+1, size)
+	case 12:
+		l06f39(p, k+1, size)
+	case 13:
+		l06f44(p, k+1, size)
+	case 14:
+		l06f49(p, k+1, size)
+	case 15:
+		l06f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f50(p, k+1, size)
+	case 1:
+		l06f55(p, k+1, size)
+	case 2:
+		l06f60(p, k+1, size)
+	case 3:
+		l06f01(p, k+1, size)
+	case 4:
+		l06f06(p, k+1, size)
+	case 5:
+		l06f11(p, k+1, size)
+	case 6:
+		l06f16(p, k+1, size)
+	case 7:
+		l06f21(p, k+1, size)
+	case 8:
+		l06f26(p, k+1, size)
+	case 9:
+		l06f31(p, k+1, size)
+	case 10:
+		l06f36(p, k+1, size)
+	case 11:
+		l06f41(p, k+1, size)
+	case 12:
+		l06f46(p, k+1, size)
+	case 13:
+		l06f51(p, k+1, size)
+	case 14:
+		l06f56(p, k+1, size)
+	case 15:
+		l06f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f57(p, k+1, size)
+	case 1:
+		l06f62(p, k+1, size)
+	case 2:
+		l06f03(p, k+1, size)
+	case 3:
+		l06f08(p, k+1, size)
+	case 4:
+		l06f13(p, k+1, size)
+	case 5:
+		l06f18(p, k+1, size)
+	case 6:
+		l06f23(p, k+1, size)
+	case 7:
+		l06f28(p, k+1, size)
+	case 8:
+		l06f33(p, k+1, size)
+	case 9:
+		l06f38(p, k+1, size)
+	case 10:
+		l06f43(p, k+1, size)
+	case 11:
+		l06f48(p, k+1, size)
+	case 12:
+		l06f53(p, k+1, size)
+	case 13:
+		l06f58(p, k+1, size)
+	case 14:
+		l06f63(p, k+1, size)
+	case 15:
+		l06f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f00(p, k+1, size)
+	case 1:
+		l06f05(p, k+1, size)
+	case 2:
+		l06f10(p, k+1, size)
+	case 3:
+		l06f15(p, k+1, size)
+	case 4:
+		l06f20(p, k+1, size)
+	case 5:
+		l06f25(p, k+1, size)
+	case 6:
+		l06f30(p, k+1, size)
+	case 7:
+		l06f35(p, k+1, size)
+	case 8:
+		l06f40(p, k+1, size)
+	case 9:
+		l06f45(p, k+1, size)
+	case 10:
+		l06f50(p, k+1, size)
+	case 11:
+		l06f55(p, k+1, size)
+	case 12:
+		l06f60(p, k+1, size)
+	case 13:
+		l06f01(p, k+1, size)
+	case 14:
+		l06f06(p, k+1, size)
+	case 15:
+		l06f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f07(p, k+1, size)
+	case 1:
+		l06f12(p, k+1, size)
+	case 2:
+		l06f17(p, k+1, size)
+	case 3:
+		l06f22(p, k+1, size)
+	case 4:
+		l06f27(p, k+1, size)
+	case 5:
+		l06f32(p, k+1, size)
+	case 6:
+		l06f37(p, k+1, size)
+	case 7:
+		l06f42(p, k+1, size)
+	case 8:
+		l06f47(p, k+1, size)
+	case 9:
+		l06f52(p, k+1, size)
+	case 10:
+		l06f57(p, k+1, size)
+	case 11:
+		l06f62(p, k+1, size)
+	case 12:
+		l06f03(p, k+1, size)
+	case 13:
+		l06f08(p, k+1, size)
+	case 14:
+		l06f13(p, k+1, size)
+	case 15:
+		l06f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f14(p, k+1, size)
+	case 1:
+		l06f19(p, k+1, size)
+	case 2:
+		l06f24(p, k+1, size)
+	case 3:
+		l06f29(p, k+1, size)
+	case 4:
+		l06f34(p, k+1, size)
+	case 5:
+		l06f39(p, k+1, size)
+	case 6:
+		l06f44(p, k+1, size)
+	case 7:
+		l06f49(p, k+1, size)
+	case 8:
+		l06f54(p, k+1, size)
+	case 9:
+		l06f59(p, k+1, size)
+	case 10:
+		l06f00(p, k+1, size)
+	case 11:
+		l06f05(p, k+1, size)
+	case 12:
+		l06f10(p, k+1, size)
+	case 13:
+		l06f15(p, k+1, size)
+	case 14:
+		l06f20(p, k+1, size)
+	case 15:
+		l06f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f21(p, k+1, size)
+	case 1:
+		l06f26(p, k+1, size)
+	case 2:
+		l06f31(p, k+1, size)
+	case 3:
+		l06f36(p, k+1, size)
+	case 4:
+		l06f41(p, k+1, size)
+	case 5:
+		l06f46(p, k+1, size)
+	case 6:
+		l06f51(p, k+1, size)
+	case 7:
+		l06f56(p, k+1, size)
+	case 8:
+		l06f61(p, k+1, size)
+	case 9:
+		l06f02(p, k+1, size)
+	case 10:
+		l06f07(p, k+1, size)
+	case 11:
+		l06f12(p, k+1, size)
+	case 12:
+		l06f17(p, k+1, size)
+	case 13:
+		l06f22(p, k+1, size)
+	case 14:
+		l06f27(p, k+1, size)
+	case 15:
+		l06f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f28(p, k+1, size)
+	case 1:
+		l06f33(p, k+1, size)
+	case 2:
+		l06f38(p, k+1, size)
+	case 3:
+		l06f43(p, k+1, size)
+	case 4:
+		l06f48(p, k+1, size)
+	case 5:
+		l06f53(p, k+1, size)
+	case 6:
+		l06f58(p, k+1, size)
+	case 7:
+		l06f63(p, k+1, size)
+	case 8:
+		l06f04(p, k+1, size)
+	case 9:
+		l06f09(p, k+1, size)
+	case 10:
+		l06f14(p, k+1, size)
+	case 11:
+		l06f19(p, k+1, size)
+	case 12:
+		l06f24(p, k+1, size)
+	case 13:
+		l06f29(p, k+1, size)
+	case 14:
+		l06f34(p, k+1, size)
+	case 15:
+		l06f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f35(p, k+1, size)
+	case 1:
+		l06f40(p, k+1, size)
+	case 2:
+		l06f45(p, k+1, size)
+	case 3:
+		l06f50(p, k+1, size)
+	case 4:
+		l06f55(p, k+1, size)
+	case 5:
+		l06f60(p, k+1, size)
+	case 6:
+		l06f01(p, k+1, size)
+	case 7:
+		l06f06(p, k+1, size)
+	case 8:
+		l06f11(p, k+1, size)
+	case 9:
+		l06f16(p, k+1, size)
+	case 10:
+		l06f21(p, k+1, size)
+	case 11:
+		l06f26(p, k+1, size)
+	case 12:
+		l06f31(p, k+1, size)
+	case 13:
+		l06f36(p, k+1, size)
+	case 14:
+		l06f41(p, k+1, size)
+	case 15:
+		l06f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f42(p, k+1, size)
+	case 1:
+		l06f47(p, k+1, size)
+	case 2:
+		l06f52(p, k+1, size)
+	case 3:
+		l06f57(p, k+1, size)
+	case 4:
+		l06f62(p, k+1, size)
+	case 5:
+		l06f03(p, k+1, size)
+	case 6:
+		l06f08(p, k+1, size)
+	case 7:
+		l06f13(p, k+1, size)
+	case 8:
+		l06f18(p, k+1, size)
+	case 9:
+		l06f23(p, k+1, size)
+	case 10:
+		l06f28(p, k+1, size)
+	case 11:
+		l06f33(p, k+1, size)
+	case 12:
+		l06f38(p, k+1, size)
+	case 13:
+		l06f43(p, k+1, size)
+	case 14:
+		l06f48(p, k+1, size)
+	case 15:
+		l06f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f49(p, k+1, size)
+	case 1:
+		l06f54(p, k+1, size)
+	case 2:
+		l06f59(p, k+1, size)
+	case 3:
+		l06f00(p, k+1, size)
+	case 4:
+		l06f05(p, k+1, size)
+	case 5:
+		l06f10(p, k+1, size)
+	case 6:
+		l06f15(p, k+1, size)
+	case 7:
+		l06f20(p, k+1, size)
+	case 8:
+		l06f25(p, k+1, size)
+	case 9:
+		l06f30(p, k+1, size)
+	case 10:
+		l06f35(p, k+1, size)
+	case 11:
+		l06f40(p, k+1, size)
+	case 12:
+		l06f45(p, k+1, size)
+	case 13:
+		l06f50(p, k+1, size)
+	case 14:
+		l06f55(p, k+1, size)
+	case 15:
+		l06f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f56(p, k+1, size)
+	case 1:
+		l06f61(p, k+1, size)
+	case 2:
+		l06f02(p, k+1, size)
+	case 3:
+		l06f07(p, k+1, size)
+	case 4:
+		l06f12(p, k+1, size)
+	case 5:
+		l06f17(p, k+1, size)
+	case 6:
+		l06f22(p, k+1, size)
+	case 7:
+		l06f27(p, k+1, size)
+	case 8:
+		l06f32(p, k+1, size)
+	case 9:
+		l06f37(p, k+1, size)
+	case 10:
+		l06f42(p, k+1, size)
+	case 11:
+		l06f47(p, k+1, size)
+	case 12:
+		l06f52(p, k+1, size)
+	case 13:
+		l06f57(p, k+1, size)
+	case 14:
+		l06f62(p, k+1, size)
+	case 15:
+		l06f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f63(p, k+1, size)
+	case 1:
+		l06f04(p, k+1, size)
+	case 2:
+		l06f09(p, k+1, size)
+	case 3:
+		l06f14(p, k+1, size)
+	case 4:
+		l06f19(p, k+1, size)
+	case 5:
+		l06f24(p, k+1, size)
+	case 6:
+		l06f29(p, k+1, size)
+	case 7:
+		l06f34(p, k+1, size)
+	case 8:
+		l06f39(p, k+1, size)
+	case 9:
+		l06f44(p, k+1, size)
+	case 10:
+		l06f49(p, k+1, size)
+	case 11:
+		l06f54(p, k+1, size)
+	case 12:
+		l06f59(p, k+1, size)
+	case 13:
+		l06f00(p, k+1, size)
+	case 14:
+		l06f05(p, k+1, size)
+	case 15:
+		l06f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f06(p, k+1, size)
+	case 1:
+		l06f11(p, k+1, size)
+	case 2:
+		l06f16(p, k+1, size)
+	case 3:
+		l06f21(p, k+1, size)
+	case 4:
+		l06f26(p, k+1, size)
+	case 5:
+		l06f31(p, k+1, size)
+	case 6:
+		l06f36(p, k+1, size)
+	case 7:
+		l06f41(p, k+1, size)
+	case 8:
+		l06f46(p, k+1, size)
+	case 9:
+		l06f51(p, k+1, size)
+	case 10:
+		l06f56(p, k+1, size)
+	case 11:
+		l06f61(p, k+1, size)
+	case 12:
+		l06f02(p, k+1, size)
+	case 13:
+		l06f07(p, k+1, size)
+	case 14:
+		l06f12(p, k+1, size)
+	case 15:
+		l06f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f13(p, k+1, size)
+	case 1:
+		l06f18(p, k+1, size)
+	case 2:
+		l06f23(p, k+1, size)
+	case 3:
+		l06f28(p, k+1, size)
+	case 4:
+		l06f33(p, k+1, size)
+	case 5:
+		l06f38(p, k+1, size)
+	case 6:
+		l06f43(p, k+1, size)
+	case 7:
+		l06f48(p, k+1, size)
+	case 8:
+		l06f53(p, k+1, size)
+	case 9:
+		l06f58(p, k+1, size)
+	case 10:
+		l06f63(p, k+1, size)
+	case 11:
+		l06f04(p, k+1, size)
+	case 12:
+		l06f09(p, k+1, size)
+	case 13:
+		l06f14(p, k+1, size)
+	case 14:
+		l06f19(p, k+1, size)
+	case 15:
+		l06f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f20(p, k+1, size)
+	case 1:
+		l06f25(p, k+1, size)
+	case 2:
+		l06f30(p, k+1, size)
+	case 3:
+		l06f35(p, k+1, size)
+	case 4:
+		l06f40(p, k+1, size)
+	case 5:
+		l06f45(p, k+1, size)
+	case 6:
+		l06f50(p, k+1, size)
+	case 7:
+		l06f55(p, k+1, size)
+	case 8:
+		l06f60(p, k+1, size)
+	case 9:
+		l06f01(p, k+1, size)
+	case 10:
+		l06f06(p, k+1, size)
+	case 11:
+		l06f11(p, k+1, size)
+	case 12:
+		l06f16(p, k+1, size)
+	case 13:
+		l06f21(p, k+1, size)
+	case 14:
+		l06f26(p, k+1, size)
+	case 15:
+		l06f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f27(p, k+1, size)
+	case 1:
+		l06f32(p, k+1, size)
+	case 2:
+		l06f37(p, k+1, size)
+	case 3:
+		l06f42(p, k+1, size)
+	case 4:
+		l06f47(p, k+1, size)
+	case 5:
+		l06f52(p, k+1, size)
+	case 6:
+		l06f57(p, k+1, size)
+	case 7:
+		l06f62(p, k+1, size)
+	case 8:
+		l06f03(p, k+1, size)
+	case 9:
+		l06f08(p, k+1, size)
+	case 10:
+		l06f13(p, k+1, size)
+	case 11:
+		l06f18(p, k+1, size)
+	case 12:
+		l06f23(p, k+1, size)
+	case 13:
+		l06f28(p, k+1, size)
+	case 14:
+		l06f33(p, k+1, size)
+	case 15:
+		l06f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f34(p, k+1, size)
+	case 1:
+		l06f39(p, k+1, size)
+	case 2:
+		l06f44(p, k+1, size)
+	case 3:
+		l06f49(p, k+1, size)
+	case 4:
+		l06f54(p, k+1, size)
+	case 5:
+		l06f59(p, k+1, size)
+	case 6:
+		l06f00(p, k+1, size)
+	case 7:
+		l06f05(p, k+1, size)
+	case 8:
+		l06f10(p, k+1, size)
+	case 9:
+		l06f15(p, k+1, size)
+	case 10:
+		l06f20(p, k+1, size)
+	case 11:
+		l06f25(p, k+1, size)
+	case 12:
+		l06f30(p, k+1, size)
+	case 13:
+		l06f35(p, k+1, size)
+	case 14:
+		l06f40(p, k+1, size)
+	case 15:
+		l06f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f41(p, k+1, size)
+	case 1:
+		l06f46(p, k+1, size)
+	case 2:
+		l06f51(p, k+1, size)
+	case 3:
+		l06f56(p, k+1, size)
+	case 4:
+		l06f61(p, k+1, size)
+	case 5:
+		l06f02(p, k+1, size)
+	case 6:
+		l06f07(p, k+1, size)
+	case 7:
+		l06f12(p, k+1, size)
+	case 8:
+		l06f17(p, k+1, size)
+	case 9:
+		l06f22(p, k+1, size)
+	case 10:
+		l06f27(p, k+1, size)
+	case 11:
+		l06f32(p, k+1, size)
+	case 12:
+		l06f37(p, k+1, size)
+	case 13:
+		l06f42(p, k+1, size)
+	case 14:
+		l06f47(p, k+1, size)
+	case 15:
+		l06f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f48(p, k+1, size)
+	case 1:
+		l06f53(p, k+1, size)
+	case 2:
+		l06f58(p, k+1, size)
+	case 3:
+		l06f63(p, k+1, size)
+	case 4:
+		l06f04(p, k+1, size)
+	case 5:
+		l06f09(p, k+1, size)
+	case 6:
+		l06f14(p, k+1, size)
+	case 7:
+		l06f19(p, k+1, size)
+	case 8:
+		l06f24(p, k+1, size)
+	case 9:
+		l06f29(p, k+1, size)
+	case 10:
+		l06f34(p, k+1, size)
+	case 11:
+		l06f39(p, k+1, size)
+	case 12:
+		l06f44(p, k+1, size)
+	case 13:
+		l06f49(p, k+1, size)
+	case 14:
+		l06f54(p, k+1, size)
+	case 15:
+		l06f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f55(p, k+1, size)
+	case 1:
+		l06f60(p, k+1, size)
+	case 2:
+		l06f01(p, k+1, size)
+	case 3:
+		l06f06(p, k+1, size)
+	case 4:
+		l06f11(p, k+1, size)
+	case 5:
+		l06f16(p, k+1, size)
+	case 6:
+		l06f21(p, k+1, size)
+	case 7:
+		l06f26(p, k+1, size)
+	case 8:
+		l06f31(p, k+1, size)
+	case 9:
+		l06f36(p, k+1, size)
+	case 10:
+		l06f41(p, k+1, size)
+	case 11:
+		l06f46(p, k+1, size)
+	case 12:
+		l06f51(p, k+1, size)
+	case 13:
+		l06f56(p, k+1, size)
+	case 14:
+		l06f61(p, k+1, size)
+	case 15:
+		l06f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l05f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l06f62(p, k+1, size)
+	case 1:
+		l06f03(p, k+1, size)
+	case 2:
+		l06f08(p, k+1, size)
+	case 3:
+		l06f13(p, k+1, size)
+	case 4:
+		l06f18(p, k+1, size)
+	case 5:
+		l06f23(p, k+1, size)
+	case 6:
+		l06f28(p, k+1, size)
+	case 7:
+		l06f33(p, k+1, size)
+	case 8:
+		l06f38(p, k+1, size)
+	case 9:
+		l06f43(p, k+1, size)
+	case 10:
+		l06f48(p, k+1, size)
+	case 11:
+		l06f53(p, k+1, size)
+	case 12:
+		l06f58(p, k+1, size)
+	case 13:
+		l06f63(p, k+1, size)
+	case 14:
+		l06f04(p, k+1, size)
+	case 15:
+		l06f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f06(p, k+1, size)
+	case 1:
+		l07f11(p, k+1, size)
+	case 2:
+		l07f16(p, k+1, size)
+	case 3:
+		l07f21(p, k+1, size)
+	case 4:
+		l07f26(p, k+1, size)
+	case 5:
+		l07f31(p, k+1, size)
+	case 6:
+		l07f36(p, k+1, size)
+	case 7:
+		l07f41(p, k+1, size)
+	case 8:
+		l07f46(p, k+1, size)
+	case 9:
+		l07f51(p, k+1, size)
+	case 10:
+		l07f56(p, k+1, size)
+	case 11:
+		l07f61(p, k+1, size)
+	case 12:
+		l07f02(p, k+1, size)
+	case 13:
+		l07f07(p, k+1, size)
+	case 14:
+		l07f12(p, k+1, size)
+	case 15:
+		l07f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f13(p, k+1, size)
+	case 1:
+		l07f18(p, k+1, size)
+	case 2:
+		l07f23(p, k+1, size)
+	case 3:
+		l07f28(p, k+1, size)
+	case 4:
+		l07f33(p, k+1, size)
+	case 5:
+		l07f38(p, k+1, size)
+	case 6:
+		l07f43(p, k+1, size)
+	case 7:
+		l07f48(p, k+1, size)
+	case 8:
+		l07f53(p, k+1, size)
+	case 9:
+		l07f58(p, k+1, size)
+	case 10:
+		l07f63(p, k+1, size)
+	case 11:
+		l07f04(p, k+1, size)
+	case 12:
+		l07f09(p, k+1, size)
+	case 13:
+		l07f14(p, k+1, size)
+	case 14:
+		l07f19(p, k+1, size)
+	case 15:
+		l07f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f20(p, k+1, size)
+	case 1:
+		l07f25(p, k+1, size)
+	case 2:
+		l07f30(p, k+1, size)
+	case 3:
+		l07f35(p, k+1, size)
+	case 4:
+		l07f40(p, k+1, size)
+	case 5:
+		l07f45(p, k+1, size)
+	case 6:
+		l07f50(p, k+1, size)
+	case 7:
+		l07f55(p, k+1, size)
+	case 8:
+		l07f60(p, k+1, size)
+	case 9:
+		l07f01(p, k+1, size)
+	case 10:
+		l07f06(p, k+1, size)
+	case 11:
+		l07f11(p, k+1, size)
+	case 12:
+		l07f16(p, k+1, size)
+	case 13:
+		l07f21(p, k+1, size)
+	case 14:
+		l07f26(p, k+1, size)
+	case 15:
+		l07f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f27(p, k+1, size)
+	case 1:
+		l07f32(p, k+1, size)
+	case 2:
+		l07f37(p, k+1, size)
+	case 3:
+		l07f42(p, k+1, size)
+	case 4:
+		l07f47(p, k+1, size)
+	case 5:
+		l07f52(p, k+1, size)
+	case 6:
+		l07f57(p, k+1, size)
+	case 7:
+		l07f62(p, k+1, size)
+	case 8:
+		l07f03(p, k+1, size)
+	case 9:
+		l07f08(p, k+1, size)
+	case 10:
+		l07f13(p, k+1, size)
+	case 11:
+		l07f18(p, k+1, size)
+	case 12:
+		l07f23(p, k+1, size)
+	case 13:
+		l07f28(p, k+1, size)
+	case 14:
+		l07f33(p, k+1, size)
+	case 15:
+		l07f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f34(p, k+1, size)
+	case 1:
+		l07f39(p, k+1, size)
+	case 2:
+		l07f44(p, k+1, size)
+	case 3:
+		l07f49(p, k+1, size)
+	case 4:
+		l07f54(p, k+1, size)
+	case 5:
+		l07f59(p, k+1, size)
+	case 6:
+		l07f00(p, k+1, size)
+	case 7:
+		l07f05(p, k+1, size)
+	case 8:
+		l07f10(p, k+1, size)
+	case 9:
+		l07f15(p, k+1, size)
+	case 10:
+		l07f20(p, k+1, size)
+	case 11:
+		l07f25(p, k+1, size)
+	case 12:
+		l07f30(p, k+1, size)
+	case 13:
+		l07f35(p, k+1, size)
+	case 14:
+		l07f40(p, k+1, size)
+	case 15:
+		l07f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f41(p, k+1, size)
+	case 1:
+		l07f46(p, k+1, size)
+	case 2:
+		l07f51(p, k+1, size)
+	case 3:
+		l07f56(p, k+1, size)
+	case 4:
+		l07f61(p, k+1, size)
+	case 5:
+		l07f02(p, k+1, size)
+	case 6:
+		l07f07(p, k+1, size)
+	case 7:
+		l07f12(p, k+1, size)
+	case 8:
+		l07f17(p, k+1, size)
+	case 9:
+		l07f22(p, k+1, size)
+	case 10:
+		l07f27(p, k+1, size)
+	case 11:
+		l07f32(p, k+1, size)
+	case 12:
+		l07f37(p, k+1, size)
+	case 13:
+		l07f42(p, k+1, size)
+	case 14:
+		l07f47(p, k+1, size)
+	case 15:
+		l07f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f48(p, k+1, size)
+	case 1:
+		l07f53(p, k+1, size)
+	case 2:
+		l07f58(p, k+1, size)
+	case 3:
+		l07f63(p, k+1, size)
+	case 4:
+		l07f04(p, k+1, size)
+	case 5:
+		l07f09(p, k+1, size)
+	case 6:
+		l07f14(p, k+1, size)
+	case 7:
+		l07f19(p, k+1, size)
+	case 8:
+		l07f24(p, k+1, size)
+	case 9:
+		l07f29(p, k+1, size)
+	case 10:
+		l07f34(p, k+1, size)
+	case 11:
+		l07f39(p, k+1, size)
+	case 12:
+		l07f44(p, k+1, size)
+	case 13:
+		l07f49(p, k+1, size)
+	case 14:
+		l07f54(p, k+1, size)
+	case 15:
+		l07f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f55(p, k+1, size)
+	case 1:
+		l07f60(p, k+1, size)
+	case 2:
+		l07f01(p, k+1, size)
+	case 3:
+		l07f06(p, k+1, size)
+	case 4:
+		l07f11(p, k+1, size)
+	case 5:
+		l07f16(p, k+1, size)
+	case 6:
+		l07f21(p, k+1, size)
+	case 7:
+		l07f26(p, k+1, size)
+	case 8:
+		l07f31(p, k+1, size)
+	case 9:
+		l07f36(p, k+1, size)
+	case 10:
+		l07f41(p, k+1, size)
+	case 11:
+		l07f46(p, k+1, size)
+	case 12:
+		l07f51(p, k+1, size)
+	case 13:
+		l07f56(p, k+1, size)
+	case 14:
+		l07f61(p, k+1, size)
+	case 15:
+		l07f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f62(p, k+1, size)
+	case 1:
+		l07f03(p, k+1, size)
+	case 2:
+		l07f08(p, k+1, size)
+	case 3:
+		l07f13(p, k+1, size)
+	case 4:
+		l07f18(p, k+1, size)
+	case 5:
+		l07f23(p, k+1, size)
+	case 6:
+		l07f28(p, k+1, size)
+	case 7:
+		l07f33(p, k+1, size)
+	case 8:
+		l07f38(p, k+1, size)
+	case 9:
+		l07f43(p, k+1, size)
+	case 10:
+		l07f48(p, k+1, size)
+	case 11:
+		l07f53(p, k+1, size)
+	case 12:
+		l07f58(p, k+1, size)
+	case 13:
+		l07f63(p, k+1, size)
+	case 14:
+		l07f04(p, k+1, size)
+	case 15:
+		l07f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f05(p, k+1, size)
+	case 1:
+		l07f10(p, k+1, size)
+	case 2:
+		l07f15(p, k+1, size)
+	case 3:
+		l07f20(p, k+1, size)
+	case 4:
+		l07f25(p, k+1, size)
+	case 5:
+		l07f30(p, k+1, size)
+	case 6:
+		l07f35(p, k+1, size)
+	case 7:
+		l07f40(p, k+1, size)
+	case 8:
+		l07f45(p, k+1, size)
+	case 9:
+		l07f50(p, k+1, size)
+	case 10:
+		l07f55(p, k+1, size)
+	case 11:
+		l07f60(p, k+1, size)
+	case 12:
+		l07f01(p, k+1, size)
+	case 13:
+		l07f06(p, k+1, size)
+	case 14:
+		l07f11(p, k+1, size)
+	case 15:
+		l07f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f12(p, k+1, size)
+	case 1:
+		l07f17(p, k+1, size)
+	case 2:
+		l07f22(p, k+1, size)
+	case 3:
+		l07f27(p, k+1, size)
+	case 4:
+		l07f32(p, k+1, size)
+	case 5:
+		l07f37(p, k+1, size)
+	case 6:
+		l07f42(p, k+1, size)
+	case 7:
+		l07f47(p, k+1, size)
+	case 8:
+		l07f52(p, k+1, size)
+	case 9:
+		l07f57(p, k+1, size)
+	case 10:
+		l07f62(p, k+1, size)
+	case 11:
+		l07f03(p, k+1, size)
+	case 12:
+		l07f08(p, k+1, size)
+	case 13:
+		l07f13(p, k+1, size)
+	case 14:
+		l07f18(p, k+1, size)
+	case 15:
+		l07f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f19(p, k+1, size)
+	case 1:
+		l07f24(p, k+1, size)
+	case 2:
+		l07f29(p, k+1, size)
+	case 3:
+		l07f34(p, k+1, size)
+	case 4:
+		l07f39(p, k+1, size)
+	case 5:
+		l07f44(p, k+1, size)
+	case 6:
+		l07f49(p, k+1, size)
+	case 7:
+		l07f54(p, k+1, size)
+	case 8:
+		l07f59(p, k+1, size)
+	case 9:
+		l07f00(p, k+1, size)
+	case 10:
+		l07f05(p, k+1, size)
+	case 11:
+		l07f10(p, k+1, size)
+	case 12:
+		l07f15(p, k+1, size)
+	case 13:
+		l07f20(p, k+1, size)
+	case 14:
+		l07f25(p, k+1, size)
+	case 15:
+		l07f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f26(p, k+1, size)
+	case 1:
+		l07f31(p, k+1, size)
+	case 2:
+		l07f36(p, k+1, size)
+	case 3:
+		l07f41(p, k+1, size)
+	case 4:
+		l07f46(p, k+1, size)
+	case 5:
+		l07f51(p, k+1, size)
+	case 6:
+		l07f56(p, k+1, size)
+	case 7:
+		l07f61(p, k+1, size)
+	case 8:
+		l07f02(p, k+1, size)
+	case 9:
+		l07f07(p, k+1, size)
+	case 10:
+		l07f12(p, k+1, size)
+	case 11:
+		l07f17(p, k+1, size)
+	case 12:
+		l07f22(p, k+1, size)
+	case 13:
+		l07f27(p, k+1, size)
+	case 14:
+		l07f32(p, k+1, size)
+	case 15:
+		l07f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f33(p, k+1, size)
+	case 1:
+		l07f38(p, k+1, size)
+	case 2:
+		l07f43(p, k+1, size)
+	case 3:
+		l07f48(p, k+1, size)
+	case 4:
+		l07f53(p, k+1, size)
+	case 5:
+		l07f58(p, k+1, size)
+	case 6:
+		l07f63(p, k+1, size)
+	case 7:
+		l07f04(p, k+1, size)
+	case 8:
+		l07f09(p, k+1, size)
+	case 9:
+		l07f14(p, k+1, size)
+	case 10:
+		l07f19(p, k+1, size)
+	case 11:
+		l07f24(p, k+1, size)
+	case 12:
+		l07f29(p, k+1, size)
+	case 13:
+		l07f34(p, k+1, size)
+	case 14:
+		l07f39(p, k+1, size)
+	case 15:
+		l07f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f40(p, k+1, size)
+	case 1:
+		l07f45(p, k+1, size)
+	case 2:
+		l07f50(p, k+1, size)
+	case 3:
+		l07f55(p, k+1, size)
+	case 4:
+		l07f60(p, k+1, size)
+	case 5:
+		l07f01(p, k+1, size)
+	case 6:
+		l07f06(p, k+1, size)
+	case 7:
+		l07f11(p, k+1, size)
+	case 8:
+		l07f16(p, k+1, size)
+	case 9:
+		l07f21(p, k+1, size)
+	case 10:
+		l07f26(p, k+1, size)
+	case 11:
+		l07f31(p, k+1, size)
+	case 12:
+		l07f36(p, k+1, size)
+	case 13:
+		l07f41(p, k+1, size)
+	case 14:
+		l07f46(p, k+1, size)
+	case 15:
+		l07f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f47(p, k+1, size)
+	case 1:
+		l07f52(p, k+1, size)
+	case 2:
+		l07f57(p, k+1, size)
+	case 3:
+		l07f62(p, k+1, size)
+	case 4:
+		l07f03(p, k+1, size)
+	case 5:
+		l07f08(p, k+1, size)
+	case 6:
+		l07f13(p, k+1, size)
+	case 7:
+		l07f18(p, k+1, size)
+	case 8:
+		l07f23(p, k+1, size)
+	case 9:
+		l07f28(p, k+1, size)
+	case 10:
+		l07f33(p, k+1, size)
+	case 11:
+		l07f38(p, k+1, size)
+	case 12:
+		l07f43(p, k+1, size)
+	case 13:
+		l07f48(p, k+1, size)
+	case 14:
+		l07f53(p, k+1, size)
+	case 15:
+		l07f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f54(p, k+1, size)
+	case 1:
+		l07f59(p, k+1, size)
+	case 2:
+		l07f00(p, k+1, size)
+	case 3:
+		l07f05(p, k+1, size)
+	case 4:
+		l07f10(p, k+1, size)
+	case 5:
+		l07f15(p, k+1, size)
+	case 6:
+		l07f20(p, k+1, size)
+	case 7:
+		l07f25(p, k+1, size)
+	case 8:
+		l07f30(p, k+1, size)
+	case 9:
+		l07f35(p, k+1, size)
+	case 10:
+		l07f40(p, k+1, size)
+	case 11:
+		l07f45(p, k+1, size)
+	case 12:
+		l07f50(p, k+1, size)
+	case 13:
+		l07f55(p, k+1, size)
+	case 14:
+		l07f60(p, k+1, size)
+	case 15:
+		l07f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f61(p, k+1, size)
+	case 1:
+		l07f02(p, k+1, size)
+	case 2:
+		l07f07(p, k+1, size)
+	case 3:
+		l07f12(p, k+1, size)
+	case 4:
+		l07f17(p, k+1, size)
+	case 5:
+		l07f22(p, k+1, size)
+	case 6:
+		l07f27(p, k+1, size)
+	case 7:
+		l07f32(p, k+1, size)
+	case 8:
+		l07f37(p, k+1, size)
+	case 9:
+		l07f42(p, k+1, size)
+	case 10:
+		l07f47(p, k+1, size)
+	case 11:
+		l07f52(p, k+1, size)
+	case 12:
+		l07f57(p, k+1, size)
+	case 13:
+		l07f62(p, k+1, size)
+	case 14:
+		l07f03(p, k+1, size)
+	case 15:
+		l07f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f04(p, k+1, size)
+	case 1:
+		l07f09(p, k+1, size)
+	case 2:
+		l07f14(p, k+1, size)
+	case 3:
+		l07f19(p, k+1, size)
+	case 4:
+		l07f24(p, k+1, size)
+	case 5:
+		l07f29(p, k+1, size)
+	case 6:
+		l07f34(p, k+1, size)
+	case 7:
+		l07f39(p, k+1, size)
+	case 8:
+		l07f44(p, k+1, size)
+	case 9:
+		l07f49(p, k+1, size)
+	case 10:
+		l07f54(p, k+1, size)
+	case 11:
+		l07f59(p, k+1, size)
+	case 12:
+		l07f00(p, k+1, size)
+	case 13:
+		l07f05(p, k+1, size)
+	case 14:
+		l07f10(p, k+1, size)
+	case 15:
+		l07f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f11(p, k+1, size)
+	case 1:
+		l07f16(p, k+1, size)
+	case 2:
+		l07f21(p, k+1, size)
+	case 3:
+		l07f26(p, k+1, size)
+	case 4:
+		l07f31(p, k+1, size)
+	case 5:
+		l07f36(p, k+1, size)
+	case 6:
+		l07f41(p, k+1, size)
+	case 7:
+		l07f46(p, k+1, size)
+	case 8:
+		l07f51(p, k+1, size)
+	case 9:
+		l07f56(p, k+1, size)
+	case 10:
+		l07f61(p, k+1, size)
+	case 11:
+		l07f02(p, k+1, size)
+	case 12:
+		l07f07(p, k+1, size)
+	case 13:
+		l07f12(p, k+1, size)
+	case 14:
+		l07f17(p, k+1, size)
+	case 15:
+		l07f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f18(p, k+1, size)
+	case 1:
+		l07f23(p, k+1, size)
+	case 2:
+		l07f28(p, k+1, size)
+	case 3:
+		l07f33(p, k+1, size)
+	case 4:
+		l07f38(p, k+1, size)
+	case 5:
+		l07f43(p, k+1, size)
+	case 6:
+		l07f48(p, k+1, size)
+	case 7:
+		l07f53(p, k+1, size)
+	case 8:
+		l07f58(p, k+1, size)
+	case 9:
+		l07f63(p, k+1, size)
+	case 10:
+		l07f04(p, k+1, size)
+	case 11:
+		l07f09(p, k+1, size)
+	case 12:
+		l07f14(p, k+1, size)
+	case 13:
+		l07f19(p, k+1, size)
+	case 14:
+		l07f24(p, k+1, size)
+	case 15:
+		l07f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f25(p, k+1, size)
+	case 1:
+		l07f30(p, k+1, size)
+	case 2:
+		l07f35(p, k+1, size)
+	case 3:
+		l07f40(p, k+1, size)
+	case 4:
+		l07f45(p, k+1, size)
+	case 5:
+		l07f50(p, k+1, size)
+	case 6:
+		l07f55(p, k+1, size)
+	case 7:
+		l07f60(p, k+1, size)
+	case 8:
+		l07f01(p, k+1, size)
+	case 9:
+		l07f06(p, k+1, size)
+	case 10:
+		l07f11(p, k+1, size)
+	case 11:
+		l07f16(p, k+1, size)
+	case 12:
+		l07f21(p, k+1, size)
+	case 13:
+		l07f26(p, k+1, size)
+	case 14:
+		l07f31(p, k+1, size)
+	case 15:
+		l07f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f32(p, k+1, size)
+	case 1:
+		l07f37(p, k+1, size)
+	case 2:
+		l07f42(p, k+1, size)
+	case 3:
+		l07f47(p, k+1, size)
+	case 4:
+		l07f52(p, k+1, size)
+	case 5:
+		l07f57(p, k+1, size)
+	case 6:
+		l07f62(p, k+1, size)
+	case 7:
+		l07f03(p, k+1, size)
+	case 8:
+		l07f08(p, k+1, size)
+	case 9:
+		l07f13(p, k+1, size)
+	case 10:
+		l07f18(p, k+1, size)
+	case 11:
+		l07f23(p, k+1, size)
+	case 12:
+		l07f28(p, k+1, size)
+	case 13:
+		l07f33(p, k+1, size)
+	case 14:
+		l07f38(p, k+1, size)
+	case 15:
+		l07f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f39(p, k+1, size)
+	case 1:
+		l07f44(p, k+1, size)
+	case 2:
+		l07f49(p, k+1, size)
+	case 3:
+		l07f54(p, k+1, size)
+	case 4:
+		l07f59(p, k+1, size)
+	case 5:
+		l07f00(p, k+1, size)
+	case 6:
+		l07f05(p, k+1, size)
+	case 7:
+		l07f10(p, k+1, size)
+	case 8:
+		l07f15(p, k+1, size)
+	case 9:
+		l07f20(p, k+1, size)
+	case 10:
+		l07f25(p, k+1, size)
+	case 11:
+		l07f30(p, k+1, size)
+	case 12:
+		l07f35(p, k+1, size)
+	case 13:
+		l07f40(p, k+1, size)
+	case 14:
+		l07f45(p, k+1, size)
+	case 15:
+		l07f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f46(p, k+1, size)
+	case 1:
+		l07f51(p, k+1, size)
+	case 2:
+		l07f56(p, k+1, size)
+	case 3:
+		l07f61(p, k+1, size)
+	case 4:
+		l07f02(p, k+1, size)
+	case 5:
+		l07f07(p, k+1, size)
+	case 6:
+		l07f12(p, k+1, size)
+	case 7:
+		l07f17(p, k+1, size)
+	case 8:
+		l07f22(p, k+1, size)
+	case 9:
+		l07f27(p, k+1, size)
+	case 10:
+		l07f32(p, k+1, size)
+	case 11:
+		l07f37(p, k+1, size)
+	case 12:
+		l07f42(p, k+1, size)
+	case 13:
+		l07f47(p, k+1, size)
+	case 14:
+		l07f52(p, k+1, size)
+	case 15:
+		l07f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f53(p, k+1, size)
+	case 1:
+		l07f58(p, k+1, size)
+	case 2:
+		l07f63(p, k+1, size)
+	case 3:
+		l07f04(p, k+1, size)
+	case 4:
+		l07f09(p, k+1, size)
+	case 5:
+		l07f14(p, k+1, size)
+	case 6:
+		l07f19(p, k+1, size)
+	case 7:
+		l07f24(p, k+1, size)
+	case 8:
+		l07f29(p, k+1, size)
+	case 9:
+		l07f34(p, k+1, size)
+	case 10:
+		l07f39(p, k+1, size)
+	case 11:
+		l07f44(p, k+1, size)
+	case 12:
+		l07f49(p, k+1, size)
+	case 13:
+		l07f54(p, k+1, size)
+	case 14:
+		l07f59(p, k+1, size)
+	case 15:
+		l07f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f60(p, k+1, size)
+	case 1:
+		l07f01(p, k+1, size)
+	case 2:
+		l07f06(p, k+1, size)
+	case 3:
+		l07f11(p, k+1, size)
+	case 4:
+		l07f16(p, k+1, size)
+	case 5:
+		l07f21(p, k+1, size)
+	case 6:
+		l07f26(p, k+1, size)
+	case 7:
+		l07f31(p, k+1, size)
+	case 8:
+		l07f36(p, k+1, size)
+	case 9:
+		l07f41(p, k+1, size)
+	case 10:
+		l07f46(p, k+1, size)
+	case 11:
+		l07f51(p, k+1, size)
+	case 12:
+		l07f56(p, k+1, size)
+	case 13:
+		l07f61(p, k+1, size)
+	case 14:
+		l07f02(p, k+1, size)
+	case 15:
+		l07f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f03(p, k+1, size)
+	case 1:
+		l07f08(p, k+1, size)
+	case 2:
+		l07f13(p, k+1, size)
+	case 3:
+		l07f18(p, k+1, size)
+	case 4:
+		l07f23(p, k+1, size)
+	case 5:
+		l07f28(p, k+1, size)
+	case 6:
+		l07f33(p, k+1, size)
+	case 7:
+		l07f38(p, k+1, size)
+	case 8:
+		l07f43(p, k+1, size)
+	case 9:
+		l07f48(p, k+1, size)
+	case 10:
+		l07f53(p, k+1, size)
+	case 11:
+		l07f58(p, k+1, size)
+	case 12:
+		l07f63(p, k+1, size)
+	case 13:
+		l07f04(p, k+1, size)
+	case 14:
+		l07f09(p, k+1, size)
+	case 15:
+		l07f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f10(p, k+1, size)
+	case 1:
+		l07f15(p, k+1, size)
+	case 2:
+		l07f20(p, k+1, size)
+	case 3:
+		l07f25(p, k+1, size)
+	case 4:
+		l07f30(p, k+1, size)
+	case 5:
+		l07f35(p, k+1, size)
+	case 6:
+		l07f40(p, k+1, size)
+	case 7:
+		l07f45(p, k+1, size)
+	case 8:
+		l07f50(p, k+1, size)
+	case 9:
+		l07f55(p, k+1, size)
+	case 10:
+		l07f60(p, k+1, size)
+	case 11:
+		l07f01(p, k+1, size)
+	case 12:
+		l07f06(p, k+1, size)
+	case 13:
+		l07f11(p, k+1, size)
+	case 14:
+		l07f16(p, k+1, size)
+	case 15:
+		l07f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f17(p, k+1, size)
+	case 1:
+		l07f22(p, k+1, size)
+	case 2:
+		l07f27(p, k+1, size)
+	case 3:
+		l07f32(p, k+1, size)
+	case 4:
+		l07f37(p, k+1, size)
+	case 5:
+		l07f42(p, k+1, size)
+	case 6:
+		l07f47(p, k+1, size)
+	case 7:
+		l07f52(p, k+1, size)
+	case 8:
+		l07f57(p, k+1, size)
+	case 9:
+		l07f62(p, k+1, size)
+	case 10:
+		l07f03(p, k+1, size)
+	case 11:
+		l07f08(p, k+1, size)
+	case 12:
+		l07f13(p, k+1, size)
+	case 13:
+		l07f18(p, k+1, size)
+	case 14:
+		l07f23(p, k+1, size)
+	case 15:
+		l07f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f24(p, k+1, size)
+	case 1:
+		l07f29(p, k+1, size)
+	case 2:
+		l07f34(p, k+1, size)
+	case 3:
+		l07f39(p, k+1, size)
+	case 4:
+		l07f44(p, k+1, size)
+	case 5:
+		l07f49(p, k+1, size)
+	case 6:
+		l07f54(p, k+1, size)
+	case 7:
+		l07f59(p, k+1, size)
+	case 8:
+		l07f00(p, k+1, size)
+	case 9:
+		l07f05(p, k+1, size)
+	case 10:
+		l07f10(p, k+1, size)
+	case 11:
+		l07f15(p, k+1, size)
+	case 12:
+		l07f20(p, k+1, size)
+	case 13:
+		l07f25(p, k+1, size)
+	case 14:
+		l07f30(p, k+1, size)
+	case 15:
+		l07f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f31(p, k+1, size)
+	case 1:
+		l07f36(p, k+1, size)
+	case 2:
+		l07f41(p, k+1, size)
+	case 3:
+		l07f46(p, k+1, size)
+	case 4:
+		l07f51(p, k+1, size)
+	case 5:
+		l07f56(p, k+1, size)
+	case 6:
+		l07f61(p, k+1, size)
+	case 7:
+		l07f02(p, k+1, size)
+	case 8:
+		l07f07(p, k+1, size)
+	case 9:
+		l07f12(p, k+1, size)
+	case 10:
+		l07f17(p, k+1, size)
+	case 11:
+		l07f22(p, k+1, size)
+	case 12:
+		l07f27(p, k+1, size)
+	case 13:
+		l07f32(p, k+1, size)
+	case 14:
+		l07f37(p, k+1, size)
+	case 15:
+		l07f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f38(p, k+1, size)
+	case 1:
+		l07f43(p, k+1, size)
+	case 2:
+		l07f48(p, k+1, size)
+	case 3:
+		l07f53(p, k+1, size)
+	case 4:
+		l07f58(p, k+1, size)
+	case 5:
+		l07f63(p, k+1, size)
+	case 6:
+		l07f04(p, k+1, size)
+	case 7:
+		l07f09(p, k+1, size)
+	case 8:
+		l07f14(p, k+1, size)
+	case 9:
+		l07f19(p, k+1, size)
+	case 10:
+		l07f24(p, k+1, size)
+	case 11:
+		l07f29(p, k+1, size)
+	case 12:
+		l07f34(p, k+1, size)
+	case 13:
+		l07f39(p, k+1, size)
+	case 14:
+		l07f44(p, k+1, size)
+	case 15:
+		l07f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f45(p, k+1, size)
+	case 1:
+		l07f50(p, k+1, size)
+	case 2:
+		l07f55(p, k+1, size)
+	case 3:
+		l07f60(p, k+1, size)
+	case 4:
+		l07f01(p, k+1, size)
+	case 5:
+		l07f06(p, k+1, size)
+	case 6:
+		l07f11(p, k+1, size)
+	case 7:
+		l07f16(p, k+1, size)
+	case 8:
+		l07f21(p, k+1, size)
+	case 9:
+		l07f26(p, k+1, size)
+	case 10:
+		l07f31(p, k+1, size)
+	case 11:
+		l07f36(p, k+1, size)
+	case 12:
+		l07f41(p, k+1, size)
+	case 13:
+		l07f46(p, k+1, size)
+	case 14:
+		l07f51(p, k+1, size)
+	case 15:
+		l07f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f52(p, k+1, size)
+	case 1:
+		l07f57(p, k+1, size)
+	case 2:
+		l07f62(p, k+1, size)
+	case 3:
+		l07f03(p, k+1, size)
+	case 4:
+		l07f08(p, k+1, size)
+	case 5:
+		l07f13(p, k+1, size)
+	case 6:
+		l07f18(p, k+1, size)
+	case 7:
+		l07f23(p, k+1, size)
+	case 8:
+		l07f28(p, k+1, size)
+	case 9:
+		l07f33(p, k+1, size)
+	case 10:
+		l07f38(p, k+1, size)
+	case 11:
+		l07f43(p, k+1, size)
+	case 12:
+		l07f48(p, k+1, size)
+	case 13:
+		l07f53(p, k+1, size)
+	case 14:
+		l07f58(p, k+1, size)
+	case 15:
+		l07f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f59(p, k+1, size)
+	case 1:
+		l07f00(p, k+1, size)
+	case 2:
+		l07f05(p, k+1, size)
+	case 3:
+		l07f10(p, k+1, size)
+	case 4:
+		l07f15(p, k+1, size)
+	case 5:
+		l07f20(p, k+1, size)
+	case 6:
+		l07f25(p, k+1, size)
+	case 7:
+		l07f30(p, k+1, size)
+	case 8:
+		l07f35(p, k+1, size)
+	case 9:
+		l07f40(p, k+1, size)
+	case 10:
+		l07f45(p, k+1, size)
+	case 11:
+		l07f50(p, k+1, size)
+	case 12:
+		l07f55(p, k+1, size)
+	case 13:
+		l07f60(p, k+1, size)
+	case 14:
+		l07f01(p, k+1, size)
+	case 15:
+		l07f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f02(p, k+1, size)
+	case 1:
+		l07f07(p, k+1, size)
+	case 2:
+		l07f12(p, k+1, size)
+	case 3:
+		l07f17(p, k+1, size)
+	case 4:
+		l07f22(p, k+1, size)
+	case 5:
+		l07f27(p, k+1, size)
+	case 6:
+		l07f32(p, k+1, size)
+	case 7:
+		l07f37(p, k+1, size)
+	case 8:
+		l07f42(p, k+1, size)
+	case 9:
+		l07f47(p, k+1, size)
+	case 10:
+		l07f52(p, k+1, size)
+	case 11:
+		l07f57(p, k+1, size)
+	case 12:
+		l07f62(p, k+1, size)
+	case 13:
+		l07f03(p, k+1, size)
+	case 14:
+		l07f08(p, k+1, size)
+	case 15:
+		l07f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f09(p, k+1, size)
+	case 1:
+		l07f14(p, k+1, size)
+	case 2:
+		l07f19(p, k+1, size)
+	case 3:
+		l07f24(p, k+1, size)
+	case 4:
+		l07f29(p, k+1, size)
+	case 5:
+		l07f34(p, k+1, size)
+	case 6:
+		l07f39(p, k+1, size)
+	case 7:
+		l07f44(p, k+1, size)
+	case 8:
+		l07f49(p, k+1, size)
+	case 9:
+		l07f54(p, k+1, size)
+	case 10:
+		l07f59(p, k+1, size)
+	case 11:
+		l07f00(p, k+1, size)
+	case 12:
+		l07f05(p, k+1, size)
+	case 13:
+		l07f10(p, k+1, size)
+	case 14:
+		l07f15(p, k+1, size)
+	case 15:
+		l07f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f16(p, k+1, size)
+	case 1:
+		l07f21(p, k+1, size)
+	case 2:
+		l07f26(p, k+1, size)
+	case 3:
+		l07f31(p, k+1, size)
+	case 4:
+		l07f36(p, k+1, size)
+	case 5:
+		l07f41(p, k+1, size)
+	case 6:
+		l07f46(p, k+1, size)
+	case 7:
+		l07f51(p, k+1, size)
+	case 8:
+		l07f56(p, k+1, size)
+	case 9:
+		l07f61(p, k+1, size)
+	case 10:
+		l07f02(p, k+1, size)
+	case 11:
+		l07f07(p, k+1, size)
+	case 12:
+		l07f12(p, k+1, size)
+	case 13:
+		l07f17(p, k+1, size)
+	case 14:
+		l07f22(p, k+1, size)
+	case 15:
+		l07f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f23(p, k+1, size)
+	case 1:
+		l07f28(p, k+1, size)
+	case 2:
+		l07f33(p, k+1, size)
+	case 3:
+		l07f38(p, k+1, size)
+	case 4:
+		l07f43(p, k+1, size)
+	case 5:
+		l07f48(p, k+1, size)
+	case 6:
+		l07f53(p, k+1, size)
+	case 7:
+		l07f58(p, k+1, size)
+	case 8:
+		l07f63(p, k+1, size)
+	case 9:
+		l07f04(p, k+1, size)
+	case 10:
+		l07f09(p, k+1, size)
+	case 11:
+		l07f14(p, k+1, size)
+	case 12:
+		l07f19(p, k+1, size)
+	case 13:
+		l07f24(p, k+1, size)
+	case 14:
+		l07f29(p, k+1, size)
+	case 15:
+		l07f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f30(p, k+1, size)
+	case 1:
+		l07f35(p, k+1, size)
+	case 2:
+		l07f40(p, k+1, size)
+	case 3:
+		l07f45(p, k+1, size)
+	case 4:
+		l07f50(p, k+1, size)
+	case 5:
+		l07f55(p, k+1, size)
+	case 6:
+		l07f60(p, k+1, size)
+	case 7:
+		l07f01(p, k+1, size)
+	case 8:
+		l07f06(p, k+1, size)
+	case 9:
+		l07f11(p, k+1, size)
+	case 10:
+		l07f16(p, k+1, size)
+	case 11:
+		l07f21(p, k+1, size)
+	case 12:
+		l07f26(p, k+1, size)
+	case 13:
+		l07f31(p, k+1, size)
+	case 14:
+		l07f36(p, k+1, size)
+	case 15:
+		l07f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f37(p, k+1, size)
+	case 1:
+		l07f42(p, k+1, size)
+	case 2:
+		l07f47(p, k+1, size)
+	case 3:
+		l07f52(p, k+1, size)
+	case 4:
+		l07f57(p, k+1, size)
+	case 5:
+		l07f62(p, k+1, size)
+	case 6:
+		l07f03(p, k+1, size)
+	case 7:
+		l07f08(p, k+1, size)
+	case 8:
+		l07f13(p, k+1, size)
+	case 9:
+		l07f18(p, k+1, size)
+	case 10:
+		l07f23(p, k+1, size)
+	case 11:
+		l07f28(p, k+1, size)
+	case 12:
+		l07f33(p, k+1, size)
+	case 13:
+		l07f38(p, k+1, size)
+	case 14:
+		l07f43(p, k+1, size)
+	case 15:
+		l07f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f44(p, k+1, size)
+	case 1:
+		l07f49(p, k+1, size)
+	case 2:
+		l07f54(p, k+1, size)
+	case 3:
+		l07f59(p, k+1, size)
+	case 4:
+		l07f00(p, k+1, size)
+	case 5:
+		l07f05(p, k+1, size)
+	case 6:
+		l07f10(p, k+1, size)
+	case 7:
+		l07f15(p, k+1, size)
+	case 8:
+		l07f20(p, k+1, size)
+	case 9:
+		l07f25(p, k+1, size)
+	case 10:
+		l07f30(p, k+1, size)
+	case 11:
+		l07f35(p, k+1, size)
+	case 12:
+		l07f40(p, k+1, size)
+	case 13:
+		l07f45(p, k+1, size)
+	case 14:
+		l07f50(p, k+1, size)
+	case 15:
+		l07f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f51(p, k+1, size)
+	case 1:
+		l07f56(p, k+1, size)
+	case 2:
+		l07f61(p, k+1, size)
+	case 3:
+		l07f02(p, k+1, size)
+	case 4:
+		l07f07(p, k+1, size)
+	case 5:
+		l07f12(p, k+1, size)
+	case 6:
+		l07f17(p, k+1, size)
+	case 7:
+		l07f22(p, k+1, size)
+	case 8:
+		l07f27(p, k+1, size)
+	case 9:
+		l07f32(p, k+1, size)
+	case 10:
+		l07f37(p, k+1, size)
+	case 11:
+		l07f42(p, k+1, size)
+	case 12:
+		l07f47(p, k+1, size)
+	case 13:
+		l07f52(p, k+1, size)
+	case 14:
+		l07f57(p, k+1, size)
+	case 15:
+		l07f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f58(p, k+1, size)
+	case 1:
+		l07f63(p, k+1, size)
+	case 2:
+		l07f04(p, k+1, size)
+	case 3:
+		l07f09(p, k+1, size)
+	case 4:
+		l07f14(p, k+1, size)
+	case 5:
+		l07f19(p, k+1, size)
+	case 6:
+		l07f24(p, k+1, size)
+	case 7:
+		l07f29(p, k+1, size)
+	case 8:
+		l07f34(p, k+1, size)
+	case 9:
+		l07f39(p, k+1, size)
+	case 10:
+		l07f44(p, k+1, size)
+	case 11:
+		l07f49(p, k+1, size)
+	case 12:
+		l07f54(p, k+1, size)
+	case 13:
+		l07f59(p, k+1, size)
+	case 14:
+		l07f00(p, k+1, size)
+	case 15:
+		l07f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f01(p, k+1, size)
+	case 1:
+		l07f06(p, k+1, size)
+	case 2:
+		l07f11(p, k+1, size)
+	case 3:
+		l07f16(p, k+1, size)
+	case 4:
+		l07f21(p, k+1, size)
+	case 5:
+		l07f26(p, k+1, size)
+	case 6:
+		l07f31(p, k+1, size)
+	case 7:
+		l07f36(p, k+1, size)
+	case 8:
+		l07f41(p, k+1, size)
+	case 9:
+		l07f46(p, k+1, size)
+	case 10:
+		l07f51(p, k+1, size)
+	case 11:
+		l07f56(p, k+1, size)
+	case 12:
+		l07f61(p, k+1, size)
+	case 13:
+		l07f02(p, k+1, size)
+	case 14:
+		l07f07(p, k+1, size)
+	case 15:
+		l07f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f08(p, k+1, size)
+	case 1:
+		l07f13(p, k+1, size)
+	case 2:
+		l07f18(p, k+1, size)
+	case 3:
+		l07f23(p, k+1, size)
+	case 4:
+		l07f28(p, k+1, size)
+	case 5:
+		l07f33(p, k+1, size)
+	case 6:
+		l07f38(p, k+1, size)
+	case 7:
+		l07f43(p, k+1, size)
+	case 8:
+		l07f48(p, k+1, size)
+	case 9:
+		l07f53(p, k+1, size)
+	case 10:
+		l07f58(p, k+1, size)
+	case 11:
+		l07f63(p, k+1, size)
+	case 12:
+		l07f04(p, k+1, size)
+	case 13:
+		l07f09(p, k+1, size)
+	case 14:
+		l07f14(p, k+1, size)
+	case 15:
+		l07f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f15(p, k+1, size)
+	case 1:
+		l07f20(p, k+1, size)
+	case 2:
+		l07f25(p, k+1, size)
+	case 3:
+		l07f30(p, k+1, size)
+	case 4:
+		l07f35(p, k+1, size)
+	case 5:
+		l07f40(p, k+1, size)
+	case 6:
+		l07f45(p, k+1, size)
+	case 7:
+		l07f50(p, k+1, size)
+	case 8:
+		l07f55(p, k+1, size)
+	case 9:
+		l07f60(p, k+1, size)
+	case 10:
+		l07f01(p, k+1, size)
+	case 11:
+		l07f06(p, k+1, size)
+	case 12:
+		l07f11(p, k+1, size)
+	case 13:
+		l07f16(p, k+1, size)
+	case 14:
+		l07f21(p, k+1, size)
+	case 15:
+		l07f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f22(p, k+1, size)
+	case 1:
+		l07f27(p, k+1, size)
+	case 2:
+		l07f32(p, k+1, size)
+	case 3:
+		l07f37(p, k+1, size)
+	case 4:
+		l07f42(p, k+1, size)
+	case 5:
+		l07f47(p, k+1, size)
+	case 6:
+		l07f52(p, k+1, size)
+	case 7:
+		l07f57(p, k+1, size)
+	case 8:
+		l07f62(p, k+1, size)
+	case 9:
+		l07f03(p, k+1, size)
+	case 10:
+		l07f08(p, k+1, size)
+	case 11:
+		l07f13(p, k+1, size)
+	case 12:
+		l07f18(p, k+1, size)
+	case 13:
+		l07f23(p, k+1, size)
+	case 14:
+		l07f28(p, k+1, size)
+	case 15:
+		l07f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f29(p, k+1, size)
+	case 1:
+		l07f34(p, k+1, size)
+	case 2:
+		l07f39(p, k+1, size)
+	case 3:
+		l07f44(p, k+1, size)
+	case 4:
+		l07f49(p, k+1, size)
+	case 5:
+		l07f54(p, k+1, size)
+	case 6:
+		l07f59(p, k+1, size)
+	case 7:
+		l07f00(p, k+1, size)
+	case 8:
+		l07f05(p, k+1, size)
+	case 9:
+		l07f10(p, k+1, size)
+	case 10:
+		l07f15(p, k+1, size)
+	case 11:
+		l07f20(p, k+1, size)
+	case 12:
+		l07f25(p, k+1, size)
+	case 13:
+		l07f30(p, k+1, size)
+	case 14:
+		l07f35(p, k+1, size)
+	case 15:
+		l07f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f36(p, k+1, size)
+	case 1:
+		l07f41(p, k+1, size)
+	case 2:
+		l07f46(p, k+1, size)
+	case 3:
+		l07f51(p, k+1, size)
+	case 4:
+		l07f56(p, k+1, size)
+	case 5:
+		l07f61(p, k+1, size)
+	case 6:
+		l07f02(p, k+1, size)
+	case 7:
+		l07f07(p, k+1, size)
+	case 8:
+		l07f12(p, k+1, size)
+	case 9:
+		l07f17(p, k+1, size)
+	case 10:
+		l07f22(p, k+1, size)
+	case 11:
+		l07f27(p, k+1, size)
+	case 12:
+		l07f32(p, k+1, size)
+	case 13:
+		l07f37(p, k+1, size)
+	case 14:
+		l07f42(p, k+1, size)
+	case 15:
+		l07f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f43(p, k+1, size)
+	case 1:
+		l07f48(p, k+1, size)
+	case 2:
+		l07f53(p, k+1, size)
+	case 3:
+		l07f58(p, k+1, size)
+	case 4:
+		l07f63(p, k+1, size)
+	case 5:
+		l07f04(p, k+1, size)
+	case 6:
+		l07f09(p, k+1, size)
+	case 7:
+		l07f14(p, k+1, size)
+	case 8:
+		l07f19(p, k+1, size)
+	case 9:
+		l07f24(p, k+1, size)
+	case 10:
+		l07f29(p, k+1, size)
+	case 11:
+		l07f34(p, k+1, size)
+	case 12:
+		l07f39(p, k+1, size)
+	case 13:
+		l07f44(p, k+1, size)
+	case 14:
+		l07f49(p, k+1, size)
+	case 15:
+		l07f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f50(p, k+1, size)
+	case 1:
+		l07f55(p, k+1, size)
+	case 2:
+		l07f60(p, k+1, size)
+	case 3:
+		l07f01(p, k+1, size)
+	case 4:
+		l07f06(p, k+1, size)
+	case 5:
+		l07f11(p, k+1, size)
+	case 6:
+		l07f16(p, k+1, size)
+	case 7:
+		l07f21(p, k+1, size)
+	case 8:
+		l07f26(p, k+1, size)
+	case 9:
+		l07f31(p, k+1, size)
+	case 10:
+		l07f36(p, k+1, size)
+	case 11:
+		l07f41(p, k+1, size)
+	case 12:
+		l07f46(p, k+1, size)
+	case 13:
+		l07f51(p, k+1, size)
+	case 14:
+		l07f56(p, k+1, size)
+	case 15:
+		l07f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f57(p, k+1, size)
+	case 1:
+		l07f62(p, k+1, size)
+	case 2:
+		l07f03(p, k+1, size)
+	case 3:
+		l07f08(p, k+1, size)
+	case 4:
+		l07f13(p, k+1, size)
+	case 5:
+		l07f18(p, k+1, size)
+	case 6:
+		l07f23(p, k+1, size)
+	case 7:
+		l07f28(p, k+1, size)
+	case 8:
+		l07f33(p, k+1, size)
+	case 9:
+		l07f38(p, k+1, size)
+	case 10:
+		l07f43(p, k+1, size)
+	case 11:
+		l07f48(p, k+1, size)
+	case 12:
+		l07f53(p, k+1, size)
+	case 13:
+		l07f58(p, k+1, size)
+	case 14:
+		l07f63(p, k+1, size)
+	case 15:
+		l07f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f00(p, k+1, size)
+	case 1:
+		l07f05(p, k+1, size)
+	case 2:
+		l07f10(p, k+1, size)
+	case 3:
+		l07f15(p, k+1, size)
+	case 4:
+		l07f20(p, k+1, size)
+	case 5:
+		l07f25(p, k+1, size)
+	case 6:
+		l07f30(p, k+1, size)
+	case 7:
+		l07f35(p, k+1, size)
+	case 8:
+		l07f40(p, k+1, size)
+	case 9:
+		l07f45(p, k+1, size)
+	case 10:
+		l07f50(p, k+1, size)
+	case 11:
+		l07f55(p, k+1, size)
+	case 12:
+		l07f60(p, k+1, size)
+	case 13:
+		l07f01(p, k+1, size)
+	case 14:
+		l07f06(p, k+1, size)
+	case 15:
+		l07f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f07(p, k+1, size)
+	case 1:
+		l07f12(p, k+1, size)
+	case 2:
+		l07f17(p, k+1, size)
+	case 3:
+		l07f22(p, k+1, size)
+	case 4:
+		l07f27(p, k+1, size)
+	case 5:
+		l07f32(p, k+1, size)
+	case 6:
+		l07f37(p, k+1, size)
+	case 7:
+		l07f42(p, k+1, size)
+	case 8:
+		l07f47(p, k+1, size)
+	case 9:
+		l07f52(p, k+1, size)
+	case 10:
+		l07f57(p, k+1, size)
+	case 11:
+		l07f62(p, k+1, size)
+	case 12:
+		l07f03(p, k+1, size)
+	case 13:
+		l07f08(p, k+1, size)
+	case 14:
+		l07f13(p, k+1, size)
+	case 15:
+		l07f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f14(p, k+1, size)
+	case 1:
+		l07f19(p, k+1, size)
+	case 2:
+		l07f24(p, k+1, size)
+	case 3:
+		l07f29(p, k+1, size)
+	case 4:
+		l07f34(p, k+1, size)
+	case 5:
+		l07f39(p, k+1, size)
+	case 6:
+		l07f44(p, k+1, size)
+	case 7:
+		l07f49(p, k+1, size)
+	case 8:
+		l07f54(p, k+1, size)
+	case 9:
+		l07f59(p, k+1, size)
+	case 10:
+		l07f00(p, k+1, size)
+	case 11:
+		l07f05(p, k+1, size)
+	case 12:
+		l07f10(p, k+1, size)
+	case 13:
+		l07f15(p, k+1, size)
+	case 14:
+		l07f20(p, k+1, size)
+	case 15:
+		l07f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f21(p, k+1, size)
+	case 1:
+		l07f26(p, k+1, size)
+	case 2:
+		l07f31(p, k+1, size)
+	case 3:
+		l07f36(p, k+1, size)
+	case 4:
+		l07f41(p, k+1, size)
+	case 5:
+		l07f46(p, k+1, size)
+	case 6:
+		l07f51(p, k+1, size)
+	case 7:
+		l07f56(p, k+1, size)
+	case 8:
+		l07f61(p, k+1, size)
+	case 9:
+		l07f02(p, k+1, size)
+	case 10:
+		l07f07(p, k+1, size)
+	case 11:
+		l07f12(p, k+1, size)
+	case 12:
+		l07f17(p, k+1, size)
+	case 13:
+		l07f22(p, k+1, size)
+	case 14:
+		l07f27(p, k+1, size)
+	case 15:
+		l07f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f28(p, k+1, size)
+	case 1:
+		l07f33(p, k+1, size)
+	case 2:
+		l07f38(p, k+1, size)
+	case 3:
+		l07f43(p, k+1, size)
+	case 4:
+		l07f48(p, k+1, size)
+	case 5:
+		l07f53(p, k+1, size)
+	case 6:
+		l07f58(p, k+1, size)
+	case 7:
+		l07f63(p, k+1, size)
+	case 8:
+		l07f04(p, k+1, size)
+	case 9:
+		l07f09(p, k+1, size)
+	case 10:
+		l07f14(p, k+1, size)
+	case 11:
+		l07f19(p, k+1, size)
+	case 12:
+		l07f24(p, k+1, size)
+	case 13:
+		l07f29(p, k+1, size)
+	case 14:
+		l07f34(p, k+1, size)
+	case 15:
+		l07f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f35(p, k+1, size)
+	case 1:
+		l07f40(p, k+1, size)
+	case 2:
+		l07f45(p, k+1, size)
+	case 3:
+		l07f50(p, k+1, size)
+	case 4:
+		l07f55(p, k+1, size)
+	case 5:
+		l07f60(p, k+1, size)
+	case 6:
+		l07f01(p, k+1, size)
+	case 7:
+		l07f06(p, k+1, size)
+	case 8:
+		l07f11(p, k+1, size)
+	case 9:
+		l07f16(p, k+1, size)
+	case 10:
+		l07f21(p, k+1, size)
+	case 11:
+		l07f26(p, k+1, size)
+	case 12:
+		l07f31(p, k+1, size)
+	case 13:
+		l07f36(p, k+1, size)
+	case 14:
+		l07f41(p, k+1, size)
+	case 15:
+		l07f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f42(p, k+1, size)
+	case 1:
+		l07f47(p, k+1, size)
+	case 2:
+		l07f52(p, k+1, size)
+	case 3:
+		l07f57(p, k+1, size)
+	case 4:
+		l07f62(p, k+1, size)
+	case 5:
+		l07f03(p, k+1, size)
+	case 6:
+		l07f08(p, k+1, size)
+	case 7:
+		l07f13(p, k+1, size)
+	case 8:
+		l07f18(p, k+1, size)
+	case 9:
+		l07f23(p, k+1, size)
+	case 10:
+		l07f28(p, k+1, size)
+	case 11:
+		l07f33(p, k+1, size)
+	case 12:
+		l07f38(p, k+1, size)
+	case 13:
+		l07f43(p, k+1, size)
+	case 14:
+		l07f48(p, k+1, size)
+	case 15:
+		l07f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f49(p, k+1, size)
+	case 1:
+		l07f54(p, k+1, size)
+	case 2:
+		l07f59(p, k+1, size)
+	case 3:
+		l07f00(p, k+1, size)
+	case 4:
+		l07f05(p, k+1, size)
+	case 5:
+		l07f10(p, k+1, size)
+	case 6:
+		l07f15(p, k+1, size)
+	case 7:
+		l07f20(p, k+1, size)
+	case 8:
+		l07f25(p, k+1, size)
+	case 9:
+		l07f30(p, k+1, size)
+	case 10:
+		l07f35(p, k+1, size)
+	case 11:
+		l07f40(p, k+1, size)
+	case 12:
+		l07f45(p, k+1, size)
+	case 13:
+		l07f50(p, k+1, size)
+	case 14:
+		l07f55(p, k+1, size)
+	case 15:
+		l07f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f56(p, k+1, size)
+	case 1:
+		l07f61(p, k+1, size)
+	case 2:
+		l07f02(p, k+1, size)
+	case 3:
+		l07f07(p, k+1, size)
+	case 4:
+		l07f12(p, k+1, size)
+	case 5:
+		l07f17(p, k+1, size)
+	case 6:
+		l07f22(p, k+1, size)
+	case 7:
+		l07f27(p, k+1, size)
+	case 8:
+		l07f32(p, k+1, size)
+	case 9:
+		l07f37(p, k+1, size)
+	case 10:
+		l07f42(p, k+1, size)
+	case 11:
+		l07f47(p, k+1, size)
+	case 12:
+		l07f52(p, k+1, size)
+	case 13:
+		l07f57(p, k+1, size)
+	case 14:
+		l07f62(p, k+1, size)
+	case 15:
+		l07f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l06f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l07f63(p, k+1, size)
+	case 1:
+		l07f04(p, k+1, size)
+	case 2:
+		l07f09(p, k+1, size)
+	case 3:
+		l07f14(p, k+1, size)
+	case 4:
+		l07f19(p, k+1, size)
+	case 5:
+		l07f24(p, k+1, size)
+	case 6:
+		l07f29(p, k+1, size)
+	case 7:
+		l07f34(p, k+1, size)
+	case 8:
+		l07f39(p, k+1, size)
+	case 9:
+		l07f44(p, k+1, size)
+	case 10:
+		l07f49(p, k+1, size)
+	case 11:
+		l07f54(p, k+1, size)
+	case 12:
+		l07f59(p, k+1, size)
+	case 13:
+		l07f00(p, k+1, size)
+	case 14:
+		l07f05(p, k+1, size)
+	case 15:
+		l07f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f07(p, k+1, size)
+	case 1:
+		l08f12(p, k+1, size)
+	case 2:
+		l08f17(p, k+1, size)
+	case 3:
+		l08f22(p, k+1, size)
+	case 4:
+		l08f27(p, k+1, size)
+	case 5:
+		l08f32(p, k+1, size)
+	case 6:
+		l08f37(p, k+1, size)
+	case 7:
+		l08f42(p, k+1, size)
+	case 8:
+		l08f47(p, k+1, size)
+	case 9:
+		l08f52(p, k+1, size)
+	case 10:
+		l08f57(p, k+1, size)
+	case 11:
+		l08f62(p, k+1, size)
+	case 12:
+		l08f03(p, k+1, size)
+	case 13:
+		l08f08(p, k+1, size)
+	case 14:
+		l08f13(p, k+1, size)
+	case 15:
+		l08f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f14(p, k+1, size)
+	case 1:
+		l08f19(p, k+1, size)
+	case 2:
+		l08f24(p, k+1, size)
+	case 3:
+		l08f29(p, k+1, size)
+	case 4:
+		l08f34(p, k+1, size)
+	case 5:
+		l08f39(p, k+1, size)
+	case 6:
+		l08f44(p, k+1, size)
+	case 7:
+		l08f49(p, k+1, size)
+	case 8:
+		l08f54(p, k+1, size)
+	case 9:
+		l08f59(p, k+1, size)
+	case 10:
+		l08f00(p, k+1, size)
+	case 11:
+		l08f05(p, k+1, size)
+	case 12:
+		l08f10(p, k+1, size)
+	case 13:
+		l08f15(p, k+1, size)
+	case 14:
+		l08f20(p, k+1, size)
+	case 15:
+		l08f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f21(p, k+1, size)
+	case 1:
+		l08f26(p, k+1, size)
+	case 2:
+		l08f31(p, k+1, size)
+	case 3:
+		l08f36(p, k+1, size)
+	case 4:
+		l08f41(p, k+1, size)
+	case 5:
+		l08f46(p, k+1, size)
+	case 6:
+		l08f51(p, k+1, size)
+	case 7:
+		l08f56(p, k+1, size)
+	case 8:
+		l08f61(p, k+1, size)
+	case 9:
+		l08f02(p, k+1, size)
+	case 10:
+		l08f07(p, k+1, size)
+	case 11:
+		l08f12(p, k+1, size)
+	case 12:
+		l08f17(p, k+1, size)
+	case 13:
+		l08f22(p, k+1, size)
+	case 14:
+		l08f27(p, k+1, size)
+	case 15:
+		l08f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f28(p, k+1, size)
+	case 1:
+		l08f33(p, k+1, size)
+	case 2:
+		l08f38(p, k+1, size)
+	case 3:
+		l08f43(p, k+1, size)
+	case 4:
+		l08f48(p, k+1, size)
+	case 5:
+		l08f53(p, k+1, size)
+	case 6:
+		l08f58(p, k+1, size)
+	case 7:
+		l08f63(p, k+1, size)
+	case 8:
+		l08f04(p, k+1, size)
+	case 9:
+		l08f09(p, k+1, size)
+	case 10:
+		l08f14(p, k+1, size)
+	case 11:
+		l08f19(p, k+1, size)
+	case 12:
+		l08f24(p, k+1, size)
+	case 13:
+		l08f29(p, k+1, size)
+	case 14:
+		l08f34(p, k+1, size)
+	case 15:
+		l08f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f35(p, k+1, size)
+	case 1:
+		l08f40(p, k+1, size)
+	case 2:
+		l08f45(p, k+1, size)
+	case 3:
+		l08f50(p, k+1, size)
+	case 4:
+		l08f55(p, k+1, size)
+	case 5:
+		l08f60(p, k+1, size)
+	case 6:
+		l08f01(p, k+1, size)
+	case 7:
+		l08f06(p, k+1, size)
+	case 8:
+		l08f11(p, k+1, size)
+	case 9:
+		l08f16(p, k+1, size)
+	case 10:
+		l08f21(p, k+1, size)
+	case 11:
+		l08f26(p, k+1, size)
+	case 12:
+		l08f31(p, k+1, size)
+	case 13:
+		l08f36(p, k+1, size)
+	case 14:
+		l08f41(p, k+1, size)
+	case 15:
+		l08f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f42(p, k+1, size)
+	case 1:
+		l08f47(p, k+1, size)
+	case 2:
+		l08f52(p, k+1, size)
+	case 3:
+		l08f57(p, k+1, size)
+	case 4:
+		l08f62(p, k+1, size)
+	case 5:
+		l08f03(p, k+1, size)
+	case 6:
+		l08f08(p, k+1, size)
+	case 7:
+		l08f13(p, k+1, size)
+	case 8:
+		l08f18(p, k+1, size)
+	case 9:
+		l08f23(p, k+1, size)
+	case 10:
+		l08f28(p, k+1, size)
+	case 11:
+		l08f33(p, k+1, size)
+	case 12:
+		l08f38(p, k+1, size)
+	case 13:
+		l08f43(p, k+1, size)
+	case 14:
+		l08f48(p, k+1, size)
+	case 15:
+		l08f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f49(p, k+1, size)
+	case 1:
+		l08f54(p, k+1, size)
+	case 2:
+		l08f59(p, k+1, size)
+	case 3:
+		l08f00(p, k+1, size)
+	case 4:
+		l08f05(p, k+1, size)
+	case 5:
+		l08f10(p, k+1, size)
+	case 6:
+		l08f15(p, k+1, size)
+	case 7:
+		l08f20(p, k+1, size)
+	case 8:
+		l08f25(p, k+1, size)
+	case 9:
+		l08f30(p, k+1, size)
+	case 10:
+		l08f35(p, k+1, size)
+	case 11:
+		l08f40(p, k+1, size)
+	case 12:
+		l08f45(p, k+1, size)
+	case 13:
+		l08f50(p, k+1, size)
+	case 14:
+		l08f55(p, k+1, size)
+	case 15:
+		l08f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f56(p, k+1, size)
+	case 1:
+		l08f61(p, k+1, size)
+	case 2:
+		l08f02(p, k+1, size)
+	case 3:
+		l08f07(p, k+1, size)
+	case 4:
+		l08f12(p, k+1, size)
+	case 5:
+		l08f17(p, k+1, size)
+	case 6:
+		l08f22(p, k+1, size)
+	case 7:
+		l08f27(p, k+1, size)
+	case 8:
+		l08f32(p, k+1, size)
+	case 9:
+		l08f37(p, k+1, size)
+	case 10:
+		l08f42(p, k+1, size)
+	case 11:
+		l08f47(p, k+1, size)
+	case 12:
+		l08f52(p, k+1, size)
+	case 13:
+		l08f57(p, k+1, size)
+	case 14:
+		l08f62(p, k+1, size)
+	case 15:
+		l08f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f63(p, k+1, size)
+	case 1:
+		l08f04(p, k+1, size)
+	case 2:
+		l08f09(p, k+1, size)
+	case 3:
+		l08f14(p, k+1, size)
+	case 4:
+		l08f19(p, k+1, size)
+	case 5:
+		l08f24(p, k+1, size)
+	case 6:
+		l08f29(p, k+1, size)
+	case 7:
+		l08f34(p, k+1, size)
+	case 8:
+		l08f39(p, k+1, size)
+	case 9:
+		l08f44(p, k+1, size)
+	case 10:
+		l08f49(p, k+1, size)
+	case 11:
+		l08f54(p, k+1, size)
+	case 12:
+		l08f59(p, k+1, size)
+	case 13:
+		l08f00(p, k+1, size)
+	case 14:
+		l08f05(p, k+1, size)
+	case 15:
+		l08f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f06(p, k+1, size)
+	case 1:
+		l08f11(p, k+1, size)
+	case 2:
+		l08f16(p, k+1, size)
+	case 3:
+		l08f21(p, k+1, size)
+	case 4:
+		l08f26(p, k+1, size)
+	case 5:
+		l08f31(p, k+1, size)
+	case 6:
+		l08f36(p, k+1, size)
+	case 7:
+		l08f41(p, k+1, size)
+	case 8:
+		l08f46(p, k+1, size)
+	case 9:
+		l08f51(p, k+1, size)
+	case 10:
+		l08f56(p, k+1, size)
+	case 11:
+		l08f61(p, k+1, size)
+	case 12:
+		l08f02(p, k+1, size)
+	case 13:
+		l08f07(p, k+1, size)
+	case 14:
+		l08f12(p, k+1, size)
+	case 15:
+		l08f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f13(p, k+1, size)
+	case 1:
+		l08f18(p, k+1, size)
+	case 2:
+		l08f23(p, k+1, size)
+	case 3:
+		l08f28(p, k+1, size)
+	case 4:
+		l08f33(p, k+1, size)
+	case 5:
+		l08f38(p, k+1, size)
+	case 6:
+		l08f43(p, k+1, size)
+	case 7:
+		l08f48(p, k+1, size)
+	case 8:
+		l08f53(p, k+1, size)
+	case 9:
+		l08f58(p, k+1, size)
+	case 10:
+		l08f63(p, k+1, size)
+	case 11:
+		l08f04(p, k+1, size)
+	case 12:
+		l08f09(p, k+1, size)
+	case 13:
+		l08f14(p, k+1, size)
+	case 14:
+		l08f19(p, k+1, size)
+	case 15:
+		l08f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f20(p, k+1, size)
+	case 1:
+		l08f25(p, k+1, size)
+	case 2:
+		l08f30(p, k+1, size)
+	case 3:
+		l08f35(p, k+1, size)
+	case 4:
+		l08f40(p, k+1, size)
+	case 5:
+		l08f45(p, k+1, size)
+	case 6:
+		l08f50(p, k+1, size)
+	case 7:
+		l08f55(p, k+1, size)
+	case 8:
+		l08f60(p, k+1, size)
+	case 9:
+		l08f01(p, k+1, size)
+	case 10:
+		l08f06(p, k+1, size)
+	case 11:
+		l08f11(p, k+1, size)
+	case 12:
+		l08f16(p, k+1, size)
+	case 13:
+		l08f21(p, k+1, size)
+	case 14:
+		l08f26(p, k+1, size)
+	case 15:
+		l08f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f27(p, k+1, size)
+	case 1:
+		l08f32(p, k+1, size)
+	case 2:
+		l08f37(p, k+1, size)
+	case 3:
+		l08f42(p, k+1, size)
+	case 4:
+		l08f47(p, k+1, size)
+	case 5:
+		l08f52(p, k+1, size)
+	case 6:
+		l08f57(p, k+1, size)
+	case 7:
+		l08f62(p, k+1, size)
+	case 8:
+		l08f03(p, k+1, size)
+	case 9:
+		l08f08(p, k+1, size)
+	case 10:
+		l08f13(p, k+1, size)
+	case 11:
+		l08f18(p, k+1, size)
+	case 12:
+		l08f23(p, k+1, size)
+	case 13:
+		l08f28(p, k+1, size)
+	case 14:
+		l08f33(p, k+1, size)
+	case 15:
+		l08f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f34(p, k+1, size)
+	case 1:
+		l08f39(p, k+1, size)
+	case 2:
+		l08f44(p, k+1, size)
+	case 3:
+		l08f49(p, k+1, size)
+	case 4:
+		l08f54(p, k+1, size)
+	case 5:
+		l08f59(p, k+1, size)
+	case 6:
+		l08f00(p, k+1, size)
+	case 7:
+		l08f05(p, k+1, size)
+	case 8:
+		l08f10(p, k+1, size)
+	case 9:
+		l08f15(p, k+1, size)
+	case 10:
+		l08f20(p, k+1, size)
+	case 11:
+		l08f25(p, k+1, size)
+	case 12:
+		l08f30(p, k+1, size)
+	case 13:
+		l08f35(p, k+1, size)
+	case 14:
+		l08f40(p, k+1, size)
+	case 15:
+		l08f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f41(p, k+1, size)
+	case 1:
+		l08f46(p, k+1, size)
+	case 2:
+		l08f51(p, k+1, size)
+	case 3:
+		l08f56(p, k+1, size)
+	case 4:
+		l08f61(p, k+1, size)
+	case 5:
+		l08f02(p, k+1, size)
+	case 6:
+		l08f07(p, k+1, size)
+	case 7:
+		l08f12(p, k+1, size)
+	case 8:
+		l08f17(p, k+1, size)
+	case 9:
+		l08f22(p, k+1, size)
+	case 10:
+		l08f27(p, k+1, size)
+	case 11:
+		l08f32(p, k+1, size)
+	case 12:
+		l08f37(p, k+1, size)
+	case 13:
+		l08f42(p, k+1, size)
+	case 14:
+		l08f47(p, k+1, size)
+	case 15:
+		l08f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f48(p, k+1, size)
+	case 1:
+		l08f53(p, k+1, size)
+	case 2:
+		l08f58(p, k+1, size)
+	case 3:
+		l08f63(p, k+1, size)
+	case 4:
+		l08f04(p, k+1, size)
+	case 5:
+		l08f09(p, k+1, size)
+	case 6:
+		l08f14(p, k+1, size)
+	case 7:
+		l08f19(p, k+1, size)
+	case 8:
+		l08f24(p, k+1, size)
+	case 9:
+		l08f29(p, k+1, size)
+	case 10:
+		l08f34(p, k+1, size)
+	case 11:
+		l08f39(p, k+1, size)
+	case 12:
+		l08f44(p, k+1, size)
+	case 13:
+		l08f49(p, k+1, size)
+	case 14:
+		l08f54(p, k+1, size)
+	case 15:
+		l08f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f55(p, k+1, size)
+	case 1:
+		l08f60(p, k+1, size)
+	case 2:
+		l08f01(p, k+1, size)
+	case 3:
+		l08f06(p, k+1, size)
+	case 4:
+		l08f11(p, k+1, size)
+	case 5:
+		l08f16(p, k+1, size)
+	case 6:
+		l08f21(p, k+1, size)
+	case 7:
+		l08f26(p, k+1, size)
+	case 8:
+		l08f31(p, k+1, size)
+	case 9:
+		l08f36(p, k+1, size)
+	case 10:
+		l08f41(p, k+1, size)
+	case 11:
+		l08f46(p, k+1, size)
+	case 12:
+		l08f51(p, k+1, size)
+	case 13:
+		l08f56(p, k+1, size)
+	case 14:
+		l08f61(p, k+1, size)
+	case 15:
+		l08f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f62(p, k+1, size)
+	case 1:
+		l08f03(p, k+1, size)
+	case 2:
+		l08f08(p, k+1, size)
+	case 3:
+		l08f13(p, k+1, size)
+	case 4:
+		l08f18(p, k+1, size)
+	case 5:
+		l08f23(p, k+1, size)
+	case 6:
+		l08f28(p, k+1, size)
+	case 7:
+		l08f33(p, k+1, size)
+	case 8:
+		l08f38(p, k+1, size)
+	case 9:
+		l08f43(p, k+1, size)
+	case 10:
+		l08f48(p, k+1, size)
+	case 11:
+		l08f53(p, k+1, size)
+	case 12:
+		l08f58(p, k+1, size)
+	case 13:
+		l08f63(p, k+1, size)
+	case 14:
+		l08f04(p, k+1, size)
+	case 15:
+		l08f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f05(p, k+1, size)
+	case 1:
+		l08f10(p, k+1, size)
+	case 2:
+		l08f15(p, k+1, size)
+	case 3:
+		l08f20(p, k+1, size)
+	case 4:
+		l08f25(p, k+1, size)
+	case 5:
+		l08f30(p, k+1, size)
+	case 6:
+		l08f35(p, k+1, size)
+	case 7:
+		l08f40(p, k+1, size)
+	case 8:
+		l08f45(p, k+1, size)
+	case 9:
+		l08f50(p, k+1, size)
+	case 10:
+		l08f55(p, k+1, size)
+	case 11:
+		l08f60(p, k+1, size)
+	case 12:
+		l08f01(p, k+1, size)
+	case 13:
+		l08f06(p, k+1, size)
+	case 14:
+		l08f11(p, k+1, size)
+	case 15:
+		l08f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f12(p, k+1, size)
+	case 1:
+		l08f17(p, k+1, size)
+	case 2:
+		l08f22(p, k+1, size)
+	case 3:
+		l08f27(p, k+1, size)
+	case 4:
+		l08f32(p, k+1, size)
+	case 5:
+		l08f37(p, k+1, size)
+	case 6:
+		l08f42(p, k+1, size)
+	case 7:
+		l08f47(p, k+1, size)
+	case 8:
+		l08f52(p, k+1, size)
+	case 9:
+		l08f57(p, k+1, size)
+	case 10:
+		l08f62(p, k+1, size)
+	case 11:
+		l08f03(p, k+1, size)
+	case 12:
+		l08f08(p, k+1, size)
+	case 13:
+		l08f13(p, k+1, size)
+	case 14:
+		l08f18(p, k+1, size)
+	case 15:
+		l08f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f19(p, k+1, size)
+	case 1:
+		l08f24(p, k+1, size)
+	case 2:
+		l08f29(p, k+1, size)
+	case 3:
+		l08f34(p, k+1, size)
+	case 4:
+		l08f39(p, k+1, size)
+	case 5:
+		l08f44(p, k+1, size)
+	case 6:
+		l08f49(p, k+1, size)
+	case 7:
+		l08f54(p, k+1, size)
+	case 8:
+		l08f59(p, k+1, size)
+	case 9:
+		l08f00(p, k+1, size)
+	case 10:
+		l08f05(p, k+1, size)
+	case 11:
+		l08f10(p, k+1, size)
+	case 12:
+		l08f15(p, k+1, size)
+	case 13:
+		l08f20(p, k+1, size)
+	case 14:
+		l08f25(p, k+1, size)
+	case 15:
+		l08f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f26(p, k+1, size)
+	case 1:
+		l08f31(p, k+1, size)
+	case 2:
+		l08f36(p, k+1, size)
+	case 3:
+		l08f41(p, k+1, size)
+	case 4:
+		l08f46(p, k+1, size)
+	case 5:
+		l08f51(p, k+1, size)
+	case 6:
+		l08f56(p, k+1, size)
+	case 7:
+		l08f61(p, k+1, size)
+	case 8:
+		l08f02(p, k+1, size)
+	case 9:
+		l08f07(p, k+1, size)
+	case 10:
+		l08f12(p, k+1, size)
+	case 11:
+		l08f17(p, k+1, size)
+	case 12:
+		l08f22(p, k+1, size)
+	case 13:
+		l08f27(p, k+1, size)
+	case 14:
+		l08f32(p, k+1, size)
+	case 15:
+		l08f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f33(p, k+1, size)
+	case 1:
+		l08f38(p, k+1, size)
+	case 2:
+		l08f43(p, k+1, size)
+	case 3:
+		l08f48(p, k+1, size)
+	case 4:
+		l08f53(p, k+1, size)
+	case 5:
+		l08f58(p, k+1, size)
+	case 6:
+		l08f63(p, k+1, size)
+	case 7:
+		l08f04(p, k+1, size)
+	case 8:
+		l08f09(p, k+1, size)
+	case 9:
+		l08f14(p, k+1, size)
+	case 10:
+		l08f19(p, k+1, size)
+	case 11:
+		l08f24(p, k+1, size)
+	case 12:
+		l08f29(p, k+1, size)
+	case 13:
+		l08f34(p, k+1, size)
+	case 14:
+		l08f39(p, k+1, size)
+	case 15:
+		l08f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f40(p, k+1, size)
+	case 1:
+		l08f45(p, k+1, size)
+	case 2:
+		l08f50(p, k+1, size)
+	case 3:
+		l08f55(p, k+1, size)
+	case 4:
+		l08f60(p, k+1, size)
+	case 5:
+		l08f01(p, k+1, size)
+	case 6:
+		l08f06(p, k+1, size)
+	case 7:
+		l08f11(p, k+1, size)
+	case 8:
+		l08f16(p, k+1, size)
+	case 9:
+		l08f21(p, k+1, size)
+	case 10:
+		l08f26(p, k+1, size)
+	case 11:
+		l08f31(p, k+1, size)
+	case 12:
+		l08f36(p, k+1, size)
+	case 13:
+		l08f41(p, k+1, size)
+	case 14:
+		l08f46(p, k+1, size)
+	case 15:
+		l08f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f47(p, k+1, size)
+	case 1:
+		l08f52(p, k+1, size)
+	case 2:
+		l08f57(p, k+1, size)
+	case 3:
+		l08f62(p, k+1, size)
+	case 4:
+		l08f03(p, k+1, size)
+	case 5:
+		l08f08(p, k+1, size)
+	case 6:
+		l08f13(p, k+1, size)
+	case 7:
+		l08f18(p, k+1, size)
+	case 8:
+		l08f23(p, k+1, size)
+	case 9:
+		l08f28(p, k+1, size)
+	case 10:
+		l08f33(p, k+1, size)
+	case 11:
+		l08f38(p, k+1, size)
+	case 12:
+		l08f43(p, k+1, size)
+	case 13:
+		l08f48(p, k+1, size)
+	case 14:
+		l08f53(p, k+1, size)
+	case 15:
+		l08f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f54(p, k+1, size)
+	case 1:
+		l08f59(p, k+1, size)
+	case 2:
+		l08f00(p, k+1, size)
+	case 3:
+		l08f05(p, k+1, size)
+	case 4:
+		l08f10(p, k+1, size)
+	case 5:
+		l08f15(p, k+1, size)
+	case 6:
+		l08f20(p, k+1, size)
+	case 7:
+		l08f25(p, k+1, size)
+	case 8:
+		l08f30(p, k+1, size)
+	case 9:
+		l08f35(p, k+1, size)
+	case 10:
+		l08f40(p, k+1, size)
+	case 11:
+		l08f45(p, k+1, size)
+	case 12:
+		l08f50(p, k+1, size)
+	case 13:
+		l08f55(p, k+1, size)
+	case 14:
+		l08f60(p, k+1, size)
+	case 15:
+		l08f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f61(p, k+1, size)
+	case 1:
+		l08f02(p, k+1, size)
+	case 2:
+		l08f07(p, k+1, size)
+	case 3:
+		l08f12(p, k+1, size)
+	case 4:
+		l08f17(p, k+1, size)
+	case 5:
+		l08f22(p, k+1, size)
+	case 6:
+		l08f27(p, k+1, size)
+	case 7:
+		l08f32(p, k+1, size)
+	case 8:
+		l08f37(p, k+1, size)
+	case 9:
+		l08f42(p, k+1, size)
+	case 10:
+		l08f47(p, k+1, size)
+	case 11:
+		l08f52(p, k+1, size)
+	case 12:
+		l08f57(p, k+1, size)
+	case 13:
+		l08f62(p, k+1, size)
+	case 14:
+		l08f03(p, k+1, size)
+	case 15:
+		l08f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f04(p, k+1, size)
+	case 1:
+		l08f09(p, k+1, size)
+	case 2:
+		l08f14(p, k+1, size)
+	case 3:
+		l08f19(p, k+1, size)
+	case 4:
+		l08f24(p, k+1, size)
+	case 5:
+		l08f29(p, k+1, size)
+	case 6:
+		l08f34(p, k+1, size)
+	case 7:
+		l08f39(p, k+1, size)
+	case 8:
+		l08f44(p, k+1, size)
+	case 9:
+		l08f49(p, k+1, size)
+	case 10:
+		l08f54(p, k+1, size)
+	case 11:
+		l08f59(p, k+1, size)
+	case 12:
+		l08f00(p, k+1, size)
+	case 13:
+		l08f05(p, k+1, size)
+	case 14:
+		l08f10(p, k+1, size)
+	case 15:
+		l08f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f11(p, k+1, size)
+	case 1:
+		l08f16(p, k+1, size)
+	case 2:
+		l08f21(p, k+1, size)
+	case 3:
+		l08f26(p, k+1, size)
+	case 4:
+		l08f31(p, k+1, size)
+	case 5:
+		l08f36(p, k+1, size)
+	case 6:
+		l08f41(p, k+1, size)
+	case 7:
+		l08f46(p, k+1, size)
+	case 8:
+		l08f51(p, k+1, size)
+	case 9:
+		l08f56(p, k+1, size)
+	case 10:
+		l08f61(p, k+1, size)
+	case 11:
+		l08f02(p, k+1, size)
+	case 12:
+		l08f07(p, k+1, size)
+	case 13:
+		l08f12(p, k+1, size)
+	case 14:
+		l08f17(p, k+1, size)
+	case 15:
+		l08f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f18(p, k+1, size)
+	case 1:
+		l08f23(p, k+1, size)
+	case 2:
+		l08f28(p, k+1, size)
+	case 3:
+		l08f33(p, k+1, size)
+	case 4:
+		l08f38(p, k+1, size)
+	case 5:
+		l08f43(p, k+1, size)
+	case 6:
+		l08f48(p, k+1, size)
+	case 7:
+		l08f53(p, k+1, size)
+	case 8:
+		l08f58(p, k+1, size)
+	case 9:
+		l08f63(p, k+1, size)
+	case 10:
+		l08f04(p, k+1, size)
+	case 11:
+		l08f09(p, k+1, size)
+	case 12:
+		l08f14(p, k+1, size)
+	case 13:
+		l08f19(p, k+1, size)
+	case 14:
+		l08f24(p, k+1, size)
+	case 15:
+		l08f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f25(p, k+1, size)
+	case 1:
+		l08f30(p, k+1, size)
+	case 2:
+		l08f35(p, k+1, size)
+	case 3:
+		l08f40(p, k+1, size)
+	case 4:
+		l08f45(p, k+1, size)
+	case 5:
+		l08f50(p, k+1, size)
+	case 6:
+		l08f55(p, k+1, size)
+	case 7:
+		l08f60(p, k+1, size)
+	case 8:
+		l08f01(p, k+1, size)
+	case 9:
+		l08f06(p, k+1, size)
+	case 10:
+		l08f11(p, k+1, size)
+	case 11:
+		l08f16(p, k+1, size)
+	case 12:
+		l08f21(p, k+1, size)
+	case 13:
+		l08f26(p, k+1, size)
+	case 14:
+		l08f31(p, k+1, size)
+	case 15:
+		l08f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f32(p, k+1, size)
+	case 1:
+		l08f37(p, k+1, size)
+	case 2:
+		l08f42(p, k+1, size)
+	case 3:
+		l08f47(p, k+1, size)
+	case 4:
+		l08f52(p, k+1, size)
+	case 5:
+		l08f57(p, k+1, size)
+	case 6:
+		l08f62(p, k+1, size)
+	case 7:
+		l08f03(p, k+1, size)
+	case 8:
+		l08f08(p, k+1, size)
+	case 9:
+		l08f13(p, k+1, size)
+	case 10:
+		l08f18(p, k+1, size)
+	case 11:
+		l08f23(p, k+1, size)
+	case 12:
+		l08f28(p, k+1, size)
+	case 13:
+		l08f33(p, k+1, size)
+	case 14:
+		l08f38(p, k+1, size)
+	case 15:
+		l08f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f39(p, k+1, size)
+	case 1:
+		l08f44(p, k+1, size)
+	case 2:
+		l08f49(p, k+1, size)
+	case 3:
+		l08f54(p, k+1, size)
+	case 4:
+		l08f59(p, k+1, size)
+	case 5:
+		l08f00(p, k+1, size)
+	case 6:
+		l08f05(p, k+1, size)
+	case 7:
+		l08f10(p, k+1, size)
+	case 8:
+		l08f15(p, k+1, size)
+	case 9:
+		l08f20(p, k+1, size)
+	case 10:
+		l08f25(p, k+1, size)
+	case 11:
+		l08f30(p, k+1, size)
+	case 12:
+		l08f35(p, k+1, size)
+	case 13:
+		l08f40(p, k+1, size)
+	case 14:
+		l08f45(p, k+1, size)
+	case 15:
+		l08f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f46(p, k+1, size)
+	case 1:
+		l08f51(p, k+1, size)
+	case 2:
+		l08f56(p, k+1, size)
+	case 3:
+		l08f61(p, k+1, size)
+	case 4:
+		l08f02(p, k+1, size)
+	case 5:
+		l08f07(p, k+1, size)
+	case 6:
+		l08f12(p, k+1, size)
+	case 7:
+		l08f17(p, k+1, size)
+	case 8:
+		l08f22(p, k+1, size)
+	case 9:
+		l08f27(p, k+1, size)
+	case 10:
+		l08f32(p, k+1, size)
+	case 11:
+		l08f37(p, k+1, size)
+	case 12:
+		l08f42(p, k+1, size)
+	case 13:
+		l08f47(p, k+1, size)
+	case 14:
+		l08f52(p, k+1, size)
+	case 15:
+		l08f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f53(p, k+1, size)
+	case 1:
+		l08f58(p, k+1, size)
+	case 2:
+		l08f63(p, k+1, size)
+	case 3:
+		l08f04(p, k+1, size)
+	case 4:
+		l08f09(p, k+1, size)
+	case 5:
+		l08f14(p, k+1, size)
+	case 6:
+		l08f19(p, k+1, size)
+	case 7:
+		l08f24(p, k+1, size)
+	case 8:
+		l08f29(p, k+1, size)
+	case 9:
+		l08f34(p, k+1, size)
+	case 10:
+		l08f39(p, k+1, size)
+	case 11:
+		l08f44(p, k+1, size)
+	case 12:
+		l08f49(p, k+1, size)
+	case 13:
+		l08f54(p, k+1, size)
+	case 14:
+		l08f59(p, k+1, size)
+	case 15:
+		l08f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f60(p, k+1, size)
+	case 1:
+		l08f01(p, k+1, size)
+	case 2:
+		l08f06(p, k+1, size)
+	case 3:
+		l08f11(p, k+1, size)
+	case 4:
+		l08f16(p, k+1, size)
+	case 5:
+		l08f21(p, k+1, size)
+	case 6:
+		l08f26(p, k+1, size)
+	case 7:
+		l08f31(p, k+1, size)
+	case 8:
+		l08f36(p, k+1, size)
+	case 9:
+		l08f41(p, k+1, size)
+	case 10:
+		l08f46(p, k+1, size)
+	case 11:
+		l08f51(p, k+1, size)
+	case 12:
+		l08f56(p, k+1, size)
+	case 13:
+		l08f61(p, k+1, size)
+	case 14:
+		l08f02(p, k+1, size)
+	case 15:
+		l08f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f03(p, k+1, size)
+	case 1:
+		l08f08(p, k+1, size)
+	case 2:
+		l08f13(p, k+1, size)
+	case 3:
+		l08f18(p, k+1, size)
+	case 4:
+		l08f23(p, k+1, size)
+	case 5:
+		l08f28(p, k+1, size)
+	case 6:
+		l08f33(p, k+1, size)
+	case 7:
+		l08f38(p, k+1, size)
+	case 8:
+		l08f43(p, k+1, size)
+	case 9:
+		l08f48(p, k+1, size)
+	case 10:
+		l08f53(p, k+1, size)
+	case 11:
+		l08f58(p, k+1, size)
+	case 12:
+		l08f63(p, k+1, size)
+	case 13:
+		l08f04(p, k+1, size)
+	case 14:
+		l08f09(p, k+1, size)
+	case 15:
+		l08f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f10(p, k+1, size)
+	case 1:
+		l08f15(p, k+1, size)
+	case 2:
+		l08f20(p, k+1, size)
+	case 3:
+		l08f25(p, k+1, size)
+	case 4:
+		l08f30(p, k+1, size)
+	case 5:
+		l08f35(p, k+1, size)
+	case 6:
+		l08f40(p, k+1, size)
+	case 7:
+		l08f45(p, k+1, size)
+	case 8:
+		l08f50(p, k+1, size)
+	case 9:
+		l08f55(p, k+1, size)
+	case 10:
+		l08f60(p, k+1, size)
+	case 11:
+		l08f01(p, k+1, size)
+	case 12:
+		l08f06(p, k+1, size)
+	case 13:
+		l08f11(p, k+1, size)
+	case 14:
+		l08f16(p, k+1, size)
+	case 15:
+		l08f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f17(p, k+1, size)
+	case 1:
+		l08f22(p, k+1, size)
+	case 2:
+		l08f27(p, k+1, size)
+	case 3:
+		l08f32(p, k+1, size)
+	case 4:
+		l08f37(p, k+1, size)
+	case 5:
+		l08f42(p, k+1, size)
+	case 6:
+		l08f47(p, k+1, size)
+	case 7:
+		l08f52(p, k+1, size)
+	case 8:
+		l08f57(p, k+1, size)
+	case 9:
+		l08f62(p, k+1, size)
+	case 10:
+		l08f03(p, k+1, size)
+	case 11:
+		l08f08(p, k+1, size)
+	case 12:
+		l08f13(p, k+1, size)
+	case 13:
+		l08f18(p, k+1, size)
+	case 14:
+		l08f23(p, k+1, size)
+	case 15:
+		l08f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f24(p, k+1, size)
+	case 1:
+		l08f29(p, k+1, size)
+	case 2:
+		l08f34(p, k+1, size)
+	case 3:
+		l08f39(p, k+1, size)
+	case 4:
+		l08f44(p, k+1, size)
+	case 5:
+		l08f49(p, k+1, size)
+	case 6:
+		l08f54(p, k+1, size)
+	case 7:
+		l08f59(p, k+1, size)
+	case 8:
+		l08f00(p, k+1, size)
+	case 9:
+		l08f05(p, k+1, size)
+	case 10:
+		l08f10(p, k+1, size)
+	case 11:
+		l08f15(p, k+1, size)
+	case 12:
+		l08f20(p, k+1, size)
+	case 13:
+		l08f25(p, k+1, size)
+	case 14:
+		l08f30(p, k+1, size)
+	case 15:
+		l08f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f31(p, k+1, size)
+	case 1:
+		l08f36(p, k+1, size)
+	case 2:
+		l08f41(p, k+1, size)
+	case 3:
+		l08f46(p, k+1, size)
+	case 4:
+		l08f51(p, k+1, size)
+	case 5:
+		l08f56(p, k+1, size)
+	case 6:
+		l08f61(p, k+1, size)
+	case 7:
+		l08f02(p, k+1, size)
+	case 8:
+		l08f07(p, k+1, size)
+	case 9:
+		l08f12(p, k+1, size)
+	case 10:
+		l08f17(p, k+1, size)
+	case 11:
+		l08f22(p, k+1, size)
+	case 12:
+		l08f27(p, k+1, size)
+	case 13:
+		l08f32(p, k+1, size)
+	case 14:
+		l08f37(p, k+1, size)
+	case 15:
+		l08f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f38(p, k+1, size)
+	case 1:
+		l08f43(p, k+1, size)
+	case 2:
+		l08f48(p, k+1, size)
+	case 3:
+		l08f53(p, k+1, size)
+	case 4:
+		l08f58(p, k+1, size)
+	case 5:
+		l08f63(p, k+1, size)
+	case 6:
+		l08f04(p, k+1, size)
+	case 7:
+		l08f09(p, k+1, size)
+	case 8:
+		l08f14(p, k+1, size)
+	case 9:
+		l08f19(p, k+1, size)
+	case 10:
+		l08f24(p, k+1, size)
+	case 11:
+		l08f29(p, k+1, size)
+	case 12:
+		l08f34(p, k+1, size)
+	case 13:
+		l08f39(p, k+1, size)
+	case 14:
+		l08f44(p, k+1, size)
+	case 15:
+		l08f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f45(p, k+1, size)
+	case 1:
+		l08f50(p, k+1, size)
+	case 2:
+		l08f55(p, k+1, size)
+	case 3:
+		l08f60(p, k+1, size)
+	case 4:
+		l08f01(p, k+1, size)
+	case 5:
+		l08f06(p, k+1, size)
+	case 6:
+		l08f11(p, k+1, size)
+	case 7:
+		l08f16(p, k+1, size)
+	case 8:
+		l08f21(p, k+1, size)
+	case 9:
+		l08f26(p, k+1, size)
+	case 10:
+		l08f31(p, k+1, size)
+	case 11:
+		l08f36(p, k+1, size)
+	case 12:
+		l08f41(p, k+1, size)
+	case 13:
+		l08f46(p, k+1, size)
+	case 14:
+		l08f51(p, k+1, size)
+	case 15:
+		l08f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f52(p, k+1, size)
+	case 1:
+		l08f57(p, k+1, size)
+	case 2:
+		l08f62(p, k+1, size)
+	case 3:
+		l08f03(p, k+1, size)
+	case 4:
+		l08f08(p, k+1, size)
+	case 5:
+		l08f13(p, k+1, size)
+	case 6:
+		l08f18(p, k+1, size)
+	case 7:
+		l08f23(p, k+1, size)
+	case 8:
+		l08f28(p, k+1, size)
+	case 9:
+		l08f33(p, k+1, size)
+	case 10:
+		l08f38(p, k+1, size)
+	case 11:
+		l08f43(p, k+1, size)
+	case 12:
+		l08f48(p, k+1, size)
+	case 13:
+		l08f53(p, k+1, size)
+	case 14:
+		l08f58(p, k+1, size)
+	case 15:
+		l08f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f59(p, k+1, size)
+	case 1:
+		l08f00(p, k+1, size)
+	case 2:
+		l08f05(p, k+1, size)
+	case 3:
+		l08f10(p, k+1, size)
+	case 4:
+		l08f15(p, k+1, size)
+	case 5:
+		l08f20(p, k+1, size)
+	case 6:
+		l08f25(p, k+1, size)
+	case 7:
+		l08f30(p, k+1, size)
+	case 8:
+		l08f35(p, k+1, size)
+	case 9:
+		l08f40(p, k+1, size)
+	case 10:
+		l08f45(p, k+1, size)
+	case 11:
+		l08f50(p, k+1, size)
+	case 12:
+		l08f55(p, k+1, size)
+	case 13:
+		l08f60(p, k+1, size)
+	case 14:
+		l08f01(p, k+1, size)
+	case 15:
+		l08f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f02(p, k+1, size)
+	case 1:
+		l08f07(p, k+1, size)
+	case 2:
+		l08f12(p, k+1, size)
+	case 3:
+		l08f17(p, k+1, size)
+	case 4:
+		l08f22(p, k+1, size)
+	case 5:
+		l08f27(p, k+1, size)
+	case 6:
+		l08f32(p, k+1, size)
+	case 7:
+		l08f37(p, k+1, size)
+	case 8:
+		l08f42(p, k+1, size)
+	case 9:
+		l08f47(p, k+1, size)
+	case 10:
+		l08f52(p, k+1, size)
+	case 11:
+		l08f57(p, k+1, size)
+	case 12:
+		l08f62(p, k+1, size)
+	case 13:
+		l08f03(p, k+1, size)
+	case 14:
+		l08f08(p, k+1, size)
+	case 15:
+		l08f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f09(p, k+1, size)
+	case 1:
+		l08f14(p, k+1, size)
+	case 2:
+		l08f19(p, k+1, size)
+	case 3:
+		l08f24(p, k+1, size)
+	case 4:
+		l08f29(p, k+1, size)
+	case 5:
+		l08f34(p, k+1, size)
+	case 6:
+		l08f39(p, k+1, size)
+	case 7:
+		l08f44(p, k+1, size)
+	case 8:
+		l08f49(p, k+1, size)
+	case 9:
+		l08f54(p, k+1, size)
+	case 10:
+		l08f59(p, k+1, size)
+	case 11:
+		l08f00(p, k+1, size)
+	case 12:
+		l08f05(p, k+1, size)
+	case 13:
+		l08f10(p, k+1, size)
+	case 14:
+		l08f15(p, k+1, size)
+	case 15:
+		l08f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f16(p, k+1, size)
+	case 1:
+		l08f21(p, k+1, size)
+	case 2:
+		l08f26(p, k+1, size)
+	case 3:
+		l08f31(p, k+1, size)
+	case 4:
+		l08f36(p, k+1, size)
+	case 5:
+		l08f41(p, k+1, size)
+	case 6:
+		l08f46(p, k+1, size)
+	case 7:
+		l08f51(p, k+1, size)
+	case 8:
+		l08f56(p, k+1, size)
+	case 9:
+		l08f61(p, k+1, size)
+	case 10:
+		l08f02(p, k+1, size)
+	case 11:
+		l08f07(p, k+1, size)
+	case 12:
+		l08f12(p, k+1, size)
+	case 13:
+		l08f17(p, k+1, size)
+	case 14:
+		l08f22(p, k+1, size)
+	case 15:
+		l08f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f23(p, k+1, size)
+	case 1:
+		l08f28(p, k+1, size)
+	case 2:
+		l08f33(p, k+1, size)
+	case 3:
+		l08f38(p, k+1, size)
+	case 4:
+		l08f43(p, k+1, size)
+	case 5:
+		l08f48(p, k+1, size)
+	case 6:
+		l08f53(p, k+1, size)
+	case 7:
+		l08f58(p, k+1, size)
+	case 8:
+		l08f63(p, k+1, size)
+	case 9:
+		l08f04(p, k+1, size)
+	case 10:
+		l08f09(p, k+1, size)
+	case 11:
+		l08f14(p, k+1, size)
+	case 12:
+		l08f19(p, k+1, size)
+	case 13:
+		l08f24(p, k+1, size)
+	case 14:
+		l08f29(p, k+1, size)
+	case 15:
+		l08f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f30(p, k+1, size)
+	case 1:
+		l08f35(p, k+1, size)
+	case 2:
+		l08f40(p, k+1, size)
+	case 3:
+		l08f45(p, k+1, size)
+	case 4:
+		l08f50(p, k+1, size)
+	case 5:
+		l08f55(p, k+1, size)
+	case 6:
+		l08f60(p, k+1, size)
+	case 7:
+		l08f01(p, k+1, size)
+	case 8:
+		l08f06(p, k+1, size)
+	case 9:
+		l08f11(p, k+1, size)
+	case 10:
+		l08f16(p, k+1, size)
+	case 11:
+		l08f21(p, k+1, size)
+	case 12:
+		l08f26(p, k+1, size)
+	case 13:
+		l08f31(p, k+1, size)
+	case 14:
+		l08f36(p, k+1, size)
+	case 15:
+		l08f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f37(p, k+1, size)
+	case 1:
+		l08f42(p, k+1, size)
+	case 2:
+		l08f47(p, k+1, size)
+	case 3:
+		l08f52(p, k+1, size)
+	case 4:
+		l08f57(p, k+1, size)
+	case 5:
+		l08f62(p, k+1, size)
+	case 6:
+		l08f03(p, k+1, size)
+	case 7:
+		l08f08(p, k+1, size)
+	case 8:
+		l08f13(p, k+1, size)
+	case 9:
+		l08f18(p, k+1, size)
+	case 10:
+		l08f23(p, k+1, size)
+	case 11:
+		l08f28(p, k+1, size)
+	case 12:
+		l08f33(p, k+1, size)
+	case 13:
+		l08f38(p, k+1, size)
+	case 14:
+		l08f43(p, k+1, size)
+	case 15:
+		l08f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f44(p, k+1, size)
+	case 1:
+		l08f49(p, k+1, size)
+	case 2:
+		l08f54(p, k+1, size)
+	case 3:
+		l08f59(p, k+1, size)
+	case 4:
+		l08f00(p, k+1, size)
+	case 5:
+		l08f05(p, k+1, size)
+	case 6:
+		l08f10(p, k+1, size)
+	case 7:
+		l08f15(p, k+1, size)
+	case 8:
+		l08f20(p, k+1, size)
+	case 9:
+		l08f25(p, k+1, size)
+	case 10:
+		l08f30(p, k+1, size)
+	case 11:
+		l08f35(p, k+1, size)
+	case 12:
+		l08f40(p, k+1, size)
+	case 13:
+		l08f45(p, k+1, size)
+	case 14:
+		l08f50(p, k+1, size)
+	case 15:
+		l08f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f51(p, k+1, size)
+	case 1:
+		l08f56(p, k+1, size)
+	case 2:
+		l08f61(p, k+1, size)
+	case 3:
+		l08f02(p, k+1, size)
+	case 4:
+		l08f07(p, k+1, size)
+	case 5:
+		l08f12(p, k+1, size)
+	case 6:
+		l08f17(p, k+1, size)
+	case 7:
+		l08f22(p, k+1, size)
+	case 8:
+		l08f27(p, k+1, size)
+	case 9:
+		l08f32(p, k+1, size)
+	case 10:
+		l08f37(p, k+1, size)
+	case 11:
+		l08f42(p, k+1, size)
+	case 12:
+		l08f47(p, k+1, size)
+	case 13:
+		l08f52(p, k+1, size)
+	case 14:
+		l08f57(p, k+1, size)
+	case 15:
+		l08f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f58(p, k+1, size)
+	case 1:
+		l08f63(p, k+1, size)
+	case 2:
+		l08f04(p, k+1, size)
+	case 3:
+		l08f09(p, k+1, size)
+	case 4:
+		l08f14(p, k+1, size)
+	case 5:
+		l08f19(p, k+1, size)
+	case 6:
+		l08f24(p, k+1, size)
+	case 7:
+		l08f29(p, k+1, size)
+	case 8:
+		l08f34(p, k+1, size)
+	case 9:
+		l08f39(p, k+1, size)
+	case 10:
+		l08f44(p, k+1, size)
+	case 11:
+		l08f49(p, k+1, size)
+	case 12:
+		l08f54(p, k+1, size)
+	case 13:
+		l08f59(p, k+1, size)
+	case 14:
+		l08f00(p, k+1, size)
+	case 15:
+		l08f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f01(p, k+1, size)
+	case 1:
+		l08f06(p, k+1, size)
+	case 2:
+		l08f11(p, k+1, size)
+	case 3:
+		l08f16(p, k+1, size)
+	case 4:
+		l08f21(p, k+1, size)
+	case 5:
+		l08f26(p, k+1, size)
+	case 6:
+		l08f31(p, k+1, size)
+	case 7:
+		l08f36(p, k+1, size)
+	case 8:
+		l08f41(p, k+1, size)
+	case 9:
+		l08f46(p, k+1, size)
+	case 10:
+		l08f51(p, k+1, size)
+	case 11:
+		l08f56(p, k+1, size)
+	case 12:
+		l08f61(p, k+1, size)
+	case 13:
+		l08f02(p, k+1, size)
+	case 14:
+		l08f07(p, k+1, size)
+	case 15:
+		l08f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f08(p, k+1, size)
+	case 1:
+		l08f13(p, k+1, size)
+	case 2:
+		l08f18(p, k+1, size)
+	case 3:
+		l08f23(p, k+1, size)
+	case 4:
+		l08f28(p, k+1, size)
+	case 5:
+		l08f33(p, k+1, size)
+	case 6:
+		l08f38(p, k+1, size)
+	case 7:
+		l08f43(p, k+1, size)
+	case 8:
+		l08f48(p, k+1, size)
+	case 9:
+		l08f53(p, k+1, size)
+	case 10:
+		l08f58(p, k+1, size)
+	case 11:
+		l08f63(p, k+1, size)
+	case 12:
+		l08f04(p, k+1, size)
+	case 13:
+		l08f09(p, k+1, size)
+	case 14:
+		l08f14(p, k+1, size)
+	case 15:
+		l08f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f15(p, k+1, size)
+	case 1:
+		l08f20(p, k+1, size)
+	case 2:
+		l08f25(p, k+1, size)
+	case 3:
+		l08f30(p, k+1, size)
+	case 4:
+		l08f35(p, k+1, size)
+	case 5:
+		l08f40(p, k+1, size)
+	case 6:
+		l08f45(p, k+1, size)
+	case 7:
+		l08f50(p, k+1, size)
+	case 8:
+		l08f55(p, k+1, size)
+	case 9:
+		l08f60(p, k+1, size)
+	case 10:
+		l08f01(p, k+1, size)
+	case 11:
+		l08f06(p, k+1, size)
+	case 12:
+		l08f11(p, k+1, size)
+	case 13:
+		l08f16(p, k+1, size)
+	case 14:
+		l08f21(p, k+1, size)
+	case 15:
+		l08f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f22(p, k+1, size)
+	case 1:
+		l08f27(p, k+1, size)
+	case 2:
+		l08f32(p, k+1, size)
+	case 3:
+		l08f37(p, k+1, size)
+	case 4:
+		l08f42(p, k+1, size)
+	case 5:
+		l08f47(p, k+1, size)
+	case 6:
+		l08f52(p, k+1, size)
+	case 7:
+		l08f57(p, k+1, size)
+	case 8:
+		l08f62(p, k+1, size)
+	case 9:
+		l08f03(p, k+1, size)
+	case 10:
+		l08f08(p, k+1, size)
+	case 11:
+		l08f13(p, k+1, size)
+	case 12:
+		l08f18(p, k+1, size)
+	case 13:
+		l08f23(p, k+1, size)
+	case 14:
+		l08f28(p, k+1, size)
+	case 15:
+		l08f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f29(p, k+1, size)
+	case 1:
+		l08f34(p, k+1, size)
+	case 2:
+		l08f39(p, k+1, size)
+	case 3:
+		l08f44(p, k+1, size)
+	case 4:
+		l08f49(p, k+1, size)
+	case 5:
+		l08f54(p, k+1, size)
+	case 6:
+		l08f59(p, k+1, size)
+	case 7:
+		l08f00(p, k+1, size)
+	case 8:
+		l08f05(p, k+1, size)
+	case 9:
+		l08f10(p, k+1, size)
+	case 10:
+		l08f15(p, k+1, size)
+	case 11:
+		l08f20(p, k+1, size)
+	case 12:
+		l08f25(p, k+1, size)
+	case 13:
+		l08f30(p, k+1, size)
+	case 14:
+		l08f35(p, k+1, size)
+	case 15:
+		l08f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f36(p, k+1, size)
+	case 1:
+		l08f41(p, k+1, size)
+	case 2:
+		l08f46(p, k+1, size)
+	case 3:
+		l08f51(p, k+1, size)
+	case 4:
+		l08f56(p, k+1, size)
+	case 5:
+		l08f61(p, k+1, size)
+	case 6:
+		l08f02(p, k+1, size)
+	case 7:
+		l08f07(p, k+1, size)
+	case 8:
+		l08f12(p, k+1, size)
+	case 9:
+		l08f17(p, k+1, size)
+	case 10:
+		l08f22(p, k+1, size)
+	case 11:
+		l08f27(p, k+1, size)
+	case 12:
+		l08f32(p, k+1, size)
+	case 13:
+		l08f37(p, k+1, size)
+	case 14:
+		l08f42(p, k+1, size)
+	case 15:
+		l08f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f43(p, k+1, size)
+	case 1:
+		l08f48(p, k+1, size)
+	case 2:
+		l08f53(p, k+1, size)
+	case 3:
+		l08f58(p, k+1, size)
+	case 4:
+		l08f63(p, k+1, size)
+	case 5:
+		l08f04(p, k+1, size)
+	case 6:
+		l08f09(p, k+1, size)
+	case 7:
+		l08f14(p, k+1, size)
+	case 8:
+		l08f19(p, k+1, size)
+	case 9:
+		l08f24(p, k+1, size)
+	case 10:
+		l08f29(p, k+1, size)
+	case 11:
+		l08f34(p, k+1, size)
+	case 12:
+		l08f39(p, k+1, size)
+	case 13:
+		l08f44(p, k+1, size)
+	case 14:
+		l08f49(p, k+1, size)
+	case 15:
+		l08f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f50(p, k+1, size)
+	case 1:
+		l08f55(p, k+1, size)
+	case 2:
+		l08f60(p, k+1, size)
+	case 3:
+		l08f01(p, k+1, size)
+	case 4:
+		l08f06(p, k+1, size)
+	case 5:
+		l08f11(p, k+1, size)
+	case 6:
+		l08f16(p, k+1, size)
+	case 7:
+		l08f21(p, k+1, size)
+	case 8:
+		l08f26(p, k+1, size)
+	case 9:
+		l08f31(p, k+1, size)
+	case 10:
+		l08f36(p, k+1, size)
+	case 11:
+		l08f41(p, k+1, size)
+	case 12:
+		l08f46(p, k+1, size)
+	case 13:
+		l08f51(p, k+1, size)
+	case 14:
+		l08f56(p, k+1, size)
+	case 15:
+		l08f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f57(p, k+1, size)
+	case 1:
+		l08f62(p, k+1, size)
+	case 2:
+		l08f03(p, k+1, size)
+	case 3:
+		l08f08(p, k+1, size)
+	case 4:
+		l08f13(p, k+1, size)
+	case 5:
+		l08f18(p, k+1, size)
+	case 6:
+		l08f23(p, k+1, size)
+	case 7:
+		l08f28(p, k+1, size)
+	case 8:
+		l08f33(p, k+1, size)
+	case 9:
+		l08f38(p, k+1, size)
+	case 10:
+		l08f43(p, k+1, size)
+	case 11:
+		l08f48(p, k+1, size)
+	case 12:
+		l08f53(p, k+1, size)
+	case 13:
+		l08f58(p, k+1, size)
+	case 14:
+		l08f63(p, k+1, size)
+	case 15:
+		l08f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l07f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l08f00(p, k+1, size)
+	case 1:
+		l08f05(p, k+1, size)
+	case 2:
+		l08f10(p, k+1, size)
+	case 3:
+		l08f15(p, k+1, size)
+	case 4:
+		l08f20(p, k+1, size)
+	case 5:
+		l08f25(p, k+1, size)
+	case 6:
+		l08f30(p, k+1, size)
+	case 7:
+		l08f35(p, k+1, size)
+	case 8:
+		l08f40(p, k+1, size)
+	case 9:
+		l08f45(p, k+1, size)
+	case 10:
+		l08f50(p, k+1, size)
+	case 11:
+		l08f55(p, k+1, size)
+	case 12:
+		l08f60(p, k+1, size)
+	case 13:
+		l08f01(p, k+1, size)
+	case 14:
+		l08f06(p, k+1, size)
+	case 15:
+		l08f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f08(p, k+1, size)
+	case 1:
+		l09f13(p, k+1, size)
+	case 2:
+		l09f18(p, k+1, size)
+	case 3:
+		l09f23(p, k+1, size)
+	case 4:
+		l09f28(p, k+1, size)
+	case 5:
+		l09f33(p, k+1, size)
+	case 6:
+		l09f38(p, k+1, size)
+	case 7:
+		l09f43(p, k+1, size)
+	case 8:
+		l09f48(p, k+1, size)
+	case 9:
+		l09f53(p, k+1, size)
+	case 10:
+		l09f58(p, k+1, size)
+	case 11:
+		l09f63(p, k+1, size)
+	case 12:
+		l09f04(p, k+1, size)
+	case 13:
+		l09f09(p, k+1, size)
+	case 14:
+		l09f14(p, k+1, size)
+	case 15:
+		l09f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f15(p, k+1, size)
+	case 1:
+		l09f20(p, k+1, size)
+	case 2:
+		l09f25(p, k+1, size)
+	case 3:
+		l09f30(p, k+1, size)
+	case 4:
+		l09f35(p, k+1, size)
+	case 5:
+		l09f40(p, k+1, size)
+	case 6:
+		l09f45(p, k+1, size)
+	case 7:
+		l09f50(p, k+1, size)
+	case 8:
+		l09f55(p, k+1, size)
+	case 9:
+		l09f60(p, k+1, size)
+	case 10:
+		l09f01(p, k+1, size)
+	case 11:
+		l09f06(p, k+1, size)
+	case 12:
+		l09f11(p, k+1, size)
+	case 13:
+		l09f16(p, k+1, size)
+	case 14:
+		l09f21(p, k+1, size)
+	case 15:
+		l09f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f22(p, k+1, size)
+	case 1:
+		l09f27(p, k+1, size)
+	case 2:
+		l09f32(p, k+1, size)
+	case 3:
+		l09f37(p, k+1, size)
+	case 4:
+		l09f42(p, k+1, size)
+	case 5:
+		l09f47(p, k+1, size)
+	case 6:
+		l09f52(p, k+1, size)
+	case 7:
+		l09f57(p, k+1, size)
+	case 8:
+		l09f62(p, k+1, size)
+	case 9:
+		l09f03(p, k+1, size)
+	case 10:
+		l09f08(p, k+1, size)
+	case 11:
+		l09f13(p, k+1, size)
+	case 12:
+		l09f18(p, k+1, size)
+	case 13:
+		l09f23(p, k+1, size)
+	case 14:
+		l09f28(p, k+1, size)
+	case 15:
+		l09f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f29(p, k+1, size)
+	case 1:
+		l09f34(p, k+1, size)
+	case 2:
+		l09f39(p, k+1, size)
+	case 3:
+		l09f44(p, k+1, size)
+	case 4:
+		l09f49(p, k+1, size)
+	case 5:
+		l09f54(p, k+1, size)
+	case 6:
+		l09f59(p, k+1, size)
+	case 7:
+		l09f00(p, k+1, size)
+	case 8:
+		l09f05(p, k+1, size)
+	case 9:
+		l09f10(p, k+1, size)
+	case 10:
+		l09f15(p, k+1, size)
+	case 11:
+		l09f20(p, k+1, size)
+	case 12:
+		l09f25(p, k+1, size)
+	case 13:
+		l09f30(p, k+1, size)
+	case 14:
+		l09f35(p, k+1, size)
+	case 15:
+		l09f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f36(p, k+1, size)
+	case 1:
+		l09f41(p, k+1, size)
+	case 2:
+		l09f46(p, k+1, size)
+	case 3:
+		l09f51(p, k+1, size)
+	case 4:
+		l09f56(p, k+1, size)
+	case 5:
+		l09f61(p, k+1, size)
+	case 6:
+		l09f02(p, k+1, size)
+	case 7:
+		l09f07(p, k+1, size)
+	case 8:
+		l09f12(p, k+1, size)
+	case 9:
+		l09f17(p, k+1, size)
+	case 10:
+		l09f22(p, k+1, size)
+	case 11:
+		l09f27(p, k+1, size)
+	case 12:
+		l09f32(p, k+1, size)
+	case 13:
+		l09f37(p, k+1, size)
+	case 14:
+		l09f42(p, k+1, size)
+	case 15:
+		l09f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f43(p, k+1, size)
+	case 1:
+		l09f48(p, k+1, size)
+	case 2:
+		l09f53(p, k+1, size)
+	case 3:
+		l09f58(p, k+1, size)
+	case 4:
+		l09f63(p, k+1, size)
+	case 5:
+		l09f04(p, k+1, size)
+	case 6:
+		l09f09(p, k+1, size)
+	case 7:
+		l09f14(p, k+1, size)
+	case 8:
+		l09f19(p, k+1, size)
+	case 9:
+		l09f24(p, k+1, size)
+	case 10:
+		l09f29(p, k+1, size)
+	case 11:
+		l09f34(p, k+1, size)
+	case 12:
+		l09f39(p, k+1, size)
+	case 13:
+		l09f44(p, k+1, size)
+	case 14:
+		l09f49(p, k+1, size)
+	case 15:
+		l09f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f50(p, k+1, size)
+	case 1:
+		l09f55(p, k+1, size)
+	case 2:
+		l09f60(p, k+1, size)
+	case 3:
+		l09f01(p, k+1, size)
+	case 4:
+		l09f06(p, k+1, size)
+	case 5:
+		l09f11(p, k+1, size)
+	case 6:
+		l09f16(p, k+1, size)
+	case 7:
+		l09f21(p, k+1, size)
+	case 8:
+		l09f26(p, k+1, size)
+	case 9:
+		l09f31(p, k+1, size)
+	case 10:
+		l09f36(p, k+1, size)
+	case 11:
+		l09f41(p, k+1, size)
+	case 12:
+		l09f46(p, k+1, size)
+	case 13:
+		l09f51(p, k+1, size)
+	case 14:
+		l09f56(p, k+1, size)
+	case 15:
+		l09f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f57(p, k+1, size)
+	case 1:
+		l09f62(p, k+1, size)
+	case 2:
+		l09f03(p, k+1, size)
+	case 3:
+		l09f08(p, k+1, size)
+	case 4:
+		l09f13(p, k+1, size)
+	case 5:
+		l09f18(p, k+1, size)
+	case 6:
+		l09f23(p, k+1, size)
+	case 7:
+		l09f28(p, k+1, size)
+	case 8:
+		l09f33(p, k+1, size)
+	case 9:
+		l09f38(p, k+1, size)
+	case 10:
+		l09f43(p, k+1, size)
+	case 11:
+		l09f48(p, k+1, size)
+	case 12:
+		l09f53(p, k+1, size)
+	case 13:
+		l09f58(p, k+1, size)
+	case 14:
+		l09f63(p, k+1, size)
+	case 15:
+		l09f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f00(p, k+1, size)
+	case 1:
+		l09f05(p, k+1, size)
+	case 2:
+		l09f10(p, k+1, size)
+	case 3:
+		l09f15(p, k+1, size)
+	case 4:
+		l09f20(p, k+1, size)
+	case 5:
+		l09f25(p, k+1, size)
+	case 6:
+		l09f30(p, k+1, size)
+	case 7:
+		l09f35(p, k+1, size)
+	case 8:
+		l09f40(p, k+1, size)
+	case 9:
+		l09f45(p, k+1, size)
+	case 10:
+		l09f50(p, k+1, size)
+	case 11:
+		l09f55(p, k+1, size)
+	case 12:
+		l09f60(p, k+1, size)
+	case 13:
+		l09f01(p, k+1, size)
+	case 14:
+		l09f06(p, k+1, size)
+	case 15:
+		l09f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f07(p, k+1, size)
+	case 1:
+		l09f12(p, k+1, size)
+	case 2:
+		l09f17(p, k+1, size)
+	case 3:
+		l09f22(p, k+1, size)
+	case 4:
+		l09f27(p, k+1, size)
+	case 5:
+		l09f32(p, k+1, size)
+	case 6:
+		l09f37(p, k+1, size)
+	case 7:
+		l09f42(p, k+1, size)
+	case 8:
+		l09f47(p, k+1, size)
+	case 9:
+		l09f52(p, k+1, size)
+	case 10:
+		l09f57(p, k+1, size)
+	case 11:
+		l09f62(p, k+1, size)
+	case 12:
+		l09f03(p, k+1, size)
+	case 13:
+		l09f08(p, k+1, size)
+	case 14:
+		l09f13(p, k+1, size)
+	case 15:
+		l09f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f14(p, k+1, size)
+	case 1:
+		l09f19(p, k+1, size)
+	case 2:
+		l09f24(p, k+1, size)
+	case 3:
+		l09f29(p, k+1, size)
+	case 4:
+		l09f34(p, k+1, size)
+	case 5:
+		l09f39(p, k+1, size)
+	case 6:
+		l09f44(p, k+1, size)
+	case 7:
+		l09f49(p, k+1, size)
+	case 8:
+		l09f54(p, k+1, size)
+	case 9:
+		l09f59(p, k+1, size)
+	case 10:
+		l09f00(p, k+1, size)
+	case 11:
+		l09f05(p, k+1, size)
+	case 12:
+		l09f10(p, k+1, size)
+	case 13:
+		l09f15(p, k+1, size)
+	case 14:
+		l09f20(p, k+1, size)
+	case 15:
+		l09f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f21(p, k+1, size)
+	case 1:
+		l09f26(p, k+1, size)
+	case 2:
+		l09f31(p, k+1, size)
+	case 3:
+		l09f36(p, k+1, size)
+	case 4:
+		l09f41(p, k+1, size)
+	case 5:
+		l09f46(p, k+1, size)
+	case 6:
+		l09f51(p, k+1, size)
+	case 7:
+		l09f56(p, k+1, size)
+	case 8:
+		l09f61(p, k+1, size)
+	case 9:
+		l09f02(p, k+1, size)
+	case 10:
+		l09f07(p, k+1, size)
+	case 11:
+		l09f12(p, k+1, size)
+	case 12:
+		l09f17(p, k+1, size)
+	case 13:
+		l09f22(p, k+1, size)
+	case 14:
+		l09f27(p, k+1, size)
+	case 15:
+		l09f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f28(p, k+1, size)
+	case 1:
+		l09f33(p, k+1, size)
+	case 2:
+		l09f38(p, k+1, size)
+	case 3:
+		l09f43(p, k+1, size)
+	case 4:
+		l09f48(p, k+1, size)
+	case 5:
+		l09f53(p, k+1, size)
+	case 6:
+		l09f58(p, k+1, size)
+	case 7:
+		l09f63(p, k+1, size)
+	case 8:
+		l09f04(p, k+1, size)
+	case 9:
+		l09f09(p, k+1, size)
+	case 10:
+		l09f14(p, k+1, size)
+	case 11:
+		l09f19(p, k+1, size)
+	case 12:
+		l09f24(p, k+1, size)
+	case 13:
+		l09f29(p, k+1, size)
+	case 14:
+		l09f34(p, k+1, size)
+	case 15:
+		l09f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f35(p, k+1, size)
+	case 1:
+		l09f40(p, k+1, size)
+	case 2:
+		l09f45(p, k+1, size)
+	case 3:
+		l09f50(p, k+1, size)
+	case 4:
+		l09f55(p, k+1, size)
+	case 5:
+		l09f60(p, k+1, size)
+	case 6:
+		l09f01(p, k+1, size)
+	case 7:
+		l09f06(p, k+1, size)
+	case 8:
+		l09f11(p, k+1, size)
+	case 9:
+		l09f16(p, k+1, size)
+	case 10:
+		l09f21(p, k+1, size)
+	case 11:
+		l09f26(p, k+1, size)
+	case 12:
+		l09f31(p, k+1, size)
+	case 13:
+		l09f36(p, k+1, size)
+	case 14:
+		l09f41(p, k+1, size)
+	case 15:
+		l09f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f42(p, k+1, size)
+	case 1:
+		l09f47(p, k+1, size)
+	case 2:
+		l09f52(p, k+1, size)
+	case 3:
+		l09f57(p, k+1, size)
+	case 4:
+		l09f62(p, k+1, size)
+	case 5:
+		l09f03(p, k+1, size)
+	case 6:
+		l09f08(p, k+1, size)
+	case 7:
+		l09f13(p, k+1, size)
+	case 8:
+		l09f18(p, k+1, size)
+	case 9:
+		l09f23(p, k+1, size)
+	case 10:
+		l09f28(p, k+1, size)
+	case 11:
+		l09f33(p, k+1, size)
+	case 12:
+		l09f38(p, k+1, size)
+	case 13:
+		l09f43(p, k+1, size)
+	case 14:
+		l09f48(p, k+1, size)
+	case 15:
+		l09f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f49(p, k+1, size)
+	case 1:
+		l09f54(p, k+1, size)
+	case 2:
+		l09f59(p, k+1, size)
+	case 3:
+		l09f00(p, k+1, size)
+	case 4:
+		l09f05(p, k+1, size)
+	case 5:
+		l09f10(p, k+1, size)
+	case 6:
+		l09f15(p, k+1, size)
+	case 7:
+		l09f20(p, k+1, size)
+	case 8:
+		l09f25(p, k+1, size)
+	case 9:
+		l09f30(p, k+1, size)
+	case 10:
+		l09f35(p, k+1, size)
+	case 11:
+		l09f40(p, k+1, size)
+	case 12:
+		l09f45(p, k+1, size)
+	case 13:
+		l09f50(p, k+1, size)
+	case 14:
+		l09f55(p, k+1, size)
+	case 15:
+		l09f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f56(p, k+1, size)
+	case 1:
+		l09f61(p, k+1, size)
+	case 2:
+		l09f02(p, k+1, size)
+	case 3:
+		l09f07(p, k+1, size)
+	case 4:
+		l09f12(p, k+1, size)
+	case 5:
+		l09f17(p, k+1, size)
+	case 6:
+		l09f22(p, k+1, size)
+	case 7:
+		l09f27(p, k+1, size)
+	case 8:
+		l09f32(p, k+1, size)
+	case 9:
+		l09f37(p, k+1, size)
+	case 10:
+		l09f42(p, k+1, size)
+	case 11:
+		l09f47(p, k+1, size)
+	case 12:
+		l09f52(p, k+1, size)
+	case 13:
+		l09f57(p, k+1, size)
+	case 14:
+		l09f62(p, k+1, size)
+	case 15:
+		l09f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f63(p, k+1, size)
+	case 1:
+		l09f04(p, k+1, size)
+	case 2:
+		l09f09(p, k+1, size)
+	case 3:
+		l09f14(p, k+1, size)
+	case 4:
+		l09f19(p, k+1, size)
+	case 5:
+		l09f24(p, k+1, size)
+	case 6:
+		l09f29(p, k+1, size)
+	case 7:
+		l09f34(p, k+1, size)
+	case 8:
+		l09f39(p, k+1, size)
+	case 9:
+		l09f44(p, k+1, size)
+	case 10:
+		l09f49(p, k+1, size)
+	case 11:
+		l09f54(p, k+1, size)
+	case 12:
+		l09f59(p, k+1, size)
+	case 13:
+		l09f00(p, k+1, size)
+	case 14:
+		l09f05(p, k+1, size)
+	case 15:
+		l09f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f06(p, k+1, size)
+	case 1:
+		l09f11(p, k+1, size)
+	case 2:
+		l09f16(p, k+1, size)
+	case 3:
+		l09f21(p, k+1, size)
+	case 4:
+		l09f26(p, k+1, size)
+	case 5:
+		l09f31(p, k+1, size)
+	case 6:
+		l09f36(p, k+1, size)
+	case 7:
+		l09f41(p, k+1, size)
+	case 8:
+		l09f46(p, k+1, size)
+	case 9:
+		l09f51(p, k+1, size)
+	case 10:
+		l09f56(p, k+1, size)
+	case 11:
+		l09f61(p, k+1, size)
+	case 12:
+		l09f02(p, k+1, size)
+	case 13:
+		l09f07(p, k+1, size)
+	case 14:
+		l09f12(p, k+1, size)
+	case 15:
+		l09f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f13(p, k+1, size)
+	case 1:
+		l09f18(p, k+1, size)
+	case 2:
+		l09f23(p, k+1, size)
+	case 3:
+		l09f28(p, k+1, size)
+	case 4:
+		l09f33(p, k+1, size)
+	case 5:
+		l09f38(p, k+1, size)
+	case 6:
+		l09f43(p, k+1, size)
+	case 7:
+		l09f48(p, k+1, size)
+	case 8:
+		l09f53(p, k+1, size)
+	case 9:
+		l09f58(p, k+1, size)
+	case 10:
+		l09f63(p, k+1, size)
+	case 11:
+		l09f04(p, k+1, size)
+	case 12:
+		l09f09(p, k+1, size)
+	case 13:
+		l09f14(p, k+1, size)
+	case 14:
+		l09f19(p, k+1, size)
+	case 15:
+		l09f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f20(p, k+1, size)
+	case 1:
+		l09f25(p, k+1, size)
+	case 2:
+		l09f30(p, k+1, size)
+	case 3:
+		l09f35(p, k+1, size)
+	case 4:
+		l09f40(p, k+1, size)
+	case 5:
+		l09f45(p, k+1, size)
+	case 6:
+		l09f50(p, k+1, size)
+	case 7:
+		l09f55(p, k+1, size)
+	case 8:
+		l09f60(p, k+1, size)
+	case 9:
+		l09f01(p, k+1, size)
+	case 10:
+		l09f06(p, k+1, size)
+	case 11:
+		l09f11(p, k+1, size)
+	case 12:
+		l09f16(p, k+1, size)
+	case 13:
+		l09f21(p, k+1, size)
+	case 14:
+		l09f26(p, k+1, size)
+	case 15:
+		l09f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f27(p, k+1, size)
+	case 1:
+		l09f32(p, k+1, size)
+	case 2:
+		l09f37(p, k+1, size)
+	case 3:
+		l09f42(p, k+1, size)
+	case 4:
+		l09f47(p, k+1, size)
+	case 5:
+		l09f52(p, k+1, size)
+	case 6:
+		l09f57(p, k+1, size)
+	case 7:
+		l09f62(p, k+1, size)
+	case 8:
+		l09f03(p, k+1, size)
+	case 9:
+		l09f08(p, k+1, size)
+	case 10:
+		l09f13(p, k+1, size)
+	case 11:
+		l09f18(p, k+1, size)
+	case 12:
+		l09f23(p, k+1, size)
+	case 13:
+		l09f28(p, k+1, size)
+	case 14:
+		l09f33(p, k+1, size)
+	case 15:
+		l09f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f34(p, k+1, size)
+	case 1:
+		l09f39(p, k+1, size)
+	case 2:
+		l09f44(p, k+1, size)
+	case 3:
+		l09f49(p, k+1, size)
+	case 4:
+		l09f54(p, k+1, size)
+	case 5:
+		l09f59(p, k+1, size)
+	case 6:
+		l09f00(p, k+1, size)
+	case 7:
+		l09f05(p, k+1, size)
+	case 8:
+		l09f10(p, k+1, size)
+	case 9:
+		l09f15(p, k+1, size)
+	case 10:
+		l09f20(p, k+1, size)
+	case 11:
+		l09f25(p, k+1, size)
+	case 12:
+		l09f30(p, k+1, size)
+	case 13:
+		l09f35(p, k+1, size)
+	case 14:
+		l09f40(p, k+1, size)
+	case 15:
+		l09f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f41(p, k+1, size)
+	case 1:
+		l09f46(p, k+1, size)
+	case 2:
+		l09f51(p, k+1, size)
+	case 3:
+		l09f56(p, k+1, size)
+	case 4:
+		l09f61(p, k+1, size)
+	case 5:
+		l09f02(p, k+1, size)
+	case 6:
+		l09f07(p, k+1, size)
+	case 7:
+		l09f12(p, k+1, size)
+	case 8:
+		l09f17(p, k+1, size)
+	case 9:
+		l09f22(p, k+1, size)
+	case 10:
+		l09f27(p, k+1, size)
+	case 11:
+		l09f32(p, k+1, size)
+	case 12:
+		l09f37(p, k+1, size)
+	case 13:
+		l09f42(p, k+1, size)
+	case 14:
+		l09f47(p, k+1, size)
+	case 15:
+		l09f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f48(p, k+1, size)
+	case 1:
+		l09f53(p, k+1, size)
+	case 2:
+		l09f58(p, k+1, size)
+	case 3:
+		l09f63(p, k+1, size)
+	case 4:
+		l09f04(p, k+1, size)
+	case 5:
+		l09f09(p, k+1, size)
+	case 6:
+		l09f14(p, k+1, size)
+	case 7:
+		l09f19(p, k+1, size)
+	case 8:
+		l09f24(p, k+1, size)
+	case 9:
+		l09f29(p, k+1, size)
+	case 10:
+		l09f34(p, k+1, size)
+	case 11:
+		l09f39(p, k+1, size)
+	case 12:
+		l09f44(p, k+1, size)
+	case 13:
+		l09f49(p, k+1, size)
+	case 14:
+		l09f54(p, k+1, size)
+	case 15:
+		l09f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f55(p, k+1, size)
+	case 1:
+		l09f60(p, k+1, size)
+	case 2:
+		l09f01(p, k+1, size)
+	case 3:
+		l09f06(p, k+1, size)
+	case 4:
+		l09f11(p, k+1, size)
+	case 5:
+		l09f16(p, k+1, size)
+	case 6:
+		l09f21(p, k+1, size)
+	case 7:
+		l09f26(p, k+1, size)
+	case 8:
+		l09f31(p, k+1, size)
+	case 9:
+		l09f36(p, k+1, size)
+	case 10:
+		l09f41(p, k+1, size)
+	case 11:
+		l09f46(p, k+1, size)
+	case 12:
+		l09f51(p, k+1, size)
+	case 13:
+		l09f56(p, k+1, size)
+	case 14:
+		l09f61(p, k+1, size)
+	case 15:
+		l09f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f62(p, k+1, size)
+	case 1:
+		l09f03(p, k+1, size)
+	case 2:
+		l09f08(p, k+1, size)
+	case 3:
+		l09f13(p, k+1, size)
+	case 4:
+		l09f18(p, k+1, size)
+	case 5:
+		l09f23(p, k+1, size)
+	case 6:
+		l09f28(p, k+1, size)
+	case 7:
+		l09f33(p, k+1, size)
+	case 8:
+		l09f38(p, k+1, size)
+	case 9:
+		l09f43(p, k+1, size)
+	case 10:
+		l09f48(p, k+1, size)
+	case 11:
+		l09f53(p, k+1, size)
+	case 12:
+		l09f58(p, k+1, size)
+	case 13:
+		l09f63(p, k+1, size)
+	case 14:
+		l09f04(p, k+1, size)
+	case 15:
+		l09f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f05(p, k+1, size)
+	case 1:
+		l09f10(p, k+1, size)
+	case 2:
+		l09f15(p, k+1, size)
+	case 3:
+		l09f20(p, k+1, size)
+	case 4:
+		l09f25(p, k+1, size)
+	case 5:
+		l09f30(p, k+1, size)
+	case 6:
+		l09f35(p, k+1, size)
+	case 7:
+		l09f40(p, k+1, size)
+	case 8:
+		l09f45(p, k+1, size)
+	case 9:
+		l09f50(p, k+1, size)
+	case 10:
+		l09f55(p, k+1, size)
+	case 11:
+		l09f60(p, k+1, size)
+	case 12:
+		l09f01(p, k+1, size)
+	case 13:
+		l09f06(p, k+1, size)
+	case 14:
+		l09f11(p, k+1, size)
+	case 15:
+		l09f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f12(p, k+1, size)
+	case 1:
+		l09f17(p, k+1, size)
+	case 2:
+		l09f22(p, k+1, size)
+	case 3:
+		l09f27(p, k+1, size)
+	case 4:
+		l09f32(p, k+1, size)
+	case 5:
+		l09f37(p, k+1, size)
+	case 6:
+		l09f42(p, k+1, size)
+	case 7:
+		l09f47(p, k+1, size)
+	case 8:
+		l09f52(p, k+1, size)
+	case 9:
+		l09f57(p, k+1, size)
+	case 10:
+		l09f62(p, k+1, size)
+	case 11:
+		l09f03(p, k+1, size)
+	case 12:
+		l09f08(p, k+1, size)
+	case 13:
+		l09f13(p, k+1, size)
+	case 14:
+		l09f18(p, k+1, size)
+	case 15:
+		l09f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f19(p, k+1, size)
+	case 1:
+		l09f24(p, k+1, size)
+	case 2:
+		l09f29(p, k+1, size)
+	case 3:
+		l09f34(p, k+1, size)
+	case 4:
+		l09f39(p, k+1, size)
+	case 5:
+		l09f44(p, k+1, size)
+	case 6:
+		l09f49(p, k+1, size)
+	case 7:
+		l09f54(p, k+1, size)
+	case 8:
+		l09f59(p, k+1, size)
+	case 9:
+		l09f00(p, k+1, size)
+	case 10:
+		l09f05(p, k+1, size)
+	case 11:
+		l09f10(p, k+1, size)
+	case 12:
+		l09f15(p, k+1, size)
+	case 13:
+		l09f20(p, k+1, size)
+	case 14:
+		l09f25(p, k+1, size)
+	case 15:
+		l09f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f26(p, k+1, size)
+	case 1:
+		l09f31(p, k+1, size)
+	case 2:
+		l09f36(p, k+1, size)
+	case 3:
+		l09f41(p, k+1, size)
+	case 4:
+		l09f46(p, k+1, size)
+	case 5:
+		l09f51(p, k+1, size)
+	case 6:
+		l09f56(p, k+1, size)
+	case 7:
+		l09f61(p, k+1, size)
+	case 8:
+		l09f02(p, k+1, size)
+	case 9:
+		l09f07(p, k+1, size)
+	case 10:
+		l09f12(p, k+1, size)
+	case 11:
+		l09f17(p, k+1, size)
+	case 12:
+		l09f22(p, k+1, size)
+	case 13:
+		l09f27(p, k+1, size)
+	case 14:
+		l09f32(p, k+1, size)
+	case 15:
+		l09f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f33(p, k+1, size)
+	case 1:
+		l09f38(p, k+1, size)
+	case 2:
+		l09f43(p, k+1, size)
+	case 3:
+		l09f48(p, k+1, size)
+	case 4:
+		l09f53(p, k+1, size)
+	case 5:
+		l09f58(p, k+1, size)
+	case 6:
+		l09f63(p, k+1, size)
+	case 7:
+		l09f04(p, k+1, size)
+	case 8:
+		l09f09(p, k+1, size)
+	case 9:
+		l09f14(p, k+1, size)
+	case 10:
+		l09f19(p, k+1, size)
+	case 11:
+		l09f24(p, k+1, size)
+	case 12:
+		l09f29(p, k+1, size)
+	case 13:
+		l09f34(p, k+1, size)
+	case 14:
+		l09f39(p, k+1, size)
+	case 15:
+		l09f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f40(p, k+1, size)
+	case 1:
+		l09f45(p, k+1, size)
+	case 2:
+		l09f50(p, k+1, size)
+	case 3:
+		l09f55(p, k+1, size)
+	case 4:
+		l09f60(p, k+1, size)
+	case 5:
+		l09f01(p, k+1, size)
+	case 6:
+		l09f06(p, k+1, size)
+	case 7:
+		l09f11(p, k+1, size)
+	case 8:
+		l09f16(p, k+1, size)
+	case 9:
+		l09f21(p, k+1, size)
+	case 10:
+		l09f26(p, k+1, size)
+	case 11:
+		l09f31(p, k+1, size)
+	case 12:
+		l09f36(p, k+1, size)
+	case 13:
+		l09f41(p, k+1, size)
+	case 14:
+		l09f46(p, k+1, size)
+	case 15:
+		l09f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f47(p, k+1, size)
+	case 1:
+		l09f52(p, k+1, size)
+	case 2:
+		l09f57(p, k+1, size)
+	case 3:
+		l09f62(p, k+1, size)
+	case 4:
+		l09f03(p, k+1, size)
+	case 5:
+		l09f08(p, k+1, size)
+	case 6:
+		l09f13(p, k+1, size)
+	case 7:
+		l09f18(p, k+1, size)
+	case 8:
+		l09f23(p, k+1, size)
+	case 9:
+		l09f28(p, k+1, size)
+	case 10:
+		l09f33(p, k+1, size)
+	case 11:
+		l09f38(p, k+1, size)
+	case 12:
+		l09f43(p, k+1, size)
+	case 13:
+		l09f48(p, k+1, size)
+	case 14:
+		l09f53(p, k+1, size)
+	case 15:
+		l09f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f54(p, k+1, size)
+	case 1:
+		l09f59(p, k+1, size)
+	case 2:
+		l09f00(p, k+1, size)
+	case 3:
+		l09f05(p, k+1, size)
+	case 4:
+		l09f10(p, k+1, size)
+	case 5:
+		l09f15(p, k+1, size)
+	case 6:
+		l09f20(p, k+1, size)
+	case 7:
+		l09f25(p, k+1, size)
+	case 8:
+		l09f30(p, k+1, size)
+	case 9:
+		l09f35(p, k+1, size)
+	case 10:
+		l09f40(p, k+1, size)
+	case 11:
+		l09f45(p, k+1, size)
+	case 12:
+		l09f50(p, k+1, size)
+	case 13:
+		l09f55(p, k+1, size)
+	case 14:
+		l09f60(p, k+1, size)
+	case 15:
+		l09f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f61(p, k+1, size)
+	case 1:
+		l09f02(p, k+1, size)
+	case 2:
+		l09f07(p, k+1, size)
+	case 3:
+		l09f12(p, k+1, size)
+	case 4:
+		l09f17(p, k+1, size)
+	case 5:
+		l09f22(p, k+1, size)
+	case 6:
+		l09f27(p, k+1, size)
+	case 7:
+		l09f32(p, k+1, size)
+	case 8:
+		l09f37(p, k+1, size)
+	case 9:
+		l09f42(p, k+1, size)
+	case 10:
+		l09f47(p, k+1, size)
+	case 11:
+		l09f52(p, k+1, size)
+	case 12:
+		l09f57(p, k+1, size)
+	case 13:
+		l09f62(p, k+1, size)
+	case 14:
+		l09f03(p, k+1, size)
+	case 15:
+		l09f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f04(p, k+1, size)
+	case 1:
+		l09f09(p, k+1, size)
+	case 2:
+		l09f14(p, k+1, size)
+	case 3:
+		l09f19(p, k+1, size)
+	case 4:
+		l09f24(p, k+1, size)
+	case 5:
+		l09f29(p, k+1, size)
+	case 6:
+		l09f34(p, k+1, size)
+	case 7:
+		l09f39(p, k+1, size)
+	case 8:
+		l09f44(p, k+1, size)
+	case 9:
+		l09f49(p, k+1, size)
+	case 10:
+		l09f54(p, k+1, size)
+	case 11:
+		l09f59(p, k+1, size)
+	case 12:
+		l09f00(p, k+1, size)
+	case 13:
+		l09f05(p, k+1, size)
+	case 14:
+		l09f10(p, k+1, size)
+	case 15:
+		l09f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f11(p, k+1, size)
+	case 1:
+		l09f16(p, k+1, size)
+	case 2:
+		l09f21(p, k+1, size)
+	case 3:
+		l09f26(p, k+1, size)
+	case 4:
+		l09f31(p, k+1, size)
+	case 5:
+		l09f36(p, k+1, size)
+	case 6:
+		l09f41(p, k+1, size)
+	case 7:
+		l09f46(p, k+1, size)
+	case 8:
+		l09f51(p, k+1, size)
+	case 9:
+		l09f56(p, k+1, size)
+	case 10:
+		l09f61(p, k+1, size)
+	case 11:
+		l09f02(p, k+1, size)
+	case 12:
+		l09f07(p, k+1, size)
+	case 13:
+		l09f12(p, k+1, size)
+	case 14:
+		l09f17(p, k+1, size)
+	case 15:
+		l09f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f18(p, k+1, size)
+	case 1:
+		l09f23(p, k+1, size)
+	case 2:
+		l09f28(p, k+1, size)
+	case 3:
+		l09f33(p, k+1, size)
+	case 4:
+		l09f38(p, k+1, size)
+	case 5:
+		l09f43(p, k+1, size)
+	case 6:
+		l09f48(p, k+1, size)
+	case 7:
+		l09f53(p, k+1, size)
+	case 8:
+		l09f58(p, k+1, size)
+	case 9:
+		l09f63(p, k+1, size)
+	case 10:
+		l09f04(p, k+1, size)
+	case 11:
+		l09f09(p, k+1, size)
+	case 12:
+		l09f14(p, k+1, size)
+	case 13:
+		l09f19(p, k+1, size)
+	case 14:
+		l09f24(p, k+1, size)
+	case 15:
+		l09f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f25(p, k+1, size)
+	case 1:
+		l09f30(p, k+1, size)
+	case 2:
+		l09f35(p, k+1, size)
+	case 3:
+		l09f40(p, k+1, size)
+	case 4:
+		l09f45(p, k+1, size)
+	case 5:
+		l09f50(p, k+1, size)
+	case 6:
+		l09f55(p, k+1, size)
+	case 7:
+		l09f60(p, k+1, size)
+	case 8:
+		l09f01(p, k+1, size)
+	case 9:
+		l09f06(p, k+1, size)
+	case 10:
+		l09f11(p, k+1, size)
+	case 11:
+		l09f16(p, k+1, size)
+	case 12:
+		l09f21(p, k+1, size)
+	case 13:
+		l09f26(p, k+1, size)
+	case 14:
+		l09f31(p, k+1, size)
+	case 15:
+		l09f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f32(p, k+1, size)
+	case 1:
+		l09f37(p, k+1, size)
+	case 2:
+		l09f42(p, k+1, size)
+	case 3:
+		l09f47(p, k+1, size)
+	case 4:
+		l09f52(p, k+1, size)
+	case 5:
+		l09f57(p, k+1, size)
+	case 6:
+		l09f62(p, k+1, size)
+	case 7:
+		l09f03(p, k+1, size)
+	case 8:
+		l09f08(p, k+1, size)
+	case 9:
+		l09f13(p, k+1, size)
+	case 10:
+		l09f18(p, k+1, size)
+	case 11:
+		l09f23(p, k+1, size)
+	case 12:
+		l09f28(p, k+1, size)
+	case 13:
+		l09f33(p, k+1, size)
+	case 14:
+		l09f38(p, k+1, size)
+	case 15:
+		l09f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f39(p, k+1, size)
+	case 1:
+		l09f44(p, k+1, size)
+	case 2:
+		l09f49(p, k+1, size)
+	case 3:
+		l09f54(p, k+1, size)
+	case 4:
+		l09f59(p, k+1, size)
+	case 5:
+		l09f00(p, k+1, size)
+	case 6:
+		l09f05(p, k+1, size)
+	case 7:
+		l09f10(p, k+1, size)
+	case 8:
+		l09f15(p, k+1, size)
+	case 9:
+		l09f20(p, k+1, size)
+	case 10:
+		l09f25(p, k+1, size)
+	case 11:
+		l09f30(p, k+1, size)
+	case 12:
+		l09f35(p, k+1, size)
+	case 13:
+		l09f40(p, k+1, size)
+	case 14:
+		l09f45(p, k+1, size)
+	case 15:
+		l09f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f46(p, k+1, size)
+	case 1:
+		l09f51(p, k+1, size)
+	case 2:
+		l09f56(p, k+1, size)
+	case 3:
+		l09f61(p, k+1, size)
+	case 4:
+		l09f02(p, k+1, size)
+	case 5:
+		l09f07(p, k+1, size)
+	case 6:
+		l09f12(p, k+1, size)
+	case 7:
+		l09f17(p, k+1, size)
+	case 8:
+		l09f22(p, k+1, size)
+	case 9:
+		l09f27(p, k+1, size)
+	case 10:
+		l09f32(p, k+1, size)
+	case 11:
+		l09f37(p, k+1, size)
+	case 12:
+		l09f42(p, k+1, size)
+	case 13:
+		l09f47(p, k+1, size)
+	case 14:
+		l09f52(p, k+1, size)
+	case 15:
+		l09f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f53(p, k+1, size)
+	case 1:
+		l09f58(p, k+1, size)
+	case 2:
+		l09f63(p, k+1, size)
+	case 3:
+		l09f04(p, k+1, size)
+	case 4:
+		l09f09(p, k+1, size)
+	case 5:
+		l09f14(p, k+1, size)
+	case 6:
+		l09f19(p, k+1, size)
+	case 7:
+		l09f24(p, k+1, size)
+	case 8:
+		l09f29(p, k+1, size)
+	case 9:
+		l09f34(p, k+1, size)
+	case 10:
+		l09f39(p, k+1, size)
+	case 11:
+		l09f44(p, k+1, size)
+	case 12:
+		l09f49(p, k+1, size)
+	case 13:
+		l09f54(p, k+1, size)
+	case 14:
+		l09f59(p, k+1, size)
+	case 15:
+		l09f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f60(p, k+1, size)
+	case 1:
+		l09f01(p, k+1, size)
+	case 2:
+		l09f06(p, k+1, size)
+	case 3:
+		l09f11(p, k+1, size)
+	case 4:
+		l09f16(p, k+1, size)
+	case 5:
+		l09f21(p, k+1, size)
+	case 6:
+		l09f26(p, k+1, size)
+	case 7:
+		l09f31(p, k+1, size)
+	case 8:
+		l09f36(p, k+1, size)
+	case 9:
+		l09f41(p, k+1, size)
+	case 10:
+		l09f46(p, k+1, size)
+	case 11:
+		l09f51(p, k+1, size)
+	case 12:
+		l09f56(p, k+1, size)
+	case 13:
+		l09f61(p, k+1, size)
+	case 14:
+		l09f02(p, k+1, size)
+	case 15:
+		l09f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f03(p, k+1, size)
+	case 1:
+		l09f08(p, k+1, size)
+	case 2:
+		l09f13(p, k+1, size)
+	case 3:
+		l09f18(p, k+1, size)
+	case 4:
+		l09f23(p, k+1, size)
+	case 5:
+		l09f28(p, k+1, size)
+	case 6:
+		l09f33(p, k+1, size)
+	case 7:
+		l09f38(p, k+1, size)
+	case 8:
+		l09f43(p, k+1, size)
+	case 9:
+		l09f48(p, k+1, size)
+	case 10:
+		l09f53(p, k+1, size)
+	case 11:
+		l09f58(p, k+1, size)
+	case 12:
+		l09f63(p, k+1, size)
+	case 13:
+		l09f04(p, k+1, size)
+	case 14:
+		l09f09(p, k+1, size)
+	case 15:
+		l09f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f10(p, k+1, size)
+	case 1:
+		l09f15(p, k+1, size)
+	case 2:
+		l09f20(p, k+1, size)
+	case 3:
+		l09f25(p, k+1, size)
+	case 4:
+		l09f30(p, k+1, size)
+	case 5:
+		l09f35(p, k+1, size)
+	case 6:
+		l09f40(p, k+1, size)
+	case 7:
+		l09f45(p, k+1, size)
+	case 8:
+		l09f50(p, k+1, size)
+	case 9:
+		l09f55(p, k+1, size)
+	case 10:
+		l09f60(p, k+1, size)
+	case 11:
+		l09f01(p, k+1, size)
+	case 12:
+		l09f06(p, k+1, size)
+	case 13:
+		l09f11(p, k+1, size)
+	case 14:
+		l09f16(p, k+1, size)
+	case 15:
+		l09f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f17(p, k+1, size)
+	case 1:
+		l09f22(p, k+1, size)
+	case 2:
+		l09f27(p, k+1, size)
+	case 3:
+		l09f32(p, k+1, size)
+	case 4:
+		l09f37(p, k+1, size)
+	case 5:
+		l09f42(p, k+1, size)
+	case 6:
+		l09f47(p, k+1, size)
+	case 7:
+		l09f52(p, k+1, size)
+	case 8:
+		l09f57(p, k+1, size)
+	case 9:
+		l09f62(p, k+1, size)
+	case 10:
+		l09f03(p, k+1, size)
+	case 11:
+		l09f08(p, k+1, size)
+	case 12:
+		l09f13(p, k+1, size)
+	case 13:
+		l09f18(p, k+1, size)
+	case 14:
+		l09f23(p, k+1, size)
+	case 15:
+		l09f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f24(p, k+1, size)
+	case 1:
+		l09f29(p, k+1, size)
+	case 2:
+		l09f34(p, k+1, size)
+	case 3:
+		l09f39(p, k+1, size)
+	case 4:
+		l09f44(p, k+1, size)
+	case 5:
+		l09f49(p, k+1, size)
+	case 6:
+		l09f54(p, k+1, size)
+	case 7:
+		l09f59(p, k+1, size)
+	case 8:
+		l09f00(p, k+1, size)
+	case 9:
+		l09f05(p, k+1, size)
+	case 10:
+		l09f10(p, k+1, size)
+	case 11:
+		l09f15(p, k+1, size)
+	case 12:
+		l09f20(p, k+1, size)
+	case 13:
+		l09f25(p, k+1, size)
+	case 14:
+		l09f30(p, k+1, size)
+	case 15:
+		l09f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f31(p, k+1, size)
+	case 1:
+		l09f36(p, k+1, size)
+	case 2:
+		l09f41(p, k+1, size)
+	case 3:
+		l09f46(p, k+1, size)
+	case 4:
+		l09f51(p, k+1, size)
+	case 5:
+		l09f56(p, k+1, size)
+	case 6:
+		l09f61(p, k+1, size)
+	case 7:
+		l09f02(p, k+1, size)
+	case 8:
+		l09f07(p, k+1, size)
+	case 9:
+		l09f12(p, k+1, size)
+	case 10:
+		l09f17(p, k+1, size)
+	case 11:
+		l09f22(p, k+1, size)
+	case 12:
+		l09f27(p, k+1, size)
+	case 13:
+		l09f32(p, k+1, size)
+	case 14:
+		l09f37(p, k+1, size)
+	case 15:
+		l09f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f38(p, k+1, size)
+	case 1:
+		l09f43(p, k+1, size)
+	case 2:
+		l09f48(p, k+1, size)
+	case 3:
+		l09f53(p, k+1, size)
+	case 4:
+		l09f58(p, k+1, size)
+	case 5:
+		l09f63(p, k+1, size)
+	case 6:
+		l09f04(p, k+1, size)
+	case 7:
+		l09f09(p, k+1, size)
+	case 8:
+		l09f14(p, k+1, size)
+	case 9:
+		l09f19(p, k+1, size)
+	case 10:
+		l09f24(p, k+1, size)
+	case 11:
+		l09f29(p, k+1, size)
+	case 12:
+		l09f34(p, k+1, size)
+	case 13:
+		l09f39(p, k+1, size)
+	case 14:
+		l09f44(p, k+1, size)
+	case 15:
+		l09f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f45(p, k+1, size)
+	case 1:
+		l09f50(p, k+1, size)
+	case 2:
+		l09f55(p, k+1, size)
+	case 3:
+		l09f60(p, k+1, size)
+	case 4:
+		l09f01(p, k+1, size)
+	case 5:
+		l09f06(p, k+1, size)
+	case 6:
+		l09f11(p, k+1, size)
+	case 7:
+		l09f16(p, k+1, size)
+	case 8:
+		l09f21(p, k+1, size)
+	case 9:
+		l09f26(p, k+1, size)
+	case 10:
+		l09f31(p, k+1, size)
+	case 11:
+		l09f36(p, k+1, size)
+	case 12:
+		l09f41(p, k+1, size)
+	case 13:
+		l09f46(p, k+1, size)
+	case 14:
+		l09f51(p, k+1, size)
+	case 15:
+		l09f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f52(p, k+1, size)
+	case 1:
+		l09f57(p, k+1, size)
+	case 2:
+		l09f62(p, k+1, size)
+	case 3:
+		l09f03(p, k+1, size)
+	case 4:
+		l09f08(p, k+1, size)
+	case 5:
+		l09f13(p, k+1, size)
+	case 6:
+		l09f18(p, k+1, size)
+	case 7:
+		l09f23(p, k+1, size)
+	case 8:
+		l09f28(p, k+1, size)
+	case 9:
+		l09f33(p, k+1, size)
+	case 10:
+		l09f38(p, k+1, size)
+	case 11:
+		l09f43(p, k+1, size)
+	case 12:
+		l09f48(p, k+1, size)
+	case 13:
+		l09f53(p, k+1, size)
+	case 14:
+		l09f58(p, k+1, size)
+	case 15:
+		l09f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f59(p, k+1, size)
+	case 1:
+		l09f00(p, k+1, size)
+	case 2:
+		l09f05(p, k+1, size)
+	case 3:
+		l09f10(p, k+1, size)
+	case 4:
+		l09f15(p, k+1, size)
+	case 5:
+		l09f20(p, k+1, size)
+	case 6:
+		l09f25(p, k+1, size)
+	case 7:
+		l09f30(p, k+1, size)
+	case 8:
+		l09f35(p, k+1, size)
+	case 9:
+		l09f40(p, k+1, size)
+	case 10:
+		l09f45(p, k+1, size)
+	case 11:
+		l09f50(p, k+1, size)
+	case 12:
+		l09f55(p, k+1, size)
+	case 13:
+		l09f60(p, k+1, size)
+	case 14:
+		l09f01(p, k+1, size)
+	case 15:
+		l09f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f02(p, k+1, size)
+	case 1:
+		l09f07(p, k+1, size)
+	case 2:
+		l09f12(p, k+1, size)
+	case 3:
+		l09f17(p, k+1, size)
+	case 4:
+		l09f22(p, k+1, size)
+	case 5:
+		l09f27(p, k+1, size)
+	case 6:
+		l09f32(p, k+1, size)
+	case 7:
+		l09f37(p, k+1, size)
+	case 8:
+		l09f42(p, k+1, size)
+	case 9:
+		l09f47(p, k+1, size)
+	case 10:
+		l09f52(p, k+1, size)
+	case 11:
+		l09f57(p, k+1, size)
+	case 12:
+		l09f62(p, k+1, size)
+	case 13:
+		l09f03(p, k+1, size)
+	case 14:
+		l09f08(p, k+1, size)
+	case 15:
+		l09f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f09(p, k+1, size)
+	case 1:
+		l09f14(p, k+1, size)
+	case 2:
+		l09f19(p, k+1, size)
+	case 3:
+		l09f24(p, k+1, size)
+	case 4:
+		l09f29(p, k+1, size)
+	case 5:
+		l09f34(p, k+1, size)
+	case 6:
+		l09f39(p, k+1, size)
+	case 7:
+		l09f44(p, k+1, size)
+	case 8:
+		l09f49(p, k+1, size)
+	case 9:
+		l09f54(p, k+1, size)
+	case 10:
+		l09f59(p, k+1, size)
+	case 11:
+		l09f00(p, k+1, size)
+	case 12:
+		l09f05(p, k+1, size)
+	case 13:
+		l09f10(p, k+1, size)
+	case 14:
+		l09f15(p, k+1, size)
+	case 15:
+		l09f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f16(p, k+1, size)
+	case 1:
+		l09f21(p, k+1, size)
+	case 2:
+		l09f26(p, k+1, size)
+	case 3:
+		l09f31(p, k+1, size)
+	case 4:
+		l09f36(p, k+1, size)
+	case 5:
+		l09f41(p, k+1, size)
+	case 6:
+		l09f46(p, k+1, size)
+	case 7:
+		l09f51(p, k+1, size)
+	case 8:
+		l09f56(p, k+1, size)
+	case 9:
+		l09f61(p, k+1, size)
+	case 10:
+		l09f02(p, k+1, size)
+	case 11:
+		l09f07(p, k+1, size)
+	case 12:
+		l09f12(p, k+1, size)
+	case 13:
+		l09f17(p, k+1, size)
+	case 14:
+		l09f22(p, k+1, size)
+	case 15:
+		l09f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f23(p, k+1, size)
+	case 1:
+		l09f28(p, k+1, size)
+	case 2:
+		l09f33(p, k+1, size)
+	case 3:
+		l09f38(p, k+1, size)
+	case 4:
+		l09f43(p, k+1, size)
+	case 5:
+		l09f48(p, k+1, size)
+	case 6:
+		l09f53(p, k+1, size)
+	case 7:
+		l09f58(p, k+1, size)
+	case 8:
+		l09f63(p, k+1, size)
+	case 9:
+		l09f04(p, k+1, size)
+	case 10:
+		l09f09(p, k+1, size)
+	case 11:
+		l09f14(p, k+1, size)
+	case 12:
+		l09f19(p, k+1, size)
+	case 13:
+		l09f24(p, k+1, size)
+	case 14:
+		l09f29(p, k+1, size)
+	case 15:
+		l09f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f30(p, k+1, size)
+	case 1:
+		l09f35(p, k+1, size)
+	case 2:
+		l09f40(p, k+1, size)
+	case 3:
+		l09f45(p, k+1, size)
+	case 4:
+		l09f50(p, k+1, size)
+	case 5:
+		l09f55(p, k+1, size)
+	case 6:
+		l09f60(p, k+1, size)
+	case 7:
+		l09f01(p, k+1, size)
+	case 8:
+		l09f06(p, k+1, size)
+	case 9:
+		l09f11(p, k+1, size)
+	case 10:
+		l09f16(p, k+1, size)
+	case 11:
+		l09f21(p, k+1, size)
+	case 12:
+		l09f26(p, k+1, size)
+	case 13:
+		l09f31(p, k+1, size)
+	case 14:
+		l09f36(p, k+1, size)
+	case 15:
+		l09f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f37(p, k+1, size)
+	case 1:
+		l09f42(p, k+1, size)
+	case 2:
+		l09f47(p, k+1, size)
+	case 3:
+		l09f52(p, k+1, size)
+	case 4:
+		l09f57(p, k+1, size)
+	case 5:
+		l09f62(p, k+1, size)
+	case 6:
+		l09f03(p, k+1, size)
+	case 7:
+		l09f08(p, k+1, size)
+	case 8:
+		l09f13(p, k+1, size)
+	case 9:
+		l09f18(p, k+1, size)
+	case 10:
+		l09f23(p, k+1, size)
+	case 11:
+		l09f28(p, k+1, size)
+	case 12:
+		l09f33(p, k+1, size)
+	case 13:
+		l09f38(p, k+1, size)
+	case 14:
+		l09f43(p, k+1, size)
+	case 15:
+		l09f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f44(p, k+1, size)
+	case 1:
+		l09f49(p, k+1, size)
+	case 2:
+		l09f54(p, k+1, size)
+	case 3:
+		l09f59(p, k+1, size)
+	case 4:
+		l09f00(p, k+1, size)
+	case 5:
+		l09f05(p, k+1, size)
+	case 6:
+		l09f10(p, k+1, size)
+	case 7:
+		l09f15(p, k+1, size)
+	case 8:
+		l09f20(p, k+1, size)
+	case 9:
+		l09f25(p, k+1, size)
+	case 10:
+		l09f30(p, k+1, size)
+	case 11:
+		l09f35(p, k+1, size)
+	case 12:
+		l09f40(p, k+1, size)
+	case 13:
+		l09f45(p, k+1, size)
+	case 14:
+		l09f50(p, k+1, size)
+	case 15:
+		l09f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f51(p, k+1, size)
+	case 1:
+		l09f56(p, k+1, size)
+	case 2:
+		l09f61(p, k+1, size)
+	case 3:
+		l09f02(p, k+1, size)
+	case 4:
+		l09f07(p, k+1, size)
+	case 5:
+		l09f12(p, k+1, size)
+	case 6:
+		l09f17(p, k+1, size)
+	case 7:
+		l09f22(p, k+1, size)
+	case 8:
+		l09f27(p, k+1, size)
+	case 9:
+		l09f32(p, k+1, size)
+	case 10:
+		l09f37(p, k+1, size)
+	case 11:
+		l09f42(p, k+1, size)
+	case 12:
+		l09f47(p, k+1, size)
+	case 13:
+		l09f52(p, k+1, size)
+	case 14:
+		l09f57(p, k+1, size)
+	case 15:
+		l09f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f58(p, k+1, size)
+	case 1:
+		l09f63(p, k+1, size)
+	case 2:
+		l09f04(p, k+1, size)
+	case 3:
+		l09f09(p, k+1, size)
+	case 4:
+		l09f14(p, k+1, size)
+	case 5:
+		l09f19(p, k+1, size)
+	case 6:
+		l09f24(p, k+1, size)
+	case 7:
+		l09f29(p, k+1, size)
+	case 8:
+		l09f34(p, k+1, size)
+	case 9:
+		l09f39(p, k+1, size)
+	case 10:
+		l09f44(p, k+1, size)
+	case 11:
+		l09f49(p, k+1, size)
+	case 12:
+		l09f54(p, k+1, size)
+	case 13:
+		l09f59(p, k+1, size)
+	case 14:
+		l09f00(p, k+1, size)
+	case 15:
+		l09f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l08f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l09f01(p, k+1, size)
+	case 1:
+		l09f06(p, k+1, size)
+	case 2:
+		l09f11(p, k+1, size)
+	case 3:
+		l09f16(p, k+1, size)
+	case 4:
+		l09f21(p, k+1, size)
+	case 5:
+		l09f26(p, k+1, size)
+	case 6:
+		l09f31(p, k+1, size)
+	case 7:
+		l09f36(p, k+1, size)
+	case 8:
+		l09f41(p, k+1, size)
+	case 9:
+		l09f46(p, k+1, size)
+	case 10:
+		l09f51(p, k+1, size)
+	case 11:
+		l09f56(p, k+1, size)
+	case 12:
+		l09f61(p, k+1, size)
+	case 13:
+		l09f02(p, k+1, size)
+	case 14:
+		l09f07(p, k+1, size)
+	case 15:
+		l09f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f09(p, k+1, size)
+	case 1:
+		l10f14(p, k+1, size)
+	case 2:
+		l10f19(p, k+1, size)
+	case 3:
+		l10f24(p, k+1, size)
+	case 4:
+		l10f29(p, k+1, size)
+	case 5:
+		l10f34(p, k+1, size)
+	case 6:
+		l10f39(p, k+1, size)
+	case 7:
+		l10f44(p, k+1, size)
+	case 8:
+		l10f49(p, k+1, size)
+	case 9:
+		l10f54(p, k+1, size)
+	case 10:
+		l10f59(p, k+1, size)
+	case 11:
+		l10f00(p, k+1, size)
+	case 12:
+		l10f05(p, k+1, size)
+	case 13:
+		l10f10(p, k+1, size)
+	case 14:
+		l10f15(p, k+1, size)
+	case 15:
+		l10f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f16(p, k+1, size)
+	case 1:
+		l10f21(p, k+1, size)
+	case 2:
+		l10f26(p, k+1, size)
+	case 3:
+		l10f31(p, k+1, size)
+	case 4:
+		l10f36(p, k+1, size)
+	case 5:
+		l10f41(p, k+1, size)
+	case 6:
+		l10f46(p, k+1, size)
+	case 7:
+		l10f51(p, k+1, size)
+	case 8:
+		l10f56(p, k+1, size)
+	case 9:
+		l10f61(p, k+1, size)
+	case 10:
+		l10f02(p, k+1, size)
+	case 11:
+		l10f07(p, k+1, size)
+	case 12:
+		l10f12(p, k+1, size)
+	case 13:
+		l10f17(p, k+1, size)
+	case 14:
+		l10f22(p, k+1, size)
+	case 15:
+		l10f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f23(p, k+1, size)
+	case 1:
+		l10f28(p, k+1, size)
+	case 2:
+		l10f33(p, k+1, size)
+	case 3:
+		l10f38(p, k+1, size)
+	case 4:
+		l10f43(p, k+1, size)
+	case 5:
+		l10f48(p, k+1, size)
+	case 6:
+		l10f53(p, k+1, size)
+	case 7:
+		l10f58(p, k+1, size)
+	case 8:
+		l10f63(p, k+1, size)
+	case 9:
+		l10f04(p, k+1, size)
+	case 10:
+		l10f09(p, k+1, size)
+	case 11:
+		l10f14(p, k+1, size)
+	case 12:
+		l10f19(p, k+1, size)
+	case 13:
+		l10f24(p, k+1, size)
+	case 14:
+		l10f29(p, k+1, size)
+	case 15:
+		l10f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f30(p, k+1, size)
+	case 1:
+		l10f35(p, k+1, size)
+	case 2:
+		l10f40(p, k+1, size)
+	case 3:
+		l10f45(p, k+1, size)
+	case 4:
+		l10f50(p, k+1, size)
+	case 5:
+		l10f55(p, k+1, size)
+	case 6:
+		l10f60(p, k+1, size)
+	case 7:
+		l10f01(p, k+1, size)
+	case 8:
+		l10f06(p, k+1, size)
+	case 9:
+		l10f11(p, k+1, size)
+	case 10:
+		l10f16(p, k+1, size)
+	case 11:
+		l10f21(p, k+1, size)
+	case 12:
+		l10f26(p, k+1, size)
+	case 13:
+		l10f31(p, k+1, size)
+	case 14:
+		l10f36(p, k+1, size)
+	case 15:
+		l10f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f37(p, k+1, size)
+	case 1:
+		l10f42(p, k+1, size)
+	case 2:
+		l10f47(p, k+1, size)
+	case 3:
+		l10f52(p, k+1, size)
+	case 4:
+		l10f57(p, k+1, size)
+	case 5:
+		l10f62(p, k+1, size)
+	case 6:
+		l10f03(p, k+1, size)
+	case 7:
+		l10f08(p, k+1, size)
+	case 8:
+		l10f13(p, k+1, size)
+	case 9:
+		l10f18(p, k+1, size)
+	case 10:
+		l10f23(p, k+1, size)
+	case 11:
+		l10f28(p, k+1, size)
+	case 12:
+		l10f33(p, k+1, size)
+	case 13:
+		l10f38(p, k+1, size)
+	case 14:
+		l10f43(p, k+1, size)
+	case 15:
+		l10f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f44(p, k+1, size)
+	case 1:
+		l10f49(p, k+1, size)
+	case 2:
+		l10f54(p, k+1, size)
+	case 3:
+		l10f59(p, k+1, size)
+	case 4:
+		l10f00(p, k+1, size)
+	case 5:
+		l10f05(p, k+1, size)
+	case 6:
+		l10f10(p, k+1, size)
+	case 7:
+		l10f15(p, k+1, size)
+	case 8:
+		l10f20(p, k+1, size)
+	case 9:
+		l10f25(p, k+1, size)
+	case 10:
+		l10f30(p, k+1, size)
+	case 11:
+		l10f35(p, k+1, size)
+	case 12:
+		l10f40(p, k+1, size)
+	case 13:
+		l10f45(p, k+1, size)
+	case 14:
+		l10f50(p, k+1, size)
+	case 15:
+		l10f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f51(p, k+1, size)
+	case 1:
+		l10f56(p, k+1, size)
+	case 2:
+		l10f61(p, k+1, size)
+	case 3:
+		l10f02(p, k+1, size)
+	case 4:
+		l10f07(p, k+1, size)
+	case 5:
+		l10f12(p, k+1, size)
+	case 6:
+		l10f17(p, k+1, size)
+	case 7:
+		l10f22(p, k+1, size)
+	case 8:
+		l10f27(p, k+1, size)
+	case 9:
+		l10f32(p, k+1, size)
+	case 10:
+		l10f37(p, k+1, size)
+	case 11:
+		l10f42(p, k+1, size)
+	case 12:
+		l10f47(p, k+1, size)
+	case 13:
+		l10f52(p, k+1, size)
+	case 14:
+		l10f57(p, k+1, size)
+	case 15:
+		l10f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f58(p, k+1, size)
+	case 1:
+		l10f63(p, k+1, size)
+	case 2:
+		l10f04(p, k+1, size)
+	case 3:
+		l10f09(p, k+1, size)
+	case 4:
+		l10f14(p, k+1, size)
+	case 5:
+		l10f19(p, k+1, size)
+	case 6:
+		l10f24(p, k+1, size)
+	case 7:
+		l10f29(p, k+1, size)
+	case 8:
+		l10f34(p, k+1, size)
+	case 9:
+		l10f39(p, k+1, size)
+	case 10:
+		l10f44(p, k+1, size)
+	case 11:
+		l10f49(p, k+1, size)
+	case 12:
+		l10f54(p, k+1, size)
+	case 13:
+		l10f59(p, k+1, size)
+	case 14:
+		l10f00(p, k+1, size)
+	case 15:
+		l10f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f01(p, k+1, size)
+	case 1:
+		l10f06(p, k+1, size)
+	case 2:
+		l10f11(p, k+1, size)
+	case 3:
+		l10f16(p, k+1, size)
+	case 4:
+		l10f21(p, k+1, size)
+	case 5:
+		l10f26(p, k+1, size)
+	case 6:
+		l10f31(p, k+1, size)
+	case 7:
+		l10f36(p, k+1, size)
+	case 8:
+		l10f41(p, k+1, size)
+	case 9:
+		l10f46(p, k+1, size)
+	case 10:
+		l10f51(p, k+1, size)
+	case 11:
+		l10f56(p, k+1, size)
+	case 12:
+		l10f61(p, k+1, size)
+	case 13:
+		l10f02(p, k+1, size)
+	case 14:
+		l10f07(p, k+1, size)
+	case 15:
+		l10f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f08(p, k+1, size)
+	case 1:
+		l10f13(p, k+1, size)
+	case 2:
+		l10f18(p, k+1, size)
+	case 3:
+		l10f23(p, k+1, size)
+	case 4:
+		l10f28(p, k+1, size)
+	case 5:
+		l10f33(p, k+1, size)
+	case 6:
+		l10f38(p, k+1, size)
+	case 7:
+		l10f43(p, k+1, size)
+	case 8:
+		l10f48(p, k+1, size)
+	case 9:
+		l10f53(p, k+1, size)
+	case 10:
+		l10f58(p, k+1, size)
+	case 11:
+		l10f63(p, k+1, size)
+	case 12:
+		l10f04(p, k+1, size)
+	case 13:
+		l10f09(p, k+1, size)
+	case 14:
+		l10f14(p, k+1, size)
+	case 15:
+		l10f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f15(p, k+1, size)
+	case 1:
+		l10f20(p, k+1, size)
+	case 2:
+		l10f25(p, k+1, size)
+	case 3:
+		l10f30(p, k+1, size)
+	case 4:
+		l10f35(p, k+1, size)
+	case 5:
+		l10f40(p, k+1, size)
+	case 6:
+		l10f45(p, k+1, size)
+	case 7:
+		l10f50(p, k+1, size)
+	case 8:
+		l10f55(p, k+1, size)
+	case 9:
+		l10f60(p, k+1, size)
+	case 10:
+		l10f01(p, k+1, size)
+	case 11:
+		l10f06(p, k+1, size)
+	case 12:
+		l10f11(p, k+1, size)
+	case 13:
+		l10f16(p, k+1, size)
+	case 14:
+		l10f21(p, k+1, size)
+	case 15:
+		l10f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f22(p, k+1, size)
+	case 1:
+		l10f27(p, k+1, size)
+	case 2:
+		l10f32(p, k+1, size)
+	case 3:
+		l10f37(p, k+1, size)
+	case 4:
+		l10f42(p, k+1, size)
+	case 5:
+		l10f47(p, k+1, size)
+	case 6:
+		l10f52(p, k+1, size)
+	case 7:
+		l10f57(p, k+1, size)
+	case 8:
+		l10f62(p, k+1, size)
+	case 9:
+		l10f03(p, k+1, size)
+	case 10:
+		l10f08(p, k+1, size)
+	case 11:
+		l10f13(p, k+1, size)
+	case 12:
+		l10f18(p, k+1, size)
+	case 13:
+		l10f23(p, k+1, size)
+	case 14:
+		l10f28(p, k+1, size)
+	case 15:
+		l10f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f29(p, k+1, size)
+	case 1:
+		l10f34(p, k+1, size)
+	case 2:
+		l10f39(p, k+1, size)
+	case 3:
+		l10f44(p, k+1, size)
+	case 4:
+		l10f49(p, k+1, size)
+	case 5:
+		l10f54(p, k+1, size)
+	case 6:
+		l10f59(p, k+1, size)
+	case 7:
+		l10f00(p, k+1, size)
+	case 8:
+		l10f05(p, k+1, size)
+	case 9:
+		l10f10(p, k+1, size)
+	case 10:
+		l10f15(p, k+1, size)
+	case 11:
+		l10f20(p, k+1, size)
+	case 12:
+		l10f25(p, k+1, size)
+	case 13:
+		l10f30(p, k+1, size)
+	case 14:
+		l10f35(p, k+1, size)
+	case 15:
+		l10f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f36(p, k+1, size)
+	case 1:
+		l10f41(p, k+1, size)
+	case 2:
+		l10f46(p, k+1, size)
+	case 3:
+		l10f51(p, k+1, size)
+	case 4:
+		l10f56(p, k+1, size)
+	case 5:
+		l10f61(p, k+1, size)
+	case 6:
+		l10f02(p, k+1, size)
+	case 7:
+		l10f07(p, k+1, size)
+	case 8:
+		l10f12(p, k+1, size)
+	case 9:
+		l10f17(p, k+1, size)
+	case 10:
+		l10f22(p, k+1, size)
+	case 11:
+		l10f27(p, k+1, size)
+	case 12:
+		l10f32(p, k+1, size)
+	case 13:
+		l10f37(p, k+1, size)
+	case 14:
+		l10f42(p, k+1, size)
+	case 15:
+		l10f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f43(p, k+1, size)
+	case 1:
+		l10f48(p, k+1, size)
+	case 2:
+		l10f53(p, k+1, size)
+	case 3:
+		l10f58(p, k+1, size)
+	case 4:
+		l10f63(p, k+1, size)
+	case 5:
+		l10f04(p, k+1, size)
+	case 6:
+		l10f09(p, k+1, size)
+	case 7:
+		l10f14(p, k+1, size)
+	case 8:
+		l10f19(p, k+1, size)
+	case 9:
+		l10f24(p, k+1, size)
+	case 10:
+		l10f29(p, k+1, size)
+	case 11:
+		l10f34(p, k+1, size)
+	case 12:
+		l10f39(p, k+1, size)
+	case 13:
+		l10f44(p, k+1, size)
+	case 14:
+		l10f49(p, k+1, size)
+	case 15:
+		l10f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f50(p, k+1, size)
+	case 1:
+		l10f55(p, k+1, size)
+	case 2:
+		l10f60(p, k+1, size)
+	case 3:
+		l10f01(p, k+1, size)
+	case 4:
+		l10f06(p, k+1, size)
+	case 5:
+		l10f11(p, k+1, size)
+	case 6:
+		l10f16(p, k+1, size)
+	case 7:
+		l10f21(p, k+1, size)
+	case 8:
+		l10f26(p, k+1, size)
+	case 9:
+		l10f31(p, k+1, size)
+	case 10:
+		l10f36(p, k+1, size)
+	case 11:
+		l10f41(p, k+1, size)
+	case 12:
+		l10f46(p, k+1, size)
+	case 13:
+		l10f51(p, k+1, size)
+	case 14:
+		l10f56(p, k+1, size)
+	case 15:
+		l10f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f57(p, k+1, size)
+	case 1:
+		l10f62(p, k+1, size)
+	case 2:
+		l10f03(p, k+1, size)
+	case 3:
+		l10f08(p, k+1, size)
+	case 4:
+		l10f13(p, k+1, size)
+	case 5:
+		l10f18(p, k+1, size)
+	case 6:
+		l10f23(p, k+1, size)
+	case 7:
+		l10f28(p, k+1, size)
+	case 8:
+		l10f33(p, k+1, size)
+	case 9:
+		l10f38(p, k+1, size)
+	case 10:
+		l10f43(p, k+1, size)
+	case 11:
+		l10f48(p, k+1, size)
+	case 12:
+		l10f53(p, k+1, size)
+	case 13:
+		l10f58(p, k+1, size)
+	case 14:
+		l10f63(p, k+1, size)
+	case 15:
+		l10f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f00(p, k+1, size)
+	case 1:
+		l10f05(p, k+1, size)
+	case 2:
+		l10f10(p, k+1, size)
+	case 3:
+		l10f15(p, k+1, size)
+	case 4:
+		l10f20(p, k+1, size)
+	case 5:
+		l10f25(p, k+1, size)
+	case 6:
+		l10f30(p, k+1, size)
+	case 7:
+		l10f35(p, k+1, size)
+	case 8:
+		l10f40(p, k+1, size)
+	case 9:
+		l10f45(p, k+1, size)
+	case 10:
+		l10f50(p, k+1, size)
+	case 11:
+		l10f55(p, k+1, size)
+	case 12:
+		l10f60(p, k+1, size)
+	case 13:
+		l10f01(p, k+1, size)
+	case 14:
+		l10f06(p, k+1, size)
+	case 15:
+		l10f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f07(p, k+1, size)
+	case 1:
+		l10f12(p, k+1, size)
+	case 2:
+		l10f17(p, k+1, size)
+	case 3:
+		l10f22(p, k+1, size)
+	case 4:
+		l10f27(p, k+1, size)
+	case 5:
+		l10f32(p, k+1, size)
+	case 6:
+		l10f37(p, k+1, size)
+	case 7:
+		l10f42(p, k+1, size)
+	case 8:
+		l10f47(p, k+1, size)
+	case 9:
+		l10f52(p, k+1, size)
+	case 10:
+		l10f57(p, k+1, size)
+	case 11:
+		l10f62(p, k+1, size)
+	case 12:
+		l10f03(p, k+1, size)
+	case 13:
+		l10f08(p, k+1, size)
+	case 14:
+		l10f13(p, k+1, size)
+	case 15:
+		l10f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f14(p, k+1, size)
+	case 1:
+		l10f19(p, k+1, size)
+	case 2:
+		l10f24(p, k+1, size)
+	case 3:
+		l10f29(p, k+1, size)
+	case 4:
+		l10f34(p, k+1, size)
+	case 5:
+		l10f39(p, k+1, size)
+	case 6:
+		l10f44(p, k+1, size)
+	case 7:
+		l10f49(p, k+1, size)
+	case 8:
+		l10f54(p, k+1, size)
+	case 9:
+		l10f59(p, k+1, size)
+	case 10:
+		l10f00(p, k+1, size)
+	case 11:
+		l10f05(p, k+1, size)
+	case 12:
+		l10f10(p, k+1, size)
+	case 13:
+		l10f15(p, k+1, size)
+	case 14:
+		l10f20(p, k+1, size)
+	case 15:
+		l10f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f21(p, k+1, size)
+	case 1:
+		l10f26(p, k+1, size)
+	case 2:
+		l10f31(p, k+1, size)
+	case 3:
+		l10f36(p, k+1, size)
+	case 4:
+		l10f41(p, k+1, size)
+	case 5:
+		l10f46(p, k+1, size)
+	case 6:
+		l10f51(p, k+1, size)
+	case 7:
+		l10f56(p, k+1, size)
+	case 8:
+		l10f61(p, k+1, size)
+	case 9:
+		l10f02(p, k+1, size)
+	case 10:
+		l10f07(p, k+1, size)
+	case 11:
+		l10f12(p, k+1, size)
+	case 12:
+		l10f17(p, k+1, size)
+	case 13:
+		l10f22(p, k+1, size)
+	case 14:
+		l10f27(p, k+1, size)
+	case 15:
+		l10f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f28(p, k+1, size)
+	case 1:
+		l10f33(p, k+1, size)
+	case 2:
+		l10f38(p, k+1, size)
+	case 3:
+		l10f43(p, k+1, size)
+	case 4:
+		l10f48(p, k+1, size)
+	case 5:
+		l10f53(p, k+1, size)
+	case 6:
+		l10f58(p, k+1, size)
+	case 7:
+		l10f63(p, k+1, size)
+	case 8:
+		l10f04(p, k+1, size)
+	case 9:
+		l10f09(p, k+1, size)
+	case 10:
+		l10f14(p, k+1, size)
+	case 11:
+		l10f19(p, k+1, size)
+	case 12:
+		l10f24(p, k+1, size)
+	case 13:
+		l10f29(p, k+1, size)
+	case 14:
+		l10f34(p, k+1, size)
+	case 15:
+		l10f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f35(p, k+1, size)
+	case 1:
+		l10f40(p, k+1, size)
+	case 2:
+		l10f45(p, k+1, size)
+	case 3:
+		l10f50(p, k+1, size)
+	case 4:
+		l10f55(p, k+1, size)
+	case 5:
+		l10f60(p, k+1, size)
+	case 6:
+		l10f01(p, k+1, size)
+	case 7:
+		l10f06(p, k+1, size)
+	case 8:
+		l10f11(p, k+1, size)
+	case 9:
+		l10f16(p, k+1, size)
+	case 10:
+		l10f21(p, k+1, size)
+	case 11:
+		l10f26(p, k+1, size)
+	case 12:
+		l10f31(p, k+1, size)
+	case 13:
+		l10f36(p, k+1, size)
+	case 14:
+		l10f41(p, k+1, size)
+	case 15:
+		l10f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f42(p, k+1, size)
+	case 1:
+		l10f47(p, k+1, size)
+	case 2:
+		l10f52(p, k+1, size)
+	case 3:
+		l10f57(p, k+1, size)
+	case 4:
+		l10f62(p, k+1, size)
+	case 5:
+		l10f03(p, k+1, size)
+	case 6:
+		l10f08(p, k+1, size)
+	case 7:
+		l10f13(p, k+1, size)
+	case 8:
+		l10f18(p, k+1, size)
+	case 9:
+		l10f23(p, k+1, size)
+	case 10:
+		l10f28(p, k+1, size)
+	case 11:
+		l10f33(p, k+1, size)
+	case 12:
+		l10f38(p, k+1, size)
+	case 13:
+		l10f43(p, k+1, size)
+	case 14:
+		l10f48(p, k+1, size)
+	case 15:
+		l10f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f49(p, k+1, size)
+	case 1:
+		l10f54(p, k+1, size)
+	case 2:
+		l10f59(p, k+1, size)
+	case 3:
+		l10f00(p, k+1, size)
+	case 4:
+		l10f05(p, k+1, size)
+	case 5:
+		l10f10(p, k+1, size)
+	case 6:
+		l10f15(p, k+1, size)
+	case 7:
+		l10f20(p, k+1, size)
+	case 8:
+		l10f25(p, k+1, size)
+	case 9:
+		l10f30(p, k+1, size)
+	case 10:
+		l10f35(p, k+1, size)
+	case 11:
+		l10f40(p, k+1, size)
+	case 12:
+		l10f45(p, k+1, size)
+	case 13:
+		l10f50(p, k+1, size)
+	case 14:
+		l10f55(p, k+1, size)
+	case 15:
+		l10f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f56(p, k+1, size)
+	case 1:
+		l10f61(p, k+1, size)
+	case 2:
+		l10f02(p, k+1, size)
+	case 3:
+		l10f07(p, k+1, size)
+	case 4:
+		l10f12(p, k+1, size)
+	case 5:
+		l10f17(p, k+1, size)
+	case 6:
+		l10f22(p, k+1, size)
+	case 7:
+		l10f27(p, k+1, size)
+	case 8:
+		l10f32(p, k+1, size)
+	case 9:
+		l10f37(p, k+1, size)
+	case 10:
+		l10f42(p, k+1, size)
+	case 11:
+		l10f47(p, k+1, size)
+	case 12:
+		l10f52(p, k+1, size)
+	case 13:
+		l10f57(p, k+1, size)
+	case 14:
+		l10f62(p, k+1, size)
+	case 15:
+		l10f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f63(p, k+1, size)
+	case 1:
+		l10f04(p, k+1, size)
+	case 2:
+		l10f09(p, k+1, size)
+	case 3:
+		l10f14(p, k+1, size)
+	case 4:
+		l10f19(p, k+1, size)
+	case 5:
+		l10f24(p, k+1, size)
+	case 6:
+		l10f29(p, k+1, size)
+	case 7:
+		l10f34(p, k+1, size)
+	case 8:
+		l10f39(p, k+1, size)
+	case 9:
+		l10f44(p, k+1, size)
+	case 10:
+		l10f49(p, k+1, size)
+	case 11:
+		l10f54(p, k+1, size)
+	case 12:
+		l10f59(p, k+1, size)
+	case 13:
+		l10f00(p, k+1, size)
+	case 14:
+		l10f05(p, k+1, size)
+	case 15:
+		l10f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f06(p, k+1, size)
+	case 1:
+		l10f11(p, k+1, size)
+	case 2:
+		l10f16(p, k+1, size)
+	case 3:
+		l10f21(p, k+1, size)
+	case 4:
+		l10f26(p, k+1, size)
+	case 5:
+		l10f31(p, k+1, size)
+	case 6:
+		l10f36(p, k+1, size)
+	case 7:
+		l10f41(p, k+1, size)
+	case 8:
+		l10f46(p, k+1, size)
+	case 9:
+		l10f51(p, k+1, size)
+	case 10:
+		l10f56(p, k+1, size)
+	case 11:
+		l10f61(p, k+1, size)
+	case 12:
+		l10f02(p, k+1, size)
+	case 13:
+		l10f07(p, k+1, size)
+	case 14:
+		l10f12(p, k+1, size)
+	case 15:
+		l10f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f13(p, k+1, size)
+	case 1:
+		l10f18(p, k+1, size)
+	case 2:
+		l10f23(p, k+1, size)
+	case 3:
+		l10f28(p, k+1, size)
+	case 4:
+		l10f33(p, k+1, size)
+	case 5:
+		l10f38(p, k+1, size)
+	case 6:
+		l10f43(p, k+1, size)
+	case 7:
+		l10f48(p, k+1, size)
+	case 8:
+		l10f53(p, k+1, size)
+	case 9:
+		l10f58(p, k+1, size)
+	case 10:
+		l10f63(p, k+1, size)
+	case 11:
+		l10f04(p, k+1, size)
+	case 12:
+		l10f09(p, k+1, size)
+	case 13:
+		l10f14(p, k+1, size)
+	case 14:
+		l10f19(p, k+1, size)
+	case 15:
+		l10f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f20(p, k+1, size)
+	case 1:
+		l10f25(p, k+1, size)
+	case 2:
+		l10f30(p, k+1, size)
+	case 3:
+		l10f35(p, k+1, size)
+	case 4:
+		l10f40(p, k+1, size)
+	case 5:
+		l10f45(p, k+1, size)
+	case 6:
+		l10f50(p, k+1, size)
+	case 7:
+		l10f55(p, k+1, size)
+	case 8:
+		l10f60(p, k+1, size)
+	case 9:
+		l10f01(p, k+1, size)
+	case 10:
+		l10f06(p, k+1, size)
+	case 11:
+		l10f11(p, k+1, size)
+	case 12:
+		l10f16(p, k+1, size)
+	case 13:
+		l10f21(p, k+1, size)
+	case 14:
+		l10f26(p, k+1, size)
+	case 15:
+		l10f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f27(p, k+1, size)
+	case 1:
+		l10f32(p, k+1, size)
+	case 2:
+		l10f37(p, k+1, size)
+	case 3:
+		l10f42(p, k+1, size)
+	case 4:
+		l10f47(p, k+1, size)
+	case 5:
+		l10f52(p, k+1, size)
+	case 6:
+		l10f57(p, k+1, size)
+	case 7:
+		l10f62(p, k+1, size)
+	case 8:
+		l10f03(p, k+1, size)
+	case 9:
+		l10f08(p, k+1, size)
+	case 10:
+		l10f13(p, k+1, size)
+	case 11:
+		l10f18(p, k+1, size)
+	case 12:
+		l10f23(p, k+1, size)
+	case 13:
+		l10f28(p, k+1, size)
+	case 14:
+		l10f33(p, k+1, size)
+	case 15:
+		l10f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f34(p, k+1, size)
+	case 1:
+		l10f39(p, k+1, size)
+	case 2:
+		l10f44(p, k+1, size)
+	case 3:
+		l10f49(p, k+1, size)
+	case 4:
+		l10f54(p, k+1, size)
+	case 5:
+		l10f59(p, k+1, size)
+	case 6:
+		l10f00(p, k+1, size)
+	case 7:
+		l10f05(p, k+1, size)
+	case 8:
+		l10f10(p, k+1, size)
+	case 9:
+		l10f15(p, k+1, size)
+	case 10:
+		l10f20(p, k+1, size)
+	case 11:
+		l10f25(p, k+1, size)
+	case 12:
+		l10f30(p, k+1, size)
+	case 13:
+		l10f35(p, k+1, size)
+	case 14:
+		l10f40(p, k+1, size)
+	case 15:
+		l10f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f41(p, k+1, size)
+	case 1:
+		l10f46(p, k+1, size)
+	case 2:
+		l10f51(p, k+1, size)
+	case 3:
+		l10f56(p, k+1, size)
+	case 4:
+		l10f61(p, k+1, size)
+	case 5:
+		l10f02(p, k+1, size)
+	case 6:
+		l10f07(p, k+1, size)
+	case 7:
+		l10f12(p, k+1, size)
+	case 8:
+		l10f17(p, k+1, size)
+	case 9:
+		l10f22(p, k+1, size)
+	case 10:
+		l10f27(p, k+1, size)
+	case 11:
+		l10f32(p, k+1, size)
+	case 12:
+		l10f37(p, k+1, size)
+	case 13:
+		l10f42(p, k+1, size)
+	case 14:
+		l10f47(p, k+1, size)
+	case 15:
+		l10f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f48(p, k+1, size)
+	case 1:
+		l10f53(p, k+1, size)
+	case 2:
+		l10f58(p, k+1, size)
+	case 3:
+		l10f63(p, k+1, size)
+	case 4:
+		l10f04(p, k+1, size)
+	case 5:
+		l10f09(p, k+1, size)
+	case 6:
+		l10f14(p, k+1, size)
+	case 7:
+		l10f19(p, k+1, size)
+	case 8:
+		l10f24(p, k+1, size)
+	case 9:
+		l10f29(p, k+1, size)
+	case 10:
+		l10f34(p, k+1, size)
+	case 11:
+		l10f39(p, k+1, size)
+	case 12:
+		l10f44(p, k+1, size)
+	case 13:
+		l10f49(p, k+1, size)
+	case 14:
+		l10f54(p, k+1, size)
+	case 15:
+		l10f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f55(p, k+1, size)
+	case 1:
+		l10f60(p, k+1, size)
+	case 2:
+		l10f01(p, k+1, size)
+	case 3:
+		l10f06(p, k+1, size)
+	case 4:
+		l10f11(p, k+1, size)
+	case 5:
+		l10f16(p, k+1, size)
+	case 6:
+		l10f21(p, k+1, size)
+	case 7:
+		l10f26(p, k+1, size)
+	case 8:
+		l10f31(p, k+1, size)
+	case 9:
+		l10f36(p, k+1, size)
+	case 10:
+		l10f41(p, k+1, size)
+	case 11:
+		l10f46(p, k+1, size)
+	case 12:
+		l10f51(p, k+1, size)
+	case 13:
+		l10f56(p, k+1, size)
+	case 14:
+		l10f61(p, k+1, size)
+	case 15:
+		l10f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f62(p, k+1, size)
+	case 1:
+		l10f03(p, k+1, size)
+	case 2:
+		l10f08(p, k+1, size)
+	case 3:
+		l10f13(p, k+1, size)
+	case 4:
+		l10f18(p, k+1, size)
+	case 5:
+		l10f23(p, k+1, size)
+	case 6:
+		l10f28(p, k+1, size)
+	case 7:
+		l10f33(p, k+1, size)
+	case 8:
+		l10f38(p, k+1, size)
+	case 9:
+		l10f43(p, k+1, size)
+	case 10:
+		l10f48(p, k+1, size)
+	case 11:
+		l10f53(p, k+1, size)
+	case 12:
+		l10f58(p, k+1, size)
+	case 13:
+		l10f63(p, k+1, size)
+	case 14:
+		l10f04(p, k+1, size)
+	case 15:
+		l10f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f05(p, k+1, size)
+	case 1:
+		l10f10(p, k+1, size)
+	case 2:
+		l10f15(p, k+1, size)
+	case 3:
+		l10f20(p, k+1, size)
+	case 4:
+		l10f25(p, k+1, size)
+	case 5:
+		l10f30(p, k+1, size)
+	case 6:
+		l10f35(p, k+1, size)
+	case 7:
+		l10f40(p, k+1, size)
+	case 8:
+		l10f45(p, k+1, size)
+	case 9:
+		l10f50(p, k+1, size)
+	case 10:
+		l10f55(p, k+1, size)
+	case 11:
+		l10f60(p, k+1, size)
+	case 12:
+		l10f01(p, k+1, size)
+	case 13:
+		l10f06(p, k+1, size)
+	case 14:
+		l10f11(p, k+1, size)
+	case 15:
+		l10f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f12(p, k+1, size)
+	case 1:
+		l10f17(p, k+1, size)
+	case 2:
+		l10f22(p, k+1, size)
+	case 3:
+		l10f27(p, k+1, size)
+	case 4:
+		l10f32(p, k+1, size)
+	case 5:
+		l10f37(p, k+1, size)
+	case 6:
+		l10f42(p, k+1, size)
+	case 7:
+		l10f47(p, k+1, size)
+	case 8:
+		l10f52(p, k+1, size)
+	case 9:
+		l10f57(p, k+1, size)
+	case 10:
+		l10f62(p, k+1, size)
+	case 11:
+		l10f03(p, k+1, size)
+	case 12:
+		l10f08(p, k+1, size)
+	case 13:
+		l10f13(p, k+1, size)
+	case 14:
+		l10f18(p, k+1, size)
+	case 15:
+		l10f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f19(p, k+1, size)
+	case 1:
+		l10f24(p, k+1, size)
+	case 2:
+		l10f29(p, k+1, size)
+	case 3:
+		l10f34(p, k+1, size)
+	case 4:
+		l10f39(p, k+1, size)
+	case 5:
+		l10f44(p, k+1, size)
+	case 6:
+		l10f49(p, k+1, size)
+	case 7:
+		l10f54(p, k+1, size)
+	case 8:
+		l10f59(p, k+1, size)
+	case 9:
+		l10f00(p, k+1, size)
+	case 10:
+		l10f05(p, k+1, size)
+	case 11:
+		l10f10(p, k+1, size)
+	case 12:
+		l10f15(p, k+1, size)
+	case 13:
+		l10f20(p, k+1, size)
+	case 14:
+		l10f25(p, k+1, size)
+	case 15:
+		l10f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f26(p, k+1, size)
+	case 1:
+		l10f31(p, k+1, size)
+	case 2:
+		l10f36(p, k+1, size)
+	case 3:
+		l10f41(p, k+1, size)
+	case 4:
+		l10f46(p, k+1, size)
+	case 5:
+		l10f51(p, k+1, size)
+	case 6:
+		l10f56(p, k+1, size)
+	case 7:
+		l10f61(p, k+1, size)
+	case 8:
+		l10f02(p, k+1, size)
+	case 9:
+		l10f07(p, k+1, size)
+	case 10:
+		l10f12(p, k+1, size)
+	case 11:
+		l10f17(p, k+1, size)
+	case 12:
+		l10f22(p, k+1, size)
+	case 13:
+		l10f27(p, k+1, size)
+	case 14:
+		l10f32(p, k+1, size)
+	case 15:
+		l10f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f33(p, k+1, size)
+	case 1:
+		l10f38(p, k+1, size)
+	case 2:
+		l10f43(p, k+1, size)
+	case 3:
+		l10f48(p, k+1, size)
+	case 4:
+		l10f53(p, k+1, size)
+	case 5:
+		l10f58(p, k+1, size)
+	case 6:
+		l10f63(p, k+1, size)
+	case 7:
+		l10f04(p, k+1, size)
+	case 8:
+		l10f09(p, k+1, size)
+	case 9:
+		l10f14(p, k+1, size)
+	case 10:
+		l10f19(p, k+1, size)
+	case 11:
+		l10f24(p, k+1, size)
+	case 12:
+		l10f29(p, k+1, size)
+	case 13:
+		l10f34(p, k+1, size)
+	case 14:
+		l10f39(p, k+1, size)
+	case 15:
+		l10f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f40(p, k+1, size)
+	case 1:
+		l10f45(p, k+1, size)
+	case 2:
+		l10f50(p, k+1, size)
+	case 3:
+		l10f55(p, k+1, size)
+	case 4:
+		l10f60(p, k+1, size)
+	case 5:
+		l10f01(p, k+1, size)
+	case 6:
+		l10f06(p, k+1, size)
+	case 7:
+		l10f11(p, k+1, size)
+	case 8:
+		l10f16(p, k+1, size)
+	case 9:
+		l10f21(p, k+1, size)
+	case 10:
+		l10f26(p, k+1, size)
+	case 11:
+		l10f31(p, k+1, size)
+	case 12:
+		l10f36(p, k+1, size)
+	case 13:
+		l10f41(p, k+1, size)
+	case 14:
+		l10f46(p, k+1, size)
+	case 15:
+		l10f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f47(p, k+1, size)
+	case 1:
+		l10f52(p, k+1, size)
+	case 2:
+		l10f57(p, k+1, size)
+	case 3:
+		l10f62(p, k+1, size)
+	case 4:
+		l10f03(p, k+1, size)
+	case 5:
+		l10f08(p, k+1, size)
+	case 6:
+		l10f13(p, k+1, size)
+	case 7:
+		l10f18(p, k+1, size)
+	case 8:
+		l10f23(p, k+1, size)
+	case 9:
+		l10f28(p, k+1, size)
+	case 10:
+		l10f33(p, k+1, size)
+	case 11:
+		l10f38(p, k+1, size)
+	case 12:
+		l10f43(p, k+1, size)
+	case 13:
+		l10f48(p, k+1, size)
+	case 14:
+		l10f53(p, k+1, size)
+	case 15:
+		l10f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f54(p, k+1, size)
+	case 1:
+		l10f59(p, k+1, size)
+	case 2:
+		l10f00(p, k+1, size)
+	case 3:
+		l10f05(p, k+1, size)
+	case 4:
+		l10f10(p, k+1, size)
+	case 5:
+		l10f15(p, k+1, size)
+	case 6:
+		l10f20(p, k+1, size)
+	case 7:
+		l10f25(p, k+1, size)
+	case 8:
+		l10f30(p, k+1, size)
+	case 9:
+		l10f35(p, k+1, size)
+	case 10:
+		l10f40(p, k+1, size)
+	case 11:
+		l10f45(p, k+1, size)
+	case 12:
+		l10f50(p, k+1, size)
+	case 13:
+		l10f55(p, k+1, size)
+	case 14:
+		l10f60(p, k+1, size)
+	case 15:
+		l10f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f61(p, k+1, size)
+	case 1:
+		l10f02(p, k+1, size)
+	case 2:
+		l10f07(p, k+1, size)
+	case 3:
+		l10f12(p, k+1, size)
+	case 4:
+		l10f17(p, k+1, size)
+	case 5:
+		l10f22(p, k+1, size)
+	case 6:
+		l10f27(p, k+1, size)
+	case 7:
+		l10f32(p, k+1, size)
+	case 8:
+		l10f37(p, k+1, size)
+	case 9:
+		l10f42(p, k+1, size)
+	case 10:
+		l10f47(p, k+1, size)
+	case 11:
+		l10f52(p, k+1, size)
+	case 12:
+		l10f57(p, k+1, size)
+	case 13:
+		l10f62(p, k+1, size)
+	case 14:
+		l10f03(p, k+1, size)
+	case 15:
+		l10f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f04(p, k+1, size)
+	case 1:
+		l10f09(p, k+1, size)
+	case 2:
+		l10f14(p, k+1, size)
+	case 3:
+		l10f19(p, k+1, size)
+	case 4:
+		l10f24(p, k+1, size)
+	case 5:
+		l10f29(p, k+1, size)
+	case 6:
+		l10f34(p, k+1, size)
+	case 7:
+		l10f39(p, k+1, size)
+	case 8:
+		l10f44(p, k+1, size)
+	case 9:
+		l10f49(p, k+1, size)
+	case 10:
+		l10f54(p, k+1, size)
+	case 11:
+		l10f59(p, k+1, size)
+	case 12:
+		l10f00(p, k+1, size)
+	case 13:
+		l10f05(p, k+1, size)
+	case 14:
+		l10f10(p, k+1, size)
+	case 15:
+		l10f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f11(p, k+1, size)
+	case 1:
+		l10f16(p, k+1, size)
+	case 2:
+		l10f21(p, k+1, size)
+	case 3:
+		l10f26(p, k+1, size)
+	case 4:
+		l10f31(p, k+1, size)
+	case 5:
+		l10f36(p, k+1, size)
+	case 6:
+		l10f41(p, k+1, size)
+	case 7:
+		l10f46(p, k+1, size)
+	case 8:
+		l10f51(p, k+1, size)
+	case 9:
+		l10f56(p, k+1, size)
+	case 10:
+		l10f61(p, k+1, size)
+	case 11:
+		l10f02(p, k+1, size)
+	case 12:
+		l10f07(p, k+1, size)
+	case 13:
+		l10f12(p, k+1, size)
+	case 14:
+		l10f17(p, k+1, size)
+	case 15:
+		l10f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f18(p, k+1, size)
+	case 1:
+		l10f23(p, k+1, size)
+	case 2:
+		l10f28(p, k+1, size)
+	case 3:
+		l10f33(p, k+1, size)
+	case 4:
+		l10f38(p, k+1, size)
+	case 5:
+		l10f43(p, k+1, size)
+	case 6:
+		l10f48(p, k+1, size)
+	case 7:
+		l10f53(p, k+1, size)
+	case 8:
+		l10f58(p, k+1, size)
+	case 9:
+		l10f63(p, k+1, size)
+	case 10:
+		l10f04(p, k+1, size)
+	case 11:
+		l10f09(p, k+1, size)
+	case 12:
+		l10f14(p, k+1, size)
+	case 13:
+		l10f19(p, k+1, size)
+	case 14:
+		l10f24(p, k+1, size)
+	case 15:
+		l10f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f25(p, k+1, size)
+	case 1:
+		l10f30(p, k+1, size)
+	case 2:
+		l10f35(p, k+1, size)
+	case 3:
+		l10f40(p, k+1, size)
+	case 4:
+		l10f45(p, k+1, size)
+	case 5:
+		l10f50(p, k+1, size)
+	case 6:
+		l10f55(p, k+1, size)
+	case 7:
+		l10f60(p, k+1, size)
+	case 8:
+		l10f01(p, k+1, size)
+	case 9:
+		l10f06(p, k+1, size)
+	case 10:
+		l10f11(p, k+1, size)
+	case 11:
+		l10f16(p, k+1, size)
+	case 12:
+		l10f21(p, k+1, size)
+	case 13:
+		l10f26(p, k+1, size)
+	case 14:
+		l10f31(p, k+1, size)
+	case 15:
+		l10f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f32(p, k+1, size)
+	case 1:
+		l10f37(p, k+1, size)
+	case 2:
+		l10f42(p, k+1, size)
+	case 3:
+		l10f47(p, k+1, size)
+	case 4:
+		l10f52(p, k+1, size)
+	case 5:
+		l10f57(p, k+1, size)
+	case 6:
+		l10f62(p, k+1, size)
+	case 7:
+		l10f03(p, k+1, size)
+	case 8:
+		l10f08(p, k+1, size)
+	case 9:
+		l10f13(p, k+1, size)
+	case 10:
+		l10f18(p, k+1, size)
+	case 11:
+		l10f23(p, k+1, size)
+	case 12:
+		l10f28(p, k+1, size)
+	case 13:
+		l10f33(p, k+1, size)
+	case 14:
+		l10f38(p, k+1, size)
+	case 15:
+		l10f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f39(p, k+1, size)
+	case 1:
+		l10f44(p, k+1, size)
+	case 2:
+		l10f49(p, k+1, size)
+	case 3:
+		l10f54(p, k+1, size)
+	case 4:
+		l10f59(p, k+1, size)
+	case 5:
+		l10f00(p, k+1, size)
+	case 6:
+		l10f05(p, k+1, size)
+	case 7:
+		l10f10(p, k+1, size)
+	case 8:
+		l10f15(p, k+1, size)
+	case 9:
+		l10f20(p, k+1, size)
+	case 10:
+		l10f25(p, k+1, size)
+	case 11:
+		l10f30(p, k+1, size)
+	case 12:
+		l10f35(p, k+1, size)
+	case 13:
+		l10f40(p, k+1, size)
+	case 14:
+		l10f45(p, k+1, size)
+	case 15:
+		l10f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f46(p, k+1, size)
+	case 1:
+		l10f51(p, k+1, size)
+	case 2:
+		l10f56(p, k+1, size)
+	case 3:
+		l10f61(p, k+1, size)
+	case 4:
+		l10f02(p, k+1, size)
+	case 5:
+		l10f07(p, k+1, size)
+	case 6:
+		l10f12(p, k+1, size)
+	case 7:
+		l10f17(p, k+1, size)
+	case 8:
+		l10f22(p, k+1, size)
+	case 9:
+		l10f27(p, k+1, size)
+	case 10:
+		l10f32(p, k+1, size)
+	case 11:
+		l10f37(p, k+1, size)
+	case 12:
+		l10f42(p, k+1, size)
+	case 13:
+		l10f47(p, k+1, size)
+	case 14:
+		l10f52(p, k+1, size)
+	case 15:
+		l10f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f53(p, k+1, size)
+	case 1:
+		l10f58(p, k+1, size)
+	case 2:
+		l10f63(p, k+1, size)
+	case 3:
+		l10f04(p, k+1, size)
+	case 4:
+		l10f09(p, k+1, size)
+	case 5:
+		l10f14(p, k+1, size)
+	case 6:
+		l10f19(p, k+1, size)
+	case 7:
+		l10f24(p, k+1, size)
+	case 8:
+		l10f29(p, k+1, size)
+	case 9:
+		l10f34(p, k+1, size)
+	case 10:
+		l10f39(p, k+1, size)
+	case 11:
+		l10f44(p, k+1, size)
+	case 12:
+		l10f49(p, k+1, size)
+	case 13:
+		l10f54(p, k+1, size)
+	case 14:
+		l10f59(p, k+1, size)
+	case 15:
+		l10f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f60(p, k+1, size)
+	case 1:
+		l10f01(p, k+1, size)
+	case 2:
+		l10f06(p, k+1, size)
+	case 3:
+		l10f11(p, k+1, size)
+	case 4:
+		l10f16(p, k+1, size)
+	case 5:
+		l10f21(p, k+1, size)
+	case 6:
+		l10f26(p, k+1, size)
+	case 7:
+		l10f31(p, k+1, size)
+	case 8:
+		l10f36(p, k+1, size)
+	case 9:
+		l10f41(p, k+1, size)
+	case 10:
+		l10f46(p, k+1, size)
+	case 11:
+		l10f51(p, k+1, size)
+	case 12:
+		l10f56(p, k+1, size)
+	case 13:
+		l10f61(p, k+1, size)
+	case 14:
+		l10f02(p, k+1, size)
+	case 15:
+		l10f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f03(p, k+1, size)
+	case 1:
+		l10f08(p, k+1, size)
+	case 2:
+		l10f13(p, k+1, size)
+	case 3:
+		l10f18(p, k+1, size)
+	case 4:
+		l10f23(p, k+1, size)
+	case 5:
+		l10f28(p, k+1, size)
+	case 6:
+		l10f33(p, k+1, size)
+	case 7:
+		l10f38(p, k+1, size)
+	case 8:
+		l10f43(p, k+1, size)
+	case 9:
+		l10f48(p, k+1, size)
+	case 10:
+		l10f53(p, k+1, size)
+	case 11:
+		l10f58(p, k+1, size)
+	case 12:
+		l10f63(p, k+1, size)
+	case 13:
+		l10f04(p, k+1, size)
+	case 14:
+		l10f09(p, k+1, size)
+	case 15:
+		l10f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f10(p, k+1, size)
+	case 1:
+		l10f15(p, k+1, size)
+	case 2:
+		l10f20(p, k+1, size)
+	case 3:
+		l10f25(p, k+1, size)
+	case 4:
+		l10f30(p, k+1, size)
+	case 5:
+		l10f35(p, k+1, size)
+	case 6:
+		l10f40(p, k+1, size)
+	case 7:
+		l10f45(p, k+1, size)
+	case 8:
+		l10f50(p, k+1, size)
+	case 9:
+		l10f55(p, k+1, size)
+	case 10:
+		l10f60(p, k+1, size)
+	case 11:
+		l10f01(p, k+1, size)
+	case 12:
+		l10f06(p, k+1, size)
+	case 13:
+		l10f11(p, k+1, size)
+	case 14:
+		l10f16(p, k+1, size)
+	case 15:
+		l10f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f17(p, k+1, size)
+	case 1:
+		l10f22(p, k+1, size)
+	case 2:
+		l10f27(p, k+1, size)
+	case 3:
+		l10f32(p, k+1, size)
+	case 4:
+		l10f37(p, k+1, size)
+	case 5:
+		l10f42(p, k+1, size)
+	case 6:
+		l10f47(p, k+1, size)
+	case 7:
+		l10f52(p, k+1, size)
+	case 8:
+		l10f57(p, k+1, size)
+	case 9:
+		l10f62(p, k+1, size)
+	case 10:
+		l10f03(p, k+1, size)
+	case 11:
+		l10f08(p, k+1, size)
+	case 12:
+		l10f13(p, k+1, size)
+	case 13:
+		l10f18(p, k+1, size)
+	case 14:
+		l10f23(p, k+1, size)
+	case 15:
+		l10f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f24(p, k+1, size)
+	case 1:
+		l10f29(p, k+1, size)
+	case 2:
+		l10f34(p, k+1, size)
+	case 3:
+		l10f39(p, k+1, size)
+	case 4:
+		l10f44(p, k+1, size)
+	case 5:
+		l10f49(p, k+1, size)
+	case 6:
+		l10f54(p, k+1, size)
+	case 7:
+		l10f59(p, k+1, size)
+	case 8:
+		l10f00(p, k+1, size)
+	case 9:
+		l10f05(p, k+1, size)
+	case 10:
+		l10f10(p, k+1, size)
+	case 11:
+		l10f15(p, k+1, size)
+	case 12:
+		l10f20(p, k+1, size)
+	case 13:
+		l10f25(p, k+1, size)
+	case 14:
+		l10f30(p, k+1, size)
+	case 15:
+		l10f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f31(p, k+1, size)
+	case 1:
+		l10f36(p, k+1, size)
+	case 2:
+		l10f41(p, k+1, size)
+	case 3:
+		l10f46(p, k+1, size)
+	case 4:
+		l10f51(p, k+1, size)
+	case 5:
+		l10f56(p, k+1, size)
+	case 6:
+		l10f61(p, k+1, size)
+	case 7:
+		l10f02(p, k+1, size)
+	case 8:
+		l10f07(p, k+1, size)
+	case 9:
+		l10f12(p, k+1, size)
+	case 10:
+		l10f17(p, k+1, size)
+	case 11:
+		l10f22(p, k+1, size)
+	case 12:
+		l10f27(p, k+1, size)
+	case 13:
+		l10f32(p, k+1, size)
+	case 14:
+		l10f37(p, k+1, size)
+	case 15:
+		l10f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f38(p, k+1, size)
+	case 1:
+		l10f43(p, k+1, size)
+	case 2:
+		l10f48(p, k+1, size)
+	case 3:
+		l10f53(p, k+1, size)
+	case 4:
+		l10f58(p, k+1, size)
+	case 5:
+		l10f63(p, k+1, size)
+	case 6:
+		l10f04(p, k+1, size)
+	case 7:
+		l10f09(p, k+1, size)
+	case 8:
+		l10f14(p, k+1, size)
+	case 9:
+		l10f19(p, k+1, size)
+	case 10:
+		l10f24(p, k+1, size)
+	case 11:
+		l10f29(p, k+1, size)
+	case 12:
+		l10f34(p, k+1, size)
+	case 13:
+		l10f39(p, k+1, size)
+	case 14:
+		l10f44(p, k+1, size)
+	case 15:
+		l10f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f45(p, k+1, size)
+	case 1:
+		l10f50(p, k+1, size)
+	case 2:
+		l10f55(p, k+1, size)
+	case 3:
+		l10f60(p, k+1, size)
+	case 4:
+		l10f01(p, k+1, size)
+	case 5:
+		l10f06(p, k+1, size)
+	case 6:
+		l10f11(p, k+1, size)
+	case 7:
+		l10f16(p, k+1, size)
+	case 8:
+		l10f21(p, k+1, size)
+	case 9:
+		l10f26(p, k+1, size)
+	case 10:
+		l10f31(p, k+1, size)
+	case 11:
+		l10f36(p, k+1, size)
+	case 12:
+		l10f41(p, k+1, size)
+	case 13:
+		l10f46(p, k+1, size)
+	case 14:
+		l10f51(p, k+1, size)
+	case 15:
+		l10f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f52(p, k+1, size)
+	case 1:
+		l10f57(p, k+1, size)
+	case 2:
+		l10f62(p, k+1, size)
+	case 3:
+		l10f03(p, k+1, size)
+	case 4:
+		l10f08(p, k+1, size)
+	case 5:
+		l10f13(p, k+1, size)
+	case 6:
+		l10f18(p, k+1, size)
+	case 7:
+		l10f23(p, k+1, size)
+	case 8:
+		l10f28(p, k+1, size)
+	case 9:
+		l10f33(p, k+1, size)
+	case 10:
+		l10f38(p, k+1, size)
+	case 11:
+		l10f43(p, k+1, size)
+	case 12:
+		l10f48(p, k+1, size)
+	case 13:
+		l10f53(p, k+1, size)
+	case 14:
+		l10f58(p, k+1, size)
+	case 15:
+		l10f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f59(p, k+1, size)
+	case 1:
+		l10f00(p, k+1, size)
+	case 2:
+		l10f05(p, k+1, size)
+	case 3:
+		l10f10(p, k+1, size)
+	case 4:
+		l10f15(p, k+1, size)
+	case 5:
+		l10f20(p, k+1, size)
+	case 6:
+		l10f25(p, k+1, size)
+	case 7:
+		l10f30(p, k+1, size)
+	case 8:
+		l10f35(p, k+1, size)
+	case 9:
+		l10f40(p, k+1, size)
+	case 10:
+		l10f45(p, k+1, size)
+	case 11:
+		l10f50(p, k+1, size)
+	case 12:
+		l10f55(p, k+1, size)
+	case 13:
+		l10f60(p, k+1, size)
+	case 14:
+		l10f01(p, k+1, size)
+	case 15:
+		l10f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l09f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l10f02(p, k+1, size)
+	case 1:
+		l10f07(p, k+1, size)
+	case 2:
+		l10f12(p, k+1, size)
+	case 3:
+		l10f17(p, k+1, size)
+	case 4:
+		l10f22(p, k+1, size)
+	case 5:
+		l10f27(p, k+1, size)
+	case 6:
+		l10f32(p, k+1, size)
+	case 7:
+		l10f37(p, k+1, size)
+	case 8:
+		l10f42(p, k+1, size)
+	case 9:
+		l10f47(p, k+1, size)
+	case 10:
+		l10f52(p, k+1, size)
+	case 11:
+		l10f57(p, k+1, size)
+	case 12:
+		l10f62(p, k+1, size)
+	case 13:
+		l10f03(p, k+1, size)
+	case 14:
+		l10f08(p, k+1, size)
+	case 15:
+		l10f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f10(p, k+1, size)
+	case 1:
+		l11f15(p, k+1, size)
+	case 2:
+		l11f20(p, k+1, size)
+	case 3:
+		l11f25(p, k+1, size)
+	case 4:
+		l11f30(p, k+1, size)
+	case 5:
+		l11f35(p, k+1, size)
+	case 6:
+		l11f40(p, k+1, size)
+	case 7:
+		l11f45(p, k+1, size)
+	case 8:
+		l11f50(p, k+1, size)
+	case 9:
+		l11f55(p, k+1, size)
+	case 10:
+		l11f60(p, k+1, size)
+	case 11:
+		l11f01(p, k+1, size)
+	case 12:
+		l11f06(p, k+1, size)
+	case 13:
+		l11f11(p, k+1, size)
+	case 14:
+		l11f16(p, k+1, size)
+	case 15:
+		l11f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f17(p, k+1, size)
+	case 1:
+		l11f22(p, k+1, size)
+	case 2:
+		l11f27(p, k+1, size)
+	case 3:
+		l11f32(p, k+1, size)
+	case 4:
+		l11f37(p, k+1, size)
+	case 5:
+		l11f42(p, k+1, size)
+	case 6:
+		l11f47(p, k+1, size)
+	case 7:
+		l11f52(p, k+1, size)
+	case 8:
+		l11f57(p, k+1, size)
+	case 9:
+		l11f62(p, k+1, size)
+	case 10:
+		l11f03(p, k+1, size)
+	case 11:
+		l11f08(p, k+1, size)
+	case 12:
+		l11f13(p, k+1, size)
+	case 13:
+		l11f18(p, k+1, size)
+	case 14:
+		l11f23(p, k+1, size)
+	case 15:
+		l11f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f24(p, k+1, size)
+	case 1:
+		l11f29(p, k+1, size)
+	case 2:
+		l11f34(p, k+1, size)
+	case 3:
+		l11f39(p, k+1, size)
+	case 4:
+		l11f44(p, k+1, size)
+	case 5:
+		l11f49(p, k+1, size)
+	case 6:
+		l11f54(p, k+1, size)
+	case 7:
+		l11f59(p, k+1, size)
+	case 8:
+		l11f00(p, k+1, size)
+	case 9:
+		l11f05(p, k+1, size)
+	case 10:
+		l11f10(p, k+1, size)
+	case 11:
+		l11f15(p, k+1, size)
+	case 12:
+		l11f20(p, k+1, size)
+	case 13:
+		l11f25(p, k+1, size)
+	case 14:
+		l11f30(p, k+1, size)
+	case 15:
+		l11f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f31(p, k+1, size)
+	case 1:
+		l11f36(p, k+1, size)
+	case 2:
+		l11f41(p, k+1, size)
+	case 3:
+		l11f46(p, k+1, size)
+	case 4:
+		l11f51(p, k+1, size)
+	case 5:
+		l11f56(p, k+1, size)
+	case 6:
+		l11f61(p, k+1, size)
+	case 7:
+		l11f02(p, k+1, size)
+	case 8:
+		l11f07(p, k+1, size)
+	case 9:
+		l11f12(p, k+1, size)
+	case 10:
+		l11f17(p, k+1, size)
+	case 11:
+		l11f22(p, k+1, size)
+	case 12:
+		l11f27(p, k+1, size)
+	case 13:
+		l11f32(p, k+1, size)
+	case 14:
+		l11f37(p, k+1, size)
+	case 15:
+		l11f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f38(p, k+1, size)
+	case 1:
+		l11f43(p, k+1, size)
+	case 2:
+		l11f48(p, k+1, size)
+	case 3:
+		l11f53(p, k+1, size)
+	case 4:
+		l11f58(p, k+1, size)
+	case 5:
+		l11f63(p, k+1, size)
+	case 6:
+		l11f04(p, k+1, size)
+	case 7:
+		l11f09(p, k+1, size)
+	case 8:
+		l11f14(p, k+1, size)
+	case 9:
+		l11f19(p, k+1, size)
+	case 10:
+		l11f24(p, k+1, size)
+	case 11:
+		l11f29(p, k+1, size)
+	case 12:
+		l11f34(p, k+1, size)
+	case 13:
+		l11f39(p, k+1, size)
+	case 14:
+		l11f44(p, k+1, size)
+	case 15:
+		l11f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f45(p, k+1, size)
+	case 1:
+		l11f50(p, k+1, size)
+	case 2:
+		l11f55(p, k+1, size)
+	case 3:
+		l11f60(p, k+1, size)
+	case 4:
+		l11f01(p, k+1, size)
+	case 5:
+		l11f06(p, k+1, size)
+	case 6:
+		l11f11(p, k+1, size)
+	case 7:
+		l11f16(p, k+1, size)
+	case 8:
+		l11f21(p, k+1, size)
+	case 9:
+		l11f26(p, k+1, size)
+	case 10:
+		l11f31(p, k+1, size)
+	case 11:
+		l11f36(p, k+1, size)
+	case 12:
+		l11f41(p, k+1, size)
+	case 13:
+		l11f46(p, k+1, size)
+	case 14:
+		l11f51(p, k+1, size)
+	case 15:
+		l11f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f52(p, k+1, size)
+	case 1:
+		l11f57(p, k+1, size)
+	case 2:
+		l11f62(p, k+1, size)
+	case 3:
+		l11f03(p, k+1, size)
+	case 4:
+		l11f08(p, k+1, size)
+	case 5:
+		l11f13(p, k+1, size)
+	case 6:
+		l11f18(p, k+1, size)
+	case 7:
+		l11f23(p, k+1, size)
+	case 8:
+		l11f28(p, k+1, size)
+	case 9:
+		l11f33(p, k+1, size)
+	case 10:
+		l11f38(p, k+1, size)
+	case 11:
+		l11f43(p, k+1, size)
+	case 12:
+		l11f48(p, k+1, size)
+	case 13:
+		l11f53(p, k+1, size)
+	case 14:
+		l11f58(p, k+1, size)
+	case 15:
+		l11f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f59(p, k+1, size)
+	case 1:
+		l11f00(p, k+1, size)
+	case 2:
+		l11f05(p, k+1, size)
+	case 3:
+		l11f10(p, k+1, size)
+	case 4:
+		l11f15(p, k+1, size)
+	case 5:
+		l11f20(p, k+1, size)
+	case 6:
+		l11f25(p, k+1, size)
+	case 7:
+		l11f30(p, k+1, size)
+	case 8:
+		l11f35(p, k+1, size)
+	case 9:
+		l11f40(p, k+1, size)
+	case 10:
+		l11f45(p, k+1, size)
+	case 11:
+		l11f50(p, k+1, size)
+	case 12:
+		l11f55(p, k+1, size)
+	case 13:
+		l11f60(p, k+1, size)
+	case 14:
+		l11f01(p, k+1, size)
+	case 15:
+		l11f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f02(p, k+1, size)
+	case 1:
+		l11f07(p, k+1, size)
+	case 2:
+		l11f12(p, k+1, size)
+	case 3:
+		l11f17(p, k+1, size)
+	case 4:
+		l11f22(p, k+1, size)
+	case 5:
+		l11f27(p, k+1, size)
+	case 6:
+		l11f32(p, k+1, size)
+	case 7:
+		l11f37(p, k+1, size)
+	case 8:
+		l11f42(p, k+1, size)
+	case 9:
+		l11f47(p, k+1, size)
+	case 10:
+		l11f52(p, k+1, size)
+	case 11:
+		l11f57(p, k+1, size)
+	case 12:
+		l11f62(p, k+1, size)
+	case 13:
+		l11f03(p, k+1, size)
+	case 14:
+		l11f08(p, k+1, size)
+	case 15:
+		l11f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f09(p, k+1, size)
+	case 1:
+		l11f14(p, k+1, size)
+	case 2:
+		l11f19(p, k+1, size)
+	case 3:
+		l11f24(p, k+1, size)
+	case 4:
+		l11f29(p, k+1, size)
+	case 5:
+		l11f34(p, k+1, size)
+	case 6:
+		l11f39(p, k+1, size)
+	case 7:
+		l11f44(p, k+1, size)
+	case 8:
+		l11f49(p, k+1, size)
+	case 9:
+		l11f54(p, k+1, size)
+	case 10:
+		l11f59(p, k+1, size)
+	case 11:
+		l11f00(p, k+1, size)
+	case 12:
+		l11f05(p, k+1, size)
+	case 13:
+		l11f10(p, k+1, size)
+	case 14:
+		l11f15(p, k+1, size)
+	case 15:
+		l11f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f16(p, k+1, size)
+	case 1:
+		l11f21(p, k+1, size)
+	case 2:
+		l11f26(p, k+1, size)
+	case 3:
+		l11f31(p, k+1, size)
+	case 4:
+		l11f36(p, k+1, size)
+	case 5:
+		l11f41(p, k+1, size)
+	case 6:
+		l11f46(p, k+1, size)
+	case 7:
+		l11f51(p, k+1, size)
+	case 8:
+		l11f56(p, k+1, size)
+	case 9:
+		l11f61(p, k+1, size)
+	case 10:
+		l11f02(p, k+1, size)
+	case 11:
+		l11f07(p, k+1, size)
+	case 12:
+		l11f12(p, k+1, size)
+	case 13:
+		l11f17(p, k+1, size)
+	case 14:
+		l11f22(p, k+1, size)
+	case 15:
+		l11f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f23(p, k+1, size)
+	case 1:
+		l11f28(p, k+1, size)
+	case 2:
+		l11f33(p, k+1, size)
+	case 3:
+		l11f38(p, k+1, size)
+	case 4:
+		l11f43(p, k+1, size)
+	case 5:
+		l11f48(p, k+1, size)
+	case 6:
+		l11f53(p, k+1, size)
+	case 7:
+		l11f58(p, k+1, size)
+	case 8:
+		l11f63(p, k+1, size)
+	case 9:
+		l11f04(p, k+1, size)
+	case 10:
+		l11f09(p, k+1, size)
+	case 11:
+		l11f14(p, k+1, size)
+	case 12:
+		l11f19(p, k+1, size)
+	case 13:
+		l11f24(p, k+1, size)
+	case 14:
+		l11f29(p, k+1, size)
+	case 15:
+		l11f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f30(p, k+1, size)
+	case 1:
+		l11f35(p, k+1, size)
+	case 2:
+		l11f40(p, k+1, size)
+	case 3:
+		l11f45(p, k+1, size)
+	case 4:
+		l11f50(p, k+1, size)
+	case 5:
+		l11f55(p, k+1, size)
+	case 6:
+		l11f60(p, k+1, size)
+	case 7:
+		l11f01(p, k+1, size)
+	case 8:
+		l11f06(p, k+1, size)
+	case 9:
+		l11f11(p, k+1, size)
+	case 10:
+		l11f16(p, k+1, size)
+	case 11:
+		l11f21(p, k+1, size)
+	case 12:
+		l11f26(p, k+1, size)
+	case 13:
+		l11f31(p, k+1, size)
+	case 14:
+		l11f36(p, k+1, size)
+	case 15:
+		l11f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f37(p, k+1, size)
+	case 1:
+		l11f42(p, k+1, size)
+	case 2:
+		l11f47(p, k+1, size)
+	case 3:
+		l11f52(p, k+1, size)
+	case 4:
+		l11f57(p, k+1, size)
+	case 5:
+		l11f62(p, k+1, size)
+	case 6:
+		l11f03(p, k+1, size)
+	case 7:
+		l11f08(p, k+1, size)
+	case 8:
+		l11f13(p, k+1, size)
+	case 9:
+		l11f18(p, k+1, size)
+	case 10:
+		l11f23(p, k+1, size)
+	case 11:
+		l11f28(p, k+1, size)
+	case 12:
+		l11f33(p, k+1, size)
+	case 13:
+		l11f38(p, k+1, size)
+	case 14:
+		l11f43(p, k+1, size)
+	case 15:
+		l11f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f44(p, k+1, size)
+	case 1:
+		l11f49(p, k+1, size)
+	case 2:
+		l11f54(p, k+1, size)
+	case 3:
+		l11f59(p, k+1, size)
+	case 4:
+		l11f00(p, k+1, size)
+	case 5:
+		l11f05(p, k+1, size)
+	case 6:
+		l11f10(p, k+1, size)
+	case 7:
+		l11f15(p, k+1, size)
+	case 8:
+		l11f20(p, k+1, size)
+	case 9:
+		l11f25(p, k+1, size)
+	case 10:
+		l11f30(p, k+1, size)
+	case 11:
+		l11f35(p, k+1, size)
+	case 12:
+		l11f40(p, k+1, size)
+	case 13:
+		l11f45(p, k+1, size)
+	case 14:
+		l11f50(p, k+1, size)
+	case 15:
+		l11f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f51(p, k+1, size)
+	case 1:
+		l11f56(p, k+1, size)
+	case 2:
+		l11f61(p, k+1, size)
+	case 3:
+		l11f02(p, k+1, size)
+	case 4:
+		l11f07(p, k+1, size)
+	case 5:
+		l11f12(p, k+1, size)
+	case 6:
+		l11f17(p, k+1, size)
+	case 7:
+		l11f22(p, k+1, size)
+	case 8:
+		l11f27(p, k+1, size)
+	case 9:
+		l11f32(p, k+1, size)
+	case 10:
+		l11f37(p, k+1, size)
+	case 11:
+		l11f42(p, k+1, size)
+	case 12:
+		l11f47(p, k+1, size)
+	case 13:
+		l11f52(p, k+1, size)
+	case 14:
+		l11f57(p, k+1, size)
+	case 15:
+		l11f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f58(p, k+1, size)
+	case 1:
+		l11f63(p, k+1, size)
+	case 2:
+		l11f04(p, k+1, size)
+	case 3:
+		l11f09(p, k+1, size)
+	case 4:
+		l11f14(p, k+1, size)
+	case 5:
+		l11f19(p, k+1, size)
+	case 6:
+		l11f24(p, k+1, size)
+	case 7:
+		l11f29(p, k+1, size)
+	case 8:
+		l11f34(p, k+1, size)
+	case 9:
+		l11f39(p, k+1, size)
+	case 10:
+		l11f44(p, k+1, size)
+	case 11:
+		l11f49(p, k+1, size)
+	case 12:
+		l11f54(p, k+1, size)
+	case 13:
+		l11f59(p, k+1, size)
+	case 14:
+		l11f00(p, k+1, size)
+	case 15:
+		l11f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f01(p, k+1, size)
+	case 1:
+		l11f06(p, k+1, size)
+	case 2:
+		l11f11(p, k+1, size)
+	case 3:
+		l11f16(p, k+1, size)
+	case 4:
+		l11f21(p, k+1, size)
+	case 5:
+		l11f26(p, k+1, size)
+	case 6:
+		l11f31(p, k+1, size)
+	case 7:
+		l11f36(p, k+1, size)
+	case 8:
+		l11f41(p, k+1, size)
+	case 9:
+		l11f46(p, k+1, size)
+	case 10:
+		l11f51(p, k+1, size)
+	case 11:
+		l11f56(p, k+1, size)
+	case 12:
+		l11f61(p, k+1, size)
+	case 13:
+		l11f02(p, k+1, size)
+	case 14:
+		l11f07(p, k+1, size)
+	case 15:
+		l11f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f08(p, k+1, size)
+	case 1:
+		l11f13(p, k+1, size)
+	case 2:
+		l11f18(p, k+1, size)
+	case 3:
+		l11f23(p, k+1, size)
+	case 4:
+		l11f28(p, k+1, size)
+	case 5:
+		l11f33(p, k+1, size)
+	case 6:
+		l11f38(p, k+1, size)
+	case 7:
+		l11f43(p, k+1, size)
+	case 8:
+		l11f48(p, k+1, size)
+	case 9:
+		l11f53(p, k+1, size)
+	case 10:
+		l11f58(p, k+1, size)
+	case 11:
+		l11f63(p, k+1, size)
+	case 12:
+		l11f04(p, k+1, size)
+	case 13:
+		l11f09(p, k+1, size)
+	case 14:
+		l11f14(p, k+1, size)
+	case 15:
+		l11f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f15(p, k+1, size)
+	case 1:
+		l11f20(p, k+1, size)
+	case 2:
+		l11f25(p, k+1, size)
+	case 3:
+		l11f30(p, k+1, size)
+	case 4:
+		l11f35(p, k+1, size)
+	case 5:
+		l11f40(p, k+1, size)
+	case 6:
+		l11f45(p, k+1, size)
+	case 7:
+		l11f50(p, k+1, size)
+	case 8:
+		l11f55(p, k+1, size)
+	case 9:
+		l11f60(p, k+1, size)
+	case 10:
+		l11f01(p, k+1, size)
+	case 11:
+		l11f06(p, k+1, size)
+	case 12:
+		l11f11(p, k+1, size)
+	case 13:
+		l11f16(p, k+1, size)
+	case 14:
+		l11f21(p, k+1, size)
+	case 15:
+		l11f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f22(p, k+1, size)
+	case 1:
+		l11f27(p, k+1, size)
+	case 2:
+		l11f32(p, k+1, size)
+	case 3:
+		l11f37(p, k+1, size)
+	case 4:
+		l11f42(p, k+1, size)
+	case 5:
+		l11f47(p, k+1, size)
+	case 6:
+		l11f52(p, k+1, size)
+	case 7:
+		l11f57(p, k+1, size)
+	case 8:
+		l11f62(p, k+1, size)
+	case 9:
+		l11f03(p, k+1, size)
+	case 10:
+		l11f08(p, k+1, size)
+	case 11:
+		l11f13(p, k+1, size)
+	case 12:
+		l11f18(p, k+1, size)
+	case 13:
+		l11f23(p, k+1, size)
+	case 14:
+		l11f28(p, k+1, size)
+	case 15:
+		l11f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f29(p, k+1, size)
+	case 1:
+		l11f34(p, k+1, size)
+	case 2:
+		l11f39(p, k+1, size)
+	case 3:
+		l11f44(p, k+1, size)
+	case 4:
+		l11f49(p, k+1, size)
+	case 5:
+		l11f54(p, k+1, size)
+	case 6:
+		l11f59(p, k+1, size)
+	case 7:
+		l11f00(p, k+1, size)
+	case 8:
+		l11f05(p, k+1, size)
+	case 9:
+		l11f10(p, k+1, size)
+	case 10:
+		l11f15(p, k+1, size)
+	case 11:
+		l11f20(p, k+1, size)
+	case 12:
+		l11f25(p, k+1, size)
+	case 13:
+		l11f30(p, k+1, size)
+	case 14:
+		l11f35(p, k+1, size)
+	case 15:
+		l11f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f36(p, k+1, size)
+	case 1:
+		l11f41(p, k+1, size)
+	case 2:
+		l11f46(p, k+1, size)
+	case 3:
+		l11f51(p, k+1, size)
+	case 4:
+		l11f56(p, k+1, size)
+	case 5:
+		l11f61(p, k+1, size)
+	case 6:
+		l11f02(p, k+1, size)
+	case 7:
+		l11f07(p, k+1, size)
+	case 8:
+		l11f12(p, k+1, size)
+	case 9:
+		l11f17(p, k+1, size)
+	case 10:
+		l11f22(p, k+1, size)
+	case 11:
+		l11f27(p, k+1, size)
+	case 12:
+		l11f32(p, k+1, size)
+	case 13:
+		l11f37(p, k+1, size)
+	case 14:
+		l11f42(p, k+1, size)
+	case 15:
+		l11f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f43(p, k+1, size)
+	case 1:
+		l11f48(p, k+1, size)
+	case 2:
+		l11f53(p, k+1, size)
+	case 3:
+		l11f58(p, k+1, size)
+	case 4:
+		l11f63(p, k+1, size)
+	case 5:
+		l11f04(p, k+1, size)
+	case 6:
+		l11f09(p, k+1, size)
+	case 7:
+		l11f14(p, k+1, size)
+	case 8:
+		l11f19(p, k+1, size)
+	case 9:
+		l11f24(p, k+1, size)
+	case 10:
+		l11f29(p, k+1, size)
+	case 11:
+		l11f34(p, k+1, size)
+	case 12:
+		l11f39(p, k+1, size)
+	case 13:
+		l11f44(p, k+1, size)
+	case 14:
+		l11f49(p, k+1, size)
+	case 15:
+		l11f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f50(p, k+1, size)
+	case 1:
+		l11f55(p, k+1, size)
+	case 2:
+		l11f60(p, k+1, size)
+	case 3:
+		l11f01(p, k+1, size)
+	case 4:
+		l11f06(p, k+1, size)
+	case 5:
+		l11f11(p, k+1, size)
+	case 6:
+		l11f16(p, k+1, size)
+	case 7:
+		l11f21(p, k+1, size)
+	case 8:
+		l11f26(p, k+1, size)
+	case 9:
+		l11f31(p, k+1, size)
+	case 10:
+		l11f36(p, k+1, size)
+	case 11:
+		l11f41(p, k+1, size)
+	case 12:
+		l11f46(p, k+1, size)
+	case 13:
+		l11f51(p, k+1, size)
+	case 14:
+		l11f56(p, k+1, size)
+	case 15:
+		l11f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f57(p, k+1, size)
+	case 1:
+		l11f62(p, k+1, size)
+	case 2:
+		l11f03(p, k+1, size)
+	case 3:
+		l11f08(p, k+1, size)
+	case 4:
+		l11f13(p, k+1, size)
+	case 5:
+		l11f18(p, k+1, size)
+	case 6:
+		l11f23(p, k+1, size)
+	case 7:
+		l11f28(p, k+1, size)
+	case 8:
+		l11f33(p, k+1, size)
+	case 9:
+		l11f38(p, k+1, size)
+	case 10:
+		l11f43(p, k+1, size)
+	case 11:
+		l11f48(p, k+1, size)
+	case 12:
+		l11f53(p, k+1, size)
+	case 13:
+		l11f58(p, k+1, size)
+	case 14:
+		l11f63(p, k+1, size)
+	case 15:
+		l11f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f00(p, k+1, size)
+	case 1:
+		l11f05(p, k+1, size)
+	case 2:
+		l11f10(p, k+1, size)
+	case 3:
+		l11f15(p, k+1, size)
+	case 4:
+		l11f20(p, k+1, size)
+	case 5:
+		l11f25(p, k+1, size)
+	case 6:
+		l11f30(p, k+1, size)
+	case 7:
+		l11f35(p, k+1, size)
+	case 8:
+		l11f40(p, k+1, size)
+	case 9:
+		l11f45(p, k+1, size)
+	case 10:
+		l11f50(p, k+1, size)
+	case 11:
+		l11f55(p, k+1, size)
+	case 12:
+		l11f60(p, k+1, size)
+	case 13:
+		l11f01(p, k+1, size)
+	case 14:
+		l11f06(p, k+1, size)
+	case 15:
+		l11f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f07(p, k+1, size)
+	case 1:
+		l11f12(p, k+1, size)
+	case 2:
+		l11f17(p, k+1, size)
+	case 3:
+		l11f22(p, k+1, size)
+	case 4:
+		l11f27(p, k+1, size)
+	case 5:
+		l11f32(p, k+1, size)
+	case 6:
+		l11f37(p, k+1, size)
+	case 7:
+		l11f42(p, k+1, size)
+	case 8:
+		l11f47(p, k+1, size)
+	case 9:
+		l11f52(p, k+1, size)
+	case 10:
+		l11f57(p, k+1, size)
+	case 11:
+		l11f62(p, k+1, size)
+	case 12:
+		l11f03(p, k+1, size)
+	case 13:
+		l11f08(p, k+1, size)
+	case 14:
+		l11f13(p, k+1, size)
+	case 15:
+		l11f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f14(p, k+1, size)
+	case 1:
+		l11f19(p, k+1, size)
+	case 2:
+		l11f24(p, k+1, size)
+	case 3:
+		l11f29(p, k+1, size)
+	case 4:
+		l11f34(p, k+1, size)
+	case 5:
+		l11f39(p, k+1, size)
+	case 6:
+		l11f44(p, k+1, size)
+	case 7:
+		l11f49(p, k+1, size)
+	case 8:
+		l11f54(p, k+1, size)
+	case 9:
+		l11f59(p, k+1, size)
+	case 10:
+		l11f00(p, k+1, size)
+	case 11:
+		l11f05(p, k+1, size)
+	case 12:
+		l11f10(p, k+1, size)
+	case 13:
+		l11f15(p, k+1, size)
+	case 14:
+		l11f20(p, k+1, size)
+	case 15:
+		l11f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f21(p, k+1, size)
+	case 1:
+		l11f26(p, k+1, size)
+	case 2:
+		l11f31(p, k+1, size)
+	case 3:
+		l11f36(p, k+1, size)
+	case 4:
+		l11f41(p, k+1, size)
+	case 5:
+		l11f46(p, k+1, size)
+	case 6:
+		l11f51(p, k+1, size)
+	case 7:
+		l11f56(p, k+1, size)
+	case 8:
+		l11f61(p, k+1, size)
+	case 9:
+		l11f02(p, k+1, size)
+	case 10:
+		l11f07(p, k+1, size)
+	case 11:
+		l11f12(p, k+1, size)
+	case 12:
+		l11f17(p, k+1, size)
+	case 13:
+		l11f22(p, k+1, size)
+	case 14:
+		l11f27(p, k+1, size)
+	case 15:
+		l11f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f28(p, k+1, size)
+	case 1:
+		l11f33(p, k+1, size)
+	case 2:
+		l11f38(p, k+1, size)
+	case 3:
+		l11f43(p, k+1, size)
+	case 4:
+		l11f48(p, k+1, size)
+	case 5:
+		l11f53(p, k+1, size)
+	case 6:
+		l11f58(p, k+1, size)
+	case 7:
+		l11f63(p, k+1, size)
+	case 8:
+		l11f04(p, k+1, size)
+	case 9:
+		l11f09(p, k+1, size)
+	case 10:
+		l11f14(p, k+1, size)
+	case 11:
+		l11f19(p, k+1, size)
+	case 12:
+		l11f24(p, k+1, size)
+	case 13:
+		l11f29(p, k+1, size)
+	case 14:
+		l11f34(p, k+1, size)
+	case 15:
+		l11f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f35(p, k+1, size)
+	case 1:
+		l11f40(p, k+1, size)
+	case 2:
+		l11f45(p, k+1, size)
+	case 3:
+		l11f50(p, k+1, size)
+	case 4:
+		l11f55(p, k+1, size)
+	case 5:
+		l11f60(p, k+1, size)
+	case 6:
+		l11f01(p, k+1, size)
+	case 7:
+		l11f06(p, k+1, size)
+	case 8:
+		l11f11(p, k+1, size)
+	case 9:
+		l11f16(p, k+1, size)
+	case 10:
+		l11f21(p, k+1, size)
+	case 11:
+		l11f26(p, k+1, size)
+	case 12:
+		l11f31(p, k+1, size)
+	case 13:
+		l11f36(p, k+1, size)
+	case 14:
+		l11f41(p, k+1, size)
+	case 15:
+		l11f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f42(p, k+1, size)
+	case 1:
+		l11f47(p, k+1, size)
+	case 2:
+		l11f52(p, k+1, size)
+	case 3:
+		l11f57(p, k+1, size)
+	case 4:
+		l11f62(p, k+1, size)
+	case 5:
+		l11f03(p, k+1, size)
+	case 6:
+		l11f08(p, k+1, size)
+	case 7:
+		l11f13(p, k+1, size)
+	case 8:
+		l11f18(p, k+1, size)
+	case 9:
+		l11f23(p, k+1, size)
+	case 10:
+		l11f28(p, k+1, size)
+	case 11:
+		l11f33(p, k+1, size)
+	case 12:
+		l11f38(p, k+1, size)
+	case 13:
+		l11f43(p, k+1, size)
+	case 14:
+		l11f48(p, k+1, size)
+	case 15:
+		l11f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f49(p, k+1, size)
+	case 1:
+		l11f54(p, k+1, size)
+	case 2:
+		l11f59(p, k+1, size)
+	case 3:
+		l11f00(p, k+1, size)
+	case 4:
+		l11f05(p, k+1, size)
+	case 5:
+		l11f10(p, k+1, size)
+	case 6:
+		l11f15(p, k+1, size)
+	case 7:
+		l11f20(p, k+1, size)
+	case 8:
+		l11f25(p, k+1, size)
+	case 9:
+		l11f30(p, k+1, size)
+	case 10:
+		l11f35(p, k+1, size)
+	case 11:
+		l11f40(p, k+1, size)
+	case 12:
+		l11f45(p, k+1, size)
+	case 13:
+		l11f50(p, k+1, size)
+	case 14:
+		l11f55(p, k+1, size)
+	case 15:
+		l11f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f56(p, k+1, size)
+	case 1:
+		l11f61(p, k+1, size)
+	case 2:
+		l11f02(p, k+1, size)
+	case 3:
+		l11f07(p, k+1, size)
+	case 4:
+		l11f12(p, k+1, size)
+	case 5:
+		l11f17(p, k+1, size)
+	case 6:
+		l11f22(p, k+1, size)
+	case 7:
+		l11f27(p, k+1, size)
+	case 8:
+		l11f32(p, k+1, size)
+	case 9:
+		l11f37(p, k+1, size)
+	case 10:
+		l11f42(p, k+1, size)
+	case 11:
+		l11f47(p, k+1, size)
+	case 12:
+		l11f52(p, k+1, size)
+	case 13:
+		l11f57(p, k+1, size)
+	case 14:
+		l11f62(p, k+1, size)
+	case 15:
+		l11f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f63(p, k+1, size)
+	case 1:
+		l11f04(p, k+1, size)
+	case 2:
+		l11f09(p, k+1, size)
+	case 3:
+		l11f14(p, k+1, size)
+	case 4:
+		l11f19(p, k+1, size)
+	case 5:
+		l11f24(p, k+1, size)
+	case 6:
+		l11f29(p, k+1, size)
+	case 7:
+		l11f34(p, k+1, size)
+	case 8:
+		l11f39(p, k+1, size)
+	case 9:
+		l11f44(p, k+1, size)
+	case 10:
+		l11f49(p, k+1, size)
+	case 11:
+		l11f54(p, k+1, size)
+	case 12:
+		l11f59(p, k+1, size)
+	case 13:
+		l11f00(p, k+1, size)
+	case 14:
+		l11f05(p, k+1, size)
+	case 15:
+		l11f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f06(p, k+1, size)
+	case 1:
+		l11f11(p, k+1, size)
+	case 2:
+		l11f16(p, k+1, size)
+	case 3:
+		l11f21(p, k+1, size)
+	case 4:
+		l11f26(p, k+1, size)
+	case 5:
+		l11f31(p, k+1, size)
+	case 6:
+		l11f36(p, k+1, size)
+	case 7:
+		l11f41(p, k+1, size)
+	case 8:
+		l11f46(p, k+1, size)
+	case 9:
+		l11f51(p, k+1, size)
+	case 10:
+		l11f56(p, k+1, size)
+	case 11:
+		l11f61(p, k+1, size)
+	case 12:
+		l11f02(p, k+1, size)
+	case 13:
+		l11f07(p, k+1, size)
+	case 14:
+		l11f12(p, k+1, size)
+	case 15:
+		l11f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f13(p, k+1, size)
+	case 1:
+		l11f18(p, k+1, size)
+	case 2:
+		l11f23(p, k+1, size)
+	case 3:
+		l11f28(p, k+1, size)
+	case 4:
+		l11f33(p, k+1, size)
+	case 5:
+		l11f38(p, k+1, size)
+	case 6:
+		l11f43(p, k+1, size)
+	case 7:
+		l11f48(p, k+1, size)
+	case 8:
+		l11f53(p, k+1, size)
+	case 9:
+		l11f58(p, k+1, size)
+	case 10:
+		l11f63(p, k+1, size)
+	case 11:
+		l11f04(p, k+1, size)
+	case 12:
+		l11f09(p, k+1, size)
+	case 13:
+		l11f14(p, k+1, size)
+	case 14:
+		l11f19(p, k+1, size)
+	case 15:
+		l11f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f20(p, k+1, size)
+	case 1:
+		l11f25(p, k+1, size)
+	case 2:
+		l11f30(p, k+1, size)
+	case 3:
+		l11f35(p, k+1, size)
+	case 4:
+		l11f40(p, k+1, size)
+	case 5:
+		l11f45(p, k+1, size)
+	case 6:
+		l11f50(p, k+1, size)
+	case 7:
+		l11f55(p, k+1, size)
+	case 8:
+		l11f60(p, k+1, size)
+	case 9:
+		l11f01(p, k+1, size)
+	case 10:
+		l11f06(p, k+1, size)
+	case 11:
+		l11f11(p, k+1, size)
+	case 12:
+		l11f16(p, k+1, size)
+	case 13:
+		l11f21(p, k+1, size)
+	case 14:
+		l11f26(p, k+1, size)
+	case 15:
+		l11f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f27(p, k+1, size)
+	case 1:
+		l11f32(p, k+1, size)
+	case 2:
+		l11f37(p, k+1, size)
+	case 3:
+		l11f42(p, k+1, size)
+	case 4:
+		l11f47(p, k+1, size)
+	case 5:
+		l11f52(p, k+1, size)
+	case 6:
+		l11f57(p, k+1, size)
+	case 7:
+		l11f62(p, k+1, size)
+	case 8:
+		l11f03(p, k+1, size)
+	case 9:
+		l11f08(p, k+1, size)
+	case 10:
+		l11f13(p, k+1, size)
+	case 11:
+		l11f18(p, k+1, size)
+	case 12:
+		l11f23(p, k+1, size)
+	case 13:
+		l11f28(p, k+1, size)
+	case 14:
+		l11f33(p, k+1, size)
+	case 15:
+		l11f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f34(p, k+1, size)
+	case 1:
+		l11f39(p, k+1, size)
+	case 2:
+		l11f44(p, k+1, size)
+	case 3:
+		l11f49(p, k+1, size)
+	case 4:
+		l11f54(p, k+1, size)
+	case 5:
+		l11f59(p, k+1, size)
+	case 6:
+		l11f00(p, k+1, size)
+	case 7:
+		l11f05(p, k+1, size)
+	case 8:
+		l11f10(p, k+1, size)
+	case 9:
+		l11f15(p, k+1, size)
+	case 10:
+		l11f20(p, k+1, size)
+	case 11:
+		l11f25(p, k+1, size)
+	case 12:
+		l11f30(p, k+1, size)
+	case 13:
+		l11f35(p, k+1, size)
+	case 14:
+		l11f40(p, k+1, size)
+	case 15:
+		l11f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f41(p, k+1, size)
+	case 1:
+		l11f46(p, k+1, size)
+	case 2:
+		l11f51(p, k+1, size)
+	case 3:
+		l11f56(p, k+1, size)
+	case 4:
+		l11f61(p, k+1, size)
+	case 5:
+		l11f02(p, k+1, size)
+	case 6:
+		l11f07(p, k+1, size)
+	case 7:
+		l11f12(p, k+1, size)
+	case 8:
+		l11f17(p, k+1, size)
+	case 9:
+		l11f22(p, k+1, size)
+	case 10:
+		l11f27(p, k+1, size)
+	case 11:
+		l11f32(p, k+1, size)
+	case 12:
+		l11f37(p, k+1, size)
+	case 13:
+		l11f42(p, k+1, size)
+	case 14:
+		l11f47(p, k+1, size)
+	case 15:
+		l11f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f48(p, k+1, size)
+	case 1:
+		l11f53(p, k+1, size)
+	case 2:
+		l11f58(p, k+1, size)
+	case 3:
+		l11f63(p, k+1, size)
+	case 4:
+		l11f04(p, k+1, size)
+	case 5:
+		l11f09(p, k+1, size)
+	case 6:
+		l11f14(p, k+1, size)
+	case 7:
+		l11f19(p, k+1, size)
+	case 8:
+		l11f24(p, k+1, size)
+	case 9:
+		l11f29(p, k+1, size)
+	case 10:
+		l11f34(p, k+1, size)
+	case 11:
+		l11f39(p, k+1, size)
+	case 12:
+		l11f44(p, k+1, size)
+	case 13:
+		l11f49(p, k+1, size)
+	case 14:
+		l11f54(p, k+1, size)
+	case 15:
+		l11f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f55(p, k+1, size)
+	case 1:
+		l11f60(p, k+1, size)
+	case 2:
+		l11f01(p, k+1, size)
+	case 3:
+		l11f06(p, k+1, size)
+	case 4:
+		l11f11(p, k+1, size)
+	case 5:
+		l11f16(p, k+1, size)
+	case 6:
+		l11f21(p, k+1, size)
+	case 7:
+		l11f26(p, k+1, size)
+	case 8:
+		l11f31(p, k+1, size)
+	case 9:
+		l11f36(p, k+1, size)
+	case 10:
+		l11f41(p, k+1, size)
+	case 11:
+		l11f46(p, k+1, size)
+	case 12:
+		l11f51(p, k+1, size)
+	case 13:
+		l11f56(p, k+1, size)
+	case 14:
+		l11f61(p, k+1, size)
+	case 15:
+		l11f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f62(p, k+1, size)
+	case 1:
+		l11f03(p, k+1, size)
+	case 2:
+		l11f08(p, k+1, size)
+	case 3:
+		l11f13(p, k+1, size)
+	case 4:
+		l11f18(p, k+1, size)
+	case 5:
+		l11f23(p, k+1, size)
+	case 6:
+		l11f28(p, k+1, size)
+	case 7:
+		l11f33(p, k+1, size)
+	case 8:
+		l11f38(p, k+1, size)
+	case 9:
+		l11f43(p, k+1, size)
+	case 10:
+		l11f48(p, k+1, size)
+	case 11:
+		l11f53(p, k+1, size)
+	case 12:
+		l11f58(p, k+1, size)
+	case 13:
+		l11f63(p, k+1, size)
+	case 14:
+		l11f04(p, k+1, size)
+	case 15:
+		l11f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f05(p, k+1, size)
+	case 1:
+		l11f10(p, k+1, size)
+	case 2:
+		l11f15(p, k+1, size)
+	case 3:
+		l11f20(p, k+1, size)
+	case 4:
+		l11f25(p, k+1, size)
+	case 5:
+		l11f30(p, k+1, size)
+	case 6:
+		l11f35(p, k+1, size)
+	case 7:
+		l11f40(p, k+1, size)
+	case 8:
+		l11f45(p, k+1, size)
+	case 9:
+		l11f50(p, k+1, size)
+	case 10:
+		l11f55(p, k+1, size)
+	case 11:
+		l11f60(p, k+1, size)
+	case 12:
+		l11f01(p, k+1, size)
+	case 13:
+		l11f06(p, k+1, size)
+	case 14:
+		l11f11(p, k+1, size)
+	case 15:
+		l11f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f12(p, k+1, size)
+	case 1:
+		l11f17(p, k+1, size)
+	case 2:
+		l11f22(p, k+1, size)
+	case 3:
+		l11f27(p, k+1, size)
+	case 4:
+		l11f32(p, k+1, size)
+	case 5:
+		l11f37(p, k+1, size)
+	case 6:
+		l11f42(p, k+1, size)
+	case 7:
+		l11f47(p, k+1, size)
+	case 8:
+		l11f52(p, k+1, size)
+	case 9:
+		l11f57(p, k+1, size)
+	case 10:
+		l11f62(p, k+1, size)
+	case 11:
+		l11f03(p, k+1, size)
+	case 12:
+		l11f08(p, k+1, size)
+	case 13:
+		l11f13(p, k+1, size)
+	case 14:
+		l11f18(p, k+1, size)
+	case 15:
+		l11f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f19(p, k+1, size)
+	case 1:
+		l11f24(p, k+1, size)
+	case 2:
+		l11f29(p, k+1, size)
+	case 3:
+		l11f34(p, k+1, size)
+	case 4:
+		l11f39(p, k+1, size)
+	case 5:
+		l11f44(p, k+1, size)
+	case 6:
+		l11f49(p, k+1, size)
+	case 7:
+		l11f54(p, k+1, size)
+	case 8:
+		l11f59(p, k+1, size)
+	case 9:
+		l11f00(p, k+1, size)
+	case 10:
+		l11f05(p, k+1, size)
+	case 11:
+		l11f10(p, k+1, size)
+	case 12:
+		l11f15(p, k+1, size)
+	case 13:
+		l11f20(p, k+1, size)
+	case 14:
+		l11f25(p, k+1, size)
+	case 15:
+		l11f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f26(p, k+1, size)
+	case 1:
+		l11f31(p, k+1, size)
+	case 2:
+		l11f36(p, k+1, size)
+	case 3:
+		l11f41(p, k+1, size)
+	case 4:
+		l11f46(p, k+1, size)
+	case 5:
+		l11f51(p, k+1, size)
+	case 6:
+		l11f56(p, k+1, size)
+	case 7:
+		l11f61(p, k+1, size)
+	case 8:
+		l11f02(p, k+1, size)
+	case 9:
+		l11f07(p, k+1, size)
+	case 10:
+		l11f12(p, k+1, size)
+	case 11:
+		l11f17(p, k+1, size)
+	case 12:
+		l11f22(p, k+1, size)
+	case 13:
+		l11f27(p, k+1, size)
+	case 14:
+		l11f32(p, k+1, size)
+	case 15:
+		l11f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f33(p, k+1, size)
+	case 1:
+		l11f38(p, k+1, size)
+	case 2:
+		l11f43(p, k+1, size)
+	case 3:
+		l11f48(p, k+1, size)
+	case 4:
+		l11f53(p, k+1, size)
+	case 5:
+		l11f58(p, k+1, size)
+	case 6:
+		l11f63(p, k+1, size)
+	case 7:
+		l11f04(p, k+1, size)
+	case 8:
+		l11f09(p, k+1, size)
+	case 9:
+		l11f14(p, k+1, size)
+	case 10:
+		l11f19(p, k+1, size)
+	case 11:
+		l11f24(p, k+1, size)
+	case 12:
+		l11f29(p, k+1, size)
+	case 13:
+		l11f34(p, k+1, size)
+	case 14:
+		l11f39(p, k+1, size)
+	case 15:
+		l11f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f40(p, k+1, size)
+	case 1:
+		l11f45(p, k+1, size)
+	case 2:
+		l11f50(p, k+1, size)
+	case 3:
+		l11f55(p, k+1, size)
+	case 4:
+		l11f60(p, k+1, size)
+	case 5:
+		l11f01(p, k+1, size)
+	case 6:
+		l11f06(p, k+1, size)
+	case 7:
+		l11f11(p, k+1, size)
+	case 8:
+		l11f16(p, k+1, size)
+	case 9:
+		l11f21(p, k+1, size)
+	case 10:
+		l11f26(p, k+1, size)
+	case 11:
+		l11f31(p, k+1, size)
+	case 12:
+		l11f36(p, k+1, size)
+	case 13:
+		l11f41(p, k+1, size)
+	case 14:
+		l11f46(p, k+1, size)
+	case 15:
+		l11f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f47(p, k+1, size)
+	case 1:
+		l11f52(p, k+1, size)
+	case 2:
+		l11f57(p, k+1, size)
+	case 3:
+		l11f62(p, k+1, size)
+	case 4:
+		l11f03(p, k+1, size)
+	case 5:
+		l11f08(p, k+1, size)
+	case 6:
+		l11f13(p, k+1, size)
+	case 7:
+		l11f18(p, k+1, size)
+	case 8:
+		l11f23(p, k+1, size)
+	case 9:
+		l11f28(p, k+1, size)
+	case 10:
+		l11f33(p, k+1, size)
+	case 11:
+		l11f38(p, k+1, size)
+	case 12:
+		l11f43(p, k+1, size)
+	case 13:
+		l11f48(p, k+1, size)
+	case 14:
+		l11f53(p, k+1, size)
+	case 15:
+		l11f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f54(p, k+1, size)
+	case 1:
+		l11f59(p, k+1, size)
+	case 2:
+		l11f00(p, k+1, size)
+	case 3:
+		l11f05(p, k+1, size)
+	case 4:
+		l11f10(p, k+1, size)
+	case 5:
+		l11f15(p, k+1, size)
+	case 6:
+		l11f20(p, k+1, size)
+	case 7:
+		l11f25(p, k+1, size)
+	case 8:
+		l11f30(p, k+1, size)
+	case 9:
+		l11f35(p, k+1, size)
+	case 10:
+		l11f40(p, k+1, size)
+	case 11:
+		l11f45(p, k+1, size)
+	case 12:
+		l11f50(p, k+1, size)
+	case 13:
+		l11f55(p, k+1, size)
+	case 14:
+		l11f60(p, k+1, size)
+	case 15:
+		l11f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f61(p, k+1, size)
+	case 1:
+		l11f02(p, k+1, size)
+	case 2:
+		l11f07(p, k+1, size)
+	case 3:
+		l11f12(p, k+1, size)
+	case 4:
+		l11f17(p, k+1, size)
+	case 5:
+		l11f22(p, k+1, size)
+	case 6:
+		l11f27(p, k+1, size)
+	case 7:
+		l11f32(p, k+1, size)
+	case 8:
+		l11f37(p, k+1, size)
+	case 9:
+		l11f42(p, k+1, size)
+	case 10:
+		l11f47(p, k+1, size)
+	case 11:
+		l11f52(p, k+1, size)
+	case 12:
+		l11f57(p, k+1, size)
+	case 13:
+		l11f62(p, k+1, size)
+	case 14:
+		l11f03(p, k+1, size)
+	case 15:
+		l11f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f04(p, k+1, size)
+	case 1:
+		l11f09(p, k+1, size)
+	case 2:
+		l11f14(p, k+1, size)
+	case 3:
+		l11f19(p, k+1, size)
+	case 4:
+		l11f24(p, k+1, size)
+	case 5:
+		l11f29(p, k+1, size)
+	case 6:
+		l11f34(p, k+1, size)
+	case 7:
+		l11f39(p, k+1, size)
+	case 8:
+		l11f44(p, k+1, size)
+	case 9:
+		l11f49(p, k+1, size)
+	case 10:
+		l11f54(p, k+1, size)
+	case 11:
+		l11f59(p, k+1, size)
+	case 12:
+		l11f00(p, k+1, size)
+	case 13:
+		l11f05(p, k+1, size)
+	case 14:
+		l11f10(p, k+1, size)
+	case 15:
+		l11f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f11(p, k+1, size)
+	case 1:
+		l11f16(p, k+1, size)
+	case 2:
+		l11f21(p, k+1, size)
+	case 3:
+		l11f26(p, k+1, size)
+	case 4:
+		l11f31(p, k+1, size)
+	case 5:
+		l11f36(p, k+1, size)
+	case 6:
+		l11f41(p, k+1, size)
+	case 7:
+		l11f46(p, k+1, size)
+	case 8:
+		l11f51(p, k+1, size)
+	case 9:
+		l11f56(p, k+1, size)
+	case 10:
+		l11f61(p, k+1, size)
+	case 11:
+		l11f02(p, k+1, size)
+	case 12:
+		l11f07(p, k+1, size)
+	case 13:
+		l11f12(p, k+1, size)
+	case 14:
+		l11f17(p, k+1, size)
+	case 15:
+		l11f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f18(p, k+1, size)
+	case 1:
+		l11f23(p, k+1, size)
+	case 2:
+		l11f28(p, k+1, size)
+	case 3:
+		l11f33(p, k+1, size)
+	case 4:
+		l11f38(p, k+1, size)
+	case 5:
+		l11f43(p, k+1, size)
+	case 6:
+		l11f48(p, k+1, size)
+	case 7:
+		l11f53(p, k+1, size)
+	case 8:
+		l11f58(p, k+1, size)
+	case 9:
+		l11f63(p, k+1, size)
+	case 10:
+		l11f04(p, k+1, size)
+	case 11:
+		l11f09(p, k+1, size)
+	case 12:
+		l11f14(p, k+1, size)
+	case 13:
+		l11f19(p, k+1, size)
+	case 14:
+		l11f24(p, k+1, size)
+	case 15:
+		l11f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f25(p, k+1, size)
+	case 1:
+		l11f30(p, k+1, size)
+	case 2:
+		l11f35(p, k+1, size)
+	case 3:
+		l11f40(p, k+1, size)
+	case 4:
+		l11f45(p, k+1, size)
+	case 5:
+		l11f50(p, k+1, size)
+	case 6:
+		l11f55(p, k+1, size)
+	case 7:
+		l11f60(p, k+1, size)
+	case 8:
+		l11f01(p, k+1, size)
+	case 9:
+		l11f06(p, k+1, size)
+	case 10:
+		l11f11(p, k+1, size)
+	case 11:
+		l11f16(p, k+1, size)
+	case 12:
+		l11f21(p, k+1, size)
+	case 13:
+		l11f26(p, k+1, size)
+	case 14:
+		l11f31(p, k+1, size)
+	case 15:
+		l11f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f32(p, k+1, size)
+	case 1:
+		l11f37(p, k+1, size)
+	case 2:
+		l11f42(p, k+1, size)
+	case 3:
+		l11f47(p, k+1, size)
+	case 4:
+		l11f52(p, k+1, size)
+	case 5:
+		l11f57(p, k+1, size)
+	case 6:
+		l11f62(p, k+1, size)
+	case 7:
+		l11f03(p, k+1, size)
+	case 8:
+		l11f08(p, k+1, size)
+	case 9:
+		l11f13(p, k+1, size)
+	case 10:
+		l11f18(p, k+1, size)
+	case 11:
+		l11f23(p, k+1, size)
+	case 12:
+		l11f28(p, k+1, size)
+	case 13:
+		l11f33(p, k+1, size)
+	case 14:
+		l11f38(p, k+1, size)
+	case 15:
+		l11f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f39(p, k+1, size)
+	case 1:
+		l11f44(p, k+1, size)
+	case 2:
+		l11f49(p, k+1, size)
+	case 3:
+		l11f54(p, k+1, size)
+	case 4:
+		l11f59(p, k+1, size)
+	case 5:
+		l11f00(p, k+1, size)
+	case 6:
+		l11f05(p, k+1, size)
+	case 7:
+		l11f10(p, k+1, size)
+	case 8:
+		l11f15(p, k+1, size)
+	case 9:
+		l11f20(p, k+1, size)
+	case 10:
+		l11f25(p, k+1, size)
+	case 11:
+		l11f30(p, k+1, size)
+	case 12:
+		l11f35(p, k+1, size)
+	case 13:
+		l11f40(p, k+1, size)
+	case 14:
+		l11f45(p, k+1, size)
+	case 15:
+		l11f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f46(p, k+1, size)
+	case 1:
+		l11f51(p, k+1, size)
+	case 2:
+		l11f56(p, k+1, size)
+	case 3:
+		l11f61(p, k+1, size)
+	case 4:
+		l11f02(p, k+1, size)
+	case 5:
+		l11f07(p, k+1, size)
+	case 6:
+		l11f12(p, k+1, size)
+	case 7:
+		l11f17(p, k+1, size)
+	case 8:
+		l11f22(p, k+1, size)
+	case 9:
+		l11f27(p, k+1, size)
+	case 10:
+		l11f32(p, k+1, size)
+	case 11:
+		l11f37(p, k+1, size)
+	case 12:
+		l11f42(p, k+1, size)
+	case 13:
+		l11f47(p, k+1, size)
+	case 14:
+		l11f52(p, k+1, size)
+	case 15:
+		l11f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f53(p, k+1, size)
+	case 1:
+		l11f58(p, k+1, size)
+	case 2:
+		l11f63(p, k+1, size)
+	case 3:
+		l11f04(p, k+1, size)
+	case 4:
+		l11f09(p, k+1, size)
+	case 5:
+		l11f14(p, k+1, size)
+	case 6:
+		l11f19(p, k+1, size)
+	case 7:
+		l11f24(p, k+1, size)
+	case 8:
+		l11f29(p, k+1, size)
+	case 9:
+		l11f34(p, k+1, size)
+	case 10:
+		l11f39(p, k+1, size)
+	case 11:
+		l11f44(p, k+1, size)
+	case 12:
+		l11f49(p, k+1, size)
+	case 13:
+		l11f54(p, k+1, size)
+	case 14:
+		l11f59(p, k+1, size)
+	case 15:
+		l11f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f60(p, k+1, size)
+	case 1:
+		l11f01(p, k+1, size)
+	case 2:
+		l11f06(p, k+1, size)
+	case 3:
+		l11f11(p, k+1, size)
+	case 4:
+		l11f16(p, k+1, size)
+	case 5:
+		l11f21(p, k+1, size)
+	case 6:
+		l11f26(p, k+1, size)
+	case 7:
+		l11f31(p, k+1, size)
+	case 8:
+		l11f36(p, k+1, size)
+	case 9:
+		l11f41(p, k+1, size)
+	case 10:
+		l11f46(p, k+1, size)
+	case 11:
+		l11f51(p, k+1, size)
+	case 12:
+		l11f56(p, k+1, size)
+	case 13:
+		l11f61(p, k+1, size)
+	case 14:
+		l11f02(p, k+1, size)
+	case 15:
+		l11f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l10f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l11f03(p, k+1, size)
+	case 1:
+		l11f08(p, k+1, size)
+	case 2:
+		l11f13(p, k+1, size)
+	case 3:
+		l11f18(p, k+1, size)
+	case 4:
+		l11f23(p, k+1, size)
+	case 5:
+		l11f28(p, k+1, size)
+	case 6:
+		l11f33(p, k+1, size)
+	case 7:
+		l11f38(p, k+1, size)
+	case 8:
+		l11f43(p, k+1, size)
+	case 9:
+		l11f48(p, k+1, size)
+	case 10:
+		l11f53(p, k+1, size)
+	case 11:
+		l11f58(p, k+1, size)
+	case 12:
+		l11f63(p, k+1, size)
+	case 13:
+		l11f04(p, k+1, size)
+	case 14:
+		l11f09(p, k+1, size)
+	case 15:
+		l11f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f11(p, k+1, size)
+	case 1:
+		l12f16(p, k+1, size)
+	case 2:
+		l12f21(p, k+1, size)
+	case 3:
+		l12f26(p, k+1, size)
+	case 4:
+		l12f31(p, k+1, size)
+	case 5:
+		l12f36(p, k+1, size)
+	case 6:
+		l12f41(p, k+1, size)
+	case 7:
+		l12f46(p, k+1, size)
+	case 8:
+		l12f51(p, k+1, size)
+	case 9:
+		l12f56(p, k+1, size)
+	case 10:
+		l12f61(p, k+1, size)
+	case 11:
+		l12f02(p, k+1, size)
+	case 12:
+		l12f07(p, k+1, size)
+	case 13:
+		l12f12(p, k+1, size)
+	case 14:
+		l12f17(p, k+1, size)
+	case 15:
+		l12f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f18(p, k+1, size)
+	case 1:
+		l12f23(p, k+1, size)
+	case 2:
+		l12f28(p, k+1, size)
+	case 3:
+		l12f33(p, k+1, size)
+	case 4:
+		l12f38(p, k+1, size)
+	case 5:
+		l12f43(p, k+1, size)
+	case 6:
+		l12f48(p, k+1, size)
+	case 7:
+		l12f53(p, k+1, size)
+	case 8:
+		l12f58(p, k+1, size)
+	case 9:
+		l12f63(p, k+1, size)
+	case 10:
+		l12f04(p, k+1, size)
+	case 11:
+		l12f09(p, k+1, size)
+	case 12:
+		l12f14(p, k+1, size)
+	case 13:
+		l12f19(p, k+1, size)
+	case 14:
+		l12f24(p, k+1, size)
+	case 15:
+		l12f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f25(p, k+1, size)
+	case 1:
+		l12f30(p, k+1, size)
+	case 2:
+		l12f35(p, k+1, size)
+	case 3:
+		l12f40(p, k+1, size)
+	case 4:
+		l12f45(p, k+1, size)
+	case 5:
+		l12f50(p, k+1, size)
+	case 6:
+		l12f55(p, k+1, size)
+	case 7:
+		l12f60(p, k+1, size)
+	case 8:
+		l12f01(p, k+1, size)
+	case 9:
+		l12f06(p, k+1, size)
+	case 10:
+		l12f11(p, k+1, size)
+	case 11:
+		l12f16(p, k+1, size)
+	case 12:
+		l12f21(p, k+1, size)
+	case 13:
+		l12f26(p, k+1, size)
+	case 14:
+		l12f31(p, k+1, size)
+	case 15:
+		l12f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f32(p, k+1, size)
+	case 1:
+		l12f37(p, k+1, size)
+	case 2:
+		l12f42(p, k+1, size)
+	case 3:
+		l12f47(p, k+1, size)
+	case 4:
+		l12f52(p, k+1, size)
+	case 5:
+		l12f57(p, k+1, size)
+	case 6:
+		l12f62(p, k+1, size)
+	case 7:
+		l12f03(p, k+1, size)
+	case 8:
+		l12f08(p, k+1, size)
+	case 9:
+		l12f13(p, k+1, size)
+	case 10:
+		l12f18(p, k+1, size)
+	case 11:
+		l12f23(p, k+1, size)
+	case 12:
+		l12f28(p, k+1, size)
+	case 13:
+		l12f33(p, k+1, size)
+	case 14:
+		l12f38(p, k+1, size)
+	case 15:
+		l12f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f39(p, k+1, size)
+	case 1:
+		l12f44(p, k+1, size)
+	case 2:
+		l12f49(p, k+1, size)
+	case 3:
+		l12f54(p, k+1, size)
+	case 4:
+		l12f59(p, k+1, size)
+	case 5:
+		l12f00(p, k+1, size)
+	case 6:
+		l12f05(p, k+1, size)
+	case 7:
+		l12f10(p, k+1, size)
+	case 8:
+		l12f15(p, k+1, size)
+	case 9:
+		l12f20(p, k+1, size)
+	case 10:
+		l12f25(p, k+1, size)
+	case 11:
+		l12f30(p, k+1, size)
+	case 12:
+		l12f35(p, k+1, size)
+	case 13:
+		l12f40(p, k+1, size)
+	case 14:
+		l12f45(p, k+1, size)
+	case 15:
+		l12f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f46(p, k+1, size)
+	case 1:
+		l12f51(p, k+1, size)
+	case 2:
+		l12f56(p, k+1, size)
+	case 3:
+		l12f61(p, k+1, size)
+	case 4:
+		l12f02(p, k+1, size)
+	case 5:
+		l12f07(p, k+1, size)
+	case 6:
+		l12f12(p, k+1, size)
+	case 7:
+		l12f17(p, k+1, size)
+	case 8:
+		l12f22(p, k+1, size)
+	case 9:
+		l12f27(p, k+1, size)
+	case 10:
+		l12f32(p, k+1, size)
+	case 11:
+		l12f37(p, k+1, size)
+	case 12:
+		l12f42(p, k+1, size)
+	case 13:
+		l12f47(p, k+1, size)
+	case 14:
+		l12f52(p, k+1, size)
+	case 15:
+		l12f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f53(p, k+1, size)
+	case 1:
+		l12f58(p, k+1, size)
+	case 2:
+		l12f63(p, k+1, size)
+	case 3:
+		l12f04(p, k+1, size)
+	case 4:
+		l12f09(p, k+1, size)
+	case 5:
+		l12f14(p, k+1, size)
+	case 6:
+		l12f19(p, k+1, size)
+	case 7:
+		l12f24(p, k+1, size)
+	case 8:
+		l12f29(p, k+1, size)
+	case 9:
+		l12f34(p, k+1, size)
+	case 10:
+		l12f39(p, k+1, size)
+	case 11:
+		l12f44(p, k+1, size)
+	case 12:
+		l12f49(p, k+1, size)
+	case 13:
+		l12f54(p, k+1, size)
+	case 14:
+		l12f59(p, k+1, size)
+	case 15:
+		l12f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f60(p, k+1, size)
+	case 1:
+		l12f01(p, k+1, size)
+	case 2:
+		l12f06(p, k+1, size)
+	case 3:
+		l12f11(p, k+1, size)
+	case 4:
+		l12f16(p, k+1, size)
+	case 5:
+		l12f21(p, k+1, size)
+	case 6:
+		l12f26(p, k+1, size)
+	case 7:
+		l12f31(p, k+1, size)
+	case 8:
+		l12f36(p, k+1, size)
+	case 9:
+		l12f41(p, k+1, size)
+	case 10:
+		l12f46(p, k+1, size)
+	case 11:
+		l12f51(p, k+1, size)
+	case 12:
+		l12f56(p, k+1, size)
+	case 13:
+		l12f61(p, k+1, size)
+	case 14:
+		l12f02(p, k+1, size)
+	case 15:
+		l12f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f03(p, k+1, size)
+	case 1:
+		l12f08(p, k+1, size)
+	case 2:
+		l12f13(p, k+1, size)
+	case 3:
+		l12f18(p, k+1, size)
+	case 4:
+		l12f23(p, k+1, size)
+	case 5:
+		l12f28(p, k+1, size)
+	case 6:
+		l12f33(p, k+1, size)
+	case 7:
+		l12f38(p, k+1, size)
+	case 8:
+		l12f43(p, k+1, size)
+	case 9:
+		l12f48(p, k+1, size)
+	case 10:
+		l12f53(p, k+1, size)
+	case 11:
+		l12f58(p, k+1, size)
+	case 12:
+		l12f63(p, k+1, size)
+	case 13:
+		l12f04(p, k+1, size)
+	case 14:
+		l12f09(p, k+1, size)
+	case 15:
+		l12f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f10(p, k+1, size)
+	case 1:
+		l12f15(p, k+1, size)
+	case 2:
+		l12f20(p, k+1, size)
+	case 3:
+		l12f25(p, k+1, size)
+	case 4:
+		l12f30(p, k+1, size)
+	case 5:
+		l12f35(p, k+1, size)
+	case 6:
+		l12f40(p, k+1, size)
+	case 7:
+		l12f45(p, k+1, size)
+	case 8:
+		l12f50(p, k+1, size)
+	case 9:
+		l12f55(p, k+1, size)
+	case 10:
+		l12f60(p, k+1, size)
+	case 11:
+		l12f01(p, k+1, size)
+	case 12:
+		l12f06(p, k+1, size)
+	case 13:
+		l12f11(p, k+1, size)
+	case 14:
+		l12f16(p, k+1, size)
+	case 15:
+		l12f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f17(p, k+1, size)
+	case 1:
+		l12f22(p, k+1, size)
+	case 2:
+		l12f27(p, k+1, size)
+	case 3:
+		l12f32(p, k+1, size)
+	case 4:
+		l12f37(p, k+1, size)
+	case 5:
+		l12f42(p, k+1, size)
+	case 6:
+		l12f47(p, k+1, size)
+	case 7:
+		l12f52(p, k+1, size)
+	case 8:
+		l12f57(p, k+1, size)
+	case 9:
+		l12f62(p, k+1, size)
+	case 10:
+		l12f03(p, k+1, size)
+	case 11:
+		l12f08(p, k+1, size)
+	case 12:
+		l12f13(p, k+1, size)
+	case 13:
+		l12f18(p, k+1, size)
+	case 14:
+		l12f23(p, k+1, size)
+	case 15:
+		l12f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f24(p, k+1, size)
+	case 1:
+		l12f29(p, k+1, size)
+	case 2:
+		l12f34(p, k+1, size)
+	case 3:
+		l12f39(p, k+1, size)
+	case 4:
+		l12f44(p, k+1, size)
+	case 5:
+		l12f49(p, k+1, size)
+	case 6:
+		l12f54(p, k+1, size)
+	case 7:
+		l12f59(p, k+1, size)
+	case 8:
+		l12f00(p, k+1, size)
+	case 9:
+		l12f05(p, k+1, size)
+	case 10:
+		l12f10(p, k+1, size)
+	case 11:
+		l12f15(p, k+1, size)
+	case 12:
+		l12f20(p, k+1, size)
+	case 13:
+		l12f25(p, k+1, size)
+	case 14:
+		l12f30(p, k+1, size)
+	case 15:
+		l12f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f31(p, k+1, size)
+	case 1:
+		l12f36(p, k+1, size)
+	case 2:
+		l12f41(p, k+1, size)
+	case 3:
+		l12f46(p, k+1, size)
+	case 4:
+		l12f51(p, k+1, size)
+	case 5:
+		l12f56(p, k+1, size)
+	case 6:
+		l12f61(p, k+1, size)
+	case 7:
+		l12f02(p, k+1, size)
+	case 8:
+		l12f07(p, k+1, size)
+	case 9:
+		l12f12(p, k+1, size)
+	case 10:
+		l12f17(p, k+1, size)
+	case 11:
+		l12f22(p, k+1, size)
+	case 12:
+		l12f27(p, k+1, size)
+	case 13:
+		l12f32(p, k+1, size)
+	case 14:
+		l12f37(p, k+1, size)
+	case 15:
+		l12f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f38(p, k+1, size)
+	case 1:
+		l12f43(p, k+1, size)
+	case 2:
+		l12f48(p, k+1, size)
+	case 3:
+		l12f53(p, k+1, size)
+	case 4:
+		l12f58(p, k+1, size)
+	case 5:
+		l12f63(p, k+1, size)
+	case 6:
+		l12f04(p, k+1, size)
+	case 7:
+		l12f09(p, k+1, size)
+	case 8:
+		l12f14(p, k+1, size)
+	case 9:
+		l12f19(p, k+1, size)
+	case 10:
+		l12f24(p, k+1, size)
+	case 11:
+		l12f29(p, k+1, size)
+	case 12:
+		l12f34(p, k+1, size)
+	case 13:
+		l12f39(p, k+1, size)
+	case 14:
+		l12f44(p, k+1, size)
+	case 15:
+		l12f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f45(p, k+1, size)
+	case 1:
+		l12f50(p, k+1, size)
+	case 2:
+		l12f55(p, k+1, size)
+	case 3:
+		l12f60(p, k+1, size)
+	case 4:
+		l12f01(p, k+1, size)
+	case 5:
+		l12f06(p, k+1, size)
+	case 6:
+		l12f11(p, k+1, size)
+	case 7:
+		l12f16(p, k+1, size)
+	case 8:
+		l12f21(p, k+1, size)
+	case 9:
+		l12f26(p, k+1, size)
+	case 10:
+		l12f31(p, k+1, size)
+	case 11:
+		l12f36(p, k+1, size)
+	case 12:
+		l12f41(p, k+1, size)
+	case 13:
+		l12f46(p, k+1, size)
+	case 14:
+		l12f51(p, k+1, size)
+	case 15:
+		l12f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f52(p, k+1, size)
+	case 1:
+		l12f57(p, k+1, size)
+	case 2:
+		l12f62(p, k+1, size)
+	case 3:
+		l12f03(p, k+1, size)
+	case 4:
+		l12f08(p, k+1, size)
+	case 5:
+		l12f13(p, k+1, size)
+	case 6:
+		l12f18(p, k+1, size)
+	case 7:
+		l12f23(p, k+1, size)
+	case 8:
+		l12f28(p, k+1, size)
+	case 9:
+		l12f33(p, k+1, size)
+	case 10:
+		l12f38(p, k+1, size)
+	case 11:
+		l12f43(p, k+1, size)
+	case 12:
+		l12f48(p, k+1, size)
+	case 13:
+		l12f53(p, k+1, size)
+	case 14:
+		l12f58(p, k+1, size)
+	case 15:
+		l12f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f59(p, k+1, size)
+	case 1:
+		l12f00(p, k+1, size)
+	case 2:
+		l12f05(p, k+1, size)
+	case 3:
+		l12f10(p, k+1, size)
+	case 4:
+		l12f15(p, k+1, size)
+	case 5:
+		l12f20(p, k+1, size)
+	case 6:
+		l12f25(p, k+1, size)
+	case 7:
+		l12f30(p, k+1, size)
+	case 8:
+		l12f35(p, k+1, size)
+	case 9:
+		l12f40(p, k+1, size)
+	case 10:
+		l12f45(p, k+1, size)
+	case 11:
+		l12f50(p, k+1, size)
+	case 12:
+		l12f55(p, k+1, size)
+	case 13:
+		l12f60(p, k+1, size)
+	case 14:
+		l12f01(p, k+1, size)
+	case 15:
+		l12f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f02(p, k+1, size)
+	case 1:
+		l12f07(p, k+1, size)
+	case 2:
+		l12f12(p, k+1, size)
+	case 3:
+		l12f17(p, k+1, size)
+	case 4:
+		l12f22(p, k+1, size)
+	case 5:
+		l12f27(p, k+1, size)
+	case 6:
+		l12f32(p, k+1, size)
+	case 7:
+		l12f37(p, k+1, size)
+	case 8:
+		l12f42(p, k+1, size)
+	case 9:
+		l12f47(p, k+1, size)
+	case 10:
+		l12f52(p, k+1, size)
+	case 11:
+		l12f57(p, k+1, size)
+	case 12:
+		l12f62(p, k+1, size)
+	case 13:
+		l12f03(p, k+1, size)
+	case 14:
+		l12f08(p, k+1, size)
+	case 15:
+		l12f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f09(p, k+1, size)
+	case 1:
+		l12f14(p, k+1, size)
+	case 2:
+		l12f19(p, k+1, size)
+	case 3:
+		l12f24(p, k+1, size)
+	case 4:
+		l12f29(p, k+1, size)
+	case 5:
+		l12f34(p, k+1, size)
+	case 6:
+		l12f39(p, k+1, size)
+	case 7:
+		l12f44(p, k+1, size)
+	case 8:
+		l12f49(p, k+1, size)
+	case 9:
+		l12f54(p, k+1, size)
+	case 10:
+		l12f59(p, k+1, size)
+	case 11:
+		l12f00(p, k+1, size)
+	case 12:
+		l12f05(p, k+1, size)
+	case 13:
+		l12f10(p, k+1, size)
+	case 14:
+		l12f15(p, k+1, size)
+	case 15:
+		l12f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f16(p, k+1, size)
+	case 1:
+		l12f21(p, k+1, size)
+	case 2:
+		l12f26(p, k+1, size)
+	case 3:
+		l12f31(p, k+1, size)
+	case 4:
+		l12f36(p, k+1, size)
+	case 5:
+		l12f41(p, k+1, size)
+	case 6:
+		l12f46(p, k+1, size)
+	case 7:
+		l12f51(p, k+1, size)
+	case 8:
+		l12f56(p, k+1, size)
+	case 9:
+		l12f61(p, k+1, size)
+	case 10:
+		l12f02(p, k+1, size)
+	case 11:
+		l12f07(p, k+1, size)
+	case 12:
+		l12f12(p, k+1, size)
+	case 13:
+		l12f17(p, k+1, size)
+	case 14:
+		l12f22(p, k+1, size)
+	case 15:
+		l12f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f23(p, k+1, size)
+	case 1:
+		l12f28(p, k+1, size)
+	case 2:
+		l12f33(p, k+1, size)
+	case 3:
+		l12f38(p, k+1, size)
+	case 4:
+		l12f43(p, k+1, size)
+	case 5:
+		l12f48(p, k+1, size)
+	case 6:
+		l12f53(p, k+1, size)
+	case 7:
+		l12f58(p, k+1, size)
+	case 8:
+		l12f63(p, k+1, size)
+	case 9:
+		l12f04(p, k+1, size)
+	case 10:
+		l12f09(p, k+1, size)
+	case 11:
+		l12f14(p, k+1, size)
+	case 12:
+		l12f19(p, k+1, size)
+	case 13:
+		l12f24(p, k+1, size)
+	case 14:
+		l12f29(p, k+1, size)
+	case 15:
+		l12f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f30(p, k+1, size)
+	case 1:
+		l12f35(p, k+1, size)
+	case 2:
+		l12f40(p, k+1, size)
+	case 3:
+		l12f45(p, k+1, size)
+	case 4:
+		l12f50(p, k+1, size)
+	case 5:
+		l12f55(p, k+1, size)
+	case 6:
+		l12f60(p, k+1, size)
+	case 7:
+		l12f01(p, k+1, size)
+	case 8:
+		l12f06(p, k+1, size)
+	case 9:
+		l12f11(p, k+1, size)
+	case 10:
+		l12f16(p, k+1, size)
+	case 11:
+		l12f21(p, k+1, size)
+	case 12:
+		l12f26(p, k+1, size)
+	case 13:
+		l12f31(p, k+1, size)
+	case 14:
+		l12f36(p, k+1, size)
+	case 15:
+		l12f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f37(p, k+1, size)
+	case 1:
+		l12f42(p, k+1, size)
+	case 2:
+		l12f47(p, k+1, size)
+	case 3:
+		l12f52(p, k+1, size)
+	case 4:
+		l12f57(p, k+1, size)
+	case 5:
+		l12f62(p, k+1, size)
+	case 6:
+		l12f03(p, k+1, size)
+	case 7:
+		l12f08(p, k+1, size)
+	case 8:
+		l12f13(p, k+1, size)
+	case 9:
+		l12f18(p, k+1, size)
+	case 10:
+		l12f23(p, k+1, size)
+	case 11:
+		l12f28(p, k+1, size)
+	case 12:
+		l12f33(p, k+1, size)
+	case 13:
+		l12f38(p, k+1, size)
+	case 14:
+		l12f43(p, k+1, size)
+	case 15:
+		l12f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f44(p, k+1, size)
+	case 1:
+		l12f49(p, k+1, size)
+	case 2:
+		l12f54(p, k+1, size)
+	case 3:
+		l12f59(p, k+1, size)
+	case 4:
+		l12f00(p, k+1, size)
+	case 5:
+		l12f05(p, k+1, size)
+	case 6:
+		l12f10(p, k+1, size)
+	case 7:
+		l12f15(p, k+1, size)
+	case 8:
+		l12f20(p, k+1, size)
+	case 9:
+		l12f25(p, k+1, size)
+	case 10:
+		l12f30(p, k+1, size)
+	case 11:
+		l12f35(p, k+1, size)
+	case 12:
+		l12f40(p, k+1, size)
+	case 13:
+		l12f45(p, k+1, size)
+	case 14:
+		l12f50(p, k+1, size)
+	case 15:
+		l12f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f51(p, k+1, size)
+	case 1:
+		l12f56(p, k+1, size)
+	case 2:
+		l12f61(p, k+1, size)
+	case 3:
+		l12f02(p, k+1, size)
+	case 4:
+		l12f07(p, k+1, size)
+	case 5:
+		l12f12(p, k+1, size)
+	case 6:
+		l12f17(p, k+1, size)
+	case 7:
+		l12f22(p, k+1, size)
+	case 8:
+		l12f27(p, k+1, size)
+	case 9:
+		l12f32(p, k+1, size)
+	case 10:
+		l12f37(p, k+1, size)
+	case 11:
+		l12f42(p, k+1, size)
+	case 12:
+		l12f47(p, k+1, size)
+	case 13:
+		l12f52(p, k+1, size)
+	case 14:
+		l12f57(p, k+1, size)
+	case 15:
+		l12f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f58(p, k+1, size)
+	case 1:
+		l12f63(p, k+1, size)
+	case 2:
+		l12f04(p, k+1, size)
+	case 3:
+		l12f09(p, k+1, size)
+	case 4:
+		l12f14(p, k+1, size)
+	case 5:
+		l12f19(p, k+1, size)
+	case 6:
+		l12f24(p, k+1, size)
+	case 7:
+		l12f29(p, k+1, size)
+	case 8:
+		l12f34(p, k+1, size)
+	case 9:
+		l12f39(p, k+1, size)
+	case 10:
+		l12f44(p, k+1, size)
+	case 11:
+		l12f49(p, k+1, size)
+	case 12:
+		l12f54(p, k+1, size)
+	case 13:
+		l12f59(p, k+1, size)
+	case 14:
+		l12f00(p, k+1, size)
+	case 15:
+		l12f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f01(p, k+1, size)
+	case 1:
+		l12f06(p, k+1, size)
+	case 2:
+		l12f11(p, k+1, size)
+	case 3:
+		l12f16(p, k+1, size)
+	case 4:
+		l12f21(p, k+1, size)
+	case 5:
+		l12f26(p, k+1, size)
+	case 6:
+		l12f31(p, k+1, size)
+	case 7:
+		l12f36(p, k+1, size)
+	case 8:
+		l12f41(p, k+1, size)
+	case 9:
+		l12f46(p, k+1, size)
+	case 10:
+		l12f51(p, k+1, size)
+	case 11:
+		l12f56(p, k+1, size)
+	case 12:
+		l12f61(p, k+1, size)
+	case 13:
+		l12f02(p, k+1, size)
+	case 14:
+		l12f07(p, k+1, size)
+	case 15:
+		l12f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f08(p, k+1, size)
+	case 1:
+		l12f13(p, k+1, size)
+	case 2:
+		l12f18(p, k+1, size)
+	case 3:
+		l12f23(p, k+1, size)
+	case 4:
+		l12f28(p, k+1, size)
+	case 5:
+		l12f33(p, k+1, size)
+	case 6:
+		l12f38(p, k+1, size)
+	case 7:
+		l12f43(p, k+1, size)
+	case 8:
+		l12f48(p, k+1, size)
+	case 9:
+		l12f53(p, k+1, size)
+	case 10:
+		l12f58(p, k+1, size)
+	case 11:
+		l12f63(p, k+1, size)
+	case 12:
+		l12f04(p, k+1, size)
+	case 13:
+		l12f09(p, k+1, size)
+	case 14:
+		l12f14(p, k+1, size)
+	case 15:
+		l12f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f15(p, k+1, size)
+	case 1:
+		l12f20(p, k+1, size)
+	case 2:
+		l12f25(p, k+1, size)
+	case 3:
+		l12f30(p, k+1, size)
+	case 4:
+		l12f35(p, k+1, size)
+	case 5:
+		l12f40(p, k+1, size)
+	case 6:
+		l12f45(p, k+1, size)
+	case 7:
+		l12f50(p, k+1, size)
+	case 8:
+		l12f55(p, k+1, size)
+	case 9:
+		l12f60(p, k+1, size)
+	case 10:
+		l12f01(p, k+1, size)
+	case 11:
+		l12f06(p, k+1, size)
+	case 12:
+		l12f11(p, k+1, size)
+	case 13:
+		l12f16(p, k+1, size)
+	case 14:
+		l12f21(p, k+1, size)
+	case 15:
+		l12f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f22(p, k+1, size)
+	case 1:
+		l12f27(p, k+1, size)
+	case 2:
+		l12f32(p, k+1, size)
+	case 3:
+		l12f37(p, k+1, size)
+	case 4:
+		l12f42(p, k+1, size)
+	case 5:
+		l12f47(p, k+1, size)
+	case 6:
+		l12f52(p, k+1, size)
+	case 7:
+		l12f57(p, k+1, size)
+	case 8:
+		l12f62(p, k+1, size)
+	case 9:
+		l12f03(p, k+1, size)
+	case 10:
+		l12f08(p, k+1, size)
+	case 11:
+		l12f13(p, k+1, size)
+	case 12:
+		l12f18(p, k+1, size)
+	case 13:
+		l12f23(p, k+1, size)
+	case 14:
+		l12f28(p, k+1, size)
+	case 15:
+		l12f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f29(p, k+1, size)
+	case 1:
+		l12f34(p, k+1, size)
+	case 2:
+		l12f39(p, k+1, size)
+	case 3:
+		l12f44(p, k+1, size)
+	case 4:
+		l12f49(p, k+1, size)
+	case 5:
+		l12f54(p, k+1, size)
+	case 6:
+		l12f59(p, k+1, size)
+	case 7:
+		l12f00(p, k+1, size)
+	case 8:
+		l12f05(p, k+1, size)
+	case 9:
+		l12f10(p, k+1, size)
+	case 10:
+		l12f15(p, k+1, size)
+	case 11:
+		l12f20(p, k+1, size)
+	case 12:
+		l12f25(p, k+1, size)
+	case 13:
+		l12f30(p, k+1, size)
+	case 14:
+		l12f35(p, k+1, size)
+	case 15:
+		l12f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f36(p, k+1, size)
+	case 1:
+		l12f41(p, k+1, size)
+	case 2:
+		l12f46(p, k+1, size)
+	case 3:
+		l12f51(p, k+1, size)
+	case 4:
+		l12f56(p, k+1, size)
+	case 5:
+		l12f61(p, k+1, size)
+	case 6:
+		l12f02(p, k+1, size)
+	case 7:
+		l12f07(p, k+1, size)
+	case 8:
+		l12f12(p, k+1, size)
+	case 9:
+		l12f17(p, k+1, size)
+	case 10:
+		l12f22(p, k+1, size)
+	case 11:
+		l12f27(p, k+1, size)
+	case 12:
+		l12f32(p, k+1, size)
+	case 13:
+		l12f37(p, k+1, size)
+	case 14:
+		l12f42(p, k+1, size)
+	case 15:
+		l12f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f43(p, k+1, size)
+	case 1:
+		l12f48(p, k+1, size)
+	case 2:
+		l12f53(p, k+1, size)
+	case 3:
+		l12f58(p, k+1, size)
+	case 4:
+		l12f63(p, k+1, size)
+	case 5:
+		l12f04(p, k+1, size)
+	case 6:
+		l12f09(p, k+1, size)
+	case 7:
+		l12f14(p, k+1, size)
+	case 8:
+		l12f19(p, k+1, size)
+	case 9:
+		l12f24(p, k+1, size)
+	case 10:
+		l12f29(p, k+1, size)
+	case 11:
+		l12f34(p, k+1, size)
+	case 12:
+		l12f39(p, k+1, size)
+	case 13:
+		l12f44(p, k+1, size)
+	case 14:
+		l12f49(p, k+1, size)
+	case 15:
+		l12f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f50(p, k+1, size)
+	case 1:
+		l12f55(p, k+1, size)
+	case 2:
+		l12f60(p, k+1, size)
+	case 3:
+		l12f01(p, k+1, size)
+	case 4:
+		l12f06(p, k+1, size)
+	case 5:
+		l12f11(p, k+1, size)
+	case 6:
+		l12f16(p, k+1, size)
+	case 7:
+		l12f21(p, k+1, size)
+	case 8:
+		l12f26(p, k+1, size)
+	case 9:
+		l12f31(p, k+1, size)
+	case 10:
+		l12f36(p, k+1, size)
+	case 11:
+		l12f41(p, k+1, size)
+	case 12:
+		l12f46(p, k+1, size)
+	case 13:
+		l12f51(p, k+1, size)
+	case 14:
+		l12f56(p, k+1, size)
+	case 15:
+		l12f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f57(p, k+1, size)
+	case 1:
+		l12f62(p, k+1, size)
+	case 2:
+		l12f03(p, k+1, size)
+	case 3:
+		l12f08(p, k+1, size)
+	case 4:
+		l12f13(p, k+1, size)
+	case 5:
+		l12f18(p, k+1, size)
+	case 6:
+		l12f23(p, k+1, size)
+	case 7:
+		l12f28(p, k+1, size)
+	case 8:
+		l12f33(p, k+1, size)
+	case 9:
+		l12f38(p, k+1, size)
+	case 10:
+		l12f43(p, k+1, size)
+	case 11:
+		l12f48(p, k+1, size)
+	case 12:
+		l12f53(p, k+1, size)
+	case 13:
+		l12f58(p, k+1, size)
+	case 14:
+		l12f63(p, k+1, size)
+	case 15:
+		l12f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f00(p, k+1, size)
+	case 1:
+		l12f05(p, k+1, size)
+	case 2:
+		l12f10(p, k+1, size)
+	case 3:
+		l12f15(p, k+1, size)
+	case 4:
+		l12f20(p, k+1, size)
+	case 5:
+		l12f25(p, k+1, size)
+	case 6:
+		l12f30(p, k+1, size)
+	case 7:
+		l12f35(p, k+1, size)
+	case 8:
+		l12f40(p, k+1, size)
+	case 9:
+		l12f45(p, k+1, size)
+	case 10:
+		l12f50(p, k+1, size)
+	case 11:
+		l12f55(p, k+1, size)
+	case 12:
+		l12f60(p, k+1, size)
+	case 13:
+		l12f01(p, k+1, size)
+	case 14:
+		l12f06(p, k+1, size)
+	case 15:
+		l12f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f07(p, k+1, size)
+	case 1:
+		l12f12(p, k+1, size)
+	case 2:
+		l12f17(p, k+1, size)
+	case 3:
+		l12f22(p, k+1, size)
+	case 4:
+		l12f27(p, k+1, size)
+	case 5:
+		l12f32(p, k+1, size)
+	case 6:
+		l12f37(p, k+1, size)
+	case 7:
+		l12f42(p, k+1, size)
+	case 8:
+		l12f47(p, k+1, size)
+	case 9:
+		l12f52(p, k+1, size)
+	case 10:
+		l12f57(p, k+1, size)
+	case 11:
+		l12f62(p, k+1, size)
+	case 12:
+		l12f03(p, k+1, size)
+	case 13:
+		l12f08(p, k+1, size)
+	case 14:
+		l12f13(p, k+1, size)
+	case 15:
+		l12f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f14(p, k+1, size)
+	case 1:
+		l12f19(p, k+1, size)
+	case 2:
+		l12f24(p, k+1, size)
+	case 3:
+		l12f29(p, k+1, size)
+	case 4:
+		l12f34(p, k+1, size)
+	case 5:
+		l12f39(p, k+1, size)
+	case 6:
+		l12f44(p, k+1, size)
+	case 7:
+		l12f49(p, k+1, size)
+	case 8:
+		l12f54(p, k+1, size)
+	case 9:
+		l12f59(p, k+1, size)
+	case 10:
+		l12f00(p, k+1, size)
+	case 11:
+		l12f05(p, k+1, size)
+	case 12:
+		l12f10(p, k+1, size)
+	case 13:
+		l12f15(p, k+1, size)
+	case 14:
+		l12f20(p, k+1, size)
+	case 15:
+		l12f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f21(p, k+1, size)
+	case 1:
+		l12f26(p, k+1, size)
+	case 2:
+		l12f31(p, k+1, size)
+	case 3:
+		l12f36(p, k+1, size)
+	case 4:
+		l12f41(p, k+1, size)
+	case 5:
+		l12f46(p, k+1, size)
+	case 6:
+		l12f51(p, k+1, size)
+	case 7:
+		l12f56(p, k+1, size)
+	case 8:
+		l12f61(p, k+1, size)
+	case 9:
+		l12f02(p, k+1, size)
+	case 10:
+		l12f07(p, k+1, size)
+	case 11:
+		l12f12(p, k+1, size)
+	case 12:
+		l12f17(p, k+1, size)
+	case 13:
+		l12f22(p, k+1, size)
+	case 14:
+		l12f27(p, k+1, size)
+	case 15:
+		l12f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f28(p, k+1, size)
+	case 1:
+		l12f33(p, k+1, size)
+	case 2:
+		l12f38(p, k+1, size)
+	case 3:
+		l12f43(p, k+1, size)
+	case 4:
+		l12f48(p, k+1, size)
+	case 5:
+		l12f53(p, k+1, size)
+	case 6:
+		l12f58(p, k+1, size)
+	case 7:
+		l12f63(p, k+1, size)
+	case 8:
+		l12f04(p, k+1, size)
+	case 9:
+		l12f09(p, k+1, size)
+	case 10:
+		l12f14(p, k+1, size)
+	case 11:
+		l12f19(p, k+1, size)
+	case 12:
+		l12f24(p, k+1, size)
+	case 13:
+		l12f29(p, k+1, size)
+	case 14:
+		l12f34(p, k+1, size)
+	case 15:
+		l12f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f35(p, k+1, size)
+	case 1:
+		l12f40(p, k+1, size)
+	case 2:
+		l12f45(p, k+1, size)
+	case 3:
+		l12f50(p, k+1, size)
+	case 4:
+		l12f55(p, k+1, size)
+	case 5:
+		l12f60(p, k+1, size)
+	case 6:
+		l12f01(p, k+1, size)
+	case 7:
+		l12f06(p, k+1, size)
+	case 8:
+		l12f11(p, k+1, size)
+	case 9:
+		l12f16(p, k+1, size)
+	case 10:
+		l12f21(p, k+1, size)
+	case 11:
+		l12f26(p, k+1, size)
+	case 12:
+		l12f31(p, k+1, size)
+	case 13:
+		l12f36(p, k+1, size)
+	case 14:
+		l12f41(p, k+1, size)
+	case 15:
+		l12f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f42(p, k+1, size)
+	case 1:
+		l12f47(p, k+1, size)
+	case 2:
+		l12f52(p, k+1, size)
+	case 3:
+		l12f57(p, k+1, size)
+	case 4:
+		l12f62(p, k+1, size)
+	case 5:
+		l12f03(p, k+1, size)
+	case 6:
+		l12f08(p, k+1, size)
+	case 7:
+		l12f13(p, k+1, size)
+	case 8:
+		l12f18(p, k+1, size)
+	case 9:
+		l12f23(p, k+1, size)
+	case 10:
+		l12f28(p, k+1, size)
+	case 11:
+		l12f33(p, k+1, size)
+	case 12:
+		l12f38(p, k+1, size)
+	case 13:
+		l12f43(p, k+1, size)
+	case 14:
+		l12f48(p, k+1, size)
+	case 15:
+		l12f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f49(p, k+1, size)
+	case 1:
+		l12f54(p, k+1, size)
+	case 2:
+		l12f59(p, k+1, size)
+	case 3:
+		l12f00(p, k+1, size)
+	case 4:
+		l12f05(p, k+1, size)
+	case 5:
+		l12f10(p, k+1, size)
+	case 6:
+		l12f15(p, k+1, size)
+	case 7:
+		l12f20(p, k+1, size)
+	case 8:
+		l12f25(p, k+1, size)
+	case 9:
+		l12f30(p, k+1, size)
+	case 10:
+		l12f35(p, k+1, size)
+	case 11:
+		l12f40(p, k+1, size)
+	case 12:
+		l12f45(p, k+1, size)
+	case 13:
+		l12f50(p, k+1, size)
+	case 14:
+		l12f55(p, k+1, size)
+	case 15:
+		l12f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f56(p, k+1, size)
+	case 1:
+		l12f61(p, k+1, size)
+	case 2:
+		l12f02(p, k+1, size)
+	case 3:
+		l12f07(p, k+1, size)
+	case 4:
+		l12f12(p, k+1, size)
+	case 5:
+		l12f17(p, k+1, size)
+	case 6:
+		l12f22(p, k+1, size)
+	case 7:
+		l12f27(p, k+1, size)
+	case 8:
+		l12f32(p, k+1, size)
+	case 9:
+		l12f37(p, k+1, size)
+	case 10:
+		l12f42(p, k+1, size)
+	case 11:
+		l12f47(p, k+1, size)
+	case 12:
+		l12f52(p, k+1, size)
+	case 13:
+		l12f57(p, k+1, size)
+	case 14:
+		l12f62(p, k+1, size)
+	case 15:
+		l12f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f63(p, k+1, size)
+	case 1:
+		l12f04(p, k+1, size)
+	case 2:
+		l12f09(p, k+1, size)
+	case 3:
+		l12f14(p, k+1, size)
+	case 4:
+		l12f19(p, k+1, size)
+	case 5:
+		l12f24(p, k+1, size)
+	case 6:
+		l12f29(p, k+1, size)
+	case 7:
+		l12f34(p, k+1, size)
+	case 8:
+		l12f39(p, k+1, size)
+	case 9:
+		l12f44(p, k+1, size)
+	case 10:
+		l12f49(p, k+1, size)
+	case 11:
+		l12f54(p, k+1, size)
+	case 12:
+		l12f59(p, k+1, size)
+	case 13:
+		l12f00(p, k+1, size)
+	case 14:
+		l12f05(p, k+1, size)
+	case 15:
+		l12f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f06(p, k+1, size)
+	case 1:
+		l12f11(p, k+1, size)
+	case 2:
+		l12f16(p, k+1, size)
+	case 3:
+		l12f21(p, k+1, size)
+	case 4:
+		l12f26(p, k+1, size)
+	case 5:
+		l12f31(p, k+1, size)
+	case 6:
+		l12f36(p, k+1, size)
+	case 7:
+		l12f41(p, k+1, size)
+	case 8:
+		l12f46(p, k+1, size)
+	case 9:
+		l12f51(p, k+1, size)
+	case 10:
+		l12f56(p, k+1, size)
+	case 11:
+		l12f61(p, k+1, size)
+	case 12:
+		l12f02(p, k+1, size)
+	case 13:
+		l12f07(p, k+1, size)
+	case 14:
+		l12f12(p, k+1, size)
+	case 15:
+		l12f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f13(p, k+1, size)
+	case 1:
+		l12f18(p, k+1, size)
+	case 2:
+		l12f23(p, k+1, size)
+	case 3:
+		l12f28(p, k+1, size)
+	case 4:
+		l12f33(p, k+1, size)
+	case 5:
+		l12f38(p, k+1, size)
+	case 6:
+		l12f43(p, k+1, size)
+	case 7:
+		l12f48(p, k+1, size)
+	case 8:
+		l12f53(p, k+1, size)
+	case 9:
+		l12f58(p, k+1, size)
+	case 10:
+		l12f63(p, k+1, size)
+	case 11:
+		l12f04(p, k+1, size)
+	case 12:
+		l12f09(p, k+1, size)
+	case 13:
+		l12f14(p, k+1, size)
+	case 14:
+		l12f19(p, k+1, size)
+	case 15:
+		l12f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f20(p, k+1, size)
+	case 1:
+		l12f25(p, k+1, size)
+	case 2:
+		l12f30(p, k+1, size)
+	case 3:
+		l12f35(p, k+1, size)
+	case 4:
+		l12f40(p, k+1, size)
+	case 5:
+		l12f45(p, k+1, size)
+	case 6:
+		l12f50(p, k+1, size)
+	case 7:
+		l12f55(p, k+1, size)
+	case 8:
+		l12f60(p, k+1, size)
+	case 9:
+		l12f01(p, k+1, size)
+	case 10:
+		l12f06(p, k+1, size)
+	case 11:
+		l12f11(p, k+1, size)
+	case 12:
+		l12f16(p, k+1, size)
+	case 13:
+		l12f21(p, k+1, size)
+	case 14:
+		l12f26(p, k+1, size)
+	case 15:
+		l12f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f27(p, k+1, size)
+	case 1:
+		l12f32(p, k+1, size)
+	case 2:
+		l12f37(p, k+1, size)
+	case 3:
+		l12f42(p, k+1, size)
+	case 4:
+		l12f47(p, k+1, size)
+	case 5:
+		l12f52(p, k+1, size)
+	case 6:
+		l12f57(p, k+1, size)
+	case 7:
+		l12f62(p, k+1, size)
+	case 8:
+		l12f03(p, k+1, size)
+	case 9:
+		l12f08(p, k+1, size)
+	case 10:
+		l12f13(p, k+1, size)
+	case 11:
+		l12f18(p, k+1, size)
+	case 12:
+		l12f23(p, k+1, size)
+	case 13:
+		l12f28(p, k+1, size)
+	case 14:
+		l12f33(p, k+1, size)
+	case 15:
+		l12f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f34(p, k+1, size)
+	case 1:
+		l12f39(p, k+1, size)
+	case 2:
+		l12f44(p, k+1, size)
+	case 3:
+		l12f49(p, k+1, size)
+	case 4:
+		l12f54(p, k+1, size)
+	case 5:
+		l12f59(p, k+1, size)
+	case 6:
+		l12f00(p, k+1, size)
+	case 7:
+		l12f05(p, k+1, size)
+	case 8:
+		l12f10(p, k+1, size)
+	case 9:
+		l12f15(p, k+1, size)
+	case 10:
+		l12f20(p, k+1, size)
+	case 11:
+		l12f25(p, k+1, size)
+	case 12:
+		l12f30(p, k+1, size)
+	case 13:
+		l12f35(p, k+1, size)
+	case 14:
+		l12f40(p, k+1, size)
+	case 15:
+		l12f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f41(p, k+1, size)
+	case 1:
+		l12f46(p, k+1, size)
+	case 2:
+		l12f51(p, k+1, size)
+	case 3:
+		l12f56(p, k+1, size)
+	case 4:
+		l12f61(p, k+1, size)
+	case 5:
+		l12f02(p, k+1, size)
+	case 6:
+		l12f07(p, k+1, size)
+	case 7:
+		l12f12(p, k+1, size)
+	case 8:
+		l12f17(p, k+1, size)
+	case 9:
+		l12f22(p, k+1, size)
+	case 10:
+		l12f27(p, k+1, size)
+	case 11:
+		l12f32(p, k+1, size)
+	case 12:
+		l12f37(p, k+1, size)
+	case 13:
+		l12f42(p, k+1, size)
+	case 14:
+		l12f47(p, k+1, size)
+	case 15:
+		l12f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f48(p, k+1, size)
+	case 1:
+		l12f53(p, k+1, size)
+	case 2:
+		l12f58(p, k+1, size)
+	case 3:
+		l12f63(p, k+1, size)
+	case 4:
+		l12f04(p, k+1, size)
+	case 5:
+		l12f09(p, k+1, size)
+	case 6:
+		l12f14(p, k+1, size)
+	case 7:
+		l12f19(p, k+1, size)
+	case 8:
+		l12f24(p, k+1, size)
+	case 9:
+		l12f29(p, k+1, size)
+	case 10:
+		l12f34(p, k+1, size)
+	case 11:
+		l12f39(p, k+1, size)
+	case 12:
+		l12f44(p, k+1, size)
+	case 13:
+		l12f49(p, k+1, size)
+	case 14:
+		l12f54(p, k+1, size)
+	case 15:
+		l12f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f55(p, k+1, size)
+	case 1:
+		l12f60(p, k+1, size)
+	case 2:
+		l12f01(p, k+1, size)
+	case 3:
+		l12f06(p, k+1, size)
+	case 4:
+		l12f11(p, k+1, size)
+	case 5:
+		l12f16(p, k+1, size)
+	case 6:
+		l12f21(p, k+1, size)
+	case 7:
+		l12f26(p, k+1, size)
+	case 8:
+		l12f31(p, k+1, size)
+	case 9:
+		l12f36(p, k+1, size)
+	case 10:
+		l12f41(p, k+1, size)
+	case 11:
+		l12f46(p, k+1, size)
+	case 12:
+		l12f51(p, k+1, size)
+	case 13:
+		l12f56(p, k+1, size)
+	case 14:
+		l12f61(p, k+1, size)
+	case 15:
+		l12f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f62(p, k+1, size)
+	case 1:
+		l12f03(p, k+1, size)
+	case 2:
+		l12f08(p, k+1, size)
+	case 3:
+		l12f13(p, k+1, size)
+	case 4:
+		l12f18(p, k+1, size)
+	case 5:
+		l12f23(p, k+1, size)
+	case 6:
+		l12f28(p, k+1, size)
+	case 7:
+		l12f33(p, k+1, size)
+	case 8:
+		l12f38(p, k+1, size)
+	case 9:
+		l12f43(p, k+1, size)
+	case 10:
+		l12f48(p, k+1, size)
+	case 11:
+		l12f53(p, k+1, size)
+	case 12:
+		l12f58(p, k+1, size)
+	case 13:
+		l12f63(p, k+1, size)
+	case 14:
+		l12f04(p, k+1, size)
+	case 15:
+		l12f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f05(p, k+1, size)
+	case 1:
+		l12f10(p, k+1, size)
+	case 2:
+		l12f15(p, k+1, size)
+	case 3:
+		l12f20(p, k+1, size)
+	case 4:
+		l12f25(p, k+1, size)
+	case 5:
+		l12f30(p, k+1, size)
+	case 6:
+		l12f35(p, k+1, size)
+	case 7:
+		l12f40(p, k+1, size)
+	case 8:
+		l12f45(p, k+1, size)
+	case 9:
+		l12f50(p, k+1, size)
+	case 10:
+		l12f55(p, k+1, size)
+	case 11:
+		l12f60(p, k+1, size)
+	case 12:
+		l12f01(p, k+1, size)
+	case 13:
+		l12f06(p, k+1, size)
+	case 14:
+		l12f11(p, k+1, size)
+	case 15:
+		l12f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f12(p, k+1, size)
+	case 1:
+		l12f17(p, k+1, size)
+	case 2:
+		l12f22(p, k+1, size)
+	case 3:
+		l12f27(p, k+1, size)
+	case 4:
+		l12f32(p, k+1, size)
+	case 5:
+		l12f37(p, k+1, size)
+	case 6:
+		l12f42(p, k+1, size)
+	case 7:
+		l12f47(p, k+1, size)
+	case 8:
+		l12f52(p, k+1, size)
+	case 9:
+		l12f57(p, k+1, size)
+	case 10:
+		l12f62(p, k+1, size)
+	case 11:
+		l12f03(p, k+1, size)
+	case 12:
+		l12f08(p, k+1, size)
+	case 13:
+		l12f13(p, k+1, size)
+	case 14:
+		l12f18(p, k+1, size)
+	case 15:
+		l12f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f19(p, k+1, size)
+	case 1:
+		l12f24(p, k+1, size)
+	case 2:
+		l12f29(p, k+1, size)
+	case 3:
+		l12f34(p, k+1, size)
+	case 4:
+		l12f39(p, k+1, size)
+	case 5:
+		l12f44(p, k+1, size)
+	case 6:
+		l12f49(p, k+1, size)
+	case 7:
+		l12f54(p, k+1, size)
+	case 8:
+		l12f59(p, k+1, size)
+	case 9:
+		l12f00(p, k+1, size)
+	case 10:
+		l12f05(p, k+1, size)
+	case 11:
+		l12f10(p, k+1, size)
+	case 12:
+		l12f15(p, k+1, size)
+	case 13:
+		l12f20(p, k+1, size)
+	case 14:
+		l12f25(p, k+1, size)
+	case 15:
+		l12f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f26(p, k+1, size)
+	case 1:
+		l12f31(p, k+1, size)
+	case 2:
+		l12f36(p, k+1, size)
+	case 3:
+		l12f41(p, k+1, size)
+	case 4:
+		l12f46(p, k+1, size)
+	case 5:
+		l12f51(p, k+1, size)
+	case 6:
+		l12f56(p, k+1, size)
+	case 7:
+		l12f61(p, k+1, size)
+	case 8:
+		l12f02(p, k+1, size)
+	case 9:
+		l12f07(p, k+1, size)
+	case 10:
+		l12f12(p, k+1, size)
+	case 11:
+		l12f17(p, k+1, size)
+	case 12:
+		l12f22(p, k+1, size)
+	case 13:
+		l12f27(p, k+1, size)
+	case 14:
+		l12f32(p, k+1, size)
+	case 15:
+		l12f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f33(p, k+1, size)
+	case 1:
+		l12f38(p, k+1, size)
+	case 2:
+		l12f43(p, k+1, size)
+	case 3:
+		l12f48(p, k+1, size)
+	case 4:
+		l12f53(p, k+1, size)
+	case 5:
+		l12f58(p, k+1, size)
+	case 6:
+		l12f63(p, k+1, size)
+	case 7:
+		l12f04(p, k+1, size)
+	case 8:
+		l12f09(p, k+1, size)
+	case 9:
+		l12f14(p, k+1, size)
+	case 10:
+		l12f19(p, k+1, size)
+	case 11:
+		l12f24(p, k+1, size)
+	case 12:
+		l12f29(p, k+1, size)
+	case 13:
+		l12f34(p, k+1, size)
+	case 14:
+		l12f39(p, k+1, size)
+	case 15:
+		l12f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f40(p, k+1, size)
+	case 1:
+		l12f45(p, k+1, size)
+	case 2:
+		l12f50(p, k+1, size)
+	case 3:
+		l12f55(p, k+1, size)
+	case 4:
+		l12f60(p, k+1, size)
+	case 5:
+		l12f01(p, k+1, size)
+	case 6:
+		l12f06(p, k+1, size)
+	case 7:
+		l12f11(p, k+1, size)
+	case 8:
+		l12f16(p, k+1, size)
+	case 9:
+		l12f21(p, k+1, size)
+	case 10:
+		l12f26(p, k+1, size)
+	case 11:
+		l12f31(p, k+1, size)
+	case 12:
+		l12f36(p, k+1, size)
+	case 13:
+		l12f41(p, k+1, size)
+	case 14:
+		l12f46(p, k+1, size)
+	case 15:
+		l12f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f47(p, k+1, size)
+	case 1:
+		l12f52(p, k+1, size)
+	case 2:
+		l12f57(p, k+1, size)
+	case 3:
+		l12f62(p, k+1, size)
+	case 4:
+		l12f03(p, k+1, size)
+	case 5:
+		l12f08(p, k+1, size)
+	case 6:
+		l12f13(p, k+1, size)
+	case 7:
+		l12f18(p, k+1, size)
+	case 8:
+		l12f23(p, k+1, size)
+	case 9:
+		l12f28(p, k+1, size)
+	case 10:
+		l12f33(p, k+1, size)
+	case 11:
+		l12f38(p, k+1, size)
+	case 12:
+		l12f43(p, k+1, size)
+	case 13:
+		l12f48(p, k+1, size)
+	case 14:
+		l12f53(p, k+1, size)
+	case 15:
+		l12f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f54(p, k+1, size)
+	case 1:
+		l12f59(p, k+1, size)
+	case 2:
+		l12f00(p, k+1, size)
+	case 3:
+		l12f05(p, k+1, size)
+	case 4:
+		l12f10(p, k+1, size)
+	case 5:
+		l12f15(p, k+1, size)
+	case 6:
+		l12f20(p, k+1, size)
+	case 7:
+		l12f25(p, k+1, size)
+	case 8:
+		l12f30(p, k+1, size)
+	case 9:
+		l12f35(p, k+1, size)
+	case 10:
+		l12f40(p, k+1, size)
+	case 11:
+		l12f45(p, k+1, size)
+	case 12:
+		l12f50(p, k+1, size)
+	case 13:
+		l12f55(p, k+1, size)
+	case 14:
+		l12f60(p, k+1, size)
+	case 15:
+		l12f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f61(p, k+1, size)
+	case 1:
+		l12f02(p, k+1, size)
+	case 2:
+		l12f07(p, k+1, size)
+	case 3:
+		l12f12(p, k+1, size)
+	case 4:
+		l12f17(p, k+1, size)
+	case 5:
+		l12f22(p, k+1, size)
+	case 6:
+		l12f27(p, k+1, size)
+	case 7:
+		l12f32(p, k+1, size)
+	case 8:
+		l12f37(p, k+1, size)
+	case 9:
+		l12f42(p, k+1, size)
+	case 10:
+		l12f47(p, k+1, size)
+	case 11:
+		l12f52(p, k+1, size)
+	case 12:
+		l12f57(p, k+1, size)
+	case 13:
+		l12f62(p, k+1, size)
+	case 14:
+		l12f03(p, k+1, size)
+	case 15:
+		l12f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l11f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l12f04(p, k+1, size)
+	case 1:
+		l12f09(p, k+1, size)
+	case 2:
+		l12f14(p, k+1, size)
+	case 3:
+		l12f19(p, k+1, size)
+	case 4:
+		l12f24(p, k+1, size)
+	case 5:
+		l12f29(p, k+1, size)
+	case 6:
+		l12f34(p, k+1, size)
+	case 7:
+		l12f39(p, k+1, size)
+	case 8:
+		l12f44(p, k+1, size)
+	case 9:
+		l12f49(p, k+1, size)
+	case 10:
+		l12f54(p, k+1, size)
+	case 11:
+		l12f59(p, k+1, size)
+	case 12:
+		l12f00(p, k+1, size)
+	case 13:
+		l12f05(p, k+1, size)
+	case 14:
+		l12f10(p, k+1, size)
+	case 15:
+		l12f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f12(p, k+1, size)
+	case 1:
+		l13f17(p, k+1, size)
+	case 2:
+		l13f22(p, k+1, size)
+	case 3:
+		l13f27(p, k+1, size)
+	case 4:
+		l13f32(p, k+1, size)
+	case 5:
+		l13f37(p, k+1, size)
+	case 6:
+		l13f42(p, k+1, size)
+	case 7:
+		l13f47(p, k+1, size)
+	case 8:
+		l13f52(p, k+1, size)
+	case 9:
+		l13f57(p, k+1, size)
+	case 10:
+		l13f62(p, k+1, size)
+	case 11:
+		l13f03(p, k+1, size)
+	case 12:
+		l13f08(p, k+1, size)
+	case 13:
+		l13f13(p, k+1, size)
+	case 14:
+		l13f18(p, k+1, size)
+	case 15:
+		l13f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f19(p, k+1, size)
+	case 1:
+		l13f24(p, k+1, size)
+	case 2:
+		l13f29(p, k+1, size)
+	case 3:
+		l13f34(p, k+1, size)
+	case 4:
+		l13f39(p, k+1, size)
+	case 5:
+		l13f44(p, k+1, size)
+	case 6:
+		l13f49(p, k+1, size)
+	case 7:
+		l13f54(p, k+1, size)
+	case 8:
+		l13f59(p, k+1, size)
+	case 9:
+		l13f00(p, k+1, size)
+	case 10:
+		l13f05(p, k+1, size)
+	case 11:
+		l13f10(p, k+1, size)
+	case 12:
+		l13f15(p, k+1, size)
+	case 13:
+		l13f20(p, k+1, size)
+	case 14:
+		l13f25(p, k+1, size)
+	case 15:
+		l13f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f26(p, k+1, size)
+	case 1:
+		l13f31(p, k+1, size)
+	case 2:
+		l13f36(p, k+1, size)
+	case 3:
+		l13f41(p, k+1, size)
+	case 4:
+		l13f46(p, k+1, size)
+	case 5:
+		l13f51(p, k+1, size)
+	case 6:
+		l13f56(p, k+1, size)
+	case 7:
+		l13f61(p, k+1, size)
+	case 8:
+		l13f02(p, k+1, size)
+	case 9:
+		l13f07(p, k+1, size)
+	case 10:
+		l13f12(p, k+1, size)
+	case 11:
+		l13f17(p, k+1, size)
+	case 12:
+		l13f22(p, k+1, size)
+	case 13:
+		l13f27(p, k+1, size)
+	case 14:
+		l13f32(p, k+1, size)
+	case 15:
+		l13f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f33(p, k+1, size)
+	case 1:
+		l13f38(p, k+1, size)
+	case 2:
+		l13f43(p, k+1, size)
+	case 3:
+		l13f48(p, k+1, size)
+	case 4:
+		l13f53(p, k+1, size)
+	case 5:
+		l13f58(p, k+1, size)
+	case 6:
+		l13f63(p, k+1, size)
+	case 7:
+		l13f04(p, k+1, size)
+	case 8:
+		l13f09(p, k+1, size)
+	case 9:
+		l13f14(p, k+1, size)
+	case 10:
+		l13f19(p, k+1, size)
+	case 11:
+		l13f24(p, k+1, size)
+	case 12:
+		l13f29(p, k+1, size)
+	case 13:
+		l13f34(p, k+1, size)
+	case 14:
+		l13f39(p, k+1, size)
+	case 15:
+		l13f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f40(p, k+1, size)
+	case 1:
+		l13f45(p, k+1, size)
+	case 2:
+		l13f50(p, k+1, size)
+	case 3:
+		l13f55(p, k+1, size)
+	case 4:
+		l13f60(p, k+1, size)
+	case 5:
+		l13f01(p, k+1, size)
+	case 6:
+		l13f06(p, k+1, size)
+	case 7:
+		l13f11(p, k+1, size)
+	case 8:
+		l13f16(p, k+1, size)
+	case 9:
+		l13f21(p, k+1, size)
+	case 10:
+		l13f26(p, k+1, size)
+	case 11:
+		l13f31(p, k+1, size)
+	case 12:
+		l13f36(p, k+1, size)
+	case 13:
+		l13f41(p, k+1, size)
+	case 14:
+		l13f46(p, k+1, size)
+	case 15:
+		l13f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f47(p, k+1, size)
+	case 1:
+		l13f52(p, k+1, size)
+	case 2:
+		l13f57(p, k+1, size)
+	case 3:
+		l13f62(p, k+1, size)
+	case 4:
+		l13f03(p, k+1, size)
+	case 5:
+		l13f08(p, k+1, size)
+	case 6:
+		l13f13(p, k+1, size)
+	case 7:
+		l13f18(p, k+1, size)
+	case 8:
+		l13f23(p, k+1, size)
+	case 9:
+		l13f28(p, k+1, size)
+	case 10:
+		l13f33(p, k+1, size)
+	case 11:
+		l13f38(p, k+1, size)
+	case 12:
+		l13f43(p, k+1, size)
+	case 13:
+		l13f48(p, k+1, size)
+	case 14:
+		l13f53(p, k+1, size)
+	case 15:
+		l13f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f54(p, k+1, size)
+	case 1:
+		l13f59(p, k+1, size)
+	case 2:
+		l13f00(p, k+1, size)
+	case 3:
+		l13f05(p, k+1, size)
+	case 4:
+		l13f10(p, k+1, size)
+	case 5:
+		l13f15(p, k+1, size)
+	case 6:
+		l13f20(p, k+1, size)
+	case 7:
+		l13f25(p, k+1, size)
+	case 8:
+		l13f30(p, k+1, size)
+	case 9:
+		l13f35(p, k+1, size)
+	case 10:
+		l13f40(p, k+1, size)
+	case 11:
+		l13f45(p, k+1, size)
+	case 12:
+		l13f50(p, k+1, size)
+	case 13:
+		l13f55(p, k+1, size)
+	case 14:
+		l13f60(p, k+1, size)
+	case 15:
+		l13f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f61(p, k+1, size)
+	case 1:
+		l13f02(p, k+1, size)
+	case 2:
+		l13f07(p, k+1, size)
+	case 3:
+		l13f12(p, k+1, size)
+	case 4:
+		l13f17(p, k+1, size)
+	case 5:
+		l13f22(p, k+1, size)
+	case 6:
+		l13f27(p, k+1, size)
+	case 7:
+		l13f32(p, k+1, size)
+	case 8:
+		l13f37(p, k+1, size)
+	case 9:
+		l13f42(p, k+1, size)
+	case 10:
+		l13f47(p, k+1, size)
+	case 11:
+		l13f52(p, k+1, size)
+	case 12:
+		l13f57(p, k+1, size)
+	case 13:
+		l13f62(p, k+1, size)
+	case 14:
+		l13f03(p, k+1, size)
+	case 15:
+		l13f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f04(p, k+1, size)
+	case 1:
+		l13f09(p, k+1, size)
+	case 2:
+		l13f14(p, k+1, size)
+	case 3:
+		l13f19(p, k+1, size)
+	case 4:
+		l13f24(p, k+1, size)
+	case 5:
+		l13f29(p, k+1, size)
+	case 6:
+		l13f34(p, k+1, size)
+	case 7:
+		l13f39(p, k+1, size)
+	case 8:
+		l13f44(p, k+1, size)
+	case 9:
+		l13f49(p, k+1, size)
+	case 10:
+		l13f54(p, k+1, size)
+	case 11:
+		l13f59(p, k+1, size)
+	case 12:
+		l13f00(p, k+1, size)
+	case 13:
+		l13f05(p, k+1, size)
+	case 14:
+		l13f10(p, k+1, size)
+	case 15:
+		l13f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f11(p, k+1, size)
+	case 1:
+		l13f16(p, k+1, size)
+	case 2:
+		l13f21(p, k+1, size)
+	case 3:
+		l13f26(p, k+1, size)
+	case 4:
+		l13f31(p, k+1, size)
+	case 5:
+		l13f36(p, k+1, size)
+	case 6:
+		l13f41(p, k+1, size)
+	case 7:
+		l13f46(p, k+1, size)
+	case 8:
+		l13f51(p, k+1, size)
+	case 9:
+		l13f56(p, k+1, size)
+	case 10:
+		l13f61(p, k+1, size)
+	case 11:
+		l13f02(p, k+1, size)
+	case 12:
+		l13f07(p, k+1, size)
+	case 13:
+		l13f12(p, k+1, size)
+	case 14:
+		l13f17(p, k+1, size)
+	case 15:
+		l13f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f18(p, k+1, size)
+	case 1:
+		l13f23(p, k+1, size)
+	case 2:
+		l13f28(p, k+1, size)
+	case 3:
+		l13f33(p, k+1, size)
+	case 4:
+		l13f38(p, k+1, size)
+	case 5:
+		l13f43(p, k+1, size)
+	case 6:
+		l13f48(p, k+1, size)
+	case 7:
+		l13f53(p, k+1, size)
+	case 8:
+		l13f58(p, k+1, size)
+	case 9:
+		l13f63(p, k+1, size)
+	case 10:
+		l13f04(p, k+1, size)
+	case 11:
+		l13f09(p, k+1, size)
+	case 12:
+		l13f14(p, k+1, size)
+	case 13:
+		l13f19(p, k+1, size)
+	case 14:
+		l13f24(p, k+1, size)
+	case 15:
+		l13f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f25(p, k+1, size)
+	case 1:
+		l13f30(p, k+1, size)
+	case 2:
+		l13f35(p, k+1, size)
+	case 3:
+		l13f40(p, k+1, size)
+	case 4:
+		l13f45(p, k+1, size)
+	case 5:
+		l13f50(p, k+1, size)
+	case 6:
+		l13f55(p, k+1, size)
+	case 7:
+		l13f60(p, k+1, size)
+	case 8:
+		l13f01(p, k+1, size)
+	case 9:
+		l13f06(p, k+1, size)
+	case 10:
+		l13f11(p, k+1, size)
+	case 11:
+		l13f16(p, k+1, size)
+	case 12:
+		l13f21(p, k+1, size)
+	case 13:
+		l13f26(p, k+1, size)
+	case 14:
+		l13f31(p, k+1, size)
+	case 15:
+		l13f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f32(p, k+1, size)
+	case 1:
+		l13f37(p, k+1, size)
+	case 2:
+		l13f42(p, k+1, size)
+	case 3:
+		l13f47(p, k+1, size)
+	case 4:
+		l13f52(p, k+1, size)
+	case 5:
+		l13f57(p, k+1, size)
+	case 6:
+		l13f62(p, k+1, size)
+	case 7:
+		l13f03(p, k+1, size)
+	case 8:
+		l13f08(p, k+1, size)
+	case 9:
+		l13f13(p, k+1, size)
+	case 10:
+		l13f18(p, k+1, size)
+	case 11:
+		l13f23(p, k+1, size)
+	case 12:
+		l13f28(p, k+1, size)
+	case 13:
+		l13f33(p, k+1, size)
+	case 14:
+		l13f38(p, k+1, size)
+	case 15:
+		l13f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f39(p, k+1, size)
+	case 1:
+		l13f44(p, k+1, size)
+	case 2:
+		l13f49(p, k+1, size)
+	case 3:
+		l13f54(p, k+1, size)
+	case 4:
+		l13f59(p, k+1, size)
+	case 5:
+		l13f00(p, k+1, size)
+	case 6:
+		l13f05(p, k+1, size)
+	case 7:
+		l13f10(p, k+1, size)
+	case 8:
+		l13f15(p, k+1, size)
+	case 9:
+		l13f20(p, k+1, size)
+	case 10:
+		l13f25(p, k+1, size)
+	case 11:
+		l13f30(p, k+1, size)
+	case 12:
+		l13f35(p, k+1, size)
+	case 13:
+		l13f40(p, k+1, size)
+	case 14:
+		l13f45(p, k+1, size)
+	case 15:
+		l13f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f46(p, k+1, size)
+	case 1:
+		l13f51(p, k+1, size)
+	case 2:
+		l13f56(p, k+1, size)
+	case 3:
+		l13f61(p, k+1, size)
+	case 4:
+		l13f02(p, k+1, size)
+	case 5:
+		l13f07(p, k+1, size)
+	case 6:
+		l13f12(p, k+1, size)
+	case 7:
+		l13f17(p, k+1, size)
+	case 8:
+		l13f22(p, k+1, size)
+	case 9:
+		l13f27(p, k+1, size)
+	case 10:
+		l13f32(p, k+1, size)
+	case 11:
+		l13f37(p, k+1, size)
+	case 12:
+		l13f42(p, k+1, size)
+	case 13:
+		l13f47(p, k+1, size)
+	case 14:
+		l13f52(p, k+1, size)
+	case 15:
+		l13f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f53(p, k+1, size)
+	case 1:
+		l13f58(p, k+1, size)
+	case 2:
+		l13f63(p, k+1, size)
+	case 3:
+		l13f04(p, k+1, size)
+	case 4:
+		l13f09(p, k+1, size)
+	case 5:
+		l13f14(p, k+1, size)
+	case 6:
+		l13f19(p, k+1, size)
+	case 7:
+		l13f24(p, k+1, size)
+	case 8:
+		l13f29(p, k+1, size)
+	case 9:
+		l13f34(p, k+1, size)
+	case 10:
+		l13f39(p, k+1, size)
+	case 11:
+		l13f44(p, k+1, size)
+	case 12:
+		l13f49(p, k+1, size)
+	case 13:
+		l13f54(p, k+1, size)
+	case 14:
+		l13f59(p, k+1, size)
+	case 15:
+		l13f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f60(p, k+1, size)
+	case 1:
+		l13f01(p, k+1, size)
+	case 2:
+		l13f06(p, k+1, size)
+	case 3:
+		l13f11(p, k+1, size)
+	case 4:
+		l13f16(p, k+1, size)
+	case 5:
+		l13f21(p, k+1, size)
+	case 6:
+		l13f26(p, k+1, size)
+	case 7:
+		l13f31(p, k+1, size)
+	case 8:
+		l13f36(p, k+1, size)
+	case 9:
+		l13f41(p, k+1, size)
+	case 10:
+		l13f46(p, k+1, size)
+	case 11:
+		l13f51(p, k+1, size)
+	case 12:
+		l13f56(p, k+1, size)
+	case 13:
+		l13f61(p, k+1, size)
+	case 14:
+		l13f02(p, k+1, size)
+	case 15:
+		l13f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f03(p, k+1, size)
+	case 1:
+		l13f08(p, k+1, size)
+	case 2:
+		l13f13(p, k+1, size)
+	case 3:
+		l13f18(p, k+1, size)
+	case 4:
+		l13f23(p, k+1, size)
+	case 5:
+		l13f28(p, k+1, size)
+	case 6:
+		l13f33(p, k+1, size)
+	case 7:
+		l13f38(p, k+1, size)
+	case 8:
+		l13f43(p, k+1, size)
+	case 9:
+		l13f48(p, k+1, size)
+	case 10:
+		l13f53(p, k+1, size)
+	case 11:
+		l13f58(p, k+1, size)
+	case 12:
+		l13f63(p, k+1, size)
+	case 13:
+		l13f04(p, k+1, size)
+	case 14:
+		l13f09(p, k+1, size)
+	case 15:
+		l13f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f10(p, k+1, size)
+	case 1:
+		l13f15(p, k+1, size)
+	case 2:
+		l13f20(p, k+1, size)
+	case 3:
+		l13f25(p, k+1, size)
+	case 4:
+		l13f30(p, k+1, size)
+	case 5:
+		l13f35(p, k+1, size)
+	case 6:
+		l13f40(p, k+1, size)
+	case 7:
+		l13f45(p, k+1, size)
+	case 8:
+		l13f50(p, k+1, size)
+	case 9:
+		l13f55(p, k+1, size)
+	case 10:
+		l13f60(p, k+1, size)
+	case 11:
+		l13f01(p, k+1, size)
+	case 12:
+		l13f06(p, k+1, size)
+	case 13:
+		l13f11(p, k+1, size)
+	case 14:
+		l13f16(p, k+1, size)
+	case 15:
+		l13f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f17(p, k+1, size)
+	case 1:
+		l13f22(p, k+1, size)
+	case 2:
+		l13f27(p, k+1, size)
+	case 3:
+		l13f32(p, k+1, size)
+	case 4:
+		l13f37(p, k+1, size)
+	case 5:
+		l13f42(p, k+1, size)
+	case 6:
+		l13f47(p, k+1, size)
+	case 7:
+		l13f52(p, k+1, size)
+	case 8:
+		l13f57(p, k+1, size)
+	case 9:
+		l13f62(p, k+1, size)
+	case 10:
+		l13f03(p, k+1, size)
+	case 11:
+		l13f08(p, k+1, size)
+	case 12:
+		l13f13(p, k+1, size)
+	case 13:
+		l13f18(p, k+1, size)
+	case 14:
+		l13f23(p, k+1, size)
+	case 15:
+		l13f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f24(p, k+1, size)
+	case 1:
+		l13f29(p, k+1, size)
+	case 2:
+		l13f34(p, k+1, size)
+	case 3:
+		l13f39(p, k+1, size)
+	case 4:
+		l13f44(p, k+1, size)
+	case 5:
+		l13f49(p, k+1, size)
+	case 6:
+		l13f54(p, k+1, size)
+	case 7:
+		l13f59(p, k+1, size)
+	case 8:
+		l13f00(p, k+1, size)
+	case 9:
+		l13f05(p, k+1, size)
+	case 10:
+		l13f10(p, k+1, size)
+	case 11:
+		l13f15(p, k+1, size)
+	case 12:
+		l13f20(p, k+1, size)
+	case 13:
+		l13f25(p, k+1, size)
+	case 14:
+		l13f30(p, k+1, size)
+	case 15:
+		l13f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f31(p, k+1, size)
+	case 1:
+		l13f36(p, k+1, size)
+	case 2:
+		l13f41(p, k+1, size)
+	case 3:
+		l13f46(p, k+1, size)
+	case 4:
+		l13f51(p, k+1, size)
+	case 5:
+		l13f56(p, k+1, size)
+	case 6:
+		l13f61(p, k+1, size)
+	case 7:
+		l13f02(p, k+1, size)
+	case 8:
+		l13f07(p, k+1, size)
+	case 9:
+		l13f12(p, k+1, size)
+	case 10:
+		l13f17(p, k+1, size)
+	case 11:
+		l13f22(p, k+1, size)
+	case 12:
+		l13f27(p, k+1, size)
+	case 13:
+		l13f32(p, k+1, size)
+	case 14:
+		l13f37(p, k+1, size)
+	case 15:
+		l13f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f38(p, k+1, size)
+	case 1:
+		l13f43(p, k+1, size)
+	case 2:
+		l13f48(p, k+1, size)
+	case 3:
+		l13f53(p, k+1, size)
+	case 4:
+		l13f58(p, k+1, size)
+	case 5:
+		l13f63(p, k+1, size)
+	case 6:
+		l13f04(p, k+1, size)
+	case 7:
+		l13f09(p, k+1, size)
+	case 8:
+		l13f14(p, k+1, size)
+	case 9:
+		l13f19(p, k+1, size)
+	case 10:
+		l13f24(p, k+1, size)
+	case 11:
+		l13f29(p, k+1, size)
+	case 12:
+		l13f34(p, k+1, size)
+	case 13:
+		l13f39(p, k+1, size)
+	case 14:
+		l13f44(p, k+1, size)
+	case 15:
+		l13f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f45(p, k+1, size)
+	case 1:
+		l13f50(p, k+1, size)
+	case 2:
+		l13f55(p, k+1, size)
+	case 3:
+		l13f60(p, k+1, size)
+	case 4:
+		l13f01(p, k+1, size)
+	case 5:
+		l13f06(p, k+1, size)
+	case 6:
+		l13f11(p, k+1, size)
+	case 7:
+		l13f16(p, k+1, size)
+	case 8:
+		l13f21(p, k+1, size)
+	case 9:
+		l13f26(p, k+1, size)
+	case 10:
+		l13f31(p, k+1, size)
+	case 11:
+		l13f36(p, k+1, size)
+	case 12:
+		l13f41(p, k+1, size)
+	case 13:
+		l13f46(p, k+1, size)
+	case 14:
+		l13f51(p, k+1, size)
+	case 15:
+		l13f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f52(p, k+1, size)
+	case 1:
+		l13f57(p, k+1, size)
+	case 2:
+		l13f62(p, k+1, size)
+	case 3:
+		l13f03(p, k+1, size)
+	case 4:
+		l13f08(p, k+1, size)
+	case 5:
+		l13f13(p, k+1, size)
+	case 6:
+		l13f18(p, k+1, size)
+	case 7:
+		l13f23(p, k+1, size)
+	case 8:
+		l13f28(p, k+1, size)
+	case 9:
+		l13f33(p, k+1, size)
+	case 10:
+		l13f38(p, k+1, size)
+	case 11:
+		l13f43(p, k+1, size)
+	case 12:
+		l13f48(p, k+1, size)
+	case 13:
+		l13f53(p, k+1, size)
+	case 14:
+		l13f58(p, k+1, size)
+	case 15:
+		l13f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f59(p, k+1, size)
+	case 1:
+		l13f00(p, k+1, size)
+	case 2:
+		l13f05(p, k+1, size)
+	case 3:
+		l13f10(p, k+1, size)
+	case 4:
+		l13f15(p, k+1, size)
+	case 5:
+		l13f20(p, k+1, size)
+	case 6:
+		l13f25(p, k+1, size)
+	case 7:
+		l13f30(p, k+1, size)
+	case 8:
+		l13f35(p, k+1, size)
+	case 9:
+		l13f40(p, k+1, size)
+	case 10:
+		l13f45(p, k+1, size)
+	case 11:
+		l13f50(p, k+1, size)
+	case 12:
+		l13f55(p, k+1, size)
+	case 13:
+		l13f60(p, k+1, size)
+	case 14:
+		l13f01(p, k+1, size)
+	case 15:
+		l13f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f02(p, k+1, size)
+	case 1:
+		l13f07(p, k+1, size)
+	case 2:
+		l13f12(p, k+1, size)
+	case 3:
+		l13f17(p, k+1, size)
+	case 4:
+		l13f22(p, k+1, size)
+	case 5:
+		l13f27(p, k+1, size)
+	case 6:
+		l13f32(p, k+1, size)
+	case 7:
+		l13f37(p, k+1, size)
+	case 8:
+		l13f42(p, k+1, size)
+	case 9:
+		l13f47(p, k+1, size)
+	case 10:
+		l13f52(p, k+1, size)
+	case 11:
+		l13f57(p, k+1, size)
+	case 12:
+		l13f62(p, k+1, size)
+	case 13:
+		l13f03(p, k+1, size)
+	case 14:
+		l13f08(p, k+1, size)
+	case 15:
+		l13f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f09(p, k+1, size)
+	case 1:
+		l13f14(p, k+1, size)
+	case 2:
+		l13f19(p, k+1, size)
+	case 3:
+		l13f24(p, k+1, size)
+	case 4:
+		l13f29(p, k+1, size)
+	case 5:
+		l13f34(p, k+1, size)
+	case 6:
+		l13f39(p, k+1, size)
+	case 7:
+		l13f44(p, k+1, size)
+	case 8:
+		l13f49(p, k+1, size)
+	case 9:
+		l13f54(p, k+1, size)
+	case 10:
+		l13f59(p, k+1, size)
+	case 11:
+		l13f00(p, k+1, size)
+	case 12:
+		l13f05(p, k+1, size)
+	case 13:
+		l13f10(p, k+1, size)
+	case 14:
+		l13f15(p, k+1, size)
+	case 15:
+		l13f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f16(p, k+1, size)
+	case 1:
+		l13f21(p, k+1, size)
+	case 2:
+		l13f26(p, k+1, size)
+	case 3:
+		l13f31(p, k+1, size)
+	case 4:
+		l13f36(p, k+1, size)
+	case 5:
+		l13f41(p, k+1, size)
+	case 6:
+		l13f46(p, k+1, size)
+	case 7:
+		l13f51(p, k+1, size)
+	case 8:
+		l13f56(p, k+1, size)
+	case 9:
+		l13f61(p, k+1, size)
+	case 10:
+		l13f02(p, k+1, size)
+	case 11:
+		l13f07(p, k+1, size)
+	case 12:
+		l13f12(p, k+1, size)
+	case 13:
+		l13f17(p, k+1, size)
+	case 14:
+		l13f22(p, k+1, size)
+	case 15:
+		l13f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f23(p, k+1, size)
+	case 1:
+		l13f28(p, k+1, size)
+	case 2:
+		l13f33(p, k+1, size)
+	case 3:
+		l13f38(p, k+1, size)
+	case 4:
+		l13f43(p, k+1, size)
+	case 5:
+		l13f48(p, k+1, size)
+	case 6:
+		l13f53(p, k+1, size)
+	case 7:
+		l13f58(p, k+1, size)
+	case 8:
+		l13f63(p, k+1, size)
+	case 9:
+		l13f04(p, k+1, size)
+	case 10:
+		l13f09(p, k+1, size)
+	case 11:
+		l13f14(p, k+1, size)
+	case 12:
+		l13f19(p, k+1, size)
+	case 13:
+		l13f24(p, k+1, size)
+	case 14:
+		l13f29(p, k+1, size)
+	case 15:
+		l13f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f30(p, k+1, size)
+	case 1:
+		l13f35(p, k+1, size)
+	case 2:
+		l13f40(p, k+1, size)
+	case 3:
+		l13f45(p, k+1, size)
+	case 4:
+		l13f50(p, k+1, size)
+	case 5:
+		l13f55(p, k+1, size)
+	case 6:
+		l13f60(p, k+1, size)
+	case 7:
+		l13f01(p, k+1, size)
+	case 8:
+		l13f06(p, k+1, size)
+	case 9:
+		l13f11(p, k+1, size)
+	case 10:
+		l13f16(p, k+1, size)
+	case 11:
+		l13f21(p, k+1, size)
+	case 12:
+		l13f26(p, k+1, size)
+	case 13:
+		l13f31(p, k+1, size)
+	case 14:
+		l13f36(p, k+1, size)
+	case 15:
+		l13f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f37(p, k+1, size)
+	case 1:
+		l13f42(p, k+1, size)
+	case 2:
+		l13f47(p, k+1, size)
+	case 3:
+		l13f52(p, k+1, size)
+	case 4:
+		l13f57(p, k+1, size)
+	case 5:
+		l13f62(p, k+1, size)
+	case 6:
+		l13f03(p, k+1, size)
+	case 7:
+		l13f08(p, k+1, size)
+	case 8:
+		l13f13(p, k+1, size)
+	case 9:
+		l13f18(p, k+1, size)
+	case 10:
+		l13f23(p, k+1, size)
+	case 11:
+		l13f28(p, k+1, size)
+	case 12:
+		l13f33(p, k+1, size)
+	case 13:
+		l13f38(p, k+1, size)
+	case 14:
+		l13f43(p, k+1, size)
+	case 15:
+		l13f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f44(p, k+1, size)
+	case 1:
+		l13f49(p, k+1, size)
+	case 2:
+		l13f54(p, k+1, size)
+	case 3:
+		l13f59(p, k+1, size)
+	case 4:
+		l13f00(p, k+1, size)
+	case 5:
+		l13f05(p, k+1, size)
+	case 6:
+		l13f10(p, k+1, size)
+	case 7:
+		l13f15(p, k+1, size)
+	case 8:
+		l13f20(p, k+1, size)
+	case 9:
+		l13f25(p, k+1, size)
+	case 10:
+		l13f30(p, k+1, size)
+	case 11:
+		l13f35(p, k+1, size)
+	case 12:
+		l13f40(p, k+1, size)
+	case 13:
+		l13f45(p, k+1, size)
+	case 14:
+		l13f50(p, k+1, size)
+	case 15:
+		l13f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f51(p, k+1, size)
+	case 1:
+		l13f56(p, k+1, size)
+	case 2:
+		l13f61(p, k+1, size)
+	case 3:
+		l13f02(p, k+1, size)
+	case 4:
+		l13f07(p, k+1, size)
+	case 5:
+		l13f12(p, k+1, size)
+	case 6:
+		l13f17(p, k+1, size)
+	case 7:
+		l13f22(p, k+1, size)
+	case 8:
+		l13f27(p, k+1, size)
+	case 9:
+		l13f32(p, k+1, size)
+	case 10:
+		l13f37(p, k+1, size)
+	case 11:
+		l13f42(p, k+1, size)
+	case 12:
+		l13f47(p, k+1, size)
+	case 13:
+		l13f52(p, k+1, size)
+	case 14:
+		l13f57(p, k+1, size)
+	case 15:
+		l13f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f58(p, k+1, size)
+	case 1:
+		l13f63(p, k+1, size)
+	case 2:
+		l13f04(p, k+1, size)
+	case 3:
+		l13f09(p, k+1, size)
+	case 4:
+		l13f14(p, k+1, size)
+	case 5:
+		l13f19(p, k+1, size)
+	case 6:
+		l13f24(p, k+1, size)
+	case 7:
+		l13f29(p, k+1, size)
+	case 8:
+		l13f34(p, k+1, size)
+	case 9:
+		l13f39(p, k+1, size)
+	case 10:
+		l13f44(p, k+1, size)
+	case 11:
+		l13f49(p, k+1, size)
+	case 12:
+		l13f54(p, k+1, size)
+	case 13:
+		l13f59(p, k+1, size)
+	case 14:
+		l13f00(p, k+1, size)
+	case 15:
+		l13f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f01(p, k+1, size)
+	case 1:
+		l13f06(p, k+1, size)
+	case 2:
+		l13f11(p, k+1, size)
+	case 3:
+		l13f16(p, k+1, size)
+	case 4:
+		l13f21(p, k+1, size)
+	case 5:
+		l13f26(p, k+1, size)
+	case 6:
+		l13f31(p, k+1, size)
+	case 7:
+		l13f36(p, k+1, size)
+	case 8:
+		l13f41(p, k+1, size)
+	case 9:
+		l13f46(p, k+1, size)
+	case 10:
+		l13f51(p, k+1, size)
+	case 11:
+		l13f56(p, k+1, size)
+	case 12:
+		l13f61(p, k+1, size)
+	case 13:
+		l13f02(p, k+1, size)
+	case 14:
+		l13f07(p, k+1, size)
+	case 15:
+		l13f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f08(p, k+1, size)
+	case 1:
+		l13f13(p, k+1, size)
+	case 2:
+		l13f18(p, k+1, size)
+	case 3:
+		l13f23(p, k+1, size)
+	case 4:
+		l13f28(p, k+1, size)
+	case 5:
+		l13f33(p, k+1, size)
+	case 6:
+		l13f38(p, k+1, size)
+	case 7:
+		l13f43(p, k+1, size)
+	case 8:
+		l13f48(p, k+1, size)
+	case 9:
+		l13f53(p, k+1, size)
+	case 10:
+		l13f58(p, k+1, size)
+	case 11:
+		l13f63(p, k+1, size)
+	case 12:
+		l13f04(p, k+1, size)
+	case 13:
+		l13f09(p, k+1, size)
+	case 14:
+		l13f14(p, k+1, size)
+	case 15:
+		l13f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f15(p, k+1, size)
+	case 1:
+		l13f20(p, k+1, size)
+	case 2:
+		l13f25(p, k+1, size)
+	case 3:
+		l13f30(p, k+1, size)
+	case 4:
+		l13f35(p, k+1, size)
+	case 5:
+		l13f40(p, k+1, size)
+	case 6:
+		l13f45(p, k+1, size)
+	case 7:
+		l13f50(p, k+1, size)
+	case 8:
+		l13f55(p, k+1, size)
+	case 9:
+		l13f60(p, k+1, size)
+	case 10:
+		l13f01(p, k+1, size)
+	case 11:
+		l13f06(p, k+1, size)
+	case 12:
+		l13f11(p, k+1, size)
+	case 13:
+		l13f16(p, k+1, size)
+	case 14:
+		l13f21(p, k+1, size)
+	case 15:
+		l13f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f22(p, k+1, size)
+	case 1:
+		l13f27(p, k+1, size)
+	case 2:
+		l13f32(p, k+1, size)
+	case 3:
+		l13f37(p, k+1, size)
+	case 4:
+		l13f42(p, k+1, size)
+	case 5:
+		l13f47(p, k+1, size)
+	case 6:
+		l13f52(p, k+1, size)
+	case 7:
+		l13f57(p, k+1, size)
+	case 8:
+		l13f62(p, k+1, size)
+	case 9:
+		l13f03(p, k+1, size)
+	case 10:
+		l13f08(p, k+1, size)
+	case 11:
+		l13f13(p, k+1, size)
+	case 12:
+		l13f18(p, k+1, size)
+	case 13:
+		l13f23(p, k+1, size)
+	case 14:
+		l13f28(p, k+1, size)
+	case 15:
+		l13f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f29(p, k+1, size)
+	case 1:
+		l13f34(p, k+1, size)
+	case 2:
+		l13f39(p, k+1, size)
+	case 3:
+		l13f44(p, k+1, size)
+	case 4:
+		l13f49(p, k+1, size)
+	case 5:
+		l13f54(p, k+1, size)
+	case 6:
+		l13f59(p, k+1, size)
+	case 7:
+		l13f00(p, k+1, size)
+	case 8:
+		l13f05(p, k+1, size)
+	case 9:
+		l13f10(p, k+1, size)
+	case 10:
+		l13f15(p, k+1, size)
+	case 11:
+		l13f20(p, k+1, size)
+	case 12:
+		l13f25(p, k+1, size)
+	case 13:
+		l13f30(p, k+1, size)
+	case 14:
+		l13f35(p, k+1, size)
+	case 15:
+		l13f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f36(p, k+1, size)
+	case 1:
+		l13f41(p, k+1, size)
+	case 2:
+		l13f46(p, k+1, size)
+	case 3:
+		l13f51(p, k+1, size)
+	case 4:
+		l13f56(p, k+1, size)
+	case 5:
+		l13f61(p, k+1, size)
+	case 6:
+		l13f02(p, k+1, size)
+	case 7:
+		l13f07(p, k+1, size)
+	case 8:
+		l13f12(p, k+1, size)
+	case 9:
+		l13f17(p, k+1, size)
+	case 10:
+		l13f22(p, k+1, size)
+	case 11:
+		l13f27(p, k+1, size)
+	case 12:
+		l13f32(p, k+1, size)
+	case 13:
+		l13f37(p, k+1, size)
+	case 14:
+		l13f42(p, k+1, size)
+	case 15:
+		l13f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f43(p, k+1, size)
+	case 1:
+		l13f48(p, k+1, size)
+	case 2:
+		l13f53(p, k+1, size)
+	case 3:
+		l13f58(p, k+1, size)
+	case 4:
+		l13f63(p, k+1, size)
+	case 5:
+		l13f04(p, k+1, size)
+	case 6:
+		l13f09(p, k+1, size)
+	case 7:
+		l13f14(p, k+1, size)
+	case 8:
+		l13f19(p, k+1, size)
+	case 9:
+		l13f24(p, k+1, size)
+	case 10:
+		l13f29(p, k+1, size)
+	case 11:
+		l13f34(p, k+1, size)
+	case 12:
+		l13f39(p, k+1, size)
+	case 13:
+		l13f44(p, k+1, size)
+	case 14:
+		l13f49(p, k+1, size)
+	case 15:
+		l13f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f50(p, k+1, size)
+	case 1:
+		l13f55(p, k+1, size)
+	case 2:
+		l13f60(p, k+1, size)
+	case 3:
+		l13f01(p, k+1, size)
+	case 4:
+		l13f06(p, k+1, size)
+	case 5:
+		l13f11(p, k+1, size)
+	case 6:
+		l13f16(p, k+1, size)
+	case 7:
+		l13f21(p, k+1, size)
+	case 8:
+		l13f26(p, k+1, size)
+	case 9:
+		l13f31(p, k+1, size)
+	case 10:
+		l13f36(p, k+1, size)
+	case 11:
+		l13f41(p, k+1, size)
+	case 12:
+		l13f46(p, k+1, size)
+	case 13:
+		l13f51(p, k+1, size)
+	case 14:
+		l13f56(p, k+1, size)
+	case 15:
+		l13f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f57(p, k+1, size)
+	case 1:
+		l13f62(p, k+1, size)
+	case 2:
+		l13f03(p, k+1, size)
+	case 3:
+		l13f08(p, k+1, size)
+	case 4:
+		l13f13(p, k+1, size)
+	case 5:
+		l13f18(p, k+1, size)
+	case 6:
+		l13f23(p, k+1, size)
+	case 7:
+		l13f28(p, k+1, size)
+	case 8:
+		l13f33(p, k+1, size)
+	case 9:
+		l13f38(p, k+1, size)
+	case 10:
+		l13f43(p, k+1, size)
+	case 11:
+		l13f48(p, k+1, size)
+	case 12:
+		l13f53(p, k+1, size)
+	case 13:
+		l13f58(p, k+1, size)
+	case 14:
+		l13f63(p, k+1, size)
+	case 15:
+		l13f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f00(p, k+1, size)
+	case 1:
+		l13f05(p, k+1, size)
+	case 2:
+		l13f10(p, k+1, size)
+	case 3:
+		l13f15(p, k+1, size)
+	case 4:
+		l13f20(p, k+1, size)
+	case 5:
+		l13f25(p, k+1, size)
+	case 6:
+		l13f30(p, k+1, size)
+	case 7:
+		l13f35(p, k+1, size)
+	case 8:
+		l13f40(p, k+1, size)
+	case 9:
+		l13f45(p, k+1, size)
+	case 10:
+		l13f50(p, k+1, size)
+	case 11:
+		l13f55(p, k+1, size)
+	case 12:
+		l13f60(p, k+1, size)
+	case 13:
+		l13f01(p, k+1, size)
+	case 14:
+		l13f06(p, k+1, size)
+	case 15:
+		l13f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f07(p, k+1, size)
+	case 1:
+		l13f12(p, k+1, size)
+	case 2:
+		l13f17(p, k+1, size)
+	case 3:
+		l13f22(p, k+1, size)
+	case 4:
+		l13f27(p, k+1, size)
+	case 5:
+		l13f32(p, k+1, size)
+	case 6:
+		l13f37(p, k+1, size)
+	case 7:
+		l13f42(p, k+1, size)
+	case 8:
+		l13f47(p, k+1, size)
+	case 9:
+		l13f52(p, k+1, size)
+	case 10:
+		l13f57(p, k+1, size)
+	case 11:
+		l13f62(p, k+1, size)
+	case 12:
+		l13f03(p, k+1, size)
+	case 13:
+		l13f08(p, k+1, size)
+	case 14:
+		l13f13(p, k+1, size)
+	case 15:
+		l13f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f14(p, k+1, size)
+	case 1:
+		l13f19(p, k+1, size)
+	case 2:
+		l13f24(p, k+1, size)
+	case 3:
+		l13f29(p, k+1, size)
+	case 4:
+		l13f34(p, k+1, size)
+	case 5:
+		l13f39(p, k+1, size)
+	case 6:
+		l13f44(p, k+1, size)
+	case 7:
+		l13f49(p, k+1, size)
+	case 8:
+		l13f54(p, k+1, size)
+	case 9:
+		l13f59(p, k+1, size)
+	case 10:
+		l13f00(p, k+1, size)
+	case 11:
+		l13f05(p, k+1, size)
+	case 12:
+		l13f10(p, k+1, size)
+	case 13:
+		l13f15(p, k+1, size)
+	case 14:
+		l13f20(p, k+1, size)
+	case 15:
+		l13f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f21(p, k+1, size)
+	case 1:
+		l13f26(p, k+1, size)
+	case 2:
+		l13f31(p, k+1, size)
+	case 3:
+		l13f36(p, k+1, size)
+	case 4:
+		l13f41(p, k+1, size)
+	case 5:
+		l13f46(p, k+1, size)
+	case 6:
+		l13f51(p, k+1, size)
+	case 7:
+		l13f56(p, k+1, size)
+	case 8:
+		l13f61(p, k+1, size)
+	case 9:
+		l13f02(p, k+1, size)
+	case 10:
+		l13f07(p, k+1, size)
+	case 11:
+		l13f12(p, k+1, size)
+	case 12:
+		l13f17(p, k+1, size)
+	case 13:
+		l13f22(p, k+1, size)
+	case 14:
+		l13f27(p, k+1, size)
+	case 15:
+		l13f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f28(p, k+1, size)
+	case 1:
+		l13f33(p, k+1, size)
+	case 2:
+		l13f38(p, k+1, size)
+	case 3:
+		l13f43(p, k+1, size)
+	case 4:
+		l13f48(p, k+1, size)
+	case 5:
+		l13f53(p, k+1, size)
+	case 6:
+		l13f58(p, k+1, size)
+	case 7:
+		l13f63(p, k+1, size)
+	case 8:
+		l13f04(p, k+1, size)
+	case 9:
+		l13f09(p, k+1, size)
+	case 10:
+		l13f14(p, k+1, size)
+	case 11:
+		l13f19(p, k+1, size)
+	case 12:
+		l13f24(p, k+1, size)
+	case 13:
+		l13f29(p, k+1, size)
+	case 14:
+		l13f34(p, k+1, size)
+	case 15:
+		l13f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f35(p, k+1, size)
+	case 1:
+		l13f40(p, k+1, size)
+	case 2:
+		l13f45(p, k+1, size)
+	case 3:
+		l13f50(p, k+1, size)
+	case 4:
+		l13f55(p, k+1, size)
+	case 5:
+		l13f60(p, k+1, size)
+	case 6:
+		l13f01(p, k+1, size)
+	case 7:
+		l13f06(p, k+1, size)
+	case 8:
+		l13f11(p, k+1, size)
+	case 9:
+		l13f16(p, k+1, size)
+	case 10:
+		l13f21(p, k+1, size)
+	case 11:
+		l13f26(p, k+1, size)
+	case 12:
+		l13f31(p, k+1, size)
+	case 13:
+		l13f36(p, k+1, size)
+	case 14:
+		l13f41(p, k+1, size)
+	case 15:
+		l13f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f42(p, k+1, size)
+	case 1:
+		l13f47(p, k+1, size)
+	case 2:
+		l13f52(p, k+1, size)
+	case 3:
+		l13f57(p, k+1, size)
+	case 4:
+		l13f62(p, k+1, size)
+	case 5:
+		l13f03(p, k+1, size)
+	case 6:
+		l13f08(p, k+1, size)
+	case 7:
+		l13f13(p, k+1, size)
+	case 8:
+		l13f18(p, k+1, size)
+	case 9:
+		l13f23(p, k+1, size)
+	case 10:
+		l13f28(p, k+1, size)
+	case 11:
+		l13f33(p, k+1, size)
+	case 12:
+		l13f38(p, k+1, size)
+	case 13:
+		l13f43(p, k+1, size)
+	case 14:
+		l13f48(p, k+1, size)
+	case 15:
+		l13f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f49(p, k+1, size)
+	case 1:
+		l13f54(p, k+1, size)
+	case 2:
+		l13f59(p, k+1, size)
+	case 3:
+		l13f00(p, k+1, size)
+	case 4:
+		l13f05(p, k+1, size)
+	case 5:
+		l13f10(p, k+1, size)
+	case 6:
+		l13f15(p, k+1, size)
+	case 7:
+		l13f20(p, k+1, size)
+	case 8:
+		l13f25(p, k+1, size)
+	case 9:
+		l13f30(p, k+1, size)
+	case 10:
+		l13f35(p, k+1, size)
+	case 11:
+		l13f40(p, k+1, size)
+	case 12:
+		l13f45(p, k+1, size)
+	case 13:
+		l13f50(p, k+1, size)
+	case 14:
+		l13f55(p, k+1, size)
+	case 15:
+		l13f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f56(p, k+1, size)
+	case 1:
+		l13f61(p, k+1, size)
+	case 2:
+		l13f02(p, k+1, size)
+	case 3:
+		l13f07(p, k+1, size)
+	case 4:
+		l13f12(p, k+1, size)
+	case 5:
+		l13f17(p, k+1, size)
+	case 6:
+		l13f22(p, k+1, size)
+	case 7:
+		l13f27(p, k+1, size)
+	case 8:
+		l13f32(p, k+1, size)
+	case 9:
+		l13f37(p, k+1, size)
+	case 10:
+		l13f42(p, k+1, size)
+	case 11:
+		l13f47(p, k+1, size)
+	case 12:
+		l13f52(p, k+1, size)
+	case 13:
+		l13f57(p, k+1, size)
+	case 14:
+		l13f62(p, k+1, size)
+	case 15:
+		l13f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f63(p, k+1, size)
+	case 1:
+		l13f04(p, k+1, size)
+	case 2:
+		l13f09(p, k+1, size)
+	case 3:
+		l13f14(p, k+1, size)
+	case 4:
+		l13f19(p, k+1, size)
+	case 5:
+		l13f24(p, k+1, size)
+	case 6:
+		l13f29(p, k+1, size)
+	case 7:
+		l13f34(p, k+1, size)
+	case 8:
+		l13f39(p, k+1, size)
+	case 9:
+		l13f44(p, k+1, size)
+	case 10:
+		l13f49(p, k+1, size)
+	case 11:
+		l13f54(p, k+1, size)
+	case 12:
+		l13f59(p, k+1, size)
+	case 13:
+		l13f00(p, k+1, size)
+	case 14:
+		l13f05(p, k+1, size)
+	case 15:
+		l13f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f06(p, k+1, size)
+	case 1:
+		l13f11(p, k+1, size)
+	case 2:
+		l13f16(p, k+1, size)
+	case 3:
+		l13f21(p, k+1, size)
+	case 4:
+		l13f26(p, k+1, size)
+	case 5:
+		l13f31(p, k+1, size)
+	case 6:
+		l13f36(p, k+1, size)
+	case 7:
+		l13f41(p, k+1, size)
+	case 8:
+		l13f46(p, k+1, size)
+	case 9:
+		l13f51(p, k+1, size)
+	case 10:
+		l13f56(p, k+1, size)
+	case 11:
+		l13f61(p, k+1, size)
+	case 12:
+		l13f02(p, k+1, size)
+	case 13:
+		l13f07(p, k+1, size)
+	case 14:
+		l13f12(p, k+1, size)
+	case 15:
+		l13f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f13(p, k+1, size)
+	case 1:
+		l13f18(p, k+1, size)
+	case 2:
+		l13f23(p, k+1, size)
+	case 3:
+		l13f28(p, k+1, size)
+	case 4:
+		l13f33(p, k+1, size)
+	case 5:
+		l13f38(p, k+1, size)
+	case 6:
+		l13f43(p, k+1, size)
+	case 7:
+		l13f48(p, k+1, size)
+	case 8:
+		l13f53(p, k+1, size)
+	case 9:
+		l13f58(p, k+1, size)
+	case 10:
+		l13f63(p, k+1, size)
+	case 11:
+		l13f04(p, k+1, size)
+	case 12:
+		l13f09(p, k+1, size)
+	case 13:
+		l13f14(p, k+1, size)
+	case 14:
+		l13f19(p, k+1, size)
+	case 15:
+		l13f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f20(p, k+1, size)
+	case 1:
+		l13f25(p, k+1, size)
+	case 2:
+		l13f30(p, k+1, size)
+	case 3:
+		l13f35(p, k+1, size)
+	case 4:
+		l13f40(p, k+1, size)
+	case 5:
+		l13f45(p, k+1, size)
+	case 6:
+		l13f50(p, k+1, size)
+	case 7:
+		l13f55(p, k+1, size)
+	case 8:
+		l13f60(p, k+1, size)
+	case 9:
+		l13f01(p, k+1, size)
+	case 10:
+		l13f06(p, k+1, size)
+	case 11:
+		l13f11(p, k+1, size)
+	case 12:
+		l13f16(p, k+1, size)
+	case 13:
+		l13f21(p, k+1, size)
+	case 14:
+		l13f26(p, k+1, size)
+	case 15:
+		l13f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f27(p, k+1, size)
+	case 1:
+		l13f32(p, k+1, size)
+	case 2:
+		l13f37(p, k+1, size)
+	case 3:
+		l13f42(p, k+1, size)
+	case 4:
+		l13f47(p, k+1, size)
+	case 5:
+		l13f52(p, k+1, size)
+	case 6:
+		l13f57(p, k+1, size)
+	case 7:
+		l13f62(p, k+1, size)
+	case 8:
+		l13f03(p, k+1, size)
+	case 9:
+		l13f08(p, k+1, size)
+	case 10:
+		l13f13(p, k+1, size)
+	case 11:
+		l13f18(p, k+1, size)
+	case 12:
+		l13f23(p, k+1, size)
+	case 13:
+		l13f28(p, k+1, size)
+	case 14:
+		l13f33(p, k+1, size)
+	case 15:
+		l13f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f34(p, k+1, size)
+	case 1:
+		l13f39(p, k+1, size)
+	case 2:
+		l13f44(p, k+1, size)
+	case 3:
+		l13f49(p, k+1, size)
+	case 4:
+		l13f54(p, k+1, size)
+	case 5:
+		l13f59(p, k+1, size)
+	case 6:
+		l13f00(p, k+1, size)
+	case 7:
+		l13f05(p, k+1, size)
+	case 8:
+		l13f10(p, k+1, size)
+	case 9:
+		l13f15(p, k+1, size)
+	case 10:
+		l13f20(p, k+1, size)
+	case 11:
+		l13f25(p, k+1, size)
+	case 12:
+		l13f30(p, k+1, size)
+	case 13:
+		l13f35(p, k+1, size)
+	case 14:
+		l13f40(p, k+1, size)
+	case 15:
+		l13f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f41(p, k+1, size)
+	case 1:
+		l13f46(p, k+1, size)
+	case 2:
+		l13f51(p, k+1, size)
+	case 3:
+		l13f56(p, k+1, size)
+	case 4:
+		l13f61(p, k+1, size)
+	case 5:
+		l13f02(p, k+1, size)
+	case 6:
+		l13f07(p, k+1, size)
+	case 7:
+		l13f12(p, k+1, size)
+	case 8:
+		l13f17(p, k+1, size)
+	case 9:
+		l13f22(p, k+1, size)
+	case 10:
+		l13f27(p, k+1, size)
+	case 11:
+		l13f32(p, k+1, size)
+	case 12:
+		l13f37(p, k+1, size)
+	case 13:
+		l13f42(p, k+1, size)
+	case 14:
+		l13f47(p, k+1, size)
+	case 15:
+		l13f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f48(p, k+1, size)
+	case 1:
+		l13f53(p, k+1, size)
+	case 2:
+		l13f58(p, k+1, size)
+	case 3:
+		l13f63(p, k+1, size)
+	case 4:
+		l13f04(p, k+1, size)
+	case 5:
+		l13f09(p, k+1, size)
+	case 6:
+		l13f14(p, k+1, size)
+	case 7:
+		l13f19(p, k+1, size)
+	case 8:
+		l13f24(p, k+1, size)
+	case 9:
+		l13f29(p, k+1, size)
+	case 10:
+		l13f34(p, k+1, size)
+	case 11:
+		l13f39(p, k+1, size)
+	case 12:
+		l13f44(p, k+1, size)
+	case 13:
+		l13f49(p, k+1, size)
+	case 14:
+		l13f54(p, k+1, size)
+	case 15:
+		l13f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f55(p, k+1, size)
+	case 1:
+		l13f60(p, k+1, size)
+	case 2:
+		l13f01(p, k+1, size)
+	case 3:
+		l13f06(p, k+1, size)
+	case 4:
+		l13f11(p, k+1, size)
+	case 5:
+		l13f16(p, k+1, size)
+	case 6:
+		l13f21(p, k+1, size)
+	case 7:
+		l13f26(p, k+1, size)
+	case 8:
+		l13f31(p, k+1, size)
+	case 9:
+		l13f36(p, k+1, size)
+	case 10:
+		l13f41(p, k+1, size)
+	case 11:
+		l13f46(p, k+1, size)
+	case 12:
+		l13f51(p, k+1, size)
+	case 13:
+		l13f56(p, k+1, size)
+	case 14:
+		l13f61(p, k+1, size)
+	case 15:
+		l13f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f62(p, k+1, size)
+	case 1:
+		l13f03(p, k+1, size)
+	case 2:
+		l13f08(p, k+1, size)
+	case 3:
+		l13f13(p, k+1, size)
+	case 4:
+		l13f18(p, k+1, size)
+	case 5:
+		l13f23(p, k+1, size)
+	case 6:
+		l13f28(p, k+1, size)
+	case 7:
+		l13f33(p, k+1, size)
+	case 8:
+		l13f38(p, k+1, size)
+	case 9:
+		l13f43(p, k+1, size)
+	case 10:
+		l13f48(p, k+1, size)
+	case 11:
+		l13f53(p, k+1, size)
+	case 12:
+		l13f58(p, k+1, size)
+	case 13:
+		l13f63(p, k+1, size)
+	case 14:
+		l13f04(p, k+1, size)
+	case 15:
+		l13f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l12f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l13f05(p, k+1, size)
+	case 1:
+		l13f10(p, k+1, size)
+	case 2:
+		l13f15(p, k+1, size)
+	case 3:
+		l13f20(p, k+1, size)
+	case 4:
+		l13f25(p, k+1, size)
+	case 5:
+		l13f30(p, k+1, size)
+	case 6:
+		l13f35(p, k+1, size)
+	case 7:
+		l13f40(p, k+1, size)
+	case 8:
+		l13f45(p, k+1, size)
+	case 9:
+		l13f50(p, k+1, size)
+	case 10:
+		l13f55(p, k+1, size)
+	case 11:
+		l13f60(p, k+1, size)
+	case 12:
+		l13f01(p, k+1, size)
+	case 13:
+		l13f06(p, k+1, size)
+	case 14:
+		l13f11(p, k+1, size)
+	case 15:
+		l13f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f13(p, k+1, size)
+	case 1:
+		l14f18(p, k+1, size)
+	case 2:
+		l14f23(p, k+1, size)
+	case 3:
+		l14f28(p, k+1, size)
+	case 4:
+		l14f33(p, k+1, size)
+	case 5:
+		l14f38(p, k+1, size)
+	case 6:
+		l14f43(p, k+1, size)
+	case 7:
+		l14f48(p, k+1, size)
+	case 8:
+		l14f53(p, k+1, size)
+	case 9:
+		l14f58(p, k+1, size)
+	case 10:
+		l14f63(p, k+1, size)
+	case 11:
+		l14f04(p, k+1, size)
+	case 12:
+		l14f09(p, k+1, size)
+	case 13:
+		l14f14(p, k+1, size)
+	case 14:
+		l14f19(p, k+1, size)
+	case 15:
+		l14f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f20(p, k+1, size)
+	case 1:
+		l14f25(p, k+1, size)
+	case 2:
+		l14f30(p, k+1, size)
+	case 3:
+		l14f35(p, k+1, size)
+	case 4:
+		l14f40(p, k+1, size)
+	case 5:
+		l14f45(p, k+1, size)
+	case 6:
+		l14f50(p, k+1, size)
+	case 7:
+		l14f55(p, k+1, size)
+	case 8:
+		l14f60(p, k+1, size)
+	case 9:
+		l14f01(p, k+1, size)
+	case 10:
+		l14f06(p, k+1, size)
+	case 11:
+		l14f11(p, k+1, size)
+	case 12:
+		l14f16(p, k+1, size)
+	case 13:
+		l14f21(p, k+1, size)
+	case 14:
+		l14f26(p, k+1, size)
+	case 15:
+		l14f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f27(p, k+1, size)
+	case 1:
+		l14f32(p, k+1, size)
+	case 2:
+		l14f37(p, k+1, size)
+	case 3:
+		l14f42(p, k+1, size)
+	case 4:
+		l14f47(p, k+1, size)
+	case 5:
+		l14f52(p, k+1, size)
+	case 6:
+		l14f57(p, k+1, size)
+	case 7:
+		l14f62(p, k+1, size)
+	case 8:
+		l14f03(p, k+1, size)
+	case 9:
+		l14f08(p, k+1, size)
+	case 10:
+		l14f13(p, k+1, size)
+	case 11:
+		l14f18(p, k+1, size)
+	case 12:
+		l14f23(p, k+1, size)
+	case 13:
+		l14f28(p, k+1, size)
+	case 14:
+		l14f33(p, k+1, size)
+	case 15:
+		l14f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f34(p, k+1, size)
+	case 1:
+		l14f39(p, k+1, size)
+	case 2:
+		l14f44(p, k+1, size)
+	case 3:
+		l14f49(p, k+1, size)
+	case 4:
+		l14f54(p, k+1, size)
+	case 5:
+		l14f59(p, k+1, size)
+	case 6:
+		l14f00(p, k+1, size)
+	case 7:
+		l14f05(p, k+1, size)
+	case 8:
+		l14f10(p, k+1, size)
+	case 9:
+		l14f15(p, k+1, size)
+	case 10:
+		l14f20(p, k+1, size)
+	case 11:
+		l14f25(p, k+1, size)
+	case 12:
+		l14f30(p, k+1, size)
+	case 13:
+		l14f35(p, k+1, size)
+	case 14:
+		l14f40(p, k+1, size)
+	case 15:
+		l14f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f41(p, k+1, size)
+	case 1:
+		l14f46(p, k+1, size)
+	case 2:
+		l14f51(p, k+1, size)
+	case 3:
+		l14f56(p, k+1, size)
+	case 4:
+		l14f61(p, k+1, size)
+	case 5:
+		l14f02(p, k+1, size)
+	case 6:
+		l14f07(p, k+1, size)
+	case 7:
+		l14f12(p, k+1, size)
+	case 8:
+		l14f17(p, k+1, size)
+	case 9:
+		l14f22(p, k+1, size)
+	case 10:
+		l14f27(p, k+1, size)
+	case 11:
+		l14f32(p, k+1, size)
+	case 12:
+		l14f37(p, k+1, size)
+	case 13:
+		l14f42(p, k+1, size)
+	case 14:
+		l14f47(p, k+1, size)
+	case 15:
+		l14f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f48(p, k+1, size)
+	case 1:
+		l14f53(p, k+1, size)
+	case 2:
+		l14f58(p, k+1, size)
+	case 3:
+		l14f63(p, k+1, size)
+	case 4:
+		l14f04(p, k+1, size)
+	case 5:
+		l14f09(p, k+1, size)
+	case 6:
+		l14f14(p, k+1, size)
+	case 7:
+		l14f19(p, k+1, size)
+	case 8:
+		l14f24(p, k+1, size)
+	case 9:
+		l14f29(p, k+1, size)
+	case 10:
+		l14f34(p, k+1, size)
+	case 11:
+		l14f39(p, k+1, size)
+	case 12:
+		l14f44(p, k+1, size)
+	case 13:
+		l14f49(p, k+1, size)
+	case 14:
+		l14f54(p, k+1, size)
+	case 15:
+		l14f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f55(p, k+1, size)
+	case 1:
+		l14f60(p, k+1, size)
+	case 2:
+		l14f01(p, k+1, size)
+	case 3:
+		l14f06(p, k+1, size)
+	case 4:
+		l14f11(p, k+1, size)
+	case 5:
+		l14f16(p, k+1, size)
+	case 6:
+		l14f21(p, k+1, size)
+	case 7:
+		l14f26(p, k+1, size)
+	case 8:
+		l14f31(p, k+1, size)
+	case 9:
+		l14f36(p, k+1, size)
+	case 10:
+		l14f41(p, k+1, size)
+	case 11:
+		l14f46(p, k+1, size)
+	case 12:
+		l14f51(p, k+1, size)
+	case 13:
+		l14f56(p, k+1, size)
+	case 14:
+		l14f61(p, k+1, size)
+	case 15:
+		l14f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f62(p, k+1, size)
+	case 1:
+		l14f03(p, k+1, size)
+	case 2:
+		l14f08(p, k+1, size)
+	case 3:
+		l14f13(p, k+1, size)
+	case 4:
+		l14f18(p, k+1, size)
+	case 5:
+		l14f23(p, k+1, size)
+	case 6:
+		l14f28(p, k+1, size)
+	case 7:
+		l14f33(p, k+1, size)
+	case 8:
+		l14f38(p, k+1, size)
+	case 9:
+		l14f43(p, k+1, size)
+	case 10:
+		l14f48(p, k+1, size)
+	case 11:
+		l14f53(p, k+1, size)
+	case 12:
+		l14f58(p, k+1, size)
+	case 13:
+		l14f63(p, k+1, size)
+	case 14:
+		l14f04(p, k+1, size)
+	case 15:
+		l14f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f05(p, k+1, size)
+	case 1:
+		l14f10(p, k+1, size)
+	case 2:
+		l14f15(p, k+1, size)
+	case 3:
+		l14f20(p, k+1, size)
+	case 4:
+		l14f25(p, k+1, size)
+	case 5:
+		l14f30(p, k+1, size)
+	case 6:
+		l14f35(p, k+1, size)
+	case 7:
+		l14f40(p, k+1, size)
+	case 8:
+		l14f45(p, k+1, size)
+	case 9:
+		l14f50(p, k+1, size)
+	case 10:
+		l14f55(p, k+1, size)
+	case 11:
+		l14f60(p, k+1, size)
+	case 12:
+		l14f01(p, k+1, size)
+	case 13:
+		l14f06(p, k+1, size)
+	case 14:
+		l14f11(p, k+1, size)
+	case 15:
+		l14f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f12(p, k+1, size)
+	case 1:
+		l14f17(p, k+1, size)
+	case 2:
+		l14f22(p, k+1, size)
+	case 3:
+		l14f27(p, k+1, size)
+	case 4:
+		l14f32(p, k+1, size)
+	case 5:
+		l14f37(p, k+1, size)
+	case 6:
+		l14f42(p, k+1, size)
+	case 7:
+		l14f47(p, k+1, size)
+	case 8:
+		l14f52(p, k+1, size)
+	case 9:
+		l14f57(p, k+1, size)
+	case 10:
+		l14f62(p, k+1, size)
+	case 11:
+		l14f03(p, k+1, size)
+	case 12:
+		l14f08(p, k+1, size)
+	case 13:
+		l14f13(p, k+1, size)
+	case 14:
+		l14f18(p, k+1, size)
+	case 15:
+		l14f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f19(p, k+1, size)
+	case 1:
+		l14f24(p, k+1, size)
+	case 2:
+		l14f29(p, k+1, size)
+	case 3:
+		l14f34(p, k+1, size)
+	case 4:
+		l14f39(p, k+1, size)
+	case 5:
+		l14f44(p, k+1, size)
+	case 6:
+		l14f49(p, k+1, size)
+	case 7:
+		l14f54(p, k+1, size)
+	case 8:
+		l14f59(p, k+1, size)
+	case 9:
+		l14f00(p, k+1, size)
+	case 10:
+		l14f05(p, k+1, size)
+	case 11:
+		l14f10(p, k+1, size)
+	case 12:
+		l14f15(p, k+1, size)
+	case 13:
+		l14f20(p, k+1, size)
+	case 14:
+		l14f25(p, k+1, size)
+	case 15:
+		l14f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f26(p, k+1, size)
+	case 1:
+		l14f31(p, k+1, size)
+	case 2:
+		l14f36(p, k+1, size)
+	case 3:
+		l14f41(p, k+1, size)
+	case 4:
+		l14f46(p, k+1, size)
+	case 5:
+		l14f51(p, k+1, size)
+	case 6:
+		l14f56(p, k+1, size)
+	case 7:
+		l14f61(p, k+1, size)
+	case 8:
+		l14f02(p, k+1, size)
+	case 9:
+		l14f07(p, k+1, size)
+	case 10:
+		l14f12(p, k+1, size)
+	case 11:
+		l14f17(p, k+1, size)
+	case 12:
+		l14f22(p, k+1, size)
+	case 13:
+		l14f27(p, k+1, size)
+	case 14:
+		l14f32(p, k+1, size)
+	case 15:
+		l14f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f33(p, k+1, size)
+	case 1:
+		l14f38(p, k+1, size)
+	case 2:
+		l14f43(p, k+1, size)
+	case 3:
+		l14f48(p, k+1, size)
+	case 4:
+		l14f53(p, k+1, size)
+	case 5:
+		l14f58(p, k+1, size)
+	case 6:
+		l14f63(p, k+1, size)
+	case 7:
+		l14f04(p, k+1, size)
+	case 8:
+		l14f09(p, k+1, size)
+	case 9:
+		l14f14(p, k+1, size)
+	case 10:
+		l14f19(p, k+1, size)
+	case 11:
+		l14f24(p, k+1, size)
+	case 12:
+		l14f29(p, k+1, size)
+	case 13:
+		l14f34(p, k+1, size)
+	case 14:
+		l14f39(p, k+1, size)
+	case 15:
+		l14f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f40(p, k+1, size)
+	case 1:
+		l14f45(p, k+1, size)
+	case 2:
+		l14f50(p, k+1, size)
+	case 3:
+		l14f55(p, k+1, size)
+	case 4:
+		l14f60(p, k+1, size)
+	case 5:
+		l14f01(p, k+1, size)
+	case 6:
+		l14f06(p, k+1, size)
+	case 7:
+		l14f11(p, k+1, size)
+	case 8:
+		l14f16(p, k+1, size)
+	case 9:
+		l14f21(p, k+1, size)
+	case 10:
+		l14f26(p, k+1, size)
+	case 11:
+		l14f31(p, k+1, size)
+	case 12:
+		l14f36(p, k+1, size)
+	case 13:
+		l14f41(p, k+1, size)
+	case 14:
+		l14f46(p, k+1, size)
+	case 15:
+		l14f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f47(p, k+1, size)
+	case 1:
+		l14f52(p, k+1, size)
+	case 2:
+		l14f57(p, k+1, size)
+	case 3:
+		l14f62(p, k+1, size)
+	case 4:
+		l14f03(p, k+1, size)
+	case 5:
+		l14f08(p, k+1, size)
+	case 6:
+		l14f13(p, k+1, size)
+	case 7:
+		l14f18(p, k+1, size)
+	case 8:
+		l14f23(p, k+1, size)
+	case 9:
+		l14f28(p, k+1, size)
+	case 10:
+		l14f33(p, k+1, size)
+	case 11:
+		l14f38(p, k+1, size)
+	case 12:
+		l14f43(p, k+1, size)
+	case 13:
+		l14f48(p, k+1, size)
+	case 14:
+		l14f53(p, k+1, size)
+	case 15:
+		l14f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f54(p, k+1, size)
+	case 1:
+		l14f59(p, k+1, size)
+	case 2:
+		l14f00(p, k+1, size)
+	case 3:
+		l14f05(p, k+1, size)
+	case 4:
+		l14f10(p, k+1, size)
+	case 5:
+		l14f15(p, k+1, size)
+	case 6:
+		l14f20(p, k+1, size)
+	case 7:
+		l14f25(p, k+1, size)
+	case 8:
+		l14f30(p, k+1, size)
+	case 9:
+		l14f35(p, k+1, size)
+	case 10:
+		l14f40(p, k+1, size)
+	case 11:
+		l14f45(p, k+1, size)
+	case 12:
+		l14f50(p, k+1, size)
+	case 13:
+		l14f55(p, k+1, size)
+	case 14:
+		l14f60(p, k+1, size)
+	case 15:
+		l14f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f61(p, k+1, size)
+	case 1:
+		l14f02(p, k+1, size)
+	case 2:
+		l14f07(p, k+1, size)
+	case 3:
+		l14f12(p, k+1, size)
+	case 4:
+		l14f17(p, k+1, size)
+	case 5:
+		l14f22(p, k+1, size)
+	case 6:
+		l14f27(p, k+1, size)
+	case 7:
+		l14f32(p, k+1, size)
+	case 8:
+		l14f37(p, k+1, size)
+	case 9:
+		l14f42(p, k+1, size)
+	case 10:
+		l14f47(p, k+1, size)
+	case 11:
+		l14f52(p, k+1, size)
+	case 12:
+		l14f57(p, k+1, size)
+	case 13:
+		l14f62(p, k+1, size)
+	case 14:
+		l14f03(p, k+1, size)
+	case 15:
+		l14f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f04(p, k+1, size)
+	case 1:
+		l14f09(p, k+1, size)
+	case 2:
+		l14f14(p, k+1, size)
+	case 3:
+		l14f19(p, k+1, size)
+	case 4:
+		l14f24(p, k+1, size)
+	case 5:
+		l14f29(p, k+1, size)
+	case 6:
+		l14f34(p, k+1, size)
+	case 7:
+		l14f39(p, k+1, size)
+	case 8:
+		l14f44(p, k+1, size)
+	case 9:
+		l14f49(p, k+1, size)
+	case 10:
+		l14f54(p, k+1, size)
+	case 11:
+		l14f59(p, k+1, size)
+	case 12:
+		l14f00(p, k+1, size)
+	case 13:
+		l14f05(p, k+1, size)
+	case 14:
+		l14f10(p, k+1, size)
+	case 15:
+		l14f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f11(p, k+1, size)
+	case 1:
+		l14f16(p, k+1, size)
+	case 2:
+		l14f21(p, k+1, size)
+	case 3:
+		l14f26(p, k+1, size)
+	case 4:
+		l14f31(p, k+1, size)
+	case 5:
+		l14f36(p, k+1, size)
+	case 6:
+		l14f41(p, k+1, size)
+	case 7:
+		l14f46(p, k+1, size)
+	case 8:
+		l14f51(p, k+1, size)
+	case 9:
+		l14f56(p, k+1, size)
+	case 10:
+		l14f61(p, k+1, size)
+	case 11:
+		l14f02(p, k+1, size)
+	case 12:
+		l14f07(p, k+1, size)
+	case 13:
+		l14f12(p, k+1, size)
+	case 14:
+		l14f17(p, k+1, size)
+	case 15:
+		l14f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f18(p, k+1, size)
+	case 1:
+		l14f23(p, k+1, size)
+	case 2:
+		l14f28(p, k+1, size)
+	case 3:
+		l14f33(p, k+1, size)
+	case 4:
+		l14f38(p, k+1, size)
+	case 5:
+		l14f43(p, k+1, size)
+	case 6:
+		l14f48(p, k+1, size)
+	case 7:
+		l14f53(p, k+1, size)
+	case 8:
+		l14f58(p, k+1, size)
+	case 9:
+		l14f63(p, k+1, size)
+	case 10:
+		l14f04(p, k+1, size)
+	case 11:
+		l14f09(p, k+1, size)
+	case 12:
+		l14f14(p, k+1, size)
+	case 13:
+		l14f19(p, k+1, size)
+	case 14:
+		l14f24(p, k+1, size)
+	case 15:
+		l14f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f25(p, k+1, size)
+	case 1:
+		l14f30(p, k+1, size)
+	case 2:
+		l14f35(p, k+1, size)
+	case 3:
+		l14f40(p, k+1, size)
+	case 4:
+		l14f45(p, k+1, size)
+	case 5:
+		l14f50(p, k+1, size)
+	case 6:
+		l14f55(p, k+1, size)
+	case 7:
+		l14f60(p, k+1, size)
+	case 8:
+		l14f01(p, k+1, size)
+	case 9:
+		l14f06(p, k+1, size)
+	case 10:
+		l14f11(p, k+1, size)
+	case 11:
+		l14f16(p, k+1, size)
+	case 12:
+		l14f21(p, k+1, size)
+	case 13:
+		l14f26(p, k+1, size)
+	case 14:
+		l14f31(p, k+1, size)
+	case 15:
+		l14f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f32(p, k+1, size)
+	case 1:
+		l14f37(p, k+1, size)
+	case 2:
+		l14f42(p, k+1, size)
+	case 3:
+		l14f47(p, k+1, size)
+	case 4:
+		l14f52(p, k+1, size)
+	case 5:
+		l14f57(p, k+1, size)
+	case 6:
+		l14f62(p, k+1, size)
+	case 7:
+		l14f03(p, k+1, size)
+	case 8:
+		l14f08(p, k+1, size)
+	case 9:
+		l14f13(p, k+1, size)
+	case 10:
+		l14f18(p, k+1, size)
+	case 11:
+		l14f23(p, k+1, size)
+	case 12:
+		l14f28(p, k+1, size)
+	case 13:
+		l14f33(p, k+1, size)
+	case 14:
+		l14f38(p, k+1, size)
+	case 15:
+		l14f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f39(p, k+1, size)
+	case 1:
+		l14f44(p, k+1, size)
+	case 2:
+		l14f49(p, k+1, size)
+	case 3:
+		l14f54(p, k+1, size)
+	case 4:
+		l14f59(p, k+1, size)
+	case 5:
+		l14f00(p, k+1, size)
+	case 6:
+		l14f05(p, k+1, size)
+	case 7:
+		l14f10(p, k+1, size)
+	case 8:
+		l14f15(p, k+1, size)
+	case 9:
+		l14f20(p, k+1, size)
+	case 10:
+		l14f25(p, k+1, size)
+	case 11:
+		l14f30(p, k+1, size)
+	case 12:
+		l14f35(p, k+1, size)
+	case 13:
+		l14f40(p, k+1, size)
+	case 14:
+		l14f45(p, k+1, size)
+	case 15:
+		l14f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f46(p, k+1, size)
+	case 1:
+		l14f51(p, k+1, size)
+	case 2:
+		l14f56(p, k+1, size)
+	case 3:
+		l14f61(p, k+1, size)
+	case 4:
+		l14f02(p, k+1, size)
+	case 5:
+		l14f07(p, k+1, size)
+	case 6:
+		l14f12(p, k+1, size)
+	case 7:
+		l14f17(p, k+1, size)
+	case 8:
+		l14f22(p, k+1, size)
+	case 9:
+		l14f27(p, k+1, size)
+	case 10:
+		l14f32(p, k+1, size)
+	case 11:
+		l14f37(p, k+1, size)
+	case 12:
+		l14f42(p, k+1, size)
+	case 13:
+		l14f47(p, k+1, size)
+	case 14:
+		l14f52(p, k+1, size)
+	case 15:
+		l14f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f53(p, k+1, size)
+	case 1:
+		l14f58(p, k+1, size)
+	case 2:
+		l14f63(p, k+1, size)
+	case 3:
+		l14f04(p, k+1, size)
+	case 4:
+		l14f09(p, k+1, size)
+	case 5:
+		l14f14(p, k+1, size)
+	case 6:
+		l14f19(p, k+1, size)
+	case 7:
+		l14f24(p, k+1, size)
+	case 8:
+		l14f29(p, k+1, size)
+	case 9:
+		l14f34(p, k+1, size)
+	case 10:
+		l14f39(p, k+1, size)
+	case 11:
+		l14f44(p, k+1, size)
+	case 12:
+		l14f49(p, k+1, size)
+	case 13:
+		l14f54(p, k+1, size)
+	case 14:
+		l14f59(p, k+1, size)
+	case 15:
+		l14f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f60(p, k+1, size)
+	case 1:
+		l14f01(p, k+1, size)
+	case 2:
+		l14f06(p, k+1, size)
+	case 3:
+		l14f11(p, k+1, size)
+	case 4:
+		l14f16(p, k+1, size)
+	case 5:
+		l14f21(p, k+1, size)
+	case 6:
+		l14f26(p, k+1, size)
+	case 7:
+		l14f31(p, k+1, size)
+	case 8:
+		l14f36(p, k+1, size)
+	case 9:
+		l14f41(p, k+1, size)
+	case 10:
+		l14f46(p, k+1, size)
+	case 11:
+		l14f51(p, k+1, size)
+	case 12:
+		l14f56(p, k+1, size)
+	case 13:
+		l14f61(p, k+1, size)
+	case 14:
+		l14f02(p, k+1, size)
+	case 15:
+		l14f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f03(p, k+1, size)
+	case 1:
+		l14f08(p, k+1, size)
+	case 2:
+		l14f13(p, k+1, size)
+	case 3:
+		l14f18(p, k+1, size)
+	case 4:
+		l14f23(p, k+1, size)
+	case 5:
+		l14f28(p, k+1, size)
+	case 6:
+		l14f33(p, k+1, size)
+	case 7:
+		l14f38(p, k+1, size)
+	case 8:
+		l14f43(p, k+1, size)
+	case 9:
+		l14f48(p, k+1, size)
+	case 10:
+		l14f53(p, k+1, size)
+	case 11:
+		l14f58(p, k+1, size)
+	case 12:
+		l14f63(p, k+1, size)
+	case 13:
+		l14f04(p, k+1, size)
+	case 14:
+		l14f09(p, k+1, size)
+	case 15:
+		l14f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f10(p, k+1, size)
+	case 1:
+		l14f15(p, k+1, size)
+	case 2:
+		l14f20(p, k+1, size)
+	case 3:
+		l14f25(p, k+1, size)
+	case 4:
+		l14f30(p, k+1, size)
+	case 5:
+		l14f35(p, k+1, size)
+	case 6:
+		l14f40(p, k+1, size)
+	case 7:
+		l14f45(p, k+1, size)
+	case 8:
+		l14f50(p, k+1, size)
+	case 9:
+		l14f55(p, k+1, size)
+	case 10:
+		l14f60(p, k+1, size)
+	case 11:
+		l14f01(p, k+1, size)
+	case 12:
+		l14f06(p, k+1, size)
+	case 13:
+		l14f11(p, k+1, size)
+	case 14:
+		l14f16(p, k+1, size)
+	case 15:
+		l14f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f17(p, k+1, size)
+	case 1:
+		l14f22(p, k+1, size)
+	case 2:
+		l14f27(p, k+1, size)
+	case 3:
+		l14f32(p, k+1, size)
+	case 4:
+		l14f37(p, k+1, size)
+	case 5:
+		l14f42(p, k+1, size)
+	case 6:
+		l14f47(p, k+1, size)
+	case 7:
+		l14f52(p, k+1, size)
+	case 8:
+		l14f57(p, k+1, size)
+	case 9:
+		l14f62(p, k+1, size)
+	case 10:
+		l14f03(p, k+1, size)
+	case 11:
+		l14f08(p, k+1, size)
+	case 12:
+		l14f13(p, k+1, size)
+	case 13:
+		l14f18(p, k+1, size)
+	case 14:
+		l14f23(p, k+1, size)
+	case 15:
+		l14f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f24(p, k+1, size)
+	case 1:
+		l14f29(p, k+1, size)
+	case 2:
+		l14f34(p, k+1, size)
+	case 3:
+		l14f39(p, k+1, size)
+	case 4:
+		l14f44(p, k+1, size)
+	case 5:
+		l14f49(p, k+1, size)
+	case 6:
+		l14f54(p, k+1, size)
+	case 7:
+		l14f59(p, k+1, size)
+	case 8:
+		l14f00(p, k+1, size)
+	case 9:
+		l14f05(p, k+1, size)
+	case 10:
+		l14f10(p, k+1, size)
+	case 11:
+		l14f15(p, k+1, size)
+	case 12:
+		l14f20(p, k+1, size)
+	case 13:
+		l14f25(p, k+1, size)
+	case 14:
+		l14f30(p, k+1, size)
+	case 15:
+		l14f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f31(p, k+1, size)
+	case 1:
+		l14f36(p, k+1, size)
+	case 2:
+		l14f41(p, k+1, size)
+	case 3:
+		l14f46(p, k+1, size)
+	case 4:
+		l14f51(p, k+1, size)
+	case 5:
+		l14f56(p, k+1, size)
+	case 6:
+		l14f61(p, k+1, size)
+	case 7:
+		l14f02(p, k+1, size)
+	case 8:
+		l14f07(p, k+1, size)
+	case 9:
+		l14f12(p, k+1, size)
+	case 10:
+		l14f17(p, k+1, size)
+	case 11:
+		l14f22(p, k+1, size)
+	case 12:
+		l14f27(p, k+1, size)
+	case 13:
+		l14f32(p, k+1, size)
+	case 14:
+		l14f37(p, k+1, size)
+	case 15:
+		l14f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f38(p, k+1, size)
+	case 1:
+		l14f43(p, k+1, size)
+	case 2:
+		l14f48(p, k+1, size)
+	case 3:
+		l14f53(p, k+1, size)
+	case 4:
+		l14f58(p, k+1, size)
+	case 5:
+		l14f63(p, k+1, size)
+	case 6:
+		l14f04(p, k+1, size)
+	case 7:
+		l14f09(p, k+1, size)
+	case 8:
+		l14f14(p, k+1, size)
+	case 9:
+		l14f19(p, k+1, size)
+	case 10:
+		l14f24(p, k+1, size)
+	case 11:
+		l14f29(p, k+1, size)
+	case 12:
+		l14f34(p, k+1, size)
+	case 13:
+		l14f39(p, k+1, size)
+	case 14:
+		l14f44(p, k+1, size)
+	case 15:
+		l14f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f45(p, k+1, size)
+	case 1:
+		l14f50(p, k+1, size)
+	case 2:
+		l14f55(p, k+1, size)
+	case 3:
+		l14f60(p, k+1, size)
+	case 4:
+		l14f01(p, k+1, size)
+	case 5:
+		l14f06(p, k+1, size)
+	case 6:
+		l14f11(p, k+1, size)
+	case 7:
+		l14f16(p, k+1, size)
+	case 8:
+		l14f21(p, k+1, size)
+	case 9:
+		l14f26(p, k+1, size)
+	case 10:
+		l14f31(p, k+1, size)
+	case 11:
+		l14f36(p, k+1, size)
+	case 12:
+		l14f41(p, k+1, size)
+	case 13:
+		l14f46(p, k+1, size)
+	case 14:
+		l14f51(p, k+1, size)
+	case 15:
+		l14f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f52(p, k+1, size)
+	case 1:
+		l14f57(p, k+1, size)
+	case 2:
+		l14f62(p, k+1, size)
+	case 3:
+		l14f03(p, k+1, size)
+	case 4:
+		l14f08(p, k+1, size)
+	case 5:
+		l14f13(p, k+1, size)
+	case 6:
+		l14f18(p, k+1, size)
+	case 7:
+		l14f23(p, k+1, size)
+	case 8:
+		l14f28(p, k+1, size)
+	case 9:
+		l14f33(p, k+1, size)
+	case 10:
+		l14f38(p, k+1, size)
+	case 11:
+		l14f43(p, k+1, size)
+	case 12:
+		l14f48(p, k+1, size)
+	case 13:
+		l14f53(p, k+1, size)
+	case 14:
+		l14f58(p, k+1, size)
+	case 15:
+		l14f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f59(p, k+1, size)
+	case 1:
+		l14f00(p, k+1, size)
+	case 2:
+		l14f05(p, k+1, size)
+	case 3:
+		l14f10(p, k+1, size)
+	case 4:
+		l14f15(p, k+1, size)
+	case 5:
+		l14f20(p, k+1, size)
+	case 6:
+		l14f25(p, k+1, size)
+	case 7:
+		l14f30(p, k+1, size)
+	case 8:
+		l14f35(p, k+1, size)
+	case 9:
+		l14f40(p, k+1, size)
+	case 10:
+		l14f45(p, k+1, size)
+	case 11:
+		l14f50(p, k+1, size)
+	case 12:
+		l14f55(p, k+1, size)
+	case 13:
+		l14f60(p, k+1, size)
+	case 14:
+		l14f01(p, k+1, size)
+	case 15:
+		l14f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f02(p, k+1, size)
+	case 1:
+		l14f07(p, k+1, size)
+	case 2:
+		l14f12(p, k+1, size)
+	case 3:
+		l14f17(p, k+1, size)
+	case 4:
+		l14f22(p, k+1, size)
+	case 5:
+		l14f27(p, k+1, size)
+	case 6:
+		l14f32(p, k+1, size)
+	case 7:
+		l14f37(p, k+1, size)
+	case 8:
+		l14f42(p, k+1, size)
+	case 9:
+		l14f47(p, k+1, size)
+	case 10:
+		l14f52(p, k+1, size)
+	case 11:
+		l14f57(p, k+1, size)
+	case 12:
+		l14f62(p, k+1, size)
+	case 13:
+		l14f03(p, k+1, size)
+	case 14:
+		l14f08(p, k+1, size)
+	case 15:
+		l14f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f09(p, k+1, size)
+	case 1:
+		l14f14(p, k+1, size)
+	case 2:
+		l14f19(p, k+1, size)
+	case 3:
+		l14f24(p, k+1, size)
+	case 4:
+		l14f29(p, k+1, size)
+	case 5:
+		l14f34(p, k+1, size)
+	case 6:
+		l14f39(p, k+1, size)
+	case 7:
+		l14f44(p, k+1, size)
+	case 8:
+		l14f49(p, k+1, size)
+	case 9:
+		l14f54(p, k+1, size)
+	case 10:
+		l14f59(p, k+1, size)
+	case 11:
+		l14f00(p, k+1, size)
+	case 12:
+		l14f05(p, k+1, size)
+	case 13:
+		l14f10(p, k+1, size)
+	case 14:
+		l14f15(p, k+1, size)
+	case 15:
+		l14f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f16(p, k+1, size)
+	case 1:
+		l14f21(p, k+1, size)
+	case 2:
+		l14f26(p, k+1, size)
+	case 3:
+		l14f31(p, k+1, size)
+	case 4:
+		l14f36(p, k+1, size)
+	case 5:
+		l14f41(p, k+1, size)
+	case 6:
+		l14f46(p, k+1, size)
+	case 7:
+		l14f51(p, k+1, size)
+	case 8:
+		l14f56(p, k+1, size)
+	case 9:
+		l14f61(p, k+1, size)
+	case 10:
+		l14f02(p, k+1, size)
+	case 11:
+		l14f07(p, k+1, size)
+	case 12:
+		l14f12(p, k+1, size)
+	case 13:
+		l14f17(p, k+1, size)
+	case 14:
+		l14f22(p, k+1, size)
+	case 15:
+		l14f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f23(p, k+1, size)
+	case 1:
+		l14f28(p, k+1, size)
+	case 2:
+		l14f33(p, k+1, size)
+	case 3:
+		l14f38(p, k+1, size)
+	case 4:
+		l14f43(p, k+1, size)
+	case 5:
+		l14f48(p, k+1, size)
+	case 6:
+		l14f53(p, k+1, size)
+	case 7:
+		l14f58(p, k+1, size)
+	case 8:
+		l14f63(p, k+1, size)
+	case 9:
+		l14f04(p, k+1, size)
+	case 10:
+		l14f09(p, k+1, size)
+	case 11:
+		l14f14(p, k+1, size)
+	case 12:
+		l14f19(p, k+1, size)
+	case 13:
+		l14f24(p, k+1, size)
+	case 14:
+		l14f29(p, k+1, size)
+	case 15:
+		l14f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f30(p, k+1, size)
+	case 1:
+		l14f35(p, k+1, size)
+	case 2:
+		l14f40(p, k+1, size)
+	case 3:
+		l14f45(p, k+1, size)
+	case 4:
+		l14f50(p, k+1, size)
+	case 5:
+		l14f55(p, k+1, size)
+	case 6:
+		l14f60(p, k+1, size)
+	case 7:
+		l14f01(p, k+1, size)
+	case 8:
+		l14f06(p, k+1, size)
+	case 9:
+		l14f11(p, k+1, size)
+	case 10:
+		l14f16(p, k+1, size)
+	case 11:
+		l14f21(p, k+1, size)
+	case 12:
+		l14f26(p, k+1, size)
+	case 13:
+		l14f31(p, k+1, size)
+	case 14:
+		l14f36(p, k+1, size)
+	case 15:
+		l14f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f37(p, k+1, size)
+	case 1:
+		l14f42(p, k+1, size)
+	case 2:
+		l14f47(p, k+1, size)
+	case 3:
+		l14f52(p, k+1, size)
+	case 4:
+		l14f57(p, k+1, size)
+	case 5:
+		l14f62(p, k+1, size)
+	case 6:
+		l14f03(p, k+1, size)
+	case 7:
+		l14f08(p, k+1, size)
+	case 8:
+		l14f13(p, k+1, size)
+	case 9:
+		l14f18(p, k+1, size)
+	case 10:
+		l14f23(p, k+1, size)
+	case 11:
+		l14f28(p, k+1, size)
+	case 12:
+		l14f33(p, k+1, size)
+	case 13:
+		l14f38(p, k+1, size)
+	case 14:
+		l14f43(p, k+1, size)
+	case 15:
+		l14f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f44(p, k+1, size)
+	case 1:
+		l14f49(p, k+1, size)
+	case 2:
+		l14f54(p, k+1, size)
+	case 3:
+		l14f59(p, k+1, size)
+	case 4:
+		l14f00(p, k+1, size)
+	case 5:
+		l14f05(p, k+1, size)
+	case 6:
+		l14f10(p, k+1, size)
+	case 7:
+		l14f15(p, k+1, size)
+	case 8:
+		l14f20(p, k+1, size)
+	case 9:
+		l14f25(p, k+1, size)
+	case 10:
+		l14f30(p, k+1, size)
+	case 11:
+		l14f35(p, k+1, size)
+	case 12:
+		l14f40(p, k+1, size)
+	case 13:
+		l14f45(p, k+1, size)
+	case 14:
+		l14f50(p, k+1, size)
+	case 15:
+		l14f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f51(p, k+1, size)
+	case 1:
+		l14f56(p, k+1, size)
+	case 2:
+		l14f61(p, k+1, size)
+	case 3:
+		l14f02(p, k+1, size)
+	case 4:
+		l14f07(p, k+1, size)
+	case 5:
+		l14f12(p, k+1, size)
+	case 6:
+		l14f17(p, k+1, size)
+	case 7:
+		l14f22(p, k+1, size)
+	case 8:
+		l14f27(p, k+1, size)
+	case 9:
+		l14f32(p, k+1, size)
+	case 10:
+		l14f37(p, k+1, size)
+	case 11:
+		l14f42(p, k+1, size)
+	case 12:
+		l14f47(p, k+1, size)
+	case 13:
+		l14f52(p, k+1, size)
+	case 14:
+		l14f57(p, k+1, size)
+	case 15:
+		l14f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f58(p, k+1, size)
+	case 1:
+		l14f63(p, k+1, size)
+	case 2:
+		l14f04(p, k+1, size)
+	case 3:
+		l14f09(p, k+1, size)
+	case 4:
+		l14f14(p, k+1, size)
+	case 5:
+		l14f19(p, k+1, size)
+	case 6:
+		l14f24(p, k+1, size)
+	case 7:
+		l14f29(p, k+1, size)
+	case 8:
+		l14f34(p, k+1, size)
+	case 9:
+		l14f39(p, k+1, size)
+	case 10:
+		l14f44(p, k+1, size)
+	case 11:
+		l14f49(p, k+1, size)
+	case 12:
+		l14f54(p, k+1, size)
+	case 13:
+		l14f59(p, k+1, size)
+	case 14:
+		l14f00(p, k+1, size)
+	case 15:
+		l14f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f01(p, k+1, size)
+	case 1:
+		l14f06(p, k+1, size)
+	case 2:
+		l14f11(p, k+1, size)
+	case 3:
+		l14f16(p, k+1, size)
+	case 4:
+		l14f21(p, k+1, size)
+	case 5:
+		l14f26(p, k+1, size)
+	case 6:
+		l14f31(p, k+1, size)
+	case 7:
+		l14f36(p, k+1, size)
+	case 8:
+		l14f41(p, k+1, size)
+	case 9:
+		l14f46(p, k+1, size)
+	case 10:
+		l14f51(p, k+1, size)
+	case 11:
+		l14f56(p, k+1, size)
+	case 12:
+		l14f61(p, k+1, size)
+	case 13:
+		l14f02(p, k+1, size)
+	case 14:
+		l14f07(p, k+1, size)
+	case 15:
+		l14f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f08(p, k+1, size)
+	case 1:
+		l14f13(p, k+1, size)
+	case 2:
+		l14f18(p, k+1, size)
+	case 3:
+		l14f23(p, k+1, size)
+	case 4:
+		l14f28(p, k+1, size)
+	case 5:
+		l14f33(p, k+1, size)
+	case 6:
+		l14f38(p, k+1, size)
+	case 7:
+		l14f43(p, k+1, size)
+	case 8:
+		l14f48(p, k+1, size)
+	case 9:
+		l14f53(p, k+1, size)
+	case 10:
+		l14f58(p, k+1, size)
+	case 11:
+		l14f63(p, k+1, size)
+	case 12:
+		l14f04(p, k+1, size)
+	case 13:
+		l14f09(p, k+1, size)
+	case 14:
+		l14f14(p, k+1, size)
+	case 15:
+		l14f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f15(p, k+1, size)
+	case 1:
+		l14f20(p, k+1, size)
+	case 2:
+		l14f25(p, k+1, size)
+	case 3:
+		l14f30(p, k+1, size)
+	case 4:
+		l14f35(p, k+1, size)
+	case 5:
+		l14f40(p, k+1, size)
+	case 6:
+		l14f45(p, k+1, size)
+	case 7:
+		l14f50(p, k+1, size)
+	case 8:
+		l14f55(p, k+1, size)
+	case 9:
+		l14f60(p, k+1, size)
+	case 10:
+		l14f01(p, k+1, size)
+	case 11:
+		l14f06(p, k+1, size)
+	case 12:
+		l14f11(p, k+1, size)
+	case 13:
+		l14f16(p, k+1, size)
+	case 14:
+		l14f21(p, k+1, size)
+	case 15:
+		l14f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f22(p, k+1, size)
+	case 1:
+		l14f27(p, k+1, size)
+	case 2:
+		l14f32(p, k+1, size)
+	case 3:
+		l14f37(p, k+1, size)
+	case 4:
+		l14f42(p, k+1, size)
+	case 5:
+		l14f47(p, k+1, size)
+	case 6:
+		l14f52(p, k+1, size)
+	case 7:
+		l14f57(p, k+1, size)
+	case 8:
+		l14f62(p, k+1, size)
+	case 9:
+		l14f03(p, k+1, size)
+	case 10:
+		l14f08(p, k+1, size)
+	case 11:
+		l14f13(p, k+1, size)
+	case 12:
+		l14f18(p, k+1, size)
+	case 13:
+		l14f23(p, k+1, size)
+	case 14:
+		l14f28(p, k+1, size)
+	case 15:
+		l14f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f29(p, k+1, size)
+	case 1:
+		l14f34(p, k+1, size)
+	case 2:
+		l14f39(p, k+1, size)
+	case 3:
+		l14f44(p, k+1, size)
+	case 4:
+		l14f49(p, k+1, size)
+	case 5:
+		l14f54(p, k+1, size)
+	case 6:
+		l14f59(p, k+1, size)
+	case 7:
+		l14f00(p, k+1, size)
+	case 8:
+		l14f05(p, k+1, size)
+	case 9:
+		l14f10(p, k+1, size)
+	case 10:
+		l14f15(p, k+1, size)
+	case 11:
+		l14f20(p, k+1, size)
+	case 12:
+		l14f25(p, k+1, size)
+	case 13:
+		l14f30(p, k+1, size)
+	case 14:
+		l14f35(p, k+1, size)
+	case 15:
+		l14f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f36(p, k+1, size)
+	case 1:
+		l14f41(p, k+1, size)
+	case 2:
+		l14f46(p, k+1, size)
+	case 3:
+		l14f51(p, k+1, size)
+	case 4:
+		l14f56(p, k+1, size)
+	case 5:
+		l14f61(p, k+1, size)
+	case 6:
+		l14f02(p, k+1, size)
+	case 7:
+		l14f07(p, k+1, size)
+	case 8:
+		l14f12(p, k+1, size)
+	case 9:
+		l14f17(p, k+1, size)
+	case 10:
+		l14f22(p, k+1, size)
+	case 11:
+		l14f27(p, k+1, size)
+	case 12:
+		l14f32(p, k+1, size)
+	case 13:
+		l14f37(p, k+1, size)
+	case 14:
+		l14f42(p, k+1, size)
+	case 15:
+		l14f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f43(p, k+1, size)
+	case 1:
+		l14f48(p, k+1, size)
+	case 2:
+		l14f53(p, k+1, size)
+	case 3:
+		l14f58(p, k+1, size)
+	case 4:
+		l14f63(p, k+1, size)
+	case 5:
+		l14f04(p, k+1, size)
+	case 6:
+		l14f09(p, k+1, size)
+	case 7:
+		l14f14(p, k+1, size)
+	case 8:
+		l14f19(p, k+1, size)
+	case 9:
+		l14f24(p, k+1, size)
+	case 10:
+		l14f29(p, k+1, size)
+	case 11:
+		l14f34(p, k+1, size)
+	case 12:
+		l14f39(p, k+1, size)
+	case 13:
+		l14f44(p, k+1, size)
+	case 14:
+		l14f49(p, k+1, size)
+	case 15:
+		l14f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f50(p, k+1, size)
+	case 1:
+		l14f55(p, k+1, size)
+	case 2:
+		l14f60(p, k+1, size)
+	case 3:
+		l14f01(p, k+1, size)
+	case 4:
+		l14f06(p, k+1, size)
+	case 5:
+		l14f11(p, k+1, size)
+	case 6:
+		l14f16(p, k+1, size)
+	case 7:
+		l14f21(p, k+1, size)
+	case 8:
+		l14f26(p, k+1, size)
+	case 9:
+		l14f31(p, k+1, size)
+	case 10:
+		l14f36(p, k+1, size)
+	case 11:
+		l14f41(p, k+1, size)
+	case 12:
+		l14f46(p, k+1, size)
+	case 13:
+		l14f51(p, k+1, size)
+	case 14:
+		l14f56(p, k+1, size)
+	case 15:
+		l14f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f57(p, k+1, size)
+	case 1:
+		l14f62(p, k+1, size)
+	case 2:
+		l14f03(p, k+1, size)
+	case 3:
+		l14f08(p, k+1, size)
+	case 4:
+		l14f13(p, k+1, size)
+	case 5:
+		l14f18(p, k+1, size)
+	case 6:
+		l14f23(p, k+1, size)
+	case 7:
+		l14f28(p, k+1, size)
+	case 8:
+		l14f33(p, k+1, size)
+	case 9:
+		l14f38(p, k+1, size)
+	case 10:
+		l14f43(p, k+1, size)
+	case 11:
+		l14f48(p, k+1, size)
+	case 12:
+		l14f53(p, k+1, size)
+	case 13:
+		l14f58(p, k+1, size)
+	case 14:
+		l14f63(p, k+1, size)
+	case 15:
+		l14f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f00(p, k+1, size)
+	case 1:
+		l14f05(p, k+1, size)
+	case 2:
+		l14f10(p, k+1, size)
+	case 3:
+		l14f15(p, k+1, size)
+	case 4:
+		l14f20(p, k+1, size)
+	case 5:
+		l14f25(p, k+1, size)
+	case 6:
+		l14f30(p, k+1, size)
+	case 7:
+		l14f35(p, k+1, size)
+	case 8:
+		l14f40(p, k+1, size)
+	case 9:
+		l14f45(p, k+1, size)
+	case 10:
+		l14f50(p, k+1, size)
+	case 11:
+		l14f55(p, k+1, size)
+	case 12:
+		l14f60(p, k+1, size)
+	case 13:
+		l14f01(p, k+1, size)
+	case 14:
+		l14f06(p, k+1, size)
+	case 15:
+		l14f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f07(p, k+1, size)
+	case 1:
+		l14f12(p, k+1, size)
+	case 2:
+		l14f17(p, k+1, size)
+	case 3:
+		l14f22(p, k+1, size)
+	case 4:
+		l14f27(p, k+1, size)
+	case 5:
+		l14f32(p, k+1, size)
+	case 6:
+		l14f37(p, k+1, size)
+	case 7:
+		l14f42(p, k+1, size)
+	case 8:
+		l14f47(p, k+1, size)
+	case 9:
+		l14f52(p, k+1, size)
+	case 10:
+		l14f57(p, k+1, size)
+	case 11:
+		l14f62(p, k+1, size)
+	case 12:
+		l14f03(p, k+1, size)
+	case 13:
+		l14f08(p, k+1, size)
+	case 14:
+		l14f13(p, k+1, size)
+	case 15:
+		l14f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f14(p, k+1, size)
+	case 1:
+		l14f19(p, k+1, size)
+	case 2:
+		l14f24(p, k+1, size)
+	case 3:
+		l14f29(p, k+1, size)
+	case 4:
+		l14f34(p, k+1, size)
+	case 5:
+		l14f39(p, k+1, size)
+	case 6:
+		l14f44(p, k+1, size)
+	case 7:
+		l14f49(p, k+1, size)
+	case 8:
+		l14f54(p, k+1, size)
+	case 9:
+		l14f59(p, k+1, size)
+	case 10:
+		l14f00(p, k+1, size)
+	case 11:
+		l14f05(p, k+1, size)
+	case 12:
+		l14f10(p, k+1, size)
+	case 13:
+		l14f15(p, k+1, size)
+	case 14:
+		l14f20(p, k+1, size)
+	case 15:
+		l14f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f21(p, k+1, size)
+	case 1:
+		l14f26(p, k+1, size)
+	case 2:
+		l14f31(p, k+1, size)
+	case 3:
+		l14f36(p, k+1, size)
+	case 4:
+		l14f41(p, k+1, size)
+	case 5:
+		l14f46(p, k+1, size)
+	case 6:
+		l14f51(p, k+1, size)
+	case 7:
+		l14f56(p, k+1, size)
+	case 8:
+		l14f61(p, k+1, size)
+	case 9:
+		l14f02(p, k+1, size)
+	case 10:
+		l14f07(p, k+1, size)
+	case 11:
+		l14f12(p, k+1, size)
+	case 12:
+		l14f17(p, k+1, size)
+	case 13:
+		l14f22(p, k+1, size)
+	case 14:
+		l14f27(p, k+1, size)
+	case 15:
+		l14f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f28(p, k+1, size)
+	case 1:
+		l14f33(p, k+1, size)
+	case 2:
+		l14f38(p, k+1, size)
+	case 3:
+		l14f43(p, k+1, size)
+	case 4:
+		l14f48(p, k+1, size)
+	case 5:
+		l14f53(p, k+1, size)
+	case 6:
+		l14f58(p, k+1, size)
+	case 7:
+		l14f63(p, k+1, size)
+	case 8:
+		l14f04(p, k+1, size)
+	case 9:
+		l14f09(p, k+1, size)
+	case 10:
+		l14f14(p, k+1, size)
+	case 11:
+		l14f19(p, k+1, size)
+	case 12:
+		l14f24(p, k+1, size)
+	case 13:
+		l14f29(p, k+1, size)
+	case 14:
+		l14f34(p, k+1, size)
+	case 15:
+		l14f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f35(p, k+1, size)
+	case 1:
+		l14f40(p, k+1, size)
+	case 2:
+		l14f45(p, k+1, size)
+	case 3:
+		l14f50(p, k+1, size)
+	case 4:
+		l14f55(p, k+1, size)
+	case 5:
+		l14f60(p, k+1, size)
+	case 6:
+		l14f01(p, k+1, size)
+	case 7:
+		l14f06(p, k+1, size)
+	case 8:
+		l14f11(p, k+1, size)
+	case 9:
+		l14f16(p, k+1, size)
+	case 10:
+		l14f21(p, k+1, size)
+	case 11:
+		l14f26(p, k+1, size)
+	case 12:
+		l14f31(p, k+1, size)
+	case 13:
+		l14f36(p, k+1, size)
+	case 14:
+		l14f41(p, k+1, size)
+	case 15:
+		l14f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f42(p, k+1, size)
+	case 1:
+		l14f47(p, k+1, size)
+	case 2:
+		l14f52(p, k+1, size)
+	case 3:
+		l14f57(p, k+1, size)
+	case 4:
+		l14f62(p, k+1, size)
+	case 5:
+		l14f03(p, k+1, size)
+	case 6:
+		l14f08(p, k+1, size)
+	case 7:
+		l14f13(p, k+1, size)
+	case 8:
+		l14f18(p, k+1, size)
+	case 9:
+		l14f23(p, k+1, size)
+	case 10:
+		l14f28(p, k+1, size)
+	case 11:
+		l14f33(p, k+1, size)
+	case 12:
+		l14f38(p, k+1, size)
+	case 13:
+		l14f43(p, k+1, size)
+	case 14:
+		l14f48(p, k+1, size)
+	case 15:
+		l14f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f49(p, k+1, size)
+	case 1:
+		l14f54(p, k+1, size)
+	case 2:
+		l14f59(p, k+1, size)
+	case 3:
+		l14f00(p, k+1, size)
+	case 4:
+		l14f05(p, k+1, size)
+	case 5:
+		l14f10(p, k+1, size)
+	case 6:
+		l14f15(p, k+1, size)
+	case 7:
+		l14f20(p, k+1, size)
+	case 8:
+		l14f25(p, k+1, size)
+	case 9:
+		l14f30(p, k+1, size)
+	case 10:
+		l14f35(p, k+1, size)
+	case 11:
+		l14f40(p, k+1, size)
+	case 12:
+		l14f45(p, k+1, size)
+	case 13:
+		l14f50(p, k+1, size)
+	case 14:
+		l14f55(p, k+1, size)
+	case 15:
+		l14f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f56(p, k+1, size)
+	case 1:
+		l14f61(p, k+1, size)
+	case 2:
+		l14f02(p, k+1, size)
+	case 3:
+		l14f07(p, k+1, size)
+	case 4:
+		l14f12(p, k+1, size)
+	case 5:
+		l14f17(p, k+1, size)
+	case 6:
+		l14f22(p, k+1, size)
+	case 7:
+		l14f27(p, k+1, size)
+	case 8:
+		l14f32(p, k+1, size)
+	case 9:
+		l14f37(p, k+1, size)
+	case 10:
+		l14f42(p, k+1, size)
+	case 11:
+		l14f47(p, k+1, size)
+	case 12:
+		l14f52(p, k+1, size)
+	case 13:
+		l14f57(p, k+1, size)
+	case 14:
+		l14f62(p, k+1, size)
+	case 15:
+		l14f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f63(p, k+1, size)
+	case 1:
+		l14f04(p, k+1, size)
+	case 2:
+		l14f09(p, k+1, size)
+	case 3:
+		l14f14(p, k+1, size)
+	case 4:
+		l14f19(p, k+1, size)
+	case 5:
+		l14f24(p, k+1, size)
+	case 6:
+		l14f29(p, k+1, size)
+	case 7:
+		l14f34(p, k+1, size)
+	case 8:
+		l14f39(p, k+1, size)
+	case 9:
+		l14f44(p, k+1, size)
+	case 10:
+		l14f49(p, k+1, size)
+	case 11:
+		l14f54(p, k+1, size)
+	case 12:
+		l14f59(p, k+1, size)
+	case 13:
+		l14f00(p, k+1, size)
+	case 14:
+		l14f05(p, k+1, size)
+	case 15:
+		l14f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l13f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l14f06(p, k+1, size)
+	case 1:
+		l14f11(p, k+1, size)
+	case 2:
+		l14f16(p, k+1, size)
+	case 3:
+		l14f21(p, k+1, size)
+	case 4:
+		l14f26(p, k+1, size)
+	case 5:
+		l14f31(p, k+1, size)
+	case 6:
+		l14f36(p, k+1, size)
+	case 7:
+		l14f41(p, k+1, size)
+	case 8:
+		l14f46(p, k+1, size)
+	case 9:
+		l14f51(p, k+1, size)
+	case 10:
+		l14f56(p, k+1, size)
+	case 11:
+		l14f61(p, k+1, size)
+	case 12:
+		l14f02(p, k+1, size)
+	case 13:
+		l14f07(p, k+1, size)
+	case 14:
+		l14f12(p, k+1, size)
+	case 15:
+		l14f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f14(p, k+1, size)
+	case 1:
+		l15f19(p, k+1, size)
+	case 2:
+		l15f24(p, k+1, size)
+	case 3:
+		l15f29(p, k+1, size)
+	case 4:
+		l15f34(p, k+1, size)
+	case 5:
+		l15f39(p, k+1, size)
+	case 6:
+		l15f44(p, k+1, size)
+	case 7:
+		l15f49(p, k+1, size)
+	case 8:
+		l15f54(p, k+1, size)
+	case 9:
+		l15f59(p, k+1, size)
+	case 10:
+		l15f00(p, k+1, size)
+	case 11:
+		l15f05(p, k+1, size)
+	case 12:
+		l15f10(p, k+1, size)
+	case 13:
+		l15f15(p, k+1, size)
+	case 14:
+		l15f20(p, k+1, size)
+	case 15:
+		l15f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f21(p, k+1, size)
+	case 1:
+		l15f26(p, k+1, size)
+	case 2:
+		l15f31(p, k+1, size)
+	case 3:
+		l15f36(p, k+1, size)
+	case 4:
+		l15f41(p, k+1, size)
+	case 5:
+		l15f46(p, k+1, size)
+	case 6:
+		l15f51(p, k+1, size)
+	case 7:
+		l15f56(p, k+1, size)
+	case 8:
+		l15f61(p, k+1, size)
+	case 9:
+		l15f02(p, k+1, size)
+	case 10:
+		l15f07(p, k+1, size)
+	case 11:
+		l15f12(p, k+1, size)
+	case 12:
+		l15f17(p, k+1, size)
+	case 13:
+		l15f22(p, k+1, size)
+	case 14:
+		l15f27(p, k+1, size)
+	case 15:
+		l15f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f28(p, k+1, size)
+	case 1:
+		l15f33(p, k+1, size)
+	case 2:
+		l15f38(p, k+1, size)
+	case 3:
+		l15f43(p, k+1, size)
+	case 4:
+		l15f48(p, k+1, size)
+	case 5:
+		l15f53(p, k+1, size)
+	case 6:
+		l15f58(p, k+1, size)
+	case 7:
+		l15f63(p, k+1, size)
+	case 8:
+		l15f04(p, k+1, size)
+	case 9:
+		l15f09(p, k+1, size)
+	case 10:
+		l15f14(p, k+1, size)
+	case 11:
+		l15f19(p, k+1, size)
+	case 12:
+		l15f24(p, k+1, size)
+	case 13:
+		l15f29(p, k+1, size)
+	case 14:
+		l15f34(p, k+1, size)
+	case 15:
+		l15f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f35(p, k+1, size)
+	case 1:
+		l15f40(p, k+1, size)
+	case 2:
+		l15f45(p, k+1, size)
+	case 3:
+		l15f50(p, k+1, size)
+	case 4:
+		l15f55(p, k+1, size)
+	case 5:
+		l15f60(p, k+1, size)
+	case 6:
+		l15f01(p, k+1, size)
+	case 7:
+		l15f06(p, k+1, size)
+	case 8:
+		l15f11(p, k+1, size)
+	case 9:
+		l15f16(p, k+1, size)
+	case 10:
+		l15f21(p, k+1, size)
+	case 11:
+		l15f26(p, k+1, size)
+	case 12:
+		l15f31(p, k+1, size)
+	case 13:
+		l15f36(p, k+1, size)
+	case 14:
+		l15f41(p, k+1, size)
+	case 15:
+		l15f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f42(p, k+1, size)
+	case 1:
+		l15f47(p, k+1, size)
+	case 2:
+		l15f52(p, k+1, size)
+	case 3:
+		l15f57(p, k+1, size)
+	case 4:
+		l15f62(p, k+1, size)
+	case 5:
+		l15f03(p, k+1, size)
+	case 6:
+		l15f08(p, k+1, size)
+	case 7:
+		l15f13(p, k+1, size)
+	case 8:
+		l15f18(p, k+1, size)
+	case 9:
+		l15f23(p, k+1, size)
+	case 10:
+		l15f28(p, k+1, size)
+	case 11:
+		l15f33(p, k+1, size)
+	case 12:
+		l15f38(p, k+1, size)
+	case 13:
+		l15f43(p, k+1, size)
+	case 14:
+		l15f48(p, k+1, size)
+	case 15:
+		l15f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f49(p, k+1, size)
+	case 1:
+		l15f54(p, k+1, size)
+	case 2:
+		l15f59(p, k+1, size)
+	case 3:
+		l15f00(p, k+1, size)
+	case 4:
+		l15f05(p, k+1, size)
+	case 5:
+		l15f10(p, k+1, size)
+	case 6:
+		l15f15(p, k+1, size)
+	case 7:
+		l15f20(p, k+1, size)
+	case 8:
+		l15f25(p, k+1, size)
+	case 9:
+		l15f30(p, k+1, size)
+	case 10:
+		l15f35(p, k+1, size)
+	case 11:
+		l15f40(p, k+1, size)
+	case 12:
+		l15f45(p, k+1, size)
+	case 13:
+		l15f50(p, k+1, size)
+	case 14:
+		l15f55(p, k+1, size)
+	case 15:
+		l15f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f56(p, k+1, size)
+	case 1:
+		l15f61(p, k+1, size)
+	case 2:
+		l15f02(p, k+1, size)
+	case 3:
+		l15f07(p, k+1, size)
+	case 4:
+		l15f12(p, k+1, size)
+	case 5:
+		l15f17(p, k+1, size)
+	case 6:
+		l15f22(p, k+1, size)
+	case 7:
+		l15f27(p, k+1, size)
+	case 8:
+		l15f32(p, k+1, size)
+	case 9:
+		l15f37(p, k+1, size)
+	case 10:
+		l15f42(p, k+1, size)
+	case 11:
+		l15f47(p, k+1, size)
+	case 12:
+		l15f52(p, k+1, size)
+	case 13:
+		l15f57(p, k+1, size)
+	case 14:
+		l15f62(p, k+1, size)
+	case 15:
+		l15f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f63(p, k+1, size)
+	case 1:
+		l15f04(p, k+1, size)
+	case 2:
+		l15f09(p, k+1, size)
+	case 3:
+		l15f14(p, k+1, size)
+	case 4:
+		l15f19(p, k+1, size)
+	case 5:
+		l15f24(p, k+1, size)
+	case 6:
+		l15f29(p, k+1, size)
+	case 7:
+		l15f34(p, k+1, size)
+	case 8:
+		l15f39(p, k+1, size)
+	case 9:
+		l15f44(p, k+1, size)
+	case 10:
+		l15f49(p, k+1, size)
+	case 11:
+		l15f54(p, k+1, size)
+	case 12:
+		l15f59(p, k+1, size)
+	case 13:
+		l15f00(p, k+1, size)
+	case 14:
+		l15f05(p, k+1, size)
+	case 15:
+		l15f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f06(p, k+1, size)
+	case 1:
+		l15f11(p, k+1, size)
+	case 2:
+		l15f16(p, k+1, size)
+	case 3:
+		l15f21(p, k+1, size)
+	case 4:
+		l15f26(p, k+1, size)
+	case 5:
+		l15f31(p, k+1, size)
+	case 6:
+		l15f36(p, k+1, size)
+	case 7:
+		l15f41(p, k+1, size)
+	case 8:
+		l15f46(p, k+1, size)
+	case 9:
+		l15f51(p, k+1, size)
+	case 10:
+		l15f56(p, k+1, size)
+	case 11:
+		l15f61(p, k+1, size)
+	case 12:
+		l15f02(p, k+1, size)
+	case 13:
+		l15f07(p, k+1, size)
+	case 14:
+		l15f12(p, k+1, size)
+	case 15:
+		l15f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f13(p, k+1, size)
+	case 1:
+		l15f18(p, k+1, size)
+	case 2:
+		l15f23(p, k+1, size)
+	case 3:
+		l15f28(p, k+1, size)
+	case 4:
+		l15f33(p, k+1, size)
+	case 5:
+		l15f38(p, k+1, size)
+	case 6:
+		l15f43(p, k+1, size)
+	case 7:
+		l15f48(p, k+1, size)
+	case 8:
+		l15f53(p, k+1, size)
+	case 9:
+		l15f58(p, k+1, size)
+	case 10:
+		l15f63(p, k+1, size)
+	case 11:
+		l15f04(p, k+1, size)
+	case 12:
+		l15f09(p, k+1, size)
+	case 13:
+		l15f14(p, k+1, size)
+	case 14:
+		l15f19(p, k+1, size)
+	case 15:
+		l15f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f20(p, k+1, size)
+	case 1:
+		l15f25(p, k+1, size)
+	case 2:
+		l15f30(p, k+1, size)
+	case 3:
+		l15f35(p, k+1, size)
+	case 4:
+		l15f40(p, k+1, size)
+	case 5:
+		l15f45(p, k+1, size)
+	case 6:
+		l15f50(p, k+1, size)
+	case 7:
+		l15f55(p, k+1, size)
+	case 8:
+		l15f60(p, k+1, size)
+	case 9:
+		l15f01(p, k+1, size)
+	case 10:
+		l15f06(p, k+1, size)
+	case 11:
+		l15f11(p, k+1, size)
+	case 12:
+		l15f16(p, k+1, size)
+	case 13:
+		l15f21(p, k+1, size)
+	case 14:
+		l15f26(p, k+1, size)
+	case 15:
+		l15f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f27(p, k+1, size)
+	case 1:
+		l15f32(p, k+1, size)
+	case 2:
+		l15f37(p, k+1, size)
+	case 3:
+		l15f42(p, k+1, size)
+	case 4:
+		l15f47(p, k+1, size)
+	case 5:
+		l15f52(p, k+1, size)
+	case 6:
+		l15f57(p, k+1, size)
+	case 7:
+		l15f62(p, k+1, size)
+	case 8:
+		l15f03(p, k+1, size)
+	case 9:
+		l15f08(p, k+1, size)
+	case 10:
+		l15f13(p, k+1, size)
+	case 11:
+		l15f18(p, k+1, size)
+	case 12:
+		l15f23(p, k+1, size)
+	case 13:
+		l15f28(p, k+1, size)
+	case 14:
+		l15f33(p, k+1, size)
+	case 15:
+		l15f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f34(p, k+1, size)
+	case 1:
+		l15f39(p, k+1, size)
+	case 2:
+		l15f44(p, k+1, size)
+	case 3:
+		l15f49(p, k+1, size)
+	case 4:
+		l15f54(p, k+1, size)
+	case 5:
+		l15f59(p, k+1, size)
+	case 6:
+		l15f00(p, k+1, size)
+	case 7:
+		l15f05(p, k+1, size)
+	case 8:
+		l15f10(p, k+1, size)
+	case 9:
+		l15f15(p, k+1, size)
+	case 10:
+		l15f20(p, k+1, size)
+	case 11:
+		l15f25(p, k+1, size)
+	case 12:
+		l15f30(p, k+1, size)
+	case 13:
+		l15f35(p, k+1, size)
+	case 14:
+		l15f40(p, k+1, size)
+	case 15:
+		l15f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f41(p, k+1, size)
+	case 1:
+		l15f46(p, k+1, size)
+	case 2:
+		l15f51(p, k+1, size)
+	case 3:
+		l15f56(p, k+1, size)
+	case 4:
+		l15f61(p, k+1, size)
+	case 5:
+		l15f02(p, k+1, size)
+	case 6:
+		l15f07(p, k+1, size)
+	case 7:
+		l15f12(p, k+1, size)
+	case 8:
+		l15f17(p, k+1, size)
+	case 9:
+		l15f22(p, k+1, size)
+	case 10:
+		l15f27(p, k+1, size)
+	case 11:
+		l15f32(p, k+1, size)
+	case 12:
+		l15f37(p, k+1, size)
+	case 13:
+		l15f42(p, k+1, size)
+	case 14:
+		l15f47(p, k+1, size)
+	case 15:
+		l15f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f48(p, k+1, size)
+	case 1:
+		l15f53(p, k+1, size)
+	case 2:
+		l15f58(p, k+1, size)
+	case 3:
+		l15f63(p, k+1, size)
+	case 4:
+		l15f04(p, k+1, size)
+	case 5:
+		l15f09(p, k+1, size)
+	case 6:
+		l15f14(p, k+1, size)
+	case 7:
+		l15f19(p, k+1, size)
+	case 8:
+		l15f24(p, k+1, size)
+	case 9:
+		l15f29(p, k+1, size)
+	case 10:
+		l15f34(p, k+1, size)
+	case 11:
+		l15f39(p, k+1, size)
+	case 12:
+		l15f44(p, k+1, size)
+	case 13:
+		l15f49(p, k+1, size)
+	case 14:
+		l15f54(p, k+1, size)
+	case 15:
+		l15f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f55(p, k+1, size)
+	case 1:
+		l15f60(p, k+1, size)
+	case 2:
+		l15f01(p, k+1, size)
+	case 3:
+		l15f06(p, k+1, size)
+	case 4:
+		l15f11(p, k+1, size)
+	case 5:
+		l15f16(p, k+1, size)
+	case 6:
+		l15f21(p, k+1, size)
+	case 7:
+		l15f26(p, k+1, size)
+	case 8:
+		l15f31(p, k+1, size)
+	case 9:
+		l15f36(p, k+1, size)
+	case 10:
+		l15f41(p, k+1, size)
+	case 11:
+		l15f46(p, k+1, size)
+	case 12:
+		l15f51(p, k+1, size)
+	case 13:
+		l15f56(p, k+1, size)
+	case 14:
+		l15f61(p, k+1, size)
+	case 15:
+		l15f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f62(p, k+1, size)
+	case 1:
+		l15f03(p, k+1, size)
+	case 2:
+		l15f08(p, k+1, size)
+	case 3:
+		l15f13(p, k+1, size)
+	case 4:
+		l15f18(p, k+1, size)
+	case 5:
+		l15f23(p, k+1, size)
+	case 6:
+		l15f28(p, k+1, size)
+	case 7:
+		l15f33(p, k+1, size)
+	case 8:
+		l15f38(p, k+1, size)
+	case 9:
+		l15f43(p, k+1, size)
+	case 10:
+		l15f48(p, k+1, size)
+	case 11:
+		l15f53(p, k+1, size)
+	case 12:
+		l15f58(p, k+1, size)
+	case 13:
+		l15f63(p, k+1, size)
+	case 14:
+		l15f04(p, k+1, size)
+	case 15:
+		l15f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f05(p, k+1, size)
+	case 1:
+		l15f10(p, k+1, size)
+	case 2:
+		l15f15(p, k+1, size)
+	case 3:
+		l15f20(p, k+1, size)
+	case 4:
+		l15f25(p, k+1, size)
+	case 5:
+		l15f30(p, k+1, size)
+	case 6:
+		l15f35(p, k+1, size)
+	case 7:
+		l15f40(p, k+1, size)
+	case 8:
+		l15f45(p, k+1, size)
+	case 9:
+		l15f50(p, k+1, size)
+	case 10:
+		l15f55(p, k+1, size)
+	case 11:
+		l15f60(p, k+1, size)
+	case 12:
+		l15f01(p, k+1, size)
+	case 13:
+		l15f06(p, k+1, size)
+	case 14:
+		l15f11(p, k+1, size)
+	case 15:
+		l15f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f12(p, k+1, size)
+	case 1:
+		l15f17(p, k+1, size)
+	case 2:
+		l15f22(p, k+1, size)
+	case 3:
+		l15f27(p, k+1, size)
+	case 4:
+		l15f32(p, k+1, size)
+	case 5:
+		l15f37(p, k+1, size)
+	case 6:
+		l15f42(p, k+1, size)
+	case 7:
+		l15f47(p, k+1, size)
+	case 8:
+		l15f52(p, k+1, size)
+	case 9:
+		l15f57(p, k+1, size)
+	case 10:
+		l15f62(p, k+1, size)
+	case 11:
+		l15f03(p, k+1, size)
+	case 12:
+		l15f08(p, k+1, size)
+	case 13:
+		l15f13(p, k+1, size)
+	case 14:
+		l15f18(p, k+1, size)
+	case 15:
+		l15f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f19(p, k+1, size)
+	case 1:
+		l15f24(p, k+1, size)
+	case 2:
+		l15f29(p, k+1, size)
+	case 3:
+		l15f34(p, k+1, size)
+	case 4:
+		l15f39(p, k+1, size)
+	case 5:
+		l15f44(p, k+1, size)
+	case 6:
+		l15f49(p, k+1, size)
+	case 7:
+		l15f54(p, k+1, size)
+	case 8:
+		l15f59(p, k+1, size)
+	case 9:
+		l15f00(p, k+1, size)
+	case 10:
+		l15f05(p, k+1, size)
+	case 11:
+		l15f10(p, k+1, size)
+	case 12:
+		l15f15(p, k+1, size)
+	case 13:
+		l15f20(p, k+1, size)
+	case 14:
+		l15f25(p, k+1, size)
+	case 15:
+		l15f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f26(p, k+1, size)
+	case 1:
+		l15f31(p, k+1, size)
+	case 2:
+		l15f36(p, k+1, size)
+	case 3:
+		l15f41(p, k+1, size)
+	case 4:
+		l15f46(p, k+1, size)
+	case 5:
+		l15f51(p, k+1, size)
+	case 6:
+		l15f56(p, k+1, size)
+	case 7:
+		l15f61(p, k+1, size)
+	case 8:
+		l15f02(p, k+1, size)
+	case 9:
+		l15f07(p, k+1, size)
+	case 10:
+		l15f12(p, k+1, size)
+	case 11:
+		l15f17(p, k+1, size)
+	case 12:
+		l15f22(p, k+1, size)
+	case 13:
+		l15f27(p, k+1, size)
+	case 14:
+		l15f32(p, k+1, size)
+	case 15:
+		l15f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f33(p, k+1, size)
+	case 1:
+		l15f38(p, k+1, size)
+	case 2:
+		l15f43(p, k+1, size)
+	case 3:
+		l15f48(p, k+1, size)
+	case 4:
+		l15f53(p, k+1, size)
+	case 5:
+		l15f58(p, k+1, size)
+	case 6:
+		l15f63(p, k+1, size)
+	case 7:
+		l15f04(p, k+1, size)
+	case 8:
+		l15f09(p, k+1, size)
+	case 9:
+		l15f14(p, k+1, size)
+	case 10:
+		l15f19(p, k+1, size)
+	case 11:
+		l15f24(p, k+1, size)
+	case 12:
+		l15f29(p, k+1, size)
+	case 13:
+		l15f34(p, k+1, size)
+	case 14:
+		l15f39(p, k+1, size)
+	case 15:
+		l15f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f40(p, k+1, size)
+	case 1:
+		l15f45(p, k+1, size)
+	case 2:
+		l15f50(p, k+1, size)
+	case 3:
+		l15f55(p, k+1, size)
+	case 4:
+		l15f60(p, k+1, size)
+	case 5:
+		l15f01(p, k+1, size)
+	case 6:
+		l15f06(p, k+1, size)
+	case 7:
+		l15f11(p, k+1, size)
+	case 8:
+		l15f16(p, k+1, size)
+	case 9:
+		l15f21(p, k+1, size)
+	case 10:
+		l15f26(p, k+1, size)
+	case 11:
+		l15f31(p, k+1, size)
+	case 12:
+		l15f36(p, k+1, size)
+	case 13:
+		l15f41(p, k+1, size)
+	case 14:
+		l15f46(p, k+1, size)
+	case 15:
+		l15f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f47(p, k+1, size)
+	case 1:
+		l15f52(p, k+1, size)
+	case 2:
+		l15f57(p, k+1, size)
+	case 3:
+		l15f62(p, k+1, size)
+	case 4:
+		l15f03(p, k+1, size)
+	case 5:
+		l15f08(p, k+1, size)
+	case 6:
+		l15f13(p, k+1, size)
+	case 7:
+		l15f18(p, k+1, size)
+	case 8:
+		l15f23(p, k+1, size)
+	case 9:
+		l15f28(p, k+1, size)
+	case 10:
+		l15f33(p, k+1, size)
+	case 11:
+		l15f38(p, k+1, size)
+	case 12:
+		l15f43(p, k+1, size)
+	case 13:
+		l15f48(p, k+1, size)
+	case 14:
+		l15f53(p, k+1, size)
+	case 15:
+		l15f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f54(p, k+1, size)
+	case 1:
+		l15f59(p, k+1, size)
+	case 2:
+		l15f00(p, k+1, size)
+	case 3:
+		l15f05(p, k+1, size)
+	case 4:
+		l15f10(p, k+1, size)
+	case 5:
+		l15f15(p, k+1, size)
+	case 6:
+		l15f20(p, k+1, size)
+	case 7:
+		l15f25(p, k+1, size)
+	case 8:
+		l15f30(p, k+1, size)
+	case 9:
+		l15f35(p, k+1, size)
+	case 10:
+		l15f40(p, k+1, size)
+	case 11:
+		l15f45(p, k+1, size)
+	case 12:
+		l15f50(p, k+1, size)
+	case 13:
+		l15f55(p, k+1, size)
+	case 14:
+		l15f60(p, k+1, size)
+	case 15:
+		l15f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f61(p, k+1, size)
+	case 1:
+		l15f02(p, k+1, size)
+	case 2:
+		l15f07(p, k+1, size)
+	case 3:
+		l15f12(p, k+1, size)
+	case 4:
+		l15f17(p, k+1, size)
+	case 5:
+		l15f22(p, k+1, size)
+	case 6:
+		l15f27(p, k+1, size)
+	case 7:
+		l15f32(p, k+1, size)
+	case 8:
+		l15f37(p, k+1, size)
+	case 9:
+		l15f42(p, k+1, size)
+	case 10:
+		l15f47(p, k+1, size)
+	case 11:
+		l15f52(p, k+1, size)
+	case 12:
+		l15f57(p, k+1, size)
+	case 13:
+		l15f62(p, k+1, size)
+	case 14:
+		l15f03(p, k+1, size)
+	case 15:
+		l15f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f04(p, k+1, size)
+	case 1:
+		l15f09(p, k+1, size)
+	case 2:
+		l15f14(p, k+1, size)
+	case 3:
+		l15f19(p, k+1, size)
+	case 4:
+		l15f24(p, k+1, size)
+	case 5:
+		l15f29(p, k+1, size)
+	case 6:
+		l15f34(p, k+1, size)
+	case 7:
+		l15f39(p, k+1, size)
+	case 8:
+		l15f44(p, k+1, size)
+	case 9:
+		l15f49(p, k+1, size)
+	case 10:
+		l15f54(p, k+1, size)
+	case 11:
+		l15f59(p, k+1, size)
+	case 12:
+		l15f00(p, k+1, size)
+	case 13:
+		l15f05(p, k+1, size)
+	case 14:
+		l15f10(p, k+1, size)
+	case 15:
+		l15f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f11(p, k+1, size)
+	case 1:
+		l15f16(p, k+1, size)
+	case 2:
+		l15f21(p, k+1, size)
+	case 3:
+		l15f26(p, k+1, size)
+	case 4:
+		l15f31(p, k+1, size)
+	case 5:
+		l15f36(p, k+1, size)
+	case 6:
+		l15f41(p, k+1, size)
+	case 7:
+		l15f46(p, k+1, size)
+	case 8:
+		l15f51(p, k+1, size)
+	case 9:
+		l15f56(p, k+1, size)
+	case 10:
+		l15f61(p, k+1, size)
+	case 11:
+		l15f02(p, k+1, size)
+	case 12:
+		l15f07(p, k+1, size)
+	case 13:
+		l15f12(p, k+1, size)
+	case 14:
+		l15f17(p, k+1, size)
+	case 15:
+		l15f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f18(p, k+1, size)
+	case 1:
+		l15f23(p, k+1, size)
+	case 2:
+		l15f28(p, k+1, size)
+	case 3:
+		l15f33(p, k+1, size)
+	case 4:
+		l15f38(p, k+1, size)
+	case 5:
+		l15f43(p, k+1, size)
+	case 6:
+		l15f48(p, k+1, size)
+	case 7:
+		l15f53(p, k+1, size)
+	case 8:
+		l15f58(p, k+1, size)
+	case 9:
+		l15f63(p, k+1, size)
+	case 10:
+		l15f04(p, k+1, size)
+	case 11:
+		l15f09(p, k+1, size)
+	case 12:
+		l15f14(p, k+1, size)
+	case 13:
+		l15f19(p, k+1, size)
+	case 14:
+		l15f24(p, k+1, size)
+	case 15:
+		l15f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f25(p, k+1, size)
+	case 1:
+		l15f30(p, k+1, size)
+	case 2:
+		l15f35(p, k+1, size)
+	case 3:
+		l15f40(p, k+1, size)
+	case 4:
+		l15f45(p, k+1, size)
+	case 5:
+		l15f50(p, k+1, size)
+	case 6:
+		l15f55(p, k+1, size)
+	case 7:
+		l15f60(p, k+1, size)
+	case 8:
+		l15f01(p, k+1, size)
+	case 9:
+		l15f06(p, k+1, size)
+	case 10:
+		l15f11(p, k+1, size)
+	case 11:
+		l15f16(p, k+1, size)
+	case 12:
+		l15f21(p, k+1, size)
+	case 13:
+		l15f26(p, k+1, size)
+	case 14:
+		l15f31(p, k+1, size)
+	case 15:
+		l15f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f32(p, k+1, size)
+	case 1:
+		l15f37(p, k+1, size)
+	case 2:
+		l15f42(p, k+1, size)
+	case 3:
+		l15f47(p, k+1, size)
+	case 4:
+		l15f52(p, k+1, size)
+	case 5:
+		l15f57(p, k+1, size)
+	case 6:
+		l15f62(p, k+1, size)
+	case 7:
+		l15f03(p, k+1, size)
+	case 8:
+		l15f08(p, k+1, size)
+	case 9:
+		l15f13(p, k+1, size)
+	case 10:
+		l15f18(p, k+1, size)
+	case 11:
+		l15f23(p, k+1, size)
+	case 12:
+		l15f28(p, k+1, size)
+	case 13:
+		l15f33(p, k+1, size)
+	case 14:
+		l15f38(p, k+1, size)
+	case 15:
+		l15f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f39(p, k+1, size)
+	case 1:
+		l15f44(p, k+1, size)
+	case 2:
+		l15f49(p, k+1, size)
+	case 3:
+		l15f54(p, k+1, size)
+	case 4:
+		l15f59(p, k+1, size)
+	case 5:
+		l15f00(p, k+1, size)
+	case 6:
+		l15f05(p, k+1, size)
+	case 7:
+		l15f10(p, k+1, size)
+	case 8:
+		l15f15(p, k+1, size)
+	case 9:
+		l15f20(p, k+1, size)
+	case 10:
+		l15f25(p, k+1, size)
+	case 11:
+		l15f30(p, k+1, size)
+	case 12:
+		l15f35(p, k+1, size)
+	case 13:
+		l15f40(p, k+1, size)
+	case 14:
+		l15f45(p, k+1, size)
+	case 15:
+		l15f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f46(p, k+1, size)
+	case 1:
+		l15f51(p, k+1, size)
+	case 2:
+		l15f56(p, k+1, size)
+	case 3:
+		l15f61(p, k+1, size)
+	case 4:
+		l15f02(p, k+1, size)
+	case 5:
+		l15f07(p, k+1, size)
+	case 6:
+		l15f12(p, k+1, size)
+	case 7:
+		l15f17(p, k+1, size)
+	case 8:
+		l15f22(p, k+1, size)
+	case 9:
+		l15f27(p, k+1, size)
+	case 10:
+		l15f32(p, k+1, size)
+	case 11:
+		l15f37(p, k+1, size)
+	case 12:
+		l15f42(p, k+1, size)
+	case 13:
+		l15f47(p, k+1, size)
+	case 14:
+		l15f52(p, k+1, size)
+	case 15:
+		l15f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f53(p, k+1, size)
+	case 1:
+		l15f58(p, k+1, size)
+	case 2:
+		l15f63(p, k+1, size)
+	case 3:
+		l15f04(p, k+1, size)
+	case 4:
+		l15f09(p, k+1, size)
+	case 5:
+		l15f14(p, k+1, size)
+	case 6:
+		l15f19(p, k+1, size)
+	case 7:
+		l15f24(p, k+1, size)
+	case 8:
+		l15f29(p, k+1, size)
+	case 9:
+		l15f34(p, k+1, size)
+	case 10:
+		l15f39(p, k+1, size)
+	case 11:
+		l15f44(p, k+1, size)
+	case 12:
+		l15f49(p, k+1, size)
+	case 13:
+		l15f54(p, k+1, size)
+	case 14:
+		l15f59(p, k+1, size)
+	case 15:
+		l15f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f60(p, k+1, size)
+	case 1:
+		l15f01(p, k+1, size)
+	case 2:
+		l15f06(p, k+1, size)
+	case 3:
+		l15f11(p, k+1, size)
+	case 4:
+		l15f16(p, k+1, size)
+	case 5:
+		l15f21(p, k+1, size)
+	case 6:
+		l15f26(p, k+1, size)
+	case 7:
+		l15f31(p, k+1, size)
+	case 8:
+		l15f36(p, k+1, size)
+	case 9:
+		l15f41(p, k+1, size)
+	case 10:
+		l15f46(p, k+1, size)
+	case 11:
+		l15f51(p, k+1, size)
+	case 12:
+		l15f56(p, k+1, size)
+	case 13:
+		l15f61(p, k+1, size)
+	case 14:
+		l15f02(p, k+1, size)
+	case 15:
+		l15f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f03(p, k+1, size)
+	case 1:
+		l15f08(p, k+1, size)
+	case 2:
+		l15f13(p, k+1, size)
+	case 3:
+		l15f18(p, k+1, size)
+	case 4:
+		l15f23(p, k+1, size)
+	case 5:
+		l15f28(p, k+1, size)
+	case 6:
+		l15f33(p, k+1, size)
+	case 7:
+		l15f38(p, k+1, size)
+	case 8:
+		l15f43(p, k+1, size)
+	case 9:
+		l15f48(p, k+1, size)
+	case 10:
+		l15f53(p, k+1, size)
+	case 11:
+		l15f58(p, k+1, size)
+	case 12:
+		l15f63(p, k+1, size)
+	case 13:
+		l15f04(p, k+1, size)
+	case 14:
+		l15f09(p, k+1, size)
+	case 15:
+		l15f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f10(p, k+1, size)
+	case 1:
+		l15f15(p, k+1, size)
+	case 2:
+		l15f20(p, k+1, size)
+	case 3:
+		l15f25(p, k+1, size)
+	case 4:
+		l15f30(p, k+1, size)
+	case 5:
+		l15f35(p, k+1, size)
+	case 6:
+		l15f40(p, k+1, size)
+	case 7:
+		l15f45(p, k+1, size)
+	case 8:
+		l15f50(p, k+1, size)
+	case 9:
+		l15f55(p, k+1, size)
+	case 10:
+		l15f60(p, k+1, size)
+	case 11:
+		l15f01(p, k+1, size)
+	case 12:
+		l15f06(p, k+1, size)
+	case 13:
+		l15f11(p, k+1, size)
+	case 14:
+		l15f16(p, k+1, size)
+	case 15:
+		l15f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f17(p, k+1, size)
+	case 1:
+		l15f22(p, k+1, size)
+	case 2:
+		l15f27(p, k+1, size)
+	case 3:
+		l15f32(p, k+1, size)
+	case 4:
+		l15f37(p, k+1, size)
+	case 5:
+		l15f42(p, k+1, size)
+	case 6:
+		l15f47(p, k+1, size)
+	case 7:
+		l15f52(p, k+1, size)
+	case 8:
+		l15f57(p, k+1, size)
+	case 9:
+		l15f62(p, k+1, size)
+	case 10:
+		l15f03(p, k+1, size)
+	case 11:
+		l15f08(p, k+1, size)
+	case 12:
+		l15f13(p, k+1, size)
+	case 13:
+		l15f18(p, k+1, size)
+	case 14:
+		l15f23(p, k+1, size)
+	case 15:
+		l15f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f24(p, k+1, size)
+	case 1:
+		l15f29(p, k+1, size)
+	case 2:
+		l15f34(p, k+1, size)
+	case 3:
+		l15f39(p, k+1, size)
+	case 4:
+		l15f44(p, k+1, size)
+	case 5:
+		l15f49(p, k+1, size)
+	case 6:
+		l15f54(p, k+1, size)
+	case 7:
+		l15f59(p, k+1, size)
+	case 8:
+		l15f00(p, k+1, size)
+	case 9:
+		l15f05(p, k+1, size)
+	case 10:
+		l15f10(p, k+1, size)
+	case 11:
+		l15f15(p, k+1, size)
+	case 12:
+		l15f20(p, k+1, size)
+	case 13:
+		l15f25(p, k+1, size)
+	case 14:
+		l15f30(p, k+1, size)
+	case 15:
+		l15f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f31(p, k+1, size)
+	case 1:
+		l15f36(p, k+1, size)
+	case 2:
+		l15f41(p, k+1, size)
+	case 3:
+		l15f46(p, k+1, size)
+	case 4:
+		l15f51(p, k+1, size)
+	case 5:
+		l15f56(p, k+1, size)
+	case 6:
+		l15f61(p, k+1, size)
+	case 7:
+		l15f02(p, k+1, size)
+	case 8:
+		l15f07(p, k+1, size)
+	case 9:
+		l15f12(p, k+1, size)
+	case 10:
+		l15f17(p, k+1, size)
+	case 11:
+		l15f22(p, k+1, size)
+	case 12:
+		l15f27(p, k+1, size)
+	case 13:
+		l15f32(p, k+1, size)
+	case 14:
+		l15f37(p, k+1, size)
+	case 15:
+		l15f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f38(p, k+1, size)
+	case 1:
+		l15f43(p, k+1, size)
+	case 2:
+		l15f48(p, k+1, size)
+	case 3:
+		l15f53(p, k+1, size)
+	case 4:
+		l15f58(p, k+1, size)
+	case 5:
+		l15f63(p, k+1, size)
+	case 6:
+		l15f04(p, k+1, size)
+	case 7:
+		l15f09(p, k+1, size)
+	case 8:
+		l15f14(p, k+1, size)
+	case 9:
+		l15f19(p, k+1, size)
+	case 10:
+		l15f24(p, k+1, size)
+	case 11:
+		l15f29(p, k+1, size)
+	case 12:
+		l15f34(p, k+1, size)
+	case 13:
+		l15f39(p, k+1, size)
+	case 14:
+		l15f44(p, k+1, size)
+	case 15:
+		l15f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f45(p, k+1, size)
+	case 1:
+		l15f50(p, k+1, size)
+	case 2:
+		l15f55(p, k+1, size)
+	case 3:
+		l15f60(p, k+1, size)
+	case 4:
+		l15f01(p, k+1, size)
+	case 5:
+		l15f06(p, k+1, size)
+	case 6:
+		l15f11(p, k+1, size)
+	case 7:
+		l15f16(p, k+1, size)
+	case 8:
+		l15f21(p, k+1, size)
+	case 9:
+		l15f26(p, k+1, size)
+	case 10:
+		l15f31(p, k+1, size)
+	case 11:
+		l15f36(p, k+1, size)
+	case 12:
+		l15f41(p, k+1, size)
+	case 13:
+		l15f46(p, k+1, size)
+	case 14:
+		l15f51(p, k+1, size)
+	case 15:
+		l15f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f52(p, k+1, size)
+	case 1:
+		l15f57(p, k+1, size)
+	case 2:
+		l15f62(p, k+1, size)
+	case 3:
+		l15f03(p, k+1, size)
+	case 4:
+		l15f08(p, k+1, size)
+	case 5:
+		l15f13(p, k+1, size)
+	case 6:
+		l15f18(p, k+1, size)
+	case 7:
+		l15f23(p, k+1, size)
+	case 8:
+		l15f28(p, k+1, size)
+	case 9:
+		l15f33(p, k+1, size)
+	case 10:
+		l15f38(p, k+1, size)
+	case 11:
+		l15f43(p, k+1, size)
+	case 12:
+		l15f48(p, k+1, size)
+	case 13:
+		l15f53(p, k+1, size)
+	case 14:
+		l15f58(p, k+1, size)
+	case 15:
+		l15f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f59(p, k+1, size)
+	case 1:
+		l15f00(p, k+1, size)
+	case 2:
+		l15f05(p, k+1, size)
+	case 3:
+		l15f10(p, k+1, size)
+	case 4:
+		l15f15(p, k+1, size)
+	case 5:
+		l15f20(p, k+1, size)
+	case 6:
+		l15f25(p, k+1, size)
+	case 7:
+		l15f30(p, k+1, size)
+	case 8:
+		l15f35(p, k+1, size)
+	case 9:
+		l15f40(p, k+1, size)
+	case 10:
+		l15f45(p, k+1, size)
+	case 11:
+		l15f50(p, k+1, size)
+	case 12:
+		l15f55(p, k+1, size)
+	case 13:
+		l15f60(p, k+1, size)
+	case 14:
+		l15f01(p, k+1, size)
+	case 15:
+		l15f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f02(p, k+1, size)
+	case 1:
+		l15f07(p, k+1, size)
+	case 2:
+		l15f12(p, k+1, size)
+	case 3:
+		l15f17(p, k+1, size)
+	case 4:
+		l15f22(p, k+1, size)
+	case 5:
+		l15f27(p, k+1, size)
+	case 6:
+		l15f32(p, k+1, size)
+	case 7:
+		l15f37(p, k+1, size)
+	case 8:
+		l15f42(p, k+1, size)
+	case 9:
+		l15f47(p, k+1, size)
+	case 10:
+		l15f52(p, k+1, size)
+	case 11:
+		l15f57(p, k+1, size)
+	case 12:
+		l15f62(p, k+1, size)
+	case 13:
+		l15f03(p, k+1, size)
+	case 14:
+		l15f08(p, k+1, size)
+	case 15:
+		l15f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f09(p, k+1, size)
+	case 1:
+		l15f14(p, k+1, size)
+	case 2:
+		l15f19(p, k+1, size)
+	case 3:
+		l15f24(p, k+1, size)
+	case 4:
+		l15f29(p, k+1, size)
+	case 5:
+		l15f34(p, k+1, size)
+	case 6:
+		l15f39(p, k+1, size)
+	case 7:
+		l15f44(p, k+1, size)
+	case 8:
+		l15f49(p, k+1, size)
+	case 9:
+		l15f54(p, k+1, size)
+	case 10:
+		l15f59(p, k+1, size)
+	case 11:
+		l15f00(p, k+1, size)
+	case 12:
+		l15f05(p, k+1, size)
+	case 13:
+		l15f10(p, k+1, size)
+	case 14:
+		l15f15(p, k+1, size)
+	case 15:
+		l15f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f16(p, k+1, size)
+	case 1:
+		l15f21(p, k+1, size)
+	case 2:
+		l15f26(p, k+1, size)
+	case 3:
+		l15f31(p, k+1, size)
+	case 4:
+		l15f36(p, k+1, size)
+	case 5:
+		l15f41(p, k+1, size)
+	case 6:
+		l15f46(p, k+1, size)
+	case 7:
+		l15f51(p, k+1, size)
+	case 8:
+		l15f56(p, k+1, size)
+	case 9:
+		l15f61(p, k+1, size)
+	case 10:
+		l15f02(p, k+1, size)
+	case 11:
+		l15f07(p, k+1, size)
+	case 12:
+		l15f12(p, k+1, size)
+	case 13:
+		l15f17(p, k+1, size)
+	case 14:
+		l15f22(p, k+1, size)
+	case 15:
+		l15f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f23(p, k+1, size)
+	case 1:
+		l15f28(p, k+1, size)
+	case 2:
+		l15f33(p, k+1, size)
+	case 3:
+		l15f38(p, k+1, size)
+	case 4:
+		l15f43(p, k+1, size)
+	case 5:
+		l15f48(p, k+1, size)
+	case 6:
+		l15f53(p, k+1, size)
+	case 7:
+		l15f58(p, k+1, size)
+	case 8:
+		l15f63(p, k+1, size)
+	case 9:
+		l15f04(p, k+1, size)
+	case 10:
+		l15f09(p, k+1, size)
+	case 11:
+		l15f14(p, k+1, size)
+	case 12:
+		l15f19(p, k+1, size)
+	case 13:
+		l15f24(p, k+1, size)
+	case 14:
+		l15f29(p, k+1, size)
+	case 15:
+		l15f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f30(p, k+1, size)
+	case 1:
+		l15f35(p, k+1, size)
+	case 2:
+		l15f40(p, k+1, size)
+	case 3:
+		l15f45(p, k+1, size)
+	case 4:
+		l15f50(p, k+1, size)
+	case 5:
+		l15f55(p, k+1, size)
+	case 6:
+		l15f60(p, k+1, size)
+	case 7:
+		l15f01(p, k+1, size)
+	case 8:
+		l15f06(p, k+1, size)
+	case 9:
+		l15f11(p, k+1, size)
+	case 10:
+		l15f16(p, k+1, size)
+	case 11:
+		l15f21(p, k+1, size)
+	case 12:
+		l15f26(p, k+1, size)
+	case 13:
+		l15f31(p, k+1, size)
+	case 14:
+		l15f36(p, k+1, size)
+	case 15:
+		l15f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f37(p, k+1, size)
+	case 1:
+		l15f42(p, k+1, size)
+	case 2:
+		l15f47(p, k+1, size)
+	case 3:
+		l15f52(p, k+1, size)
+	case 4:
+		l15f57(p, k+1, size)
+	case 5:
+		l15f62(p, k+1, size)
+	case 6:
+		l15f03(p, k+1, size)
+	case 7:
+		l15f08(p, k+1, size)
+	case 8:
+		l15f13(p, k+1, size)
+	case 9:
+		l15f18(p, k+1, size)
+	case 10:
+		l15f23(p, k+1, size)
+	case 11:
+		l15f28(p, k+1, size)
+	case 12:
+		l15f33(p, k+1, size)
+	case 13:
+		l15f38(p, k+1, size)
+	case 14:
+		l15f43(p, k+1, size)
+	case 15:
+		l15f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f44(p, k+1, size)
+	case 1:
+		l15f49(p, k+1, size)
+	case 2:
+		l15f54(p, k+1, size)
+	case 3:
+		l15f59(p, k+1, size)
+	case 4:
+		l15f00(p, k+1, size)
+	case 5:
+		l15f05(p, k+1, size)
+	case 6:
+		l15f10(p, k+1, size)
+	case 7:
+		l15f15(p, k+1, size)
+	case 8:
+		l15f20(p, k+1, size)
+	case 9:
+		l15f25(p, k+1, size)
+	case 10:
+		l15f30(p, k+1, size)
+	case 11:
+		l15f35(p, k+1, size)
+	case 12:
+		l15f40(p, k+1, size)
+	case 13:
+		l15f45(p, k+1, size)
+	case 14:
+		l15f50(p, k+1, size)
+	case 15:
+		l15f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f51(p, k+1, size)
+	case 1:
+		l15f56(p, k+1, size)
+	case 2:
+		l15f61(p, k+1, size)
+	case 3:
+		l15f02(p, k+1, size)
+	case 4:
+		l15f07(p, k+1, size)
+	case 5:
+		l15f12(p, k+1, size)
+	case 6:
+		l15f17(p, k+1, size)
+	case 7:
+		l15f22(p, k+1, size)
+	case 8:
+		l15f27(p, k+1, size)
+	case 9:
+		l15f32(p, k+1, size)
+	case 10:
+		l15f37(p, k+1, size)
+	case 11:
+		l15f42(p, k+1, size)
+	case 12:
+		l15f47(p, k+1, size)
+	case 13:
+		l15f52(p, k+1, size)
+	case 14:
+		l15f57(p, k+1, size)
+	case 15:
+		l15f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f58(p, k+1, size)
+	case 1:
+		l15f63(p, k+1, size)
+	case 2:
+		l15f04(p, k+1, size)
+	case 3:
+		l15f09(p, k+1, size)
+	case 4:
+		l15f14(p, k+1, size)
+	case 5:
+		l15f19(p, k+1, size)
+	case 6:
+		l15f24(p, k+1, size)
+	case 7:
+		l15f29(p, k+1, size)
+	case 8:
+		l15f34(p, k+1, size)
+	case 9:
+		l15f39(p, k+1, size)
+	case 10:
+		l15f44(p, k+1, size)
+	case 11:
+		l15f49(p, k+1, size)
+	case 12:
+		l15f54(p, k+1, size)
+	case 13:
+		l15f59(p, k+1, size)
+	case 14:
+		l15f00(p, k+1, size)
+	case 15:
+		l15f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f01(p, k+1, size)
+	case 1:
+		l15f06(p, k+1, size)
+	case 2:
+		l15f11(p, k+1, size)
+	case 3:
+		l15f16(p, k+1, size)
+	case 4:
+		l15f21(p, k+1, size)
+	case 5:
+		l15f26(p, k+1, size)
+	case 6:
+		l15f31(p, k+1, size)
+	case 7:
+		l15f36(p, k+1, size)
+	case 8:
+		l15f41(p, k+1, size)
+	case 9:
+		l15f46(p, k+1, size)
+	case 10:
+		l15f51(p, k+1, size)
+	case 11:
+		l15f56(p, k+1, size)
+	case 12:
+		l15f61(p, k+1, size)
+	case 13:
+		l15f02(p, k+1, size)
+	case 14:
+		l15f07(p, k+1, size)
+	case 15:
+		l15f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f08(p, k+1, size)
+	case 1:
+		l15f13(p, k+1, size)
+	case 2:
+		l15f18(p, k+1, size)
+	case 3:
+		l15f23(p, k+1, size)
+	case 4:
+		l15f28(p, k+1, size)
+	case 5:
+		l15f33(p, k+1, size)
+	case 6:
+		l15f38(p, k+1, size)
+	case 7:
+		l15f43(p, k+1, size)
+	case 8:
+		l15f48(p, k+1, size)
+	case 9:
+		l15f53(p, k+1, size)
+	case 10:
+		l15f58(p, k+1, size)
+	case 11:
+		l15f63(p, k+1, size)
+	case 12:
+		l15f04(p, k+1, size)
+	case 13:
+		l15f09(p, k+1, size)
+	case 14:
+		l15f14(p, k+1, size)
+	case 15:
+		l15f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f15(p, k+1, size)
+	case 1:
+		l15f20(p, k+1, size)
+	case 2:
+		l15f25(p, k+1, size)
+	case 3:
+		l15f30(p, k+1, size)
+	case 4:
+		l15f35(p, k+1, size)
+	case 5:
+		l15f40(p, k+1, size)
+	case 6:
+		l15f45(p, k+1, size)
+	case 7:
+		l15f50(p, k+1, size)
+	case 8:
+		l15f55(p, k+1, size)
+	case 9:
+		l15f60(p, k+1, size)
+	case 10:
+		l15f01(p, k+1, size)
+	case 11:
+		l15f06(p, k+1, size)
+	case 12:
+		l15f11(p, k+1, size)
+	case 13:
+		l15f16(p, k+1, size)
+	case 14:
+		l15f21(p, k+1, size)
+	case 15:
+		l15f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f22(p, k+1, size)
+	case 1:
+		l15f27(p, k+1, size)
+	case 2:
+		l15f32(p, k+1, size)
+	case 3:
+		l15f37(p, k+1, size)
+	case 4:
+		l15f42(p, k+1, size)
+	case 5:
+		l15f47(p, k+1, size)
+	case 6:
+		l15f52(p, k+1, size)
+	case 7:
+		l15f57(p, k+1, size)
+	case 8:
+		l15f62(p, k+1, size)
+	case 9:
+		l15f03(p, k+1, size)
+	case 10:
+		l15f08(p, k+1, size)
+	case 11:
+		l15f13(p, k+1, size)
+	case 12:
+		l15f18(p, k+1, size)
+	case 13:
+		l15f23(p, k+1, size)
+	case 14:
+		l15f28(p, k+1, size)
+	case 15:
+		l15f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f29(p, k+1, size)
+	case 1:
+		l15f34(p, k+1, size)
+	case 2:
+		l15f39(p, k+1, size)
+	case 3:
+		l15f44(p, k+1, size)
+	case 4:
+		l15f49(p, k+1, size)
+	case 5:
+		l15f54(p, k+1, size)
+	case 6:
+		l15f59(p, k+1, size)
+	case 7:
+		l15f00(p, k+1, size)
+	case 8:
+		l15f05(p, k+1, size)
+	case 9:
+		l15f10(p, k+1, size)
+	case 10:
+		l15f15(p, k+1, size)
+	case 11:
+		l15f20(p, k+1, size)
+	case 12:
+		l15f25(p, k+1, size)
+	case 13:
+		l15f30(p, k+1, size)
+	case 14:
+		l15f35(p, k+1, size)
+	case 15:
+		l15f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f36(p, k+1, size)
+	case 1:
+		l15f41(p, k+1, size)
+	case 2:
+		l15f46(p, k+1, size)
+	case 3:
+		l15f51(p, k+1, size)
+	case 4:
+		l15f56(p, k+1, size)
+	case 5:
+		l15f61(p, k+1, size)
+	case 6:
+		l15f02(p, k+1, size)
+	case 7:
+		l15f07(p, k+1, size)
+	case 8:
+		l15f12(p, k+1, size)
+	case 9:
+		l15f17(p, k+1, size)
+	case 10:
+		l15f22(p, k+1, size)
+	case 11:
+		l15f27(p, k+1, size)
+	case 12:
+		l15f32(p, k+1, size)
+	case 13:
+		l15f37(p, k+1, size)
+	case 14:
+		l15f42(p, k+1, size)
+	case 15:
+		l15f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f43(p, k+1, size)
+	case 1:
+		l15f48(p, k+1, size)
+	case 2:
+		l15f53(p, k+1, size)
+	case 3:
+		l15f58(p, k+1, size)
+	case 4:
+		l15f63(p, k+1, size)
+	case 5:
+		l15f04(p, k+1, size)
+	case 6:
+		l15f09(p, k+1, size)
+	case 7:
+		l15f14(p, k+1, size)
+	case 8:
+		l15f19(p, k+1, size)
+	case 9:
+		l15f24(p, k+1, size)
+	case 10:
+		l15f29(p, k+1, size)
+	case 11:
+		l15f34(p, k+1, size)
+	case 12:
+		l15f39(p, k+1, size)
+	case 13:
+		l15f44(p, k+1, size)
+	case 14:
+		l15f49(p, k+1, size)
+	case 15:
+		l15f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f50(p, k+1, size)
+	case 1:
+		l15f55(p, k+1, size)
+	case 2:
+		l15f60(p, k+1, size)
+	case 3:
+		l15f01(p, k+1, size)
+	case 4:
+		l15f06(p, k+1, size)
+	case 5:
+		l15f11(p, k+1, size)
+	case 6:
+		l15f16(p, k+1, size)
+	case 7:
+		l15f21(p, k+1, size)
+	case 8:
+		l15f26(p, k+1, size)
+	case 9:
+		l15f31(p, k+1, size)
+	case 10:
+		l15f36(p, k+1, size)
+	case 11:
+		l15f41(p, k+1, size)
+	case 12:
+		l15f46(p, k+1, size)
+	case 13:
+		l15f51(p, k+1, size)
+	case 14:
+		l15f56(p, k+1, size)
+	case 15:
+		l15f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f57(p, k+1, size)
+	case 1:
+		l15f62(p, k+1, size)
+	case 2:
+		l15f03(p, k+1, size)
+	case 3:
+		l15f08(p, k+1, size)
+	case 4:
+		l15f13(p, k+1, size)
+	case 5:
+		l15f18(p, k+1, size)
+	case 6:
+		l15f23(p, k+1, size)
+	case 7:
+		l15f28(p, k+1, size)
+	case 8:
+		l15f33(p, k+1, size)
+	case 9:
+		l15f38(p, k+1, size)
+	case 10:
+		l15f43(p, k+1, size)
+	case 11:
+		l15f48(p, k+1, size)
+	case 12:
+		l15f53(p, k+1, size)
+	case 13:
+		l15f58(p, k+1, size)
+	case 14:
+		l15f63(p, k+1, size)
+	case 15:
+		l15f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f00(p, k+1, size)
+	case 1:
+		l15f05(p, k+1, size)
+	case 2:
+		l15f10(p, k+1, size)
+	case 3:
+		l15f15(p, k+1, size)
+	case 4:
+		l15f20(p, k+1, size)
+	case 5:
+		l15f25(p, k+1, size)
+	case 6:
+		l15f30(p, k+1, size)
+	case 7:
+		l15f35(p, k+1, size)
+	case 8:
+		l15f40(p, k+1, size)
+	case 9:
+		l15f45(p, k+1, size)
+	case 10:
+		l15f50(p, k+1, size)
+	case 11:
+		l15f55(p, k+1, size)
+	case 12:
+		l15f60(p, k+1, size)
+	case 13:
+		l15f01(p, k+1, size)
+	case 14:
+		l15f06(p, k+1, size)
+	case 15:
+		l15f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l14f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l15f07(p, k+1, size)
+	case 1:
+		l15f12(p, k+1, size)
+	case 2:
+		l15f17(p, k+1, size)
+	case 3:
+		l15f22(p, k+1, size)
+	case 4:
+		l15f27(p, k+1, size)
+	case 5:
+		l15f32(p, k+1, size)
+	case 6:
+		l15f37(p, k+1, size)
+	case 7:
+		l15f42(p, k+1, size)
+	case 8:
+		l15f47(p, k+1, size)
+	case 9:
+		l15f52(p, k+1, size)
+	case 10:
+		l15f57(p, k+1, size)
+	case 11:
+		l15f62(p, k+1, size)
+	case 12:
+		l15f03(p, k+1, size)
+	case 13:
+		l15f08(p, k+1, size)
+	case 14:
+		l15f13(p, k+1, size)
+	case 15:
+		l15f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f15(p, k+1, size)
+	case 1:
+		l16f20(p, k+1, size)
+	case 2:
+		l16f25(p, k+1, size)
+	case 3:
+		l16f30(p, k+1, size)
+	case 4:
+		l16f35(p, k+1, size)
+	case 5:
+		l16f40(p, k+1, size)
+	case 6:
+		l16f45(p, k+1, size)
+	case 7:
+		l16f50(p, k+1, size)
+	case 8:
+		l16f55(p, k+1, size)
+	case 9:
+		l16f60(p, k+1, size)
+	case 10:
+		l16f01(p, k+1, size)
+	case 11:
+		l16f06(p, k+1, size)
+	case 12:
+		l16f11(p, k+1, size)
+	case 13:
+		l16f16(p, k+1, size)
+	case 14:
+		l16f21(p, k+1, size)
+	case 15:
+		l16f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f22(p, k+1, size)
+	case 1:
+		l16f27(p, k+1, size)
+	case 2:
+		l16f32(p, k+1, size)
+	case 3:
+		l16f37(p, k+1, size)
+	case 4:
+		l16f42(p, k+1, size)
+	case 5:
+		l16f47(p, k+1, size)
+	case 6:
+		l16f52(p, k+1, size)
+	case 7:
+		l16f57(p, k+1, size)
+	case 8:
+		l16f62(p, k+1, size)
+	case 9:
+		l16f03(p, k+1, size)
+	case 10:
+		l16f08(p, k+1, size)
+	case 11:
+		l16f13(p, k+1, size)
+	case 12:
+		l16f18(p, k+1, size)
+	case 13:
+		l16f23(p, k+1, size)
+	case 14:
+		l16f28(p, k+1, size)
+	case 15:
+		l16f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f29(p, k+1, size)
+	case 1:
+		l16f34(p, k+1, size)
+	case 2:
+		l16f39(p, k+1, size)
+	case 3:
+		l16f44(p, k+1, size)
+	case 4:
+		l16f49(p, k+1, size)
+	case 5:
+		l16f54(p, k+1, size)
+	case 6:
+		l16f59(p, k+1, size)
+	case 7:
+		l16f00(p, k+1, size)
+	case 8:
+		l16f05(p, k+1, size)
+	case 9:
+		l16f10(p, k+1, size)
+	case 10:
+		l16f15(p, k+1, size)
+	case 11:
+		l16f20(p, k+1, size)
+	case 12:
+		l16f25(p, k+1, size)
+	case 13:
+		l16f30(p, k+1, size)
+	case 14:
+		l16f35(p, k+1, size)
+	case 15:
+		l16f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f36(p, k+1, size)
+	case 1:
+		l16f41(p, k+1, size)
+	case 2:
+		l16f46(p, k+1, size)
+	case 3:
+		l16f51(p, k+1, size)
+	case 4:
+		l16f56(p, k+1, size)
+	case 5:
+		l16f61(p, k+1, size)
+	case 6:
+		l16f02(p, k+1, size)
+	case 7:
+		l16f07(p, k+1, size)
+	case 8:
+		l16f12(p, k+1, size)
+	case 9:
+		l16f17(p, k+1, size)
+	case 10:
+		l16f22(p, k+1, size)
+	case 11:
+		l16f27(p, k+1, size)
+	case 12:
+		l16f32(p, k+1, size)
+	case 13:
+		l16f37(p, k+1, size)
+	case 14:
+		l16f42(p, k+1, size)
+	case 15:
+		l16f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f43(p, k+1, size)
+	case 1:
+		l16f48(p, k+1, size)
+	case 2:
+		l16f53(p, k+1, size)
+	case 3:
+		l16f58(p, k+1, size)
+	case 4:
+		l16f63(p, k+1, size)
+	case 5:
+		l16f04(p, k+1, size)
+	case 6:
+		l16f09(p, k+1, size)
+	case 7:
+		l16f14(p, k+1, size)
+	case 8:
+		l16f19(p, k+1, size)
+	case 9:
+		l16f24(p, k+1, size)
+	case 10:
+		l16f29(p, k+1, size)
+	case 11:
+		l16f34(p, k+1, size)
+	case 12:
+		l16f39(p, k+1, size)
+	case 13:
+		l16f44(p, k+1, size)
+	case 14:
+		l16f49(p, k+1, size)
+	case 15:
+		l16f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f50(p, k+1, size)
+	case 1:
+		l16f55(p, k+1, size)
+	case 2:
+		l16f60(p, k+1, size)
+	case 3:
+		l16f01(p, k+1, size)
+	case 4:
+		l16f06(p, k+1, size)
+	case 5:
+		l16f11(p, k+1, size)
+	case 6:
+		l16f16(p, k+1, size)
+	case 7:
+		l16f21(p, k+1, size)
+	case 8:
+		l16f26(p, k+1, size)
+	case 9:
+		l16f31(p, k+1, size)
+	case 10:
+		l16f36(p, k+1, size)
+	case 11:
+		l16f41(p, k+1, size)
+	case 12:
+		l16f46(p, k+1, size)
+	case 13:
+		l16f51(p, k+1, size)
+	case 14:
+		l16f56(p, k+1, size)
+	case 15:
+		l16f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f57(p, k+1, size)
+	case 1:
+		l16f62(p, k+1, size)
+	case 2:
+		l16f03(p, k+1, size)
+	case 3:
+		l16f08(p, k+1, size)
+	case 4:
+		l16f13(p, k+1, size)
+	case 5:
+		l16f18(p, k+1, size)
+	case 6:
+		l16f23(p, k+1, size)
+	case 7:
+		l16f28(p, k+1, size)
+	case 8:
+		l16f33(p, k+1, size)
+	case 9:
+		l16f38(p, k+1, size)
+	case 10:
+		l16f43(p, k+1, size)
+	case 11:
+		l16f48(p, k+1, size)
+	case 12:
+		l16f53(p, k+1, size)
+	case 13:
+		l16f58(p, k+1, size)
+	case 14:
+		l16f63(p, k+1, size)
+	case 15:
+		l16f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f00(p, k+1, size)
+	case 1:
+		l16f05(p, k+1, size)
+	case 2:
+		l16f10(p, k+1, size)
+	case 3:
+		l16f15(p, k+1, size)
+	case 4:
+		l16f20(p, k+1, size)
+	case 5:
+		l16f25(p, k+1, size)
+	case 6:
+		l16f30(p, k+1, size)
+	case 7:
+		l16f35(p, k+1, size)
+	case 8:
+		l16f40(p, k+1, size)
+	case 9:
+		l16f45(p, k+1, size)
+	case 10:
+		l16f50(p, k+1, size)
+	case 11:
+		l16f55(p, k+1, size)
+	case 12:
+		l16f60(p, k+1, size)
+	case 13:
+		l16f01(p, k+1, size)
+	case 14:
+		l16f06(p, k+1, size)
+	case 15:
+		l16f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f07(p, k+1, size)
+	case 1:
+		l16f12(p, k+1, size)
+	case 2:
+		l16f17(p, k+1, size)
+	case 3:
+		l16f22(p, k+1, size)
+	case 4:
+		l16f27(p, k+1, size)
+	case 5:
+		l16f32(p, k+1, size)
+	case 6:
+		l16f37(p, k+1, size)
+	case 7:
+		l16f42(p, k+1, size)
+	case 8:
+		l16f47(p, k+1, size)
+	case 9:
+		l16f52(p, k+1, size)
+	case 10:
+		l16f57(p, k+1, size)
+	case 11:
+		l16f62(p, k+1, size)
+	case 12:
+		l16f03(p, k+1, size)
+	case 13:
+		l16f08(p, k+1, size)
+	case 14:
+		l16f13(p, k+1, size)
+	case 15:
+		l16f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f14(p, k+1, size)
+	case 1:
+		l16f19(p, k+1, size)
+	case 2:
+		l16f24(p, k+1, size)
+	case 3:
+		l16f29(p, k+1, size)
+	case 4:
+		l16f34(p, k+1, size)
+	case 5:
+		l16f39(p, k+1, size)
+	case 6:
+		l16f44(p, k+1, size)
+	case 7:
+		l16f49(p, k+1, size)
+	case 8:
+		l16f54(p, k+1, size)
+	case 9:
+		l16f59(p, k+1, size)
+	case 10:
+		l16f00(p, k+1, size)
+	case 11:
+		l16f05(p, k+1, size)
+	case 12:
+		l16f10(p, k+1, size)
+	case 13:
+		l16f15(p, k+1, size)
+	case 14:
+		l16f20(p, k+1, size)
+	case 15:
+		l16f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f21(p, k+1, size)
+	case 1:
+		l16f26(p, k+1, size)
+	case 2:
+		l16f31(p, k+1, size)
+	case 3:
+		l16f36(p, k+1, size)
+	case 4:
+		l16f41(p, k+1, size)
+	case 5:
+		l16f46(p, k+1, size)
+	case 6:
+		l16f51(p, k+1, size)
+	case 7:
+		l16f56(p, k+1, size)
+	case 8:
+		l16f61(p, k+1, size)
+	case 9:
+		l16f02(p, k+1, size)
+	case 10:
+		l16f07(p, k+1, size)
+	case 11:
+		l16f12(p, k+1, size)
+	case 12:
+		l16f17(p, k+1, size)
+	case 13:
+		l16f22(p, k+1, size)
+	case 14:
+		l16f27(p, k+1, size)
+	case 15:
+		l16f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f28(p, k+1, size)
+	case 1:
+		l16f33(p, k+1, size)
+	case 2:
+		l16f38(p, k+1, size)
+	case 3:
+		l16f43(p, k+1, size)
+	case 4:
+		l16f48(p, k+1, size)
+	case 5:
+		l16f53(p, k+1, size)
+	case 6:
+		l16f58(p, k+1, size)
+	case 7:
+		l16f63(p, k+1, size)
+	case 8:
+		l16f04(p, k+1, size)
+	case 9:
+		l16f09(p, k+1, size)
+	case 10:
+		l16f14(p, k+1, size)
+	case 11:
+		l16f19(p, k+1, size)
+	case 12:
+		l16f24(p, k+1, size)
+	case 13:
+		l16f29(p, k+1, size)
+	case 14:
+		l16f34(p, k+1, size)
+	case 15:
+		l16f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f35(p, k+1, size)
+	case 1:
+		l16f40(p, k+1, size)
+	case 2:
+		l16f45(p, k+1, size)
+	case 3:
+		l16f50(p, k+1, size)
+	case 4:
+		l16f55(p, k+1, size)
+	case 5:
+		l16f60(p, k+1, size)
+	case 6:
+		l16f01(p, k+1, size)
+	case 7:
+		l16f06(p, k+1, size)
+	case 8:
+		l16f11(p, k+1, size)
+	case 9:
+		l16f16(p, k+1, size)
+	case 10:
+		l16f21(p, k+1, size)
+	case 11:
+		l16f26(p, k+1, size)
+	case 12:
+		l16f31(p, k+1, size)
+	case 13:
+		l16f36(p, k+1, size)
+	case 14:
+		l16f41(p, k+1, size)
+	case 15:
+		l16f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f42(p, k+1, size)
+	case 1:
+		l16f47(p, k+1, size)
+	case 2:
+		l16f52(p, k+1, size)
+	case 3:
+		l16f57(p, k+1, size)
+	case 4:
+		l16f62(p, k+1, size)
+	case 5:
+		l16f03(p, k+1, size)
+	case 6:
+		l16f08(p, k+1, size)
+	case 7:
+		l16f13(p, k+1, size)
+	case 8:
+		l16f18(p, k+1, size)
+	case 9:
+		l16f23(p, k+1, size)
+	case 10:
+		l16f28(p, k+1, size)
+	case 11:
+		l16f33(p, k+1, size)
+	case 12:
+		l16f38(p, k+1, size)
+	case 13:
+		l16f43(p, k+1, size)
+	case 14:
+		l16f48(p, k+1, size)
+	case 15:
+		l16f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f49(p, k+1, size)
+	case 1:
+		l16f54(p, k+1, size)
+	case 2:
+		l16f59(p, k+1, size)
+	case 3:
+		l16f00(p, k+1, size)
+	case 4:
+		l16f05(p, k+1, size)
+	case 5:
+		l16f10(p, k+1, size)
+	case 6:
+		l16f15(p, k+1, size)
+	case 7:
+		l16f20(p, k+1, size)
+	case 8:
+		l16f25(p, k+1, size)
+	case 9:
+		l16f30(p, k+1, size)
+	case 10:
+		l16f35(p, k+1, size)
+	case 11:
+		l16f40(p, k+1, size)
+	case 12:
+		l16f45(p, k+1, size)
+	case 13:
+		l16f50(p, k+1, size)
+	case 14:
+		l16f55(p, k+1, size)
+	case 15:
+		l16f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f56(p, k+1, size)
+	case 1:
+		l16f61(p, k+1, size)
+	case 2:
+		l16f02(p, k+1, size)
+	case 3:
+		l16f07(p, k+1, size)
+	case 4:
+		l16f12(p, k+1, size)
+	case 5:
+		l16f17(p, k+1, size)
+	case 6:
+		l16f22(p, k+1, size)
+	case 7:
+		l16f27(p, k+1, size)
+	case 8:
+		l16f32(p, k+1, size)
+	case 9:
+		l16f37(p, k+1, size)
+	case 10:
+		l16f42(p, k+1, size)
+	case 11:
+		l16f47(p, k+1, size)
+	case 12:
+		l16f52(p, k+1, size)
+	case 13:
+		l16f57(p, k+1, size)
+	case 14:
+		l16f62(p, k+1, size)
+	case 15:
+		l16f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f63(p, k+1, size)
+	case 1:
+		l16f04(p, k+1, size)
+	case 2:
+		l16f09(p, k+1, size)
+	case 3:
+		l16f14(p, k+1, size)
+	case 4:
+		l16f19(p, k+1, size)
+	case 5:
+		l16f24(p, k+1, size)
+	case 6:
+		l16f29(p, k+1, size)
+	case 7:
+		l16f34(p, k+1, size)
+	case 8:
+		l16f39(p, k+1, size)
+	case 9:
+		l16f44(p, k+1, size)
+	case 10:
+		l16f49(p, k+1, size)
+	case 11:
+		l16f54(p, k+1, size)
+	case 12:
+		l16f59(p, k+1, size)
+	case 13:
+		l16f00(p, k+1, size)
+	case 14:
+		l16f05(p, k+1, size)
+	case 15:
+		l16f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f06(p, k+1, size)
+	case 1:
+		l16f11(p, k+1, size)
+	case 2:
+		l16f16(p, k+1, size)
+	case 3:
+		l16f21(p, k+1, size)
+	case 4:
+		l16f26(p, k+1, size)
+	case 5:
+		l16f31(p, k+1, size)
+	case 6:
+		l16f36(p, k+1, size)
+	case 7:
+		l16f41(p, k+1, size)
+	case 8:
+		l16f46(p, k+1, size)
+	case 9:
+		l16f51(p, k+1, size)
+	case 10:
+		l16f56(p, k+1, size)
+	case 11:
+		l16f61(p, k+1, size)
+	case 12:
+		l16f02(p, k+1, size)
+	case 13:
+		l16f07(p, k+1, size)
+	case 14:
+		l16f12(p, k+1, size)
+	case 15:
+		l16f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f13(p, k+1, size)
+	case 1:
+		l16f18(p, k+1, size)
+	case 2:
+		l16f23(p, k+1, size)
+	case 3:
+		l16f28(p, k+1, size)
+	case 4:
+		l16f33(p, k+1, size)
+	case 5:
+		l16f38(p, k+1, size)
+	case 6:
+		l16f43(p, k+1, size)
+	case 7:
+		l16f48(p, k+1, size)
+	case 8:
+		l16f53(p, k+1, size)
+	case 9:
+		l16f58(p, k+1, size)
+	case 10:
+		l16f63(p, k+1, size)
+	case 11:
+		l16f04(p, k+1, size)
+	case 12:
+		l16f09(p, k+1, size)
+	case 13:
+		l16f14(p, k+1, size)
+	case 14:
+		l16f19(p, k+1, size)
+	case 15:
+		l16f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f20(p, k+1, size)
+	case 1:
+		l16f25(p, k+1, size)
+	case 2:
+		l16f30(p, k+1, size)
+	case 3:
+		l16f35(p, k+1, size)
+	case 4:
+		l16f40(p, k+1, size)
+	case 5:
+		l16f45(p, k+1, size)
+	case 6:
+		l16f50(p, k+1, size)
+	case 7:
+		l16f55(p, k+1, size)
+	case 8:
+		l16f60(p, k+1, size)
+	case 9:
+		l16f01(p, k+1, size)
+	case 10:
+		l16f06(p, k+1, size)
+	case 11:
+		l16f11(p, k+1, size)
+	case 12:
+		l16f16(p, k+1, size)
+	case 13:
+		l16f21(p, k+1, size)
+	case 14:
+		l16f26(p, k+1, size)
+	case 15:
+		l16f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f27(p, k+1, size)
+	case 1:
+		l16f32(p, k+1, size)
+	case 2:
+		l16f37(p, k+1, size)
+	case 3:
+		l16f42(p, k+1, size)
+	case 4:
+		l16f47(p, k+1, size)
+	case 5:
+		l16f52(p, k+1, size)
+	case 6:
+		l16f57(p, k+1, size)
+	case 7:
+		l16f62(p, k+1, size)
+	case 8:
+		l16f03(p, k+1, size)
+	case 9:
+		l16f08(p, k+1, size)
+	case 10:
+		l16f13(p, k+1, size)
+	case 11:
+		l16f18(p, k+1, size)
+	case 12:
+		l16f23(p, k+1, size)
+	case 13:
+		l16f28(p, k+1, size)
+	case 14:
+		l16f33(p, k+1, size)
+	case 15:
+		l16f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f34(p, k+1, size)
+	case 1:
+		l16f39(p, k+1, size)
+	case 2:
+		l16f44(p, k+1, size)
+	case 3:
+		l16f49(p, k+1, size)
+	case 4:
+		l16f54(p, k+1, size)
+	case 5:
+		l16f59(p, k+1, size)
+	case 6:
+		l16f00(p, k+1, size)
+	case 7:
+		l16f05(p, k+1, size)
+	case 8:
+		l16f10(p, k+1, size)
+	case 9:
+		l16f15(p, k+1, size)
+	case 10:
+		l16f20(p, k+1, size)
+	case 11:
+		l16f25(p, k+1, size)
+	case 12:
+		l16f30(p, k+1, size)
+	case 13:
+		l16f35(p, k+1, size)
+	case 14:
+		l16f40(p, k+1, size)
+	case 15:
+		l16f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f41(p, k+1, size)
+	case 1:
+		l16f46(p, k+1, size)
+	case 2:
+		l16f51(p, k+1, size)
+	case 3:
+		l16f56(p, k+1, size)
+	case 4:
+		l16f61(p, k+1, size)
+	case 5:
+		l16f02(p, k+1, size)
+	case 6:
+		l16f07(p, k+1, size)
+	case 7:
+		l16f12(p, k+1, size)
+	case 8:
+		l16f17(p, k+1, size)
+	case 9:
+		l16f22(p, k+1, size)
+	case 10:
+		l16f27(p, k+1, size)
+	case 11:
+		l16f32(p, k+1, size)
+	case 12:
+		l16f37(p, k+1, size)
+	case 13:
+		l16f42(p, k+1, size)
+	case 14:
+		l16f47(p, k+1, size)
+	case 15:
+		l16f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f48(p, k+1, size)
+	case 1:
+		l16f53(p, k+1, size)
+	case 2:
+		l16f58(p, k+1, size)
+	case 3:
+		l16f63(p, k+1, size)
+	case 4:
+		l16f04(p, k+1, size)
+	case 5:
+		l16f09(p, k+1, size)
+	case 6:
+		l16f14(p, k+1, size)
+	case 7:
+		l16f19(p, k+1, size)
+	case 8:
+		l16f24(p, k+1, size)
+	case 9:
+		l16f29(p, k+1, size)
+	case 10:
+		l16f34(p, k+1, size)
+	case 11:
+		l16f39(p, k+1, size)
+	case 12:
+		l16f44(p, k+1, size)
+	case 13:
+		l16f49(p, k+1, size)
+	case 14:
+		l16f54(p, k+1, size)
+	case 15:
+		l16f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f55(p, k+1, size)
+	case 1:
+		l16f60(p, k+1, size)
+	case 2:
+		l16f01(p, k+1, size)
+	case 3:
+		l16f06(p, k+1, size)
+	case 4:
+		l16f11(p, k+1, size)
+	case 5:
+		l16f16(p, k+1, size)
+	case 6:
+		l16f21(p, k+1, size)
+	case 7:
+		l16f26(p, k+1, size)
+	case 8:
+		l16f31(p, k+1, size)
+	case 9:
+		l16f36(p, k+1, size)
+	case 10:
+		l16f41(p, k+1, size)
+	case 11:
+		l16f46(p, k+1, size)
+	case 12:
+		l16f51(p, k+1, size)
+	case 13:
+		l16f56(p, k+1, size)
+	case 14:
+		l16f61(p, k+1, size)
+	case 15:
+		l16f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f62(p, k+1, size)
+	case 1:
+		l16f03(p, k+1, size)
+	case 2:
+		l16f08(p, k+1, size)
+	case 3:
+		l16f13(p, k+1, size)
+	case 4:
+		l16f18(p, k+1, size)
+	case 5:
+		l16f23(p, k+1, size)
+	case 6:
+		l16f28(p, k+1, size)
+	case 7:
+		l16f33(p, k+1, size)
+	case 8:
+		l16f38(p, k+1, size)
+	case 9:
+		l16f43(p, k+1, size)
+	case 10:
+		l16f48(p, k+1, size)
+	case 11:
+		l16f53(p, k+1, size)
+	case 12:
+		l16f58(p, k+1, size)
+	case 13:
+		l16f63(p, k+1, size)
+	case 14:
+		l16f04(p, k+1, size)
+	case 15:
+		l16f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f05(p, k+1, size)
+	case 1:
+		l16f10(p, k+1, size)
+	case 2:
+		l16f15(p, k+1, size)
+	case 3:
+		l16f20(p, k+1, size)
+	case 4:
+		l16f25(p, k+1, size)
+	case 5:
+		l16f30(p, k+1, size)
+	case 6:
+		l16f35(p, k+1, size)
+	case 7:
+		l16f40(p, k+1, size)
+	case 8:
+		l16f45(p, k+1, size)
+	case 9:
+		l16f50(p, k+1, size)
+	case 10:
+		l16f55(p, k+1, size)
+	case 11:
+		l16f60(p, k+1, size)
+	case 12:
+		l16f01(p, k+1, size)
+	case 13:
+		l16f06(p, k+1, size)
+	case 14:
+		l16f11(p, k+1, size)
+	case 15:
+		l16f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f12(p, k+1, size)
+	case 1:
+		l16f17(p, k+1, size)
+	case 2:
+		l16f22(p, k+1, size)
+	case 3:
+		l16f27(p, k+1, size)
+	case 4:
+		l16f32(p, k+1, size)
+	case 5:
+		l16f37(p, k+1, size)
+	case 6:
+		l16f42(p, k+1, size)
+	case 7:
+		l16f47(p, k+1, size)
+	case 8:
+		l16f52(p, k+1, size)
+	case 9:
+		l16f57(p, k+1, size)
+	case 10:
+		l16f62(p, k+1, size)
+	case 11:
+		l16f03(p, k+1, size)
+	case 12:
+		l16f08(p, k+1, size)
+	case 13:
+		l16f13(p, k+1, size)
+	case 14:
+		l16f18(p, k+1, size)
+	case 15:
+		l16f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f19(p, k+1, size)
+	case 1:
+		l16f24(p, k+1, size)
+	case 2:
+		l16f29(p, k+1, size)
+	case 3:
+		l16f34(p, k+1, size)
+	case 4:
+		l16f39(p, k+1, size)
+	case 5:
+		l16f44(p, k+1, size)
+	case 6:
+		l16f49(p, k+1, size)
+	case 7:
+		l16f54(p, k+1, size)
+	case 8:
+		l16f59(p, k+1, size)
+	case 9:
+		l16f00(p, k+1, size)
+	case 10:
+		l16f05(p, k+1, size)
+	case 11:
+		l16f10(p, k+1, size)
+	case 12:
+		l16f15(p, k+1, size)
+	case 13:
+		l16f20(p, k+1, size)
+	case 14:
+		l16f25(p, k+1, size)
+	case 15:
+		l16f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f26(p, k+1, size)
+	case 1:
+		l16f31(p, k+1, size)
+	case 2:
+		l16f36(p, k+1, size)
+	case 3:
+		l16f41(p, k+1, size)
+	case 4:
+		l16f46(p, k+1, size)
+	case 5:
+		l16f51(p, k+1, size)
+	case 6:
+		l16f56(p, k+1, size)
+	case 7:
+		l16f61(p, k+1, size)
+	case 8:
+		l16f02(p, k+1, size)
+	case 9:
+		l16f07(p, k+1, size)
+	case 10:
+		l16f12(p, k+1, size)
+	case 11:
+		l16f17(p, k+1, size)
+	case 12:
+		l16f22(p, k+1, size)
+	case 13:
+		l16f27(p, k+1, size)
+	case 14:
+		l16f32(p, k+1, size)
+	case 15:
+		l16f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f33(p, k+1, size)
+	case 1:
+		l16f38(p, k+1, size)
+	case 2:
+		l16f43(p, k+1, size)
+	case 3:
+		l16f48(p, k+1, size)
+	case 4:
+		l16f53(p, k+1, size)
+	case 5:
+		l16f58(p, k+1, size)
+	case 6:
+		l16f63(p, k+1, size)
+	case 7:
+		l16f04(p, k+1, size)
+	case 8:
+		l16f09(p, k+1, size)
+	case 9:
+		l16f14(p, k+1, size)
+	case 10:
+		l16f19(p, k+1, size)
+	case 11:
+		l16f24(p, k+1, size)
+	case 12:
+		l16f29(p, k+1, size)
+	case 13:
+		l16f34(p, k+1, size)
+	case 14:
+		l16f39(p, k+1, size)
+	case 15:
+		l16f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f40(p, k+1, size)
+	case 1:
+		l16f45(p, k+1, size)
+	case 2:
+		l16f50(p, k+1, size)
+	case 3:
+		l16f55(p, k+1, size)
+	case 4:
+		l16f60(p, k+1, size)
+	case 5:
+		l16f01(p, k+1, size)
+	case 6:
+		l16f06(p, k+1, size)
+	case 7:
+		l16f11(p, k+1, size)
+	case 8:
+		l16f16(p, k+1, size)
+	case 9:
+		l16f21(p, k+1, size)
+	case 10:
+		l16f26(p, k+1, size)
+	case 11:
+		l16f31(p, k+1, size)
+	case 12:
+		l16f36(p, k+1, size)
+	case 13:
+		l16f41(p, k+1, size)
+	case 14:
+		l16f46(p, k+1, size)
+	case 15:
+		l16f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f47(p, k+1, size)
+	case 1:
+		l16f52(p, k+1, size)
+	case 2:
+		l16f57(p, k+1, size)
+	case 3:
+		l16f62(p, k+1, size)
+	case 4:
+		l16f03(p, k+1, size)
+	case 5:
+		l16f08(p, k+1, size)
+	case 6:
+		l16f13(p, k+1, size)
+	case 7:
+		l16f18(p, k+1, size)
+	case 8:
+		l16f23(p, k+1, size)
+	case 9:
+		l16f28(p, k+1, size)
+	case 10:
+		l16f33(p, k+1, size)
+	case 11:
+		l16f38(p, k+1, size)
+	case 12:
+		l16f43(p, k+1, size)
+	case 13:
+		l16f48(p, k+1, size)
+	case 14:
+		l16f53(p, k+1, size)
+	case 15:
+		l16f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f54(p, k+1, size)
+	case 1:
+		l16f59(p, k+1, size)
+	case 2:
+		l16f00(p, k+1, size)
+	case 3:
+		l16f05(p, k+1, size)
+	case 4:
+		l16f10(p, k+1, size)
+	case 5:
+		l16f15(p, k+1, size)
+	case 6:
+		l16f20(p, k+1, size)
+	case 7:
+		l16f25(p, k+1, size)
+	case 8:
+		l16f30(p, k+1, size)
+	case 9:
+		l16f35(p, k+1, size)
+	case 10:
+		l16f40(p, k+1, size)
+	case 11:
+		l16f45(p, k+1, size)
+	case 12:
+		l16f50(p, k+1, size)
+	case 13:
+		l16f55(p, k+1, size)
+	case 14:
+		l16f60(p, k+1, size)
+	case 15:
+		l16f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f61(p, k+1, size)
+	case 1:
+		l16f02(p, k+1, size)
+	case 2:
+		l16f07(p, k+1, size)
+	case 3:
+		l16f12(p, k+1, size)
+	case 4:
+		l16f17(p, k+1, size)
+	case 5:
+		l16f22(p, k+1, size)
+	case 6:
+		l16f27(p, k+1, size)
+	case 7:
+		l16f32(p, k+1, size)
+	case 8:
+		l16f37(p, k+1, size)
+	case 9:
+		l16f42(p, k+1, size)
+	case 10:
+		l16f47(p, k+1, size)
+	case 11:
+		l16f52(p, k+1, size)
+	case 12:
+		l16f57(p, k+1, size)
+	case 13:
+		l16f62(p, k+1, size)
+	case 14:
+		l16f03(p, k+1, size)
+	case 15:
+		l16f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f04(p, k+1, size)
+	case 1:
+		l16f09(p, k+1, size)
+	case 2:
+		l16f14(p, k+1, size)
+	case 3:
+		l16f19(p, k+1, size)
+	case 4:
+		l16f24(p, k+1, size)
+	case 5:
+		l16f29(p, k+1, size)
+	case 6:
+		l16f34(p, k+1, size)
+	case 7:
+		l16f39(p, k+1, size)
+	case 8:
+		l16f44(p, k+1, size)
+	case 9:
+		l16f49(p, k+1, size)
+	case 10:
+		l16f54(p, k+1, size)
+	case 11:
+		l16f59(p, k+1, size)
+	case 12:
+		l16f00(p, k+1, size)
+	case 13:
+		l16f05(p, k+1, size)
+	case 14:
+		l16f10(p, k+1, size)
+	case 15:
+		l16f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f11(p, k+1, size)
+	case 1:
+		l16f16(p, k+1, size)
+	case 2:
+		l16f21(p, k+1, size)
+	case 3:
+		l16f26(p, k+1, size)
+	case 4:
+		l16f31(p, k+1, size)
+	case 5:
+		l16f36(p, k+1, size)
+	case 6:
+		l16f41(p, k+1, size)
+	case 7:
+		l16f46(p, k+1, size)
+	case 8:
+		l16f51(p, k+1, size)
+	case 9:
+		l16f56(p, k+1, size)
+	case 10:
+		l16f61(p, k+1, size)
+	case 11:
+		l16f02(p, k+1, size)
+	case 12:
+		l16f07(p, k+1, size)
+	case 13:
+		l16f12(p, k+1, size)
+	case 14:
+		l16f17(p, k+1, size)
+	case 15:
+		l16f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f18(p, k+1, size)
+	case 1:
+		l16f23(p, k+1, size)
+	case 2:
+		l16f28(p, k+1, size)
+	case 3:
+		l16f33(p, k+1, size)
+	case 4:
+		l16f38(p, k+1, size)
+	case 5:
+		l16f43(p, k+1, size)
+	case 6:
+		l16f48(p, k+1, size)
+	case 7:
+		l16f53(p, k+1, size)
+	case 8:
+		l16f58(p, k+1, size)
+	case 9:
+		l16f63(p, k+1, size)
+	case 10:
+		l16f04(p, k+1, size)
+	case 11:
+		l16f09(p, k+1, size)
+	case 12:
+		l16f14(p, k+1, size)
+	case 13:
+		l16f19(p, k+1, size)
+	case 14:
+		l16f24(p, k+1, size)
+	case 15:
+		l16f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f25(p, k+1, size)
+	case 1:
+		l16f30(p, k+1, size)
+	case 2:
+		l16f35(p, k+1, size)
+	case 3:
+		l16f40(p, k+1, size)
+	case 4:
+		l16f45(p, k+1, size)
+	case 5:
+		l16f50(p, k+1, size)
+	case 6:
+		l16f55(p, k+1, size)
+	case 7:
+		l16f60(p, k+1, size)
+	case 8:
+		l16f01(p, k+1, size)
+	case 9:
+		l16f06(p, k+1, size)
+	case 10:
+		l16f11(p, k+1, size)
+	case 11:
+		l16f16(p, k+1, size)
+	case 12:
+		l16f21(p, k+1, size)
+	case 13:
+		l16f26(p, k+1, size)
+	case 14:
+		l16f31(p, k+1, size)
+	case 15:
+		l16f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f32(p, k+1, size)
+	case 1:
+		l16f37(p, k+1, size)
+	case 2:
+		l16f42(p, k+1, size)
+	case 3:
+		l16f47(p, k+1, size)
+	case 4:
+		l16f52(p, k+1, size)
+	case 5:
+		l16f57(p, k+1, size)
+	case 6:
+		l16f62(p, k+1, size)
+	case 7:
+		l16f03(p, k+1, size)
+	case 8:
+		l16f08(p, k+1, size)
+	case 9:
+		l16f13(p, k+1, size)
+	case 10:
+		l16f18(p, k+1, size)
+	case 11:
+		l16f23(p, k+1, size)
+	case 12:
+		l16f28(p, k+1, size)
+	case 13:
+		l16f33(p, k+1, size)
+	case 14:
+		l16f38(p, k+1, size)
+	case 15:
+		l16f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f39(p, k+1, size)
+	case 1:
+		l16f44(p, k+1, size)
+	case 2:
+		l16f49(p, k+1, size)
+	case 3:
+		l16f54(p, k+1, size)
+	case 4:
+		l16f59(p, k+1, size)
+	case 5:
+		l16f00(p, k+1, size)
+	case 6:
+		l16f05(p, k+1, size)
+	case 7:
+		l16f10(p, k+1, size)
+	case 8:
+		l16f15(p, k+1, size)
+	case 9:
+		l16f20(p, k+1, size)
+	case 10:
+		l16f25(p, k+1, size)
+	case 11:
+		l16f30(p, k+1, size)
+	case 12:
+		l16f35(p, k+1, size)
+	case 13:
+		l16f40(p, k+1, size)
+	case 14:
+		l16f45(p, k+1, size)
+	case 15:
+		l16f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f46(p, k+1, size)
+	case 1:
+		l16f51(p, k+1, size)
+	case 2:
+		l16f56(p, k+1, size)
+	case 3:
+		l16f61(p, k+1, size)
+	case 4:
+		l16f02(p, k+1, size)
+	case 5:
+		l16f07(p, k+1, size)
+	case 6:
+		l16f12(p, k+1, size)
+	case 7:
+		l16f17(p, k+1, size)
+	case 8:
+		l16f22(p, k+1, size)
+	case 9:
+		l16f27(p, k+1, size)
+	case 10:
+		l16f32(p, k+1, size)
+	case 11:
+		l16f37(p, k+1, size)
+	case 12:
+		l16f42(p, k+1, size)
+	case 13:
+		l16f47(p, k+1, size)
+	case 14:
+		l16f52(p, k+1, size)
+	case 15:
+		l16f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f53(p, k+1, size)
+	case 1:
+		l16f58(p, k+1, size)
+	case 2:
+		l16f63(p, k+1, size)
+	case 3:
+		l16f04(p, k+1, size)
+	case 4:
+		l16f09(p, k+1, size)
+	case 5:
+		l16f14(p, k+1, size)
+	case 6:
+		l16f19(p, k+1, size)
+	case 7:
+		l16f24(p, k+1, size)
+	case 8:
+		l16f29(p, k+1, size)
+	case 9:
+		l16f34(p, k+1, size)
+	case 10:
+		l16f39(p, k+1, size)
+	case 11:
+		l16f44(p, k+1, size)
+	case 12:
+		l16f49(p, k+1, size)
+	case 13:
+		l16f54(p, k+1, size)
+	case 14:
+		l16f59(p, k+1, size)
+	case 15:
+		l16f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f60(p, k+1, size)
+	case 1:
+		l16f01(p, k+1, size)
+	case 2:
+		l16f06(p, k+1, size)
+	case 3:
+		l16f11(p, k+1, size)
+	case 4:
+		l16f16(p, k+1, size)
+	case 5:
+		l16f21(p, k+1, size)
+	case 6:
+		l16f26(p, k+1, size)
+	case 7:
+		l16f31(p, k+1, size)
+	case 8:
+		l16f36(p, k+1, size)
+	case 9:
+		l16f41(p, k+1, size)
+	case 10:
+		l16f46(p, k+1, size)
+	case 11:
+		l16f51(p, k+1, size)
+	case 12:
+		l16f56(p, k+1, size)
+	case 13:
+		l16f61(p, k+1, size)
+	case 14:
+		l16f02(p, k+1, size)
+	case 15:
+		l16f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f03(p, k+1, size)
+	case 1:
+		l16f08(p, k+1, size)
+	case 2:
+		l16f13(p, k+1, size)
+	case 3:
+		l16f18(p, k+1, size)
+	case 4:
+		l16f23(p, k+1, size)
+	case 5:
+		l16f28(p, k+1, size)
+	case 6:
+		l16f33(p, k+1, size)
+	case 7:
+		l16f38(p, k+1, size)
+	case 8:
+		l16f43(p, k+1, size)
+	case 9:
+		l16f48(p, k+1, size)
+	case 10:
+		l16f53(p, k+1, size)
+	case 11:
+		l16f58(p, k+1, size)
+	case 12:
+		l16f63(p, k+1, size)
+	case 13:
+		l16f04(p, k+1, size)
+	case 14:
+		l16f09(p, k+1, size)
+	case 15:
+		l16f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f10(p, k+1, size)
+	case 1:
+		l16f15(p, k+1, size)
+	case 2:
+		l16f20(p, k+1, size)
+	case 3:
+		l16f25(p, k+1, size)
+	case 4:
+		l16f30(p, k+1, size)
+	case 5:
+		l16f35(p, k+1, size)
+	case 6:
+		l16f40(p, k+1, size)
+	case 7:
+		l16f45(p, k+1, size)
+	case 8:
+		l16f50(p, k+1, size)
+	case 9:
+		l16f55(p, k+1, size)
+	case 10:
+		l16f60(p, k+1, size)
+	case 11:
+		l16f01(p, k+1, size)
+	case 12:
+		l16f06(p, k+1, size)
+	case 13:
+		l16f11(p, k+1, size)
+	case 14:
+		l16f16(p, k+1, size)
+	case 15:
+		l16f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f17(p, k+1, size)
+	case 1:
+		l16f22(p, k+1, size)
+	case 2:
+		l16f27(p, k+1, size)
+	case 3:
+		l16f32(p, k+1, size)
+	case 4:
+		l16f37(p, k+1, size)
+	case 5:
+		l16f42(p, k+1, size)
+	case 6:
+		l16f47(p, k+1, size)
+	case 7:
+		l16f52(p, k+1, size)
+	case 8:
+		l16f57(p, k+1, size)
+	case 9:
+		l16f62(p, k+1, size)
+	case 10:
+		l16f03(p, k+1, size)
+	case 11:
+		l16f08(p, k+1, size)
+	case 12:
+		l16f13(p, k+1, size)
+	case 13:
+		l16f18(p, k+1, size)
+	case 14:
+		l16f23(p, k+1, size)
+	case 15:
+		l16f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f24(p, k+1, size)
+	case 1:
+		l16f29(p, k+1, size)
+	case 2:
+		l16f34(p, k+1, size)
+	case 3:
+		l16f39(p, k+1, size)
+	case 4:
+		l16f44(p, k+1, size)
+	case 5:
+		l16f49(p, k+1, size)
+	case 6:
+		l16f54(p, k+1, size)
+	case 7:
+		l16f59(p, k+1, size)
+	case 8:
+		l16f00(p, k+1, size)
+	case 9:
+		l16f05(p, k+1, size)
+	case 10:
+		l16f10(p, k+1, size)
+	case 11:
+		l16f15(p, k+1, size)
+	case 12:
+		l16f20(p, k+1, size)
+	case 13:
+		l16f25(p, k+1, size)
+	case 14:
+		l16f30(p, k+1, size)
+	case 15:
+		l16f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f31(p, k+1, size)
+	case 1:
+		l16f36(p, k+1, size)
+	case 2:
+		l16f41(p, k+1, size)
+	case 3:
+		l16f46(p, k+1, size)
+	case 4:
+		l16f51(p, k+1, size)
+	case 5:
+		l16f56(p, k+1, size)
+	case 6:
+		l16f61(p, k+1, size)
+	case 7:
+		l16f02(p, k+1, size)
+	case 8:
+		l16f07(p, k+1, size)
+	case 9:
+		l16f12(p, k+1, size)
+	case 10:
+		l16f17(p, k+1, size)
+	case 11:
+		l16f22(p, k+1, size)
+	case 12:
+		l16f27(p, k+1, size)
+	case 13:
+		l16f32(p, k+1, size)
+	case 14:
+		l16f37(p, k+1, size)
+	case 15:
+		l16f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f38(p, k+1, size)
+	case 1:
+		l16f43(p, k+1, size)
+	case 2:
+		l16f48(p, k+1, size)
+	case 3:
+		l16f53(p, k+1, size)
+	case 4:
+		l16f58(p, k+1, size)
+	case 5:
+		l16f63(p, k+1, size)
+	case 6:
+		l16f04(p, k+1, size)
+	case 7:
+		l16f09(p, k+1, size)
+	case 8:
+		l16f14(p, k+1, size)
+	case 9:
+		l16f19(p, k+1, size)
+	case 10:
+		l16f24(p, k+1, size)
+	case 11:
+		l16f29(p, k+1, size)
+	case 12:
+		l16f34(p, k+1, size)
+	case 13:
+		l16f39(p, k+1, size)
+	case 14:
+		l16f44(p, k+1, size)
+	case 15:
+		l16f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f45(p, k+1, size)
+	case 1:
+		l16f50(p, k+1, size)
+	case 2:
+		l16f55(p, k+1, size)
+	case 3:
+		l16f60(p, k+1, size)
+	case 4:
+		l16f01(p, k+1, size)
+	case 5:
+		l16f06(p, k+1, size)
+	case 6:
+		l16f11(p, k+1, size)
+	case 7:
+		l16f16(p, k+1, size)
+	case 8:
+		l16f21(p, k+1, size)
+	case 9:
+		l16f26(p, k+1, size)
+	case 10:
+		l16f31(p, k+1, size)
+	case 11:
+		l16f36(p, k+1, size)
+	case 12:
+		l16f41(p, k+1, size)
+	case 13:
+		l16f46(p, k+1, size)
+	case 14:
+		l16f51(p, k+1, size)
+	case 15:
+		l16f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f52(p, k+1, size)
+	case 1:
+		l16f57(p, k+1, size)
+	case 2:
+		l16f62(p, k+1, size)
+	case 3:
+		l16f03(p, k+1, size)
+	case 4:
+		l16f08(p, k+1, size)
+	case 5:
+		l16f13(p, k+1, size)
+	case 6:
+		l16f18(p, k+1, size)
+	case 7:
+		l16f23(p, k+1, size)
+	case 8:
+		l16f28(p, k+1, size)
+	case 9:
+		l16f33(p, k+1, size)
+	case 10:
+		l16f38(p, k+1, size)
+	case 11:
+		l16f43(p, k+1, size)
+	case 12:
+		l16f48(p, k+1, size)
+	case 13:
+		l16f53(p, k+1, size)
+	case 14:
+		l16f58(p, k+1, size)
+	case 15:
+		l16f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f59(p, k+1, size)
+	case 1:
+		l16f00(p, k+1, size)
+	case 2:
+		l16f05(p, k+1, size)
+	case 3:
+		l16f10(p, k+1, size)
+	case 4:
+		l16f15(p, k+1, size)
+	case 5:
+		l16f20(p, k+1, size)
+	case 6:
+		l16f25(p, k+1, size)
+	case 7:
+		l16f30(p, k+1, size)
+	case 8:
+		l16f35(p, k+1, size)
+	case 9:
+		l16f40(p, k+1, size)
+	case 10:
+		l16f45(p, k+1, size)
+	case 11:
+		l16f50(p, k+1, size)
+	case 12:
+		l16f55(p, k+1, size)
+	case 13:
+		l16f60(p, k+1, size)
+	case 14:
+		l16f01(p, k+1, size)
+	case 15:
+		l16f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f02(p, k+1, size)
+	case 1:
+		l16f07(p, k+1, size)
+	case 2:
+		l16f12(p, k+1, size)
+	case 3:
+		l16f17(p, k+1, size)
+	case 4:
+		l16f22(p, k+1, size)
+	case 5:
+		l16f27(p, k+1, size)
+	case 6:
+		l16f32(p, k+1, size)
+	case 7:
+		l16f37(p, k+1, size)
+	case 8:
+		l16f42(p, k+1, size)
+	case 9:
+		l16f47(p, k+1, size)
+	case 10:
+		l16f52(p, k+1, size)
+	case 11:
+		l16f57(p, k+1, size)
+	case 12:
+		l16f62(p, k+1, size)
+	case 13:
+		l16f03(p, k+1, size)
+	case 14:
+		l16f08(p, k+1, size)
+	case 15:
+		l16f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f09(p, k+1, size)
+	case 1:
+		l16f14(p, k+1, size)
+	case 2:
+		l16f19(p, k+1, size)
+	case 3:
+		l16f24(p, k+1, size)
+	case 4:
+		l16f29(p, k+1, size)
+	case 5:
+		l16f34(p, k+1, size)
+	case 6:
+		l16f39(p, k+1, size)
+	case 7:
+		l16f44(p, k+1, size)
+	case 8:
+		l16f49(p, k+1, size)
+	case 9:
+		l16f54(p, k+1, size)
+	case 10:
+		l16f59(p, k+1, size)
+	case 11:
+		l16f00(p, k+1, size)
+	case 12:
+		l16f05(p, k+1, size)
+	case 13:
+		l16f10(p, k+1, size)
+	case 14:
+		l16f15(p, k+1, size)
+	case 15:
+		l16f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f16(p, k+1, size)
+	case 1:
+		l16f21(p, k+1, size)
+	case 2:
+		l16f26(p, k+1, size)
+	case 3:
+		l16f31(p, k+1, size)
+	case 4:
+		l16f36(p, k+1, size)
+	case 5:
+		l16f41(p, k+1, size)
+	case 6:
+		l16f46(p, k+1, size)
+	case 7:
+		l16f51(p, k+1, size)
+	case 8:
+		l16f56(p, k+1, size)
+	case 9:
+		l16f61(p, k+1, size)
+	case 10:
+		l16f02(p, k+1, size)
+	case 11:
+		l16f07(p, k+1, size)
+	case 12:
+		l16f12(p, k+1, size)
+	case 13:
+		l16f17(p, k+1, size)
+	case 14:
+		l16f22(p, k+1, size)
+	case 15:
+		l16f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f23(p, k+1, size)
+	case 1:
+		l16f28(p, k+1, size)
+	case 2:
+		l16f33(p, k+1, size)
+	case 3:
+		l16f38(p, k+1, size)
+	case 4:
+		l16f43(p, k+1, size)
+	case 5:
+		l16f48(p, k+1, size)
+	case 6:
+		l16f53(p, k+1, size)
+	case 7:
+		l16f58(p, k+1, size)
+	case 8:
+		l16f63(p, k+1, size)
+	case 9:
+		l16f04(p, k+1, size)
+	case 10:
+		l16f09(p, k+1, size)
+	case 11:
+		l16f14(p, k+1, size)
+	case 12:
+		l16f19(p, k+1, size)
+	case 13:
+		l16f24(p, k+1, size)
+	case 14:
+		l16f29(p, k+1, size)
+	case 15:
+		l16f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f30(p, k+1, size)
+	case 1:
+		l16f35(p, k+1, size)
+	case 2:
+		l16f40(p, k+1, size)
+	case 3:
+		l16f45(p, k+1, size)
+	case 4:
+		l16f50(p, k+1, size)
+	case 5:
+		l16f55(p, k+1, size)
+	case 6:
+		l16f60(p, k+1, size)
+	case 7:
+		l16f01(p, k+1, size)
+	case 8:
+		l16f06(p, k+1, size)
+	case 9:
+		l16f11(p, k+1, size)
+	case 10:
+		l16f16(p, k+1, size)
+	case 11:
+		l16f21(p, k+1, size)
+	case 12:
+		l16f26(p, k+1, size)
+	case 13:
+		l16f31(p, k+1, size)
+	case 14:
+		l16f36(p, k+1, size)
+	case 15:
+		l16f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f37(p, k+1, size)
+	case 1:
+		l16f42(p, k+1, size)
+	case 2:
+		l16f47(p, k+1, size)
+	case 3:
+		l16f52(p, k+1, size)
+	case 4:
+		l16f57(p, k+1, size)
+	case 5:
+		l16f62(p, k+1, size)
+	case 6:
+		l16f03(p, k+1, size)
+	case 7:
+		l16f08(p, k+1, size)
+	case 8:
+		l16f13(p, k+1, size)
+	case 9:
+		l16f18(p, k+1, size)
+	case 10:
+		l16f23(p, k+1, size)
+	case 11:
+		l16f28(p, k+1, size)
+	case 12:
+		l16f33(p, k+1, size)
+	case 13:
+		l16f38(p, k+1, size)
+	case 14:
+		l16f43(p, k+1, size)
+	case 15:
+		l16f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f44(p, k+1, size)
+	case 1:
+		l16f49(p, k+1, size)
+	case 2:
+		l16f54(p, k+1, size)
+	case 3:
+		l16f59(p, k+1, size)
+	case 4:
+		l16f00(p, k+1, size)
+	case 5:
+		l16f05(p, k+1, size)
+	case 6:
+		l16f10(p, k+1, size)
+	case 7:
+		l16f15(p, k+1, size)
+	case 8:
+		l16f20(p, k+1, size)
+	case 9:
+		l16f25(p, k+1, size)
+	case 10:
+		l16f30(p, k+1, size)
+	case 11:
+		l16f35(p, k+1, size)
+	case 12:
+		l16f40(p, k+1, size)
+	case 13:
+		l16f45(p, k+1, size)
+	case 14:
+		l16f50(p, k+1, size)
+	case 15:
+		l16f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f51(p, k+1, size)
+	case 1:
+		l16f56(p, k+1, size)
+	case 2:
+		l16f61(p, k+1, size)
+	case 3:
+		l16f02(p, k+1, size)
+	case 4:
+		l16f07(p, k+1, size)
+	case 5:
+		l16f12(p, k+1, size)
+	case 6:
+		l16f17(p, k+1, size)
+	case 7:
+		l16f22(p, k+1, size)
+	case 8:
+		l16f27(p, k+1, size)
+	case 9:
+		l16f32(p, k+1, size)
+	case 10:
+		l16f37(p, k+1, size)
+	case 11:
+		l16f42(p, k+1, size)
+	case 12:
+		l16f47(p, k+1, size)
+	case 13:
+		l16f52(p, k+1, size)
+	case 14:
+		l16f57(p, k+1, size)
+	case 15:
+		l16f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f58(p, k+1, size)
+	case 1:
+		l16f63(p, k+1, size)
+	case 2:
+		l16f04(p, k+1, size)
+	case 3:
+		l16f09(p, k+1, size)
+	case 4:
+		l16f14(p, k+1, size)
+	case 5:
+		l16f19(p, k+1, size)
+	case 6:
+		l16f24(p, k+1, size)
+	case 7:
+		l16f29(p, k+1, size)
+	case 8:
+		l16f34(p, k+1, size)
+	case 9:
+		l16f39(p, k+1, size)
+	case 10:
+		l16f44(p, k+1, size)
+	case 11:
+		l16f49(p, k+1, size)
+	case 12:
+		l16f54(p, k+1, size)
+	case 13:
+		l16f59(p, k+1, size)
+	case 14:
+		l16f00(p, k+1, size)
+	case 15:
+		l16f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f01(p, k+1, size)
+	case 1:
+		l16f06(p, k+1, size)
+	case 2:
+		l16f11(p, k+1, size)
+	case 3:
+		l16f16(p, k+1, size)
+	case 4:
+		l16f21(p, k+1, size)
+	case 5:
+		l16f26(p, k+1, size)
+	case 6:
+		l16f31(p, k+1, size)
+	case 7:
+		l16f36(p, k+1, size)
+	case 8:
+		l16f41(p, k+1, size)
+	case 9:
+		l16f46(p, k+1, size)
+	case 10:
+		l16f51(p, k+1, size)
+	case 11:
+		l16f56(p, k+1, size)
+	case 12:
+		l16f61(p, k+1, size)
+	case 13:
+		l16f02(p, k+1, size)
+	case 14:
+		l16f07(p, k+1, size)
+	case 15:
+		l16f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l15f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l16f08(p, k+1, size)
+	case 1:
+		l16f13(p, k+1, size)
+	case 2:
+		l16f18(p, k+1, size)
+	case 3:
+		l16f23(p, k+1, size)
+	case 4:
+		l16f28(p, k+1, size)
+	case 5:
+		l16f33(p, k+1, size)
+	case 6:
+		l16f38(p, k+1, size)
+	case 7:
+		l16f43(p, k+1, size)
+	case 8:
+		l16f48(p, k+1, size)
+	case 9:
+		l16f53(p, k+1, size)
+	case 10:
+		l16f58(p, k+1, size)
+	case 11:
+		l16f63(p, k+1, size)
+	case 12:
+		l16f04(p, k+1, size)
+	case 13:
+		l16f09(p, k+1, size)
+	case 14:
+		l16f14(p, k+1, size)
+	case 15:
+		l16f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f16(p, k+1, size)
+	case 1:
+		l17f21(p, k+1, size)
+	case 2:
+		l17f26(p, k+1, size)
+	case 3:
+		l17f31(p, k+1, size)
+	case 4:
+		l17f36(p, k+1, size)
+	case 5:
+		l17f41(p, k+1, size)
+	case 6:
+		l17f46(p, k+1, size)
+	case 7:
+		l17f51(p, k+1, size)
+	case 8:
+		l17f56(p, k+1, size)
+	case 9:
+		l17f61(p, k+1, size)
+	case 10:
+		l17f02(p, k+1, size)
+	case 11:
+		l17f07(p, k+1, size)
+	case 12:
+		l17f12(p, k+1, size)
+	case 13:
+		l17f17(p, k+1, size)
+	case 14:
+		l17f22(p, k+1, size)
+	case 15:
+		l17f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f23(p, k+1, size)
+	case 1:
+		l17f28(p, k+1, size)
+	case 2:
+		l17f33(p, k+1, size)
+	case 3:
+		l17f38(p, k+1, size)
+	case 4:
+		l17f43(p, k+1, size)
+	case 5:
+		l17f48(p, k+1, size)
+	case 6:
+		l17f53(p, k+1, size)
+	case 7:
+		l17f58(p, k+1, size)
+	case 8:
+		l17f63(p, k+1, size)
+	case 9:
+		l17f04(p, k+1, size)
+	case 10:
+		l17f09(p, k+1, size)
+	case 11:
+		l17f14(p, k+1, size)
+	case 12:
+		l17f19(p, k+1, size)
+	case 13:
+		l17f24(p, k+1, size)
+	case 14:
+		l17f29(p, k+1, size)
+	case 15:
+		l17f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f30(p, k+1, size)
+	case 1:
+		l17f35(p, k+1, size)
+	case 2:
+		l17f40(p, k+1, size)
+	case 3:
+		l17f45(p, k+1, size)
+	case 4:
+		l17f50(p, k+1, size)
+	case 5:
+		l17f55(p, k+1, size)
+	case 6:
+		l17f60(p, k+1, size)
+	case 7:
+		l17f01(p, k+1, size)
+	case 8:
+		l17f06(p, k+1, size)
+	case 9:
+		l17f11(p, k+1, size)
+	case 10:
+		l17f16(p, k+1, size)
+	case 11:
+		l17f21(p, k+1, size)
+	case 12:
+		l17f26(p, k+1, size)
+	case 13:
+		l17f31(p, k+1, size)
+	case 14:
+		l17f36(p, k+1, size)
+	case 15:
+		l17f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f37(p, k+1, size)
+	case 1:
+		l17f42(p, k+1, size)
+	case 2:
+		l17f47(p, k+1, size)
+	case 3:
+		l17f52(p, k+1, size)
+	case 4:
+		l17f57(p, k+1, size)
+	case 5:
+		l17f62(p, k+1, size)
+	case 6:
+		l17f03(p, k+1, size)
+	case 7:
+		l17f08(p, k+1, size)
+	case 8:
+		l17f13(p, k+1, size)
+	case 9:
+		l17f18(p, k+1, size)
+	case 10:
+		l17f23(p, k+1, size)
+	case 11:
+		l17f28(p, k+1, size)
+	case 12:
+		l17f33(p, k+1, size)
+	case 13:
+		l17f38(p, k+1, size)
+	case 14:
+		l17f43(p, k+1, size)
+	case 15:
+		l17f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f44(p, k+1, size)
+	case 1:
+		l17f49(p, k+1, size)
+	case 2:
+		l17f54(p, k+1, size)
+	case 3:
+		l17f59(p, k+1, size)
+	case 4:
+		l17f00(p, k+1, size)
+	case 5:
+		l17f05(p, k+1, size)
+	case 6:
+		l17f10(p, k+1, size)
+	case 7:
+		l17f15(p, k+1, size)
+	case 8:
+		l17f20(p, k+1, size)
+	case 9:
+		l17f25(p, k+1, size)
+	case 10:
+		l17f30(p, k+1, size)
+	case 11:
+		l17f35(p, k+1, size)
+	case 12:
+		l17f40(p, k+1, size)
+	case 13:
+		l17f45(p, k+1, size)
+	case 14:
+		l17f50(p, k+1, size)
+	case 15:
+		l17f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f51(p, k+1, size)
+	case 1:
+		l17f56(p, k+1, size)
+	case 2:
+		l17f61(p, k+1, size)
+	case 3:
+		l17f02(p, k+1, size)
+	case 4:
+		l17f07(p, k+1, size)
+	case 5:
+		l17f12(p, k+1, size)
+	case 6:
+		l17f17(p, k+1, size)
+	case 7:
+		l17f22(p, k+1, size)
+	case 8:
+		l17f27(p, k+1, size)
+	case 9:
+		l17f32(p, k+1, size)
+	case 10:
+		l17f37(p, k+1, size)
+	case 11:
+		l17f42(p, k+1, size)
+	case 12:
+		l17f47(p, k+1, size)
+	case 13:
+		l17f52(p, k+1, size)
+	case 14:
+		l17f57(p, k+1, size)
+	case 15:
+		l17f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f58(p, k+1, size)
+	case 1:
+		l17f63(p, k+1, size)
+	case 2:
+		l17f04(p, k+1, size)
+	case 3:
+		l17f09(p, k+1, size)
+	case 4:
+		l17f14(p, k+1, size)
+	case 5:
+		l17f19(p, k+1, size)
+	case 6:
+		l17f24(p, k+1, size)
+	case 7:
+		l17f29(p, k+1, size)
+	case 8:
+		l17f34(p, k+1, size)
+	case 9:
+		l17f39(p, k+1, size)
+	case 10:
+		l17f44(p, k+1, size)
+	case 11:
+		l17f49(p, k+1, size)
+	case 12:
+		l17f54(p, k+1, size)
+	case 13:
+		l17f59(p, k+1, size)
+	case 14:
+		l17f00(p, k+1, size)
+	case 15:
+		l17f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f01(p, k+1, size)
+	case 1:
+		l17f06(p, k+1, size)
+	case 2:
+		l17f11(p, k+1, size)
+	case 3:
+		l17f16(p, k+1, size)
+	case 4:
+		l17f21(p, k+1, size)
+	case 5:
+		l17f26(p, k+1, size)
+	case 6:
+		l17f31(p, k+1, size)
+	case 7:
+		l17f36(p, k+1, size)
+	case 8:
+		l17f41(p, k+1, size)
+	case 9:
+		l17f46(p, k+1, size)
+	case 10:
+		l17f51(p, k+1, size)
+	case 11:
+		l17f56(p, k+1, size)
+	case 12:
+		l17f61(p, k+1, size)
+	case 13:
+		l17f02(p, k+1, size)
+	case 14:
+		l17f07(p, k+1, size)
+	case 15:
+		l17f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f08(p, k+1, size)
+	case 1:
+		l17f13(p, k+1, size)
+	case 2:
+		l17f18(p, k+1, size)
+	case 3:
+		l17f23(p, k+1, size)
+	case 4:
+		l17f28(p, k+1, size)
+	case 5:
+		l17f33(p, k+1, size)
+	case 6:
+		l17f38(p, k+1, size)
+	case 7:
+		l17f43(p, k+1, size)
+	case 8:
+		l17f48(p, k+1, size)
+	case 9:
+		l17f53(p, k+1, size)
+	case 10:
+		l17f58(p, k+1, size)
+	case 11:
+		l17f63(p, k+1, size)
+	case 12:
+		l17f04(p, k+1, size)
+	case 13:
+		l17f09(p, k+1, size)
+	case 14:
+		l17f14(p, k+1, size)
+	case 15:
+		l17f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f15(p, k+1, size)
+	case 1:
+		l17f20(p, k+1, size)
+	case 2:
+		l17f25(p, k+1, size)
+	case 3:
+		l17f30(p, k+1, size)
+	case 4:
+		l17f35(p, k+1, size)
+	case 5:
+		l17f40(p, k+1, size)
+	case 6:
+		l17f45(p, k+1, size)
+	case 7:
+		l17f50(p, k+1, size)
+	case 8:
+		l17f55(p, k+1, size)
+	case 9:
+		l17f60(p, k+1, size)
+	case 10:
+		l17f01(p, k+1, size)
+	case 11:
+		l17f06(p, k+1, size)
+	case 12:
+		l17f11(p, k+1, size)
+	case 13:
+		l17f16(p, k+1, size)
+	case 14:
+		l17f21(p, k+1, size)
+	case 15:
+		l17f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f22(p, k+1, size)
+	case 1:
+		l17f27(p, k+1, size)
+	case 2:
+		l17f32(p, k+1, size)
+	case 3:
+		l17f37(p, k+1, size)
+	case 4:
+		l17f42(p, k+1, size)
+	case 5:
+		l17f47(p, k+1, size)
+	case 6:
+		l17f52(p, k+1, size)
+	case 7:
+		l17f57(p, k+1, size)
+	case 8:
+		l17f62(p, k+1, size)
+	case 9:
+		l17f03(p, k+1, size)
+	case 10:
+		l17f08(p, k+1, size)
+	case 11:
+		l17f13(p, k+1, size)
+	case 12:
+		l17f18(p, k+1, size)
+	case 13:
+		l17f23(p, k+1, size)
+	case 14:
+		l17f28(p, k+1, size)
+	case 15:
+		l17f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f29(p, k+1, size)
+	case 1:
+		l17f34(p, k+1, size)
+	case 2:
+		l17f39(p, k+1, size)
+	case 3:
+		l17f44(p, k+1, size)
+	case 4:
+		l17f49(p, k+1, size)
+	case 5:
+		l17f54(p, k+1, size)
+	case 6:
+		l17f59(p, k+1, size)
+	case 7:
+		l17f00(p, k+1, size)
+	case 8:
+		l17f05(p, k+1, size)
+	case 9:
+		l17f10(p, k+1, size)
+	case 10:
+		l17f15(p, k+1, size)
+	case 11:
+		l17f20(p, k+1, size)
+	case 12:
+		l17f25(p, k+1, size)
+	case 13:
+		l17f30(p, k+1, size)
+	case 14:
+		l17f35(p, k+1, size)
+	case 15:
+		l17f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f36(p, k+1, size)
+	case 1:
+		l17f41(p, k+1, size)
+	case 2:
+		l17f46(p, k+1, size)
+	case 3:
+		l17f51(p, k+1, size)
+	case 4:
+		l17f56(p, k+1, size)
+	case 5:
+		l17f61(p, k+1, size)
+	case 6:
+		l17f02(p, k+1, size)
+	case 7:
+		l17f07(p, k+1, size)
+	case 8:
+		l17f12(p, k+1, size)
+	case 9:
+		l17f17(p, k+1, size)
+	case 10:
+		l17f22(p, k+1, size)
+	case 11:
+		l17f27(p, k+1, size)
+	case 12:
+		l17f32(p, k+1, size)
+	case 13:
+		l17f37(p, k+1, size)
+	case 14:
+		l17f42(p, k+1, size)
+	case 15:
+		l17f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f43(p, k+1, size)
+	case 1:
+		l17f48(p, k+1, size)
+	case 2:
+		l17f53(p, k+1, size)
+	case 3:
+		l17f58(p, k+1, size)
+	case 4:
+		l17f63(p, k+1, size)
+	case 5:
+		l17f04(p, k+1, size)
+	case 6:
+		l17f09(p, k+1, size)
+	case 7:
+		l17f14(p, k+1, size)
+	case 8:
+		l17f19(p, k+1, size)
+	case 9:
+		l17f24(p, k+1, size)
+	case 10:
+		l17f29(p, k+1, size)
+	case 11:
+		l17f34(p, k+1, size)
+	case 12:
+		l17f39(p, k+1, size)
+	case 13:
+		l17f44(p, k+1, size)
+	case 14:
+		l17f49(p, k+1, size)
+	case 15:
+		l17f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f50(p, k+1, size)
+	case 1:
+		l17f55(p, k+1, size)
+	case 2:
+		l17f60(p, k+1, size)
+	case 3:
+		l17f01(p, k+1, size)
+	case 4:
+		l17f06(p, k+1, size)
+	case 5:
+		l17f11(p, k+1, size)
+	case 6:
+		l17f16(p, k+1, size)
+	case 7:
+		l17f21(p, k+1, size)
+	case 8:
+		l17f26(p, k+1, size)
+	case 9:
+		l17f31(p, k+1, size)
+	case 10:
+		l17f36(p, k+1, size)
+	case 11:
+		l17f41(p, k+1, size)
+	case 12:
+		l17f46(p, k+1, size)
+	case 13:
+		l17f51(p, k+1, size)
+	case 14:
+		l17f56(p, k+1, size)
+	case 15:
+		l17f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f57(p, k+1, size)
+	case 1:
+		l17f62(p, k+1, size)
+	case 2:
+		l17f03(p, k+1, size)
+	case 3:
+		l17f08(p, k+1, size)
+	case 4:
+		l17f13(p, k+1, size)
+	case 5:
+		l17f18(p, k+1, size)
+	case 6:
+		l17f23(p, k+1, size)
+	case 7:
+		l17f28(p, k+1, size)
+	case 8:
+		l17f33(p, k+1, size)
+	case 9:
+		l17f38(p, k+1, size)
+	case 10:
+		l17f43(p, k+1, size)
+	case 11:
+		l17f48(p, k+1, size)
+	case 12:
+		l17f53(p, k+1, size)
+	case 13:
+		l17f58(p, k+1, size)
+	case 14:
+		l17f63(p, k+1, size)
+	case 15:
+		l17f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f00(p, k+1, size)
+	case 1:
+		l17f05(p, k+1, size)
+	case 2:
+		l17f10(p, k+1, size)
+	case 3:
+		l17f15(p, k+1, size)
+	case 4:
+		l17f20(p, k+1, size)
+	case 5:
+		l17f25(p, k+1, size)
+	case 6:
+		l17f30(p, k+1, size)
+	case 7:
+		l17f35(p, k+1, size)
+	case 8:
+		l17f40(p, k+1, size)
+	case 9:
+		l17f45(p, k+1, size)
+	case 10:
+		l17f50(p, k+1, size)
+	case 11:
+		l17f55(p, k+1, size)
+	case 12:
+		l17f60(p, k+1, size)
+	case 13:
+		l17f01(p, k+1, size)
+	case 14:
+		l17f06(p, k+1, size)
+	case 15:
+		l17f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f07(p, k+1, size)
+	case 1:
+		l17f12(p, k+1, size)
+	case 2:
+		l17f17(p, k+1, size)
+	case 3:
+		l17f22(p, k+1, size)
+	case 4:
+		l17f27(p, k+1, size)
+	case 5:
+		l17f32(p, k+1, size)
+	case 6:
+		l17f37(p, k+1, size)
+	case 7:
+		l17f42(p, k+1, size)
+	case 8:
+		l17f47(p, k+1, size)
+	case 9:
+		l17f52(p, k+1, size)
+	case 10:
+		l17f57(p, k+1, size)
+	case 11:
+		l17f62(p, k+1, size)
+	case 12:
+		l17f03(p, k+1, size)
+	case 13:
+		l17f08(p, k+1, size)
+	case 14:
+		l17f13(p, k+1, size)
+	case 15:
+		l17f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f14(p, k+1, size)
+	case 1:
+		l17f19(p, k+1, size)
+	case 2:
+		l17f24(p, k+1, size)
+	case 3:
+		l17f29(p, k+1, size)
+	case 4:
+		l17f34(p, k+1, size)
+	case 5:
+		l17f39(p, k+1, size)
+	case 6:
+		l17f44(p, k+1, size)
+	case 7:
+		l17f49(p, k+1, size)
+	case 8:
+		l17f54(p, k+1, size)
+	case 9:
+		l17f59(p, k+1, size)
+	case 10:
+		l17f00(p, k+1, size)
+	case 11:
+		l17f05(p, k+1, size)
+	case 12:
+		l17f10(p, k+1, size)
+	case 13:
+		l17f15(p, k+1, size)
+	case 14:
+		l17f20(p, k+1, size)
+	case 15:
+		l17f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f21(p, k+1, size)
+	case 1:
+		l17f26(p, k+1, size)
+	case 2:
+		l17f31(p, k+1, size)
+	case 3:
+		l17f36(p, k+1, size)
+	case 4:
+		l17f41(p, k+1, size)
+	case 5:
+		l17f46(p, k+1, size)
+	case 6:
+		l17f51(p, k+1, size)
+	case 7:
+		l17f56(p, k+1, size)
+	case 8:
+		l17f61(p, k+1, size)
+	case 9:
+		l17f02(p, k+1, size)
+	case 10:
+		l17f07(p, k+1, size)
+	case 11:
+		l17f12(p, k+1, size)
+	case 12:
+		l17f17(p, k+1, size)
+	case 13:
+		l17f22(p, k+1, size)
+	case 14:
+		l17f27(p, k+1, size)
+	case 15:
+		l17f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f28(p, k+1, size)
+	case 1:
+		l17f33(p, k+1, size)
+	case 2:
+		l17f38(p, k+1, size)
+	case 3:
+		l17f43(p, k+1, size)
+	case 4:
+		l17f48(p, k+1, size)
+	case 5:
+		l17f53(p, k+1, size)
+	case 6:
+		l17f58(p, k+1, size)
+	case 7:
+		l17f63(p, k+1, size)
+	case 8:
+		l17f04(p, k+1, size)
+	case 9:
+		l17f09(p, k+1, size)
+	case 10:
+		l17f14(p, k+1, size)
+	case 11:
+		l17f19(p, k+1, size)
+	case 12:
+		l17f24(p, k+1, size)
+	case 13:
+		l17f29(p, k+1, size)
+	case 14:
+		l17f34(p, k+1, size)
+	case 15:
+		l17f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f35(p, k+1, size)
+	case 1:
+		l17f40(p, k+1, size)
+	case 2:
+		l17f45(p, k+1, size)
+	case 3:
+		l17f50(p, k+1, size)
+	case 4:
+		l17f55(p, k+1, size)
+	case 5:
+		l17f60(p, k+1, size)
+	case 6:
+		l17f01(p, k+1, size)
+	case 7:
+		l17f06(p, k+1, size)
+	case 8:
+		l17f11(p, k+1, size)
+	case 9:
+		l17f16(p, k+1, size)
+	case 10:
+		l17f21(p, k+1, size)
+	case 11:
+		l17f26(p, k+1, size)
+	case 12:
+		l17f31(p, k+1, size)
+	case 13:
+		l17f36(p, k+1, size)
+	case 14:
+		l17f41(p, k+1, size)
+	case 15:
+		l17f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f42(p, k+1, size)
+	case 1:
+		l17f47(p, k+1, size)
+	case 2:
+		l17f52(p, k+1, size)
+	case 3:
+		l17f57(p, k+1, size)
+	case 4:
+		l17f62(p, k+1, size)
+	case 5:
+		l17f03(p, k+1, size)
+	case 6:
+		l17f08(p, k+1, size)
+	case 7:
+		l17f13(p, k+1, size)
+	case 8:
+		l17f18(p, k+1, size)
+	case 9:
+		l17f23(p, k+1, size)
+	case 10:
+		l17f28(p, k+1, size)
+	case 11:
+		l17f33(p, k+1, size)
+	case 12:
+		l17f38(p, k+1, size)
+	case 13:
+		l17f43(p, k+1, size)
+	case 14:
+		l17f48(p, k+1, size)
+	case 15:
+		l17f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f49(p, k+1, size)
+	case 1:
+		l17f54(p, k+1, size)
+	case 2:
+		l17f59(p, k+1, size)
+	case 3:
+		l17f00(p, k+1, size)
+	case 4:
+		l17f05(p, k+1, size)
+	case 5:
+		l17f10(p, k+1, size)
+	case 6:
+		l17f15(p, k+1, size)
+	case 7:
+		l17f20(p, k+1, size)
+	case 8:
+		l17f25(p, k+1, size)
+	case 9:
+		l17f30(p, k+1, size)
+	case 10:
+		l17f35(p, k+1, size)
+	case 11:
+		l17f40(p, k+1, size)
+	case 12:
+		l17f45(p, k+1, size)
+	case 13:
+		l17f50(p, k+1, size)
+	case 14:
+		l17f55(p, k+1, size)
+	case 15:
+		l17f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f56(p, k+1, size)
+	case 1:
+		l17f61(p, k+1, size)
+	case 2:
+		l17f02(p, k+1, size)
+	case 3:
+		l17f07(p, k+1, size)
+	case 4:
+		l17f12(p, k+1, size)
+	case 5:
+		l17f17(p, k+1, size)
+	case 6:
+		l17f22(p, k+1, size)
+	case 7:
+		l17f27(p, k+1, size)
+	case 8:
+		l17f32(p, k+1, size)
+	case 9:
+		l17f37(p, k+1, size)
+	case 10:
+		l17f42(p, k+1, size)
+	case 11:
+		l17f47(p, k+1, size)
+	case 12:
+		l17f52(p, k+1, size)
+	case 13:
+		l17f57(p, k+1, size)
+	case 14:
+		l17f62(p, k+1, size)
+	case 15:
+		l17f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f63(p, k+1, size)
+	case 1:
+		l17f04(p, k+1, size)
+	case 2:
+		l17f09(p, k+1, size)
+	case 3:
+		l17f14(p, k+1, size)
+	case 4:
+		l17f19(p, k+1, size)
+	case 5:
+		l17f24(p, k+1, size)
+	case 6:
+		l17f29(p, k+1, size)
+	case 7:
+		l17f34(p, k+1, size)
+	case 8:
+		l17f39(p, k+1, size)
+	case 9:
+		l17f44(p, k+1, size)
+	case 10:
+		l17f49(p, k+1, size)
+	case 11:
+		l17f54(p, k+1, size)
+	case 12:
+		l17f59(p, k+1, size)
+	case 13:
+		l17f00(p, k+1, size)
+	case 14:
+		l17f05(p, k+1, size)
+	case 15:
+		l17f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f06(p, k+1, size)
+	case 1:
+		l17f11(p, k+1, size)
+	case 2:
+		l17f16(p, k+1, size)
+	case 3:
+		l17f21(p, k+1, size)
+	case 4:
+		l17f26(p, k+1, size)
+	case 5:
+		l17f31(p, k+1, size)
+	case 6:
+		l17f36(p, k+1, size)
+	case 7:
+		l17f41(p, k+1, size)
+	case 8:
+		l17f46(p, k+1, size)
+	case 9:
+		l17f51(p, k+1, size)
+	case 10:
+		l17f56(p, k+1, size)
+	case 11:
+		l17f61(p, k+1, size)
+	case 12:
+		l17f02(p, k+1, size)
+	case 13:
+		l17f07(p, k+1, size)
+	case 14:
+		l17f12(p, k+1, size)
+	case 15:
+		l17f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f13(p, k+1, size)
+	case 1:
+		l17f18(p, k+1, size)
+	case 2:
+		l17f23(p, k+1, size)
+	case 3:
+		l17f28(p, k+1, size)
+	case 4:
+		l17f33(p, k+1, size)
+	case 5:
+		l17f38(p, k+1, size)
+	case 6:
+		l17f43(p, k+1, size)
+	case 7:
+		l17f48(p, k+1, size)
+	case 8:
+		l17f53(p, k+1, size)
+	case 9:
+		l17f58(p, k+1, size)
+	case 10:
+		l17f63(p, k+1, size)
+	case 11:
+		l17f04(p, k+1, size)
+	case 12:
+		l17f09(p, k+1, size)
+	case 13:
+		l17f14(p, k+1, size)
+	case 14:
+		l17f19(p, k+1, size)
+	case 15:
+		l17f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f20(p, k+1, size)
+	case 1:
+		l17f25(p, k+1, size)
+	case 2:
+		l17f30(p, k+1, size)
+	case 3:
+		l17f35(p, k+1, size)
+	case 4:
+		l17f40(p, k+1, size)
+	case 5:
+		l17f45(p, k+1, size)
+	case 6:
+		l17f50(p, k+1, size)
+	case 7:
+		l17f55(p, k+1, size)
+	case 8:
+		l17f60(p, k+1, size)
+	case 9:
+		l17f01(p, k+1, size)
+	case 10:
+		l17f06(p, k+1, size)
+	case 11:
+		l17f11(p, k+1, size)
+	case 12:
+		l17f16(p, k+1, size)
+	case 13:
+		l17f21(p, k+1, size)
+	case 14:
+		l17f26(p, k+1, size)
+	case 15:
+		l17f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f27(p, k+1, size)
+	case 1:
+		l17f32(p, k+1, size)
+	case 2:
+		l17f37(p, k+1, size)
+	case 3:
+		l17f42(p, k+1, size)
+	case 4:
+		l17f47(p, k+1, size)
+	case 5:
+		l17f52(p, k+1, size)
+	case 6:
+		l17f57(p, k+1, size)
+	case 7:
+		l17f62(p, k+1, size)
+	case 8:
+		l17f03(p, k+1, size)
+	case 9:
+		l17f08(p, k+1, size)
+	case 10:
+		l17f13(p, k+1, size)
+	case 11:
+		l17f18(p, k+1, size)
+	case 12:
+		l17f23(p, k+1, size)
+	case 13:
+		l17f28(p, k+1, size)
+	case 14:
+		l17f33(p, k+1, size)
+	case 15:
+		l17f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f34(p, k+1, size)
+	case 1:
+		l17f39(p, k+1, size)
+	case 2:
+		l17f44(p, k+1, size)
+	case 3:
+		l17f49(p, k+1, size)
+	case 4:
+		l17f54(p, k+1, size)
+	case 5:
+		l17f59(p, k+1, size)
+	case 6:
+		l17f00(p, k+1, size)
+	case 7:
+		l17f05(p, k+1, size)
+	case 8:
+		l17f10(p, k+1, size)
+	case 9:
+		l17f15(p, k+1, size)
+	case 10:
+		l17f20(p, k+1, size)
+	case 11:
+		l17f25(p, k+1, size)
+	case 12:
+		l17f30(p, k+1, size)
+	case 13:
+		l17f35(p, k+1, size)
+	case 14:
+		l17f40(p, k+1, size)
+	case 15:
+		l17f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f41(p, k+1, size)
+	case 1:
+		l17f46(p, k+1, size)
+	case 2:
+		l17f51(p, k+1, size)
+	case 3:
+		l17f56(p, k+1, size)
+	case 4:
+		l17f61(p, k+1, size)
+	case 5:
+		l17f02(p, k+1, size)
+	case 6:
+		l17f07(p, k+1, size)
+	case 7:
+		l17f12(p, k+1, size)
+	case 8:
+		l17f17(p, k+1, size)
+	case 9:
+		l17f22(p, k+1, size)
+	case 10:
+		l17f27(p, k+1, size)
+	case 11:
+		l17f32(p, k+1, size)
+	case 12:
+		l17f37(p, k+1, size)
+	case 13:
+		l17f42(p, k+1, size)
+	case 14:
+		l17f47(p, k+1, size)
+	case 15:
+		l17f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f48(p, k+1, size)
+	case 1:
+		l17f53(p, k+1, size)
+	case 2:
+		l17f58(p, k+1, size)
+	case 3:
+		l17f63(p, k+1, size)
+	case 4:
+		l17f04(p, k+1, size)
+	case 5:
+		l17f09(p, k+1, size)
+	case 6:
+		l17f14(p, k+1, size)
+	case 7:
+		l17f19(p, k+1, size)
+	case 8:
+		l17f24(p, k+1, size)
+	case 9:
+		l17f29(p, k+1, size)
+	case 10:
+		l17f34(p, k+1, size)
+	case 11:
+		l17f39(p, k+1, size)
+	case 12:
+		l17f44(p, k+1, size)
+	case 13:
+		l17f49(p, k+1, size)
+	case 14:
+		l17f54(p, k+1, size)
+	case 15:
+		l17f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f55(p, k+1, size)
+	case 1:
+		l17f60(p, k+1, size)
+	case 2:
+		l17f01(p, k+1, size)
+	case 3:
+		l17f06(p, k+1, size)
+	case 4:
+		l17f11(p, k+1, size)
+	case 5:
+		l17f16(p, k+1, size)
+	case 6:
+		l17f21(p, k+1, size)
+	case 7:
+		l17f26(p, k+1, size)
+	case 8:
+		l17f31(p, k+1, size)
+	case 9:
+		l17f36(p, k+1, size)
+	case 10:
+		l17f41(p, k+1, size)
+	case 11:
+		l17f46(p, k+1, size)
+	case 12:
+		l17f51(p, k+1, size)
+	case 13:
+		l17f56(p, k+1, size)
+	case 14:
+		l17f61(p, k+1, size)
+	case 15:
+		l17f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f62(p, k+1, size)
+	case 1:
+		l17f03(p, k+1, size)
+	case 2:
+		l17f08(p, k+1, size)
+	case 3:
+		l17f13(p, k+1, size)
+	case 4:
+		l17f18(p, k+1, size)
+	case 5:
+		l17f23(p, k+1, size)
+	case 6:
+		l17f28(p, k+1, size)
+	case 7:
+		l17f33(p, k+1, size)
+	case 8:
+		l17f38(p, k+1, size)
+	case 9:
+		l17f43(p, k+1, size)
+	case 10:
+		l17f48(p, k+1, size)
+	case 11:
+		l17f53(p, k+1, size)
+	case 12:
+		l17f58(p, k+1, size)
+	case 13:
+		l17f63(p, k+1, size)
+	case 14:
+		l17f04(p, k+1, size)
+	case 15:
+		l17f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f05(p, k+1, size)
+	case 1:
+		l17f10(p, k+1, size)
+	case 2:
+		l17f15(p, k+1, size)
+	case 3:
+		l17f20(p, k+1, size)
+	case 4:
+		l17f25(p, k+1, size)
+	case 5:
+		l17f30(p, k+1, size)
+	case 6:
+		l17f35(p, k+1, size)
+	case 7:
+		l17f40(p, k+1, size)
+	case 8:
+		l17f45(p, k+1, size)
+	case 9:
+		l17f50(p, k+1, size)
+	case 10:
+		l17f55(p, k+1, size)
+	case 11:
+		l17f60(p, k+1, size)
+	case 12:
+		l17f01(p, k+1, size)
+	case 13:
+		l17f06(p, k+1, size)
+	case 14:
+		l17f11(p, k+1, size)
+	case 15:
+		l17f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f12(p, k+1, size)
+	case 1:
+		l17f17(p, k+1, size)
+	case 2:
+		l17f22(p, k+1, size)
+	case 3:
+		l17f27(p, k+1, size)
+	case 4:
+		l17f32(p, k+1, size)
+	case 5:
+		l17f37(p, k+1, size)
+	case 6:
+		l17f42(p, k+1, size)
+	case 7:
+		l17f47(p, k+1, size)
+	case 8:
+		l17f52(p, k+1, size)
+	case 9:
+		l17f57(p, k+1, size)
+	case 10:
+		l17f62(p, k+1, size)
+	case 11:
+		l17f03(p, k+1, size)
+	case 12:
+		l17f08(p, k+1, size)
+	case 13:
+		l17f13(p, k+1, size)
+	case 14:
+		l17f18(p, k+1, size)
+	case 15:
+		l17f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f19(p, k+1, size)
+	case 1:
+		l17f24(p, k+1, size)
+	case 2:
+		l17f29(p, k+1, size)
+	case 3:
+		l17f34(p, k+1, size)
+	case 4:
+		l17f39(p, k+1, size)
+	case 5:
+		l17f44(p, k+1, size)
+	case 6:
+		l17f49(p, k+1, size)
+	case 7:
+		l17f54(p, k+1, size)
+	case 8:
+		l17f59(p, k+1, size)
+	case 9:
+		l17f00(p, k+1, size)
+	case 10:
+		l17f05(p, k+1, size)
+	case 11:
+		l17f10(p, k+1, size)
+	case 12:
+		l17f15(p, k+1, size)
+	case 13:
+		l17f20(p, k+1, size)
+	case 14:
+		l17f25(p, k+1, size)
+	case 15:
+		l17f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f26(p, k+1, size)
+	case 1:
+		l17f31(p, k+1, size)
+	case 2:
+		l17f36(p, k+1, size)
+	case 3:
+		l17f41(p, k+1, size)
+	case 4:
+		l17f46(p, k+1, size)
+	case 5:
+		l17f51(p, k+1, size)
+	case 6:
+		l17f56(p, k+1, size)
+	case 7:
+		l17f61(p, k+1, size)
+	case 8:
+		l17f02(p, k+1, size)
+	case 9:
+		l17f07(p, k+1, size)
+	case 10:
+		l17f12(p, k+1, size)
+	case 11:
+		l17f17(p, k+1, size)
+	case 12:
+		l17f22(p, k+1, size)
+	case 13:
+		l17f27(p, k+1, size)
+	case 14:
+		l17f32(p, k+1, size)
+	case 15:
+		l17f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f33(p, k+1, size)
+	case 1:
+		l17f38(p, k+1, size)
+	case 2:
+		l17f43(p, k+1, size)
+	case 3:
+		l17f48(p, k+1, size)
+	case 4:
+		l17f53(p, k+1, size)
+	case 5:
+		l17f58(p, k+1, size)
+	case 6:
+		l17f63(p, k+1, size)
+	case 7:
+		l17f04(p, k+1, size)
+	case 8:
+		l17f09(p, k+1, size)
+	case 9:
+		l17f14(p, k+1, size)
+	case 10:
+		l17f19(p, k+1, size)
+	case 11:
+		l17f24(p, k+1, size)
+	case 12:
+		l17f29(p, k+1, size)
+	case 13:
+		l17f34(p, k+1, size)
+	case 14:
+		l17f39(p, k+1, size)
+	case 15:
+		l17f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f40(p, k+1, size)
+	case 1:
+		l17f45(p, k+1, size)
+	case 2:
+		l17f50(p, k+1, size)
+	case 3:
+		l17f55(p, k+1, size)
+	case 4:
+		l17f60(p, k+1, size)
+	case 5:
+		l17f01(p, k+1, size)
+	case 6:
+		l17f06(p, k+1, size)
+	case 7:
+		l17f11(p, k+1, size)
+	case 8:
+		l17f16(p, k+1, size)
+	case 9:
+		l17f21(p, k+1, size)
+	case 10:
+		l17f26(p, k+1, size)
+	case 11:
+		l17f31(p, k+1, size)
+	case 12:
+		l17f36(p, k+1, size)
+	case 13:
+		l17f41(p, k+1, size)
+	case 14:
+		l17f46(p, k+1, size)
+	case 15:
+		l17f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f47(p, k+1, size)
+	case 1:
+		l17f52(p, k+1, size)
+	case 2:
+		l17f57(p, k+1, size)
+	case 3:
+		l17f62(p, k+1, size)
+	case 4:
+		l17f03(p, k+1, size)
+	case 5:
+		l17f08(p, k+1, size)
+	case 6:
+		l17f13(p, k+1, size)
+	case 7:
+		l17f18(p, k+1, size)
+	case 8:
+		l17f23(p, k+1, size)
+	case 9:
+		l17f28(p, k+1, size)
+	case 10:
+		l17f33(p, k+1, size)
+	case 11:
+		l17f38(p, k+1, size)
+	case 12:
+		l17f43(p, k+1, size)
+	case 13:
+		l17f48(p, k+1, size)
+	case 14:
+		l17f53(p, k+1, size)
+	case 15:
+		l17f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f54(p, k+1, size)
+	case 1:
+		l17f59(p, k+1, size)
+	case 2:
+		l17f00(p, k+1, size)
+	case 3:
+		l17f05(p, k+1, size)
+	case 4:
+		l17f10(p, k+1, size)
+	case 5:
+		l17f15(p, k+1, size)
+	case 6:
+		l17f20(p, k+1, size)
+	case 7:
+		l17f25(p, k+1, size)
+	case 8:
+		l17f30(p, k+1, size)
+	case 9:
+		l17f35(p, k+1, size)
+	case 10:
+		l17f40(p, k+1, size)
+	case 11:
+		l17f45(p, k+1, size)
+	case 12:
+		l17f50(p, k+1, size)
+	case 13:
+		l17f55(p, k+1, size)
+	case 14:
+		l17f60(p, k+1, size)
+	case 15:
+		l17f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f61(p, k+1, size)
+	case 1:
+		l17f02(p, k+1, size)
+	case 2:
+		l17f07(p, k+1, size)
+	case 3:
+		l17f12(p, k+1, size)
+	case 4:
+		l17f17(p, k+1, size)
+	case 5:
+		l17f22(p, k+1, size)
+	case 6:
+		l17f27(p, k+1, size)
+	case 7:
+		l17f32(p, k+1, size)
+	case 8:
+		l17f37(p, k+1, size)
+	case 9:
+		l17f42(p, k+1, size)
+	case 10:
+		l17f47(p, k+1, size)
+	case 11:
+		l17f52(p, k+1, size)
+	case 12:
+		l17f57(p, k+1, size)
+	case 13:
+		l17f62(p, k+1, size)
+	case 14:
+		l17f03(p, k+1, size)
+	case 15:
+		l17f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f04(p, k+1, size)
+	case 1:
+		l17f09(p, k+1, size)
+	case 2:
+		l17f14(p, k+1, size)
+	case 3:
+		l17f19(p, k+1, size)
+	case 4:
+		l17f24(p, k+1, size)
+	case 5:
+		l17f29(p, k+1, size)
+	case 6:
+		l17f34(p, k+1, size)
+	case 7:
+		l17f39(p, k+1, size)
+	case 8:
+		l17f44(p, k+1, size)
+	case 9:
+		l17f49(p, k+1, size)
+	case 10:
+		l17f54(p, k+1, size)
+	case 11:
+		l17f59(p, k+1, size)
+	case 12:
+		l17f00(p, k+1, size)
+	case 13:
+		l17f05(p, k+1, size)
+	case 14:
+		l17f10(p, k+1, size)
+	case 15:
+		l17f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f11(p, k+1, size)
+	case 1:
+		l17f16(p, k+1, size)
+	case 2:
+		l17f21(p, k+1, size)
+	case 3:
+		l17f26(p, k+1, size)
+	case 4:
+		l17f31(p, k+1, size)
+	case 5:
+		l17f36(p, k+1, size)
+	case 6:
+		l17f41(p, k+1, size)
+	case 7:
+		l17f46(p, k+1, size)
+	case 8:
+		l17f51(p, k+1, size)
+	case 9:
+		l17f56(p, k+1, size)
+	case 10:
+		l17f61(p, k+1, size)
+	case 11:
+		l17f02(p, k+1, size)
+	case 12:
+		l17f07(p, k+1, size)
+	case 13:
+		l17f12(p, k+1, size)
+	case 14:
+		l17f17(p, k+1, size)
+	case 15:
+		l17f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f18(p, k+1, size)
+	case 1:
+		l17f23(p, k+1, size)
+	case 2:
+		l17f28(p, k+1, size)
+	case 3:
+		l17f33(p, k+1, size)
+	case 4:
+		l17f38(p, k+1, size)
+	case 5:
+		l17f43(p, k+1, size)
+	case 6:
+		l17f48(p, k+1, size)
+	case 7:
+		l17f53(p, k+1, size)
+	case 8:
+		l17f58(p, k+1, size)
+	case 9:
+		l17f63(p, k+1, size)
+	case 10:
+		l17f04(p, k+1, size)
+	case 11:
+		l17f09(p, k+1, size)
+	case 12:
+		l17f14(p, k+1, size)
+	case 13:
+		l17f19(p, k+1, size)
+	case 14:
+		l17f24(p, k+1, size)
+	case 15:
+		l17f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f25(p, k+1, size)
+	case 1:
+		l17f30(p, k+1, size)
+	case 2:
+		l17f35(p, k+1, size)
+	case 3:
+		l17f40(p, k+1, size)
+	case 4:
+		l17f45(p, k+1, size)
+	case 5:
+		l17f50(p, k+1, size)
+	case 6:
+		l17f55(p, k+1, size)
+	case 7:
+		l17f60(p, k+1, size)
+	case 8:
+		l17f01(p, k+1, size)
+	case 9:
+		l17f06(p, k+1, size)
+	case 10:
+		l17f11(p, k+1, size)
+	case 11:
+		l17f16(p, k+1, size)
+	case 12:
+		l17f21(p, k+1, size)
+	case 13:
+		l17f26(p, k+1, size)
+	case 14:
+		l17f31(p, k+1, size)
+	case 15:
+		l17f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f32(p, k+1, size)
+	case 1:
+		l17f37(p, k+1, size)
+	case 2:
+		l17f42(p, k+1, size)
+	case 3:
+		l17f47(p, k+1, size)
+	case 4:
+		l17f52(p, k+1, size)
+	case 5:
+		l17f57(p, k+1, size)
+	case 6:
+		l17f62(p, k+1, size)
+	case 7:
+		l17f03(p, k+1, size)
+	case 8:
+		l17f08(p, k+1, size)
+	case 9:
+		l17f13(p, k+1, size)
+	case 10:
+		l17f18(p, k+1, size)
+	case 11:
+		l17f23(p, k+1, size)
+	case 12:
+		l17f28(p, k+1, size)
+	case 13:
+		l17f33(p, k+1, size)
+	case 14:
+		l17f38(p, k+1, size)
+	case 15:
+		l17f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f39(p, k+1, size)
+	case 1:
+		l17f44(p, k+1, size)
+	case 2:
+		l17f49(p, k+1, size)
+	case 3:
+		l17f54(p, k+1, size)
+	case 4:
+		l17f59(p, k+1, size)
+	case 5:
+		l17f00(p, k+1, size)
+	case 6:
+		l17f05(p, k+1, size)
+	case 7:
+		l17f10(p, k+1, size)
+	case 8:
+		l17f15(p, k+1, size)
+	case 9:
+		l17f20(p, k+1, size)
+	case 10:
+		l17f25(p, k+1, size)
+	case 11:
+		l17f30(p, k+1, size)
+	case 12:
+		l17f35(p, k+1, size)
+	case 13:
+		l17f40(p, k+1, size)
+	case 14:
+		l17f45(p, k+1, size)
+	case 15:
+		l17f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f46(p, k+1, size)
+	case 1:
+		l17f51(p, k+1, size)
+	case 2:
+		l17f56(p, k+1, size)
+	case 3:
+		l17f61(p, k+1, size)
+	case 4:
+		l17f02(p, k+1, size)
+	case 5:
+		l17f07(p, k+1, size)
+	case 6:
+		l17f12(p, k+1, size)
+	case 7:
+		l17f17(p, k+1, size)
+	case 8:
+		l17f22(p, k+1, size)
+	case 9:
+		l17f27(p, k+1, size)
+	case 10:
+		l17f32(p, k+1, size)
+	case 11:
+		l17f37(p, k+1, size)
+	case 12:
+		l17f42(p, k+1, size)
+	case 13:
+		l17f47(p, k+1, size)
+	case 14:
+		l17f52(p, k+1, size)
+	case 15:
+		l17f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f53(p, k+1, size)
+	case 1:
+		l17f58(p, k+1, size)
+	case 2:
+		l17f63(p, k+1, size)
+	case 3:
+		l17f04(p, k+1, size)
+	case 4:
+		l17f09(p, k+1, size)
+	case 5:
+		l17f14(p, k+1, size)
+	case 6:
+		l17f19(p, k+1, size)
+	case 7:
+		l17f24(p, k+1, size)
+	case 8:
+		l17f29(p, k+1, size)
+	case 9:
+		l17f34(p, k+1, size)
+	case 10:
+		l17f39(p, k+1, size)
+	case 11:
+		l17f44(p, k+1, size)
+	case 12:
+		l17f49(p, k+1, size)
+	case 13:
+		l17f54(p, k+1, size)
+	case 14:
+		l17f59(p, k+1, size)
+	case 15:
+		l17f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f60(p, k+1, size)
+	case 1:
+		l17f01(p, k+1, size)
+	case 2:
+		l17f06(p, k+1, size)
+	case 3:
+		l17f11(p, k+1, size)
+	case 4:
+		l17f16(p, k+1, size)
+	case 5:
+		l17f21(p, k+1, size)
+	case 6:
+		l17f26(p, k+1, size)
+	case 7:
+		l17f31(p, k+1, size)
+	case 8:
+		l17f36(p, k+1, size)
+	case 9:
+		l17f41(p, k+1, size)
+	case 10:
+		l17f46(p, k+1, size)
+	case 11:
+		l17f51(p, k+1, size)
+	case 12:
+		l17f56(p, k+1, size)
+	case 13:
+		l17f61(p, k+1, size)
+	case 14:
+		l17f02(p, k+1, size)
+	case 15:
+		l17f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f03(p, k+1, size)
+	case 1:
+		l17f08(p, k+1, size)
+	case 2:
+		l17f13(p, k+1, size)
+	case 3:
+		l17f18(p, k+1, size)
+	case 4:
+		l17f23(p, k+1, size)
+	case 5:
+		l17f28(p, k+1, size)
+	case 6:
+		l17f33(p, k+1, size)
+	case 7:
+		l17f38(p, k+1, size)
+	case 8:
+		l17f43(p, k+1, size)
+	case 9:
+		l17f48(p, k+1, size)
+	case 10:
+		l17f53(p, k+1, size)
+	case 11:
+		l17f58(p, k+1, size)
+	case 12:
+		l17f63(p, k+1, size)
+	case 13:
+		l17f04(p, k+1, size)
+	case 14:
+		l17f09(p, k+1, size)
+	case 15:
+		l17f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f10(p, k+1, size)
+	case 1:
+		l17f15(p, k+1, size)
+	case 2:
+		l17f20(p, k+1, size)
+	case 3:
+		l17f25(p, k+1, size)
+	case 4:
+		l17f30(p, k+1, size)
+	case 5:
+		l17f35(p, k+1, size)
+	case 6:
+		l17f40(p, k+1, size)
+	case 7:
+		l17f45(p, k+1, size)
+	case 8:
+		l17f50(p, k+1, size)
+	case 9:
+		l17f55(p, k+1, size)
+	case 10:
+		l17f60(p, k+1, size)
+	case 11:
+		l17f01(p, k+1, size)
+	case 12:
+		l17f06(p, k+1, size)
+	case 13:
+		l17f11(p, k+1, size)
+	case 14:
+		l17f16(p, k+1, size)
+	case 15:
+		l17f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f17(p, k+1, size)
+	case 1:
+		l17f22(p, k+1, size)
+	case 2:
+		l17f27(p, k+1, size)
+	case 3:
+		l17f32(p, k+1, size)
+	case 4:
+		l17f37(p, k+1, size)
+	case 5:
+		l17f42(p, k+1, size)
+	case 6:
+		l17f47(p, k+1, size)
+	case 7:
+		l17f52(p, k+1, size)
+	case 8:
+		l17f57(p, k+1, size)
+	case 9:
+		l17f62(p, k+1, size)
+	case 10:
+		l17f03(p, k+1, size)
+	case 11:
+		l17f08(p, k+1, size)
+	case 12:
+		l17f13(p, k+1, size)
+	case 13:
+		l17f18(p, k+1, size)
+	case 14:
+		l17f23(p, k+1, size)
+	case 15:
+		l17f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f24(p, k+1, size)
+	case 1:
+		l17f29(p, k+1, size)
+	case 2:
+		l17f34(p, k+1, size)
+	case 3:
+		l17f39(p, k+1, size)
+	case 4:
+		l17f44(p, k+1, size)
+	case 5:
+		l17f49(p, k+1, size)
+	case 6:
+		l17f54(p, k+1, size)
+	case 7:
+		l17f59(p, k+1, size)
+	case 8:
+		l17f00(p, k+1, size)
+	case 9:
+		l17f05(p, k+1, size)
+	case 10:
+		l17f10(p, k+1, size)
+	case 11:
+		l17f15(p, k+1, size)
+	case 12:
+		l17f20(p, k+1, size)
+	case 13:
+		l17f25(p, k+1, size)
+	case 14:
+		l17f30(p, k+1, size)
+	case 15:
+		l17f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f31(p, k+1, size)
+	case 1:
+		l17f36(p, k+1, size)
+	case 2:
+		l17f41(p, k+1, size)
+	case 3:
+		l17f46(p, k+1, size)
+	case 4:
+		l17f51(p, k+1, size)
+	case 5:
+		l17f56(p, k+1, size)
+	case 6:
+		l17f61(p, k+1, size)
+	case 7:
+		l17f02(p, k+1, size)
+	case 8:
+		l17f07(p, k+1, size)
+	case 9:
+		l17f12(p, k+1, size)
+	case 10:
+		l17f17(p, k+1, size)
+	case 11:
+		l17f22(p, k+1, size)
+	case 12:
+		l17f27(p, k+1, size)
+	case 13:
+		l17f32(p, k+1, size)
+	case 14:
+		l17f37(p, k+1, size)
+	case 15:
+		l17f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f38(p, k+1, size)
+	case 1:
+		l17f43(p, k+1, size)
+	case 2:
+		l17f48(p, k+1, size)
+	case 3:
+		l17f53(p, k+1, size)
+	case 4:
+		l17f58(p, k+1, size)
+	case 5:
+		l17f63(p, k+1, size)
+	case 6:
+		l17f04(p, k+1, size)
+	case 7:
+		l17f09(p, k+1, size)
+	case 8:
+		l17f14(p, k+1, size)
+	case 9:
+		l17f19(p, k+1, size)
+	case 10:
+		l17f24(p, k+1, size)
+	case 11:
+		l17f29(p, k+1, size)
+	case 12:
+		l17f34(p, k+1, size)
+	case 13:
+		l17f39(p, k+1, size)
+	case 14:
+		l17f44(p, k+1, size)
+	case 15:
+		l17f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f45(p, k+1, size)
+	case 1:
+		l17f50(p, k+1, size)
+	case 2:
+		l17f55(p, k+1, size)
+	case 3:
+		l17f60(p, k+1, size)
+	case 4:
+		l17f01(p, k+1, size)
+	case 5:
+		l17f06(p, k+1, size)
+	case 6:
+		l17f11(p, k+1, size)
+	case 7:
+		l17f16(p, k+1, size)
+	case 8:
+		l17f21(p, k+1, size)
+	case 9:
+		l17f26(p, k+1, size)
+	case 10:
+		l17f31(p, k+1, size)
+	case 11:
+		l17f36(p, k+1, size)
+	case 12:
+		l17f41(p, k+1, size)
+	case 13:
+		l17f46(p, k+1, size)
+	case 14:
+		l17f51(p, k+1, size)
+	case 15:
+		l17f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f52(p, k+1, size)
+	case 1:
+		l17f57(p, k+1, size)
+	case 2:
+		l17f62(p, k+1, size)
+	case 3:
+		l17f03(p, k+1, size)
+	case 4:
+		l17f08(p, k+1, size)
+	case 5:
+		l17f13(p, k+1, size)
+	case 6:
+		l17f18(p, k+1, size)
+	case 7:
+		l17f23(p, k+1, size)
+	case 8:
+		l17f28(p, k+1, size)
+	case 9:
+		l17f33(p, k+1, size)
+	case 10:
+		l17f38(p, k+1, size)
+	case 11:
+		l17f43(p, k+1, size)
+	case 12:
+		l17f48(p, k+1, size)
+	case 13:
+		l17f53(p, k+1, size)
+	case 14:
+		l17f58(p, k+1, size)
+	case 15:
+		l17f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f59(p, k+1, size)
+	case 1:
+		l17f00(p, k+1, size)
+	case 2:
+		l17f05(p, k+1, size)
+	case 3:
+		l17f10(p, k+1, size)
+	case 4:
+		l17f15(p, k+1, size)
+	case 5:
+		l17f20(p, k+1, size)
+	case 6:
+		l17f25(p, k+1, size)
+	case 7:
+		l17f30(p, k+1, size)
+	case 8:
+		l17f35(p, k+1, size)
+	case 9:
+		l17f40(p, k+1, size)
+	case 10:
+		l17f45(p, k+1, size)
+	case 11:
+		l17f50(p, k+1, size)
+	case 12:
+		l17f55(p, k+1, size)
+	case 13:
+		l17f60(p, k+1, size)
+	case 14:
+		l17f01(p, k+1, size)
+	case 15:
+		l17f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f02(p, k+1, size)
+	case 1:
+		l17f07(p, k+1, size)
+	case 2:
+		l17f12(p, k+1, size)
+	case 3:
+		l17f17(p, k+1, size)
+	case 4:
+		l17f22(p, k+1, size)
+	case 5:
+		l17f27(p, k+1, size)
+	case 6:
+		l17f32(p, k+1, size)
+	case 7:
+		l17f37(p, k+1, size)
+	case 8:
+		l17f42(p, k+1, size)
+	case 9:
+		l17f47(p, k+1, size)
+	case 10:
+		l17f52(p, k+1, size)
+	case 11:
+		l17f57(p, k+1, size)
+	case 12:
+		l17f62(p, k+1, size)
+	case 13:
+		l17f03(p, k+1, size)
+	case 14:
+		l17f08(p, k+1, size)
+	case 15:
+		l17f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l16f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l17f09(p, k+1, size)
+	case 1:
+		l17f14(p, k+1, size)
+	case 2:
+		l17f19(p, k+1, size)
+	case 3:
+		l17f24(p, k+1, size)
+	case 4:
+		l17f29(p, k+1, size)
+	case 5:
+		l17f34(p, k+1, size)
+	case 6:
+		l17f39(p, k+1, size)
+	case 7:
+		l17f44(p, k+1, size)
+	case 8:
+		l17f49(p, k+1, size)
+	case 9:
+		l17f54(p, k+1, size)
+	case 10:
+		l17f59(p, k+1, size)
+	case 11:
+		l17f00(p, k+1, size)
+	case 12:
+		l17f05(p, k+1, size)
+	case 13:
+		l17f10(p, k+1, size)
+	case 14:
+		l17f15(p, k+1, size)
+	case 15:
+		l17f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f17(p, k+1, size)
+	case 1:
+		l18f22(p, k+1, size)
+	case 2:
+		l18f27(p, k+1, size)
+	case 3:
+		l18f32(p, k+1, size)
+	case 4:
+		l18f37(p, k+1, size)
+	case 5:
+		l18f42(p, k+1, size)
+	case 6:
+		l18f47(p, k+1, size)
+	case 7:
+		l18f52(p, k+1, size)
+	case 8:
+		l18f57(p, k+1, size)
+	case 9:
+		l18f62(p, k+1, size)
+	case 10:
+		l18f03(p, k+1, size)
+	case 11:
+		l18f08(p, k+1, size)
+	case 12:
+		l18f13(p, k+1, size)
+	case 13:
+		l18f18(p, k+1, size)
+	case 14:
+		l18f23(p, k+1, size)
+	case 15:
+		l18f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f24(p, k+1, size)
+	case 1:
+		l18f29(p, k+1, size)
+	case 2:
+		l18f34(p, k+1, size)
+	case 3:
+		l18f39(p, k+1, size)
+	case 4:
+		l18f44(p, k+1, size)
+	case 5:
+		l18f49(p, k+1, size)
+	case 6:
+		l18f54(p, k+1, size)
+	case 7:
+		l18f59(p, k+1, size)
+	case 8:
+		l18f00(p, k+1, size)
+	case 9:
+		l18f05(p, k+1, size)
+	case 10:
+		l18f10(p, k+1, size)
+	case 11:
+		l18f15(p, k+1, size)
+	case 12:
+		l18f20(p, k+1, size)
+	case 13:
+		l18f25(p, k+1, size)
+	case 14:
+		l18f30(p, k+1, size)
+	case 15:
+		l18f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f31(p, k+1, size)
+	case 1:
+		l18f36(p, k+1, size)
+	case 2:
+		l18f41(p, k+1, size)
+	case 3:
+		l18f46(p, k+1, size)
+	case 4:
+		l18f51(p, k+1, size)
+	case 5:
+		l18f56(p, k+1, size)
+	case 6:
+		l18f61(p, k+1, size)
+	case 7:
+		l18f02(p, k+1, size)
+	case 8:
+		l18f07(p, k+1, size)
+	case 9:
+		l18f12(p, k+1, size)
+	case 10:
+		l18f17(p, k+1, size)
+	case 11:
+		l18f22(p, k+1, size)
+	case 12:
+		l18f27(p, k+1, size)
+	case 13:
+		l18f32(p, k+1, size)
+	case 14:
+		l18f37(p, k+1, size)
+	case 15:
+		l18f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f38(p, k+1, size)
+	case 1:
+		l18f43(p, k+1, size)
+	case 2:
+		l18f48(p, k+1, size)
+	case 3:
+		l18f53(p, k+1, size)
+	case 4:
+		l18f58(p, k+1, size)
+	case 5:
+		l18f63(p, k+1, size)
+	case 6:
+		l18f04(p, k+1, size)
+	case 7:
+		l18f09(p, k+1, size)
+	case 8:
+		l18f14(p, k+1, size)
+	case 9:
+		l18f19(p, k+1, size)
+	case 10:
+		l18f24(p, k+1, size)
+	case 11:
+		l18f29(p, k+1, size)
+	case 12:
+		l18f34(p, k+1, size)
+	case 13:
+		l18f39(p, k+1, size)
+	case 14:
+		l18f44(p, k+1, size)
+	case 15:
+		l18f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f45(p, k+1, size)
+	case 1:
+		l18f50(p, k+1, size)
+	case 2:
+		l18f55(p, k+1, size)
+	case 3:
+		l18f60(p, k+1, size)
+	case 4:
+		l18f01(p, k+1, size)
+	case 5:
+		l18f06(p, k+1, size)
+	case 6:
+		l18f11(p, k+1, size)
+	case 7:
+		l18f16(p, k+1, size)
+	case 8:
+		l18f21(p, k+1, size)
+	case 9:
+		l18f26(p, k+1, size)
+	case 10:
+		l18f31(p, k+1, size)
+	case 11:
+		l18f36(p, k+1, size)
+	case 12:
+		l18f41(p, k+1, size)
+	case 13:
+		l18f46(p, k+1, size)
+	case 14:
+		l18f51(p, k+1, size)
+	case 15:
+		l18f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f52(p, k+1, size)
+	case 1:
+		l18f57(p, k+1, size)
+	case 2:
+		l18f62(p, k+1, size)
+	case 3:
+		l18f03(p, k+1, size)
+	case 4:
+		l18f08(p, k+1, size)
+	case 5:
+		l18f13(p, k+1, size)
+	case 6:
+		l18f18(p, k+1, size)
+	case 7:
+		l18f23(p, k+1, size)
+	case 8:
+		l18f28(p, k+1, size)
+	case 9:
+		l18f33(p, k+1, size)
+	case 10:
+		l18f38(p, k+1, size)
+	case 11:
+		l18f43(p, k+1, size)
+	case 12:
+		l18f48(p, k+1, size)
+	case 13:
+		l18f53(p, k+1, size)
+	case 14:
+		l18f58(p, k+1, size)
+	case 15:
+		l18f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f59(p, k+1, size)
+	case 1:
+		l18f00(p, k+1, size)
+	case 2:
+		l18f05(p, k+1, size)
+	case 3:
+		l18f10(p, k+1, size)
+	case 4:
+		l18f15(p, k+1, size)
+	case 5:
+		l18f20(p, k+1, size)
+	case 6:
+		l18f25(p, k+1, size)
+	case 7:
+		l18f30(p, k+1, size)
+	case 8:
+		l18f35(p, k+1, size)
+	case 9:
+		l18f40(p, k+1, size)
+	case 10:
+		l18f45(p, k+1, size)
+	case 11:
+		l18f50(p, k+1, size)
+	case 12:
+		l18f55(p, k+1, size)
+	case 13:
+		l18f60(p, k+1, size)
+	case 14:
+		l18f01(p, k+1, size)
+	case 15:
+		l18f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f02(p, k+1, size)
+	case 1:
+		l18f07(p, k+1, size)
+	case 2:
+		l18f12(p, k+1, size)
+	case 3:
+		l18f17(p, k+1, size)
+	case 4:
+		l18f22(p, k+1, size)
+	case 5:
+		l18f27(p, k+1, size)
+	case 6:
+		l18f32(p, k+1, size)
+	case 7:
+		l18f37(p, k+1, size)
+	case 8:
+		l18f42(p, k+1, size)
+	case 9:
+		l18f47(p, k+1, size)
+	case 10:
+		l18f52(p, k+1, size)
+	case 11:
+		l18f57(p, k+1, size)
+	case 12:
+		l18f62(p, k+1, size)
+	case 13:
+		l18f03(p, k+1, size)
+	case 14:
+		l18f08(p, k+1, size)
+	case 15:
+		l18f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f09(p, k+1, size)
+	case 1:
+		l18f14(p, k+1, size)
+	case 2:
+		l18f19(p, k+1, size)
+	case 3:
+		l18f24(p, k+1, size)
+	case 4:
+		l18f29(p, k+1, size)
+	case 5:
+		l18f34(p, k+1, size)
+	case 6:
+		l18f39(p, k+1, size)
+	case 7:
+		l18f44(p, k+1, size)
+	case 8:
+		l18f49(p, k+1, size)
+	case 9:
+		l18f54(p, k+1, size)
+	case 10:
+		l18f59(p, k+1, size)
+	case 11:
+		l18f00(p, k+1, size)
+	case 12:
+		l18f05(p, k+1, size)
+	case 13:
+		l18f10(p, k+1, size)
+	case 14:
+		l18f15(p, k+1, size)
+	case 15:
+		l18f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f16(p, k+1, size)
+	case 1:
+		l18f21(p, k+1, size)
+	case 2:
+		l18f26(p, k+1, size)
+	case 3:
+		l18f31(p, k+1, size)
+	case 4:
+		l18f36(p, k+1, size)
+	case 5:
+		l18f41(p, k+1, size)
+	case 6:
+		l18f46(p, k+1, size)
+	case 7:
+		l18f51(p, k+1, size)
+	case 8:
+		l18f56(p, k+1, size)
+	case 9:
+		l18f61(p, k+1, size)
+	case 10:
+		l18f02(p, k+1, size)
+	case 11:
+		l18f07(p, k+1, size)
+	case 12:
+		l18f12(p, k+1, size)
+	case 13:
+		l18f17(p, k+1, size)
+	case 14:
+		l18f22(p, k+1, size)
+	case 15:
+		l18f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f23(p, k+1, size)
+	case 1:
+		l18f28(p, k+1, size)
+	case 2:
+		l18f33(p, k+1, size)
+	case 3:
+		l18f38(p, k+1, size)
+	case 4:
+		l18f43(p, k+1, size)
+	case 5:
+		l18f48(p, k+1, size)
+	case 6:
+		l18f53(p, k+1, size)
+	case 7:
+		l18f58(p, k+1, size)
+	case 8:
+		l18f63(p, k+1, size)
+	case 9:
+		l18f04(p, k+1, size)
+	case 10:
+		l18f09(p, k+1, size)
+	case 11:
+		l18f14(p, k+1, size)
+	case 12:
+		l18f19(p, k+1, size)
+	case 13:
+		l18f24(p, k+1, size)
+	case 14:
+		l18f29(p, k+1, size)
+	case 15:
+		l18f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f30(p, k+1, size)
+	case 1:
+		l18f35(p, k+1, size)
+	case 2:
+		l18f40(p, k+1, size)
+	case 3:
+		l18f45(p, k+1, size)
+	case 4:
+		l18f50(p, k+1, size)
+	case 5:
+		l18f55(p, k+1, size)
+	case 6:
+		l18f60(p, k+1, size)
+	case 7:
+		l18f01(p, k+1, size)
+	case 8:
+		l18f06(p, k+1, size)
+	case 9:
+		l18f11(p, k+1, size)
+	case 10:
+		l18f16(p, k+1, size)
+	case 11:
+		l18f21(p, k+1, size)
+	case 12:
+		l18f26(p, k+1, size)
+	case 13:
+		l18f31(p, k+1, size)
+	case 14:
+		l18f36(p, k+1, size)
+	case 15:
+		l18f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f37(p, k+1, size)
+	case 1:
+		l18f42(p, k+1, size)
+	case 2:
+		l18f47(p, k+1, size)
+	case 3:
+		l18f52(p, k+1, size)
+	case 4:
+		l18f57(p, k+1, size)
+	case 5:
+		l18f62(p, k+1, size)
+	case 6:
+		l18f03(p, k+1, size)
+	case 7:
+		l18f08(p, k+1, size)
+	case 8:
+		l18f13(p, k+1, size)
+	case 9:
+		l18f18(p, k+1, size)
+	case 10:
+		l18f23(p, k+1, size)
+	case 11:
+		l18f28(p, k+1, size)
+	case 12:
+		l18f33(p, k+1, size)
+	case 13:
+		l18f38(p, k+1, size)
+	case 14:
+		l18f43(p, k+1, size)
+	case 15:
+		l18f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f44(p, k+1, size)
+	case 1:
+		l18f49(p, k+1, size)
+	case 2:
+		l18f54(p, k+1, size)
+	case 3:
+		l18f59(p, k+1, size)
+	case 4:
+		l18f00(p, k+1, size)
+	case 5:
+		l18f05(p, k+1, size)
+	case 6:
+		l18f10(p, k+1, size)
+	case 7:
+		l18f15(p, k+1, size)
+	case 8:
+		l18f20(p, k+1, size)
+	case 9:
+		l18f25(p, k+1, size)
+	case 10:
+		l18f30(p, k+1, size)
+	case 11:
+		l18f35(p, k+1, size)
+	case 12:
+		l18f40(p, k+1, size)
+	case 13:
+		l18f45(p, k+1, size)
+	case 14:
+		l18f50(p, k+1, size)
+	case 15:
+		l18f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f51(p, k+1, size)
+	case 1:
+		l18f56(p, k+1, size)
+	case 2:
+		l18f61(p, k+1, size)
+	case 3:
+		l18f02(p, k+1, size)
+	case 4:
+		l18f07(p, k+1, size)
+	case 5:
+		l18f12(p, k+1, size)
+	case 6:
+		l18f17(p, k+1, size)
+	case 7:
+		l18f22(p, k+1, size)
+	case 8:
+		l18f27(p, k+1, size)
+	case 9:
+		l18f32(p, k+1, size)
+	case 10:
+		l18f37(p, k+1, size)
+	case 11:
+		l18f42(p, k+1, size)
+	case 12:
+		l18f47(p, k+1, size)
+	case 13:
+		l18f52(p, k+1, size)
+	case 14:
+		l18f57(p, k+1, size)
+	case 15:
+		l18f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f58(p, k+1, size)
+	case 1:
+		l18f63(p, k+1, size)
+	case 2:
+		l18f04(p, k+1, size)
+	case 3:
+		l18f09(p, k+1, size)
+	case 4:
+		l18f14(p, k+1, size)
+	case 5:
+		l18f19(p, k+1, size)
+	case 6:
+		l18f24(p, k+1, size)
+	case 7:
+		l18f29(p, k+1, size)
+	case 8:
+		l18f34(p, k+1, size)
+	case 9:
+		l18f39(p, k+1, size)
+	case 10:
+		l18f44(p, k+1, size)
+	case 11:
+		l18f49(p, k+1, size)
+	case 12:
+		l18f54(p, k+1, size)
+	case 13:
+		l18f59(p, k+1, size)
+	case 14:
+		l18f00(p, k+1, size)
+	case 15:
+		l18f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f01(p, k+1, size)
+	case 1:
+		l18f06(p, k+1, size)
+	case 2:
+		l18f11(p, k+1, size)
+	case 3:
+		l18f16(p, k+1, size)
+	case 4:
+		l18f21(p, k+1, size)
+	case 5:
+		l18f26(p, k+1, size)
+	case 6:
+		l18f31(p, k+1, size)
+	case 7:
+		l18f36(p, k+1, size)
+	case 8:
+		l18f41(p, k+1, size)
+	case 9:
+		l18f46(p, k+1, size)
+	case 10:
+		l18f51(p, k+1, size)
+	case 11:
+		l18f56(p, k+1, size)
+	case 12:
+		l18f61(p, k+1, size)
+	case 13:
+		l18f02(p, k+1, size)
+	case 14:
+		l18f07(p, k+1, size)
+	case 15:
+		l18f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f08(p, k+1, size)
+	case 1:
+		l18f13(p, k+1, size)
+	case 2:
+		l18f18(p, k+1, size)
+	case 3:
+		l18f23(p, k+1, size)
+	case 4:
+		l18f28(p, k+1, size)
+	case 5:
+		l18f33(p, k+1, size)
+	case 6:
+		l18f38(p, k+1, size)
+	case 7:
+		l18f43(p, k+1, size)
+	case 8:
+		l18f48(p, k+1, size)
+	case 9:
+		l18f53(p, k+1, size)
+	case 10:
+		l18f58(p, k+1, size)
+	case 11:
+		l18f63(p, k+1, size)
+	case 12:
+		l18f04(p, k+1, size)
+	case 13:
+		l18f09(p, k+1, size)
+	case 14:
+		l18f14(p, k+1, size)
+	case 15:
+		l18f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f15(p, k+1, size)
+	case 1:
+		l18f20(p, k+1, size)
+	case 2:
+		l18f25(p, k+1, size)
+	case 3:
+		l18f30(p, k+1, size)
+	case 4:
+		l18f35(p, k+1, size)
+	case 5:
+		l18f40(p, k+1, size)
+	case 6:
+		l18f45(p, k+1, size)
+	case 7:
+		l18f50(p, k+1, size)
+	case 8:
+		l18f55(p, k+1, size)
+	case 9:
+		l18f60(p, k+1, size)
+	case 10:
+		l18f01(p, k+1, size)
+	case 11:
+		l18f06(p, k+1, size)
+	case 12:
+		l18f11(p, k+1, size)
+	case 13:
+		l18f16(p, k+1, size)
+	case 14:
+		l18f21(p, k+1, size)
+	case 15:
+		l18f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f22(p, k+1, size)
+	case 1:
+		l18f27(p, k+1, size)
+	case 2:
+		l18f32(p, k+1, size)
+	case 3:
+		l18f37(p, k+1, size)
+	case 4:
+		l18f42(p, k+1, size)
+	case 5:
+		l18f47(p, k+1, size)
+	case 6:
+		l18f52(p, k+1, size)
+	case 7:
+		l18f57(p, k+1, size)
+	case 8:
+		l18f62(p, k+1, size)
+	case 9:
+		l18f03(p, k+1, size)
+	case 10:
+		l18f08(p, k+1, size)
+	case 11:
+		l18f13(p, k+1, size)
+	case 12:
+		l18f18(p, k+1, size)
+	case 13:
+		l18f23(p, k+1, size)
+	case 14:
+		l18f28(p, k+1, size)
+	case 15:
+		l18f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f29(p, k+1, size)
+	case 1:
+		l18f34(p, k+1, size)
+	case 2:
+		l18f39(p, k+1, size)
+	case 3:
+		l18f44(p, k+1, size)
+	case 4:
+		l18f49(p, k+1, size)
+	case 5:
+		l18f54(p, k+1, size)
+	case 6:
+		l18f59(p, k+1, size)
+	case 7:
+		l18f00(p, k+1, size)
+	case 8:
+		l18f05(p, k+1, size)
+	case 9:
+		l18f10(p, k+1, size)
+	case 10:
+		l18f15(p, k+1, size)
+	case 11:
+		l18f20(p, k+1, size)
+	case 12:
+		l18f25(p, k+1, size)
+	case 13:
+		l18f30(p, k+1, size)
+	case 14:
+		l18f35(p, k+1, size)
+	case 15:
+		l18f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f36(p, k+1, size)
+	case 1:
+		l18f41(p, k+1, size)
+	case 2:
+		l18f46(p, k+1, size)
+	case 3:
+		l18f51(p, k+1, size)
+	case 4:
+		l18f56(p, k+1, size)
+	case 5:
+		l18f61(p, k+1, size)
+	case 6:
+		l18f02(p, k+1, size)
+	case 7:
+		l18f07(p, k+1, size)
+	case 8:
+		l18f12(p, k+1, size)
+	case 9:
+		l18f17(p, k+1, size)
+	case 10:
+		l18f22(p, k+1, size)
+	case 11:
+		l18f27(p, k+1, size)
+	case 12:
+		l18f32(p, k+1, size)
+	case 13:
+		l18f37(p, k+1, size)
+	case 14:
+		l18f42(p, k+1, size)
+	case 15:
+		l18f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f43(p, k+1, size)
+	case 1:
+		l18f48(p, k+1, size)
+	case 2:
+		l18f53(p, k+1, size)
+	case 3:
+		l18f58(p, k+1, size)
+	case 4:
+		l18f63(p, k+1, size)
+	case 5:
+		l18f04(p, k+1, size)
+	case 6:
+		l18f09(p, k+1, size)
+	case 7:
+		l18f14(p, k+1, size)
+	case 8:
+		l18f19(p, k+1, size)
+	case 9:
+		l18f24(p, k+1, size)
+	case 10:
+		l18f29(p, k+1, size)
+	case 11:
+		l18f34(p, k+1, size)
+	case 12:
+		l18f39(p, k+1, size)
+	case 13:
+		l18f44(p, k+1, size)
+	case 14:
+		l18f49(p, k+1, size)
+	case 15:
+		l18f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f50(p, k+1, size)
+	case 1:
+		l18f55(p, k+1, size)
+	case 2:
+		l18f60(p, k+1, size)
+	case 3:
+		l18f01(p, k+1, size)
+	case 4:
+		l18f06(p, k+1, size)
+	case 5:
+		l18f11(p, k+1, size)
+	case 6:
+		l18f16(p, k+1, size)
+	case 7:
+		l18f21(p, k+1, size)
+	case 8:
+		l18f26(p, k+1, size)
+	case 9:
+		l18f31(p, k+1, size)
+	case 10:
+		l18f36(p, k+1, size)
+	case 11:
+		l18f41(p, k+1, size)
+	case 12:
+		l18f46(p, k+1, size)
+	case 13:
+		l18f51(p, k+1, size)
+	case 14:
+		l18f56(p, k+1, size)
+	case 15:
+		l18f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f57(p, k+1, size)
+	case 1:
+		l18f62(p, k+1, size)
+	case 2:
+		l18f03(p, k+1, size)
+	case 3:
+		l18f08(p, k+1, size)
+	case 4:
+		l18f13(p, k+1, size)
+	case 5:
+		l18f18(p, k+1, size)
+	case 6:
+		l18f23(p, k+1, size)
+	case 7:
+		l18f28(p, k+1, size)
+	case 8:
+		l18f33(p, k+1, size)
+	case 9:
+		l18f38(p, k+1, size)
+	case 10:
+		l18f43(p, k+1, size)
+	case 11:
+		l18f48(p, k+1, size)
+	case 12:
+		l18f53(p, k+1, size)
+	case 13:
+		l18f58(p, k+1, size)
+	case 14:
+		l18f63(p, k+1, size)
+	case 15:
+		l18f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f00(p, k+1, size)
+	case 1:
+		l18f05(p, k+1, size)
+	case 2:
+		l18f10(p, k+1, size)
+	case 3:
+		l18f15(p, k+1, size)
+	case 4:
+		l18f20(p, k+1, size)
+	case 5:
+		l18f25(p, k+1, size)
+	case 6:
+		l18f30(p, k+1, size)
+	case 7:
+		l18f35(p, k+1, size)
+	case 8:
+		l18f40(p, k+1, size)
+	case 9:
+		l18f45(p, k+1, size)
+	case 10:
+		l18f50(p, k+1, size)
+	case 11:
+		l18f55(p, k+1, size)
+	case 12:
+		l18f60(p, k+1, size)
+	case 13:
+		l18f01(p, k+1, size)
+	case 14:
+		l18f06(p, k+1, size)
+	case 15:
+		l18f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f07(p, k+1, size)
+	case 1:
+		l18f12(p, k+1, size)
+	case 2:
+		l18f17(p, k+1, size)
+	case 3:
+		l18f22(p, k+1, size)
+	case 4:
+		l18f27(p, k+1, size)
+	case 5:
+		l18f32(p, k+1, size)
+	case 6:
+		l18f37(p, k+1, size)
+	case 7:
+		l18f42(p, k+1, size)
+	case 8:
+		l18f47(p, k+1, size)
+	case 9:
+		l18f52(p, k+1, size)
+	case 10:
+		l18f57(p, k+1, size)
+	case 11:
+		l18f62(p, k+1, size)
+	case 12:
+		l18f03(p, k+1, size)
+	case 13:
+		l18f08(p, k+1, size)
+	case 14:
+		l18f13(p, k+1, size)
+	case 15:
+		l18f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f14(p, k+1, size)
+	case 1:
+		l18f19(p, k+1, size)
+	case 2:
+		l18f24(p, k+1, size)
+	case 3:
+		l18f29(p, k+1, size)
+	case 4:
+		l18f34(p, k+1, size)
+	case 5:
+		l18f39(p, k+1, size)
+	case 6:
+		l18f44(p, k+1, size)
+	case 7:
+		l18f49(p, k+1, size)
+	case 8:
+		l18f54(p, k+1, size)
+	case 9:
+		l18f59(p, k+1, size)
+	case 10:
+		l18f00(p, k+1, size)
+	case 11:
+		l18f05(p, k+1, size)
+	case 12:
+		l18f10(p, k+1, size)
+	case 13:
+		l18f15(p, k+1, size)
+	case 14:
+		l18f20(p, k+1, size)
+	case 15:
+		l18f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f21(p, k+1, size)
+	case 1:
+		l18f26(p, k+1, size)
+	case 2:
+		l18f31(p, k+1, size)
+	case 3:
+		l18f36(p, k+1, size)
+	case 4:
+		l18f41(p, k+1, size)
+	case 5:
+		l18f46(p, k+1, size)
+	case 6:
+		l18f51(p, k+1, size)
+	case 7:
+		l18f56(p, k+1, size)
+	case 8:
+		l18f61(p, k+1, size)
+	case 9:
+		l18f02(p, k+1, size)
+	case 10:
+		l18f07(p, k+1, size)
+	case 11:
+		l18f12(p, k+1, size)
+	case 12:
+		l18f17(p, k+1, size)
+	case 13:
+		l18f22(p, k+1, size)
+	case 14:
+		l18f27(p, k+1, size)
+	case 15:
+		l18f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f28(p, k+1, size)
+	case 1:
+		l18f33(p, k+1, size)
+	case 2:
+		l18f38(p, k+1, size)
+	case 3:
+		l18f43(p, k+1, size)
+	case 4:
+		l18f48(p, k+1, size)
+	case 5:
+		l18f53(p, k+1, size)
+	case 6:
+		l18f58(p, k+1, size)
+	case 7:
+		l18f63(p, k+1, size)
+	case 8:
+		l18f04(p, k+1, size)
+	case 9:
+		l18f09(p, k+1, size)
+	case 10:
+		l18f14(p, k+1, size)
+	case 11:
+		l18f19(p, k+1, size)
+	case 12:
+		l18f24(p, k+1, size)
+	case 13:
+		l18f29(p, k+1, size)
+	case 14:
+		l18f34(p, k+1, size)
+	case 15:
+		l18f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f35(p, k+1, size)
+	case 1:
+		l18f40(p, k+1, size)
+	case 2:
+		l18f45(p, k+1, size)
+	case 3:
+		l18f50(p, k+1, size)
+	case 4:
+		l18f55(p, k+1, size)
+	case 5:
+		l18f60(p, k+1, size)
+	case 6:
+		l18f01(p, k+1, size)
+	case 7:
+		l18f06(p, k+1, size)
+	case 8:
+		l18f11(p, k+1, size)
+	case 9:
+		l18f16(p, k+1, size)
+	case 10:
+		l18f21(p, k+1, size)
+	case 11:
+		l18f26(p, k+1, size)
+	case 12:
+		l18f31(p, k+1, size)
+	case 13:
+		l18f36(p, k+1, size)
+	case 14:
+		l18f41(p, k+1, size)
+	case 15:
+		l18f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f42(p, k+1, size)
+	case 1:
+		l18f47(p, k+1, size)
+	case 2:
+		l18f52(p, k+1, size)
+	case 3:
+		l18f57(p, k+1, size)
+	case 4:
+		l18f62(p, k+1, size)
+	case 5:
+		l18f03(p, k+1, size)
+	case 6:
+		l18f08(p, k+1, size)
+	case 7:
+		l18f13(p, k+1, size)
+	case 8:
+		l18f18(p, k+1, size)
+	case 9:
+		l18f23(p, k+1, size)
+	case 10:
+		l18f28(p, k+1, size)
+	case 11:
+		l18f33(p, k+1, size)
+	case 12:
+		l18f38(p, k+1, size)
+	case 13:
+		l18f43(p, k+1, size)
+	case 14:
+		l18f48(p, k+1, size)
+	case 15:
+		l18f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f49(p, k+1, size)
+	case 1:
+		l18f54(p, k+1, size)
+	case 2:
+		l18f59(p, k+1, size)
+	case 3:
+		l18f00(p, k+1, size)
+	case 4:
+		l18f05(p, k+1, size)
+	case 5:
+		l18f10(p, k+1, size)
+	case 6:
+		l18f15(p, k+1, size)
+	case 7:
+		l18f20(p, k+1, size)
+	case 8:
+		l18f25(p, k+1, size)
+	case 9:
+		l18f30(p, k+1, size)
+	case 10:
+		l18f35(p, k+1, size)
+	case 11:
+		l18f40(p, k+1, size)
+	case 12:
+		l18f45(p, k+1, size)
+	case 13:
+		l18f50(p, k+1, size)
+	case 14:
+		l18f55(p, k+1, size)
+	case 15:
+		l18f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f56(p, k+1, size)
+	case 1:
+		l18f61(p, k+1, size)
+	case 2:
+		l18f02(p, k+1, size)
+	case 3:
+		l18f07(p, k+1, size)
+	case 4:
+		l18f12(p, k+1, size)
+	case 5:
+		l18f17(p, k+1, size)
+	case 6:
+		l18f22(p, k+1, size)
+	case 7:
+		l18f27(p, k+1, size)
+	case 8:
+		l18f32(p, k+1, size)
+	case 9:
+		l18f37(p, k+1, size)
+	case 10:
+		l18f42(p, k+1, size)
+	case 11:
+		l18f47(p, k+1, size)
+	case 12:
+		l18f52(p, k+1, size)
+	case 13:
+		l18f57(p, k+1, size)
+	case 14:
+		l18f62(p, k+1, size)
+	case 15:
+		l18f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f63(p, k+1, size)
+	case 1:
+		l18f04(p, k+1, size)
+	case 2:
+		l18f09(p, k+1, size)
+	case 3:
+		l18f14(p, k+1, size)
+	case 4:
+		l18f19(p, k+1, size)
+	case 5:
+		l18f24(p, k+1, size)
+	case 6:
+		l18f29(p, k+1, size)
+	case 7:
+		l18f34(p, k+1, size)
+	case 8:
+		l18f39(p, k+1, size)
+	case 9:
+		l18f44(p, k+1, size)
+	case 10:
+		l18f49(p, k+1, size)
+	case 11:
+		l18f54(p, k+1, size)
+	case 12:
+		l18f59(p, k+1, size)
+	case 13:
+		l18f00(p, k+1, size)
+	case 14:
+		l18f05(p, k+1, size)
+	case 15:
+		l18f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f06(p, k+1, size)
+	case 1:
+		l18f11(p, k+1, size)
+	case 2:
+		l18f16(p, k+1, size)
+	case 3:
+		l18f21(p, k+1, size)
+	case 4:
+		l18f26(p, k+1, size)
+	case 5:
+		l18f31(p, k+1, size)
+	case 6:
+		l18f36(p, k+1, size)
+	case 7:
+		l18f41(p, k+1, size)
+	case 8:
+		l18f46(p, k+1, size)
+	case 9:
+		l18f51(p, k+1, size)
+	case 10:
+		l18f56(p, k+1, size)
+	case 11:
+		l18f61(p, k+1, size)
+	case 12:
+		l18f02(p, k+1, size)
+	case 13:
+		l18f07(p, k+1, size)
+	case 14:
+		l18f12(p, k+1, size)
+	case 15:
+		l18f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f13(p, k+1, size)
+	case 1:
+		l18f18(p, k+1, size)
+	case 2:
+		l18f23(p, k+1, size)
+	case 3:
+		l18f28(p, k+1, size)
+	case 4:
+		l18f33(p, k+1, size)
+	case 5:
+		l18f38(p, k+1, size)
+	case 6:
+		l18f43(p, k+1, size)
+	case 7:
+		l18f48(p, k+1, size)
+	case 8:
+		l18f53(p, k+1, size)
+	case 9:
+		l18f58(p, k+1, size)
+	case 10:
+		l18f63(p, k+1, size)
+	case 11:
+		l18f04(p, k+1, size)
+	case 12:
+		l18f09(p, k+1, size)
+	case 13:
+		l18f14(p, k+1, size)
+	case 14:
+		l18f19(p, k+1, size)
+	case 15:
+		l18f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f20(p, k+1, size)
+	case 1:
+		l18f25(p, k+1, size)
+	case 2:
+		l18f30(p, k+1, size)
+	case 3:
+		l18f35(p, k+1, size)
+	case 4:
+		l18f40(p, k+1, size)
+	case 5:
+		l18f45(p, k+1, size)
+	case 6:
+		l18f50(p, k+1, size)
+	case 7:
+		l18f55(p, k+1, size)
+	case 8:
+		l18f60(p, k+1, size)
+	case 9:
+		l18f01(p, k+1, size)
+	case 10:
+		l18f06(p, k+1, size)
+	case 11:
+		l18f11(p, k+1, size)
+	case 12:
+		l18f16(p, k+1, size)
+	case 13:
+		l18f21(p, k+1, size)
+	case 14:
+		l18f26(p, k+1, size)
+	case 15:
+		l18f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f27(p, k+1, size)
+	case 1:
+		l18f32(p, k+1, size)
+	case 2:
+		l18f37(p, k+1, size)
+	case 3:
+		l18f42(p, k+1, size)
+	case 4:
+		l18f47(p, k+1, size)
+	case 5:
+		l18f52(p, k+1, size)
+	case 6:
+		l18f57(p, k+1, size)
+	case 7:
+		l18f62(p, k+1, size)
+	case 8:
+		l18f03(p, k+1, size)
+	case 9:
+		l18f08(p, k+1, size)
+	case 10:
+		l18f13(p, k+1, size)
+	case 11:
+		l18f18(p, k+1, size)
+	case 12:
+		l18f23(p, k+1, size)
+	case 13:
+		l18f28(p, k+1, size)
+	case 14:
+		l18f33(p, k+1, size)
+	case 15:
+		l18f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f34(p, k+1, size)
+	case 1:
+		l18f39(p, k+1, size)
+	case 2:
+		l18f44(p, k+1, size)
+	case 3:
+		l18f49(p, k+1, size)
+	case 4:
+		l18f54(p, k+1, size)
+	case 5:
+		l18f59(p, k+1, size)
+	case 6:
+		l18f00(p, k+1, size)
+	case 7:
+		l18f05(p, k+1, size)
+	case 8:
+		l18f10(p, k+1, size)
+	case 9:
+		l18f15(p, k+1, size)
+	case 10:
+		l18f20(p, k+1, size)
+	case 11:
+		l18f25(p, k+1, size)
+	case 12:
+		l18f30(p, k+1, size)
+	case 13:
+		l18f35(p, k+1, size)
+	case 14:
+		l18f40(p, k+1, size)
+	case 15:
+		l18f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f41(p, k+1, size)
+	case 1:
+		l18f46(p, k+1, size)
+	case 2:
+		l18f51(p, k+1, size)
+	case 3:
+		l18f56(p, k+1, size)
+	case 4:
+		l18f61(p, k+1, size)
+	case 5:
+		l18f02(p, k+1, size)
+	case 6:
+		l18f07(p, k+1, size)
+	case 7:
+		l18f12(p, k+1, size)
+	case 8:
+		l18f17(p, k+1, size)
+	case 9:
+		l18f22(p, k+1, size)
+	case 10:
+		l18f27(p, k+1, size)
+	case 11:
+		l18f32(p, k+1, size)
+	case 12:
+		l18f37(p, k+1, size)
+	case 13:
+		l18f42(p, k+1, size)
+	case 14:
+		l18f47(p, k+1, size)
+	case 15:
+		l18f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f48(p, k+1, size)
+	case 1:
+		l18f53(p, k+1, size)
+	case 2:
+		l18f58(p, k+1, size)
+	case 3:
+		l18f63(p, k+1, size)
+	case 4:
+		l18f04(p, k+1, size)
+	case 5:
+		l18f09(p, k+1, size)
+	case 6:
+		l18f14(p, k+1, size)
+	case 7:
+		l18f19(p, k+1, size)
+	case 8:
+		l18f24(p, k+1, size)
+	case 9:
+		l18f29(p, k+1, size)
+	case 10:
+		l18f34(p, k+1, size)
+	case 11:
+		l18f39(p, k+1, size)
+	case 12:
+		l18f44(p, k+1, size)
+	case 13:
+		l18f49(p, k+1, size)
+	case 14:
+		l18f54(p, k+1, size)
+	case 15:
+		l18f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f55(p, k+1, size)
+	case 1:
+		l18f60(p, k+1, size)
+	case 2:
+		l18f01(p, k+1, size)
+	case 3:
+		l18f06(p, k+1, size)
+	case 4:
+		l18f11(p, k+1, size)
+	case 5:
+		l18f16(p, k+1, size)
+	case 6:
+		l18f21(p, k+1, size)
+	case 7:
+		l18f26(p, k+1, size)
+	case 8:
+		l18f31(p, k+1, size)
+	case 9:
+		l18f36(p, k+1, size)
+	case 10:
+		l18f41(p, k+1, size)
+	case 11:
+		l18f46(p, k+1, size)
+	case 12:
+		l18f51(p, k+1, size)
+	case 13:
+		l18f56(p, k+1, size)
+	case 14:
+		l18f61(p, k+1, size)
+	case 15:
+		l18f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f62(p, k+1, size)
+	case 1:
+		l18f03(p, k+1, size)
+	case 2:
+		l18f08(p, k+1, size)
+	case 3:
+		l18f13(p, k+1, size)
+	case 4:
+		l18f18(p, k+1, size)
+	case 5:
+		l18f23(p, k+1, size)
+	case 6:
+		l18f28(p, k+1, size)
+	case 7:
+		l18f33(p, k+1, size)
+	case 8:
+		l18f38(p, k+1, size)
+	case 9:
+		l18f43(p, k+1, size)
+	case 10:
+		l18f48(p, k+1, size)
+	case 11:
+		l18f53(p, k+1, size)
+	case 12:
+		l18f58(p, k+1, size)
+	case 13:
+		l18f63(p, k+1, size)
+	case 14:
+		l18f04(p, k+1, size)
+	case 15:
+		l18f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f05(p, k+1, size)
+	case 1:
+		l18f10(p, k+1, size)
+	case 2:
+		l18f15(p, k+1, size)
+	case 3:
+		l18f20(p, k+1, size)
+	case 4:
+		l18f25(p, k+1, size)
+	case 5:
+		l18f30(p, k+1, size)
+	case 6:
+		l18f35(p, k+1, size)
+	case 7:
+		l18f40(p, k+1, size)
+	case 8:
+		l18f45(p, k+1, size)
+	case 9:
+		l18f50(p, k+1, size)
+	case 10:
+		l18f55(p, k+1, size)
+	case 11:
+		l18f60(p, k+1, size)
+	case 12:
+		l18f01(p, k+1, size)
+	case 13:
+		l18f06(p, k+1, size)
+	case 14:
+		l18f11(p, k+1, size)
+	case 15:
+		l18f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f12(p, k+1, size)
+	case 1:
+		l18f17(p, k+1, size)
+	case 2:
+		l18f22(p, k+1, size)
+	case 3:
+		l18f27(p, k+1, size)
+	case 4:
+		l18f32(p, k+1, size)
+	case 5:
+		l18f37(p, k+1, size)
+	case 6:
+		l18f42(p, k+1, size)
+	case 7:
+		l18f47(p, k+1, size)
+	case 8:
+		l18f52(p, k+1, size)
+	case 9:
+		l18f57(p, k+1, size)
+	case 10:
+		l18f62(p, k+1, size)
+	case 11:
+		l18f03(p, k+1, size)
+	case 12:
+		l18f08(p, k+1, size)
+	case 13:
+		l18f13(p, k+1, size)
+	case 14:
+		l18f18(p, k+1, size)
+	case 15:
+		l18f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f19(p, k+1, size)
+	case 1:
+		l18f24(p, k+1, size)
+	case 2:
+		l18f29(p, k+1, size)
+	case 3:
+		l18f34(p, k+1, size)
+	case 4:
+		l18f39(p, k+1, size)
+	case 5:
+		l18f44(p, k+1, size)
+	case 6:
+		l18f49(p, k+1, size)
+	case 7:
+		l18f54(p, k+1, size)
+	case 8:
+		l18f59(p, k+1, size)
+	case 9:
+		l18f00(p, k+1, size)
+	case 10:
+		l18f05(p, k+1, size)
+	case 11:
+		l18f10(p, k+1, size)
+	case 12:
+		l18f15(p, k+1, size)
+	case 13:
+		l18f20(p, k+1, size)
+	case 14:
+		l18f25(p, k+1, size)
+	case 15:
+		l18f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f26(p, k+1, size)
+	case 1:
+		l18f31(p, k+1, size)
+	case 2:
+		l18f36(p, k+1, size)
+	case 3:
+		l18f41(p, k+1, size)
+	case 4:
+		l18f46(p, k+1, size)
+	case 5:
+		l18f51(p, k+1, size)
+	case 6:
+		l18f56(p, k+1, size)
+	case 7:
+		l18f61(p, k+1, size)
+	case 8:
+		l18f02(p, k+1, size)
+	case 9:
+		l18f07(p, k+1, size)
+	case 10:
+		l18f12(p, k+1, size)
+	case 11:
+		l18f17(p, k+1, size)
+	case 12:
+		l18f22(p, k+1, size)
+	case 13:
+		l18f27(p, k+1, size)
+	case 14:
+		l18f32(p, k+1, size)
+	case 15:
+		l18f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f33(p, k+1, size)
+	case 1:
+		l18f38(p, k+1, size)
+	case 2:
+		l18f43(p, k+1, size)
+	case 3:
+		l18f48(p, k+1, size)
+	case 4:
+		l18f53(p, k+1, size)
+	case 5:
+		l18f58(p, k+1, size)
+	case 6:
+		l18f63(p, k+1, size)
+	case 7:
+		l18f04(p, k+1, size)
+	case 8:
+		l18f09(p, k+1, size)
+	case 9:
+		l18f14(p, k+1, size)
+	case 10:
+		l18f19(p, k+1, size)
+	case 11:
+		l18f24(p, k+1, size)
+	case 12:
+		l18f29(p, k+1, size)
+	case 13:
+		l18f34(p, k+1, size)
+	case 14:
+		l18f39(p, k+1, size)
+	case 15:
+		l18f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f40(p, k+1, size)
+	case 1:
+		l18f45(p, k+1, size)
+	case 2:
+		l18f50(p, k+1, size)
+	case 3:
+		l18f55(p, k+1, size)
+	case 4:
+		l18f60(p, k+1, size)
+	case 5:
+		l18f01(p, k+1, size)
+	case 6:
+		l18f06(p, k+1, size)
+	case 7:
+		l18f11(p, k+1, size)
+	case 8:
+		l18f16(p, k+1, size)
+	case 9:
+		l18f21(p, k+1, size)
+	case 10:
+		l18f26(p, k+1, size)
+	case 11:
+		l18f31(p, k+1, size)
+	case 12:
+		l18f36(p, k+1, size)
+	case 13:
+		l18f41(p, k+1, size)
+	case 14:
+		l18f46(p, k+1, size)
+	case 15:
+		l18f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f47(p, k+1, size)
+	case 1:
+		l18f52(p, k+1, size)
+	case 2:
+		l18f57(p, k+1, size)
+	case 3:
+		l18f62(p, k+1, size)
+	case 4:
+		l18f03(p, k+1, size)
+	case 5:
+		l18f08(p, k+1, size)
+	case 6:
+		l18f13(p, k+1, size)
+	case 7:
+		l18f18(p, k+1, size)
+	case 8:
+		l18f23(p, k+1, size)
+	case 9:
+		l18f28(p, k+1, size)
+	case 10:
+		l18f33(p, k+1, size)
+	case 11:
+		l18f38(p, k+1, size)
+	case 12:
+		l18f43(p, k+1, size)
+	case 13:
+		l18f48(p, k+1, size)
+	case 14:
+		l18f53(p, k+1, size)
+	case 15:
+		l18f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f54(p, k+1, size)
+	case 1:
+		l18f59(p, k+1, size)
+	case 2:
+		l18f00(p, k+1, size)
+	case 3:
+		l18f05(p, k+1, size)
+	case 4:
+		l18f10(p, k+1, size)
+	case 5:
+		l18f15(p, k+1, size)
+	case 6:
+		l18f20(p, k+1, size)
+	case 7:
+		l18f25(p, k+1, size)
+	case 8:
+		l18f30(p, k+1, size)
+	case 9:
+		l18f35(p, k+1, size)
+	case 10:
+		l18f40(p, k+1, size)
+	case 11:
+		l18f45(p, k+1, size)
+	case 12:
+		l18f50(p, k+1, size)
+	case 13:
+		l18f55(p, k+1, size)
+	case 14:
+		l18f60(p, k+1, size)
+	case 15:
+		l18f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f61(p, k+1, size)
+	case 1:
+		l18f02(p, k+1, size)
+	case 2:
+		l18f07(p, k+1, size)
+	case 3:
+		l18f12(p, k+1, size)
+	case 4:
+		l18f17(p, k+1, size)
+	case 5:
+		l18f22(p, k+1, size)
+	case 6:
+		l18f27(p, k+1, size)
+	case 7:
+		l18f32(p, k+1, size)
+	case 8:
+		l18f37(p, k+1, size)
+	case 9:
+		l18f42(p, k+1, size)
+	case 10:
+		l18f47(p, k+1, size)
+	case 11:
+		l18f52(p, k+1, size)
+	case 12:
+		l18f57(p, k+1, size)
+	case 13:
+		l18f62(p, k+1, size)
+	case 14:
+		l18f03(p, k+1, size)
+	case 15:
+		l18f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f04(p, k+1, size)
+	case 1:
+		l18f09(p, k+1, size)
+	case 2:
+		l18f14(p, k+1, size)
+	case 3:
+		l18f19(p, k+1, size)
+	case 4:
+		l18f24(p, k+1, size)
+	case 5:
+		l18f29(p, k+1, size)
+	case 6:
+		l18f34(p, k+1, size)
+	case 7:
+		l18f39(p, k+1, size)
+	case 8:
+		l18f44(p, k+1, size)
+	case 9:
+		l18f49(p, k+1, size)
+	case 10:
+		l18f54(p, k+1, size)
+	case 11:
+		l18f59(p, k+1, size)
+	case 12:
+		l18f00(p, k+1, size)
+	case 13:
+		l18f05(p, k+1, size)
+	case 14:
+		l18f10(p, k+1, size)
+	case 15:
+		l18f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f11(p, k+1, size)
+	case 1:
+		l18f16(p, k+1, size)
+	case 2:
+		l18f21(p, k+1, size)
+	case 3:
+		l18f26(p, k+1, size)
+	case 4:
+		l18f31(p, k+1, size)
+	case 5:
+		l18f36(p, k+1, size)
+	case 6:
+		l18f41(p, k+1, size)
+	case 7:
+		l18f46(p, k+1, size)
+	case 8:
+		l18f51(p, k+1, size)
+	case 9:
+		l18f56(p, k+1, size)
+	case 10:
+		l18f61(p, k+1, size)
+	case 11:
+		l18f02(p, k+1, size)
+	case 12:
+		l18f07(p, k+1, size)
+	case 13:
+		l18f12(p, k+1, size)
+	case 14:
+		l18f17(p, k+1, size)
+	case 15:
+		l18f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f18(p, k+1, size)
+	case 1:
+		l18f23(p, k+1, size)
+	case 2:
+		l18f28(p, k+1, size)
+	case 3:
+		l18f33(p, k+1, size)
+	case 4:
+		l18f38(p, k+1, size)
+	case 5:
+		l18f43(p, k+1, size)
+	case 6:
+		l18f48(p, k+1, size)
+	case 7:
+		l18f53(p, k+1, size)
+	case 8:
+		l18f58(p, k+1, size)
+	case 9:
+		l18f63(p, k+1, size)
+	case 10:
+		l18f04(p, k+1, size)
+	case 11:
+		l18f09(p, k+1, size)
+	case 12:
+		l18f14(p, k+1, size)
+	case 13:
+		l18f19(p, k+1, size)
+	case 14:
+		l18f24(p, k+1, size)
+	case 15:
+		l18f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f25(p, k+1, size)
+	case 1:
+		l18f30(p, k+1, size)
+	case 2:
+		l18f35(p, k+1, size)
+	case 3:
+		l18f40(p, k+1, size)
+	case 4:
+		l18f45(p, k+1, size)
+	case 5:
+		l18f50(p, k+1, size)
+	case 6:
+		l18f55(p, k+1, size)
+	case 7:
+		l18f60(p, k+1, size)
+	case 8:
+		l18f01(p, k+1, size)
+	case 9:
+		l18f06(p, k+1, size)
+	case 10:
+		l18f11(p, k+1, size)
+	case 11:
+		l18f16(p, k+1, size)
+	case 12:
+		l18f21(p, k+1, size)
+	case 13:
+		l18f26(p, k+1, size)
+	case 14:
+		l18f31(p, k+1, size)
+	case 15:
+		l18f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f32(p, k+1, size)
+	case 1:
+		l18f37(p, k+1, size)
+	case 2:
+		l18f42(p, k+1, size)
+	case 3:
+		l18f47(p, k+1, size)
+	case 4:
+		l18f52(p, k+1, size)
+	case 5:
+		l18f57(p, k+1, size)
+	case 6:
+		l18f62(p, k+1, size)
+	case 7:
+		l18f03(p, k+1, size)
+	case 8:
+		l18f08(p, k+1, size)
+	case 9:
+		l18f13(p, k+1, size)
+	case 10:
+		l18f18(p, k+1, size)
+	case 11:
+		l18f23(p, k+1, size)
+	case 12:
+		l18f28(p, k+1, size)
+	case 13:
+		l18f33(p, k+1, size)
+	case 14:
+		l18f38(p, k+1, size)
+	case 15:
+		l18f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f39(p, k+1, size)
+	case 1:
+		l18f44(p, k+1, size)
+	case 2:
+		l18f49(p, k+1, size)
+	case 3:
+		l18f54(p, k+1, size)
+	case 4:
+		l18f59(p, k+1, size)
+	case 5:
+		l18f00(p, k+1, size)
+	case 6:
+		l18f05(p, k+1, size)
+	case 7:
+		l18f10(p, k+1, size)
+	case 8:
+		l18f15(p, k+1, size)
+	case 9:
+		l18f20(p, k+1, size)
+	case 10:
+		l18f25(p, k+1, size)
+	case 11:
+		l18f30(p, k+1, size)
+	case 12:
+		l18f35(p, k+1, size)
+	case 13:
+		l18f40(p, k+1, size)
+	case 14:
+		l18f45(p, k+1, size)
+	case 15:
+		l18f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f46(p, k+1, size)
+	case 1:
+		l18f51(p, k+1, size)
+	case 2:
+		l18f56(p, k+1, size)
+	case 3:
+		l18f61(p, k+1, size)
+	case 4:
+		l18f02(p, k+1, size)
+	case 5:
+		l18f07(p, k+1, size)
+	case 6:
+		l18f12(p, k+1, size)
+	case 7:
+		l18f17(p, k+1, size)
+	case 8:
+		l18f22(p, k+1, size)
+	case 9:
+		l18f27(p, k+1, size)
+	case 10:
+		l18f32(p, k+1, size)
+	case 11:
+		l18f37(p, k+1, size)
+	case 12:
+		l18f42(p, k+1, size)
+	case 13:
+		l18f47(p, k+1, size)
+	case 14:
+		l18f52(p, k+1, size)
+	case 15:
+		l18f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f53(p, k+1, size)
+	case 1:
+		l18f58(p, k+1, size)
+	case 2:
+		l18f63(p, k+1, size)
+	case 3:
+		l18f04(p, k+1, size)
+	case 4:
+		l18f09(p, k+1, size)
+	case 5:
+		l18f14(p, k+1, size)
+	case 6:
+		l18f19(p, k+1, size)
+	case 7:
+		l18f24(p, k+1, size)
+	case 8:
+		l18f29(p, k+1, size)
+	case 9:
+		l18f34(p, k+1, size)
+	case 10:
+		l18f39(p, k+1, size)
+	case 11:
+		l18f44(p, k+1, size)
+	case 12:
+		l18f49(p, k+1, size)
+	case 13:
+		l18f54(p, k+1, size)
+	case 14:
+		l18f59(p, k+1, size)
+	case 15:
+		l18f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f60(p, k+1, size)
+	case 1:
+		l18f01(p, k+1, size)
+	case 2:
+		l18f06(p, k+1, size)
+	case 3:
+		l18f11(p, k+1, size)
+	case 4:
+		l18f16(p, k+1, size)
+	case 5:
+		l18f21(p, k+1, size)
+	case 6:
+		l18f26(p, k+1, size)
+	case 7:
+		l18f31(p, k+1, size)
+	case 8:
+		l18f36(p, k+1, size)
+	case 9:
+		l18f41(p, k+1, size)
+	case 10:
+		l18f46(p, k+1, size)
+	case 11:
+		l18f51(p, k+1, size)
+	case 12:
+		l18f56(p, k+1, size)
+	case 13:
+		l18f61(p, k+1, size)
+	case 14:
+		l18f02(p, k+1, size)
+	case 15:
+		l18f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f03(p, k+1, size)
+	case 1:
+		l18f08(p, k+1, size)
+	case 2:
+		l18f13(p, k+1, size)
+	case 3:
+		l18f18(p, k+1, size)
+	case 4:
+		l18f23(p, k+1, size)
+	case 5:
+		l18f28(p, k+1, size)
+	case 6:
+		l18f33(p, k+1, size)
+	case 7:
+		l18f38(p, k+1, size)
+	case 8:
+		l18f43(p, k+1, size)
+	case 9:
+		l18f48(p, k+1, size)
+	case 10:
+		l18f53(p, k+1, size)
+	case 11:
+		l18f58(p, k+1, size)
+	case 12:
+		l18f63(p, k+1, size)
+	case 13:
+		l18f04(p, k+1, size)
+	case 14:
+		l18f09(p, k+1, size)
+	case 15:
+		l18f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l17f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l18f10(p, k+1, size)
+	case 1:
+		l18f15(p, k+1, size)
+	case 2:
+		l18f20(p, k+1, size)
+	case 3:
+		l18f25(p, k+1, size)
+	case 4:
+		l18f30(p, k+1, size)
+	case 5:
+		l18f35(p, k+1, size)
+	case 6:
+		l18f40(p, k+1, size)
+	case 7:
+		l18f45(p, k+1, size)
+	case 8:
+		l18f50(p, k+1, size)
+	case 9:
+		l18f55(p, k+1, size)
+	case 10:
+		l18f60(p, k+1, size)
+	case 11:
+		l18f01(p, k+1, size)
+	case 12:
+		l18f06(p, k+1, size)
+	case 13:
+		l18f11(p, k+1, size)
+	case 14:
+		l18f16(p, k+1, size)
+	case 15:
+		l18f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f00(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f18(p, k+1, size)
+	case 1:
+		l19f23(p, k+1, size)
+	case 2:
+		l19f28(p, k+1, size)
+	case 3:
+		l19f33(p, k+1, size)
+	case 4:
+		l19f38(p, k+1, size)
+	case 5:
+		l19f43(p, k+1, size)
+	case 6:
+		l19f48(p, k+1, size)
+	case 7:
+		l19f53(p, k+1, size)
+	case 8:
+		l19f58(p, k+1, size)
+	case 9:
+		l19f63(p, k+1, size)
+	case 10:
+		l19f04(p, k+1, size)
+	case 11:
+		l19f09(p, k+1, size)
+	case 12:
+		l19f14(p, k+1, size)
+	case 13:
+		l19f19(p, k+1, size)
+	case 14:
+		l19f24(p, k+1, size)
+	case 15:
+		l19f29(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f01(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f25(p, k+1, size)
+	case 1:
+		l19f30(p, k+1, size)
+	case 2:
+		l19f35(p, k+1, size)
+	case 3:
+		l19f40(p, k+1, size)
+	case 4:
+		l19f45(p, k+1, size)
+	case 5:
+		l19f50(p, k+1, size)
+	case 6:
+		l19f55(p, k+1, size)
+	case 7:
+		l19f60(p, k+1, size)
+	case 8:
+		l19f01(p, k+1, size)
+	case 9:
+		l19f06(p, k+1, size)
+	case 10:
+		l19f11(p, k+1, size)
+	case 11:
+		l19f16(p, k+1, size)
+	case 12:
+		l19f21(p, k+1, size)
+	case 13:
+		l19f26(p, k+1, size)
+	case 14:
+		l19f31(p, k+1, size)
+	case 15:
+		l19f36(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f02(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f32(p, k+1, size)
+	case 1:
+		l19f37(p, k+1, size)
+	case 2:
+		l19f42(p, k+1, size)
+	case 3:
+		l19f47(p, k+1, size)
+	case 4:
+		l19f52(p, k+1, size)
+	case 5:
+		l19f57(p, k+1, size)
+	case 6:
+		l19f62(p, k+1, size)
+	case 7:
+		l19f03(p, k+1, size)
+	case 8:
+		l19f08(p, k+1, size)
+	case 9:
+		l19f13(p, k+1, size)
+	case 10:
+		l19f18(p, k+1, size)
+	case 11:
+		l19f23(p, k+1, size)
+	case 12:
+		l19f28(p, k+1, size)
+	case 13:
+		l19f33(p, k+1, size)
+	case 14:
+		l19f38(p, k+1, size)
+	case 15:
+		l19f43(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f03(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f39(p, k+1, size)
+	case 1:
+		l19f44(p, k+1, size)
+	case 2:
+		l19f49(p, k+1, size)
+	case 3:
+		l19f54(p, k+1, size)
+	case 4:
+		l19f59(p, k+1, size)
+	case 5:
+		l19f00(p, k+1, size)
+	case 6:
+		l19f05(p, k+1, size)
+	case 7:
+		l19f10(p, k+1, size)
+	case 8:
+		l19f15(p, k+1, size)
+	case 9:
+		l19f20(p, k+1, size)
+	case 10:
+		l19f25(p, k+1, size)
+	case 11:
+		l19f30(p, k+1, size)
+	case 12:
+		l19f35(p, k+1, size)
+	case 13:
+		l19f40(p, k+1, size)
+	case 14:
+		l19f45(p, k+1, size)
+	case 15:
+		l19f50(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f04(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f46(p, k+1, size)
+	case 1:
+		l19f51(p, k+1, size)
+	case 2:
+		l19f56(p, k+1, size)
+	case 3:
+		l19f61(p, k+1, size)
+	case 4:
+		l19f02(p, k+1, size)
+	case 5:
+		l19f07(p, k+1, size)
+	case 6:
+		l19f12(p, k+1, size)
+	case 7:
+		l19f17(p, k+1, size)
+	case 8:
+		l19f22(p, k+1, size)
+	case 9:
+		l19f27(p, k+1, size)
+	case 10:
+		l19f32(p, k+1, size)
+	case 11:
+		l19f37(p, k+1, size)
+	case 12:
+		l19f42(p, k+1, size)
+	case 13:
+		l19f47(p, k+1, size)
+	case 14:
+		l19f52(p, k+1, size)
+	case 15:
+		l19f57(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f05(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f53(p, k+1, size)
+	case 1:
+		l19f58(p, k+1, size)
+	case 2:
+		l19f63(p, k+1, size)
+	case 3:
+		l19f04(p, k+1, size)
+	case 4:
+		l19f09(p, k+1, size)
+	case 5:
+		l19f14(p, k+1, size)
+	case 6:
+		l19f19(p, k+1, size)
+	case 7:
+		l19f24(p, k+1, size)
+	case 8:
+		l19f29(p, k+1, size)
+	case 9:
+		l19f34(p, k+1, size)
+	case 10:
+		l19f39(p, k+1, size)
+	case 11:
+		l19f44(p, k+1, size)
+	case 12:
+		l19f49(p, k+1, size)
+	case 13:
+		l19f54(p, k+1, size)
+	case 14:
+		l19f59(p, k+1, size)
+	case 15:
+		l19f00(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f06(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f60(p, k+1, size)
+	case 1:
+		l19f01(p, k+1, size)
+	case 2:
+		l19f06(p, k+1, size)
+	case 3:
+		l19f11(p, k+1, size)
+	case 4:
+		l19f16(p, k+1, size)
+	case 5:
+		l19f21(p, k+1, size)
+	case 6:
+		l19f26(p, k+1, size)
+	case 7:
+		l19f31(p, k+1, size)
+	case 8:
+		l19f36(p, k+1, size)
+	case 9:
+		l19f41(p, k+1, size)
+	case 10:
+		l19f46(p, k+1, size)
+	case 11:
+		l19f51(p, k+1, size)
+	case 12:
+		l19f56(p, k+1, size)
+	case 13:
+		l19f61(p, k+1, size)
+	case 14:
+		l19f02(p, k+1, size)
+	case 15:
+		l19f07(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f07(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f03(p, k+1, size)
+	case 1:
+		l19f08(p, k+1, size)
+	case 2:
+		l19f13(p, k+1, size)
+	case 3:
+		l19f18(p, k+1, size)
+	case 4:
+		l19f23(p, k+1, size)
+	case 5:
+		l19f28(p, k+1, size)
+	case 6:
+		l19f33(p, k+1, size)
+	case 7:
+		l19f38(p, k+1, size)
+	case 8:
+		l19f43(p, k+1, size)
+	case 9:
+		l19f48(p, k+1, size)
+	case 10:
+		l19f53(p, k+1, size)
+	case 11:
+		l19f58(p, k+1, size)
+	case 12:
+		l19f63(p, k+1, size)
+	case 13:
+		l19f04(p, k+1, size)
+	case 14:
+		l19f09(p, k+1, size)
+	case 15:
+		l19f14(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f08(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f10(p, k+1, size)
+	case 1:
+		l19f15(p, k+1, size)
+	case 2:
+		l19f20(p, k+1, size)
+	case 3:
+		l19f25(p, k+1, size)
+	case 4:
+		l19f30(p, k+1, size)
+	case 5:
+		l19f35(p, k+1, size)
+	case 6:
+		l19f40(p, k+1, size)
+	case 7:
+		l19f45(p, k+1, size)
+	case 8:
+		l19f50(p, k+1, size)
+	case 9:
+		l19f55(p, k+1, size)
+	case 10:
+		l19f60(p, k+1, size)
+	case 11:
+		l19f01(p, k+1, size)
+	case 12:
+		l19f06(p, k+1, size)
+	case 13:
+		l19f11(p, k+1, size)
+	case 14:
+		l19f16(p, k+1, size)
+	case 15:
+		l19f21(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f09(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f17(p, k+1, size)
+	case 1:
+		l19f22(p, k+1, size)
+	case 2:
+		l19f27(p, k+1, size)
+	case 3:
+		l19f32(p, k+1, size)
+	case 4:
+		l19f37(p, k+1, size)
+	case 5:
+		l19f42(p, k+1, size)
+	case 6:
+		l19f47(p, k+1, size)
+	case 7:
+		l19f52(p, k+1, size)
+	case 8:
+		l19f57(p, k+1, size)
+	case 9:
+		l19f62(p, k+1, size)
+	case 10:
+		l19f03(p, k+1, size)
+	case 11:
+		l19f08(p, k+1, size)
+	case 12:
+		l19f13(p, k+1, size)
+	case 13:
+		l19f18(p, k+1, size)
+	case 14:
+		l19f23(p, k+1, size)
+	case 15:
+		l19f28(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f10(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f24(p, k+1, size)
+	case 1:
+		l19f29(p, k+1, size)
+	case 2:
+		l19f34(p, k+1, size)
+	case 3:
+		l19f39(p, k+1, size)
+	case 4:
+		l19f44(p, k+1, size)
+	case 5:
+		l19f49(p, k+1, size)
+	case 6:
+		l19f54(p, k+1, size)
+	case 7:
+		l19f59(p, k+1, size)
+	case 8:
+		l19f00(p, k+1, size)
+	case 9:
+		l19f05(p, k+1, size)
+	case 10:
+		l19f10(p, k+1, size)
+	case 11:
+		l19f15(p, k+1, size)
+	case 12:
+		l19f20(p, k+1, size)
+	case 13:
+		l19f25(p, k+1, size)
+	case 14:
+		l19f30(p, k+1, size)
+	case 15:
+		l19f35(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f11(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f31(p, k+1, size)
+	case 1:
+		l19f36(p, k+1, size)
+	case 2:
+		l19f41(p, k+1, size)
+	case 3:
+		l19f46(p, k+1, size)
+	case 4:
+		l19f51(p, k+1, size)
+	case 5:
+		l19f56(p, k+1, size)
+	case 6:
+		l19f61(p, k+1, size)
+	case 7:
+		l19f02(p, k+1, size)
+	case 8:
+		l19f07(p, k+1, size)
+	case 9:
+		l19f12(p, k+1, size)
+	case 10:
+		l19f17(p, k+1, size)
+	case 11:
+		l19f22(p, k+1, size)
+	case 12:
+		l19f27(p, k+1, size)
+	case 13:
+		l19f32(p, k+1, size)
+	case 14:
+		l19f37(p, k+1, size)
+	case 15:
+		l19f42(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f12(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f38(p, k+1, size)
+	case 1:
+		l19f43(p, k+1, size)
+	case 2:
+		l19f48(p, k+1, size)
+	case 3:
+		l19f53(p, k+1, size)
+	case 4:
+		l19f58(p, k+1, size)
+	case 5:
+		l19f63(p, k+1, size)
+	case 6:
+		l19f04(p, k+1, size)
+	case 7:
+		l19f09(p, k+1, size)
+	case 8:
+		l19f14(p, k+1, size)
+	case 9:
+		l19f19(p, k+1, size)
+	case 10:
+		l19f24(p, k+1, size)
+	case 11:
+		l19f29(p, k+1, size)
+	case 12:
+		l19f34(p, k+1, size)
+	case 13:
+		l19f39(p, k+1, size)
+	case 14:
+		l19f44(p, k+1, size)
+	case 15:
+		l19f49(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f13(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f45(p, k+1, size)
+	case 1:
+		l19f50(p, k+1, size)
+	case 2:
+		l19f55(p, k+1, size)
+	case 3:
+		l19f60(p, k+1, size)
+	case 4:
+		l19f01(p, k+1, size)
+	case 5:
+		l19f06(p, k+1, size)
+	case 6:
+		l19f11(p, k+1, size)
+	case 7:
+		l19f16(p, k+1, size)
+	case 8:
+		l19f21(p, k+1, size)
+	case 9:
+		l19f26(p, k+1, size)
+	case 10:
+		l19f31(p, k+1, size)
+	case 11:
+		l19f36(p, k+1, size)
+	case 12:
+		l19f41(p, k+1, size)
+	case 13:
+		l19f46(p, k+1, size)
+	case 14:
+		l19f51(p, k+1, size)
+	case 15:
+		l19f56(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f14(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f52(p, k+1, size)
+	case 1:
+		l19f57(p, k+1, size)
+	case 2:
+		l19f62(p, k+1, size)
+	case 3:
+		l19f03(p, k+1, size)
+	case 4:
+		l19f08(p, k+1, size)
+	case 5:
+		l19f13(p, k+1, size)
+	case 6:
+		l19f18(p, k+1, size)
+	case 7:
+		l19f23(p, k+1, size)
+	case 8:
+		l19f28(p, k+1, size)
+	case 9:
+		l19f33(p, k+1, size)
+	case 10:
+		l19f38(p, k+1, size)
+	case 11:
+		l19f43(p, k+1, size)
+	case 12:
+		l19f48(p, k+1, size)
+	case 13:
+		l19f53(p, k+1, size)
+	case 14:
+		l19f58(p, k+1, size)
+	case 15:
+		l19f63(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f15(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f59(p, k+1, size)
+	case 1:
+		l19f00(p, k+1, size)
+	case 2:
+		l19f05(p, k+1, size)
+	case 3:
+		l19f10(p, k+1, size)
+	case 4:
+		l19f15(p, k+1, size)
+	case 5:
+		l19f20(p, k+1, size)
+	case 6:
+		l19f25(p, k+1, size)
+	case 7:
+		l19f30(p, k+1, size)
+	case 8:
+		l19f35(p, k+1, size)
+	case 9:
+		l19f40(p, k+1, size)
+	case 10:
+		l19f45(p, k+1, size)
+	case 11:
+		l19f50(p, k+1, size)
+	case 12:
+		l19f55(p, k+1, size)
+	case 13:
+		l19f60(p, k+1, size)
+	case 14:
+		l19f01(p, k+1, size)
+	case 15:
+		l19f06(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f16(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f02(p, k+1, size)
+	case 1:
+		l19f07(p, k+1, size)
+	case 2:
+		l19f12(p, k+1, size)
+	case 3:
+		l19f17(p, k+1, size)
+	case 4:
+		l19f22(p, k+1, size)
+	case 5:
+		l19f27(p, k+1, size)
+	case 6:
+		l19f32(p, k+1, size)
+	case 7:
+		l19f37(p, k+1, size)
+	case 8:
+		l19f42(p, k+1, size)
+	case 9:
+		l19f47(p, k+1, size)
+	case 10:
+		l19f52(p, k+1, size)
+	case 11:
+		l19f57(p, k+1, size)
+	case 12:
+		l19f62(p, k+1, size)
+	case 13:
+		l19f03(p, k+1, size)
+	case 14:
+		l19f08(p, k+1, size)
+	case 15:
+		l19f13(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f17(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f09(p, k+1, size)
+	case 1:
+		l19f14(p, k+1, size)
+	case 2:
+		l19f19(p, k+1, size)
+	case 3:
+		l19f24(p, k+1, size)
+	case 4:
+		l19f29(p, k+1, size)
+	case 5:
+		l19f34(p, k+1, size)
+	case 6:
+		l19f39(p, k+1, size)
+	case 7:
+		l19f44(p, k+1, size)
+	case 8:
+		l19f49(p, k+1, size)
+	case 9:
+		l19f54(p, k+1, size)
+	case 10:
+		l19f59(p, k+1, size)
+	case 11:
+		l19f00(p, k+1, size)
+	case 12:
+		l19f05(p, k+1, size)
+	case 13:
+		l19f10(p, k+1, size)
+	case 14:
+		l19f15(p, k+1, size)
+	case 15:
+		l19f20(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f18(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f16(p, k+1, size)
+	case 1:
+		l19f21(p, k+1, size)
+	case 2:
+		l19f26(p, k+1, size)
+	case 3:
+		l19f31(p, k+1, size)
+	case 4:
+		l19f36(p, k+1, size)
+	case 5:
+		l19f41(p, k+1, size)
+	case 6:
+		l19f46(p, k+1, size)
+	case 7:
+		l19f51(p, k+1, size)
+	case 8:
+		l19f56(p, k+1, size)
+	case 9:
+		l19f61(p, k+1, size)
+	case 10:
+		l19f02(p, k+1, size)
+	case 11:
+		l19f07(p, k+1, size)
+	case 12:
+		l19f12(p, k+1, size)
+	case 13:
+		l19f17(p, k+1, size)
+	case 14:
+		l19f22(p, k+1, size)
+	case 15:
+		l19f27(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f19(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f23(p, k+1, size)
+	case 1:
+		l19f28(p, k+1, size)
+	case 2:
+		l19f33(p, k+1, size)
+	case 3:
+		l19f38(p, k+1, size)
+	case 4:
+		l19f43(p, k+1, size)
+	case 5:
+		l19f48(p, k+1, size)
+	case 6:
+		l19f53(p, k+1, size)
+	case 7:
+		l19f58(p, k+1, size)
+	case 8:
+		l19f63(p, k+1, size)
+	case 9:
+		l19f04(p, k+1, size)
+	case 10:
+		l19f09(p, k+1, size)
+	case 11:
+		l19f14(p, k+1, size)
+	case 12:
+		l19f19(p, k+1, size)
+	case 13:
+		l19f24(p, k+1, size)
+	case 14:
+		l19f29(p, k+1, size)
+	case 15:
+		l19f34(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f20(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f30(p, k+1, size)
+	case 1:
+		l19f35(p, k+1, size)
+	case 2:
+		l19f40(p, k+1, size)
+	case 3:
+		l19f45(p, k+1, size)
+	case 4:
+		l19f50(p, k+1, size)
+	case 5:
+		l19f55(p, k+1, size)
+	case 6:
+		l19f60(p, k+1, size)
+	case 7:
+		l19f01(p, k+1, size)
+	case 8:
+		l19f06(p, k+1, size)
+	case 9:
+		l19f11(p, k+1, size)
+	case 10:
+		l19f16(p, k+1, size)
+	case 11:
+		l19f21(p, k+1, size)
+	case 12:
+		l19f26(p, k+1, size)
+	case 13:
+		l19f31(p, k+1, size)
+	case 14:
+		l19f36(p, k+1, size)
+	case 15:
+		l19f41(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f21(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f37(p, k+1, size)
+	case 1:
+		l19f42(p, k+1, size)
+	case 2:
+		l19f47(p, k+1, size)
+	case 3:
+		l19f52(p, k+1, size)
+	case 4:
+		l19f57(p, k+1, size)
+	case 5:
+		l19f62(p, k+1, size)
+	case 6:
+		l19f03(p, k+1, size)
+	case 7:
+		l19f08(p, k+1, size)
+	case 8:
+		l19f13(p, k+1, size)
+	case 9:
+		l19f18(p, k+1, size)
+	case 10:
+		l19f23(p, k+1, size)
+	case 11:
+		l19f28(p, k+1, size)
+	case 12:
+		l19f33(p, k+1, size)
+	case 13:
+		l19f38(p, k+1, size)
+	case 14:
+		l19f43(p, k+1, size)
+	case 15:
+		l19f48(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f22(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f44(p, k+1, size)
+	case 1:
+		l19f49(p, k+1, size)
+	case 2:
+		l19f54(p, k+1, size)
+	case 3:
+		l19f59(p, k+1, size)
+	case 4:
+		l19f00(p, k+1, size)
+	case 5:
+		l19f05(p, k+1, size)
+	case 6:
+		l19f10(p, k+1, size)
+	case 7:
+		l19f15(p, k+1, size)
+	case 8:
+		l19f20(p, k+1, size)
+	case 9:
+		l19f25(p, k+1, size)
+	case 10:
+		l19f30(p, k+1, size)
+	case 11:
+		l19f35(p, k+1, size)
+	case 12:
+		l19f40(p, k+1, size)
+	case 13:
+		l19f45(p, k+1, size)
+	case 14:
+		l19f50(p, k+1, size)
+	case 15:
+		l19f55(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f23(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f51(p, k+1, size)
+	case 1:
+		l19f56(p, k+1, size)
+	case 2:
+		l19f61(p, k+1, size)
+	case 3:
+		l19f02(p, k+1, size)
+	case 4:
+		l19f07(p, k+1, size)
+	case 5:
+		l19f12(p, k+1, size)
+	case 6:
+		l19f17(p, k+1, size)
+	case 7:
+		l19f22(p, k+1, size)
+	case 8:
+		l19f27(p, k+1, size)
+	case 9:
+		l19f32(p, k+1, size)
+	case 10:
+		l19f37(p, k+1, size)
+	case 11:
+		l19f42(p, k+1, size)
+	case 12:
+		l19f47(p, k+1, size)
+	case 13:
+		l19f52(p, k+1, size)
+	case 14:
+		l19f57(p, k+1, size)
+	case 15:
+		l19f62(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f24(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f58(p, k+1, size)
+	case 1:
+		l19f63(p, k+1, size)
+	case 2:
+		l19f04(p, k+1, size)
+	case 3:
+		l19f09(p, k+1, size)
+	case 4:
+		l19f14(p, k+1, size)
+	case 5:
+		l19f19(p, k+1, size)
+	case 6:
+		l19f24(p, k+1, size)
+	case 7:
+		l19f29(p, k+1, size)
+	case 8:
+		l19f34(p, k+1, size)
+	case 9:
+		l19f39(p, k+1, size)
+	case 10:
+		l19f44(p, k+1, size)
+	case 11:
+		l19f49(p, k+1, size)
+	case 12:
+		l19f54(p, k+1, size)
+	case 13:
+		l19f59(p, k+1, size)
+	case 14:
+		l19f00(p, k+1, size)
+	case 15:
+		l19f05(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f25(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f01(p, k+1, size)
+	case 1:
+		l19f06(p, k+1, size)
+	case 2:
+		l19f11(p, k+1, size)
+	case 3:
+		l19f16(p, k+1, size)
+	case 4:
+		l19f21(p, k+1, size)
+	case 5:
+		l19f26(p, k+1, size)
+	case 6:
+		l19f31(p, k+1, size)
+	case 7:
+		l19f36(p, k+1, size)
+	case 8:
+		l19f41(p, k+1, size)
+	case 9:
+		l19f46(p, k+1, size)
+	case 10:
+		l19f51(p, k+1, size)
+	case 11:
+		l19f56(p, k+1, size)
+	case 12:
+		l19f61(p, k+1, size)
+	case 13:
+		l19f02(p, k+1, size)
+	case 14:
+		l19f07(p, k+1, size)
+	case 15:
+		l19f12(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f26(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f08(p, k+1, size)
+	case 1:
+		l19f13(p, k+1, size)
+	case 2:
+		l19f18(p, k+1, size)
+	case 3:
+		l19f23(p, k+1, size)
+	case 4:
+		l19f28(p, k+1, size)
+	case 5:
+		l19f33(p, k+1, size)
+	case 6:
+		l19f38(p, k+1, size)
+	case 7:
+		l19f43(p, k+1, size)
+	case 8:
+		l19f48(p, k+1, size)
+	case 9:
+		l19f53(p, k+1, size)
+	case 10:
+		l19f58(p, k+1, size)
+	case 11:
+		l19f63(p, k+1, size)
+	case 12:
+		l19f04(p, k+1, size)
+	case 13:
+		l19f09(p, k+1, size)
+	case 14:
+		l19f14(p, k+1, size)
+	case 15:
+		l19f19(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f27(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f15(p, k+1, size)
+	case 1:
+		l19f20(p, k+1, size)
+	case 2:
+		l19f25(p, k+1, size)
+	case 3:
+		l19f30(p, k+1, size)
+	case 4:
+		l19f35(p, k+1, size)
+	case 5:
+		l19f40(p, k+1, size)
+	case 6:
+		l19f45(p, k+1, size)
+	case 7:
+		l19f50(p, k+1, size)
+	case 8:
+		l19f55(p, k+1, size)
+	case 9:
+		l19f60(p, k+1, size)
+	case 10:
+		l19f01(p, k+1, size)
+	case 11:
+		l19f06(p, k+1, size)
+	case 12:
+		l19f11(p, k+1, size)
+	case 13:
+		l19f16(p, k+1, size)
+	case 14:
+		l19f21(p, k+1, size)
+	case 15:
+		l19f26(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f28(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f22(p, k+1, size)
+	case 1:
+		l19f27(p, k+1, size)
+	case 2:
+		l19f32(p, k+1, size)
+	case 3:
+		l19f37(p, k+1, size)
+	case 4:
+		l19f42(p, k+1, size)
+	case 5:
+		l19f47(p, k+1, size)
+	case 6:
+		l19f52(p, k+1, size)
+	case 7:
+		l19f57(p, k+1, size)
+	case 8:
+		l19f62(p, k+1, size)
+	case 9:
+		l19f03(p, k+1, size)
+	case 10:
+		l19f08(p, k+1, size)
+	case 11:
+		l19f13(p, k+1, size)
+	case 12:
+		l19f18(p, k+1, size)
+	case 13:
+		l19f23(p, k+1, size)
+	case 14:
+		l19f28(p, k+1, size)
+	case 15:
+		l19f33(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f29(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f29(p, k+1, size)
+	case 1:
+		l19f34(p, k+1, size)
+	case 2:
+		l19f39(p, k+1, size)
+	case 3:
+		l19f44(p, k+1, size)
+	case 4:
+		l19f49(p, k+1, size)
+	case 5:
+		l19f54(p, k+1, size)
+	case 6:
+		l19f59(p, k+1, size)
+	case 7:
+		l19f00(p, k+1, size)
+	case 8:
+		l19f05(p, k+1, size)
+	case 9:
+		l19f10(p, k+1, size)
+	case 10:
+		l19f15(p, k+1, size)
+	case 11:
+		l19f20(p, k+1, size)
+	case 12:
+		l19f25(p, k+1, size)
+	case 13:
+		l19f30(p, k+1, size)
+	case 14:
+		l19f35(p, k+1, size)
+	case 15:
+		l19f40(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f30(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f36(p, k+1, size)
+	case 1:
+		l19f41(p, k+1, size)
+	case 2:
+		l19f46(p, k+1, size)
+	case 3:
+		l19f51(p, k+1, size)
+	case 4:
+		l19f56(p, k+1, size)
+	case 5:
+		l19f61(p, k+1, size)
+	case 6:
+		l19f02(p, k+1, size)
+	case 7:
+		l19f07(p, k+1, size)
+	case 8:
+		l19f12(p, k+1, size)
+	case 9:
+		l19f17(p, k+1, size)
+	case 10:
+		l19f22(p, k+1, size)
+	case 11:
+		l19f27(p, k+1, size)
+	case 12:
+		l19f32(p, k+1, size)
+	case 13:
+		l19f37(p, k+1, size)
+	case 14:
+		l19f42(p, k+1, size)
+	case 15:
+		l19f47(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f31(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f43(p, k+1, size)
+	case 1:
+		l19f48(p, k+1, size)
+	case 2:
+		l19f53(p, k+1, size)
+	case 3:
+		l19f58(p, k+1, size)
+	case 4:
+		l19f63(p, k+1, size)
+	case 5:
+		l19f04(p, k+1, size)
+	case 6:
+		l19f09(p, k+1, size)
+	case 7:
+		l19f14(p, k+1, size)
+	case 8:
+		l19f19(p, k+1, size)
+	case 9:
+		l19f24(p, k+1, size)
+	case 10:
+		l19f29(p, k+1, size)
+	case 11:
+		l19f34(p, k+1, size)
+	case 12:
+		l19f39(p, k+1, size)
+	case 13:
+		l19f44(p, k+1, size)
+	case 14:
+		l19f49(p, k+1, size)
+	case 15:
+		l19f54(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f32(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f50(p, k+1, size)
+	case 1:
+		l19f55(p, k+1, size)
+	case 2:
+		l19f60(p, k+1, size)
+	case 3:
+		l19f01(p, k+1, size)
+	case 4:
+		l19f06(p, k+1, size)
+	case 5:
+		l19f11(p, k+1, size)
+	case 6:
+		l19f16(p, k+1, size)
+	case 7:
+		l19f21(p, k+1, size)
+	case 8:
+		l19f26(p, k+1, size)
+	case 9:
+		l19f31(p, k+1, size)
+	case 10:
+		l19f36(p, k+1, size)
+	case 11:
+		l19f41(p, k+1, size)
+	case 12:
+		l19f46(p, k+1, size)
+	case 13:
+		l19f51(p, k+1, size)
+	case 14:
+		l19f56(p, k+1, size)
+	case 15:
+		l19f61(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f33(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f57(p, k+1, size)
+	case 1:
+		l19f62(p, k+1, size)
+	case 2:
+		l19f03(p, k+1, size)
+	case 3:
+		l19f08(p, k+1, size)
+	case 4:
+		l19f13(p, k+1, size)
+	case 5:
+		l19f18(p, k+1, size)
+	case 6:
+		l19f23(p, k+1, size)
+	case 7:
+		l19f28(p, k+1, size)
+	case 8:
+		l19f33(p, k+1, size)
+	case 9:
+		l19f38(p, k+1, size)
+	case 10:
+		l19f43(p, k+1, size)
+	case 11:
+		l19f48(p, k+1, size)
+	case 12:
+		l19f53(p, k+1, size)
+	case 13:
+		l19f58(p, k+1, size)
+	case 14:
+		l19f63(p, k+1, size)
+	case 15:
+		l19f04(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f34(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f00(p, k+1, size)
+	case 1:
+		l19f05(p, k+1, size)
+	case 2:
+		l19f10(p, k+1, size)
+	case 3:
+		l19f15(p, k+1, size)
+	case 4:
+		l19f20(p, k+1, size)
+	case 5:
+		l19f25(p, k+1, size)
+	case 6:
+		l19f30(p, k+1, size)
+	case 7:
+		l19f35(p, k+1, size)
+	case 8:
+		l19f40(p, k+1, size)
+	case 9:
+		l19f45(p, k+1, size)
+	case 10:
+		l19f50(p, k+1, size)
+	case 11:
+		l19f55(p, k+1, size)
+	case 12:
+		l19f60(p, k+1, size)
+	case 13:
+		l19f01(p, k+1, size)
+	case 14:
+		l19f06(p, k+1, size)
+	case 15:
+		l19f11(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f35(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f07(p, k+1, size)
+	case 1:
+		l19f12(p, k+1, size)
+	case 2:
+		l19f17(p, k+1, size)
+	case 3:
+		l19f22(p, k+1, size)
+	case 4:
+		l19f27(p, k+1, size)
+	case 5:
+		l19f32(p, k+1, size)
+	case 6:
+		l19f37(p, k+1, size)
+	case 7:
+		l19f42(p, k+1, size)
+	case 8:
+		l19f47(p, k+1, size)
+	case 9:
+		l19f52(p, k+1, size)
+	case 10:
+		l19f57(p, k+1, size)
+	case 11:
+		l19f62(p, k+1, size)
+	case 12:
+		l19f03(p, k+1, size)
+	case 13:
+		l19f08(p, k+1, size)
+	case 14:
+		l19f13(p, k+1, size)
+	case 15:
+		l19f18(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f36(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f14(p, k+1, size)
+	case 1:
+		l19f19(p, k+1, size)
+	case 2:
+		l19f24(p, k+1, size)
+	case 3:
+		l19f29(p, k+1, size)
+	case 4:
+		l19f34(p, k+1, size)
+	case 5:
+		l19f39(p, k+1, size)
+	case 6:
+		l19f44(p, k+1, size)
+	case 7:
+		l19f49(p, k+1, size)
+	case 8:
+		l19f54(p, k+1, size)
+	case 9:
+		l19f59(p, k+1, size)
+	case 10:
+		l19f00(p, k+1, size)
+	case 11:
+		l19f05(p, k+1, size)
+	case 12:
+		l19f10(p, k+1, size)
+	case 13:
+		l19f15(p, k+1, size)
+	case 14:
+		l19f20(p, k+1, size)
+	case 15:
+		l19f25(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f37(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f21(p, k+1, size)
+	case 1:
+		l19f26(p, k+1, size)
+	case 2:
+		l19f31(p, k+1, size)
+	case 3:
+		l19f36(p, k+1, size)
+	case 4:
+		l19f41(p, k+1, size)
+	case 5:
+		l19f46(p, k+1, size)
+	case 6:
+		l19f51(p, k+1, size)
+	case 7:
+		l19f56(p, k+1, size)
+	case 8:
+		l19f61(p, k+1, size)
+	case 9:
+		l19f02(p, k+1, size)
+	case 10:
+		l19f07(p, k+1, size)
+	case 11:
+		l19f12(p, k+1, size)
+	case 12:
+		l19f17(p, k+1, size)
+	case 13:
+		l19f22(p, k+1, size)
+	case 14:
+		l19f27(p, k+1, size)
+	case 15:
+		l19f32(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f38(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f28(p, k+1, size)
+	case 1:
+		l19f33(p, k+1, size)
+	case 2:
+		l19f38(p, k+1, size)
+	case 3:
+		l19f43(p, k+1, size)
+	case 4:
+		l19f48(p, k+1, size)
+	case 5:
+		l19f53(p, k+1, size)
+	case 6:
+		l19f58(p, k+1, size)
+	case 7:
+		l19f63(p, k+1, size)
+	case 8:
+		l19f04(p, k+1, size)
+	case 9:
+		l19f09(p, k+1, size)
+	case 10:
+		l19f14(p, k+1, size)
+	case 11:
+		l19f19(p, k+1, size)
+	case 12:
+		l19f24(p, k+1, size)
+	case 13:
+		l19f29(p, k+1, size)
+	case 14:
+		l19f34(p, k+1, size)
+	case 15:
+		l19f39(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f39(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f35(p, k+1, size)
+	case 1:
+		l19f40(p, k+1, size)
+	case 2:
+		l19f45(p, k+1, size)
+	case 3:
+		l19f50(p, k+1, size)
+	case 4:
+		l19f55(p, k+1, size)
+	case 5:
+		l19f60(p, k+1, size)
+	case 6:
+		l19f01(p, k+1, size)
+	case 7:
+		l19f06(p, k+1, size)
+	case 8:
+		l19f11(p, k+1, size)
+	case 9:
+		l19f16(p, k+1, size)
+	case 10:
+		l19f21(p, k+1, size)
+	case 11:
+		l19f26(p, k+1, size)
+	case 12:
+		l19f31(p, k+1, size)
+	case 13:
+		l19f36(p, k+1, size)
+	case 14:
+		l19f41(p, k+1, size)
+	case 15:
+		l19f46(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f40(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f42(p, k+1, size)
+	case 1:
+		l19f47(p, k+1, size)
+	case 2:
+		l19f52(p, k+1, size)
+	case 3:
+		l19f57(p, k+1, size)
+	case 4:
+		l19f62(p, k+1, size)
+	case 5:
+		l19f03(p, k+1, size)
+	case 6:
+		l19f08(p, k+1, size)
+	case 7:
+		l19f13(p, k+1, size)
+	case 8:
+		l19f18(p, k+1, size)
+	case 9:
+		l19f23(p, k+1, size)
+	case 10:
+		l19f28(p, k+1, size)
+	case 11:
+		l19f33(p, k+1, size)
+	case 12:
+		l19f38(p, k+1, size)
+	case 13:
+		l19f43(p, k+1, size)
+	case 14:
+		l19f48(p, k+1, size)
+	case 15:
+		l19f53(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f41(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f49(p, k+1, size)
+	case 1:
+		l19f54(p, k+1, size)
+	case 2:
+		l19f59(p, k+1, size)
+	case 3:
+		l19f00(p, k+1, size)
+	case 4:
+		l19f05(p, k+1, size)
+	case 5:
+		l19f10(p, k+1, size)
+	case 6:
+		l19f15(p, k+1, size)
+	case 7:
+		l19f20(p, k+1, size)
+	case 8:
+		l19f25(p, k+1, size)
+	case 9:
+		l19f30(p, k+1, size)
+	case 10:
+		l19f35(p, k+1, size)
+	case 11:
+		l19f40(p, k+1, size)
+	case 12:
+		l19f45(p, k+1, size)
+	case 13:
+		l19f50(p, k+1, size)
+	case 14:
+		l19f55(p, k+1, size)
+	case 15:
+		l19f60(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f42(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f56(p, k+1, size)
+	case 1:
+		l19f61(p, k+1, size)
+	case 2:
+		l19f02(p, k+1, size)
+	case 3:
+		l19f07(p, k+1, size)
+	case 4:
+		l19f12(p, k+1, size)
+	case 5:
+		l19f17(p, k+1, size)
+	case 6:
+		l19f22(p, k+1, size)
+	case 7:
+		l19f27(p, k+1, size)
+	case 8:
+		l19f32(p, k+1, size)
+	case 9:
+		l19f37(p, k+1, size)
+	case 10:
+		l19f42(p, k+1, size)
+	case 11:
+		l19f47(p, k+1, size)
+	case 12:
+		l19f52(p, k+1, size)
+	case 13:
+		l19f57(p, k+1, size)
+	case 14:
+		l19f62(p, k+1, size)
+	case 15:
+		l19f03(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f43(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f63(p, k+1, size)
+	case 1:
+		l19f04(p, k+1, size)
+	case 2:
+		l19f09(p, k+1, size)
+	case 3:
+		l19f14(p, k+1, size)
+	case 4:
+		l19f19(p, k+1, size)
+	case 5:
+		l19f24(p, k+1, size)
+	case 6:
+		l19f29(p, k+1, size)
+	case 7:
+		l19f34(p, k+1, size)
+	case 8:
+		l19f39(p, k+1, size)
+	case 9:
+		l19f44(p, k+1, size)
+	case 10:
+		l19f49(p, k+1, size)
+	case 11:
+		l19f54(p, k+1, size)
+	case 12:
+		l19f59(p, k+1, size)
+	case 13:
+		l19f00(p, k+1, size)
+	case 14:
+		l19f05(p, k+1, size)
+	case 15:
+		l19f10(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f44(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f06(p, k+1, size)
+	case 1:
+		l19f11(p, k+1, size)
+	case 2:
+		l19f16(p, k+1, size)
+	case 3:
+		l19f21(p, k+1, size)
+	case 4:
+		l19f26(p, k+1, size)
+	case 5:
+		l19f31(p, k+1, size)
+	case 6:
+		l19f36(p, k+1, size)
+	case 7:
+		l19f41(p, k+1, size)
+	case 8:
+		l19f46(p, k+1, size)
+	case 9:
+		l19f51(p, k+1, size)
+	case 10:
+		l19f56(p, k+1, size)
+	case 11:
+		l19f61(p, k+1, size)
+	case 12:
+		l19f02(p, k+1, size)
+	case 13:
+		l19f07(p, k+1, size)
+	case 14:
+		l19f12(p, k+1, size)
+	case 15:
+		l19f17(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f45(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f13(p, k+1, size)
+	case 1:
+		l19f18(p, k+1, size)
+	case 2:
+		l19f23(p, k+1, size)
+	case 3:
+		l19f28(p, k+1, size)
+	case 4:
+		l19f33(p, k+1, size)
+	case 5:
+		l19f38(p, k+1, size)
+	case 6:
+		l19f43(p, k+1, size)
+	case 7:
+		l19f48(p, k+1, size)
+	case 8:
+		l19f53(p, k+1, size)
+	case 9:
+		l19f58(p, k+1, size)
+	case 10:
+		l19f63(p, k+1, size)
+	case 11:
+		l19f04(p, k+1, size)
+	case 12:
+		l19f09(p, k+1, size)
+	case 13:
+		l19f14(p, k+1, size)
+	case 14:
+		l19f19(p, k+1, size)
+	case 15:
+		l19f24(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f46(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f20(p, k+1, size)
+	case 1:
+		l19f25(p, k+1, size)
+	case 2:
+		l19f30(p, k+1, size)
+	case 3:
+		l19f35(p, k+1, size)
+	case 4:
+		l19f40(p, k+1, size)
+	case 5:
+		l19f45(p, k+1, size)
+	case 6:
+		l19f50(p, k+1, size)
+	case 7:
+		l19f55(p, k+1, size)
+	case 8:
+		l19f60(p, k+1, size)
+	case 9:
+		l19f01(p, k+1, size)
+	case 10:
+		l19f06(p, k+1, size)
+	case 11:
+		l19f11(p, k+1, size)
+	case 12:
+		l19f16(p, k+1, size)
+	case 13:
+		l19f21(p, k+1, size)
+	case 14:
+		l19f26(p, k+1, size)
+	case 15:
+		l19f31(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f47(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f27(p, k+1, size)
+	case 1:
+		l19f32(p, k+1, size)
+	case 2:
+		l19f37(p, k+1, size)
+	case 3:
+		l19f42(p, k+1, size)
+	case 4:
+		l19f47(p, k+1, size)
+	case 5:
+		l19f52(p, k+1, size)
+	case 6:
+		l19f57(p, k+1, size)
+	case 7:
+		l19f62(p, k+1, size)
+	case 8:
+		l19f03(p, k+1, size)
+	case 9:
+		l19f08(p, k+1, size)
+	case 10:
+		l19f13(p, k+1, size)
+	case 11:
+		l19f18(p, k+1, size)
+	case 12:
+		l19f23(p, k+1, size)
+	case 13:
+		l19f28(p, k+1, size)
+	case 14:
+		l19f33(p, k+1, size)
+	case 15:
+		l19f38(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f48(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f34(p, k+1, size)
+	case 1:
+		l19f39(p, k+1, size)
+	case 2:
+		l19f44(p, k+1, size)
+	case 3:
+		l19f49(p, k+1, size)
+	case 4:
+		l19f54(p, k+1, size)
+	case 5:
+		l19f59(p, k+1, size)
+	case 6:
+		l19f00(p, k+1, size)
+	case 7:
+		l19f05(p, k+1, size)
+	case 8:
+		l19f10(p, k+1, size)
+	case 9:
+		l19f15(p, k+1, size)
+	case 10:
+		l19f20(p, k+1, size)
+	case 11:
+		l19f25(p, k+1, size)
+	case 12:
+		l19f30(p, k+1, size)
+	case 13:
+		l19f35(p, k+1, size)
+	case 14:
+		l19f40(p, k+1, size)
+	case 15:
+		l19f45(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f49(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f41(p, k+1, size)
+	case 1:
+		l19f46(p, k+1, size)
+	case 2:
+		l19f51(p, k+1, size)
+	case 3:
+		l19f56(p, k+1, size)
+	case 4:
+		l19f61(p, k+1, size)
+	case 5:
+		l19f02(p, k+1, size)
+	case 6:
+		l19f07(p, k+1, size)
+	case 7:
+		l19f12(p, k+1, size)
+	case 8:
+		l19f17(p, k+1, size)
+	case 9:
+		l19f22(p, k+1, size)
+	case 10:
+		l19f27(p, k+1, size)
+	case 11:
+		l19f32(p, k+1, size)
+	case 12:
+		l19f37(p, k+1, size)
+	case 13:
+		l19f42(p, k+1, size)
+	case 14:
+		l19f47(p, k+1, size)
+	case 15:
+		l19f52(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f50(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f48(p, k+1, size)
+	case 1:
+		l19f53(p, k+1, size)
+	case 2:
+		l19f58(p, k+1, size)
+	case 3:
+		l19f63(p, k+1, size)
+	case 4:
+		l19f04(p, k+1, size)
+	case 5:
+		l19f09(p, k+1, size)
+	case 6:
+		l19f14(p, k+1, size)
+	case 7:
+		l19f19(p, k+1, size)
+	case 8:
+		l19f24(p, k+1, size)
+	case 9:
+		l19f29(p, k+1, size)
+	case 10:
+		l19f34(p, k+1, size)
+	case 11:
+		l19f39(p, k+1, size)
+	case 12:
+		l19f44(p, k+1, size)
+	case 13:
+		l19f49(p, k+1, size)
+	case 14:
+		l19f54(p, k+1, size)
+	case 15:
+		l19f59(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f51(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f55(p, k+1, size)
+	case 1:
+		l19f60(p, k+1, size)
+	case 2:
+		l19f01(p, k+1, size)
+	case 3:
+		l19f06(p, k+1, size)
+	case 4:
+		l19f11(p, k+1, size)
+	case 5:
+		l19f16(p, k+1, size)
+	case 6:
+		l19f21(p, k+1, size)
+	case 7:
+		l19f26(p, k+1, size)
+	case 8:
+		l19f31(p, k+1, size)
+	case 9:
+		l19f36(p, k+1, size)
+	case 10:
+		l19f41(p, k+1, size)
+	case 11:
+		l19f46(p, k+1, size)
+	case 12:
+		l19f51(p, k+1, size)
+	case 13:
+		l19f56(p, k+1, size)
+	case 14:
+		l19f61(p, k+1, size)
+	case 15:
+		l19f02(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f52(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f62(p, k+1, size)
+	case 1:
+		l19f03(p, k+1, size)
+	case 2:
+		l19f08(p, k+1, size)
+	case 3:
+		l19f13(p, k+1, size)
+	case 4:
+		l19f18(p, k+1, size)
+	case 5:
+		l19f23(p, k+1, size)
+	case 6:
+		l19f28(p, k+1, size)
+	case 7:
+		l19f33(p, k+1, size)
+	case 8:
+		l19f38(p, k+1, size)
+	case 9:
+		l19f43(p, k+1, size)
+	case 10:
+		l19f48(p, k+1, size)
+	case 11:
+		l19f53(p, k+1, size)
+	case 12:
+		l19f58(p, k+1, size)
+	case 13:
+		l19f63(p, k+1, size)
+	case 14:
+		l19f04(p, k+1, size)
+	case 15:
+		l19f09(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f53(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f05(p, k+1, size)
+	case 1:
+		l19f10(p, k+1, size)
+	case 2:
+		l19f15(p, k+1, size)
+	case 3:
+		l19f20(p, k+1, size)
+	case 4:
+		l19f25(p, k+1, size)
+	case 5:
+		l19f30(p, k+1, size)
+	case 6:
+		l19f35(p, k+1, size)
+	case 7:
+		l19f40(p, k+1, size)
+	case 8:
+		l19f45(p, k+1, size)
+	case 9:
+		l19f50(p, k+1, size)
+	case 10:
+		l19f55(p, k+1, size)
+	case 11:
+		l19f60(p, k+1, size)
+	case 12:
+		l19f01(p, k+1, size)
+	case 13:
+		l19f06(p, k+1, size)
+	case 14:
+		l19f11(p, k+1, size)
+	case 15:
+		l19f16(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f54(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f12(p, k+1, size)
+	case 1:
+		l19f17(p, k+1, size)
+	case 2:
+		l19f22(p, k+1, size)
+	case 3:
+		l19f27(p, k+1, size)
+	case 4:
+		l19f32(p, k+1, size)
+	case 5:
+		l19f37(p, k+1, size)
+	case 6:
+		l19f42(p, k+1, size)
+	case 7:
+		l19f47(p, k+1, size)
+	case 8:
+		l19f52(p, k+1, size)
+	case 9:
+		l19f57(p, k+1, size)
+	case 10:
+		l19f62(p, k+1, size)
+	case 11:
+		l19f03(p, k+1, size)
+	case 12:
+		l19f08(p, k+1, size)
+	case 13:
+		l19f13(p, k+1, size)
+	case 14:
+		l19f18(p, k+1, size)
+	case 15:
+		l19f23(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f55(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f19(p, k+1, size)
+	case 1:
+		l19f24(p, k+1, size)
+	case 2:
+		l19f29(p, k+1, size)
+	case 3:
+		l19f34(p, k+1, size)
+	case 4:
+		l19f39(p, k+1, size)
+	case 5:
+		l19f44(p, k+1, size)
+	case 6:
+		l19f49(p, k+1, size)
+	case 7:
+		l19f54(p, k+1, size)
+	case 8:
+		l19f59(p, k+1, size)
+	case 9:
+		l19f00(p, k+1, size)
+	case 10:
+		l19f05(p, k+1, size)
+	case 11:
+		l19f10(p, k+1, size)
+	case 12:
+		l19f15(p, k+1, size)
+	case 13:
+		l19f20(p, k+1, size)
+	case 14:
+		l19f25(p, k+1, size)
+	case 15:
+		l19f30(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f56(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f26(p, k+1, size)
+	case 1:
+		l19f31(p, k+1, size)
+	case 2:
+		l19f36(p, k+1, size)
+	case 3:
+		l19f41(p, k+1, size)
+	case 4:
+		l19f46(p, k+1, size)
+	case 5:
+		l19f51(p, k+1, size)
+	case 6:
+		l19f56(p, k+1, size)
+	case 7:
+		l19f61(p, k+1, size)
+	case 8:
+		l19f02(p, k+1, size)
+	case 9:
+		l19f07(p, k+1, size)
+	case 10:
+		l19f12(p, k+1, size)
+	case 11:
+		l19f17(p, k+1, size)
+	case 12:
+		l19f22(p, k+1, size)
+	case 13:
+		l19f27(p, k+1, size)
+	case 14:
+		l19f32(p, k+1, size)
+	case 15:
+		l19f37(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f57(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f33(p, k+1, size)
+	case 1:
+		l19f38(p, k+1, size)
+	case 2:
+		l19f43(p, k+1, size)
+	case 3:
+		l19f48(p, k+1, size)
+	case 4:
+		l19f53(p, k+1, size)
+	case 5:
+		l19f58(p, k+1, size)
+	case 6:
+		l19f63(p, k+1, size)
+	case 7:
+		l19f04(p, k+1, size)
+	case 8:
+		l19f09(p, k+1, size)
+	case 9:
+		l19f14(p, k+1, size)
+	case 10:
+		l19f19(p, k+1, size)
+	case 11:
+		l19f24(p, k+1, size)
+	case 12:
+		l19f29(p, k+1, size)
+	case 13:
+		l19f34(p, k+1, size)
+	case 14:
+		l19f39(p, k+1, size)
+	case 15:
+		l19f44(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f58(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f40(p, k+1, size)
+	case 1:
+		l19f45(p, k+1, size)
+	case 2:
+		l19f50(p, k+1, size)
+	case 3:
+		l19f55(p, k+1, size)
+	case 4:
+		l19f60(p, k+1, size)
+	case 5:
+		l19f01(p, k+1, size)
+	case 6:
+		l19f06(p, k+1, size)
+	case 7:
+		l19f11(p, k+1, size)
+	case 8:
+		l19f16(p, k+1, size)
+	case 9:
+		l19f21(p, k+1, size)
+	case 10:
+		l19f26(p, k+1, size)
+	case 11:
+		l19f31(p, k+1, size)
+	case 12:
+		l19f36(p, k+1, size)
+	case 13:
+		l19f41(p, k+1, size)
+	case 14:
+		l19f46(p, k+1, size)
+	case 15:
+		l19f51(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f59(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f47(p, k+1, size)
+	case 1:
+		l19f52(p, k+1, size)
+	case 2:
+		l19f57(p, k+1, size)
+	case 3:
+		l19f62(p, k+1, size)
+	case 4:
+		l19f03(p, k+1, size)
+	case 5:
+		l19f08(p, k+1, size)
+	case 6:
+		l19f13(p, k+1, size)
+	case 7:
+		l19f18(p, k+1, size)
+	case 8:
+		l19f23(p, k+1, size)
+	case 9:
+		l19f28(p, k+1, size)
+	case 10:
+		l19f33(p, k+1, size)
+	case 11:
+		l19f38(p, k+1, size)
+	case 12:
+		l19f43(p, k+1, size)
+	case 13:
+		l19f48(p, k+1, size)
+	case 14:
+		l19f53(p, k+1, size)
+	case 15:
+		l19f58(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f60(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f54(p, k+1, size)
+	case 1:
+		l19f59(p, k+1, size)
+	case 2:
+		l19f00(p, k+1, size)
+	case 3:
+		l19f05(p, k+1, size)
+	case 4:
+		l19f10(p, k+1, size)
+	case 5:
+		l19f15(p, k+1, size)
+	case 6:
+		l19f20(p, k+1, size)
+	case 7:
+		l19f25(p, k+1, size)
+	case 8:
+		l19f30(p, k+1, size)
+	case 9:
+		l19f35(p, k+1, size)
+	case 10:
+		l19f40(p, k+1, size)
+	case 11:
+		l19f45(p, k+1, size)
+	case 12:
+		l19f50(p, k+1, size)
+	case 13:
+		l19f55(p, k+1, size)
+	case 14:
+		l19f60(p, k+1, size)
+	case 15:
+		l19f01(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f61(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f61(p, k+1, size)
+	case 1:
+		l19f02(p, k+1, size)
+	case 2:
+		l19f07(p, k+1, size)
+	case 3:
+		l19f12(p, k+1, size)
+	case 4:
+		l19f17(p, k+1, size)
+	case 5:
+		l19f22(p, k+1, size)
+	case 6:
+		l19f27(p, k+1, size)
+	case 7:
+		l19f32(p, k+1, size)
+	case 8:
+		l19f37(p, k+1, size)
+	case 9:
+		l19f42(p, k+1, size)
+	case 10:
+		l19f47(p, k+1, size)
+	case 11:
+		l19f52(p, k+1, size)
+	case 12:
+		l19f57(p, k+1, size)
+	case 13:
+		l19f62(p, k+1, size)
+	case 14:
+		l19f03(p, k+1, size)
+	case 15:
+		l19f08(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f62(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f04(p, k+1, size)
+	case 1:
+		l19f09(p, k+1, size)
+	case 2:
+		l19f14(p, k+1, size)
+	case 3:
+		l19f19(p, k+1, size)
+	case 4:
+		l19f24(p, k+1, size)
+	case 5:
+		l19f29(p, k+1, size)
+	case 6:
+		l19f34(p, k+1, size)
+	case 7:
+		l19f39(p, k+1, size)
+	case 8:
+		l19f44(p, k+1, size)
+	case 9:
+		l19f49(p, k+1, size)
+	case 10:
+		l19f54(p, k+1, size)
+	case 11:
+		l19f59(p, k+1, size)
+	case 12:
+		l19f00(p, k+1, size)
+	case 13:
+		l19f05(p, k+1, size)
+	case 14:
+		l19f10(p, k+1, size)
+	case 15:
+		l19f15(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l18f63(p *path, k int, size int) {
+	if k == p.n {
+		keep(make([]byte, size))
+		return
+	}
+	switch p.d[k] {
+	case 0:
+		l19f11(p, k+1, size)
+	case 1:
+		l19f16(p, k+1, size)
+	case 2:
+		l19f21(p, k+1, size)
+	case 3:
+		l19f26(p, k+1, size)
+	case 4:
+		l19f31(p, k+1, size)
+	case 5:
+		l19f36(p, k+1, size)
+	case 6:
+		l19f41(p, k+1, size)
+	case 7:
+		l19f46(p, k+1, size)
+	case 8:
+		l19f51(p, k+1, size)
+	case 9:
+		l19f56(p, k+1, size)
+	case 10:
+		l19f61(p, k+1, size)
+	case 11:
+		l19f02(p, k+1, size)
+	case 12:
+		l19f07(p, k+1, size)
+	case 13:
+		l19f12(p, k+1, size)
+	case 14:
+		l19f17(p, k+1, size)
+	case 15:
+		l19f22(p, k+1, size)
+	}
+}
+
+//go:noinline
+func l19f00(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f01(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f02(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f03(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f04(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f05(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f06(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f07(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f08(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f09(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f10(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f11(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f12(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f13(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f14(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f15(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f16(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f17(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f18(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f19(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f20(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f21(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f22(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f23(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f24(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f25(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f26(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f27(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f28(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f29(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f30(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f31(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f32(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f33(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f34(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f35(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f36(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f37(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f38(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f39(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f40(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f41(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f42(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f43(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f44(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f45(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f46(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f47(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f48(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f49(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f50(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f51(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f52(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f53(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f54(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f55(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f56(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f57(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f58(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f59(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f60(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f61(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f62(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+//go:noinline
+func l19f63(p *path, k int, size int) {
+	keep(make([]byte, size))
+}
+
+var roots = [funcsPerLevel]func(*path, int, int){
+	l00f00, l00f01, l00f02, l00f03, l00f04, l00f05, l00f06, l00f07,
+	l00f08, l00f09, l00f10, l00f11, l00f12, l00f13, l00f14, l00f15,
+	l00f16, l00f17, l00f18, l00f19, l00f20, l00f21, l00f22, l00f23,
+	l00f24, l00f25, l00f26, l00f27, l00f28, l00f29, l00f30, l00f31,
+	l00f32, l00f33, l00f34, l00f35, l00f36, l00f37, l00f38, l00f39,
+	l00f40, l00f41, l00f42, l00f43, l00f44, l00f45, l00f46, l00f47,
+	l00f48, l00f49, l00f50, l00f51, l00f52, l00f53, l00f54, l00f55,
+	l00f56, l00f57, l00f58, l00f59, l00f60, l00f61, l00f62, l00f63,
+}
