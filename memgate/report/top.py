@@ -54,8 +54,11 @@ def build_top(
     cum_sort: bool = False,
 ) -> TopReport:
     """The rows pprof's ``-top`` would show for one sample type (all nodes, no cutoff)."""
-    flat = table.flat[:, sample_index]
-    cum = table.cum[:, sample_index]
+    # The table may hold every sample type or only the one shown.
+    column = sample_index if len(table.sample_types) == len(prof.sample_types) else \
+        table.sample_types.index(prof.sample_types[sample_index])
+    flat = table.flat[:, column]
+    cum = table.cum[:, column]
     shown = np.flatnonzero((flat != 0) | (cum != 0))
     names = np.array(table.names, dtype=object)[shown] if shown.size else np.array([], object)
     f = flat[shown]
@@ -78,7 +81,7 @@ def build_top(
         sample_type=prof.sample_types[sample_index],
         sample_index=sample_index,
         granularity=table.granularity,
-        total=int(table.total[sample_index]),
+        total=int(table.total[column]),
         rows=rows,
         row_count=count,
         duration_seconds=prof.duration_seconds,
