@@ -129,22 +129,38 @@ def policy_for(policy: Policy, component: str | None) -> Policy:
     return policy
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write a whole file or nothing: a temp file in the same directory, then a rename."""
+def write_atomic(path: str | Path, text: str | bytes) -> None:
+    """Write a whole file or nothing: a temp file in the same directory, then a rename.
+
+    ``text`` may be bytes (a gzip profile): written as is; a str is written as UTF-8.
+    """
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise MemgateError("directory does not exist", source=str(parent), slug="bad-path")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+    if p.is_dir():
+        raise MemgateError("is a directory, not a file", source=str(p), slug="bad-path")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise MemgateError(f"cannot write: {e.strerror or e}", source=str(p),
+                           slug="bad-path") from None
+    try:
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as fb:
+                fb.write(text)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise MemgateError(f"cannot write: {exc.strerror or exc}", source=str(p),
+                               slug="bad-path") from None
         raise
 
 
@@ -153,10 +169,14 @@ def append_step_summary(markdown: str) -> bool:
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if os.environ.get("GITHUB_ACTIONS") != "true" or not target:
         return False
-    with open(target, "a", encoding="utf-8") as fh:
-        fh.write(markdown)
-        if not markdown.endswith("\n"):
-            fh.write("\n")
+    try:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(markdown)
+            if not markdown.endswith("\n"):
+                fh.write("\n")
+    except OSError as e:
+        raise MemgateError(f"cannot append the step summary: {e.strerror or e}",
+                           source=f"GITHUB_STEP_SUMMARY={target}", slug="bad-path") from None
     return True
 
 
@@ -173,10 +193,31 @@ class CheckOptions:
     allow_missing_baseline: bool = False
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """A report with the profiles it was computed from.
+
+    The report dict is enough for text, markdown and JSON; the HTML flame graph and the diff
+    profile need the stacks, which only the decoded profiles have.
+    """
+
+    report: dict[str, Any]
+    baseline: tuple[RunInput, ...]
+    candidate: tuple[RunInput, ...]
+    normalized: bool
+
+
 def run_check(
     opts: CheckOptions, limits: Limits, progress: Progress, fetch: FetchOptions | None = None
 ) -> dict[str, Any]:
     """Everything ``memgate check`` does before rendering: returns the report dict."""
+    return run_check_full(opts, limits, progress, fetch).report
+
+
+def run_check_full(
+    opts: CheckOptions, limits: Limits, progress: Progress, fetch: FetchOptions | None = None
+) -> RunResult:
+    """:func:`run_check`, keeping the decoded profiles of both sides."""
     policy_all, policy_sha = find_policy(opts.policy)
     policy = policy_for(policy_all, opts.component)
     cand_loaded = load_runs(opts.candidate, limits, progress, fetch)
@@ -207,7 +248,9 @@ def run_check(
                 "PROFILE... --reason TEXT`)"
             )
             if opts.allow_missing_baseline:
-                return missing_baseline_report(opts.component, candidate, policy, msg)
+                return RunResult(
+                    missing_baseline_report(opts.component, candidate, policy, msg),
+                    (), tuple(candidate), opts.normalize)
             from memgate.errors import BaselineError
 
             raise BaselineError(msg, source=opts.baselines, slug="baseline-missing")
@@ -236,7 +279,7 @@ def run_check(
         confidence=confidence,
     )
     progress.done()
-    return report
+    return RunResult(report, tuple(base_runs), tuple(candidate), opts.normalize)
 
 
 def run_diff(
@@ -251,6 +294,23 @@ def run_diff(
     fetch: FetchOptions | None = None,
 ) -> dict[str, Any]:
     """``memgate diff``: the per-function deltas with no policy and no verdict."""
+    return run_diff_full(base, new, duration=duration, baseline_duration=baseline_duration,
+                         normalize=normalize, limits=limits, progress=progress,
+                         fetch=fetch).report
+
+
+def run_diff_full(
+    base: Sequence[str],
+    new: Sequence[str],
+    *,
+    duration: float | None,
+    baseline_duration: float | None,
+    normalize: bool,
+    limits: Limits,
+    progress: Progress,
+    fetch: FetchOptions | None = None,
+) -> RunResult:
+    """:func:`run_diff`, keeping the decoded profiles of both sides."""
     b = load_runs(base, limits, progress, fetch)
     c = load_runs(new, limits, progress, fetch)
     cand = resolve_runs(
@@ -270,13 +330,17 @@ def run_diff(
         side="baseline",
     )
     comparison = compare(base_runs, cand, normalized=normalize)
-    return build_report(comparison, None, component=None, policy=None)
+    report = build_report(comparison, None, component=None, policy=None)
+    return RunResult(report, tuple(base_runs), tuple(cand), normalize)
 
 
 __all__ = [
     "CheckOptions",
+    "RunResult",
     "run_check",
+    "run_check_full",
     "run_diff",
+    "run_diff_full",
     "write_atomic",
     "append_step_summary",
     "PolicyError",

@@ -88,7 +88,7 @@ def parse_size(text: str) -> int:
             source="--max-decompressed",
             slug="usage",
         ) from None
-    if unit not in units or value <= 0:
+    if unit not in units or not value > 0 or value == float("inf") or value * units[unit] < 1:
         raise MemgateError(
             f"invalid size {text!r} (use e.g. 512MiB, 2GiB)",
             source="--max-decompressed",
@@ -97,13 +97,43 @@ def parse_size(text: str) -> int:
     return int(value * units[unit])
 
 
-max_decompressed_option = click.option(
+_max_decompressed_only = click.option(
     "--max-decompressed",
     metavar="SIZE",
     default=None,
     help="Refuse inputs that decompress to more than SIZE (default 1GiB, or "
     "MEMGATE_MAX_DECOMPRESSED_BYTES).",
 )
+
+
+def _limit_override(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    """``--max-samples``/``--max-locations``: override ``Limits.from_env()`` (the store's
+    too) while the command runs."""
+    if value is None or param.name is None:
+        return
+    from memgate.profile.decode import reset_limit_overrides, set_limit_overrides
+
+    token = set_limit_overrides(**{param.name: value})
+    ctx.call_on_close(lambda: reset_limit_overrides(token))
+
+
+_max_samples_option = click.option(
+    "--max-samples", type=click.IntRange(min=1), default=None, metavar="N",
+    expose_value=False, callback=_limit_override,
+    help="Refuse profiles with more than N samples (default 20000000, or MEMGATE_MAX_SAMPLES).",
+)
+_max_locations_option = click.option(
+    "--max-locations", type=click.IntRange(min=1), default=None, metavar="N",
+    expose_value=False, callback=_limit_override,
+    help="Refuse profiles with more than N locations (also functions, mappings; default "
+    "5000000, or MEMGATE_MAX_LOCATIONS).",
+)
+
+
+def max_decompressed_option(f: F) -> F:
+    """The input limits: --max-decompressed, --max-samples, --max-locations."""
+    return _max_decompressed_only(_max_samples_option(_max_locations_option(f)))
+
 progress_option = click.option(
     "--progress/--no-progress",
     default=None,
@@ -203,7 +233,7 @@ def top(
     except ValueError as e:
         raise MemgateError(str(e), source=prof.source, slug="sample-index") from None
     prog.note("aggregating")
-    table = aggregate(prof, granularity)
+    table = aggregate(prof, granularity, types=[idx])
     prog.done()
     rep = build_top(prof, table, idx, limit=limit, cum_sort=cum)
     if fmt == "json":
@@ -273,6 +303,20 @@ report_options = [
 ]
 
 
+html_option = click.option(
+    "--html", "html_path", metavar="FILE", default=None,
+    help="Write a self-contained HTML page with a diff flame graph and the findings "
+         "(docs/html.md).")
+
+
+def _emit_html(html_path: str | None, result: Any) -> None:
+    """``--html FILE``: the flame graph page, from the profiles behind the report."""
+    if html_path:
+        from memgate.report.html import write_html
+
+        write_html(html_path, result.report, result)
+
+
 def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
     def deco(f: F) -> F:
         for o in reversed(options):
@@ -303,6 +347,7 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 @click.option("--allow-missing-baseline", is_flag=True,
               help="Pass with a warning when the component has no baseline yet.")
 @_add(report_options)
+@html_option
 @max_decompressed_option
 @progress_option
 @timeout_option
@@ -311,7 +356,8 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
           baseline_files: tuple[str, ...], policy: str | None, duration: str | None,
           baseline_duration: str | None, no_normalize: bool, allow_missing_baseline: bool,
           summary: str | None, json_path: str | None, fmt: str, step_summary: bool | None,
-          max_decompressed: str | None, progress: bool | None, timeout: float) -> None:
+          max_decompressed: str | None, progress: bool | None, timeout: float,
+          html_path: str | None = None) -> None:
     """Gate candidate profiles against the component's baseline under the policy.
 
     \b
@@ -320,7 +366,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     Values are compared as per-second rates: each profile's values divided by its duration
     (--duration, the profile's own duration_nanos, or the policy's component duration).
     """
-    from memgate.checkrun import CheckOptions, run_check
+    from memgate.checkrun import CheckOptions, run_check_full
     from memgate.errors import EXIT_FAIL
     from memgate.profile.fetch import FetchOptions
     from memgate.progress import Progress
@@ -335,8 +381,10 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
         duration=_duration(duration, "--duration"),
         baseline_duration=_duration(baseline_duration, "--baseline-duration"),
         normalize=not no_normalize, allow_missing_baseline=allow_missing_baseline)
-    report = run_check(opts, _limits(max_decompressed), Progress(progress),
-                       FetchOptions(timeout=timeout))
+    result = run_check_full(opts, _limits(max_decompressed), Progress(progress),
+                            FetchOptions(timeout=timeout))
+    report = result.report
+    _emit_html(html_path, result)
     _emit_report(report, fmt, summary, json_path, step_summary)
     if report["verdict"] == "fail":
         sys.exit(EXIT_FAIL)
@@ -352,6 +400,10 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
               help="Raw values instead of per-second rates. Implied when neither profile "
                    "has a duration and none is given.")
 @_add(report_options)
+@html_option
+@click.option("--output", "-o", "output", metavar="FILE", default=None,
+              help="Write NEW minus BASE as a pprof profile (gzip) that `go tool pprof` opens, "
+                   "with the numbers of `go tool pprof -diff_base=BASE NEW`.")
 @max_decompressed_option
 @progress_option
 @timeout_option
@@ -359,13 +411,13 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 def diff(base: str, new: str, duration: str | None, baseline_duration: str | None,
          no_normalize: bool, summary: str | None, json_path: str | None, fmt: str,
          step_summary: bool | None, max_decompressed: str | None, progress: bool | None,
-         timeout: float) -> None:
+         timeout: float, html_path: str | None = None, output: str | None = None) -> None:
     """Per-function deltas from BASE to NEW, with no policy (like pprof -diff_base).
 
     Shows baseline and candidate rates, absolute and relative deltas, for every memory
     sample type, flat and cum.
     """
-    from memgate.checkrun import run_diff
+    from memgate.checkrun import run_diff_full
     from memgate.profile.fetch import FetchOptions
     from memgate.progress import Progress
 
@@ -375,18 +427,25 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
     prog = Progress(progress)
     normalize = not no_normalize
     try:
-        report = run_diff([base], [new], duration=d, baseline_duration=bd,
-                          normalize=normalize, limits=limits, progress=prog,
-                          fetch=FetchOptions(timeout=timeout))
+        result = run_diff_full([base], [new], duration=d, baseline_duration=bd,
+                               normalize=normalize, limits=limits, progress=prog,
+                               fetch=FetchOptions(timeout=timeout))
     except MemgateError as e:
         # Without any duration anywhere, a diff still makes sense on raw values.
         if normalize and d is None and bd is None and "no duration" in e.message:
-            report = run_diff([base], [new], duration=None, baseline_duration=None,
-                              normalize=False, limits=limits, progress=prog,
-                              fetch=FetchOptions(timeout=timeout))
+            result = run_diff_full([base], [new], duration=None, baseline_duration=None,
+                                   normalize=False, limits=limits, progress=prog,
+                                   fetch=FetchOptions(timeout=timeout))
         else:
             raise
-    _emit_report(report, fmt, summary, json_path, step_summary)
+    if output:
+        from memgate.checkrun import write_atomic
+        from memgate.profile.encode import diff_profile, encode_gzip
+
+        write_atomic(output, encode_gzip(diff_profile(result.baseline[0].profile,
+                                                      result.candidate[0].profile)))
+    _emit_html(html_path, result)
+    _emit_report(result.report, fmt, summary, json_path, step_summary)
 
 
 @main.group()
@@ -431,6 +490,11 @@ def _register_groups() -> None:
 
     main.add_command(baseline)
     main.add_command(report)
+    # The store decodes profiles in `baseline update` and `accept`: the same count limits.
+    for name in ("update", "accept"):
+        cmd = baseline.commands.get(name)
+        if cmd is not None and not any(p.name == "max_samples" for p in cmd.params):
+            _max_locations_option(_max_samples_option(cmd))
 
 
 _register_groups()

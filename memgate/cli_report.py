@@ -77,6 +77,8 @@ def load_report(path: str) -> dict[str, Any]:
         raise ReportError("not a memgate JSON report: not UTF-8 text", source=path) from None
     except ValueError as e:
         raise ReportError(f"not a memgate JSON report: invalid JSON ({e})", source=path) from None
+    except RecursionError:
+        raise ReportError("not a memgate JSON report: nested too deeply", source=path) from None
     if isinstance(data, dict) and "format" in data and data["format"] != 1:
         raise ReportError(f"report format {data['format']!r} is not supported by this memgate "
                           "(it reads format 1)", source=path)

@@ -728,6 +728,8 @@ def _parse_yaml(text: str, source: str) -> object:
     except yaml.YAMLError as exc:
         message = " ".join(str(exc).split())
         raise PolicyError(f"YAML syntax error: {message}", source=source) from None
+    except RecursionError:
+        raise PolicyError("invalid YAML: nested too deeply", source=source) from None
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -747,7 +749,36 @@ def format_path(path: Iterable[str | int]) -> str:
     return out or "(top level)"
 
 
+#: Values a policy may hold once YAML aliases are expanded. A real policy has hundreds; nine
+#: nested aliases of nine items each ("billion laughs") have 9^9, which the schema validator
+#: would walk one by one.
+MAX_POLICY_NODES: Final = 100_000
+#: How deep a policy may nest (the validator and the parser recurse).
+MAX_POLICY_DEPTH: Final = 64
+
+
+def _check_size(data: object, source: str) -> None:
+    """Refuse documents too big or too deep once aliases are expanded, without expanding
+    them: the walk stops at the first value past the budget."""
+    stack: list[tuple[object, int]] = [(data, 0)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_POLICY_NODES:
+            raise PolicyError(f"policy too large: more than {MAX_POLICY_NODES} values (with "
+                              "YAML aliases expanded)", source=source)
+        if depth > MAX_POLICY_DEPTH:
+            raise PolicyError(f"policy nested too deeply (more than {MAX_POLICY_DEPTH} levels)",
+                              source=source)
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
 def _load(data: object, source: str, base: _Base) -> Policy:
+    _check_size(data, source)
     if data is None:
         raise PolicyError(
             "policy is empty: expected a mapping with at least 'version: 1'", source=source

@@ -705,6 +705,8 @@ class Store:
         except json.JSONDecodeError as e:
             msg = f"{MANIFEST} is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}"
             return None, [msg]
+        except RecursionError:
+            return None, [f"{MANIFEST} is not valid JSON: nested too deeply"]
         if not isinstance(data, dict):
             return None, [f"{MANIFEST} must hold a JSON object"]
         fmt = data.get("format")
@@ -1185,15 +1187,41 @@ class Store:
             _fsync_dir(self.root)
             _step("moved-new")
         except BaseException:
+            if not os.path.lexists(new) and os.path.lexists(main):
+                # Interrupted just after the commit point: finish the cleanup below.
+                self._drop_old(component, old, token)
+                raise
+            # Ctrl-C (or an error) before the commit point: put the old version back, so
+            # that an interrupted update leaves the store exactly as it was.
+            if os.path.lexists(old) and not os.path.lexists(main):
+                try:
+                    os.rename(old, main)
+                except OSError:
+                    pass  # recovery (the next writer, or `memgate baseline recover`) does it
             if new.exists():
                 shutil.rmtree(new, ignore_errors=True)
             raise
         if had_old:
-            trash = self.root / f".{component}.trash-{token}"
-            os.rename(old, trash)
-            _step("trashed-old")
-            _rmtree(trash)
-            _step("deleted-old")
+            self._drop_old(component, old, token, steps=True)
+
+    def _drop_old(self, component: str, old: Path, token: str, steps: bool = False) -> None:
+        """Delete the replaced version (renamed to ``.trash-`` first). Ctrl-C in the middle
+        still finishes it: the update has committed, nothing of it should be left around."""
+        trash = self.root / f".{component}.trash-{token}"
+        try:
+            if os.path.lexists(old):
+                os.rename(old, trash)
+            if steps:
+                _step("trashed-old")
+            if os.path.lexists(trash):
+                _rmtree(trash)
+            if steps:
+                _step("deleted-old")
+        except KeyboardInterrupt:
+            if os.path.lexists(old):
+                os.rename(old, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+            raise
 
     def remove(self, component: str) -> None:
         """Delete the component's baseline; atomic like an update (a rename, then delete)."""
@@ -1237,6 +1265,17 @@ def _require_same_kind(first: Profile, other: Profile, source: str) -> None:
             slug="incompatible")
 
 
+def _inside_cwd(path: str) -> bool:
+    """Whether ``path`` (symlinks resolved) is in the current directory or below it."""
+    if "\x00" in path:
+        return False
+    try:
+        cwd = Path.cwd().resolve()
+        return Path(path).resolve().is_relative_to(cwd)
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | None]]]:
     """The component and the candidate inputs ``(path, sha256, duration)`` of a check report."""
     src = str(path)
@@ -1251,6 +1290,8 @@ def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | N
     except json.JSONDecodeError as e:
         raise ReportError(f"is not valid JSON: line {e.lineno} column {e.colno}: {e.msg}",
                           source=src) from None
+    except RecursionError:
+        raise ReportError("is not valid JSON: nested too deeply", source=src) from None
     if not isinstance(data, dict):
         raise ReportError("is not a memgate check report (expected a JSON object)", source=src)
     component = data.get("component")
@@ -1275,6 +1316,13 @@ def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | N
             raise ReportError(f"{where}: {p} was read from standard input or a URL and cannot "
                               "be read again; save the profile to a file and check that",
                               source=src)
+        if not _inside_cwd(p):
+            # A report is data (a CI artifact, maybe from a fork): it must not make accept read
+            # files elsewhere on the machine (~/.ssh/..., /etc/...) into a baseline.
+            raise ReportError(f"{where}.path {_one_line(repr(p), 80)} is outside the current "
+                              "directory; accept reads candidate profiles only from the "
+                              "directory it runs in (run it from where `memgate check` ran)",
+                              source=src, slug="path-outside")
         if not isinstance(sha, str) or not _SHA_RE.fullmatch(sha):
             raise ReportError(f"{where}.sha256 must be 64 lowercase hex digits", source=src)
         if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float))

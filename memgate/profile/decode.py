@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -75,11 +76,32 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        return cls(
+        """The defaults, then the environment variables, then :func:`set_limit_overrides`."""
+        limits = cls(
             max_decompressed_bytes=_env_int("MEMGATE_MAX_DECOMPRESSED_BYTES", GiB),
             max_samples=_env_int("MEMGATE_MAX_SAMPLES", 20_000_000),
             max_locations=_env_int("MEMGATE_MAX_LOCATIONS", 5_000_000),
         )
+        overrides = _OVERRIDES.get()
+        return replace(limits, **overrides) if overrides else limits
+
+
+#: Limits given on the command line (``--max-samples`` ...) for the running command: every
+#: ``Limits.from_env()`` of it (the store's included) sees them. Set by the CLI, reset when
+#: the command ends.
+_OVERRIDES: ContextVar[dict[str, int] | None] = ContextVar("memgate_limits", default=None)
+
+
+def set_limit_overrides(**values: int) -> object:
+    """Override fields of :meth:`Limits.from_env` (e.g. ``max_samples=10``); returns a token
+    for :func:`reset_limit_overrides`."""
+    merged = dict(_OVERRIDES.get() or {})
+    merged.update(values)
+    return _OVERRIDES.set(merged)
+
+
+def reset_limit_overrides(token: object) -> None:
+    _OVERRIDES.reset(token)  # type: ignore[arg-type]
 
 
 def gunzip(data: bytes, source: str, limit: int) -> bytes:
@@ -200,6 +222,7 @@ def _check_ids(ids: list[int], what: str, source: str) -> None:
 
 def decode_protobuf(data: bytes, source: str, limits: Limits) -> Profile:
     """Decode an uncompressed protobuf profile."""
+    _check_counts(data, source, limits)
     msg = profile_pb2.ProfileRaw()
     try:
         msg.ParseFromString(data)
@@ -237,7 +260,7 @@ def decode_protobuf(data: bytes, source: str, limits: Limits) -> Profile:
     if n_samples > limits.max_samples:
         raise LimitError(
             f"{n_samples} samples exceed the limit of {limits.max_samples} "
-            "(raise it with MEMGATE_MAX_SAMPLES)",
+            "(raise it with --max-samples or MEMGATE_MAX_SAMPLES)",
             source=source,
         )
     if n_samples and not sample_types:
@@ -245,7 +268,7 @@ def decode_protobuf(data: bytes, source: str, limits: Limits) -> Profile:
     if len(msg.location) > limits.max_locations:
         raise LimitError(
             f"{len(msg.location)} locations exceed the limit of {limits.max_locations} "
-            "(raise it with MEMGATE_MAX_LOCATIONS)",
+            "(raise it with --max-locations or MEMGATE_MAX_LOCATIONS)",
             source=source,
         )
 
@@ -304,6 +327,96 @@ def decode_protobuf(data: bytes, source: str, limits: Limits) -> Profile:
         doc_url=strings.get(msg.doc_url, "doc_url"),
         encoding="protobuf",
     )
+
+
+#: Top-level fields of a Profile that the protobuf runtime turns into one object each, and the
+#: limit (a :class:`Limits` attribute) on how many of them a profile may have.
+_COUNTED_FIELDS = {2: ("samples", "max_samples"), 3: ("mappings", "max_locations"),
+                   4: ("locations", "max_locations"), 5: ("functions", "max_locations")}
+_FLAGS = {"max_samples": ("--max-samples", "MEMGATE_MAX_SAMPLES"),
+          "max_locations": ("--max-locations", "MEMGATE_MAX_LOCATIONS")}
+
+
+def _check_counts(data: bytes, source: str, limits: Limits) -> None:
+    """Count the repeated top-level fields before the protobuf runtime builds them.
+
+    The runtime allocates 20 to 80 bytes per element however small it is on the wire (20 MB
+    of empty ``Location`` fields take 660 MB to parse), so 1 GiB of two-byte elements (a 1 MB
+    gzip file) would take ~40 GiB before any limit is checked. This walk steps over the
+    top-level fields (one Python step each, ~0.2 us) and stops as soon as a count crosses its
+    limit. An input too small to hold more elements than the limits allow (each takes at least
+    two bytes) is not walked. Malformed data ends the walk silently: the parser reports it.
+    """
+    cap = min(limits.max_samples, limits.max_locations)
+    if len(data) // 2 <= cap:
+        return
+    counts = dict.fromkeys(_COUNTED_FIELDS, 0)
+    # Everything else (strings, sample types, comments) together: generous, only a backstop.
+    other = 0
+    other_cap = 4 * limits.max_locations + limits.max_samples + 1024
+    n = len(data)
+    p = 0
+    try:
+        while p < n:
+            b = data[p]
+            p += 1
+            key = b & 0x7F
+            shift = 7
+            while b >= 0x80:
+                if shift > 63:
+                    return  # over-long varint
+                b = data[p]
+                p += 1
+                key |= (b & 0x7F) << shift
+                shift += 7
+            wt = key & 7
+            field = key >> 3
+            if field in counts:
+                counts[field] += 1
+                what, attr = _COUNTED_FIELDS[field]
+                limit = getattr(limits, attr)
+                if counts[field] > limit:
+                    flag, env = _FLAGS[attr]
+                    raise LimitError(
+                        f"more than {limit} {what}, the limit (raise it with {flag} or {env})",
+                        source=source,
+                    )
+            else:
+                other += 1
+                if other > other_cap:
+                    raise LimitError(
+                        f"more than {other_cap} top-level fields besides samples and locations, "
+                        "the limit (raise --max-locations or MEMGATE_MAX_LOCATIONS)",
+                        source=source,
+                    )
+            if wt == 2:
+                b = data[p]
+                p += 1
+                length = b & 0x7F
+                shift = 7
+                while b >= 0x80:
+                    if shift > 63:
+                        return
+                    b = data[p]
+                    p += 1
+                    length |= (b & 0x7F) << shift
+                    shift += 7
+                p += length
+            elif wt == 0:
+                end = p + 10
+                while data[p] >= 0x80:
+                    p += 1
+                    if p >= end:
+                        return
+                p += 1
+            elif wt == 1:
+                p += 8
+            elif wt == 5:
+                p += 4
+            else:
+                return
+    except IndexError:
+        return
 
 
 def _check_concatenated(data: bytes, msg: profile_pb2.ProfileRaw, source: str) -> None:

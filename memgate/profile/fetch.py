@@ -8,7 +8,9 @@ reads more than the size limit.
 
 from __future__ import annotations
 
+import math
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,6 +26,11 @@ from memgate.progress import Progress
 #: Seconds to wait for a server beyond the ``seconds=N`` it was asked to collect for.
 DEFAULT_TIMEOUT = 30.0
 MAX_REDIRECTS = 5
+#: The longest delta window (``seconds=N``) waited for: a week. Beyond it (or not a finite
+#: number) the URL is still fetched, but memgate adds nothing to its own timeout.
+MAX_DELTA_SECONDS = 7 * 24 * 3600.0
+#: What a socket accepts as a timeout (larger values overflow the platform's time_t).
+_MAX_SOCKET_TIMEOUT = 1e7
 
 
 @dataclass(frozen=True)
@@ -41,9 +48,10 @@ def delta_seconds(url: str) -> float:
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
     for raw in query.get("seconds", []):
         try:
-            return max(0.0, float(raw))
+            value = float(raw)
         except ValueError:
             return 0.0
+        return value if math.isfinite(value) and 0 < value <= MAX_DELTA_SECONDS else 0.0
     return 0.0
 
 
@@ -71,7 +79,13 @@ def fetch_url(
 ) -> bytes:
     options = options or FetchOptions()
     progress = progress or Progress(False)
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if not (math.isfinite(options.timeout) and options.timeout > 0):
+        raise FetchError(f"the timeout must be a positive number of seconds, not "
+                         f"{options.timeout!r}", source=url, slug="fetch-timeout")
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError as e:
+        raise FetchError(f"invalid URL: {e}", source=url, slug="fetch-url") from None
     if scheme not in ("http", "https"):
         raise FetchError(
             f"unsupported URL scheme {scheme!r}: only http and https",
@@ -81,12 +95,14 @@ def fetch_url(
     wait = delta_seconds(url)
     opener = urllib.request.build_opener(_LimitedRedirects(options.max_redirects))
     req = urllib.request.Request(url, headers={"User-Agent": "memgate", "Accept": "*/*"})
-    timeout = options.timeout + wait
+    timeout = min(options.timeout + wait, _MAX_SOCKET_TIMEOUT)
     try:
         with progress.countdown(f"fetching {url}", wait) if wait else _nullcontext():
             with opener.open(req, timeout=timeout) as resp:
                 assert isinstance(resp, HTTPResponse) or hasattr(resp, "read")
-                return _read_limited(resp, url, limits.max_decompressed_bytes)
+                deadline = time.monotonic() + timeout
+                return _read_limited(resp, url, limits.max_decompressed_bytes, deadline,
+                                     timeout)
     except urllib.error.HTTPError as e:
         body = _snippet(e)
         raise FetchError(
@@ -103,7 +119,8 @@ def fetch_url(
         raise FetchError(
             f"timed out after {timeout:g}s", source=url, slug="fetch-timeout"
         ) from None
-    except (HTTPException, OSError) as e:
+    except (HTTPException, OSError, ValueError) as e:
+        # ValueError: what urllib raises for URLs it cannot use (a bad port, a bad host).
         raise FetchError(f"cannot fetch: {e}", source=url) from None
 
 
@@ -123,9 +140,30 @@ def _snippet(err: urllib.error.HTTPError) -> str:
     return f": {text[0][:120]}" if text else ""
 
 
-def _read_limited(resp: object, url: str, limit: int) -> bytes:
-    read = getattr(resp, "read")
-    data = read(limit + 1)
+def _read_limited(resp: object, url: str, limit: int, deadline: float | None = None,
+                  timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    """Read the body: at most ``limit`` bytes, finished by ``deadline`` (a server that sends a
+    byte now and then never trips the socket timeout, which bounds each read only)."""
+    read1 = getattr(resp, "read1", None)
+    if deadline is None or read1 is None:
+        data = getattr(resp, "read")(limit + 1)
+    else:
+        parts: list[bytes] = []
+        size = 0
+        while size <= limit:
+            if time.monotonic() > deadline:
+                raise FetchError(f"timed out after {timeout:g}s (the body was still arriving)",
+                                 source=url, slug="fetch-timeout")
+            chunk = read1(min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+        data = b"".join(parts)
+        missing = getattr(resp, "length", None)
+        if isinstance(missing, int) and missing > 0 and len(data) <= limit:
+            raise FetchError(f"connection closed after {len(data)} of {len(data) + missing} "
+                             "bytes", source=url, slug="fetch-truncated")
     if len(data) > limit:
         raise LimitError(f"response larger than the limit of {limit} bytes", source=url)
     ctype = ""
