@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from memgate.parallel import parallel_map
 from memgate.profile.model import Profile, ValueType
 
 I64 = NDArray[np.int64]
@@ -343,11 +344,16 @@ def aggregate(
     nextra = extra.shape[1] if extra is not None else 0
     flat_x = np.zeros((nnodes, nextra), dtype=np.float64)
     cum_x = np.zeros((nnodes, nextra), dtype=np.float64)
-    lo = 0
-    while lo < n:
-        target = offsets[lo] + CHUNK_ENTRIES
-        hi = max(int(np.searchsorted(offsets, target, side="right")) - 1, lo + 1)
-        hi = min(hi, n)
+    # Chunks of whole samples with about CHUNK_ENTRIES stack entries each.
+    bounds = [0]
+    while bounds[-1] < n:
+        lo = bounds[-1]
+        hi = int(np.searchsorted(offsets, offsets[lo] + CHUNK_ENTRIES, side="right")) - 1
+        bounds.append(min(max(hi, lo + 1), n))
+
+    def chunk(k: int) -> tuple[I64, I64, NDArray[np.float64] | None,
+                               NDArray[np.float64] | None]:
+        lo, hi = bounds[k], bounds[k + 1]
         st = stack[offsets[lo]:offsets[hi]]
         stack_len = np.diff(offsets[lo:hi + 1])
         if loc_node is not None:
@@ -363,15 +369,23 @@ def aggregate(
         # Flat: the first frame of the first location of each non-empty sample.
         nonempty = sample_frames > 0
         leaf = fnode[sample_first[:-1][nonempty]]
-        flat += _sum_by(leaf, vals[nonempty], nnodes)
         # Cum: each (sample, node) pair once.
         usample, unode = _unique_pairs(fsample, fnode, sample_frames, sample_first, nnodes)
-        cum += _sum_by(unode, vals[usample], nnodes)
+        fx = cx = None
         if extra is not None:
             ex = extra[lo:hi]
-            flat_x += _fsum_by(leaf, ex[nonempty], nnodes)
-            cum_x += _fsum_by(unode, ex[usample], nnodes)
-        lo = hi
+            fx = _fsum_by(leaf, ex[nonempty], nnodes)
+            cx = _fsum_by(unode, ex[usample], nnodes)
+        return (_sum_by(leaf, vals[nonempty], nnodes), _sum_by(unode, vals[usample], nnodes),
+                fx, cx)
+
+    # Partial sums of independent chunks, on all cores (numpy releases the GIL).
+    for part_flat, part_cum, part_fx, part_cx in parallel_map(chunk, range(len(bounds) - 1)):
+        flat += part_flat
+        cum += part_cum
+        if part_fx is not None and part_cx is not None:
+            flat_x += part_fx
+            cum_x += part_cx
 
     total = np.abs(values).sum(axis=0) if n else np.zeros(ntypes, dtype=np.int64)
     keep = (flat != 0).any(axis=1) | (cum != 0).any(axis=1)

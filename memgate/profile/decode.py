@@ -18,6 +18,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from memgate.errors import LimitError, ProfileError
+from memgate.parallel import parallel_map
 from memgate.profile import profile_pb2
 from memgate.profile.model import (
     Function,
@@ -337,6 +338,25 @@ _FLAGS = {"max_samples": ("--max-samples", "MEMGATE_MAX_SAMPLES"),
           "max_locations": ("--max-locations", "MEMGATE_MAX_LOCATIONS")}
 
 
+def _counts_bounded(data: bytes, limits: Limits) -> bool:
+    """Whether a byte histogram already proves every count within its limit (no walk needed).
+
+    A top-level field of number f (< 16, length-delimited) starts with the byte ``f << 3 | 2``,
+    or with that byte plus 0x80 when its key is written in a longer (non-minimal) form, so the
+    number of such bytes anywhere in the input bounds the number of fields. For real profiles
+    the bound is far below the limits; only inputs near the limits (or built to look so) take
+    the exact walk.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    for field, (_, attr) in _COUNTED_FIELDS.items():
+        tag = (field << 3) | 2
+        bound = np.count_nonzero(buf == tag) + np.count_nonzero(buf == (tag | 0x80))
+        if bound > getattr(limits, attr):
+            return False
+    other_cap = 4 * limits.max_locations + limits.max_samples + 1024
+    return len(data) // 2 <= other_cap
+
+
 def _check_counts(data: bytes, source: str, limits: Limits) -> None:
     """Count the repeated top-level fields before the protobuf runtime builds them.
 
@@ -349,6 +369,8 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
     """
     cap = min(limits.max_samples, limits.max_locations)
     if len(data) // 2 <= cap:
+        return
+    if _counts_bounded(data, limits):
         return
     counts = dict.fromkeys(_COUNTED_FIELDS, 0)
     # Everything else (strings, sample types, comments) together: generous, only a backstop.
@@ -513,15 +535,15 @@ def _decode_samples(
     lengths = np.fromiter(map(len, raw), dtype=np.int64, count=n)
     csum = np.cumsum(lengths)
     resolve = _LocationResolver(locations.ids, source)
-    stacks: list[np.ndarray] = []
-    counts: list[np.ndarray] = []
-    values: list[np.ndarray] = []
-    label_parts: list[tuple[np.ndarray, dict[int, np.ndarray]]] = []
-    lo = 0
-    while lo < n:
-        # Chunk boundaries fall between samples: [lo, hi) holds about CHUNK_BYTES of samples.
+    # Chunk boundaries fall between samples: each chunk holds about CHUNK_BYTES of samples.
+    bounds = [0]
+    while bounds[-1] < n:
+        lo = bounds[-1]
         base = int(csum[lo - 1]) if lo else 0
-        hi = max(int(np.searchsorted(csum, base + CHUNK_BYTES, side="right")), lo + 1)
+        bounds.append(max(int(np.searchsorted(csum, base + CHUNK_BYTES, side="right")), lo + 1))
+
+    def chunk(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Labels | None]:
+        lo, hi = bounds[k], bounds[k + 1]
         loc_ids, loc_off, vals, val_off, labels = _decode_chunk(
             b"".join(raw[lo:hi]), lengths[lo:hi], source, lo
         )
@@ -534,12 +556,18 @@ def _decode_samples(
                 source=source,
                 slug="value-count",
             )
-        values.append(vals.view(np.int64).reshape(hi - lo, n_types))
-        stacks.append(resolve(loc_ids))
-        counts.append(np.diff(loc_off))
         if labels is not None:
-            label_parts.append((labels[0] + lo, labels[1]))
-        lo = hi
+            labels = (labels[0] + lo, labels[1])
+        return (vals.view(np.int64).reshape(hi - lo, n_types), resolve(loc_ids),
+                np.diff(loc_off), labels)
+
+    # Chunks are independent: decode them on all cores (numpy releases the GIL).
+    parts = parallel_map(chunk, range(len(bounds) - 1))
+    values = [pt[0] for pt in parts]
+    stacks = [pt[1] for pt in parts]
+    counts = [pt[2] for pt in parts]
+    label_parts = [pt[3] for pt in parts if pt[3] is not None]
+    del parts
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.concatenate(counts), out=offsets[1:])
     labels_all = None
