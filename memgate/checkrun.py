@@ -20,7 +20,7 @@ from memgate.gate import evaluate
 from memgate.policy import Policy, default_policy, load_policy
 from memgate.profile.decode import Limits, decode
 from memgate.parallel import parallel_map
-from memgate.profile.fetch import FetchOptions, read_bytes
+from memgate.profile.source import FetchOptions, read_bytes
 from memgate.progress import Progress
 from memgate.report.check import build_report, missing_baseline_report
 
@@ -51,7 +51,9 @@ def load_runs(
     def one(spec: str) -> tuple[str, bytes, Any]:
         data, source = read_bytes(spec, limits, progress, fetch)
         progress.note(f"decoding {source}")
-        return source, data, decode(data, source, limits)
+        return source, data, decode(
+            data, source, limits,
+            on_progress=lambda f: progress.fraction(f"decoding {source}", f))
 
     return parallel_map(one, specs)
 

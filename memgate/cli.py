@@ -221,7 +221,7 @@ def top(
     URL such as http://host:6060/debug/pprof/heap (a ?seconds=N delta URL waits N seconds).
     Numbers are pprof's: the same flat and cum for every function.
     """
-    from memgate.profile.fetch import FetchOptions, load_profile
+    from memgate.profile.source import FetchOptions, load_profile
     from memgate.progress import Progress
     from memgate.report.top import build_top, render_json, render_markdown, render_text
     from memgate.table import aggregate
@@ -368,7 +368,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     """
     from memgate.checkrun import CheckOptions, run_check_full
     from memgate.errors import EXIT_FAIL
-    from memgate.profile.fetch import FetchOptions
+    from memgate.profile.source import FetchOptions
     from memgate.progress import Progress
 
     if component is not None:
@@ -418,7 +418,7 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
     sample type, flat and cum.
     """
     from memgate.checkrun import run_diff_full
-    from memgate.profile.fetch import FetchOptions
+    from memgate.profile.source import FetchOptions
     from memgate.progress import Progress
 
     d = _duration(duration, "--duration")

@@ -24,11 +24,32 @@ class Progress:
         self.enabled = enabled
         self._start = time.monotonic()
         self._live = _is_tty(self.stream)
+        self._lock = threading.Lock()
+        self._last_write = 0.0
+        self._fraction_start: dict[str, tuple[float, float]] = {}
 
     def note(self, what: str) -> None:
         if self.enabled:
             elapsed = time.monotonic() - self._start
             self._write(f"memgate: {what} ({elapsed:.1f}s elapsed)")
+
+    def fraction(self, what: str, done: float) -> None:
+        """``what: 45% (1.2s elapsed, ~1.5s remaining)``, at most every 0.25 s.
+
+        The remaining time is extrapolated from the time spent since the first report.
+        """
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        with self._lock:
+            start = self._fraction_start.setdefault(what, (now, done))
+            if now - self._last_write < 0.25 and done < 1.0:
+                return
+            self._last_write = now
+        t0, d0 = start
+        rate = (done - d0) / (now - t0) if now > t0 and done > d0 else 0.0
+        remaining = f", ~{(1.0 - done) / rate:.1f}s remaining" if rate > 0 else ""
+        self._write(f"memgate: {what}: {done:.0%} ({now - self._start:.1f}s elapsed{remaining})")
 
     def _write(self, line: str) -> None:
         if self._live:

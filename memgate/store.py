@@ -64,7 +64,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unus
 from memgate import __version__
 from memgate.errors import BaselineError, MemgateError, ReportError
 from memgate.profile.decode import GZIP_MAGIC, Limits, decode
-from memgate.profile.fetch import read_bytes
+from memgate.profile.source import read_bytes
 from memgate.profile.model import Profile
 
 __all__ = [

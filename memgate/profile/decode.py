@@ -10,7 +10,9 @@ bulk. Validation follows pprof's ``CheckValid`` and ``postDecode``: every proble
 from __future__ import annotations
 
 import os
+import threading
 import zlib
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
@@ -144,7 +146,12 @@ def gunzip(data: bytes, source: str, limit: int) -> bytes:
     return b"".join(out)
 
 
-def decode(data: bytes, source: str, limits: Limits | None = None) -> Profile:
+def decode(
+    data: bytes,
+    source: str,
+    limits: Limits | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> Profile:
     """Decode a profile from bytes; ``source`` names it in errors."""
     limits = limits or Limits()
     if not data:
@@ -168,7 +175,7 @@ def decode(data: bytes, source: str, limits: Limits | None = None) -> Profile:
 
         if legacy.looks_like_legacy(data):
             return legacy.parse_legacy(data, source)
-    prof = decode_protobuf(data, source, limits)
+    prof = decode_protobuf(data, source, limits, on_progress)
     if encoding != "protobuf":
         prof = _with_encoding(prof, encoding)
     return prof
@@ -221,7 +228,12 @@ def _check_ids(ids: list[int], what: str, source: str) -> None:
         seen.add(i)
 
 
-def decode_protobuf(data: bytes, source: str, limits: Limits) -> Profile:
+def decode_protobuf(
+    data: bytes,
+    source: str,
+    limits: Limits,
+    on_progress: Callable[[float], None] | None = None,
+) -> Profile:
     """Decode an uncompressed protobuf profile."""
     _check_counts(data, source, limits)
     msg = profile_pb2.ProfileRaw()
@@ -307,7 +319,7 @@ def decode_protobuf(data: bytes, source: str, limits: Limits) -> Profile:
     locations = _decode_locations(msg, mapping_index, function_index, source)
 
     # Samples.
-    samples = _decode_samples(msg, len(sample_types), locations, strings, source)
+    samples = _decode_samples(msg, len(sample_types), locations, strings, source, on_progress)
 
     comments = tuple(strings.get(c, "comment") for c in msg.comment)
     return Profile(
@@ -523,7 +535,9 @@ def _decode_samples(
     locations: Locations,
     strings: _Strings,
     source: str,
+    on_progress: Callable[[float], None] | None = None,
 ) -> Samples:
+    """Decode every sample, chunk by chunk; ``on_progress`` hears the fraction done."""
     raw = msg.sample
     n = len(raw)
     if n == 0:
@@ -542,6 +556,9 @@ def _decode_samples(
         base = int(csum[lo - 1]) if lo else 0
         bounds.append(max(int(np.searchsorted(csum, base + CHUNK_BYTES, side="right")), lo + 1))
 
+    done = [0]
+    done_lock = threading.Lock()
+
     def chunk(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Labels | None]:
         lo, hi = bounds[k], bounds[k + 1]
         loc_ids, loc_off, vals, val_off, labels = _decode_chunk(
@@ -558,6 +575,10 @@ def _decode_samples(
             )
         if labels is not None:
             labels = (labels[0] + lo, labels[1])
+        if on_progress is not None:
+            with done_lock:
+                done[0] += hi - lo
+                on_progress(done[0] / n)
         return (vals.view(np.int64).reshape(hi - lo, n_types), resolve(loc_ids),
                 np.diff(loc_off), labels)
 

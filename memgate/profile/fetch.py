@@ -1,4 +1,4 @@
-"""Read profile bytes from a path, from ``-`` (stdin) or from an http(s) URL.
+"""Fetch profiles over http(s), as from a Go service's net/http/pprof endpoints.
 
 A Go service serves ``/debug/pprof/heap`` (a snapshot) and ``/debug/pprof/heap?seconds=N`` (a
 delta profile: the server waits N seconds before it answers). The fetch waits accordingly, shows
@@ -9,34 +9,40 @@ reads more than the size limit.
 from __future__ import annotations
 
 import math
-import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from http.client import HTTPException, HTTPResponse
 from pathlib import Path
 
-from memgate.errors import FetchError, LimitError, ProfileError
-from memgate.profile.decode import Limits, decode
-from memgate.profile.model import Profile
+from memgate.errors import FetchError, LimitError
+from memgate.profile.decode import Limits
+from memgate.profile.source import (
+    DEFAULT_TIMEOUT,
+    MAX_REDIRECTS,
+    FetchOptions,
+    load_profile,
+    read_bytes,
+)
 from memgate.progress import Progress
 
-#: Seconds to wait for a server beyond the ``seconds=N`` it was asked to collect for.
-DEFAULT_TIMEOUT = 30.0
-MAX_REDIRECTS = 5
+# Re-exported: callers used to find these here.
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_REDIRECTS",
+    "FetchOptions",
+    "delta_seconds",
+    "fetch_url",
+    "load_profile",
+    "read_bytes",
+]
+
 #: The longest delta window (``seconds=N``) waited for: a week. Beyond it (or not a finite
 #: number) the URL is still fetched, but memgate adds nothing to its own timeout.
 MAX_DELTA_SECONDS = 7 * 24 * 3600.0
 #: What a socket accepts as a timeout (larger values overflow the platform's time_t).
 _MAX_SOCKET_TIMEOUT = 1e7
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    timeout: float = DEFAULT_TIMEOUT
-    max_redirects: int = MAX_REDIRECTS
 
 
 def is_url(spec: str) -> bool:
@@ -58,8 +64,7 @@ def delta_seconds(url: str) -> float:
 class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
     def __init__(self, limit: int) -> None:
         # urllib reads these as class attributes; per-instance values bound this opener only.
-        setattr(self, "max_redirections", limit)
-        setattr(self, "max_repeats", limit)
+        self.__dict__.update(max_redirections=limit, max_repeats=limit)
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         scheme = urllib.parse.urlsplit(newurl).scheme.lower()
@@ -146,7 +151,7 @@ def _read_limited(resp: object, url: str, limit: int, deadline: float | None = N
     byte now and then never trips the socket timeout, which bounds each read only)."""
     read1 = getattr(resp, "read1", None)
     if deadline is None or read1 is None:
-        data = getattr(resp, "read")(limit + 1)
+        data = resp.read(limit + 1)  # type: ignore[attr-defined]
     else:
         parts: list[bytes] = []
         size = 0
@@ -180,55 +185,3 @@ def _read_limited(resp: object, url: str, limit: int, deadline: float | None = N
             slug="fetch-html",
         )
     return bytes(data)
-
-
-def read_bytes(
-    spec: str, limits: Limits, progress: Progress | None = None, options: FetchOptions | None = None
-) -> tuple[bytes, str]:
-    """Return ``(data, source)`` for a path, ``-`` or a URL."""
-    if spec == "-":
-        data = sys.stdin.buffer.read(limits.max_decompressed_bytes + 1)
-        if len(data) > limits.max_decompressed_bytes:
-            raise LimitError("standard input is larger than the size limit", source="<stdin>")
-        return data, "<stdin>"
-    if "://" in spec and not Path(spec).exists():
-        return fetch_url(spec, limits, options, progress), spec
-    path = Path(spec)
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise ProfileError("is a directory, not a profile", source=spec, slug="not-a-file")
-        if size > limits.max_decompressed_bytes:
-            raise LimitError(
-                f"file is larger than the limit of {limits.max_decompressed_bytes} bytes",
-                source=spec,
-            )
-        return path.read_bytes(), spec
-    except FileNotFoundError:
-        raise ProfileError("no such file", source=spec, slug="not-found") from None
-    except PermissionError:
-        raise ProfileError("permission denied", source=spec, slug="unreadable") from None
-    except IsADirectoryError:
-        raise ProfileError(
-            "is a directory, not a profile", source=spec, slug="not-a-file"
-        ) from None
-    except OSError as e:
-        raise ProfileError(
-            f"cannot read: {e.strerror or e}", source=spec, slug="unreadable"
-        ) from None
-
-
-def load_profile(
-    spec: str,
-    limits: Limits | None = None,
-    progress: Progress | None = None,
-    options: FetchOptions | None = None,
-) -> Profile:
-    """Read and decode one profile from a path, ``-`` or URL."""
-    limits = limits or Limits.from_env()
-    progress = progress or Progress(False)
-    data, source = read_bytes(spec, limits, progress, options)
-    progress.note(f"decoding {source} ({len(data)} bytes)")
-    prof = decode(data, source, limits)
-    progress.done()
-    return prof

@@ -1,0 +1,82 @@
+"""Where profile bytes come from: a path, ``-`` (stdin) or an http(s) URL.
+
+Reading files needs nothing from the network stack, so the URL client
+(:mod:`memgate.profile.fetch`, which pulls in urllib and http.client) is imported only when a
+URL is given: ``memgate top FILE`` starts faster.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from memgate.errors import LimitError, ProfileError
+from memgate.profile.decode import Limits, decode
+from memgate.profile.model import Profile
+from memgate.progress import Progress
+
+#: Seconds to wait for a server beyond the ``seconds=N`` it was asked to collect for.
+DEFAULT_TIMEOUT = 30.0
+MAX_REDIRECTS = 5
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    timeout: float = DEFAULT_TIMEOUT
+    max_redirects: int = MAX_REDIRECTS
+
+
+def read_bytes(
+    spec: str, limits: Limits, progress: Progress | None = None, options: FetchOptions | None = None
+) -> tuple[bytes, str]:
+    """Return ``(data, source)`` for a path, ``-`` or a URL."""
+    if spec == "-":
+        data = sys.stdin.buffer.read(limits.max_decompressed_bytes + 1)
+        if len(data) > limits.max_decompressed_bytes:
+            raise LimitError("standard input is larger than the size limit", source="<stdin>")
+        return data, "<stdin>"
+    if "://" in spec and not Path(spec).exists():
+        from memgate.profile.fetch import fetch_url
+
+        return fetch_url(spec, limits, options, progress), spec
+    path = Path(spec)
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise ProfileError("is a directory, not a profile", source=spec, slug="not-a-file")
+        if size > limits.max_decompressed_bytes:
+            raise LimitError(
+                f"file is larger than the limit of {limits.max_decompressed_bytes} bytes",
+                source=spec,
+            )
+        return path.read_bytes(), spec
+    except FileNotFoundError:
+        raise ProfileError("no such file", source=spec, slug="not-found") from None
+    except PermissionError:
+        raise ProfileError("permission denied", source=spec, slug="unreadable") from None
+    except IsADirectoryError:
+        raise ProfileError(
+            "is a directory, not a profile", source=spec, slug="not-a-file"
+        ) from None
+    except OSError as e:
+        raise ProfileError(
+            f"cannot read: {e.strerror or e}", source=spec, slug="unreadable"
+        ) from None
+
+
+def load_profile(
+    spec: str,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
+    options: FetchOptions | None = None,
+) -> Profile:
+    """Read and decode one profile from a path, ``-`` or URL."""
+    limits = limits or Limits.from_env()
+    progress = progress or Progress(False)
+    data, source = read_bytes(spec, limits, progress, options)
+    progress.note(f"decoding {source} ({len(data)} bytes)")
+    prof = decode(data, source, limits,
+                  on_progress=lambda f: progress.fraction(f"decoding {source}", f))
+    progress.done()
+    return prof
