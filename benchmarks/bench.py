@@ -125,8 +125,10 @@ def main() -> int:
     py = sys.executable
     # Build pprof once so its first-use compilation is not timed.
     subprocess.run([go, "tool", "pprof", "-h"], capture_output=True, env=go_env())
+    go_version = subprocess.run([go, "version"], capture_output=True, text=True,
+                                check=True).stdout.strip()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, {subprocess.run([go, 'version'], capture_output=True, text=True).stdout.strip()}")
+          f"{platform.python_version()}, {go_version}")
     header = (f"{'samples':>8} {'what':<28} {'pprof s':>8} {'memgate s':>9} {'ratio':>6} "
               f"{'pprof MiB':>9} {'memgate MiB':>11} {'ratio':>6}")
     print(header)

@@ -17,9 +17,9 @@ from typing import Any
 from memgate.compare import RunInput, compare
 from memgate.errors import CompareError, MemgateError, PolicyError
 from memgate.gate import evaluate
+from memgate.parallel import parallel_map
 from memgate.policy import Policy, default_policy, load_policy
 from memgate.profile.decode import Limits, decode
-from memgate.parallel import parallel_map
 from memgate.profile.source import FetchOptions, read_bytes
 from memgate.progress import Progress
 from memgate.report.check import build_report, missing_baseline_report

@@ -317,7 +317,7 @@ def decide(drafts: Sequence[tuple[_Evidence, Finding]], kb: int, kc: int) -> lis
         else:
             break  # Holm: once one is kept, every larger p-value is kept too
     out = []
-    for ev, f in drafts:
+    for _, f in drafts:
         p = pvals.get(id(f))
         sig = p is None or id(f) in significant
         msg = f.message

@@ -1155,7 +1155,8 @@ class _Parser:
                 self.error(
                     (*path, key),
                     f"{texts} is a {rate_dims} rate but sample_types "
-                    f"[{', '.join(sample_types)}] are all {' and '.join(sorted(str(d) for d in dimensions))}, so "
+                    f"[{', '.join(sample_types)}] are all "
+                    f"{' and '.join(sorted(str(d) for d in dimensions))}, so "
                     "the limit would never apply",
                 )
 

@@ -64,8 +64,8 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unus
 from memgate import __version__
 from memgate.errors import BaselineError, MemgateError, ReportError
 from memgate.profile.decode import GZIP_MAGIC, Limits, decode
-from memgate.profile.source import read_bytes
 from memgate.profile.model import Profile
+from memgate.profile.source import read_bytes
 
 __all__ = [
     "FORMAT_VERSION",

@@ -21,12 +21,15 @@ def top(*args: str | Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True)
 
 
+ROW = (r"\s*(-?\d+)B?\s+\S+%\s+\S+%\s+(-?\d+)B?\s+\S+%\s\s(.*?)"
+       r"(?: \((?:partial-)?inline\))?$")
+
+
 def golden_rows(name: str, gran: str, index: int) -> list[tuple[int, int, str]]:
     text = (FIX / "golden" / name / f"{gran}.{index}.txt").read_text()
     rows = []
     for line in text.split("   cum%\n", 1)[1].splitlines():
-        m = re.match(r"\s*(-?\d+)B?\s+\S+%\s+\S+%\s+(-?\d+)B?\s+\S+%\s\s(.*?)(?: \((?:partial-)?inline\))?$",
-                     line)
+        m = re.match(ROW, line)
         assert m, line
         rows.append((int(m.group(1)), int(m.group(2)), m.group(3)))
     return rows

@@ -1038,7 +1038,7 @@ def _to_profile(p: _Parsed, source: str) -> Profile:
     samples = Samples(
         values=np.array(p.values, dtype=np.int64).reshape(n, nt),
         offsets=offsets,
-        locations=np.array([loc_index[id(l)] for s in p.stacks for l in s], dtype=np.int32),
+        locations=np.array([loc_index[id(loc)] for s in p.stacks for loc in s], dtype=np.int32),
         num_labels={"bytes": np.array(p.block_sizes, dtype=np.int64)},
         num_label_units={"bytes": num_label_unit("bytes", "")},
     )

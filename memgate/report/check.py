@@ -382,7 +382,8 @@ def _markdown_head(report: dict[str, Any]) -> str:
     if v is not None:
         lines.append(
             f"{s['fail']} failing, {s['warn']} warning, {s['within_noise']} within noise (~); "
-            f"rates per {'profile' if report['rate_unit'] == 'per_profile' else report['time_unit']}"
+            "rates per "
+            f"{'profile' if report['rate_unit'] == 'per_profile' else report['time_unit']}"
             f" at {report['confidence']:.0%} confidence."
         )
         lines.append("")

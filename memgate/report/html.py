@@ -328,7 +328,9 @@ _SCRIPT = r"""
     tip.textContent = tipText(+el.getAttribute("data-node"));
     tip.hidden = false;
     var tx = ev.clientX + 14, ty = ev.clientY + 14;
-    if (tx + tip.offsetWidth > window.innerWidth) tx = Math.max(0, ev.clientX - tip.offsetWidth - 8);
+    if (tx + tip.offsetWidth > window.innerWidth) {
+      tx = Math.max(0, ev.clientX - tip.offsetWidth - 8);
+    }
     tip.style.left = tx + "px"; tip.style.top = ty + "px";
   });
   flame.addEventListener("mouseover", function (ev) {

@@ -61,7 +61,7 @@ for k in range(LEVELS):
         out.append("\t}")
         out.append("}")
         out.append("")
-out.append(f"var roots = [funcsPerLevel]func(*path, int, int){{")
+out.append("var roots = [funcsPerLevel]func(*path, int, int){")
 for i in range(0, FUNCS, 8):
     out.append("\t" + " ".join(f"{name(0, f)}," for f in range(i, min(i + 8, FUNCS))))
 out.append("}")
