@@ -272,3 +272,57 @@ def test_repeated_runs_average() -> None:
     for st in ("inuse_space", "alloc_space"):
         expected = (t1[st]["baseline_rate"] + t1[st]["candidate_rate"]) / 2
         assert t2[st]["baseline_rate"] == pytest.approx(expected)
+
+
+def _run_on_tty(args: list[str], env: dict[str, str]) -> str:
+    """Run memgate with stdout on a pseudo-terminal; return what it printed."""
+    import pty
+
+    master, slave = pty.openpty()
+    full_env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "GITHUB_ACTIONS")}
+    full_env.update(env)
+    proc = subprocess.Popen([sys.executable, "-m", "memgate", *args], cwd=ROOT, stdout=slave,
+                            stderr=subprocess.DEVNULL, env=full_env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait()
+    os.close(master)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
+    args = ["check", *base_args(NOLEAK[0]), str(LEAK[0]), "--duration", "30s"]
+    assert "\x1b[31;1mFAIL" in _run_on_tty(args, {})
+    assert "\x1b[" not in _run_on_tty(args, {"NO_COLOR": "1"})
+
+
+def test_leak_shape_marks_more_objects_of_the_same_size() -> None:
+    from memgate.report.check import _leak_shapes
+
+    def entry(bs: float, bo: float, cs: float, co: float, kind: str) -> dict[str, object]:
+        def r(b: float, c: float, k: str) -> dict[str, object]:
+            return {"baseline": b, "candidate": c, "delta": c - b, "kind": k}
+        return {"rates": {"inuse_space": {"flat": r(bs, cs, kind)},
+                          "inuse_objects": {"flat": r(bo, co, kind)}}}
+
+    functions = {
+        # the seed: 64-byte objects, ten times as many
+        "leak": entry(64_000, 1_000, 640_000, 10_000, "changed"),
+        # bigger objects, not more of them
+        "bigger": entry(64_000, 1_000, 640_000, 1_000, "changed"),
+        # more of the same size, but within noise
+        "noise": entry(64_000, 1_000, 70_400, 1_100, "~"),
+    }
+    _leak_shapes(functions)  # type: ignore[arg-type]
+    assert functions["leak"]["leak_shaped"] is True
+    assert functions["leak"]["object_size"] == {"baseline": 64.0, "candidate": 64.0}
+    assert functions["bigger"]["leak_shaped"] is False
+    assert functions["noise"]["leak_shaped"] is False
