@@ -365,8 +365,7 @@ def _counts_bounded(data: bytes, limits: Limits) -> bool:
         bound = np.count_nonzero(buf == tag) + np.count_nonzero(buf == (tag | 0x80))
         if bound > getattr(limits, attr):
             return False
-    other_cap = 4 * limits.max_locations + limits.max_samples + 1024
-    return len(data) // 2 <= other_cap
+    return len(data) // 2 <= _other_cap(limits)
 
 
 def _check_counts(data: bytes, source: str, limits: Limits) -> None:
@@ -387,22 +386,12 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
     counts = dict.fromkeys(_COUNTED_FIELDS, 0)
     # Everything else (strings, sample types, comments) together: generous, only a backstop.
     other = 0
-    other_cap = 4 * limits.max_locations + limits.max_samples + 1024
+    other_cap = _other_cap(limits)
     n = len(data)
     p = 0
     try:
         while p < n:
-            b = data[p]
-            p += 1
-            key = b & 0x7F
-            shift = 7
-            while b >= 0x80:
-                if shift > 63:
-                    return  # over-long varint
-                b = data[p]
-                p += 1
-                key |= (b & 0x7F) << shift
-                shift += 7
+            key, p = _varint(data, p)
             wt = key & 7
             field = key >> 3
             if field in counts:
@@ -424,33 +413,43 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
                         source=source,
                     )
             if wt == 2:
-                b = data[p]
-                p += 1
-                length = b & 0x7F
-                shift = 7
-                while b >= 0x80:
-                    if shift > 63:
-                        return
-                    b = data[p]
-                    p += 1
-                    length |= (b & 0x7F) << shift
-                    shift += 7
+                length, p = _varint(data, p)
                 p += length
             elif wt == 0:
-                end = p + 10
-                while data[p] >= 0x80:
-                    p += 1
-                    if p >= end:
-                        return
-                p += 1
+                _, p = _varint(data, p)
             elif wt == 1:
                 p += 8
             elif wt == 5:
                 p += 4
             else:
                 return
-    except IndexError:
-        return
+    except (IndexError, _OverLong):
+        return  # malformed: the parser that runs next reports it
+
+
+class _OverLong(Exception):
+    """A varint longer than ten bytes."""
+
+
+def _varint(data: bytes, p: int) -> tuple[int, int]:
+    """The varint at ``data[p]`` and the offset after it (IndexError past the end)."""
+    b = data[p]
+    p += 1
+    value = b & 0x7F
+    shift = 7
+    while b >= 0x80:
+        if shift > 63:
+            raise _OverLong
+        b = data[p]
+        p += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+    return value, p
+
+
+def _other_cap(limits: Limits) -> int:
+    """Top-level fields besides samples and locations (strings, types, ...): a backstop."""
+    return 4 * limits.max_locations + limits.max_samples + 1024
 
 
 def _check_concatenated(data: bytes, msg: profile_pb2.ProfileRaw, source: str) -> None:

