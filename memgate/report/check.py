@@ -500,12 +500,21 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
             f"  ... and {len(noise) - NOISE_LINES} more crossings within noise "
             "(all in --format markdown or json)"
         )
+    totals = {t["sample_type"]: t for t in report["totals"]}
     for st in report["sample_types"]:
         growers, shrinkers = movers(report, st["type"], "flat", limit)
-        if not growers and not shrinkers:
+        tot = totals.get(st["type"])
+        if not growers and not shrinkers and tot is None:
             continue
         out.append("")
-        out.append(f"{st['type']} (flat, per {report['time_unit']}):")
+        head = f"{st['type']} (flat, per {report['time_unit']})"
+        if tot is not None:
+            head += (f": total {_rate(report, tot['baseline_rate'], st['type'])} -> "
+                     f"{_rate(report, tot['candidate_rate'], st['type'])} "
+                     f"({format_percent(tot['delta_pct'])})")
+        out.append(head + ":" if tot is None else head)
+        if not growers and not shrinkers:
+            continue
         width = max(len(_rate(report, r["candidate"], st["type"])) for r in [*growers, *shrinkers])
         for r in [*growers, *shrinkers]:
             delta = _delta(report, r, st["type"])
