@@ -109,6 +109,33 @@ def resolve_runs(
     return runs
 
 
+def duration_warnings(runs: Sequence[RunInput]) -> list[str]:
+    """Say so when a given duration overrides a different one the profile records itself.
+
+    A delta profile knows how long it covers; ``--duration 1m`` on a 7-minute delta profile
+    makes its rates seven times too high, which is almost always a mistake in the workflow.
+    """
+    out = []
+    for r in runs:
+        own = r.profile.duration_seconds
+        used = r.duration_seconds
+        if own and used and r.duration_source != "profile" and abs(used - own) > 0.01 * own:
+            out.append(
+                f"{r.path}: the duration from {r.duration_source} ({used:g}s) is used instead "
+                f"of the {own:g}s the profile records"
+            )
+        if used and used > _IMPLAUSIBLE_SECONDS:
+            out.append(
+                f"{r.path}: a duration of {used / 86400:,.0f} days ({r.duration_source}) is "
+                "implausible (a timestamp written as a duration?); give --duration"
+            )
+    return out
+
+
+#: Longer than a year: some converters write a timestamp into duration_nanos.
+_IMPLAUSIBLE_SECONDS = 366 * 86400.0
+
+
 def find_policy(path: str | None) -> tuple[Policy, str | None]:
     """``--policy FILE``, else ./memgate.yml if present, else the built-in default."""
     if path is None and Path(DEFAULT_POLICY_FILE).is_file():
@@ -278,6 +305,7 @@ def run_check_full(
         component=opts.component,
         policy=policy,
         policy_sha256=policy_sha,
+        warnings=duration_warnings([*base_runs, *candidate]) if opts.normalize else [],
         confidence=confidence,
     )
     progress.done()
@@ -332,7 +360,10 @@ def run_diff_full(
         side="baseline",
     )
     comparison = compare(base_runs, cand, normalized=normalize)
-    report = build_report(comparison, None, component=None, policy=None)
+    report = build_report(
+        comparison, None, component=None, policy=None,
+        warnings=duration_warnings([*base_runs, *cand]) if normalize else [],
+    )
     return RunResult(report, tuple(base_runs), tuple(cand), normalize)
 
 

@@ -326,3 +326,27 @@ def test_leak_shape_marks_more_objects_of_the_same_size() -> None:
     assert functions["leak"]["object_size"] == {"baseline": 64.0, "candidate": 64.0}
     assert functions["bigger"]["leak_shaped"] is False
     assert functions["noise"]["leak_shaped"] is False
+
+
+def test_duration_overriding_the_profiles_own_is_a_warning() -> None:
+    delta = PROFILES / "seedleak-delta.pb.gz"
+    r = memgate("check", *base_args(delta), delta, "--duration", "1m", "--format", "json")
+    rep = json.loads(r.stdout)
+    assert r.returncode == EXIT_OK
+    assert rep["verdict"] == "warn"
+    assert any("the duration from --duration (60s) is used instead of the 2" in w
+               for w in rep["warnings"])
+    r = memgate("check", *base_args(delta), delta, "--format", "json")
+    assert json.loads(r.stdout)["warnings"] == []
+
+
+def test_implausible_recorded_duration_is_a_warning() -> None:
+    from memgate.checkrun import duration_warnings
+    from memgate.compare import RunInput
+    from memgate.profile.decode import decode
+
+    path = PROFILES / "java-jfr-alloc-tlab-bytes.pb.gz"
+    prof = decode(path.read_bytes(), str(path))
+    run = RunInput(str(path), "0" * 64, prof.duration_seconds, "profile", prof)
+    (warning,) = duration_warnings([run])
+    assert "implausible" in warning and "days" in warning
