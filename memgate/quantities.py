@@ -374,14 +374,17 @@ def format_amount(value: float, dimension: Dimension) -> str:
 
 
 def format_rate(value_per_second: float, dimension: Dimension, time_unit: str) -> str:
-    """Format a per-second rate in the given time unit: "1.50 MiB/h", "12.3k/s", "0 B/s"."""
+    """Format a per-second rate in the given time unit: "1.50 MiB/h", "12.3k objects/s"."""
     try:
         seconds = TIME_UNITS[time_unit]
     except KeyError:
         raise ValueError(
             f"unknown time unit {time_unit!r}, expected one of {', '.join(TIME_UNITS)}"
         ) from None
-    return f"{format_amount(value_per_second * seconds, dimension)}/{time_unit}"
+    amount = format_amount(value_per_second * seconds, dimension)
+    # "12.3k objects/s" reads as a count at a glance; bytes carry their unit already.
+    noun = " objects" if dimension == "count" else ""
+    return f"{amount}{noun}/{time_unit}"
 
 
 def choose_time_unit(values_per_second: Iterable[float]) -> str:

@@ -272,11 +272,11 @@ def test_format_amount(value: float, dimension: Dimension, expected: str) -> Non
     ("per_second", "dimension", "unit", "expected"),
     [
         (1.5 * MiB / 3600, "bytes", "h", "1.50 MiB/h"),
-        (12_300, "count", "s", "12.3k/s"),
+        (12_300, "count", "s", "12.3k objects/s"),
         (0, "bytes", "s", "0 B/s"),
-        (0, "count", "min", "0/min"),
-        (100e3 / 3600, "count", "h", "100k/h"),
-        (1.0, "count", "d", "86.4k/d"),
+        (0, "count", "min", "0 objects/min"),
+        (100e3 / 3600, "count", "h", "100k objects/h"),
+        (1.0, "count", "d", "86.4k objects/d"),
         (-MiB / 60, "bytes", "min", "-1.00 MiB/min"),
     ],
 )
