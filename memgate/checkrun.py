@@ -322,25 +322,9 @@ def run_diff(
     limits: Limits,
     progress: Progress,
     fetch: FetchOptions | None = None,
-) -> dict[str, Any]:
-    """``memgate diff``: the per-function deltas with no policy and no verdict."""
-    return run_diff_full(base, new, duration=duration, baseline_duration=baseline_duration,
-                         normalize=normalize, limits=limits, progress=progress,
-                         fetch=fetch).report
-
-
-def run_diff_full(
-    base: Sequence[str],
-    new: Sequence[str],
-    *,
-    duration: float | None,
-    baseline_duration: float | None,
-    normalize: bool,
-    limits: Limits,
-    progress: Progress,
-    fetch: FetchOptions | None = None,
 ) -> RunResult:
-    """:func:`run_diff`, keeping the decoded profiles of both sides."""
+    """``memgate diff``: the per-function deltas with no policy and no verdict, and the
+    decoded profiles of both sides (for the HTML and the diff profile)."""
     b = load_runs(base, limits, progress, fetch)
     c = load_runs(new, limits, progress, fetch)
     cand = resolve_runs(
@@ -373,7 +357,6 @@ __all__ = [
     "run_check",
     "run_check_full",
     "run_diff",
-    "run_diff_full",
     "write_atomic",
     "append_step_summary",
     "PolicyError",

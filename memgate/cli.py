@@ -417,7 +417,7 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
     Shows baseline and candidate rates, absolute and relative deltas, for every memory
     sample type, flat and cum.
     """
-    from memgate.checkrun import run_diff_full
+    from memgate.checkrun import run_diff
     from memgate.profile.source import FetchOptions
     from memgate.progress import Progress
 
@@ -427,13 +427,13 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
     prog = Progress(progress)
     normalize = not no_normalize
     try:
-        result = run_diff_full([base], [new], duration=d, baseline_duration=bd,
+        result = run_diff([base], [new], duration=d, baseline_duration=bd,
                                normalize=normalize, limits=limits, progress=prog,
                                fetch=FetchOptions(timeout=timeout))
     except MemgateError as e:
         # Without any duration anywhere, a diff still makes sense on raw values.
         if normalize and d is None and bd is None and "no duration" in e.message:
-            result = run_diff_full([base], [new], duration=None, baseline_duration=None,
+            result = run_diff([base], [new], duration=None, baseline_duration=None,
                                    normalize=False, limits=limits, progress=prog,
                                    fetch=FetchOptions(timeout=timeout))
         else:
