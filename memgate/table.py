@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from memgate import speedups
 from memgate.parallel import parallel_map
 from memgate.profile.model import Profile, ValueType
 
@@ -351,6 +352,33 @@ def aggregate(
         hi = int(np.searchsorted(offsets, offsets[lo] + CHUNK_ENTRIES, side="right")) - 1
         bounds.append(min(max(hi, lo + 1), n))
 
+    c_loops = speedups.module()
+    if c_loops is not None:
+        frame_start_c = np.ascontiguousarray(frame_offsets_start, dtype=np.int64)
+        frame_count_c = np.ascontiguousarray(frame_count, dtype=np.int64)
+        frame_node_c = np.ascontiguousarray(frame_node, dtype=np.int64)
+        stack_c = np.ascontiguousarray(stack, dtype=np.int32)
+        offsets_c = np.ascontiguousarray(offsets, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.float64)
+
+    def chunk_c(k: int) -> tuple[I64, I64, NDArray[np.float64] | None,
+                                 NDArray[np.float64] | None]:
+        """The same sums by the optional C loop: one pass, pprof's per-sample dedupe."""
+        assert c_loops is not None
+        lo, hi = bounds[k], bounds[k + 1]
+        f = np.zeros((nnodes, ntypes), dtype=np.int64)
+        c = np.zeros((nnodes, ntypes), dtype=np.int64)
+        fx = np.zeros((nnodes, nextra), dtype=np.float64)
+        cx = np.zeros((nnodes, nextra), dtype=np.float64)
+        ex = np.ascontiguousarray(extra[lo:hi]) if extra is not None else empty
+        status = c_loops.aggregate(
+            offsets_c[lo:hi + 1], stack_c, frame_start_c, frame_count_c, frame_node_c,
+            np.ascontiguousarray(values[lo:hi], dtype=np.int64), ntypes, ex, nextra, nnodes,
+            f, c, fx, cx)
+        if status < 0:
+            return chunk(k)
+        return f, c, (fx if extra is not None else None), (cx if extra is not None else None)
+
     def chunk(k: int) -> tuple[I64, I64, NDArray[np.float64] | None,
                                NDArray[np.float64] | None]:
         lo, hi = bounds[k], bounds[k + 1]
@@ -380,7 +408,8 @@ def aggregate(
                 fx, cx)
 
     # Partial sums of independent chunks, on all cores (numpy releases the GIL).
-    for part_flat, part_cum, part_fx, part_cx in parallel_map(chunk, range(len(bounds) - 1)):
+    work = chunk_c if c_loops is not None else chunk
+    for part_flat, part_cum, part_fx, part_cx in parallel_map(work, range(len(bounds) - 1)):
         flat += part_flat
         cum += part_cum
         if part_fx is not None and part_cx is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from memgate import speedups
 from memgate.profile.decode import decode
 from memgate.report.top import build_top, render_text
 from memgate.table import aggregate
@@ -43,12 +44,24 @@ CASES = _cases()
 _tables: dict[tuple[str, str], object] = {}
 
 
-def _load(name: str, granularity: str):  # type: ignore[no-untyped-def]
-    key = (name, granularity)
+def _load(name: str, granularity: str, path: str):  # type: ignore[no-untyped-def]
+    key = (name, granularity, path)
     if key not in _tables:
         prof = decode((PROFILES / name).read_bytes(), name)
         _tables[key] = (prof, aggregate(prof, granularity))
     return _tables[key]
+
+
+@pytest.fixture(params=["c", "numpy"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both implementations: the optional C loops and the numpy code they replace."""
+    if request.param == "numpy":
+        monkeypatch.setenv("MEMGATE_NO_SPEEDUPS", "1")
+    else:
+        monkeypatch.delenv("MEMGATE_NO_SPEEDUPS", raising=False)
+        if speedups.module() is None:
+            pytest.skip("memgate._speedups is not built (no C compiler at install time)")
+    return str(request.param)
 
 
 def _unit_flag(name: str, index: int) -> str:
@@ -73,10 +86,10 @@ def test_goldens_exist() -> None:
 
 @pytest.mark.parametrize(("name", "granularity", "index"), CASES,
                          ids=[f"{n}-{g}-{i}" for n, g, i in CASES])
-def test_top_matches_pprof(name: str, granularity: str, index: int) -> None:
+def test_top_matches_pprof(name: str, granularity: str, index: int, path: str) -> None:
     golden = (GOLDEN / name / f"{granularity}.{index}.txt").read_bytes().decode(
         "utf-8", "backslashreplace")
-    prof, table = _load(name, granularity)
+    prof, table = _load(name, granularity, path)
     rep = build_top(prof, table, index)
     ours = render_text(rep, _unit_flag(name, index))
     g_head, g_rows = _split(golden)

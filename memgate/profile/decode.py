@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from memgate import speedups
 from memgate.errors import LimitError, ProfileError
 from memgate.parallel import parallel_map
 from memgate.profile import profile_pb2
@@ -567,7 +568,7 @@ def _decode_samples(
     def chunk(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Labels | None]:
         lo, hi = bounds[k], bounds[k + 1]
         loc_ids, loc_off, vals, val_off, labels = _decode_chunk(
-            b"".join(raw[lo:hi]), lengths[lo:hi], source, lo
+            b"".join(raw[lo:hi]), lengths[lo:hi], source, lo, n_types
         )
         bad = np.flatnonzero(np.diff(val_off) != n_types)
         if bad.size:
@@ -615,11 +616,41 @@ def _decode_samples(
 _Labels = tuple[np.ndarray, dict[int, np.ndarray]]
 
 
+def _decode_chunk_c(
+    joined: bytes, lengths: np.ndarray, n_types: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, _Labels | None] | None:
+    """The chunk decoded by the optional C loop, or None (no extension, or anything unusual:
+    the numpy paths then decode it and name any problem precisely)."""
+    c = speedups.module()
+    if c is None:
+        return None
+    n = lengths.size
+    loc_ids = np.empty(len(joined), dtype=np.uint64)  # each id takes at least one byte
+    counts = np.empty(n, dtype=np.int64)
+    vals = np.empty(n * n_types, dtype=np.uint64)
+    labels = np.empty((len(joined) // 4 + 1, 5), dtype=np.int64)  # a label takes >= 4 bytes
+    nlab = c.decode_samples(joined, np.ascontiguousarray(lengths, dtype=np.int64), n_types,
+                            loc_ids, counts, vals, labels)
+    if nlab < 0:
+        return None
+    loc_off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=loc_off[1:])
+    val_off = np.arange(n + 1, dtype=np.int64) * n_types
+    cols = None
+    if nlab:
+        lab = labels[:nlab]
+        cols = (lab[:, 0].copy(), {f: lab[:, f].copy() for f in (1, 2, 3, 4)})
+    return loc_ids[: loc_off[-1]].copy(), loc_off, vals, val_off, cols
+
+
 def _decode_chunk(
-    joined: bytes, lengths: np.ndarray, source: str, first_sample: int
+    joined: bytes, lengths: np.ndarray, source: str, first_sample: int, n_types: int = 0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, _Labels | None]:
     """Decode the concatenated bodies of a run of samples: locations, values, labels (CSR)."""
     n = lengths.size
+    fast = _decode_chunk_c(joined, lengths, n_types)
+    if fast is not None:
+        return fast
     ends = np.cumsum(lengths)
     starts = ends - lengths
     try:

@@ -1,0 +1,82 @@
+"""The optional C loops give exactly what the numpy code gives, on every real profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memgate import speedups
+from memgate.profile.decode import decode
+from memgate.stats import sampling_variance
+from memgate.table import aggregate
+from tests.pbuild import make_profile
+
+FIX = Path(__file__).parent / "fixtures"
+PROFILES = sorted((FIX / "profiles").iterdir()) + sorted((FIX / "noise").glob("*-0[12].pb.gz"))
+
+pytestmark = pytest.mark.skipif(speedups.module() is None,
+                                reason="memgate._speedups is not built (no C compiler)")
+
+
+def both(monkeypatch: pytest.MonkeyPatch, func, *args):  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("MEMGATE_NO_SPEEDUPS", raising=False)
+    fast = func(*args)
+    monkeypatch.setenv("MEMGATE_NO_SPEEDUPS", "1")
+    slow = func(*args)
+    monkeypatch.delenv("MEMGATE_NO_SPEEDUPS")
+    return fast, slow
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=[p.name for p in PROFILES])
+def test_decode_and_aggregate_agree(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = path.read_bytes()
+    fast, slow = both(monkeypatch, decode, data, path.name)
+    for attr in ("values", "offsets", "locations"):
+        assert np.array_equal(getattr(fast.samples, attr), getattr(slow.samples, attr)), attr
+    assert fast.samples.num_labels.keys() == slow.samples.num_labels.keys()
+    for key in fast.samples.num_labels:
+        assert np.array_equal(fast.samples.num_labels[key], slow.samples.num_labels[key])
+    assert fast.samples.num_label_units == slow.samples.num_label_units
+    extra = sampling_variance(fast)
+    for gran in ("functions", "lines"):
+        ta, tb = both(monkeypatch, aggregate, fast, gran, extra)
+        assert ta.names == tb.names
+        assert np.array_equal(ta.flat, tb.flat) and np.array_equal(ta.cum, tb.cum)
+        if extra is not None:
+            assert ta.flat_extra is not None and tb.flat_extra is not None
+            assert ta.cum_extra is not None and tb.cum_extra is not None
+            assert np.allclose(ta.flat_extra, tb.flat_extra)
+            assert np.allclose(ta.cum_extra, tb.cum_extra)
+
+
+def test_unusual_samples_fall_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fixed64 field in a sample (field 9, unknown to pprof) is legal protobuf: the C loop
+    # skips unknown fields too, and a wrong value count makes it hand over to numpy, whose
+    # error names the sample.
+    from memgate.profile import profile_pb2
+
+    p = make_profile()
+    head = profile_pb2.Profile()
+    head.CopyFrom(p)
+    del head.sample[:]
+    extra_field = b"\x49" + (12345).to_bytes(8, "little")  # field 9, fixed64
+    body = b"".join(b"\x12" + bytes([len(s.SerializeToString()) + 9]) + s.SerializeToString()
+                    + extra_field for s in p.sample)
+    fast, slow = both(monkeypatch, decode, head.SerializeToString() + body, "p")
+    assert np.array_equal(fast.samples.values, slow.samples.values)
+    assert fast.samples.values.tolist() == [list(s.value) for s in p.sample]
+    p.sample[1].value.append(9)
+    with pytest.raises(Exception, match="sample 1 has 3 values"):
+        decode(p.SerializeToString(), "bad")
+
+
+def test_recursion_counts_cum_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = make_profile(stacks=[(("f", "g", "f", "g", "main"), (1, 100)),
+                             (("g", "main"), (1, 10))])
+    prof = decode(p.SerializeToString(), "rec")
+    fast, slow = both(monkeypatch, aggregate, prof, "functions")
+    rows = {n: (int(fast.flat[i, 1]), int(fast.cum[i, 1])) for i, n in enumerate(fast.names)}
+    assert rows == {"f": (100, 100), "g": (10, 110), "main": (0, 110)}
+    assert np.array_equal(fast.cum, slow.cum)
