@@ -127,6 +127,11 @@ def main() -> int:
     subprocess.run([go, "tool", "pprof", "-h"], capture_output=True, env=go_env())
     go_version = subprocess.run([go, "version"], capture_output=True, text=True,
                                 check=True).stdout.strip()
+    sys.path.insert(0, str(ROOT))
+    from memgate import speedups
+
+    paths = "C loops" if speedups.module() is not None else "numpy paths (no C loops)"
+    print(f"memgate: {paths}; set MEMGATE_NO_SPEEDUPS=1 to measure the numpy paths")
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {go_version}")
     header = (f"{'samples':>8} {'what':<28} {'pprof s':>8} {'memgate s':>9} {'ratio':>6} "
