@@ -47,6 +47,19 @@ static inline int skip_field(const uint8_t **p, const uint8_t *end, int wt) {
     }
 }
 
+/* Store one location id (field 1) or value (field 2) of a sample. Returns 0 on success. */
+static inline int put(int field, uint64_t v, uint64_t *loc_out, Py_ssize_t *nloc,
+                      Py_ssize_t loc_cap, int64_t *row, int *nv, int n_types) {
+    if (field == 1) {
+        if (*nloc >= loc_cap) return -1;
+        loc_out[(*nloc)++] = v;
+    } else {
+        if (*nv >= n_types) return -1;
+        row[(*nv)++] = (int64_t)v;
+    }
+    return 0;
+}
+
 /*
  * decode_samples(buf, lengths, n_types, loc_ids, loc_counts, values, labels) -> int
  *
@@ -90,27 +103,19 @@ static PyObject *decode_samples(PyObject *self, PyObject *args) {
             if (field == 0) { bad = 1; break; }
             if (field == 1 || field == 2) {
                 uint64_t v;
+                int64_t *row = val_out + s * n_types;
                 if (wt == 0) {
-                    if (read_varint(&p, end, &v)) { bad = 1; break; }
-                    if (field == 1) {
-                        if (nloc >= loc_cap) { bad = 1; break; }
-                        loc_out[nloc++] = v;
-                    } else {
-                        if (nv >= n_types) { bad = 1; break; }
-                        val_out[s * n_types + nv++] = (int64_t)v;
-                    }
-                } else if (wt == 2) {
+                    if (read_varint(&p, end, &v) ||
+                        put(field, v, loc_out, &nloc, loc_cap, row, &nv, n_types)) { bad = 1; break; }
+                } else if (wt == 2) {   /* packed */
                     uint64_t len;
                     if (read_varint(&p, end, &len) || len > (uint64_t)(end - p)) { bad = 1; break; }
                     const uint8_t *pend = p + len;
                     while (p < pend) {
-                        if (read_varint(&p, pend, &v)) { bad = 1; break; }
-                        if (field == 1) {
-                            if (nloc >= loc_cap) { bad = 1; break; }
-                            loc_out[nloc++] = v;
-                        } else {
-                            if (nv >= n_types) { bad = 1; break; }
-                            val_out[s * n_types + nv++] = (int64_t)v;
+                        if (read_varint(&p, pend, &v) ||
+                            put(field, v, loc_out, &nloc, loc_cap, row, &nv, n_types)) {
+                            bad = 1;
+                            break;
                         }
                     }
                 } else { bad = 1; }
