@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,26 +55,42 @@ class SideRates:
     cum_var: F64 | None
     total_var: F64 | None
 
-    @property
+    # Cached: the gate reads one element per crossing, and must not average all runs each time.
+    @cached_property
     def flat(self) -> F64:
         return np.asarray(self.flat_runs.mean(axis=0))
 
-    @property
+    @cached_property
     def cum(self) -> F64:
         return np.asarray(self.cum_runs.mean(axis=0))
 
-    @property
+    @cached_property
     def total(self) -> F64:
         return np.asarray(self.total_runs.mean(axis=0))
+
+    @cached_property
+    def _mean_var(self) -> dict[str, F64 | None]:
+        return {
+            "flat": _mean_variance(self.flat_var, self.flat_runs),
+            "cum": _mean_variance(self.cum_var, self.cum_runs),
+            "total": _mean_variance(self.total_var, self.total_runs),
+        }
+
+    def mean_variance(self, metric: str) -> F64 | None:
+        """Variance of the mean rate per function (or of the total, ``metric="total"``).
+
+        The sampling model's, or the run-to-run spread of the per-run rates divided by the
+        number of runs where that is larger (it includes the sampling noise and the workload's
+        own jitter); None when there is neither a model nor two runs. The gate's tests and the
+        reports' intervals both use this one number.
+        """
+        return self._mean_var[metric]
 
     def metric(self, metric: str) -> F64:
         return self.flat if metric == "flat" else self.cum
 
     def metric_runs(self, metric: str) -> F64:
         return self.flat_runs if metric == "flat" else self.cum_runs
-
-    def metric_var(self, metric: str) -> F64 | None:
-        return self.flat_var if metric == "flat" else self.cum_var
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,6 +102,14 @@ class Comparison:
     candidate: SideRates
     period: int
     period_type: ValueType
+
+
+def _mean_variance(model: F64 | None, runs: F64) -> F64 | None:
+    k = runs.shape[0]
+    if k < 2:
+        return model
+    empirical = np.var(runs, axis=0, ddof=1) / k
+    return np.asarray(empirical if model is None else np.maximum(model, empirical))
 
 
 def sha256_file(data: bytes) -> str:

@@ -96,19 +96,11 @@ def gated_type_indices(comparison: Comparison, policy: Policy) -> tuple[int, ...
 
 
 def _side_var(side: SideRates, metric: str, i: int | None, t: int) -> float | None:
-    """Variance of a side's mean rate: the sampling model, or the run-to-run spread if larger."""
-    if i is None:
-        model = None if side.total_var is None else float(side.total_var[t])
-        runs = side.total_runs[:, t]
-    else:
-        mv = side.metric_var(metric)
-        model = None if mv is None else float(mv[i, t])
-        runs = side.metric_runs(metric)[:, i, t]
-    k = runs.shape[0]
-    if k >= 2:
-        empirical = float(np.var(runs, ddof=1)) / k
-        return empirical if model is None else float(max(model, empirical))
-    return None if model is None else float(model)
+    """Variance of a side's mean rate for one function (``i``) or the total (``i`` None)."""
+    var = side.mean_variance("total" if i is None else metric)
+    if var is None:
+        return None
+    return float(var[t] if i is None else var[i, t])
 
 
 @dataclass(frozen=True)

@@ -189,9 +189,7 @@ def _looks_like_text(data: bytes) -> bool:
 
 
 def _with_encoding(prof: Profile, encoding: str) -> Profile:
-    import dataclasses
-
-    return dataclasses.replace(prof, encoding=encoding)
+    return replace(prof, encoding=encoding)
 
 
 class _Strings:

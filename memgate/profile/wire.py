@@ -87,7 +87,6 @@ def _read_fixed(buf: U8, pos: I64, width: int) -> U64:
 
 def walk_messages(buf: U8, starts: I64, ends: I64) -> Fields:
     """Split every message ``buf[starts[i]:ends[i]]`` into its fields, all messages at once."""
-    n = starts.size
     pos = starts.astype(np.int64, copy=True)
     active = np.flatnonzero(pos < ends)
     out_msg: list[I64] = []
@@ -146,7 +145,6 @@ def walk_messages(buf: U8, starts: I64, ends: I64) -> Fields:
         return Fields(z, z, z, np.zeros(0, dtype=np.uint64), z, z)
     allpos = np.concatenate(out_pos)
     order = np.argsort(allpos, kind="stable")
-    del n
     return Fields(
         msg=np.concatenate(out_msg)[order],
         field=np.concatenate(out_field)[order],

@@ -137,20 +137,10 @@ def build_report(
         per_metric = {}
         for metric in ("flat", "cum"):
             bm, cm = b.metric(metric)[:, t], c.metric(metric)[:, t]
-            vb, vc = b.metric_var(metric), c.metric_var(metric)
+            vb, vc = b.mean_variance(metric), c.mean_variance(metric)
             half = None
             if vb is not None and vc is not None:
-                var = vb[:, t] + vc[:, t]
-                kb, kc = b.flat_runs.shape[0], c.flat_runs.shape[0]
-                if kb >= 2:
-                    var = np.maximum(
-                        var, np.var(b.metric_runs(metric)[:, :, t], axis=0, ddof=1) / kb + vc[:, t]
-                    )
-                if kc >= 2:
-                    var = np.maximum(
-                        var, vb[:, t] + np.var(c.metric_runs(metric)[:, :, t], axis=0, ddof=1) / kc
-                    )
-                half = z * np.sqrt(np.maximum(var, 0.0))
+                half = z * np.sqrt(np.maximum(vb[:, t] + vc[:, t], 0.0))
             per_metric[metric] = (bm, cm, half, _kind(bm, cm, floor, half))
         nz = np.flatnonzero(
             (per_metric["cum"][0] != 0)
