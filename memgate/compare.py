@@ -157,7 +157,7 @@ def _side(
     tvar = np.zeros(nt, dtype=np.float64)
     have_var = True
     # Values in kilobytes (or other scaled units) become bytes, so limits compare in base units.
-    unit = np.array([_unit_scale(st.unit) for st in tables[0].sample_types])
+    unit = np.array([value_scale(st.unit) for st in tables[0].sample_types])
     for r, (run, table) in enumerate(zip(runs, tables)):
         seconds = run.duration_seconds if normalized else 1.0
         assert seconds is not None and seconds > 0
@@ -187,7 +187,8 @@ def _side(
     )
 
 
-def _unit_scale(unit: str) -> float:
+def value_scale(unit: str) -> float:
+    """Factor from a sample type's unit to base units (kilobytes -> bytes); 1 for non-memory."""
     try:
         return unit_scale(unit)
     except ValueError:

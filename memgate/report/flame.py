@@ -25,9 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from memgate.compare import RunInput
+from memgate.compare import RunInput, value_scale
 from memgate.profile.model import Profile, ValueType
-from memgate.quantities import unit_scale
 from memgate.table import _expand, _frames, _prune
 
 I64 = NDArray[np.int64]
@@ -61,13 +60,6 @@ class FlameTree:
 
     def __len__(self) -> int:
         return int(self.parent.shape[0])
-
-
-def _scale(unit: str) -> float:
-    try:
-        return unit_scale(unit)
-    except ValueError:
-        return 1.0
 
 
 def _paths(prof: Profile, name_ids: dict[str, int]) -> tuple[I64, I64]:
@@ -108,7 +100,7 @@ def build_tree(
         raise ValueError("no profiles")
     types = runs[0].profile.sample_types
     nt = len(types)
-    scale = np.array([_scale(st.unit) for st in types], dtype=np.float64)
+    scale = np.array([value_scale(st.unit) for st in types], dtype=np.float64)
     name_ids: dict[str, int] = {}
     frames: list[I64] = []
     firsts: list[I64] = []
