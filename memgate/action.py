@@ -166,15 +166,6 @@ def _output_paths(inputs: ActionInputs, env: Mapping[str, str]) -> tuple[Path, P
     return report.absolute(), summary.absolute()
 
 
-def _write(path: Path, text: str) -> None:
-    from memgate.checkrun import write_atomic
-
-    try:
-        write_atomic(path, text)
-    except OSError as e:
-        raise MemgateError(f"cannot write: {e.strerror or e}", source=str(path)) from None
-
-
 def regressions(report: Mapping[str, Any]) -> int:
     """Significant findings of severity ``fail``: what fails the gate."""
     return sum(1 for f in report["findings"] if f["severity"] == "fail" and f["significant"])
@@ -217,7 +208,7 @@ def post_comment(inputs: ActionInputs, env: Mapping[str, str], markdown: str,
 
 def run(env: Mapping[str, str], out: TextIO) -> int:
     """The whole action; returns the exit code. Raises MemgateError for bad input."""
-    from memgate.checkrun import CheckOptions, append_step_summary, run_check
+    from memgate.checkrun import CheckOptions, append_step_summary, run_check, write_atomic
     from memgate.profile.decode import Limits
     from memgate.progress import Progress
     from memgate.report.check import VERDICT_WORD, render_json, render_markdown
@@ -234,8 +225,8 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
 
     report_path, summary_path = _output_paths(inputs, env)
     markdown = render_markdown(report)
-    _write(report_path, render_json(report))
-    _write(summary_path, markdown)
+    write_atomic(report_path, render_json(report))
+    write_atomic(summary_path, markdown)
     if inputs.summary:
         append_step_summary(markdown)
     annotate(report, out)
