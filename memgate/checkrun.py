@@ -181,6 +181,10 @@ def write_atomic(path: str | Path, text: str | bytes) -> None:
         else:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
+        # mkstemp creates the file 0600; a report is an ordinary file (0666 less the umask).
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, p)
     except BaseException as exc:
         try:

@@ -363,3 +363,12 @@ def test_implausible_recorded_duration_is_a_warning() -> None:
     run = RunInput(str(path), "0" * 64, prof.duration_seconds, "profile", prof)
     (warning,) = duration_warnings([run])
     assert "implausible" in warning and "days" in warning
+
+
+def test_report_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    js = tmp_path / "r.json"
+    r = memgate("check", *base_args(NOLEAK[0]), NOLEAK[1], "--duration", "30s", "--json", js)
+    assert r.returncode == EXIT_OK
+    mask = os.umask(0)
+    os.umask(mask)
+    assert js.stat().st_mode & 0o777 == 0o666 & ~mask
