@@ -44,6 +44,7 @@ import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -617,13 +618,18 @@ class Store:
         interrupted update left (see the module docstring); otherwise there is no baseline.
         """
         main = self.root / component
-        if os.path.lexists(main):
-            return main
-        olds = [p for kind, p in self._temps(component) if kind == "old"]
-        if len(olds) == 1:
-            return olds[0]
-        if len(olds) > 1:
-            raise self._resolve_error(component, olds)
+        for _ in range(_READ_ATTEMPTS):
+            if os.path.lexists(main):
+                return main
+            olds = [p for kind, p in self._temps(component) if kind == "old"]
+            if len(olds) == 1:
+                return olds[0]
+            if len(olds) > 1:
+                raise self._resolve_error(component, olds)
+            if not os.path.lexists(main):
+                return None
+            # An update committed between the two looks (its ``.old-`` was already renamed to
+            # ``.trash-`` by the time of the scan): look again rather than report no baseline.
         return None
 
     def _missing(self, component: str) -> BaselineError:
@@ -663,9 +669,17 @@ class Store:
         it only the manifest and checksums are checked (``load``, which the gate runs).
         Raises :class:`_Retry` if the directory was replaced while it was being read.
         """
-        if not directory.is_dir():
-            if not os.path.lexists(directory):
-                raise _Retry()  # renamed away by an update since it was resolved
+        # One stat, not is_dir() then lexists(): between two calls an update can rename the
+        # old version away and the new one in, and the pair would report "not a directory".
+        try:
+            mode = os.stat(directory).st_mode
+        except FileNotFoundError:
+            if os.path.islink(directory):
+                return None, [f"{directory.name} is a broken symbolic link"]
+            raise _Retry() from None  # renamed away by an update since it was resolved
+        except OSError as e:
+            return None, [f"cannot read {directory}: {e.strerror or e}"]
+        if not stat.S_ISDIR(mode):
             return None, [f"{directory.name} is not a directory"]
         try:
             reader = _DirReader(directory)

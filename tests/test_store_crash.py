@@ -294,7 +294,7 @@ def test_readers_see_whole_versions_during_updates(template: Path, tmp_path: Pat
         "import sys\n"
         "from memgate.store import Store\n"
         "s = Store(sys.argv[1])\n"
-        "for i in range(12):\n"
+        "for i in range(40):\n"
         "    s.update('ingest', sys.argv[2:4] if i % 2 else sys.argv[4:5], reason='r')\n"
     )
     writer = subprocess.Popen([sys.executable, "-c", script, str(root),
@@ -317,10 +317,14 @@ def test_readers_see_whole_versions_during_updates(template: Path, tmp_path: Pat
                 errors.append(f"mixed baseline {sorted(got)}")
                 return
 
-    t = threading.Thread(target=read)
-    t.start()
-    assert writer.wait(timeout=60) == 0
-    t.join()
+    # Several readers: the windows between an update's renames are short, and each reader
+    # thread is one more chance to land in one (two real races were caught this way).
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    assert writer.wait(timeout=120) == 0
+    for t in threads:
+        t.join()
     assert errors == []
     assert set(seen) <= allowed and seen
     assert store.verify() == []
