@@ -376,13 +376,19 @@ def test_absurd_timeouts_are_one_line(timeout: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _default_sigint() -> None:
+    """Run in the child before exec: a shell starts background jobs with SIGINT ignored, and
+    Python then keeps it ignored, so these tests would hang when the suite runs with ``&``."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(args: list[str | Path], cwd: Path, after: float,
                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("GITHUB_ACTIONS", None)
     proc = subprocess.Popen([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
                             env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_default_sigint)
     time.sleep(after)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -426,7 +432,7 @@ def test_sigint_exit_code_is_130_for_top(tmp_path: Path) -> None:
     r, w = os.pipe()
     proc = subprocess.Popen([sys.executable, "-m", "memgate", "top", "-"], stdin=r,
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env=full_env, cwd=tmp_path)
+                            env=full_env, cwd=tmp_path, preexec_fn=_default_sigint)
     os.close(r)
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
