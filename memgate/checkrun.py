@@ -91,10 +91,10 @@ def resolve_runs(
         if normalize and duration is None:
             hint = "--baseline-duration D or --duration D" if side == "baseline" else "--duration D"
             raise CompareError(
-                f"{side} profile has no duration to normalize by (Go heap profiles record "
-                f"none): pass {hint} (e.g. --duration 10m), set the component's duration in "
-                "the policy, use a delta profile (/debug/pprof/heap?seconds=N), or compare "
-                "raw values with --no-normalize",
+                f"{side} profile has no duration to normalize by (heap profiles, Go's "
+                f"included, record none): pass {hint} (e.g. --duration 10m), set the "
+                "component's duration in the policy, use a delta profile "
+                "(/debug/pprof/heap?seconds=N), or compare raw values with --no-normalize",
                 source=source,
             )
         runs.append(
