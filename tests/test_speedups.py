@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from memgate import speedups
-from memgate.profile.decode import decode
+from memgate.errors import LimitError
+from memgate.profile.decode import Limits, _check_counts, decode
 from memgate.stats import sampling_variance
 from memgate.table import aggregate
 from tests.pbuild import make_profile
@@ -80,3 +81,57 @@ def test_recursion_counts_cum_once(monkeypatch: pytest.MonkeyPatch) -> None:
     rows = {n: (int(fast.flat[i, 1]), int(fast.cum[i, 1])) for i, n in enumerate(fast.names)}
     assert rows == {"f": (100, 100), "g": (10, 110), "main": (0, 110)}
     assert np.array_equal(fast.cum, slow.cum)
+
+
+def _count_outcome(data: bytes, limits: Limits) -> str | None:
+    try:
+        _check_counts(data, "x", limits)
+    except LimitError as e:
+        return str(e)
+    return None
+
+
+def test_pre_parse_count_walk_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The element-count walk before parsing (C when built, Python otherwise) stops at the same
+    limit with the same message, and stays silent on garbage, on both paths."""
+    real = (FIX / "profiles" / "seedleak-leak-1.pb.gz").read_bytes()
+    import gzip
+
+    real = gzip.decompress(real)
+    rng = np.random.default_rng(7)
+    # Records of random top-level fields: tiny elements that stress every counter.
+    mixed = b"".join(bytes([(int(f) << 3) | 2, 0]) for f in rng.integers(1, 16, 300_000))
+    cases = [
+        (b"\x22\x00" * 200_000, Limits(max_locations=1000)),
+        (b"\x12\x00" * 200_000, Limits(max_samples=1000)),
+        (b"\x1a\x00" * 200_000, Limits(max_locations=1000)),
+        (b"\x2a\x00" * 200_000, Limits(max_locations=1000)),
+        (b"\x32\x00" * 200_000, Limits(max_samples=10_000, max_locations=10_000)),
+        (mixed, Limits(max_samples=20_000, max_locations=20_000)),
+        (mixed, Limits(max_samples=200_000, max_locations=200_000)),
+        (real, Limits(max_samples=10, max_locations=10_000)),
+        (real, Limits(max_samples=10_000, max_locations=10)),
+        (real, Limits(max_samples=100, max_locations=100)),
+        (b"\x80" * 100_000, Limits(max_samples=10, max_locations=10)),
+        (b"\x08" + b"\xff" * 100_000, Limits(max_samples=10, max_locations=10)),
+        (b"\x0f" * 100_000, Limits(max_samples=10, max_locations=10)),
+        (b"\x12\x03abc" * 50_000, Limits(max_samples=10, max_locations=10)),
+        (b"\x12\x03abc" * 50_000 + b"\x12\x09", Limits(max_samples=10**6, max_locations=10)),
+    ]
+    outcomes = []
+    for data, limits in cases:
+        fast, slow = both(monkeypatch, _count_outcome, data, limits)
+        assert fast == slow, (data[:8], limits)
+        outcomes.append(fast)
+    # The cases do reach each limit (and the garbage ones stay silent).
+    assert "more than 1000 locations" in (outcomes[0] or "")
+    assert "more than 1000 samples" in (outcomes[1] or "")
+    assert "more than 1000 mappings" in (outcomes[2] or "")
+    assert "more than 1000 functions" in (outcomes[3] or "")
+    assert "top-level fields besides samples" in (outcomes[4] or "")
+    assert outcomes[5] is not None and outcomes[6] is None
+    assert "more than 10 samples" in (outcomes[7] or "")
+    assert "more than 10 " in (outcomes[8] or "")
+    assert outcomes[10:13] == [None, None, None]
+    assert "more than 10 samples" in (outcomes[13] or "")
+    assert outcomes[14] is None  # a last field running past the end: the parser reports it

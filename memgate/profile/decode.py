@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from typing import NoReturn
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -388,10 +389,21 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
         return
     if _counts_bounded(data, limits):
         return
-    counts = dict.fromkeys(_COUNTED_FIELDS, 0)
     # Everything else (strings, sample types, comments) together: generous, only a backstop.
-    other = 0
     other_cap = _other_cap(limits)
+    fast = speedups.module()
+    if fast is not None:
+        # The same walk in C: the Python one takes ~2 s on a 3M-sample profile.
+        *by_field, n_other = fast.count_fields(
+            data, limits.max_samples, limits.max_locations, other_cap)
+        for field, n in zip(_COUNTED_FIELDS, by_field):
+            if n > getattr(limits, _COUNTED_FIELDS[field][1]):
+                _over_limit(field, source, limits)
+        if n_other > other_cap:
+            _over_other_cap(source, other_cap)
+        return
+    counts = dict.fromkeys(_COUNTED_FIELDS, 0)
+    other = 0
     n = len(data)
     p = 0
     try:
@@ -401,22 +413,12 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
             field = key >> 3
             if field in counts:
                 counts[field] += 1
-                what, attr = _COUNTED_FIELDS[field]
-                limit = getattr(limits, attr)
-                if counts[field] > limit:
-                    flag, env = _FLAGS[attr]
-                    raise LimitError(
-                        f"more than {limit} {what}, the limit (raise it with {flag} or {env})",
-                        source=source,
-                    )
+                if counts[field] > getattr(limits, _COUNTED_FIELDS[field][1]):
+                    _over_limit(field, source, limits)
             else:
                 other += 1
                 if other > other_cap:
-                    raise LimitError(
-                        f"more than {other_cap} top-level fields besides samples and locations, "
-                        "the limit (raise --max-locations or MEMGATE_MAX_LOCATIONS)",
-                        source=source,
-                    )
+                    _over_other_cap(source, other_cap)
             if wt == 2:
                 length, p = _varint(data, p)
                 p += length
@@ -430,6 +432,23 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
                 return
     except (IndexError, _OverLong):
         return  # malformed: the parser that runs next reports it
+
+
+def _over_limit(field: int, source: str, limits: Limits) -> NoReturn:
+    what, attr = _COUNTED_FIELDS[field]
+    flag, env = _FLAGS[attr]
+    raise LimitError(
+        f"more than {getattr(limits, attr)} {what}, the limit (raise it with {flag} or {env})",
+        source=source,
+    )
+
+
+def _over_other_cap(source: str, other_cap: int) -> NoReturn:
+    raise LimitError(
+        f"more than {other_cap} top-level fields besides samples and locations, "
+        "the limit (raise --max-locations or MEMGATE_MAX_LOCATIONS)",
+        source=source,
+    )
 
 
 class _OverLong(Exception):
