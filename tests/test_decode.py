@@ -274,3 +274,14 @@ def test_recursion_counts_cum_once_per_sample() -> None:
     table = aggregate(decode(p.SerializeToString(), "rec"), "functions")
     row = {n: (int(table.flat[i, 1]), int(table.cum[i, 1])) for i, n in enumerate(table.names)}
     assert row == {"f": (100, 100), "g": (10, 110), "main": (0, 110)}
+
+
+def test_first_label_per_sample_matches_unique() -> None:
+    """The linear first-label-per-sample shortcut equals np.unique, sorted input or not."""
+    from memgate.profile.decode import _first_per_owner
+
+    rng = np.random.default_rng(1)
+    for owners in (np.zeros(0, dtype=np.int64), np.sort(rng.integers(0, 50, 1000)),
+                   rng.integers(0, 50, 1000), np.array([3, 3, 3]), np.array([0])):
+        got, want = _first_per_owner(owners), np.unique(owners, return_index=True)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
