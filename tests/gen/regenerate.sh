@@ -20,7 +20,7 @@
 #
 # Outputs:
 #   tests/fixtures/profiles/   copies of /work/shared/corpus/* (or $CORPUS) and
-#                              the generated seedleak-*/bigheap-10k profiles
+#                              the generated seedleak-*/bigheap-10k/go-kinds-* profiles
 #   tests/fixtures/golden/<profile>/{functions,filefunctions,lines}.<i>.txt
 #                              stdout of go tool pprof -top per sample index i
 #                              (.err instead when pprof fails; first line = exit code;
@@ -72,7 +72,7 @@ build() {
   # -trimpath keeps file names in the profiles free of local paths
   # (stdlib files show as e.g. encoding/json/decode.go).
   (cd "$HERE" && "$GO" vet ./... && "$GO" build -trimpath -o "$TMP/seedleak" ./seedleak \
-     && "$GO" build -trimpath -o "$TMP/bigheap" ./bigheap)
+     && "$GO" build -trimpath -o "$TMP/bigheap" ./bigheap && "$GO" build -trimpath -o "$TMP/kinds" ./kinds)
 }
 
 # ---- profiles ----------------------------------------------------------------
@@ -99,6 +99,12 @@ gen_profiles() {
   "$sl" -seed 1 -iterations 50000 -leak-fraction 0.01 -kind allocs -out "$PROFILES/seedleak-allocs.pb.gz"
   "$sl" -seed 1 -iterations 20000 -leak-fraction 0.01 -debug 1 -out "$PROFILES/seedleak-legacy.heap"
   "$TMP/bigheap" -samples 10000 -out "$PROFILES/bigheap-10k.pb.gz"
+  # the other profile kinds: heap with recursion/closures/generics, cpu (~1.5 s),
+  # block, mutex, goroutine, threadcreate
+  local k
+  for k in heap cpu block mutex goroutine threadcreate; do
+    "$TMP/kinds" -kind "$k" -out "$PROFILES/go-kinds-$k.pb.gz"
+  done
 }
 
 gen_large() {
