@@ -22,6 +22,7 @@ from memgate.policy import Policy, default_policy, load_policy
 from memgate.profile.decode import Limits, decode
 from memgate.profile.source import FetchOptions, read_bytes
 from memgate.progress import Progress
+from memgate.quantities import dimension_of_unit
 from memgate.report.check import build_report, missing_baseline_report
 
 DEFAULT_POLICY_FILE = "memgate.yml"
@@ -109,14 +110,23 @@ def resolve_runs(
     return runs
 
 
-def duration_warnings(runs: Sequence[RunInput]) -> list[str]:
+def duration_warnings(baseline: Sequence[RunInput], candidate: Sequence[RunInput]) -> list[str]:
     """Say so when a given duration overrides a different one the profile records itself.
 
     A delta profile knows how long it covers; ``--duration 1m`` on a 7-minute delta profile
     makes its rates seven times too high, which is almost always a mistake in the workflow.
+    And when ``--duration`` overrides the candidates' own durations while the baselines keep
+    theirs, the two sides are measured differently: say how to give both.
     """
     out = []
-    for r in runs:
+    overridden = [r for r in candidate if r.duration_source == "--duration"
+                  and r.profile.duration_seconds and r.duration_seconds
+                  and abs(r.duration_seconds - r.profile.duration_seconds)
+                  > 0.01 * r.profile.duration_seconds]
+    if overridden and any(r.duration_source == "profile" for r in baseline):
+        out.append("--duration applies to the candidate; the baseline keeps the duration its "
+                   "profile records (add --baseline-duration to override it too)")
+    for r in [*baseline, *candidate]:
         own = r.profile.duration_seconds
         used = r.duration_seconds
         if own and used and r.duration_source != "profile" and abs(used - own) > 0.01 * own:
@@ -309,7 +319,7 @@ def run_check_full(
         component=opts.component,
         policy=policy,
         policy_sha256=policy_sha,
-        warnings=duration_warnings([*base_runs, *candidate]) if opts.normalize else [],
+        warnings=duration_warnings(base_runs, candidate) if opts.normalize else [],
         confidence=confidence,
     )
     progress.done()
@@ -329,8 +339,9 @@ def run_diff(
 ) -> RunResult:
     """``memgate diff``: the per-function deltas with no policy and no verdict, and the
     decoded profiles of both sides (for the HTML and the diff profile)."""
-    b = load_runs(base, limits, progress, fetch)
-    c = load_runs(new, limits, progress, fetch)
+    # Both sides in one call: their profiles decode in parallel.
+    loaded = load_runs([*base, *new], limits, progress, fetch)
+    b, c = loaded[:len(base)], loaded[len(base):]
     cand = resolve_runs(
         c,
         first=duration,
@@ -348,10 +359,14 @@ def run_diff(
         side="baseline",
     )
     comparison = compare(base_runs, cand, normalized=normalize)
-    report = build_report(
-        comparison, None, component=None, policy=None,
-        warnings=duration_warnings([*base_runs, *cand]) if normalize else [],
-    )
+    warnings = duration_warnings(base_runs, cand) if normalize else []
+    types = comparison.sample_types
+    skipped = [st for st in types if dimension_of_unit(st.unit) is None]
+    if skipped and len(skipped) < len(types):
+        names = ", ".join(f"{st.type} ({st.unit})" for st in skipped)
+        warnings.append(f"not compared: {names}; memgate compares memory sample types "
+                        "(bytes and counts)")
+    report = build_report(comparison, None, component=None, policy=None, warnings=warnings)
     return RunResult(report, tuple(base_runs), tuple(cand), normalize)
 
 

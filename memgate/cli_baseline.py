@@ -212,6 +212,7 @@ def render_show(b: Baseline) -> str:
     from memgate.quantities import (
         TIME_UNITS,
         choose_time_unit,
+        count_noun,
         dimension_of_unit,
         format_amount,
         format_rate,
@@ -247,10 +248,11 @@ def render_show(b: Baseline) -> str:
         values = [float(r["flat_rate"]) for r in rows] + [float(r["cum_rate"]) for r in rows]
         tu = choose_time_unit(values) if per_second else ""
 
-        def fmt(v: float, dim: Any = dim, tu: str = tu, unit: str = unit) -> str:
+        def fmt(v: float, dim: Any = dim, tu: str = tu, unit: str = unit,
+                noun: str = count_noun(stype)) -> str:
             if per_second:
                 if dim is not None:
-                    return format_rate(v, dim, tu)
+                    return format_rate(v, dim, tu, noun)
                 return f"{scaled_label(v * TIME_UNITS[tu], unit, 'auto')}/{tu}"
             if dim is not None:
                 return format_amount(v, dim)

@@ -22,7 +22,13 @@ import numpy as np
 from memgate.compare import Comparison, SideRates
 from memgate.errors import CompareError
 from memgate.policy import NEW_FUNCTIONS_RULE, Effective, Policy, sample_type_matches
-from memgate.quantities import Dimension, dimension_of_unit, format_percent, format_rate
+from memgate.quantities import (
+    Dimension,
+    count_noun,
+    dimension_of_unit,
+    format_percent,
+    format_rate,
+)
 from memgate.stats import mann_whitney_p, normal_quantile, normal_sf
 
 Verdict = Literal["pass", "warn", "fail"]
@@ -206,8 +212,8 @@ def _evaluate_one(
             ev = _Evidence(normal_sf(over / se) if se > 0 else 0.0, None,
                            normal_quantile(0.5 + eff.confidence / 2) * se)
     st = comparison.sample_types[t]
-    b_txt = format_rate(b, dim, time_unit)
-    c_txt = format_rate(c, dim, time_unit)
+    b_txt = format_rate(b, dim, time_unit, count_noun(st.type))
+    c_txt = format_rate(c, dim, time_unit, count_noun(st.type))
     limit = _limit_text(eff, dim, kind)
     subject = "total" if i is None else name
     if kind == "increase":

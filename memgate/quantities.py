@@ -38,6 +38,7 @@ __all__ = [
     "Dimension",
     "Quantity",
     "choose_time_unit",
+    "count_noun",
     "dimension_of_unit",
     "format_amount",
     "format_percent",
@@ -373,8 +374,25 @@ def format_amount(value: float, dimension: Dimension) -> str:
     return f"{sign}{text}{sep}{steps[index][1]}"
 
 
-def format_rate(value_per_second: float, dimension: Dimension, time_unit: str) -> str:
-    """Format a per-second rate in the given time unit: "1.50 MiB/h", "12.3k objects/s"."""
+def count_noun(sample_type: str) -> str:
+    """What a count-valued sample type counts, for "12.3k objects/s" or "40 contentions/s".
+
+    Memory profiles count objects (``inuse_objects``, ``alloc_objects``, Java's
+    ``alloc_in_new_tlab_objects``, ...); other profiles count what their type names: samples,
+    contentions, goroutines.
+    """
+    name = sample_type.strip()
+    if not name or "object" in name.lower():
+        return "objects"
+    return name
+
+
+def format_rate(value_per_second: float, dimension: Dimension, time_unit: str,
+                noun: str = "objects") -> str:
+    """Format a per-second rate in the given time unit: "1.50 MiB/h", "12.3k objects/s".
+
+    ``noun`` names what a count counts (:func:`count_noun`); bytes carry their own unit.
+    """
     try:
         seconds = TIME_UNITS[time_unit]
     except KeyError:
@@ -383,8 +401,8 @@ def format_rate(value_per_second: float, dimension: Dimension, time_unit: str) -
         ) from None
     amount = format_amount(value_per_second * seconds, dimension)
     # "12.3k objects/s" reads as a count at a glance; bytes carry their unit already.
-    noun = " objects" if dimension == "count" else ""
-    return f"{amount}{noun}/{time_unit}"
+    word = f" {noun}" if dimension == "count" and noun else ""
+    return f"{amount}{word}/{time_unit}"
 
 
 def choose_time_unit(values_per_second: Iterable[float]) -> str:

@@ -222,6 +222,23 @@ def test_diff_without_durations_falls_back_to_raw_values() -> None:
     assert flat["delta"] == int(m.group(1))
 
 
+def test_diff_of_a_contention_profile_names_what_it_counts() -> None:
+    """A block profile (contentions/count, delay/nanoseconds): the counts read as contentions,
+    not objects, raw values read "per profile" throughout, and the time type is said to be
+    left out rather than silently dropped."""
+    block = PROFILES / "go-kinds-block.pb.gz"
+    r = memgate("diff", "--no-normalize", block, block)
+    assert r.returncode == 0, r.stderr
+    assert "contentions (flat, per profile): total " in r.stdout
+    assert " contentions/profile -> " in r.stdout and "objects" not in r.stdout
+    assert "warning: not compared: delay (nanoseconds)" in r.stdout
+    heap = PROFILES / "seedleak-noleak-1.pb.gz"
+    r = memgate("diff", "--no-normalize", heap, heap)
+    assert "inuse_objects (flat, per profile): total " in r.stdout
+    assert " objects/profile" in r.stdout
+    assert "not compared" not in r.stdout
+
+
 def test_incompatible_profiles_exit_3_naming_both() -> None:
     r = memgate("check", *base_args(NOLEAK[0]), PROFILES / "nodejs-heap.pb.gz",
                 "--duration", "1m")
@@ -349,6 +366,12 @@ def test_duration_overriding_the_profiles_own_is_a_warning() -> None:
     assert rep["verdict"] == "warn"
     assert any("the duration from --duration (60s) is used instead of the 2" in w
                for w in rep["warnings"])
+    # The baseline (the same delta profile) keeps its own duration: say how to override both.
+    assert any(w.startswith("--duration applies to the candidate; the baseline keeps")
+               for w in rep["warnings"])
+    r = memgate("check", *base_args(delta), delta, "--duration", "1m", "--baseline-duration",
+                "1m", "--format", "json")
+    assert not any(w.startswith("--duration applies") for w in json.loads(r.stdout)["warnings"])
     r = memgate("check", *base_args(delta), delta, "--format", "json")
     assert json.loads(r.stdout)["warnings"] == []
 
@@ -361,7 +384,7 @@ def test_implausible_recorded_duration_is_a_warning() -> None:
     path = PROFILES / "java-jfr-alloc-tlab-bytes.pb.gz"
     prof = decode(path.read_bytes(), str(path))
     run = RunInput(str(path), "0" * 64, prof.duration_seconds, "profile", prof)
-    (warning,) = duration_warnings([run])
+    (warning,) = duration_warnings([], [run])
     assert "implausible" in warning and "days" in warning
 
 

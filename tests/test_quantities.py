@@ -12,6 +12,7 @@ from memgate.quantities import (
     Dimension,
     Quantity,
     choose_time_unit,
+    count_noun,
     dimension_of_unit,
     format_amount,
     format_percent,
@@ -349,3 +350,14 @@ def test_format_rate_round_trips(per_second: float, dimension: Dimension, unit: 
     parsed = parse_rate(format_rate(per_second, dimension, unit))
     assert parsed.dimension == dimension
     assert parsed.value == pytest.approx(per_second, rel=5e-3, abs=5e-3 / 86400)
+
+
+@pytest.mark.parametrize(("sample_type", "noun"), [
+    ("inuse_objects", "objects"), ("alloc_objects", "objects"), ("objects", "objects"),
+    ("alloc_in_new_tlab_objects", "objects"), ("", "objects"),
+    ("contentions", "contentions"), ("samples", "samples"), ("goroutine", "goroutine"),
+])
+def test_count_noun(sample_type: str, noun: str) -> None:
+    assert count_noun(sample_type) == noun
+    assert format_rate(1500, "count", "s", count_noun(sample_type)) == f"1.50k {noun}/s"
+    assert format_rate(1500, "bytes", "s", count_noun(sample_type)) == "1.46 KiB/s"

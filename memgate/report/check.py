@@ -21,6 +21,7 @@ from memgate.policy import Policy, limit_for
 from memgate.quantities import (
     Dimension,
     choose_time_unit,
+    count_noun,
     dimension_of_unit,
     format_percent,
     format_rate,
@@ -280,8 +281,14 @@ def _dim_of(report: dict[str, Any], sample_type: str) -> Dimension:
     return "count"
 
 
+def _per(report: dict[str, Any]) -> str:
+    """The denominator of every rate in the report: a time unit, or "profile" (raw values)."""
+    return "profile" if report["rate_unit"] == "per_profile" else str(report["time_unit"])
+
+
 def _rate(report: dict[str, Any], value: float, sample_type: str) -> str:
-    text = format_rate(value, _dim_of(report, sample_type), report["time_unit"])
+    text = format_rate(value, _dim_of(report, sample_type), report["time_unit"],
+                       count_noun(sample_type))
     if report["rate_unit"] == "per_profile":
         text = text.rsplit("/", 1)[0] + "/profile"
     return text
@@ -372,9 +379,7 @@ def _markdown_head(report: dict[str, Any]) -> str:
     if v is not None:
         lines.append(
             f"{s['fail']} failing, {s['warn']} warning, {s['within_noise']} within noise (~); "
-            "rates per "
-            f"{'profile' if report['rate_unit'] == 'per_profile' else report['time_unit']}"
-            f" at {report['confidence']:.0%} confidence."
+            f"rates per {_per(report)} at {report['confidence']:.0%} confidence."
         )
         lines.append("")
     for w in report["warnings"]:
@@ -497,7 +502,7 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
         if not growers and not shrinkers and tot is None:
             continue
         out.append("")
-        head = f"{st['type']} (flat, per {report['time_unit']})"
+        head = f"{st['type']} (flat, per {_per(report)})"
         if tot is not None:
             head += (f": total {_rate(report, tot['baseline_rate'], st['type'])} -> "
                      f"{_rate(report, tot['candidate_rate'], st['type'])} "
