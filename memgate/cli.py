@@ -158,6 +158,9 @@ def main() -> None:
     Exit codes: 0 ok/pass, 1 the gate failed, 2 usage error, 3 bad input or
     tool error, 130 interrupted.
     """
+    from memgate.allocator import keep_freed_memory
+
+    keep_freed_memory()
 
 
 @main.command()

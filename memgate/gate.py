@@ -214,6 +214,8 @@ def _evaluate_one(
     st = comparison.sample_types[t]
     b_txt = format_rate(b, dim, time_unit, count_noun(st.type))
     c_txt = format_rate(c, dim, time_unit, count_noun(st.type))
+    if not comparison.normalized:  # raw values (--no-normalize): amounts per profile
+        b_txt, c_txt = (x.rsplit("/", 1)[0] + "/profile" for x in (b_txt, c_txt))
     limit = _limit_text(eff, dim, kind)
     subject = "total" if i is None else name
     if kind == "increase":

@@ -203,6 +203,9 @@ def test_no_normalize_compares_raw_values() -> None:
     rep = json.loads(r.stdout)
     assert rep["rate_unit"] == "per_profile"
     assert all(i["duration_source"] == "none" for i in rep["inputs"]["candidate"])
+    # Findings speak of amounts per profile, like the tables, not of rates per second.
+    assert rep["findings"] and all("/profile" in f["message"] and "/s " not in f["message"]
+                                   for f in rep["findings"])
 
 
 def test_diff_without_durations_falls_back_to_raw_values() -> None:

@@ -380,20 +380,21 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
     The runtime allocates 20 to 80 bytes per element however small it is on the wire (20 MB
     of empty ``Location`` fields take 660 MB to parse), so 1 GiB of two-byte elements (a 1 MB
     gzip file) would take ~40 GiB before any limit is checked. This walk steps over the
-    top-level fields (one Python step each, ~0.2 us) and stops as soon as a count crosses its
-    limit. An input too small to hold more elements than the limits allow (each takes at least
-    two bytes) is not walked. Malformed data ends the walk silently: the parser reports it.
+    top-level fields and stops as soon as a count crosses its limit: in C when the optional
+    loops are built; otherwise in Python (~0.4 us a field), after a byte histogram that proves
+    most inputs within the limits without a walk. An input too small to hold more elements
+    than the limits allow (each takes at least two bytes) is not walked. Malformed data ends
+    the walk silently: the parser reports it.
     """
     cap = min(limits.max_samples, limits.max_locations)
     if len(data) // 2 <= cap:
-        return
-    if _counts_bounded(data, limits):
         return
     # Everything else (strings, sample types, comments) together: generous, only a backstop.
     other_cap = _other_cap(limits)
     fast = speedups.module()
     if fast is not None:
-        # The same walk in C: the Python one takes ~2 s on a 3M-sample profile.
+        # The exact walk in C takes 3 ms on a 1M-sample profile, less than the byte histogram;
+        # the Python walk takes ~2 s on a 3M-sample one.
         *by_field, n_other = fast.count_fields(
             data, limits.max_samples, limits.max_locations, other_cap)
         for field, n in zip(_COUNTED_FIELDS, by_field):
@@ -401,6 +402,8 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
                 _over_limit(field, source, limits)
         if n_other > other_cap:
             _over_other_cap(source, other_cap)
+        return
+    if _counts_bounded(data, limits):
         return
     counts = dict.fromkeys(_COUNTED_FIELDS, 0)
     other = 0
