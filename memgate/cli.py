@@ -139,7 +139,7 @@ progress_option = click.option(
     default=None,
     help="Show progress on stderr (default: only when stderr is a terminal and not in CI).",
 )
-timeout_option = click.option(
+_timeout_only = click.option(
     "--timeout",
     type=float,
     default=30.0,
@@ -147,6 +147,40 @@ timeout_option = click.option(
     metavar="SECONDS",
     help="For URLs: seconds to wait for the server, on top of a ?seconds=N delta window.",
 )
+
+
+def _check_headers(ctx: click.Context, param: click.Parameter,
+                   values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    from memgate.profile.source import parse_header
+
+    out = []
+    for v in values:
+        try:
+            out.append(parse_header(v))
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return tuple(out)
+
+
+_header_option = click.option(
+    "--header", "-H", "headers", multiple=True, metavar="'NAME: VALUE'",
+    callback=_check_headers,
+    help="For URLs: an extra request header, e.g. 'Authorization: Bearer ...' for an API "
+    "server's proxy URL (repeatable). Secrets are better given in $MEMGATE_HTTP_HEADERS (one "
+    "header per line), which is not visible in the process list. Credentials are not sent on "
+    "to another host when the server redirects.",
+)
+
+
+def timeout_option(f: F) -> F:
+    """The URL options: --timeout and --header."""
+    return _timeout_only(_header_option(f))
+
+
+def _fetch(timeout: float, headers: tuple[tuple[str, str], ...]) -> Any:
+    from memgate.profile.source import FetchOptions
+
+    return FetchOptions(timeout=timeout, headers=headers)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -217,6 +251,7 @@ def top(
     max_decompressed: str | None,
     progress: bool | None,
     timeout: float,
+    headers: tuple[tuple[str, str], ...] = (),
 ) -> None:
     """Per-function flat and cum of PROFILE, like `go tool pprof -top`.
 
@@ -224,13 +259,13 @@ def top(
     URL such as http://host:6060/debug/pprof/heap (a ?seconds=N delta URL waits N seconds).
     Numbers are pprof's: the same flat and cum for every function.
     """
-    from memgate.profile.source import FetchOptions, load_profile
+    from memgate.profile.source import load_profile
     from memgate.progress import Progress
     from memgate.report.top import build_top, render_json, render_markdown, render_text
     from memgate.table import aggregate
 
     prog = Progress(progress)
-    prof = load_profile(profile, _limits(max_decompressed), prog, FetchOptions(timeout=timeout))
+    prof = load_profile(profile, _limits(max_decompressed), prog, _fetch(timeout, headers))
     try:
         idx = prof.sample_index(sample_index)
     except ValueError as e:
@@ -360,6 +395,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
           baseline_duration: str | None, no_normalize: bool, allow_missing_baseline: bool,
           summary: str | None, json_path: str | None, fmt: str, step_summary: bool | None,
           max_decompressed: str | None, progress: bool | None, timeout: float,
+          headers: tuple[tuple[str, str], ...] = (),
           html_path: str | None = None) -> None:
     """Gate candidate profiles against the component's baseline under the policy.
 
@@ -371,7 +407,6 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     """
     from memgate.checkrun import CheckOptions, run_check_full
     from memgate.errors import EXIT_FAIL
-    from memgate.profile.source import FetchOptions
     from memgate.progress import Progress
 
     if component is not None:
@@ -385,7 +420,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
         baseline_duration=_duration(baseline_duration, "--baseline-duration"),
         normalize=not no_normalize, allow_missing_baseline=allow_missing_baseline)
     result = run_check_full(opts, _limits(max_decompressed), Progress(progress),
-                            FetchOptions(timeout=timeout))
+                            _fetch(timeout, headers))
     report = result.report
     _emit_html(html_path, result)
     _emit_report(report, fmt, summary, json_path, step_summary)
@@ -414,14 +449,14 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 def diff(base: str, new: str, duration: str | None, baseline_duration: str | None,
          no_normalize: bool, summary: str | None, json_path: str | None, fmt: str,
          step_summary: bool | None, max_decompressed: str | None, progress: bool | None,
-         timeout: float, html_path: str | None = None, output: str | None = None) -> None:
+         timeout: float, html_path: str | None = None, output: str | None = None,
+         headers: tuple[tuple[str, str], ...] = ()) -> None:
     """Per-function deltas from BASE to NEW, with no policy (like pprof -diff_base).
 
     Shows baseline and candidate rates, absolute and relative deltas, for every memory
     sample type, flat and cum.
     """
     from memgate.checkrun import run_diff
-    from memgate.profile.source import FetchOptions
     from memgate.progress import Progress
 
     d = _duration(duration, "--duration")
@@ -432,13 +467,13 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
     try:
         result = run_diff([base], [new], duration=d, baseline_duration=bd,
                                normalize=normalize, limits=limits, progress=prog,
-                               fetch=FetchOptions(timeout=timeout))
+                               fetch=_fetch(timeout, headers))
     except MemgateError as e:
         # Without any duration anywhere, a diff still makes sense on raw values.
         if normalize and d is None and bd is None and "no duration" in e.message:
             result = run_diff([base], [new], duration=None, baseline_duration=None,
                                    normalize=False, limits=limits, progress=prog,
-                                   fetch=FetchOptions(timeout=timeout))
+                                   fetch=_fetch(timeout, headers))
         else:
             raise
     if output:

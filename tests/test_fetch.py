@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import os
 import subprocess
 import sys
 import threading
@@ -20,6 +22,7 @@ from memgate.profile.fetch import FetchOptions, delta_seconds, load_profile
 PROFILES = Path(__file__).parent / "fixtures" / "profiles"
 HEAP = (PROFILES / "seedleak-noleak-1.pb.gz").read_bytes()
 DELTA = (PROFILES / "seedleak-delta.pb.gz").read_bytes()
+TOKEN = "s3cr3t-token"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -61,6 +64,31 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(302)
             self.send_header("Location", "/debug/pprof/heap")
             self.end_headers()
+        elif url.path == "/auth":
+            # Like an API server's proxy URL: a bearer token or 401.
+            if self.headers.get("Authorization") == f"Bearer {TOKEN}":
+                self._send(200, HEAP)
+            else:
+                self._send(401, b"Unauthorized\n", "text/plain")
+        elif url.path in ("/same-origin", "/other-origin"):
+            host = "127.0.0.1" if url.path == "/same-origin" else "localhost"
+            self.send_response(302)
+            self.send_header("Location", f"http://{host}:{self.server.server_address[1]}/auth")
+            self.end_headers()
+        elif url.path == "/gzip-encoded":
+            # A proxy that compresses the (already gzip) profile once more.
+            body = gzip.compress(HEAP)
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        elif url.path == "/br-encoded":
+            self.send_response(200)
+            self.send_header("Content-Encoding", "br")
+            self.send_header("Content-Length", str(len(HEAP)))
+            self.end_headers()
+            self.wfile.write(HEAP)
         else:
             self._send(404, b"404 page not found\n", "text/plain")
 
@@ -143,3 +171,47 @@ def test_cli_progress_on_request(server: str) -> None:
         [sys.executable, "-m", "memgate", "top", "-n", "1", f"{server}/debug/pprof/heap"],
         capture_output=True, text=True)
     assert quiet.stderr == ""
+
+
+def test_headers_reach_the_server(server: str) -> None:
+    """An API server's proxy URL wants a bearer token: --header, or the environment."""
+    with pytest.raises(FetchError, match="HTTP 401"):
+        load_profile(f"{server}/auth")
+    auth = (("Authorization", f"Bearer {TOKEN}"),)
+    assert len(load_profile(f"{server}/auth", options=FetchOptions(headers=auth)).samples)
+    cmd = [sys.executable, "-m", "memgate", "top", "-n", "1"]
+    out = subprocess.run([*cmd, "-H", f"Authorization: Bearer {TOKEN}", f"{server}/auth"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    env = {**os.environ, "MEMGATE_HTTP_HEADERS": f"# CI secret\nAuthorization: Bearer {TOKEN}\n"}
+    out = subprocess.run([*cmd, f"{server}/auth"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+
+
+def test_credentials_stay_with_their_origin(server: str) -> None:
+    auth = FetchOptions(headers=(("Authorization", f"Bearer {TOKEN}"),))
+    assert len(load_profile(f"{server}/same-origin", options=auth).samples)
+    # Redirected to another host (localhost is not 127.0.0.1 by name): no token is sent on.
+    with pytest.raises(FetchError, match="HTTP 401"):
+        load_profile(f"{server}/other-origin", options=auth)
+
+
+def test_bad_headers_are_usage_errors_without_the_value(server: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "memgate", "top", "-H", "Bearer s3cr3t",
+                          f"{server}/auth"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--header" in out.stderr
+    env = {**os.environ, "MEMGATE_HTTP_HEADERS": "Authorization Bearer s3cr3t"}
+    out = subprocess.run([sys.executable, "-m", "memgate", "top", f"{server}/auth"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 3
+    assert out.stderr.startswith("memgate: $MEMGATE_HTTP_HEADERS: not a 'Name: value' header")
+    assert "s3cr3t" not in out.stderr
+
+
+def test_content_encoding(server: str) -> None:
+    """A proxy's Content-Encoding: gzip is undone (Go's client, and so pprof, does the same);
+    an encoding memgate cannot decode is named."""
+    prof = load_profile(f"{server}/gzip-encoded")
+    assert prof.sample_type_names()[-1] == "inuse_space" and len(prof.samples)
+    with pytest.raises(FetchError, match="Content-Encoding 'br'"):
+        load_profile(f"{server}/br-encoded")

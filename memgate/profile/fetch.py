@@ -17,11 +17,12 @@ from http.client import HTTPException, HTTPResponse
 from pathlib import Path
 
 from memgate.errors import FetchError, LimitError
-from memgate.profile.decode import Limits
+from memgate.profile.decode import Limits, gunzip
 from memgate.profile.source import (
     DEFAULT_TIMEOUT,
     MAX_REDIRECTS,
     FetchOptions,
+    env_headers,
     load_profile,
     read_bytes,
 )
@@ -73,7 +74,28 @@ class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
                 f"redirected to a {scheme or 'relative'} URL, only http and https are fetched",
                 source=req.full_url,
             )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            # Credentials go to the origin they were given for, never to where it redirects
+            # (curl and Go's http client do the same).
+            for name in list(new.headers):
+                if name.lower() in _CREDENTIAL_HEADERS:
+                    del new.headers[name]
+        return new
+
+
+#: Headers dropped when a redirect leaves the origin of the URL.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or default
 
 
 def fetch_url(
@@ -100,14 +122,17 @@ def fetch_url(
     wait = delta_seconds(url)
     opener = urllib.request.build_opener(_LimitedRedirects(options.max_redirects))
     req = urllib.request.Request(url, headers={"User-Agent": "memgate", "Accept": "*/*"})
+    for name, value in (*env_headers(), *options.headers):
+        req.add_header(name, value)
     timeout = min(options.timeout + wait, _MAX_SOCKET_TIMEOUT)
     try:
         with progress.countdown(f"fetching {url}", wait) if wait else _nullcontext():
             with opener.open(req, timeout=timeout) as resp:
                 assert isinstance(resp, HTTPResponse) or hasattr(resp, "read")
                 deadline = time.monotonic() + timeout
-                return _read_limited(resp, url, limits.max_decompressed_bytes, deadline,
-                                     timeout)
+                payload = _read_limited(resp, url, limits.max_decompressed_bytes, deadline,
+                                        timeout)
+                return _content_decoded(resp, payload, url, limits)
     except urllib.error.HTTPError as e:
         body = _snippet(e)
         raise FetchError(
@@ -127,6 +152,23 @@ def fetch_url(
     except (HTTPException, OSError, ValueError) as e:
         # ValueError: what urllib raises for URLs it cannot use (a bad port, a bad host).
         raise FetchError(f"cannot fetch: {e}", source=url) from None
+
+
+def _content_decoded(resp: object, body: bytes, url: str, limits: Limits) -> bytes:
+    """Undo a ``Content-Encoding: gzip`` that a proxy put on top of the profile.
+
+    memgate does not ask for compressed responses, but proxies (an API server's, a CDN) may
+    compress anyway; Go's http client, which pprof uses, undoes that transparently.
+    """
+    headers = getattr(resp, "headers", None)
+    encoding = ((headers.get("Content-Encoding", "") if headers is not None else "") or "")
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        return gunzip(body, url, limits.max_decompressed_bytes)
+    raise FetchError(f"the response has Content-Encoding {encoding[:40]!r}, which memgate "
+                     "cannot decode (gzip only)", source=url, slug="fetch-encoding")
 
 
 class _nullcontext:

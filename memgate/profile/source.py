@@ -7,11 +7,13 @@ URL is given: ``memgate top FILE`` starts faster.
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from memgate.errors import LimitError, ProfileError
+from memgate.errors import FetchError, LimitError, ProfileError
 from memgate.profile.decode import Limits, decode
 from memgate.profile.model import Profile
 from memgate.progress import Progress
@@ -21,10 +23,47 @@ DEFAULT_TIMEOUT = 30.0
 MAX_REDIRECTS = 5
 
 
+#: Extra request headers for every URL, one ``Name: value`` per line: how a CI secret (a
+#: bearer token for an API-server proxy URL, say) reaches memgate without appearing in argv.
+HEADERS_ENV = "MEMGATE_HTTP_HEADERS"
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``"Name: value"`` -> ``("Name", "value")``; ValueError (without the value, which may be
+    a secret) for anything that is not one well-formed header."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep:
+        raise ValueError("not a 'Name: value' header (no colon)")
+    if not _HEADER_NAME.fullmatch(name):
+        # Not echoed: a mistyped header may well be a token.
+        raise ValueError("not a 'Name: value' header (the name before the colon is missing "
+                         "or holds spaces or other characters a header name cannot have)")
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError(f"header {name}: the value holds a line break or NUL")
+    return name, value
+
+
+def env_headers() -> tuple[tuple[str, str], ...]:
+    """The headers of ``$MEMGATE_HTTP_HEADERS`` (blank lines and ``#`` comments skipped)."""
+    out = []
+    for line in os.environ.get(HEADERS_ENV, "").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                out.append(parse_header(line))
+            except ValueError as e:
+                raise FetchError(str(e), source=f"${HEADERS_ENV}", slug="fetch-header") from None
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class FetchOptions:
     timeout: float = DEFAULT_TIMEOUT
     max_redirects: int = MAX_REDIRECTS
+    #: Request headers (``--header``), sent after those of ``$MEMGATE_HTTP_HEADERS``.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def read_bytes(
