@@ -27,6 +27,7 @@ from memgate.compare import RunInput, compare  # noqa: E402
 from memgate.gate import GateResult, evaluate  # noqa: E402
 from memgate.policy import Policy, default_policy, load_policy  # noqa: E402
 from memgate.profile.decode import decode  # noqa: E402
+from memgate.report.check import build_report  # noqa: E402
 
 NOISE = ROOT / "tests" / "fixtures" / "noise"
 #: The workload runs about 15 s; both sides use the same duration, so only the rate's scale
@@ -35,11 +36,16 @@ DURATION = 15.0
 PAIRS = 20
 
 
+LITERAL_STORE = "encoding/json.(*decodeState).literalStore"
+
+
 @dataclass(frozen=True)
 class PairResult:
     base: str
     cand: str
     result: GateResult
+    #: Functions the report marks leak-shaped (docs/noise.md, "Leak signature").
+    leak_shaped: frozenset[str] = frozenset()
 
     @property
     def failed(self) -> bool:
@@ -59,7 +65,10 @@ def run(path: Path) -> RunInput:
 
 def gate_pair(base: Path, cand: Path, policy: Policy) -> PairResult:
     comparison = compare([run(base)], [run(cand)])
-    return PairResult(base.name, cand.name, evaluate(comparison, policy))
+    result = evaluate(comparison, policy)
+    report = build_report(comparison, result, component=None, policy=policy)
+    shaped = frozenset(f["name"] for f in report["functions"] if f.get("leak_shaped"))
+    return PairResult(base.name, cand.name, result, shaped)
 
 
 def rates(policy: Policy | None = None, directory: Path = NOISE
@@ -95,6 +104,10 @@ def main() -> int:
           f"decodeState functions ({n_det / len(det):.0%})")
     noise = sum(len(p.result.within_noise) for p in fa)
     print(f"crossings shown as ~ (within noise) on no-leak pairs: {noise} in {len(fa)} pairs")
+    n_shaped = sum(LITERAL_STORE in p.leak_shaped for p in det)
+    n_fa_shaped = sum(bool(p.leak_shaped) for p in fa)
+    print(f"leak-shaped:  literalStore in {n_shaped}/{len(det)} leak pairs; any function in "
+          f"{n_fa_shaped}/{len(fa)} no-leak pairs")
     return 0
 
 

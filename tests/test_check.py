@@ -337,28 +337,56 @@ def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
     assert "\x1b[" not in _run_on_tty(args, {"NO_COLOR": "1"})
 
 
-def test_leak_shape_marks_more_objects_of_the_same_size() -> None:
-    from memgate.report.check import _leak_shapes
+def test_leak_shape_marks_growth_in_the_number_of_objects() -> None:
+    from memgate.report.check import _leak_note, _leak_shapes
 
-    def entry(bs: float, bo: float, cs: float, co: float, kind: str) -> dict[str, object]:
+    def entry(bs: float, bo: float, cs: float, co: float, kind: str,
+              okind: str | None = None) -> dict[str, object]:
         def r(b: float, c: float, k: str) -> dict[str, object]:
             return {"baseline": b, "candidate": c, "delta": c - b, "kind": k}
         return {"rates": {"inuse_space": {"flat": r(bs, cs, kind)},
-                          "inuse_objects": {"flat": r(bo, co, kind)}}}
+                          "inuse_objects": {"flat": r(bo, co, okind or kind)}}}
 
     functions = {
         # the seed: 64-byte objects, ten times as many
         "leak": entry(64_000, 1_000, 640_000, 10_000, "changed"),
-        # bigger objects, not more of them
-        "bigger": entry(64_000, 1_000, 640_000, 1_000, "changed"),
+        # the real-Go fixture: a baseline that kept one sample (64 B), thirty times as many
+        # objects of a mix of sizes (45 B on average) with the leak
+        "mixed": entry(137 * 64, 137, 4233 * 45, 4233, "changed"),
+        # no baseline at all: every in-use object is one more
+        "new": entry(0, 0, 4233 * 45, 4233, "new"),
+        # bigger objects, not more of them: ten times, or 20% (bigheap -variant)
+        "bigger": entry(64_000, 1_000, 640_000, 1_000, "changed", "unchanged"),
+        "a bit bigger": entry(568_000, 1_000, 683_000, 1_000, "changed", "~"),
+        # 10% more objects that are also 10% bigger: the size explains as much as the count
+        "both": entry(64_000, 1_000, 77_440, 1_100, "changed"),
         # more of the same size, but within noise
         "noise": entry(64_000, 1_000, 70_400, 1_100, "~"),
     }
     _leak_shapes(functions)  # type: ignore[arg-type]
-    assert functions["leak"]["leak_shaped"] is True
+    shaped = {k: (v["leak_shaped"], v.get("leak_shape")) for k, v in functions.items()}
+    assert shaped == {
+        "leak": (True, "same-size"), "mixed": (True, "more"), "new": (True, "new"),
+        "bigger": (False, None), "a bit bigger": (False, None), "both": (False, None),
+        "noise": (False, None),
+    }
     assert functions["leak"]["object_size"] == {"baseline": 64.0, "candidate": 64.0}
-    assert functions["bigger"]["leak_shaped"] is False
-    assert functions["noise"]["leak_shaped"] is False
+    assert _leak_note(functions["leak"]) == ", leak-shaped: 10x the objects, of the same size"
+    assert _leak_note(functions["mixed"]) == ", leak-shaped: 30.9x the objects, not bigger ones"
+    assert "where the baseline kept none" in _leak_note(functions["new"])
+
+
+def test_real_go_leak_is_leak_shaped_and_no_leak_is_not() -> None:
+    """On the real-Go fixtures: literalStore's growth is leak-shaped; between two runs without
+    the leak no function is."""
+    r = memgate("check", *base_args(NOLEAK[0]), LEAK[0], "--duration", "1m", "--format", "json")
+    rep = json.loads(r.stdout)
+    fn = {f["name"]: f for f in rep["functions"]}
+    assert fn[LITERAL_STORE]["leak_shaped"] is True
+    assert any(f["function"] == LITERAL_STORE and f["leak_shaped"] and "leak-shaped" in
+               f["message"] for f in rep["findings"])
+    r = memgate("diff", NOLEAK[0], NOLEAK[1], "--duration", "1m", "--format", "json")
+    assert not any(f.get("leak_shaped") for f in json.loads(r.stdout)["functions"])
 
 
 def test_duration_overriding_the_profiles_own_is_a_warning() -> None:

@@ -178,7 +178,7 @@ def build_report(
             was = f"{size['baseline']:.0f} B" if size["baseline"] is not None else "none"
             f["message"] += f"; in-use objects average {size['candidate']:.0f} B (baseline {was})"
             if f["leak_shaped"]:
-                f["message"] += ", leak-shaped: more objects of the same size"
+                f["message"] += _leak_note(entry)
     return {
         "format": REPORT_FORMAT,
         "memgate": __version__,
@@ -215,12 +215,23 @@ LEAK_TYPES = {"inuse_space", "inuse_objects", "space", "objects"}
 STABLE_SIZE = 0.25
 
 
+def _grew(rate: dict[str, Any]) -> bool:
+    """Grew beyond the noise: changed or new, upwards."""
+    return rate["kind"] in ("changed", "new") and rate["delta"] > 0
+
+
 def _leak_shapes(functions: dict[str, dict[str, Any]]) -> None:
-    """Mark in-use growth made of more objects of the same mean size: what a leak looks like.
+    """Mark in-use growth made of more objects rather than bigger ones: what a leak looks like.
 
     The seed's kubelet held 124 million objects of exactly 64 bytes: the count grew, the size
-    did not. A function whose in-use bytes grew beyond the noise while its mean object size
-    (in-use bytes / in-use objects, flat) stayed within 25% is marked ``leak_shaped``.
+    did not. A function is ``leak_shaped`` when its in-use bytes *and* in-use objects grew
+    beyond the noise and the growth in count outweighs any change in mean size (in-use bytes /
+    in-use objects, flat): the count ratio minus one is more than twice the size ratio's
+    distance from one. So a function that keeps as many objects but bigger ones (a buffer
+    size raised) is not leak-shaped, and one that keeps thirty times as many objects is, even
+    when its mean size moved: a baseline that retained almost nothing has a mean size of one
+    or two samples. A function whose in-use objects are all new (none in the baseline) is
+    leak-shaped too: every one of them is an object more. ``leak_shape`` says which case.
     """
     for entry in functions.values():
         rates = entry["rates"]
@@ -231,11 +242,31 @@ def _leak_shapes(functions: dict[str, dict[str, Any]]) -> None:
             base = sp["baseline"] / ob["baseline"] if ob["baseline"] > 0 else None
             cand = sp["candidate"] / ob["candidate"] if ob["candidate"] > 0 else None
             entry["object_size"] = {"baseline": base, "candidate": cand}
-            grew = sp["kind"] in ("changed", "new") and sp["delta"] > 0
-            stable = base is not None and cand is not None and \
-                abs(cand / base - 1.0) <= STABLE_SIZE
-            entry["leak_shaped"] = bool(grew and stable)
+            shape = None
+            if _grew(sp) and _grew(ob) and cand is not None:
+                if base is None:
+                    shape = "new"
+                else:
+                    count = ob["candidate"] / ob["baseline"]
+                    size = cand / base
+                    if count - 1.0 > 2.0 * abs(size - 1.0):
+                        shape = "same-size" if abs(size - 1.0) <= STABLE_SIZE else "more"
+            entry["leak_shaped"] = shape is not None
+            if shape is not None:
+                entry["leak_shape"] = shape
             break
+
+
+def _leak_note(entry: dict[str, Any]) -> str:
+    """The words a finding's message gets for a leak-shaped function."""
+    shape = entry.get("leak_shape")
+    if shape == "new":
+        return ", leak-shaped: in-use objects where the baseline kept none"
+    ob = entry["rates"].get("inuse_objects", entry["rates"].get("objects"))["flat"]
+    times = f"{ob['candidate'] / ob['baseline']:.3g}x"
+    if shape == "same-size":
+        return f", leak-shaped: {times} the objects, of the same size"
+    return f", leak-shaped: {times} the objects, not bigger ones"
 
 
 def missing_baseline_report(
