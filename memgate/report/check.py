@@ -474,8 +474,10 @@ def _markdown_head(report: dict[str, Any]) -> str:
 def _finding_row(report: dict[str, Any], f: dict[str, Any]) -> str:
     mark = "~" if not f["significant"] else ("❌" if f["severity"] == "fail" else "⚠️")
     st = f["sample_type"]
+    # The reviewer's first question about in-use growth: more objects (a leak) or bigger ones?
+    leak = " *(leak-shaped)*" if f.get("leak_shaped") else ""
     return (
-        f"| {mark} | {md_code(f['rule'])} | {md_code(f['function'])} | {st} | "
+        f"| {mark} | {md_code(f['rule'])} | {md_code(f['function'])}{leak} | {st} | "
         f"{f['metric']} | {_rate(report, f['baseline_rate'], st)} | "
         f"{_rate(report, f['candidate_rate'], st)} | {_delta(report, f, st)} | "
         f"{_pct_with_interval(f['delta_pct'], f['interval'], f['baseline_rate'])} |"
