@@ -76,7 +76,16 @@ def resolve_runs(
     ``duration_nanos``, then ``then.flag`` and ``then.policy``.
     """
     runs = []
+    seen: dict[str, str] = {}
     for k, (source, data, prof) in enumerate(loaded):
+        sha = hashlib.sha256(data).hexdigest()
+        if sha in seen:
+            # Repeated runs are averaged as independent measurements: the same profile twice
+            # (a glob plus an explicit path, say) would halve the noise it really has.
+            raise CompareError(
+                f"the same {side} profile is given twice ({seen[sha]} and {source}); repeated "
+                "runs must be separate profiles", source=source)
+        seen[sha] = source
         duration: float | None = None
         origin = "none"
         if first is not None:
@@ -101,7 +110,7 @@ def resolve_runs(
         runs.append(
             RunInput(
                 path=source,
-                sha256=hashlib.sha256(data).hexdigest(),
+                sha256=sha,
                 duration_seconds=duration,
                 duration_source=origin,
                 profile=prof,

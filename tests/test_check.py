@@ -242,6 +242,22 @@ def test_diff_of_a_contention_profile_names_what_it_counts() -> None:
     assert "not compared" not in r.stdout
 
 
+def test_the_same_profile_twice_on_one_side_is_refused(tmp_path: Path) -> None:
+    """Repeated runs are averaged as independent: one profile given twice (under two names, as
+    a glob plus a path may do) would understate the noise and turn a clean run into a FAIL."""
+    copy = tmp_path / "copy.pb.gz"
+    copy.write_bytes(NOLEAK[1].read_bytes())
+    r = memgate("check", *base_args(NOLEAK[0]), NOLEAK[1], copy, "--duration", "15s")
+    assert r.returncode == EXIT_ERROR
+    assert r.stderr.strip().splitlines() == [
+        f"memgate: {copy}: the same candidate profile is given twice ({NOLEAK[1]} and {copy}); "
+        "repeated runs must be separate profiles"]
+    r = memgate("check", *base_args(NOLEAK[0], NOLEAK[0]), NOLEAK[1], "--duration", "15s")
+    assert r.returncode == EXIT_ERROR and "the same baseline profile is given twice" in r.stderr
+    # The same profile on both sides is a legitimate (if dull) comparison.
+    assert memgate("check", *base_args(NOLEAK[0]), NOLEAK[0], "--duration", "15s").returncode == 0
+
+
 def test_incompatible_profiles_exit_3_naming_both() -> None:
     r = memgate("check", *base_args(NOLEAK[0]), PROFILES / "nodejs-heap.pb.gz",
                 "--duration", "1m")
