@@ -208,7 +208,9 @@ def post_comment(inputs: ActionInputs, env: Mapping[str, str], markdown: str,
 
 def run(env: Mapping[str, str], out: TextIO) -> int:
     """The whole action; returns the exit code. Raises MemgateError for bad input."""
-    from memgate.checkrun import CheckOptions, append_step_summary, run_check, write_atomic
+    from memgate.checkrun import CheckOptions, append_step_summary, run_check
+    from memgate.outputs import Output
+    from memgate.outputs import write_outputs as write_files
     from memgate.profile.decode import Limits
     from memgate.progress import Progress
     from memgate.report.check import VERDICT_WORD, render_json, render_markdown
@@ -225,8 +227,8 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
 
     report_path, summary_path = _output_paths(inputs, env)
     markdown = render_markdown(report)
-    write_atomic(report_path, render_json(report))
-    write_atomic(summary_path, markdown)
+    write_files([Output(str(report_path), render_json(report)),
+                 Output(str(summary_path), markdown)])
     if inputs.summary:
         append_step_summary(markdown)
     annotate(report, out)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 from memgate.compare import RunInput, compare
 from memgate.errors import CompareError, MemgateError, PolicyError
 from memgate.gate import evaluate
+from memgate.outputs import write_atomic
 from memgate.parallel import parallel_map
 from memgate.policy import Policy, default_policy, load_policy
 from memgate.profile.decode import Limits, decode
@@ -175,45 +175,6 @@ def policy_for(policy: Policy, component: str | None) -> Policy:
     if component is not None and component in policy.components:
         return policy.for_component(component)
     return policy
-
-
-def write_atomic(path: str | Path, text: str | bytes) -> None:
-    """Write a whole file or nothing: a temp file in the same directory, then a rename.
-
-    ``text`` may be bytes (a gzip profile): written as is; a str is written as UTF-8.
-    """
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise MemgateError("directory does not exist", source=str(parent), slug="bad-path")
-    if p.is_dir():
-        raise MemgateError("is a directory, not a file", source=str(p), slug="bad-path")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
-    except OSError as e:
-        raise MemgateError(f"cannot write: {e.strerror or e}", source=str(p),
-                           slug="bad-path") from None
-    try:
-        if isinstance(text, bytes):
-            with os.fdopen(fd, "wb") as fb:
-                fb.write(text)
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-        # mkstemp creates the file 0600; a report is an ordinary file (0666 less the umask).
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, p)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise MemgateError(f"cannot write: {exc.strerror or exc}", source=str(p),
-                               slug="bad-path") from None
-        raise
 
 
 def append_step_summary(markdown: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -304,18 +304,22 @@ def _use_color() -> bool:
 
 
 def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_path: str | None,
-                 step_summary: bool | None) -> None:
-    """Write the report files (atomically) and print the chosen format."""
+                 step_summary: bool | None, extra: Sequence[Any] = ()) -> None:
+    """Write the report files and ``extra`` outputs (all or none) and print the chosen
+    format."""
     import os
 
-    from memgate.checkrun import append_step_summary, write_atomic
+    from memgate.checkrun import append_step_summary
+    from memgate.outputs import Output, write_outputs
     from memgate.report.check import render_json, render_markdown, render_text
 
     markdown = render_markdown(report)
+    outputs = list(extra)
     if json_path:
-        write_atomic(json_path, render_json(report))
+        outputs.append(Output(json_path, render_json(report)))
     if summary:
-        write_atomic(summary, markdown)
+        outputs.append(Output(summary, markdown))
+    write_outputs(outputs)
     if step_summary is None:
         step_summary = os.environ.get("GITHUB_ACTIONS") == "true"
     if step_summary:
@@ -347,12 +351,22 @@ html_option = click.option(
          "(docs/html.md).")
 
 
-def _emit_html(html_path: str | None, result: Any) -> None:
+def _html_outputs(html_path: str | None, result: Any) -> list[Any]:
     """``--html FILE``: the flame graph page, from the profiles behind the report."""
-    if html_path:
-        from memgate.report.html import write_html
+    if not html_path:
+        return []
+    from memgate.outputs import Output
+    from memgate.report.html import html_page
 
-        write_html(html_path, result.report, result)
+    page = html_page(result.report, result)
+    return [] if page is None else [Output(html_path, page)]
+
+
+def _check_outputs(paths: Sequence[str | None], inputs: Sequence[str]) -> None:
+    """Before any work: every output can be written and overwrites no input."""
+    from memgate.outputs import check_outputs
+
+    check_outputs(paths, inputs)
 
 
 def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
@@ -413,6 +427,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
         from memgate.store import validate_component_name
 
         validate_component_name(component)
+    _check_outputs([json_path, summary, html_path], [*profiles, *baseline_files])
     opts = CheckOptions(
         candidate=profiles, component=component, baselines=baselines,
         baseline_files=baseline_files, policy=policy,
@@ -422,8 +437,8 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     result = run_check_full(opts, _limits(max_decompressed), Progress(progress),
                             _fetch(timeout, headers))
     report = result.report
-    _emit_html(html_path, result)
-    _emit_report(report, fmt, summary, json_path, step_summary)
+    _emit_report(report, fmt, summary, json_path, step_summary,
+                 _html_outputs(html_path, result))
     if report["verdict"] == "fail":
         sys.exit(EXIT_FAIL)
 
@@ -461,6 +476,7 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
 
     d = _duration(duration, "--duration")
     bd = _duration(baseline_duration, "--baseline-duration")
+    _check_outputs([json_path, summary, html_path, output], [base, new])
     limits = _limits(max_decompressed)
     prog = Progress(progress)
     normalize = not no_normalize
@@ -476,14 +492,14 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
                                    fetch=_fetch(timeout, headers))
         else:
             raise
+    extra = _html_outputs(html_path, result)
     if output:
-        from memgate.checkrun import write_atomic
+        from memgate.outputs import Output
         from memgate.profile.encode import diff_profile, encode_gzip
 
-        write_atomic(output, encode_gzip(diff_profile(result.baseline[0].profile,
-                                                      result.candidate[0].profile)))
-    _emit_html(html_path, result)
-    _emit_report(result.report, fmt, summary, json_path, step_summary)
+        extra.append(Output(output, encode_gzip(diff_profile(result.baseline[0].profile,
+                                                             result.candidate[0].profile))))
+    _emit_report(result.report, fmt, summary, json_path, step_summary, extra)
 
 
 @main.group()

@@ -234,17 +234,17 @@ def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, 
     """
     import os
 
-    from memgate.checkrun import append_step_summary, write_atomic
+    from memgate.checkrun import append_step_summary
+    from memgate.outputs import Output, write_outputs
 
     loaded = load_reports(reports)
     markdown = render_merged_markdown(loaded)
     merged = merge_json(loaded)
     as_json = json.dumps(merged, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    outputs = [Output(path, text) for path, text in ((json_path, as_json), (summary, markdown))
+               if path]
     try:
-        if json_path:
-            write_atomic(json_path, as_json)
-        if summary:
-            write_atomic(summary, markdown)
+        write_outputs(outputs)
     except OSError as e:
         raise ReportError(f"cannot write: {e.strerror or e}",
                           source=e.filename or json_path or summary) from None

@@ -425,17 +425,16 @@ _SCRIPT = r"""
 """
 
 
-def write_html(path: str, report: dict[str, Any], result: RunResult) -> None:
-    """Build the tree from a :class:`~memgate.checkrun.RunResult` and write the page."""
-    from memgate.checkrun import write_atomic
+def html_page(report: dict[str, Any], result: RunResult) -> str | None:
+    """The page for a :class:`~memgate.checkrun.RunResult` (None without any profile)."""
     from memgate.report.flame import build_tree
 
     runs = result.candidate or result.baseline
     if not runs:
-        return
+        return None
     tree = build_tree(result.baseline, result.candidate, normalized=result.normalized)
     try:
         default = runs[0].profile.sample_index(None)
     except ValueError:
         default = 0
-    write_atomic(path, render_html(report, tree, default))
+    return render_html(report, tree, default)
