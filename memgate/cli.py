@@ -97,10 +97,21 @@ def parse_size(text: str) -> int:
     return int(value * units[unit])
 
 
+def _check_size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A malformed --max-decompressed is a usage error (exit 2), found before any work."""
+    if value is not None:
+        try:
+            parse_size(value)
+        except MemgateError as e:
+            raise click.BadParameter(e.message) from None
+    return value
+
+
 _max_decompressed_only = click.option(
     "--max-decompressed",
     metavar="SIZE",
     default=None,
+    callback=_check_size,
     help="Refuse inputs that decompress to more than SIZE (default 1GiB, or "
     "MEMGATE_MAX_DECOMPRESSED_BYTES).",
 )
@@ -423,6 +434,9 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     from memgate.errors import EXIT_FAIL
     from memgate.progress import Progress
 
+    if component is None and not baseline_files:
+        raise click.UsageError("give --component NAME (to read baselines/NAME) or "
+                               "--baseline PROFILE")
     if component is not None:
         from memgate.store import validate_component_name
 

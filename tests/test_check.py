@@ -442,3 +442,9 @@ def test_report_files_get_ordinary_permissions(tmp_path: Path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert js.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_check_without_component_or_baseline_is_a_usage_error() -> None:
+    r = memgate("check", NOLEAK[1], "--duration", "15s")
+    assert r.returncode == 2
+    assert "Error: give --component NAME (to read baselines/NAME) or --baseline PROFILE" in r.stderr

@@ -85,10 +85,12 @@ def test_count_limit_flag_is_validated() -> None:
 
 
 @pytest.mark.parametrize("size", ["inf", "nan", "0.1", "-1", "1XB"])
-def test_bad_max_decompressed_is_one_line(size: str) -> None:
-    """Bug: `--max-decompressed inf` / `nan` raised OverflowError / ValueError."""
-    line = assert_one_line_error(run("top", SMALL, "--max-decompressed", size))
-    assert line.startswith("memgate: --max-decompressed: invalid size")
+def test_bad_max_decompressed_is_a_usage_error(size: str) -> None:
+    """Bug: `--max-decompressed inf` / `nan` raised OverflowError / ValueError. A malformed
+    flag is a usage error like any other: exit 2, click's message, no traceback."""
+    out = run("top", SMALL, "--max-decompressed", size)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "Invalid value for '--max-decompressed': invalid size" in out.stderr
 
 
 def test_decompressed_limit_flag() -> None:
