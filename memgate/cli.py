@@ -231,7 +231,8 @@ def main() -> None:
     "-n",
     type=click.IntRange(min=0),
     default=None,
-    help="Show only the first N rows (default: all rows with a non-zero value).",
+    help="Show only the first N rows (default, and 0 as in pprof's -nodecount=0: all rows "
+    "with a non-zero value).",
 )
 @click.option("--cum", is_flag=True, help="Sort by cum instead of flat.")
 @click.option(

@@ -100,3 +100,11 @@ def test_top_matches_pprof(name: str, granularity: str, index: int, path: str) -
     o_show = [ln for ln in o_head.splitlines() if ln.startswith("Showing nodes accounting")]
     assert o_show == g_show
     assert f"Type: {prof.sample_types[index].type}" in o_head
+    # The header pprof prints before the table, line for line (File, Build ID, comments, Type,
+    # Time, Duration with the CPU share), up to lines about pprof's own trimming.
+    assert _head(o_head) == _head(g_head)
+
+
+def _head(text: str) -> list[str]:
+    return [ln for ln in text.splitlines()
+            if not ln.startswith(("Showing", "Dropped", "Main binary filename"))]

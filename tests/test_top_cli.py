@@ -84,6 +84,8 @@ def test_limit_and_cum_sort() -> None:
     text = top("--limit", "3", LOKI).stdout
     assert "Showing top 3 nodes out of" in text
     assert len(text.split("   cum%\n", 1)[1].splitlines()) == 3
+    # --limit 0 is pprof's -nodecount=0: every row, not none.
+    assert top("--limit", "0", LOKI).stdout == top(LOKI).stdout
 
 
 def test_sample_index_rules() -> None:

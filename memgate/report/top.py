@@ -15,7 +15,7 @@ import numpy as np
 
 from memgate.profile.model import Profile, ValueType
 from memgate.table import Table
-from memgate.units import percentage, scaled_label, select_output_unit
+from memgate.units import is_time_unit, percentage, scale, scaled_label, select_output_unit
 
 TOP_FORMAT_VERSION = 1
 
@@ -73,7 +73,7 @@ def build_top(
     order = np.lexsort((-np.abs(third), name_rank, -np.abs(first)))
     rows = tuple(TopRow(str(names[i]), int(f[i]), int(c[i])) for i in order.tolist())
     count = len(rows)
-    if limit is not None and limit >= 0:
+    if limit:  # None or 0: every row, as pprof's -nodecount=0
         rows = rows[:limit]
     main = prof.mappings[0] if prof.mappings else None
     return TopReport(
@@ -101,8 +101,21 @@ def _iso_time(nanos: int) -> str | None:
 
 
 def _go_duration(seconds: float) -> str:
-    """Go's ``%.4v`` of a time.Duration, close enough for a header ("420s", "1m0s" -> "60s")."""
-    return f"{seconds:.4g}s"
+    """A duration as pprof labels it (``measurement.Label(d, "nanoseconds")``): "1.50s"."""
+    return scaled_label(round(seconds * 1e9), "nanoseconds", "auto")
+
+
+def _duration_line(rep: TopReport, total: str) -> str:
+    """pprof's ``Duration: 1.50s, Total samples = 1.49s (99.44%)``: the ratio only when the
+    sample type is a time (CPU profiles)."""
+    assert rep.duration_seconds
+    nanos = round(rep.duration_seconds * 1e9)
+    ratio = ""
+    if is_time_unit(rep.sample_type.unit):
+        total_ns, unit = scale(rep.total, rep.sample_type.unit, "nanoseconds")
+        if unit == "ns" and int(total_ns) != 0:
+            ratio = f"({percentage(int(total_ns), nanos)})"
+    return f"Duration: {_go_duration(rep.duration_seconds)}, Total samples = {total} {ratio}"
 
 
 def render_text(rep: TopReport, unit: str = "minimum") -> str:
@@ -127,9 +140,7 @@ def render_text(rep: TopReport, unit: str = "minimum") -> str:
         t = _dt.datetime.fromtimestamp(rep.time_nanos / 1e9, tz=_dt.timezone.utc)
         lines.append(f"Time: {t:%Y-%m-%d %H:%M:%S} UTC")
     if rep.duration_seconds:
-        lines.append(
-            f"Duration: {_go_duration(rep.duration_seconds)}, Total samples = {fmt(rep.total)} "
-        )
+        lines.append(_duration_line(rep, fmt(rep.total)))
     shown_flat = sum(r.flat for r in rep.rows)
     pct = percentage(shown_flat, rep.total).strip()
     lines.append(f"Showing nodes accounting for {fmt(shown_flat)}, {pct} of {fmt(rep.total)} total")
