@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memgate.compare import RunInput, compare
+from memgate.compare import Comparison, RunInput, compare
 from memgate.errors import CompareError, MemgateError, PolicyError
 from memgate.gate import evaluate
 from memgate.outputs import write_atomic
 from memgate.parallel import parallel_map
-from memgate.policy import Policy, default_policy, load_policy
+from memgate.policy import Policy, default_policy, load_policy, sample_type_matches
 from memgate.profile.decode import Limits, decode
 from memgate.profile.source import FetchOptions, read_bytes
 from memgate.progress import Progress
@@ -148,6 +148,33 @@ def duration_warnings(baseline: Sequence[RunInput], candidate: Sequence[RunInput
                 f"{r.path}: a duration of {used / 86400:,.0f} days ({r.duration_source}) is "
                 "implausible (a timestamp written as a duration?); give --duration"
             )
+    return out
+
+
+#: Sample types of Go heap profiles and of pprof's two-column heap profiles: a policy may
+#: name them for profiles that lack some (an inuse-only legacy profile) without a warning.
+_WELL_KNOWN_TYPES = frozenset({"inuse_space", "inuse_objects", "alloc_space", "alloc_objects",
+                               "space", "objects"})
+
+
+def unknown_sample_type_warnings(comparison: Comparison, policy: Policy) -> list[str]:
+    """Say so when the policy names a sample type the profiles do not have.
+
+    A misspelt ``inuse_objcts`` in a list that also names ``inuse_space`` would otherwise
+    quietly stop gating object counts. Well-known heap types missing from a profile (a
+    two-column profile has no alloc_*) are not reported.
+    """
+    import difflib
+
+    have = [st.type for st in comparison.sample_types]
+    out = []
+    for name in policy.gated_sample_types():
+        if name in _WELL_KNOWN_TYPES or any(sample_type_matches(name, h) for h in have):
+            continue
+        close = difflib.get_close_matches(name, have, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        out.append(f"{policy.source}: the policy gates sample type {name}, which the profiles "
+                   f"do not have{hint}; they have {', '.join(have)}")
     return out
 
 
@@ -283,13 +310,15 @@ def run_check_full(
     comparison = compare(base_runs, candidate, normalized=opts.normalize)
     result = evaluate(comparison, policy)
     confidence = policy.defaults.confidence
+    warnings = duration_warnings(base_runs, candidate) if opts.normalize else []
+    warnings += unknown_sample_type_warnings(comparison, policy)
     report = build_report(
         comparison,
         result,
         component=opts.component,
         policy=policy,
         policy_sha256=policy_sha,
-        warnings=duration_warnings(base_runs, candidate) if opts.normalize else [],
+        warnings=warnings,
         confidence=confidence,
     )
     progress.done()

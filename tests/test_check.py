@@ -448,3 +448,22 @@ def test_check_without_component_or_baseline_is_a_usage_error() -> None:
     r = memgate("check", NOLEAK[1], "--duration", "15s")
     assert r.returncode == 2
     assert "Error: give --component NAME (to read baselines/NAME) or --baseline PROFILE" in r.stderr
+
+
+def test_a_misspelt_sample_type_in_the_policy_is_a_warning(tmp_path: Path) -> None:
+    """`sample_types: [inuse_space, inuse_objcts]` must not quietly stop gating objects."""
+    pol = tmp_path / "p.yml"
+    pol.write_text("version: 1\ndefaults:\n  sample_types: [inuse_space, inuse_objcts]\n")
+    r = memgate("check", "--policy", pol, *base_args(NOLEAK[0]), NOLEAK[1], "--duration", "15s",
+                "--format", "json")
+    rep = json.loads(r.stdout)
+    assert rep["verdict"] == "warn"
+    assert rep["warnings"] == [
+        f"{pol}: the policy gates sample type inuse_objcts, which the profiles do not have (did "
+        "you mean inuse_objects?); they have alloc_objects, alloc_space, inuse_objects, "
+        "inuse_space"]
+    # Well-known heap types are not reported for profiles that lack them.
+    pol.write_text("version: 1\ndefaults:\n  sample_types: [inuse_space, space, objects]\n")
+    r = memgate("check", "--policy", pol, *base_args(NOLEAK[0]), NOLEAK[1], "--duration", "15s",
+                "--format", "json")
+    assert json.loads(r.stdout)["warnings"] == []
