@@ -260,20 +260,17 @@ def run_check_full(
     """:func:`run_check`, keeping the decoded profiles of both sides."""
     policy_all, policy_sha = find_policy(opts.policy)
     policy = policy_for(policy_all, opts.component)
-    cand_loaded = load_runs(opts.candidate, limits, progress, fetch)
+    notes: list[str] = []
+    if opts.component is not None and policy_all.components and \
+            opts.component not in policy_all.components:
+        # Most likely a typo: the component's overrides would silently not apply.
+        notes.append(f"{policy_all.source}: the policy defines no component {opts.component} "
+                     f"(it defines {', '.join(sorted(policy_all.components))}); its global "
+                     "rules apply")
     then = DurationSources(flag=opts.duration, policy=policy.duration_seconds)
-    candidate = resolve_runs(
-        cand_loaded,
-        first=opts.duration,
-        first_source="--duration",
-        then=DurationSources(policy=policy.duration_seconds),
-        normalize=opts.normalize,
-        side="candidate",
-    )
     stored: list[float | None] | None = None
-    if opts.baseline_files:
-        base_loaded = load_runs(opts.baseline_files, limits, progress, fetch)
-    else:
+    base_specs: list[str] = list(opts.baseline_files)
+    if not opts.baseline_files:
         if opts.component is None:
             raise MemgateError(
                 "give --component NAME (to read baselines/NAME) or --baseline PROFILE", slug="usage"
@@ -288,6 +285,11 @@ def run_check_full(
                 "PROFILE... --reason TEXT`)"
             )
             if opts.allow_missing_baseline:
+                cand_loaded = load_runs(opts.candidate, limits, progress, fetch)
+                candidate = resolve_runs(
+                    cand_loaded, first=opts.duration, first_source="--duration",
+                    then=DurationSources(policy=policy.duration_seconds),
+                    normalize=opts.normalize, side="candidate")
                 return RunResult(
                     missing_baseline_report(opts.component, candidate, policy, msg),
                     (), tuple(candidate), opts.normalize)
@@ -295,8 +297,20 @@ def run_check_full(
 
             raise BaselineError(msg, source=opts.baselines, slug="baseline-missing")
         baseline = store.load(opts.component)
-        base_loaded = load_runs([str(p.path) for p in baseline.profiles], limits, progress)
+        base_specs = [str(p.path) for p in baseline.profiles]
         stored = [p.duration_seconds for p in baseline.profiles]
+    # Both sides in one call: their profiles decode in parallel (candidates first, so that
+    # the first unreadable input named is still a candidate's).
+    loaded = load_runs([*opts.candidate, *base_specs], limits, progress, fetch)
+    cand_loaded, base_loaded = loaded[:len(opts.candidate)], loaded[len(opts.candidate):]
+    candidate = resolve_runs(
+        cand_loaded,
+        first=opts.duration,
+        first_source="--duration",
+        then=DurationSources(policy=policy.duration_seconds),
+        normalize=opts.normalize,
+        side="candidate",
+    )
     base_runs = resolve_runs(
         base_loaded,
         first=opts.baseline_duration,
@@ -311,7 +325,7 @@ def run_check_full(
     result = evaluate(comparison, policy)
     confidence = policy.defaults.confidence
     warnings = duration_warnings(base_runs, candidate) if opts.normalize else []
-    warnings += unknown_sample_type_warnings(comparison, policy)
+    warnings += notes + unknown_sample_type_warnings(comparison, policy)
     report = build_report(
         comparison,
         result,

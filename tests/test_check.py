@@ -467,3 +467,17 @@ def test_a_misspelt_sample_type_in_the_policy_is_a_warning(tmp_path: Path) -> No
     r = memgate("check", "--policy", pol, *base_args(NOLEAK[0]), NOLEAK[1], "--duration", "15s",
                 "--format", "json")
     assert json.loads(r.stdout)["warnings"] == []
+
+
+def test_a_component_the_policy_does_not_define_is_a_warning(tmp_path: Path) -> None:
+    pol = tmp_path / "p.yml"
+    pol.write_text("version: 1\ncomponents:\n  decode:\n    duration: 15s\n")
+    args = ["check", "--policy", pol, *base_args(NOLEAK[0]), NOLEAK[1], "--format", "json"]
+    r = memgate(*args, "--component", "decdoe", "--duration", "15s")
+    rep = json.loads(r.stdout)
+    assert r.returncode == 0 and rep["verdict"] == "warn"
+    assert rep["warnings"] == [f"{pol}: the policy defines no component decdoe (it defines "
+                               "decode); its global rules apply"]
+    # The right name: its duration applies, no warning.
+    rep = json.loads(memgate(*args, "--component", "decode").stdout)
+    assert rep["warnings"] == [] and rep["inputs"]["candidate"][0]["duration_source"] == "policy"
