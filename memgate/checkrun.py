@@ -299,10 +299,10 @@ def run_check_full(
         baseline = store.load(opts.component)
         base_specs = [str(p.path) for p in baseline.profiles]
         stored = [p.duration_seconds for p in baseline.profiles]
-    # Both sides in one call: their profiles decode in parallel (candidates first, so that
-    # the first unreadable input named is still a candidate's).
-    loaded = load_runs([*opts.candidate, *base_specs], limits, progress, fetch)
-    cand_loaded, base_loaded = loaded[:len(opts.candidate)], loaded[len(opts.candidate):]
+    # One side after the other: each profile already decodes on all cores, and decoding both
+    # sides at once would add their peaks (1M samples: 1.1 GiB instead of 0.7, for 9% time).
+    cand_loaded = load_runs(opts.candidate, limits, progress, fetch)
+    base_loaded = load_runs(base_specs, limits, progress, fetch)
     candidate = resolve_runs(
         cand_loaded,
         first=opts.duration,
@@ -352,9 +352,9 @@ def run_diff(
 ) -> RunResult:
     """``memgate diff``: the per-function deltas with no policy and no verdict, and the
     decoded profiles of both sides (for the HTML and the diff profile)."""
-    # Both sides in one call: their profiles decode in parallel.
-    loaded = load_runs([*base, *new], limits, progress, fetch)
-    b, c = loaded[:len(base)], loaded[len(base):]
+    # One side after the other, as in run_check_full (peak memory).
+    b = load_runs(base, limits, progress, fetch)
+    c = load_runs(new, limits, progress, fetch)
     cand = resolve_runs(
         c,
         first=duration,
