@@ -483,8 +483,10 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
          headers: tuple[tuple[str, str], ...] = ()) -> None:
     """Per-function deltas from BASE to NEW, with no policy (like pprof -diff_base).
 
-    Shows baseline and candidate rates, absolute and relative deltas, for every memory
-    sample type, flat and cum.
+    Compares every memory sample type as rates (or raw values), with absolute and relative
+    deltas and their noise intervals. The text output shows, per sample type, the total and
+    the functions that moved beyond the noise (flat); --format markdown adds a table of every
+    function (flat); --format json (or --json FILE) has every function, flat and cum.
     """
     from memgate.checkrun import run_diff
     from memgate.progress import Progress
