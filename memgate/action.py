@@ -84,6 +84,8 @@ class ActionInputs:
     fail_on_regression: bool = True
     summary: bool = True
     json_report: str | None = None
+    #: Where to write the HTML diff flame graph (docs/html.md); None: no page.
+    html: str | None = None
     comment: bool = False
     github_token: str | None = None
 
@@ -120,6 +122,7 @@ class ActionInputs:
                 "fail-on-regression", env.get("MEMGATE_FAIL_ON_REGRESSION"), True),
             summary=parse_bool("summary", env.get("MEMGATE_SUMMARY"), True),
             json_report=_opt(env.get("MEMGATE_JSON_REPORT")),
+            html=_opt(env.get("MEMGATE_HTML")),
             comment=parse_bool("comment", env.get("MEMGATE_COMMENT"), False),
             github_token=_opt(env.get("GITHUB_TOKEN")),
         )
@@ -208,12 +211,13 @@ def post_comment(inputs: ActionInputs, env: Mapping[str, str], markdown: str,
 
 def run(env: Mapping[str, str], out: TextIO) -> int:
     """The whole action; returns the exit code. Raises MemgateError for bad input."""
-    from memgate.checkrun import CheckOptions, append_step_summary, run_check
-    from memgate.outputs import Output
+    from memgate.checkrun import CheckOptions, append_step_summary, run_check_full
+    from memgate.outputs import Output, check_outputs
     from memgate.outputs import write_outputs as write_files
     from memgate.profile.decode import Limits
     from memgate.progress import Progress
     from memgate.report.check import VERDICT_WORD, render_json, render_markdown
+    from memgate.report.html import html_page
 
     inputs = ActionInputs.from_env(env)
     profiles = expand_profiles(inputs.profiles)
@@ -223,12 +227,17 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
     opts = CheckOptions(candidate=profiles, component=inputs.component,
                         baselines=inputs.baselines, policy=inputs.policy,
                         duration=inputs.duration)
-    report = run_check(opts, Limits.from_env(), Progress(False))
-
     report_path, summary_path = _output_paths(inputs, env)
+    html_path = Path(inputs.html).absolute() if inputs.html else None
+    check_outputs([str(report_path), str(summary_path), str(html_path or "")], profiles)
+    result = run_check_full(opts, Limits.from_env(), Progress(False))
+    report = result.report
     markdown = render_markdown(report)
-    write_files([Output(str(report_path), render_json(report)),
-                 Output(str(summary_path), markdown)])
+    files = [Output(str(report_path), render_json(report)), Output(str(summary_path), markdown)]
+    page = html_page(report, result) if html_path else None
+    if html_path and page is not None:
+        files.append(Output(str(html_path), page))
+    write_files(files)
     if inputs.summary:
         append_step_summary(markdown)
     annotate(report, out)
@@ -236,7 +245,8 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
     verdict = report["verdict"]
     n = regressions(report)
     write_outputs({"verdict": verdict, "regressions": str(n), "report": str(report_path),
-                   "summary": str(summary_path)}, env)
+                   "summary": str(summary_path),
+                   "html": str(html_path) if html_path and page is not None else ""}, env)
     out.write(f"memgate: {VERDICT_WORD[verdict]} ({report['summary']['fail']} failing, "
               f"{report['summary']['warn']} warning, {report['summary']['within_noise']} "
               f"within noise); report: {report_path}\n")

@@ -459,7 +459,7 @@ def test_outputs_use_unguessable_heredocs(ws: Workspace) -> None:
     run = run_action(ws, {"profiles": ws.ok, **SVC})
     check_file = run.output_files[-1]
     heads = re.findall(r"^([a-z]+)<<(.*)$", check_file, re.MULTILINE)
-    assert [h[0] for h in heads] == ["verdict", "regressions", "report", "summary"]
+    assert [h[0] for h in heads] == ["verdict", "regressions", "report", "summary", "html"]
     delims = [h[1] for h in heads]
     assert all(re.fullmatch(r"ghadelimiter_[0-9a-f-]{36}", d) for d in delims)
     assert len(set(delims)) == len(delims)
@@ -479,6 +479,17 @@ def test_summary_false_and_json_report_path(ws: Workspace) -> None:
     assert run.outputs["report"] == str(ws.root / "out" / "report.json")
     assert json.loads((ws.root / "out" / "report.json").read_text())["verdict"] == "pass"
     assert Path(run.outputs["summary"]).is_file()
+
+
+def test_html_input_writes_the_flame_graph(ws: Workspace) -> None:
+    run = run_action(ws, {"profiles": ws.leak, **SVC, "html": "memgate.html",
+                          "fail-on-regression": "false"})
+    assert run.returncode == 0, run.stdout
+    assert run.outputs["html"] == str(ws.root / "memgate.html")
+    page = (ws.root / "memgate.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "main.leaky" in page
+    run = run_action(ws, {"profiles": ws.ok, **SVC})
+    assert run.outputs["html"] == ""
 
 
 def test_globs_newlines_and_working_directory(ws: Workspace) -> None:
