@@ -561,11 +561,55 @@ def _register_groups() -> None:
 
     main.add_command(baseline)
     main.add_command(report)
-    # The store decodes profiles in `baseline update` and `accept`: the same count limits.
+    # The store reads and decodes profiles in `baseline update` and `accept`: the same input
+    # limits, and for `update` (which takes URLs) the same fetch options, as `check`.
     for name in ("update", "accept"):
         cmd = baseline.commands.get(name)
         if cmd is not None and not any(p.name == "max_samples" for p in cmd.params):
-            _max_locations_option(_max_samples_option(cmd))
+            _max_locations_option(_max_samples_option(_max_decompressed_override(cmd)))
+            if name == "update":
+                _fetch_override_options(cmd)
+
+
+def _max_decompressed_override(f: Any) -> Any:
+    """``--max-decompressed`` for commands whose readers take ``Limits.from_env()``."""
+
+    def store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is None:
+            return
+        from memgate.profile.decode import reset_limit_overrides, set_limit_overrides
+
+        _check_size(ctx, param, value)  # a usage error (exit 2) when malformed
+        token = set_limit_overrides(max_decompressed_bytes=parse_size(value))
+        ctx.call_on_close(lambda: reset_limit_overrides(token))
+
+    return click.option(
+        "--max-decompressed", metavar="SIZE", default=None, expose_value=False,
+        callback=store, help="Refuse inputs that decompress to more than SIZE (default 1GiB, "
+        "or MEMGATE_MAX_DECOMPRESSED_BYTES).")(f)
+
+
+def _fetch_override_options(f: Any) -> Any:
+    """``--timeout`` and ``--header`` for commands whose readers take no fetch options."""
+
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        from memgate.profile.source import reset_fetch_defaults, set_fetch_defaults
+
+        if param.name == "headers":
+            value = _check_headers(ctx, param, value)
+            if not value:
+                return
+        token = set_fetch_defaults(**{param.name or "": value})
+        ctx.call_on_close(lambda: reset_fetch_defaults(token))
+
+    f = click.option("--header", "-H", "headers", multiple=True, metavar="'NAME: VALUE'",
+                     expose_value=False, callback=store,
+                     help="For URLs: an extra request header (repeatable); see "
+                     "`memgate check --help`.")(f)
+    return click.option("--timeout", type=float, default=30.0, show_default=True,
+                        metavar="SECONDS", expose_value=False, callback=store,
+                        help="For URLs: seconds to wait for the server, on top of a "
+                        "?seconds=N delta window.")(f)
 
 
 _register_groups()

@@ -215,3 +215,22 @@ def test_content_encoding(server: str) -> None:
     assert prof.sample_type_names()[-1] == "inuse_space" and len(prof.samples)
     with pytest.raises(FetchError, match="Content-Encoding 'br'"):
         load_profile(f"{server}/br-encoded")
+
+
+def test_baseline_update_takes_the_url_options(server: str, tmp_path: Path) -> None:
+    """`baseline update` reads URLs too: --header, --timeout and --max-decompressed as in
+    `check`."""
+    cmd = [sys.executable, "-m", "memgate", "baseline", "update", "-c", "api", "--reason", "r",
+           "--baselines", str(tmp_path / "b"), "--duration", "1m"]
+    out = subprocess.run([*cmd, f"{server}/auth"], capture_output=True, text=True)
+    assert out.returncode == 3 and "HTTP 401" in out.stderr
+    out = subprocess.run([*cmd, "-H", f"Authorization: Bearer {TOKEN}", f"{server}/auth"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([*cmd, "--timeout", "0.5", f"{server}/slow"], capture_output=True,
+                         text=True)
+    assert out.returncode == 3 and "timed out after 0.5s" in out.stderr
+    out = subprocess.run([*cmd, "--max-decompressed", "1000", f"{server}/debug/pprof/heap"],
+                         capture_output=True, text=True)
+    assert out.returncode == 3
+    assert "larger than the limit of 1000 bytes (raise it with --max-decompressed" in out.stderr

@@ -23,6 +23,7 @@ from memgate.profile.source import (
     MAX_REDIRECTS,
     FetchOptions,
     env_headers,
+    fetch_defaults,
     load_profile,
     read_bytes,
 )
@@ -104,7 +105,7 @@ def fetch_url(
     options: FetchOptions | None = None,
     progress: Progress | None = None,
 ) -> bytes:
-    options = options or FetchOptions()
+    options = options or fetch_defaults()
     progress = progress or Progress(False)
     if not (math.isfinite(options.timeout) and options.timeout > 0):
         raise FetchError(f"the timeout must be a positive number of seconds, not "
@@ -212,7 +213,8 @@ def _read_limited(resp: object, url: str, limit: int, deadline: float | None = N
             raise FetchError(f"connection closed after {len(data)} of {len(data) + missing} "
                              "bytes", source=url, slug="fetch-truncated")
     if len(data) > limit:
-        raise LimitError(f"response larger than the limit of {limit} bytes", source=url)
+        raise LimitError(f"response larger than the limit of {limit} bytes (raise it with "
+                         "--max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)", source=url)
     ctype = ""
     headers = getattr(resp, "headers", None)
     if headers is not None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from memgate.errors import FetchError, LimitError, ProfileError
 from memgate.profile.decode import Limits, decode
@@ -66,6 +68,26 @@ class FetchOptions:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+#: Fetch options given on the command line (``--timeout``, ``--header``) for the running
+#: command, for readers that take no options themselves (the store's ``baseline update``).
+#: Set by the CLI, reset when the command ends.
+_FETCH_DEFAULTS: ContextVar[FetchOptions | None] = ContextVar("memgate_fetch", default=None)
+
+
+def set_fetch_defaults(**values: Any) -> object:
+    """Override fields of the fetch options of this command; a token for
+    :func:`reset_fetch_defaults`."""
+    return _FETCH_DEFAULTS.set(replace(fetch_defaults(), **values))
+
+
+def reset_fetch_defaults(token: object) -> None:
+    _FETCH_DEFAULTS.reset(token)  # type: ignore[arg-type]
+
+
+def fetch_defaults() -> FetchOptions:
+    return _FETCH_DEFAULTS.get() or FetchOptions()
+
+
 def read_bytes(
     spec: str, limits: Limits, progress: Progress | None = None, options: FetchOptions | None = None
 ) -> tuple[bytes, str]:
@@ -73,7 +95,10 @@ def read_bytes(
     if spec == "-":
         data = sys.stdin.buffer.read(limits.max_decompressed_bytes + 1)
         if len(data) > limits.max_decompressed_bytes:
-            raise LimitError("standard input is larger than the size limit", source="<stdin>")
+            raise LimitError(
+                "standard input is larger than the limit of "
+                f"{limits.max_decompressed_bytes} bytes (raise it with --max-decompressed or "
+                "MEMGATE_MAX_DECOMPRESSED_BYTES)", source="<stdin>")
         return data, "<stdin>"
     if "://" in spec and not Path(spec).exists():
         from memgate.profile.fetch import fetch_url
@@ -86,7 +111,8 @@ def read_bytes(
             raise ProfileError("is a directory, not a profile", source=spec, slug="not-a-file")
         if size > limits.max_decompressed_bytes:
             raise LimitError(
-                f"file is larger than the limit of {limits.max_decompressed_bytes} bytes",
+                f"file is larger than the limit of {limits.max_decompressed_bytes} bytes (raise it "
+                "with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
                 source=spec,
             )
         return path.read_bytes(), spec
