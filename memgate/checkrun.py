@@ -144,9 +144,11 @@ def duration_warnings(baseline: Sequence[RunInput], candidate: Sequence[RunInput
                 f"of the {own:g}s the profile records"
             )
         if used and used > _IMPLAUSIBLE_SECONDS:
+            fix = ("a timestamp written as a duration? give --duration"
+                   if r.duration_source == "profile" else f"check {r.duration_source}")
             out.append(
                 f"{r.path}: a duration of {used / 86400:,.0f} days ({r.duration_source}) is "
-                "implausible (a timestamp written as a duration?); give --duration"
+                f"implausible ({fix})"
             )
     return out
 

@@ -99,7 +99,19 @@ def load_report(path: str) -> dict[str, Any]:
 
 
 def load_reports(paths: Sequence[str]) -> list[LoadedReport]:
-    """Load every report; a component named twice is labelled with its file as well."""
+    """Load every report; a component named twice is labelled with its file as well.
+
+    The same file given twice (a glob plus a path) is refused: it would count one
+    component's verdict twice in the summary.
+    """
+    import os
+
+    seen: dict[str, str] = {}
+    for p in paths:
+        key = os.path.normcase(os.path.realpath(p))
+        if key in seen:
+            raise ReportError(f"is given twice ({seen[key]} and {p})", source=p)
+        seen[key] = p
     reports = [(p, load_report(p)) for p in paths]
     names = [r["component"] or p for p, r in reports]
     out = []

@@ -634,8 +634,8 @@ class Store:
 
     def _missing(self, component: str) -> BaselineError:
         return BaselineError(
-            f"no baseline for component {component} in {self.root} "
-            f"({_UPDATE_HINT.format(c=component)})", slug="baseline-missing")
+            f"no baseline for component {component} ({_UPDATE_HINT.format(c=component)})",
+            source=str(self.root), slug="baseline-missing")
 
     def load(self, component: str) -> Baseline:
         """The component's baseline, with manifest and checksums checked.
@@ -1033,6 +1033,11 @@ class Store:
         limits = Limits.from_env()
         inputs: list[ProfileInput] = []
         for path, sha, dur in entries:
+            if path in ("<stdin>", "-"):
+                raise BaselineError(
+                    "the report's candidate profile was read from standard input and cannot "
+                    "be read again; give the profile file to `memgate baseline update`",
+                    source=str(report))
             data, source = read_bytes(path, limits)
             actual = hashlib.sha256(data).hexdigest()
             if actual != sha:

@@ -677,8 +677,10 @@ def report_target(data: bytes, tmp: Path) -> str:
 
     path = tmp / "report.json"
     path.write_bytes(data)
+    twin = tmp / "report-2.json"  # the same component twice, as a matrix may produce
+    twin.write_bytes(data)
     try:
-        loaded = load_reports([str(path), str(path)])
+        loaded = load_reports([str(path), str(twin)])
     except ReportError as e:
         check_message(e, str(path))
         return "error"

@@ -118,6 +118,12 @@ def test_same_component_twice_is_told_apart(reports: dict[str, Path], tmp_path: 
     assert f"`api ({copy})`" in res.output and f"`api ({reports['api']})`" in res.output
 
 
+def test_the_same_report_file_twice_is_refused(reports: dict[str, Path]) -> None:
+    res = memgate("report", "merge", str(reports["api"]), str(reports["api"]))
+    assert res.exit_code == 3
+    assert f"is given twice ({reports['api']} and {reports['api']})" in res.output
+
+
 def _bad(tmp_path: Path, name: str, content: str | bytes) -> Path:
     p = tmp_path / name
     if isinstance(content, bytes):

@@ -241,6 +241,9 @@ def decode_protobuf(
         msg.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as e:
         detail = str(e) or "malformed protobuf"
+        if "Error parsing message" in detail or "Wire format" in detail:
+            # The runtime names our internal message type, which means nothing to a user.
+            detail = "the protobuf data is corrupt"
         raise ProfileError(
             f"not a pprof profile: {detail} (truncated or not protobuf?)",
             source=source,
