@@ -851,6 +851,13 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+def _yaml_bool_hint(value: object) -> str:
+    """YAML 1.1 reads yes/no/on/off as booleans: ``severity: no`` arrives as False."""
+    if isinstance(value, bool):
+        return " (YAML reads yes/no/on/off/true/false as booleans: quote the word)"
+    return ""
+
+
 def _short(value: object, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -920,7 +927,9 @@ def _describe(error: ValidationError) -> Iterator[tuple[_Path, str]]:
         expected = error.validator_value
         names = [expected] if isinstance(expected, str) else list(expected)
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-        yield path, f"expected {wanted}, got {_kind(instance)} {_short(instance)}"
+        got = "nothing (an empty value)" if instance is None else \
+            f"{_kind(instance)} {_short(instance)}"
+        yield path, f"expected {wanted}, got {got}{_yaml_bool_hint(instance)}"
     elif kind == "required":
         missing = [k for k in error.validator_value if k not in instance]
         for key in missing:
@@ -929,7 +938,7 @@ def _describe(error: ValidationError) -> Iterator[tuple[_Path, str]]:
         yield path, f"must be {error.validator_value!r}, not {_short(instance)}"
     elif kind == "enum":
         choices = ", ".join(repr(v) for v in error.validator_value)
-        yield path, f"{_short(instance)} is not one of {choices}"
+        yield path, f"{_short(instance)} is not one of {choices}{_yaml_bool_hint(instance)}"
     elif kind in ("minItems", "minLength") and len(instance) == 0:
         yield path, "must not be empty"
     elif kind == "maxItems":
