@@ -532,8 +532,11 @@ def policy_check(file: str) -> None:
     from memgate.policy import load_policy
 
     pol = load_policy(file)
-    click.echo(f"{file}: valid policy (version {pol.version}, {len(pol.rules)} rules, "
-               f"{len(pol.components)} components)")
+    def n(count: int, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 's'}"
+
+    click.echo(f"{file}: valid policy (version {pol.version}, {n(len(pol.rules), 'rule')}, "
+               f"{n(len(pol.components), 'component')})")
 
 
 @policy.command("schema")
@@ -548,10 +551,20 @@ def policy_schema_cmd() -> None:
 
 @policy.command("show")
 def policy_show() -> None:
-    """Print the built-in default policy with the reasons for its numbers."""
+    """Print the built-in default policy with the reasons for its numbers.
+
+    A starting point for ./memgate.yml: `memgate policy show > memgate.yml`, and
+    `memgate policy schema > policy.schema.json` for editors that validate as you type.
+    """
     from importlib.resources import files
 
-    click.echo((files("memgate") / "data" / "default-policy.yml").read_text("utf-8"), nl=False)
+    text = (files("memgate") / "data" / "default-policy.yml").read_text("utf-8")
+    # The packaged file points at the schema beside it; a copy in a user's repository needs
+    # the schema written next to it.
+    text = text.replace("# yaml-language-server: $schema=../schemas/policy.schema.json",
+                        "# yaml-language-server: $schema=policy.schema.json\n"
+                        "# (write it with: memgate policy schema > policy.schema.json)", 1)
+    click.echo(text, nl=False)
 
 
 def _register_groups() -> None:
