@@ -206,10 +206,11 @@ def policy_for(policy: Policy, component: str | None) -> Policy:
     return policy
 
 
-def append_step_summary(markdown: str) -> bool:
-    """Append to $GITHUB_STEP_SUMMARY when running under GitHub Actions."""
+def append_step_summary(markdown: str, *, asked: bool = False) -> bool:
+    """Append to $GITHUB_STEP_SUMMARY when running under GitHub Actions (or, ``asked``, when
+    the user passed --step-summary and the variable is set anywhere)."""
     target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if os.environ.get("GITHUB_ACTIONS") != "true" or not target:
+    if not target or (not asked and os.environ.get("GITHUB_ACTIONS") != "true"):
         return False
     try:
         with open(target, "a", encoding="utf-8") as fh:

@@ -332,10 +332,12 @@ def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_pat
     if summary:
         outputs.append(Output(summary, markdown))
     write_outputs(outputs)
+    asked = bool(step_summary)
     if step_summary is None:
         step_summary = os.environ.get("GITHUB_ACTIONS") == "true"
-    if step_summary:
-        append_step_summary(markdown)
+    if step_summary and not append_step_summary(markdown, asked=asked) and asked:
+        click.echo("memgate: warning: --step-summary: $GITHUB_STEP_SUMMARY is not set; "
+                   "nothing appended", err=True)
     if fmt == "json":
         click.echo(render_json(report), nl=False)
     elif fmt == "markdown":

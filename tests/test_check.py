@@ -481,3 +481,16 @@ def test_a_component_the_policy_does_not_define_is_a_warning(tmp_path: Path) -> 
     # The right name: its duration applies, no warning.
     rep = json.loads(memgate(*args, "--component", "decode").stdout)
     assert rep["warnings"] == [] and rep["inputs"]["candidate"][0]["duration_source"] == "policy"
+
+
+def test_explicit_step_summary(tmp_path: Path) -> None:
+    """--step-summary appends wherever $GITHUB_STEP_SUMMARY is set, and says so when not."""
+    target = tmp_path / "summary.md"
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_ACTIONS",
+                                                             "GITHUB_STEP_SUMMARY")}
+    r = memgate("diff", "--step-summary", NOLEAK[0], NOLEAK[1],
+                env={**env, "GITHUB_STEP_SUMMARY": str(target)})
+    assert r.returncode == 0 and target.read_text().startswith("## 📊 memgate: **DIFF**")
+    r = memgate("diff", "--step-summary", NOLEAK[0], NOLEAK[1], env=env)
+    assert r.stderr == ("memgate: warning: --step-summary: $GITHUB_STEP_SUMMARY is not set; "
+                        "nothing appended\n")
