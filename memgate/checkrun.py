@@ -68,6 +68,7 @@ def resolve_runs(
     normalize: bool,
     side: str,
     stored: Sequence[float | None] | None = None,
+    with_policy: bool = True,
 ) -> list[RunInput]:
     """Attach a duration to every profile of a side, or fail saying how to give one.
 
@@ -100,11 +101,12 @@ def resolve_runs(
             duration, origin = then.policy, "policy"
         if normalize and duration is None:
             hint = "--baseline-duration D or --duration D" if side == "baseline" else "--duration D"
+            policy = " set the component's duration in the policy," if with_policy else ""
             raise CompareError(
                 f"{side} profile has no duration to normalize by (heap profiles, Go's "
-                f"included, record none): pass {hint} (e.g. --duration 10m), set the "
-                "component's duration in the policy, use a delta profile "
-                "(/debug/pprof/heap?seconds=N), or compare raw values with --no-normalize",
+                f"included, record none): pass {hint} (e.g. --duration 10m),{policy} use a "
+                "delta profile (/debug/pprof/heap?seconds=N), or compare raw values with "
+                "--no-normalize",
                 source=source,
             )
         runs.append(
@@ -365,6 +367,7 @@ def run_diff(
         then=DurationSources(),
         normalize=normalize,
         side="candidate",
+        with_policy=False,
     )
     base_runs = resolve_runs(
         b,
@@ -373,6 +376,7 @@ def run_diff(
         then=DurationSources(flag=duration),
         normalize=normalize,
         side="baseline",
+        with_policy=False,
     )
     comparison = compare(base_runs, cand, normalized=normalize)
     warnings = duration_warnings(base_runs, cand) if normalize else []
