@@ -102,6 +102,14 @@ def test_page_is_self_contained(tmp_path: Path) -> None:
                                                    "inuse_objects", "inuse_space"]
 
 
+def test_findings_table_marks_leak_shaped_functions(tmp_path: Path) -> None:
+    page, _ = _check_html(tmp_path)
+    rows = _data(page)["rows"]
+    leak = [r for r in rows if r["function"] == LEAK_FRAME]
+    assert leak and all(r["leak"] for r in leak)
+    assert "(leak-shaped)" in page  # the script that renders the mark
+
+
 def test_names_are_escaped() -> None:
     page = _xss_page()
     body = page.split('id="memgate-data">', 1)[1].split("</script>", 1)[0]

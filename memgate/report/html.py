@@ -63,6 +63,7 @@ def _rows(report: dict[str, Any], tree: FlameTree, default: int) -> tuple[str, l
                 "delta": _delta(report, f, st),
                 "pct": _pct_with_interval(f["delta_pct"], f["interval"], f["baseline_rate"]),
                 "grow": f["delta_rate"] > 0,
+                "leak": bool(f.get("leak_shaped")),
             })
         return "Findings", rows
     rows = []
@@ -404,6 +405,12 @@ _SCRIPT = r"""
         a.setAttribute("data-function", r.function);
         a.addEventListener("click", function () { reveal(r.function, r.type); });
         td.appendChild(a);
+        if (r.leak) {
+          var em = document.createElement("em");
+          em.textContent = " (leak-shaped)";
+          em.title = "more objects, not bigger ones: the signature of a leak";
+          td.appendChild(em);
+        }
       } else td.textContent = c;
       if (k === 0) td.className = r.mark;
       tr.appendChild(td);
