@@ -145,6 +145,11 @@ def duration_warnings(baseline: Sequence[RunInput], candidate: Sequence[RunInput
                 f"{r.path}: the duration from {r.duration_source} ({used:g}s) is used instead "
                 f"of the {own:g}s the profile records"
             )
+        if used and used < _TOO_SHORT_SECONDS:
+            out.append(
+                f"{r.path}: a duration of {used:g}s ({r.duration_source}) is implausibly "
+                "short for a profile: rates and absolute limits are per second of it"
+            )
         if used and used > _IMPLAUSIBLE_SECONDS:
             fix = ("a timestamp written as a duration? give --duration"
                    if r.duration_source == "profile" else f"check {r.duration_source}")
@@ -182,6 +187,9 @@ def unknown_sample_type_warnings(comparison: Comparison, policy: Policy) -> list
     return out
 
 
+#: Shorter than a millisecond: a unit slip (``--duration 0.0001s``, nanoseconds read as
+#: seconds) that turns every rate into an alarm.
+_TOO_SHORT_SECONDS = 1e-3
 #: Longer than a year: some converters write a timestamp into duration_nanos.
 _IMPLAUSIBLE_SECONDS = 366 * 86400.0
 

@@ -433,6 +433,10 @@ def test_implausible_recorded_duration_is_a_warning() -> None:
     run = RunInput(str(path), "0" * 64, prof.duration_seconds, "profile", prof)
     (warning,) = duration_warnings([], [run])
     assert "implausible" in warning and "days" in warning
+    short = RunInput(str(path), "0" * 64, 1e-7, "--duration", prof)
+    (warning,) = duration_warnings([], [short])
+    assert warning == (f"{path}: a duration of 1e-07s (--duration) is implausibly short for a "
+                       "profile: rates and absolute limits are per second of it")
 
 
 def test_report_files_get_ordinary_permissions(tmp_path: Path) -> None:
