@@ -434,7 +434,7 @@ def test_implausible_recorded_duration_is_a_warning() -> None:
     (warning,) = duration_warnings([], [run])
     assert "implausible" in warning and "days" in warning
     short = RunInput(str(path), "0" * 64, 1e-7, "--duration", prof)
-    (warning,) = duration_warnings([], [short])
+    (warning,) = [w for w in duration_warnings([], [short]) if "short" in w]
     assert warning == (f"{path}: a duration of 1e-07s (--duration) is implausibly short for a "
                        "profile: rates and absolute limits are per second of it")
 
