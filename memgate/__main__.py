@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memgate.cli import main
+from memgate.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -28,13 +28,27 @@ def fail(message: str, code: int = EXIT_ERROR) -> None:
     sys.exit(code)
 
 
+#: Where option callbacks leave overrides (``--max-samples``, ``--header`` ...) in
+#: ``click.Context.meta``; :func:`handle_errors` applies them while the command runs.
+_LIMITS_META = "memgate.limit_overrides"
+_FETCH_META = "memgate.fetch_overrides"
+
+
 def handle_errors(func: F) -> F:
-    """Turn user errors into one line and a named exit code; never a traceback for them."""
+    """Turn user errors into one line and a named exit code; never a traceback for them.
+
+    Anything unexpected (a bug) is one line and exit 3 as well: an uncaught exception would
+    exit 1, which a CI step reads as "the gate failed". ``MEMGATE_DEBUG=1`` shows the
+    traceback instead.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import os
+
         try:
-            return func(*args, **kwargs)
+            with _overrides_applied():
+                return func(*args, **kwargs)
         except MemgateError as e:
             fail(str(e))
         except KeyboardInterrupt:
@@ -44,8 +58,45 @@ def handle_errors(func: F) -> F:
             # `memgate top big.pb.gz | head`: the reader left; that is not an error.
             sys.stderr.close()
             sys.exit(0)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as e:  # noqa: BLE001 - the last line of defence, see the docstring
+            if os.environ.get("MEMGATE_DEBUG", "").strip() not in ("", "0"):
+                raise
+            fail(f"internal error: {type(e).__name__}: {e} (a bug in memgate {__version__}; "
+                 "MEMGATE_DEBUG=1 shows the traceback)")
 
     return wrapper  # type: ignore[return-value]
+
+
+class _overrides_applied:
+    """Apply the option overrides stashed in the click context for the command's duration.
+
+    Set here, around the command, rather than in the option callbacks: a callback runs while
+    the command line is parsed, and a usage error later in the parse would leave its setting
+    in place for whatever runs next in the process (tests, embedders).
+    """
+
+    def __enter__(self) -> None:
+        from memgate.profile.decode import set_limit_overrides
+        from memgate.profile.source import set_fetch_defaults
+
+        ctx = click.get_current_context(silent=True)
+        meta = ctx.meta if ctx is not None else {}
+        self.tokens: list[tuple[Callable[[object], None], object]] = []
+        if meta.get(_LIMITS_META):
+            from memgate.profile.decode import reset_limit_overrides
+
+            self.tokens.append((reset_limit_overrides,
+                                set_limit_overrides(**meta[_LIMITS_META])))
+        if meta.get(_FETCH_META):
+            from memgate.profile.source import reset_fetch_defaults
+
+            self.tokens.append((reset_fetch_defaults, set_fetch_defaults(**meta[_FETCH_META])))
+
+    def __exit__(self, *exc: object) -> None:
+        for reset, token in reversed(self.tokens):
+            reset(token)
 
 
 def _limits(max_decompressed: str | None) -> Any:
@@ -122,10 +173,7 @@ def _limit_override(ctx: click.Context, param: click.Parameter, value: int | Non
     too) while the command runs."""
     if value is None or param.name is None:
         return
-    from memgate.profile.decode import reset_limit_overrides, set_limit_overrides
-
-    token = set_limit_overrides(**{param.name: value})
-    ctx.call_on_close(lambda: reset_limit_overrides(token))
+    ctx.meta.setdefault(_LIMITS_META, {})[param.name] = value
 
 
 _max_samples_option = click.option(
@@ -203,9 +251,6 @@ def main() -> None:
     Exit codes: 0 ok/pass, 1 the gate failed, 2 usage error, 3 bad input or
     tool error, 130 interrupted.
     """
-    from memgate.allocator import keep_freed_memory
-
-    keep_freed_memory()
 
 
 @main.command()
@@ -592,11 +637,8 @@ def _max_decompressed_override(f: Any) -> Any:
     def store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
         if value is None:
             return
-        from memgate.profile.decode import reset_limit_overrides, set_limit_overrides
-
         _check_size(ctx, param, value)  # a usage error (exit 2) when malformed
-        token = set_limit_overrides(max_decompressed_bytes=parse_size(value))
-        ctx.call_on_close(lambda: reset_limit_overrides(token))
+        ctx.meta.setdefault(_LIMITS_META, {})["max_decompressed_bytes"] = parse_size(value)
 
     return click.option(
         "--max-decompressed", metavar="SIZE", default=None, expose_value=False,
@@ -608,14 +650,11 @@ def _fetch_override_options(f: Any) -> Any:
     """``--timeout`` and ``--header`` for commands whose readers take no fetch options."""
 
     def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-        from memgate.profile.source import reset_fetch_defaults, set_fetch_defaults
-
         if param.name == "headers":
             value = _check_headers(ctx, param, value)
             if not value:
                 return
-        token = set_fetch_defaults(**{param.name or "": value})
-        ctx.call_on_close(lambda: reset_fetch_defaults(token))
+        ctx.meta.setdefault(_FETCH_META, {})[param.name or ""] = value
 
     f = click.option("--header", "-H", "headers", multiple=True, metavar="'NAME: VALUE'",
                      expose_value=False, callback=store,
@@ -630,5 +669,17 @@ def _fetch_override_options(f: Any) -> Any:
 _register_groups()
 
 
-if __name__ == "__main__":  # pragma: no cover
+def entry() -> None:
+    """The ``memgate`` console script and ``python -m memgate``: the command-line process.
+
+    Only here, not in :func:`main` (which tests and embedders call in their own process), is
+    the allocator tuned for memgate (memgate/allocator.py).
+    """
+    from memgate.allocator import keep_freed_memory
+
+    keep_freed_memory()
     main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

@@ -378,13 +378,15 @@ def test_leak_shape_marks_growth_in_the_number_of_objects() -> None:
         "both": entry(64_000, 1_000, 77_440, 1_100, "changed"),
         # more of the same size, but within noise
         "noise": entry(64_000, 1_000, 70_400, 1_100, "~"),
+        # objects of no size in the baseline (a hand-made profile): no mean size, no crash
+        "sizeless": entry(0, 100_000, 640_000_000, 10_000_000, "changed"),
     }
     _leak_shapes(functions)  # type: ignore[arg-type]
     shaped = {k: (v["leak_shaped"], v.get("leak_shape")) for k, v in functions.items()}
     assert shaped == {
         "leak": (True, "same-size"), "mixed": (True, "more"), "new": (True, "new"),
         "bigger": (False, None), "a bit bigger": (False, None), "both": (False, None),
-        "noise": (False, None),
+        "noise": (False, None), "sizeless": (False, None),
     }
     assert functions["leak"]["object_size"] == {"baseline": 64.0, "candidate": 64.0}
     assert _leak_note(functions["leak"]) == ", leak-shaped: 10x the objects, of the same size"

@@ -450,3 +450,40 @@ def test_decode_of_the_regression_inputs_in_process() -> None:
         with pytest.raises(MemgateError):
             decode(data, "x", Limits(max_samples=10, max_locations=10))
     assert socket  # (imported for the server fixture's type only)
+
+
+def test_a_bug_is_one_line_and_exit_3_not_the_gates_exit_1(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An uncaught exception would exit 1, which CI reads as "the gate failed"."""
+    from click.testing import CliRunner
+
+    import memgate.report.top
+    from memgate.cli import main
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(memgate.report.top, "build_top", boom)
+    monkeypatch.delenv("MEMGATE_DEBUG", raising=False)
+    res = CliRunner().invoke(main, ["top", str(SMALL)])
+    assert res.exit_code == 3
+    assert res.output.startswith("memgate: internal error: RuntimeError: simulated bug (a bug in")
+    monkeypatch.setenv("MEMGATE_DEBUG", "1")
+    res = CliRunner().invoke(main, ["top", str(SMALL)])
+    assert isinstance(res.exception, RuntimeError)
+
+
+def test_option_overrides_do_not_outlive_a_usage_error() -> None:
+    """--header/--timeout/--max-* of a command that fails to parse must not stay in effect
+    for whatever runs next in the process."""
+    from click.testing import CliRunner
+
+    from memgate.cli import main
+    from memgate.profile.source import FetchOptions, fetch_defaults
+
+    res = CliRunner().invoke(main, ["baseline", "update", "-H", "Authorization: Bearer x",
+                                    "--timeout", "1", "--max-decompressed", "1k",
+                                    "--max-samples", "3", "x.pb.gz"])
+    assert res.exit_code == 2  # no --component, no --reason
+    assert fetch_defaults() == FetchOptions()
+    assert Limits.from_env() == Limits()

@@ -239,13 +239,18 @@ def _leak_shapes(functions: dict[str, dict[str, Any]]) -> None:
             if space not in rates or objects not in rates:
                 continue
             sp, ob = rates[space]["flat"], rates[objects]["flat"]
-            base = sp["baseline"] / ob["baseline"] if ob["baseline"] > 0 else None
+            # A mean size needs both: objects without bytes (a malformed or hand-made profile)
+            # have none.
+            base = sp["baseline"] / ob["baseline"] if ob["baseline"] > 0 and \
+                sp["baseline"] > 0 else None
             cand = sp["candidate"] / ob["candidate"] if ob["candidate"] > 0 else None
             entry["object_size"] = {"baseline": base, "candidate": cand}
             shape = None
             if _grew(sp) and _grew(ob) and cand is not None:
-                if base is None:
+                if ob["baseline"] <= 0:
                     shape = "new"
+                elif base is None:
+                    shape = None  # objects of no size in the baseline: nothing to compare
                 else:
                     count = ob["candidate"] / ob["baseline"]
                     size = cand / base
