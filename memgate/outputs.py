@@ -14,7 +14,9 @@ FIFO, a character device (``/dev/stdout``, ``/dev/null``) or a process substitut
 from __future__ import annotations
 
 import os
+import re
 import stat
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,8 +40,35 @@ def _error(message: str, path: str | Path) -> MemgateError:
     return MemgateError(message, source=str(path), slug="bad-path")
 
 
+_FD_PATH = re.compile(r"/(?:dev/fd|proc/self/fd)/(\d+)")
+_STD_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _inherited_fd(path: str) -> int | None:
+    """The descriptor a path such as ``/dev/stdout`` or ``/dev/fd/3`` names, if open.
+
+    Such a path is whatever the shell connected: ``>> ci.log`` makes /dev/stdout a regular
+    file, which must be written to through the descriptor (in append mode if so opened), not
+    reopened (that truncates it) or replaced by a rename (that unlinks what was there).
+    """
+    fd = _STD_PATHS.get(os.path.normpath(path))
+    if fd is None:
+        m = _FD_PATH.fullmatch(os.path.normpath(path))
+        fd = int(m.group(1)) if m else None
+    if fd is None:
+        return None
+    try:
+        os.fstat(fd)
+    except OSError:
+        return None
+    return fd
+
+
 def _is_stream(path: Path) -> bool:
-    """An existing target (links followed) that is not a regular file or a directory."""
+    """A target that is written to, never replaced: an open descriptor's path, or an existing
+    target (links followed) that is not a regular file or a directory."""
+    if _inherited_fd(str(path)) is not None:
+        return True
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -120,10 +149,27 @@ def write_outputs(outputs: Sequence[Output]) -> None:
                 pass
     for o in streams:
         try:
-            with open(o.path, "wb") as fh:
-                fh.write(o.data())
+            fd = _inherited_fd(o.path)
+            if fd is None:
+                with open(o.path, "wb") as fh:
+                    fh.write(o.data())
+            else:
+                _write_fd(fd, o.data())
         except OSError as e:
             raise _error(f"cannot write: {e.strerror or e}", o.path) from None
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    """All of ``data`` to an inherited descriptor, after what Python buffered for it."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None and stream.fileno() == fd:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _stage(o: Output) -> str:

@@ -100,3 +100,19 @@ def test_an_output_never_overwrites_an_input(tmp_path: Path) -> None:
         assert r.returncode == 3
         assert "is an input profile" in r.stderr and r.stderr.count("\n") == 1
         assert victim.read_bytes() == CAND.read_bytes()
+
+
+def test_dev_stdout_redirected_to_a_file_is_appended_to(tmp_path: Path) -> None:
+    """`--json /dev/stdout >> ci.log`: the log keeps what it had; the report and the text
+    both land in it (the file is written through the descriptor, not replaced)."""
+    log = tmp_path / "ci.log"
+    log.write_text("EXISTING CI LOG\n")
+    script = (f'"{sys.executable}" -m memgate {" ".join(check_args())} --json /dev/stdout '
+              '--summary /dev/stderr >> ci.log 2>&1')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("GITHUB_ACTIONS", None)
+    r = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, check=False)
+    assert r.returncode in (0, 1)
+    text = log.read_text()
+    assert text.startswith("EXISTING CI LOG\n")
+    assert '"verdict"' in text and "## " in text and "memgate: " in text
