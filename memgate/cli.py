@@ -226,8 +226,8 @@ _header_option = click.option(
     callback=_check_headers,
     help="For URLs: an extra request header, e.g. 'Authorization: Bearer ...' for an API "
     "server's proxy URL (repeatable). Secrets are better given in $MEMGATE_HTTP_HEADERS (one "
-    "header per line), which is not visible in the process list. Credentials are not sent on "
-    "to another host when the server redirects.",
+    "header per line), which is not visible in the process list. These headers are not sent "
+    "on to another host when the server redirects.",
 )
 
 

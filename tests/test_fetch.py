@@ -70,6 +70,14 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, HEAP)
             else:
                 self._send(401, b"Unauthorized\n", "text/plain")
+        elif url.path == "/echo-headers":
+            body = "\n".join(f"{k}: {v}" for k, v in self.headers.items()).encode()
+            self._send(200, body, "text/plain")
+        elif url.path == "/to-other-echo":
+            self.send_response(302)
+            self.send_header("Location",
+                             f"http://localhost:{self.server.server_address[1]}/echo-headers")
+            self.end_headers()
         elif url.path in ("/same-origin", "/other-origin"):
             host = "127.0.0.1" if url.path == "/same-origin" else "localhost"
             self.send_response(302)
@@ -234,3 +242,25 @@ def test_baseline_update_takes_the_url_options(server: str, tmp_path: Path) -> N
                          capture_output=True, text=True)
     assert out.returncode == 3
     assert "larger than the limit of 1000 bytes (raise it with --max-decompressed" in out.stderr
+
+
+def test_no_user_header_follows_a_redirect_to_another_origin(server: str) -> None:
+    """Any header the user gives is a credential in practice (PRIVATE-TOKEN, X-Api-Key)."""
+    from memgate.profile.fetch import fetch_url
+
+    opts = FetchOptions(headers=(("X-Api-Key", "k3y"), ("Private-Token", "t0k"),
+                                 ("Authorization", "Bearer x")))
+    # The other origin echoes the request headers it received.
+    echoed = fetch_url(f"{server}/to-other-echo", Limits(), opts).decode().lower()
+    assert "user-agent: memgate" in echoed
+    assert "k3y" not in echoed and "t0k" not in echoed and "bearer" not in echoed
+    # Without the redirect the same headers do arrive (the test would see them).
+    direct = fetch_url(f"{server}/echo-headers", Limits(), opts).decode().lower()
+    assert "k3y" in direct and "t0k" in direct and "bearer x" in direct
+
+
+def test_header_values_must_be_latin_1(server: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "memgate", "top", "-H",
+                          "Authorization: Bearer \u201ctoken\u201d", f"{server}/auth"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "cannot carry" in out.stderr

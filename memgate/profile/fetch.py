@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from http.client import HTTPException, HTTPResponse
 from pathlib import Path
 
@@ -64,9 +65,12 @@ def delta_seconds(url: str) -> float:
 
 
 class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, private: Sequence[str] = ()) -> None:
         # urllib reads these as class attributes; per-instance values bound this opener only.
         self.__dict__.update(max_redirections=limit, max_repeats=limit)
+        #: Headers the user gave (--header, $MEMGATE_HTTP_HEADERS): credentials in practice
+        #: (Authorization, PRIVATE-TOKEN, X-Api-Key ...), sent to the URL's origin only.
+        self.private = frozenset(n.lower() for n in private) | _CREDENTIAL_HEADERS
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
         scheme = urllib.parse.urlsplit(newurl).scheme.lower()
@@ -80,12 +84,12 @@ class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
             # Credentials go to the origin they were given for, never to where it redirects
             # (curl and Go's http client do the same).
             for name in list(new.headers):
-                if name.lower() in _CREDENTIAL_HEADERS:
+                if name.lower() in self.private:
                     del new.headers[name]
         return new
 
 
-#: Headers dropped when a redirect leaves the origin of the URL.
+#: Headers always dropped when a redirect leaves the origin of the URL (with the user's).
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
@@ -121,9 +125,11 @@ def fetch_url(
             slug="fetch-scheme",
         )
     wait = delta_seconds(url)
-    opener = urllib.request.build_opener(_LimitedRedirects(options.max_redirects))
+    extra = (*env_headers(), *options.headers)
+    opener = urllib.request.build_opener(
+        _LimitedRedirects(options.max_redirects, [n for n, _ in extra]))
     req = urllib.request.Request(url, headers={"User-Agent": "memgate", "Accept": "*/*"})
-    for name, value in (*env_headers(), *options.headers):
+    for name, value in extra:
         req.add_header(name, value)
     timeout = min(options.timeout + wait, _MAX_SOCKET_TIMEOUT)
     try:

@@ -45,13 +45,20 @@ def parse_header(text: str) -> tuple[str, str]:
                          "or holds spaces or other characters a header name cannot have)")
     if any(c in value for c in "\r\n\0"):
         raise ValueError(f"header {name}: the value holds a line break or NUL")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        # HTTP header values are bytes; typographic quotes pasted from a web page are not.
+        raise ValueError(f"header {name}: the value holds characters HTTP headers cannot "
+                         "carry (typographic quotes or other non-Latin-1 text?)") from None
     return name, value
 
 
 def env_headers() -> tuple[tuple[str, str], ...]:
     """The headers of ``$MEMGATE_HTTP_HEADERS`` (blank lines and ``#`` comments skipped)."""
     out = []
-    for line in os.environ.get(HEADERS_ENV, "").splitlines():
+    # Lines end at \n (and \r\n), not at every Unicode line separator splitlines knows.
+    for line in os.environ.get(HEADERS_ENV, "").replace("\r\n", "\n").split("\n"):
         if line.strip() and not line.lstrip().startswith("#"):
             try:
                 out.append(parse_header(line))
