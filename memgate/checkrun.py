@@ -59,6 +59,20 @@ def load_runs(
     return parallel_map(one, specs)
 
 
+def decode_runs(items: Sequence[tuple[str, bytes]], limits: Limits,
+                progress: Progress) -> list[tuple[str, bytes, Any]]:
+    """:func:`load_runs` for bytes already read (a baseline's, read by ``Store.load``)."""
+
+    def one(item: tuple[str, bytes]) -> tuple[str, bytes, Any]:
+        source, data = item
+        progress.note(f"decoding {source}")
+        return source, data, decode(
+            data, source, limits,
+            on_progress=lambda f: progress.fraction(f"decoding {source}", f))
+
+    return parallel_map(one, items)
+
+
 def resolve_runs(
     loaded: Sequence[tuple[str, bytes, Any]],
     *,
@@ -282,7 +296,7 @@ def run_check_full(
                      "rules apply")
     then = DurationSources(flag=opts.duration, policy=policy.duration_seconds)
     stored: list[float | None] | None = None
-    base_specs: list[str] = list(opts.baseline_files)
+    base_blobs: list[tuple[str, bytes]] = []
     if not opts.baseline_files:
         if opts.component is None:
             raise MemgateError(
@@ -309,13 +323,16 @@ def run_check_full(
             from memgate.errors import BaselineError
 
             raise BaselineError(msg, source=opts.baselines, slug="baseline-missing")
+        # The bytes Store.load read and checksummed: one version of the baseline, even if an
+        # update replaces it while the candidates are read (a delta URL can take minutes).
         baseline = store.load(opts.component)
-        base_specs = [str(p.path) for p in baseline.profiles]
+        base_blobs = [(str(p.path), d) for p, d in zip(baseline.profiles, baseline.data)]
         stored = [p.duration_seconds for p in baseline.profiles]
     # One side after the other: each profile already decodes on all cores, and decoding both
     # sides at once would add their peaks (1M samples: 1.1 GiB instead of 0.7, for 9% time).
     cand_loaded = load_runs(opts.candidate, limits, progress, fetch)
-    base_loaded = load_runs(base_specs, limits, progress, fetch)
+    base_loaded = (load_runs(opts.baseline_files, limits, progress, fetch)
+                   if opts.baseline_files else decode_runs(base_blobs, limits, progress))
     candidate = resolve_runs(
         cand_loaded,
         first=opts.duration,

@@ -51,7 +51,7 @@ import time
 import unicodedata
 import urllib.parse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -197,6 +197,9 @@ class Baseline:
     reason: str
     approved_by: str | None = None
     updated: str = ""
+    #: The profiles' bytes as read (and checksummed) by :meth:`Store.load`, in the order of
+    #: ``profiles``: one consistent version even if an update replaces it right afterwards.
+    data: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -745,6 +748,7 @@ class Store:
             problems.append(f"{MANIFEST} is for component {manifest['component']!r}, but it is "
                             f"in the directory of {component!r}")
         stored: list[StoredProfile] = []
+        blobs: list[bytes] = []
         decoded: list[Profile] = []
         seen: set[str] = set()
         first_types: tuple[tuple[str, str], ...] | None = None
@@ -788,6 +792,8 @@ class Store:
                 path=directory / name, sha256=sha, original_name=str(entry["original_name"]),
                 duration_seconds=None if dur is None else float(dur), sample_types=types,
                 period=period, period_type=ptype))
+            if not deep:
+                blobs.append(blob)
             if deep:
                 try:
                     prof = decode(blob, str(directory / name), Limits.from_env())
@@ -826,6 +832,7 @@ class Store:
             component=component, directory=directory, manifest=dict(manifest),
             profiles=tuple(stored), reason=str(manifest["reason"]),
             approved_by=manifest["approved_by"], updated=str(manifest["updated"]),
+            data=tuple(blobs),
         ), []
 
     def verify(self, component: str | None = None) -> list[str]:

@@ -859,3 +859,30 @@ def test_summary_of_another_memgate_version_is_not_recomputed(store: Store) -> N
     m["summary"]["inuse_space"][0]["flat_rate"] = 1.0  # type: ignore[index]
     _write_manifest(store, m)
     assert store.verify() == []
+
+
+def test_check_compares_with_the_baseline_it_loaded_even_if_replaced_meanwhile(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The candidates may take minutes to read (a delta URL); an update of the baseline in
+    the meantime must not make the check read half of the new one, or fail on checksums."""
+    import memgate.checkrun as checkrun
+    from memgate.profile.decode import Limits
+    from memgate.progress import Progress
+
+    root = tmp_path / "b"
+    store = Store(root)
+    store.update("api", [str(NOLEAK[0])], reason="old", duration_seconds=60)
+    old_sha = hashlib.sha256(NOLEAK[0].read_bytes()).hexdigest()
+    real = checkrun.load_runs
+
+    def slow_candidates(specs, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # While the candidates are read, someone replaces the baseline.
+        store.update("api", [str(LEAK[1])], reason="new", duration_seconds=60)
+        return real(specs, *args, **kwargs)
+
+    monkeypatch.setattr(checkrun, "load_runs", slow_candidates)
+    opts = checkrun.CheckOptions(candidate=[str(NOLEAK[1])], component="api",
+                                 baselines=str(root), duration=60.0)
+    report = checkrun.run_check(opts, Limits(), Progress(False))
+    assert [i["sha256"] for i in report["inputs"]["baseline"]] == [old_sha]
+    assert store.load("api").reason == "new"
