@@ -23,6 +23,7 @@ static inline int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *o
     const uint8_t *q = *p;
     while (q < end) {
         uint8_t b = *q++;
+        if (shift == 63 && b > 1) return -1;   /* more than 64 bits */
         if (shift < 64) v |= (uint64_t)(b & 0x7f) << shift;
         if (!(b & 0x80)) { *p = q; *out = v; return 0; }
         shift += 7;

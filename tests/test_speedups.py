@@ -117,6 +117,11 @@ def test_pre_parse_count_walk_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
         (b"\x0f" * 100_000, Limits(max_samples=10, max_locations=10)),
         (b"\x12\x03abc" * 50_000, Limits(max_samples=10, max_locations=10)),
         (b"\x12\x03abc" * 50_000 + b"\x12\x09", Limits(max_samples=10**6, max_locations=10)),
+        # a key of more than 64 bits (the 10th byte above 1): malformed for both walks
+        ((bytes([0x92] + [0x80] * 8 + [0x02]) + b"\0") * 100_000,
+         Limits(max_samples=3, max_locations=3)),
+        # limits beyond C's long long: no limit, no OverflowError
+        (mixed, Limits(max_samples=10**20, max_locations=10**20)),
     ]
     outcomes = []
     for data, limits in cases:
@@ -135,3 +140,4 @@ def test_pre_parse_count_walk_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
     assert outcomes[10:13] == [None, None, None]
     assert "more than 10 samples" in (outcomes[13] or "")
     assert outcomes[14] is None  # a last field running past the end: the parser reports it
+    assert outcomes[15] is None and outcomes[16] is None
