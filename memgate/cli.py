@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -489,7 +490,9 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
         from memgate.store import validate_component_name
 
         validate_component_name(component)
-    _check_outputs([json_path, summary, html_path], [*profiles, *baseline_files])
+    policy_file = policy or ("memgate.yml" if Path("memgate.yml").is_file() else None)
+    _check_outputs([json_path, summary, html_path],
+                   [*profiles, *baseline_files, *([policy_file] if policy_file else [])])
     opts = CheckOptions(
         candidate=profiles, component=component, baselines=baselines,
         baseline_files=baseline_files, policy=policy,

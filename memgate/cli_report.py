@@ -247,7 +247,7 @@ def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, 
     import os
 
     from memgate.checkrun import append_step_summary
-    from memgate.outputs import Output, write_outputs
+    from memgate.outputs import Output, check_outputs, write_outputs
 
     loaded = load_reports(reports)
     markdown = render_merged_markdown(loaded)
@@ -255,6 +255,7 @@ def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, 
     as_json = json.dumps(merged, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     outputs = [Output(path, text) for path, text in ((json_path, as_json), (summary, markdown))
                if path]
+    check_outputs([o.path for o in outputs], reports)
     try:
         write_outputs(outputs)
     except OSError as e:

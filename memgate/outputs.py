@@ -110,7 +110,7 @@ def check_outputs(paths: Sequence[str | None], inputs: Sequence[str] = ()) -> No
             raise _error(f"is given for two outputs ({seen[key]} and this one); each output "
                          "needs its own file", path)
         if key in input_keys:
-            raise _error(f"is an input profile ({input_keys[key]}); writing the output there "
+            raise _error(f"is an input ({input_keys[key]}); writing the output there "
                          "would destroy it", path)
         seen[key] = path
 

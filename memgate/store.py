@@ -633,7 +633,8 @@ class Store:
                 return None
             # An update committed between the two looks (its ``.old-`` was already renamed to
             # ``.trash-`` by the time of the scan): look again rather than report no baseline.
-        return None
+        raise BaselineError(f"baseline {component} kept changing while it was looked up; is an "
+                            "update running?", source=str(self.root))
 
     def _missing(self, component: str) -> BaselineError:
         return BaselineError(

@@ -98,7 +98,7 @@ def test_an_output_never_overwrites_an_input(tmp_path: Path) -> None:
                  ["diff", str(BASE), "victim.pb.gz", "--output", "./victim.pb.gz"]):
         r = memgate(*args, cwd=tmp_path)
         assert r.returncode == 3
-        assert "is an input profile" in r.stderr and r.stderr.count("\n") == 1
+        assert "is an input (" in r.stderr and r.stderr.count("\n") == 1
         assert victim.read_bytes() == CAND.read_bytes()
 
 
@@ -116,3 +116,17 @@ def test_dev_stdout_redirected_to_a_file_is_appended_to(tmp_path: Path) -> None:
     text = log.read_text()
     assert text.startswith("EXISTING CI LOG\n")
     assert '"verdict"' in text and "## " in text and "memgate: " in text
+
+
+def test_an_output_never_overwrites_the_policy_or_a_merged_report(tmp_path: Path) -> None:
+    policy = tmp_path / "memgate.yml"
+    policy.write_text("version: 1\n")
+    r = memgate(*check_args("--summary", "memgate.yml"), cwd=tmp_path)  # found, not given
+    assert r.returncode == 3 and "memgate.yml: is an input (memgate.yml)" in r.stderr
+    assert policy.read_text() == "version: 1\n"
+    r = memgate(*check_args("--json", "r.json"), cwd=tmp_path)
+    assert r.returncode in (0, 1)
+    before = (tmp_path / "r.json").read_text()
+    r = memgate("report", "merge", "r.json", "--json", "r.json", cwd=tmp_path)
+    assert r.returncode == 3 and "is an input (r.json)" in r.stderr
+    assert (tmp_path / "r.json").read_text() == before
