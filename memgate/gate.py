@@ -323,6 +323,10 @@ def decide(drafts: Sequence[tuple[_Evidence, Finding]], kb: int, kc: int) -> lis
         msg = f.message
         if not sig:
             msg += f" — within sampling noise at {f.confidence:.0%} confidence (~)"
+        elif use_rank and p is not None:
+            # The rank test decided; the ± interval the reports show comes from the sampling
+            # model and may be wider. Say which test spoke.
+            msg += f" — significant by a rank test of {kb} vs {kc} runs (p = {p:.2g})"
         out.append(replace(f, significant=sig, p_value=p, message=msg))
     return out
 

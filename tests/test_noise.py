@@ -122,3 +122,21 @@ def test_no_false_alarms_and_leaks_detected_on_real_go_runs() -> None:
     assert [p.cand for p in false_alarm if p.leak_shaped] == []
     assert sum("encoding/json.(*decodeState).literalStore" in p.leak_shaped
                for p in detection) >= 19
+
+
+@needs_noise
+def test_a_rank_test_decision_says_so() -> None:
+    """With 6 runs a side the rank test may decide; the ± interval the reports print comes
+    from the sampling model, so the message names the test that spoke."""
+    import json
+    import subprocess
+    import sys
+
+    noise = Path(__file__).resolve().parent / "fixtures" / "noise"
+    base = [a for i in range(1, 7) for a in ("--baseline", str(noise / f"noleak-{i:02d}.pb.gz"))]
+    cand = [str(noise / f"noleak-{i:02d}.pb.gz") for i in range(21, 27)]
+    r = subprocess.run([sys.executable, "-m", "memgate", "check", *base, "--duration", "15s",
+                        *cand, "--format", "json"], capture_output=True, text=True, check=False)
+    rep = json.loads(r.stdout)
+    ranked = [f for f in rep["findings"] if "rank test of 6 vs 6 runs" in f["message"]]
+    assert ranked and all(f["significant"] and f["p_value"] < 0.01 for f in ranked)

@@ -172,7 +172,10 @@ def build_report(
     noise = [_finding_dict(f) for f in result.within_noise] if result else []
     for f in (*findings, *noise):
         entry = functions.get(f["function"], {})
-        f["leak_shaped"] = bool(entry.get("leak_shaped")) and f["sample_type"] in LEAK_TYPES
+        # Only a significant crossing carries the mark: one shown as "~" (within noise after
+        # Holm's correction) must not at the same time be called a leak.
+        f["leak_shaped"] = bool(entry.get("leak_shaped")) and f["sample_type"] in LEAK_TYPES \
+            and bool(f["significant"])
         size = entry.get("object_size")
         if f["sample_type"] in LEAK_TYPES and size and size["candidate"] is not None:
             was = f"{size['baseline']:.0f} B" if size["baseline"] is not None else "none"
