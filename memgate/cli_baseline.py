@@ -85,7 +85,8 @@ approved_by_option = click.option(
 force_option = click.option(
     "--force", is_flag=True,
     help="Replace the baseline even if the new profiles have other sample types or another "
-         "sampling period than the existing one (or the existing one is invalid).",
+         "sampling period than the existing one, the existing one is invalid, or (accept) it is "
+         "not the one the report was checked against.",
 )
 
 

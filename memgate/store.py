@@ -1038,6 +1038,18 @@ class Store:
         if name is None:
             raise BaselineError("the report names no component; give one with --component",
                                 source=str(report))
+        if not force and self.exists(name):
+            # What was approved is the change against the baseline the check saw; if the
+            # store moved on since (another accept, a manual update), that approval does not
+            # cover replacing what is there now.
+            current = frozenset(p.sha256 for p in self.load(name).profiles)
+            checked = _reported_baseline(Path(report))
+            if checked is not None and checked != current:
+                raise BaselineError(
+                    f"the baseline of {name} is not the one this report was checked against "
+                    "(it changed since the check, or the check compared with other files); "
+                    "check the candidates against the current baseline again, or use --force",
+                    source=str(report), slug="baseline-changed")
         limits = Limits.from_env()
         inputs: list[ProfileInput] = []
         for path, sha, dur in entries:
@@ -1358,4 +1370,15 @@ def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | N
                               source=src)
         out.append((p, sha, None if dur is None else float(dur)))
     return component, out
+
+
+def _reported_baseline(path: Path) -> frozenset[str] | None:
+    """The sha256 of the baseline profiles a check report compared against (None: the report
+    does not say; an empty set: it had none, as with --allow-missing-baseline)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        entries = data["inputs"]["baseline"]
+        return frozenset(str(e["sha256"]) for e in entries)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 

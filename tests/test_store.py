@@ -734,7 +734,8 @@ def test_lock_is_released_on_errors(store: Store) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _report(tmp_path: Path, names: Sequence[str], component: str | None = "ingest",
-            durations: Sequence[float | None] | None = None) -> Path:
+            durations: Sequence[float | None] | None = None,
+            baseline: Sequence[Path] = ()) -> Path:
     cands = []
     for i, name in enumerate(names):
         src = PROFILES / name
@@ -742,7 +743,8 @@ def _report(tmp_path: Path, names: Sequence[str], component: str | None = "inges
         cands.append({"path": name, "sha256": sha(src),
                       "duration_seconds": durations[i] if durations else None})
     report = {"format": 1, "component": component, "verdict": "fail",
-              "inputs": {"baseline": [], "candidate": cands}}
+              "inputs": {"baseline": [{"path": str(b), "sha256": sha(b)} for b in baseline],
+                         "candidate": cands}}
     path = tmp_path / "report.json"
     path.write_text(json.dumps(report))
     return path
@@ -751,7 +753,7 @@ def _report(tmp_path: Path, names: Sequence[str], component: str | None = "inges
 def test_accept_from_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     names = ["seedleak-leak-1.pb.gz", "seedleak-leak-2.pb.gz"]
-    _report(tmp_path, names, durations=[60.0, 90.0])
+    _report(tmp_path, names, durations=[60.0, 90.0], baseline=[NOLEAK[0]])
     assert run(["update", "-c", "ingest", NOLEAK[0], "--reason", "r"]).exit_code == 0
     res = run(["accept", "--from-report", "report.json", "--reason", "approved: new cache",
                "--approved-by", "carol"])
@@ -764,6 +766,23 @@ def test_accept_from_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert by_name["seedleak-leak-2.pb.gz"].duration_seconds == 90.0
     assert {p.sha256 for p in b.profiles} == {sha(PROFILES / n) for n in names}
     assert b.manifest["summary_unit"] == "per_second"
+
+
+def test_accept_refuses_when_the_baseline_changed_since_the_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The approval covers the change against the baseline the check saw, not whatever
+    someone put in the store since."""
+    monkeypatch.chdir(tmp_path)
+    _report(tmp_path, ["seedleak-leak-1.pb.gz"], baseline=[NOLEAK[0]])
+    assert run(["update", "-c", "ingest", NOLEAK[1], NOLEAK[2], "--reason", "someone else"]
+               ).exit_code == 0
+    res = run(["accept", "--from-report", "report.json", "--reason", "r"])
+    assert res.exit_code == 3 and res.stderr.count("\n") == 1
+    assert "the baseline of ingest is not the one this report was checked against" in res.stderr
+    assert Store("baselines").load("ingest").reason == "someone else"
+    res = run(["accept", "--from-report", "report.json", "--reason", "r", "--force"])
+    assert res.exit_code == 0, res.output
+    assert Store("baselines").load("ingest").reason == "r"
 
 
 def test_accept_refuses_a_file_changed_since_the_check(tmp_path: Path,
