@@ -229,6 +229,12 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
                         duration=inputs.duration)
     report_path, summary_path = _output_paths(inputs, env)
     html_path = Path(inputs.html).absolute() if inputs.html else None
+    for name, path in (("json-report", report_path), ("html", html_path)):
+        if path is not None:
+            try:
+                check_outputs([str(path)], profiles)
+            except MemgateError as e:
+                raise InputError(f"{e}", source=name) from None
     check_outputs([str(report_path), str(summary_path), str(html_path or "")], profiles)
     result = run_check_full(opts, Limits.from_env(), Progress(False))
     report = result.report

@@ -174,6 +174,19 @@ def duration_warnings(baseline: Sequence[RunInput], candidate: Sequence[RunInput
     return out
 
 
+def unsymbolized_warnings(runs: Sequence[RunInput]) -> list[str]:
+    """Say so when a profile has no function names: its "functions" are addresses (or, for a
+    legacy text heap profile, pprof's single ``<unknown>``), so per-function limits compare
+    those, not code."""
+    out = []
+    for r in runs:
+        if not any(f.name for f in r.profile.functions):
+            out.append(f"{r.path}: the profile has no function names (unsymbolized), so rules "
+                       "compare addresses, not functions; save it symbolized (a Go service's "
+                       "/debug/pprof/heap is; `go tool pprof -proto` symbolizes others)")
+    return out
+
+
 #: Sample types of Go heap profiles and of pprof's two-column heap profiles: a policy may
 #: name them for profiles that lack some (an inuse-only legacy profile) without a warning.
 _WELL_KNOWN_TYPES = frozenset({"inuse_space", "inuse_objects", "alloc_space", "alloc_objects",
@@ -356,6 +369,7 @@ def run_check_full(
     confidence = policy.defaults.confidence
     warnings = duration_warnings(base_runs, candidate) if opts.normalize else []
     warnings += notes + unknown_sample_type_warnings(comparison, policy)
+    warnings += unsymbolized_warnings([*base_runs, *candidate])
     report = build_report(
         comparison,
         result,

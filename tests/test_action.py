@@ -470,6 +470,8 @@ def test_summary_false_and_json_report_path(ws: Workspace) -> None:
     run = run_action(ws, {"profiles": ws.ok, **SVC, "summary": "false",
                           "json-report": "out/report.json"})
     assert run.returncode == 3  # out/ does not exist: a clear error, not a traceback
+    # The annotation names the input to fix, then the path.
+    assert run.annotations[0].startswith("::error title=memgate::json-report: ")
     assert "out: directory does not exist" in run.annotations[0]
     (ws.root / "out").mkdir()
     run = run_action(ws, {"profiles": ws.ok, **SVC, "summary": "false",

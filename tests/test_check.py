@@ -500,3 +500,16 @@ def test_explicit_step_summary(tmp_path: Path) -> None:
     r = memgate("diff", "--step-summary", NOLEAK[0], NOLEAK[1], env=env)
     assert r.stderr == ("memgate: warning: --step-summary: $GITHUB_STEP_SUMMARY is not set; "
                         "nothing appended\n")
+
+
+def test_an_unsymbolized_profile_is_a_warning() -> None:
+    """A legacy Go heap profile has only addresses (pprof shows one `<unknown>` row): rules
+    would compare that, not functions."""
+    legacy = PROFILES / "seedleak-legacy.heap"
+    r = memgate("check", "--no-normalize", *base_args(legacy), legacy, "--format", "json")
+    rep = json.loads(r.stdout)
+    assert any(w.startswith(f"{legacy}: the profile has no function names (unsymbolized)")
+               for w in rep["warnings"])
+    r = memgate("check", *base_args(NOLEAK[0]), NOLEAK[1], "--duration", "15s", "--format",
+                "json")
+    assert not any("unsymbolized" in w for w in json.loads(r.stdout)["warnings"])
