@@ -172,7 +172,8 @@ style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 </div>
 <div id="legend"><span class="sw grow"></span> grew <span class="sw shrink"></span> shrank
 <span class="sw same"></span> about unchanged &nbsp; width: candidate rate; click a frame to \
-zoom</div>
+zoom. Colour shows the size of a change, not whether it is beyond sampling noise: the table \
+above says that (<em>~</em>: within noise).</div>
 <div id="flame"></div>
 </section>
 <div id="tip" role="tooltip" hidden></div>
