@@ -1360,7 +1360,8 @@ def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | N
             # files elsewhere on the machine (~/.ssh/..., /etc/...) into a baseline.
             raise ReportError(f"{where}.path {_one_line(repr(p), 80)} is outside the current "
                               "directory; accept reads candidate profiles only from the "
-                              "directory it runs in (run it from where `memgate check` ran)",
+                              "directory it runs in (keep the profiles inside it, and run "
+                              "accept where `memgate check` ran)",
                               source=src, slug="path-outside")
         if not isinstance(sha, str) or not _SHA_RE.fullmatch(sha):
             raise ReportError(f"{where}.sha256 must be 64 lowercase hex digits", source=src)
