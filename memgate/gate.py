@@ -154,17 +154,28 @@ def min_rank_p(kb: int, kc: int) -> float:
     return 1.0 / math.comb(kb + kc, kb)
 
 
-def _limit_text(eff: Effective, dim: Dimension, kind: Kind) -> str:
+def _limit_text(eff: Effective, dim: Dimension, kind: Kind, normalized: bool = True,
+                noun: str = "objects") -> str:
+    """The limit a finding crossed, as the policy wrote it. With raw values (--no-normalize,
+    each profile counts as one second) a rate limit is also given as the amount per profile
+    it amounts to, since that is what the finding's numbers are."""
     lim = eff.limits
+
+    def rate(text: str, value: float) -> str:
+        if normalized:
+            return text
+        per = format_rate(value, dim, "s", noun).rsplit("/", 1)[0]
+        return f"{per}/profile ({text})"
+
     if kind == "ceiling" or kind == "new":
         q = lim.max_rate_for(dim)
-        return f"max rate {q.text}" if q is not None else ""
+        return f"max rate {rate(q.text, q.value)}" if q is not None else ""
     parts = []
     if lim.max_increase_pct is not None:
         parts.append(f"{lim.max_increase_pct:g}%")
     q = lim.increase_rate_for(dim)
     if q is not None:
-        parts.append(q.text)
+        parts.append(rate(q.text, q.value))
     return " and ".join(parts)
 
 
@@ -216,7 +227,7 @@ def _evaluate_one(
     c_txt = format_rate(c, dim, time_unit, count_noun(st.type))
     if not comparison.normalized:  # raw values (--no-normalize): amounts per profile
         b_txt, c_txt = (x.rsplit("/", 1)[0] + "/profile" for x in (b_txt, c_txt))
-    limit = _limit_text(eff, dim, kind)
+    limit = _limit_text(eff, dim, kind, comparison.normalized, count_noun(st.type))
     subject = "total" if i is None else name
     if kind == "increase":
         msg = (

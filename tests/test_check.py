@@ -206,6 +206,9 @@ def test_no_normalize_compares_raw_values() -> None:
     # Findings speak of amounts per profile, like the tables, not of rates per second.
     assert rep["findings"] and all("/profile" in f["message"] and "/s " not in f["message"]
                                    for f in rep["findings"])
+    # A rate limit is given as the amount per profile it means here, with the policy's text.
+    assert any("over the limit of 20% and 17.1 KiB/profile (1MiB/min)" in f["message"]
+               for f in rep["findings"])
 
 
 def test_diff_without_durations_falls_back_to_raw_values() -> None:
