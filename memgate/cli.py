@@ -100,15 +100,12 @@ class _overrides_applied:
             reset(token)
 
 
-def _limits(max_decompressed: str | None) -> Any:
+def _limits() -> Any:
+    """The input limits of the running command: defaults, environment, then its flags
+    (applied by :func:`handle_errors`)."""
     from memgate.profile.decode import Limits
 
-    limits = Limits.from_env()
-    if max_decompressed:
-        import dataclasses
-
-        limits = dataclasses.replace(limits, max_decompressed_bytes=parse_size(max_decompressed))
-    return limits
+    return Limits.from_env()
 
 
 def parse_size(text: str) -> int:
@@ -149,21 +146,25 @@ def parse_size(text: str) -> int:
     return int(value * units[unit])
 
 
-def _check_size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A malformed --max-decompressed is a usage error (exit 2), found before any work."""
-    if value is not None:
-        try:
-            parse_size(value)
-        except MemgateError as e:
-            raise click.BadParameter(e.message) from None
-    return value
+def _size_override(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``--max-decompressed``: a malformed size is a usage error (exit 2), found before any
+    work; a valid one overrides ``Limits.from_env()`` (the store's too) while the command
+    runs."""
+    if value is None:
+        return
+    try:
+        size = parse_size(value)
+    except MemgateError as e:
+        raise click.BadParameter(e.message) from None
+    ctx.meta.setdefault(_LIMITS_META, {})["max_decompressed_bytes"] = size
 
 
 _max_decompressed_only = click.option(
     "--max-decompressed",
     metavar="SIZE",
     default=None,
-    callback=_check_size,
+    expose_value=False,
+    callback=_size_override,
     help="Refuse inputs that decompress to more than SIZE (default 1GiB, or "
     "MEMGATE_MAX_DECOMPRESSED_BYTES).",
 )
@@ -199,32 +200,38 @@ progress_option = click.option(
     default=None,
     help="Show progress on stderr (default: only when stderr is a terminal and not in CI).",
 )
+def _fetch_override(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """``--timeout`` and ``--header``: override the fetch options of every URL the command
+    reads (``profile.source.fetch_defaults``, the store's reads too) while it runs."""
+    if param.name == "headers":
+        from memgate.profile.source import parse_header
+
+        try:
+            value = tuple(parse_header(v) for v in value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+        if not value:
+            return
+    elif value is None:
+        return
+    ctx.meta.setdefault(_FETCH_META, {})[param.name or ""] = value
+
+
 _timeout_only = click.option(
     "--timeout",
     type=float,
-    default=30.0,
-    show_default=True,
+    default=None,
     metavar="SECONDS",
-    help="For URLs: seconds to wait for the server, on top of a ?seconds=N delta window.",
+    expose_value=False,
+    callback=_fetch_override,
+    help="For URLs: seconds to wait for the server, on top of a ?seconds=N delta window "
+    "(default 30).",
 )
-
-
-def _check_headers(ctx: click.Context, param: click.Parameter,
-                   values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    from memgate.profile.source import parse_header
-
-    out = []
-    for v in values:
-        try:
-            out.append(parse_header(v))
-        except ValueError as e:
-            raise click.BadParameter(str(e)) from None
-    return tuple(out)
 
 
 _header_option = click.option(
     "--header", "-H", "headers", multiple=True, metavar="'NAME: VALUE'",
-    callback=_check_headers,
+    expose_value=False, callback=_fetch_override,
     help="For URLs: an extra request header, e.g. 'Authorization: Bearer ...' for an API "
     "server's proxy URL (repeatable). Secrets are better given in $MEMGATE_HTTP_HEADERS (one "
     "header per line), which is not visible in the process list. These headers are not sent "
@@ -235,12 +242,6 @@ _header_option = click.option(
 def timeout_option(f: F) -> F:
     """The URL options: --timeout and --header."""
     return _timeout_only(_header_option(f))
-
-
-def _fetch(timeout: float, headers: tuple[tuple[str, str], ...]) -> Any:
-    from memgate.profile.source import FetchOptions
-
-    return FetchOptions(timeout=timeout, headers=headers)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -306,10 +307,7 @@ def top(
     cum: bool,
     unit: str,
     fmt: str,
-    max_decompressed: str | None,
     progress: bool | None,
-    timeout: float,
-    headers: tuple[tuple[str, str], ...] = (),
 ) -> None:
     """Per-function flat and cum of PROFILE, like `go tool pprof -top`.
 
@@ -323,7 +321,7 @@ def top(
     from memgate.table import aggregate
 
     prog = Progress(progress)
-    prof = load_profile(profile, _limits(max_decompressed), prog, _fetch(timeout, headers))
+    prof = load_profile(profile, _limits(), prog)
     try:
         idx = prof.sample_index(sample_index)
     except ValueError as e:
@@ -468,9 +466,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
           baseline_files: tuple[str, ...], policy: str | None, duration: str | None,
           baseline_duration: str | None, no_normalize: bool, allow_missing_baseline: bool,
           summary: str | None, json_path: str | None, fmt: str, step_summary: bool | None,
-          max_decompressed: str | None, progress: bool | None, timeout: float,
-          headers: tuple[tuple[str, str], ...] = (),
-          html_path: str | None = None) -> None:
+          progress: bool | None, html_path: str | None = None) -> None:
     """Gate candidate profiles against the component's baseline under the policy.
 
     \b
@@ -499,8 +495,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
         duration=_duration(duration, "--duration"),
         baseline_duration=_duration(baseline_duration, "--baseline-duration"),
         normalize=not no_normalize, allow_missing_baseline=allow_missing_baseline)
-    result = run_check_full(opts, _limits(max_decompressed), Progress(progress),
-                            _fetch(timeout, headers))
+    result = run_check_full(opts, _limits(), Progress(progress))
     report = result.report
     _emit_report(report, fmt, summary, json_path, step_summary,
                  _html_outputs(html_path, result))
@@ -528,9 +523,8 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 @handle_errors
 def diff(base: str, new: str, duration: str | None, baseline_duration: str | None,
          no_normalize: bool, summary: str | None, json_path: str | None, fmt: str,
-         step_summary: bool | None, max_decompressed: str | None, progress: bool | None,
-         timeout: float, html_path: str | None = None, output: str | None = None,
-         headers: tuple[tuple[str, str], ...] = ()) -> None:
+         step_summary: bool | None, progress: bool | None, html_path: str | None = None,
+         output: str | None = None) -> None:
     """Per-function deltas from BASE to NEW, with no policy (like pprof -diff_base).
 
     Compares every memory sample type as rates (or raw values), with absolute and relative
@@ -544,19 +538,17 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
     d = _duration(duration, "--duration")
     bd = _duration(baseline_duration, "--baseline-duration")
     _check_outputs([json_path, summary, html_path, output], [base, new])
-    limits = _limits(max_decompressed)
+    limits = _limits()
     prog = Progress(progress)
     normalize = not no_normalize
     try:
         result = run_diff([base], [new], duration=d, baseline_duration=bd,
-                               normalize=normalize, limits=limits, progress=prog,
-                               fetch=_fetch(timeout, headers))
+                               normalize=normalize, limits=limits, progress=prog)
     except MemgateError as e:
         # Without any duration anywhere, a diff still makes sense on raw values.
         if normalize and d is None and bd is None and "no duration" in e.message:
             result = run_diff([base], [new], duration=None, baseline_duration=None,
-                                   normalize=False, limits=limits, progress=prog,
-                                   fetch=_fetch(timeout, headers))
+                                   normalize=False, limits=limits, progress=prog)
         else:
             raise
     extra = _html_outputs(html_path, result)
@@ -629,44 +621,9 @@ def _register_groups() -> None:
     for name in ("update", "accept"):
         cmd = baseline.commands.get(name)
         if cmd is not None and not any(p.name == "max_samples" for p in cmd.params):
-            _max_locations_option(_max_samples_option(_max_decompressed_override(cmd)))
+            max_decompressed_option(cmd)
             if name == "update":
-                _fetch_override_options(cmd)
-
-
-def _max_decompressed_override(f: Any) -> Any:
-    """``--max-decompressed`` for commands whose readers take ``Limits.from_env()``."""
-
-    def store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-        if value is None:
-            return
-        _check_size(ctx, param, value)  # a usage error (exit 2) when malformed
-        ctx.meta.setdefault(_LIMITS_META, {})["max_decompressed_bytes"] = parse_size(value)
-
-    return click.option(
-        "--max-decompressed", metavar="SIZE", default=None, expose_value=False,
-        callback=store, help="Refuse inputs that decompress to more than SIZE (default 1GiB, "
-        "or MEMGATE_MAX_DECOMPRESSED_BYTES).")(f)
-
-
-def _fetch_override_options(f: Any) -> Any:
-    """``--timeout`` and ``--header`` for commands whose readers take no fetch options."""
-
-    def store(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-        if param.name == "headers":
-            value = _check_headers(ctx, param, value)
-            if not value:
-                return
-        ctx.meta.setdefault(_FETCH_META, {})[param.name or ""] = value
-
-    f = click.option("--header", "-H", "headers", multiple=True, metavar="'NAME: VALUE'",
-                     expose_value=False, callback=store,
-                     help="For URLs: an extra request header (repeatable); see "
-                     "`memgate check --help`.")(f)
-    return click.option("--timeout", type=float, default=30.0, show_default=True,
-                        metavar="SECONDS", expose_value=False, callback=store,
-                        help="For URLs: seconds to wait for the server, on top of a "
-                        "?seconds=N delta window.")(f)
+                timeout_option(cmd)
 
 
 _register_groups()
