@@ -44,17 +44,14 @@ def load_runs(
 ) -> list[tuple[str, bytes, Any]]:
     """Read and decode each profile; returns (source, bytes, Profile).
 
-    Profiles are decoded in parallel threads: zlib and numpy release the GIL for the heavy
-    work, so a baseline and a candidate decode on two cores at once. Results keep the order
-    of ``specs``, and the first failing input (in that order) raises.
+    The profiles of a side (repeated runs) are decoded in parallel threads: zlib, numpy and
+    the C loops release the GIL. Results keep the order of ``specs``, and the first failing
+    input (in that order) raises.
     """
 
     def one(spec: str) -> tuple[str, bytes, Any]:
         data, source = read_bytes(spec, limits, progress, fetch)
-        progress.note(f"decoding {source}")
-        return source, data, decode(
-            data, source, limits,
-            on_progress=lambda f: progress.fraction(f"decoding {source}", f))
+        return _decoded(source, data, limits, progress)
 
     return parallel_map(one, specs)
 
@@ -62,15 +59,14 @@ def load_runs(
 def decode_runs(items: Sequence[tuple[str, bytes]], limits: Limits,
                 progress: Progress) -> list[tuple[str, bytes, Any]]:
     """:func:`load_runs` for bytes already read (a baseline's, read by ``Store.load``)."""
+    return parallel_map(lambda item: _decoded(*item, limits, progress), items)
 
-    def one(item: tuple[str, bytes]) -> tuple[str, bytes, Any]:
-        source, data = item
-        progress.note(f"decoding {source}")
-        return source, data, decode(
-            data, source, limits,
-            on_progress=lambda f: progress.fraction(f"decoding {source}", f))
 
-    return parallel_map(one, items)
+def _decoded(source: str, data: bytes, limits: Limits,
+             progress: Progress) -> tuple[str, bytes, Any]:
+    progress.note(f"decoding {source}")
+    return source, data, decode(
+        data, source, limits, on_progress=lambda f: progress.fraction(f"decoding {source}", f))
 
 
 def resolve_runs(
@@ -308,6 +304,17 @@ def run_check_full(
                      f"(it defines {', '.join(sorted(policy_all.components))}); its global "
                      "rules apply")
     then = DurationSources(flag=opts.duration, policy=policy.duration_seconds)
+
+    def load_candidates() -> list[RunInput]:
+        return resolve_runs(
+            load_runs(opts.candidate, limits, progress, fetch),
+            first=opts.duration,
+            first_source="--duration",
+            then=DurationSources(policy=policy.duration_seconds),
+            normalize=opts.normalize,
+            side="candidate",
+        )
+
     stored: list[float | None] | None = None
     base_blobs: list[tuple[str, bytes]] = []
     if not opts.baseline_files:
@@ -325,11 +332,7 @@ def run_check_full(
                 "PROFILE... --reason TEXT`)"
             )
             if opts.allow_missing_baseline:
-                cand_loaded = load_runs(opts.candidate, limits, progress, fetch)
-                candidate = resolve_runs(
-                    cand_loaded, first=opts.duration, first_source="--duration",
-                    then=DurationSources(policy=policy.duration_seconds),
-                    normalize=opts.normalize, side="candidate")
+                candidate = load_candidates()
                 return RunResult(
                     missing_baseline_report(opts.component, candidate, policy, msg),
                     (), tuple(candidate), opts.normalize)
@@ -343,17 +346,9 @@ def run_check_full(
         stored = [p.duration_seconds for p in baseline.profiles]
     # One side after the other: each profile already decodes on all cores, and decoding both
     # sides at once would add their peaks (1M samples: 1.1 GiB instead of 0.7, for 9% time).
-    cand_loaded = load_runs(opts.candidate, limits, progress, fetch)
+    candidate = load_candidates()
     base_loaded = (load_runs(opts.baseline_files, limits, progress, fetch)
                    if opts.baseline_files else decode_runs(base_blobs, limits, progress))
-    candidate = resolve_runs(
-        cand_loaded,
-        first=opts.duration,
-        first_source="--duration",
-        then=DurationSources(policy=policy.duration_seconds),
-        normalize=opts.normalize,
-        side="candidate",
-    )
     base_runs = resolve_runs(
         base_loaded,
         first=opts.baseline_duration,
