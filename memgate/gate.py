@@ -164,8 +164,7 @@ def _limit_text(eff: Effective, dim: Dimension, kind: Kind, normalized: bool = T
     def rate(text: str, value: float) -> str:
         if normalized:
             return text
-        per = format_rate(value, dim, "s", noun).rsplit("/", 1)[0]
-        return f"{per}/profile ({text})"
+        return f"{format_rate(value, dim, 's', noun, per_profile=True)} ({text})"
 
     if kind == "ceiling" or kind == "new":
         q = lim.max_rate_for(dim)
@@ -223,10 +222,10 @@ def _evaluate_one(
             ev = _Evidence(normal_sf(over / se) if se > 0 else 0.0, None,
                            normal_quantile(0.5 + eff.confidence / 2) * se)
     st = comparison.sample_types[t]
-    b_txt = format_rate(b, dim, time_unit, count_noun(st.type))
-    c_txt = format_rate(c, dim, time_unit, count_noun(st.type))
-    if not comparison.normalized:  # raw values (--no-normalize): amounts per profile
-        b_txt, c_txt = (x.rsplit("/", 1)[0] + "/profile" for x in (b_txt, c_txt))
+    # Raw values (--no-normalize) are amounts per profile.
+    per_profile = not comparison.normalized
+    b_txt = format_rate(b, dim, time_unit, count_noun(st.type), per_profile)
+    c_txt = format_rate(c, dim, time_unit, count_noun(st.type), per_profile)
     limit = _limit_text(eff, dim, kind, comparison.normalized, count_noun(st.type))
     subject = "total" if i is None else name
     if kind == "increase":

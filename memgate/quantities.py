@@ -388,13 +388,15 @@ def count_noun(sample_type: str) -> str:
 
 
 def format_rate(value_per_second: float, dimension: Dimension, time_unit: str,
-                noun: str = "objects") -> str:
+                noun: str = "objects", per_profile: bool = False) -> str:
     """Format a per-second rate in the given time unit: "1.50 MiB/h", "12.3k objects/s".
 
     ``noun`` names what a count counts (:func:`count_noun`); bytes carry their own unit.
+    ``per_profile``: raw values (``--no-normalize``, each profile counts as one second) read
+    as amounts per profile, "12.3k objects/profile"; ``time_unit`` is then not used.
     """
     try:
-        seconds = TIME_UNITS[time_unit]
+        seconds = 1.0 if per_profile else TIME_UNITS[time_unit]
     except KeyError:
         raise ValueError(
             f"unknown time unit {time_unit!r}, expected one of {', '.join(TIME_UNITS)}"
@@ -402,7 +404,7 @@ def format_rate(value_per_second: float, dimension: Dimension, time_unit: str,
     amount = format_amount(value_per_second * seconds, dimension)
     # "12.3k objects/s" reads as a count at a glance; bytes carry their unit already.
     word = f" {noun}" if dimension == "count" and noun else ""
-    return f"{amount}{word}/{time_unit}"
+    return f"{amount}{word}/{'profile' if per_profile else time_unit}"
 
 
 def choose_time_unit(values_per_second: Iterable[float]) -> str:

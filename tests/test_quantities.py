@@ -361,3 +361,6 @@ def test_count_noun(sample_type: str, noun: str) -> None:
     assert count_noun(sample_type) == noun
     assert format_rate(1500, "count", "s", count_noun(sample_type)) == f"1.50k {noun}/s"
     assert format_rate(1500, "bytes", "s", count_noun(sample_type)) == "1.46 KiB/s"
+    # Raw values (--no-normalize): an amount per profile, whatever the table's time unit.
+    assert format_rate(1500, "count", "h", count_noun(sample_type), per_profile=True) == \
+        f"1.50k {noun}/profile"

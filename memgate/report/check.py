@@ -326,11 +326,8 @@ def _per(report: dict[str, Any]) -> str:
 
 
 def _rate(report: dict[str, Any], value: float, sample_type: str) -> str:
-    text = format_rate(value, _dim_of(report, sample_type), report["time_unit"],
-                       count_noun(sample_type))
-    if report["rate_unit"] == "per_profile":
-        text = text.rsplit("/", 1)[0] + "/profile"
-    return text
+    return format_rate(value, _dim_of(report, sample_type), report["time_unit"],
+                       count_noun(sample_type), report["rate_unit"] == "per_profile")
 
 
 def _delta(report: dict[str, Any], f: dict[str, Any], sample_type: str) -> str:
