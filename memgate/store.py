@@ -1049,18 +1049,6 @@ class Store:
         if name is None:
             raise BaselineError("the report names no component; give one with --component",
                                 source=str(report))
-        if not force and self.exists(name):
-            # What was approved is the change against the baseline the check saw; if the
-            # store moved on since (another accept, a manual update), that approval does not
-            # cover replacing what is there now.
-            current = frozenset(p.sha256 for p in self.load(name).profiles)
-            checked = _reported_baseline(Path(report))
-            if checked is not None and checked != current:
-                raise BaselineError(
-                    f"the baseline of {name} is not the one this report was checked against "
-                    "(it changed since the check, or the check compared with other files); "
-                    "check the candidates against the current baseline again, or use --force",
-                    source=str(report), slug="baseline-changed")
         limits = Limits.from_env()
         inputs: list[ProfileInput] = []
         for path, sha, dur in entries:
@@ -1080,7 +1068,8 @@ class Store:
                                        original_name=_original_name(path),
                                        duration_seconds=dur))
         return self.update_inputs(name, inputs, reason=reason, approved_by=approved_by,
-                                  force=force)
+                                  force=force, checked_against=_reported_baseline(Path(report)),
+                                  report=str(report))
 
     def update_inputs(
         self,
@@ -1090,9 +1079,15 @@ class Store:
         reason: str,
         approved_by: str | None = None,
         force: bool = False,
+        checked_against: frozenset[str] | None = None,
+        report: str | None = None,
     ) -> Baseline:
         """:meth:`update` for profiles already in memory (``accept`` checks their hashes
-        first, so the bytes checked are the bytes stored)."""
+        first, so the bytes checked are the bytes stored).
+
+        ``checked_against``: the sha256 of the baseline profiles the ``report`` compared
+        with; unless ``force``, the existing baseline must be exactly that (checked under
+        the lock, see :meth:`_check_existing`)."""
         validate_component_name(component)
         reason = _check_reason(reason)
         if approved_by is not None:
@@ -1143,7 +1138,8 @@ class Store:
                 _step("locked")
                 self._recover_locked(component)
                 _step("recovered")
-                created = self._check_existing(component, first, prepared[0][2].source, force)
+                created = self._check_existing(component, first, prepared[0][2].source, force,
+                                               checked_against, report)
                 now = _now()
                 manifest: dict[str, object] = {
                     "format": FORMAT_VERSION,
@@ -1169,9 +1165,11 @@ class Store:
             raise BaselineError(f"cannot write the baseline: {e.strerror or e}",
                                 source=str(e.filename or self.root)) from None
 
-    def _check_existing(self, component: str, first: Profile, source: str,
-                        force: bool) -> str | None:
-        """Refuse profiles that do not fit the existing baseline; return its ``created``."""
+    def _check_existing(self, component: str, first: Profile, source: str, force: bool,
+                        checked_against: frozenset[str] | None = None,
+                        report: str | None = None) -> str | None:
+        """Refuse profiles that do not fit the existing baseline, or (``accept``) a baseline
+        other than the one the report was checked against; return its ``created``."""
         main = self.root / component
         if not os.path.lexists(main):
             return None
@@ -1189,6 +1187,16 @@ class Store:
                                     f"{problems[0] if problems else 'unreadable'}{hint}",
                                     source=str(main))
             return None
+        if not force and checked_against is not None and \
+                checked_against != frozenset(p.sha256 for p in old.profiles):
+            # What was approved is the change against the baseline the check saw; if the
+            # store moved on since (another accept, a manual update), that approval does not
+            # cover replacing what is there now.
+            raise BaselineError(
+                f"the baseline of {component} is not the one this report was checked against "
+                "(it changed since the check, or the check compared with other files); "
+                "check the candidates against the current baseline again, or use --force",
+                source=report or str(main), slug="baseline-changed")
         if not force:
             ref = old.profiles[0]
             new_types = _types_of(first)
