@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,12 +79,19 @@ def resolve_runs(
     side: str,
     stored: Sequence[float | None] | None = None,
     with_policy: bool = True,
+    work: float | None = None,
+    work_source: str = "none",
+    gates: Callable[[str], bool] | None = None,
 ) -> list[RunInput]:
-    """Attach a duration to every profile of a side, or fail saying how to give one.
+    """Attach a duration (and the amount of work) to every profile of a side, or fail saying
+    how to give one.
 
     Order: ``first`` (``--duration`` for the candidate, ``--baseline-duration`` for the
     baseline), the duration recorded in the store (baseline only), the profile's own
-    ``duration_nanos``, then ``then.flag`` and ``then.policy``.
+    ``duration_nanos``, then ``then.flag`` and ``then.policy``. Only flows need one: a heap
+    snapshot's in-use levels are compared as they are, and flows with a ``work`` amount are
+    compared per unit of work. ``gates`` says which sample types matter (the policy's);
+    default: all.
     """
     runs = []
     seen: dict[str, str] = {}
@@ -109,15 +116,16 @@ def resolve_runs(
             duration, origin = then.flag, "--duration"
         elif then.policy is not None:
             duration, origin = then.policy, "policy"
-        if normalize and duration is None:
+        if normalize and duration is None and work is None and _has_flows(prof, gates):
             hint = "--baseline-duration D or --duration D" if side == "baseline" else "--duration D"
             policy = " set the component's duration in the policy," if with_policy else ""
             raise CompareError(
-                f"{side} profile has no duration to normalize by (heap profiles, Go's "
-                f"included, record none): pass {hint} (e.g. --duration 10m),{policy} use a "
-                "delta profile (/debug/pprof/heap?seconds=N), or compare raw values with "
-                "--no-normalize",
-                source=source,
+                f"{side} profile has no duration to normalize its allocation flows by (heap "
+                f"profiles, Go's included, record none): for a fixed amount of work pass "
+                f"--work N, for a time-paced workload {hint} (e.g. --duration 10m),{policy} "
+                "use a delta profile (/debug/pprof/heap?seconds=N), or compare raw values "
+                "with --no-normalize",
+                source=source, slug="no-duration",
             )
         runs.append(
             RunInput(
@@ -126,9 +134,29 @@ def resolve_runs(
                 duration_seconds=duration,
                 duration_source=origin,
                 profile=prof,
+                work=work,
+                work_source=work_source if work is not None else "none",
             )
         )
     return runs
+
+
+def _has_flows(prof: Any, gates: Callable[[str], bool] | None = None) -> bool:
+    """Whether a profile has (gated) memory sample types that are flows: they need a duration
+    or an amount of work; in-use levels of a snapshot need neither."""
+    from memgate.compare import quantity_kind
+
+    return any(quantity_kind(st.type, bool(prof.duration_seconds)) != "level"
+               and dimension_of_unit(st.unit) is not None
+               and (gates is None or gates(st.type)) for st in prof.sample_types)
+
+
+def _work(given: float | None, flag: str, policy: float | None) -> tuple[float | None, str]:
+    if given is not None:
+        return given, flag
+    if policy is not None:
+        return policy, "policy"
+    return None, "none"
 
 
 def duration_warnings(baseline: Sequence[RunInput], candidate: Sequence[RunInput]) -> list[str]:
@@ -267,6 +295,9 @@ class CheckOptions:
     baseline_duration: float | None = None
     normalize: bool = True
     allow_missing_baseline: bool = False
+    #: Units of work of each candidate run (fixed-work workloads), and of each baseline run.
+    work: float | None = None
+    baseline_work: float | None = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +312,8 @@ class RunResult:
     baseline: tuple[RunInput, ...]
     candidate: tuple[RunInput, ...]
     normalized: bool
+    #: The comparison the report was built from (None: no baseline to compare with).
+    comparison: Comparison | None = None
 
 
 def run_check(
@@ -305,6 +338,17 @@ def run_check_full(
                      "rules apply")
     then = DurationSources(flag=opts.duration, policy=policy.duration_seconds)
 
+    gated_names = policy.gated_sample_types()
+
+    def gates(sample_type: str) -> bool:
+        return any(sample_type_matches(n, sample_type) for n in gated_names)
+
+    cwork, cwork_src = _work(opts.work, "--work", policy.work)
+    bwork, bwork_src = _work(opts.baseline_work, "--baseline-work", policy.work)
+    if bwork is None and cwork is not None:
+        # The same workload on both sides unless said otherwise, as with --duration.
+        bwork, bwork_src = cwork, cwork_src
+
     def load_candidates() -> list[RunInput]:
         return resolve_runs(
             load_runs(opts.candidate, limits, progress, fetch),
@@ -313,6 +357,9 @@ def run_check_full(
             then=DurationSources(policy=policy.duration_seconds),
             normalize=opts.normalize,
             side="candidate",
+            work=cwork,
+            work_source=cwork_src,
+            gates=gates,
         )
 
     stored: list[float | None] | None = None
@@ -357,13 +404,16 @@ def run_check_full(
         normalize=opts.normalize,
         side="baseline",
         stored=stored,
+        work=bwork,
+        work_source=bwork_src,
+        gates=gates,
     )
     progress.note("comparing")
     comparison = compare(base_runs, candidate, normalized=opts.normalize)
     result = evaluate(comparison, policy)
     confidence = policy.defaults.confidence
     warnings = duration_warnings(base_runs, candidate) if opts.normalize else []
-    warnings += notes + unknown_sample_type_warnings(comparison, policy)
+    warnings += notes + list(result.warnings) + unknown_sample_type_warnings(comparison, policy)
     warnings += unsymbolized_warnings([*base_runs, *candidate])
     report = build_report(
         comparison,
@@ -375,7 +425,7 @@ def run_check_full(
         confidence=confidence,
     )
     progress.done()
-    return RunResult(report, tuple(base_runs), tuple(candidate), opts.normalize)
+    return RunResult(report, tuple(base_runs), tuple(candidate), opts.normalize, comparison)
 
 
 def run_diff(
@@ -412,8 +462,9 @@ def run_diff(
         side="baseline",
         with_policy=False,
     )
-    comparison = compare(base_runs, cand, normalized=normalize)
+    comparison = compare(base_runs, cand, normalized=normalize, strict_kinds=False)
     warnings = duration_warnings(base_runs, cand) if normalize else []
+    warnings += comparison.notes
     types = comparison.sample_types
     skipped = [st for st in types if dimension_of_unit(st.unit) is None]
     if skipped and len(skipped) < len(types):
@@ -421,7 +472,7 @@ def run_diff(
         warnings.append(f"not compared: {names}; memgate compares memory sample types "
                         "(bytes and counts)")
     report = build_report(comparison, None, component=None, policy=None, warnings=warnings)
-    return RunResult(report, tuple(base_runs), tuple(cand), normalize)
+    return RunResult(report, tuple(base_runs), tuple(cand), normalize, comparison)
 
 
 __all__ = [

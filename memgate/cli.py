@@ -447,10 +447,19 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
               help="Policy file (YAML or JSON). Default: ./memgate.yml if present, else the "
                    "built-in policy (`memgate policy show`).")
 @click.option("--duration", metavar="D", default=None,
-              help="Duration of the candidate profiles (30s, 10m, 48h); also the baseline's "
-                   "when it has none of its own.")
+              help="Duration of the candidate profiles (30s, 10m, 48h) for a time-paced "
+                   "workload: allocation flows are compared per second. Also the baseline's "
+                   "when it has none of its own. Not needed for in-use levels.")
 @click.option("--baseline-duration", metavar="D", default=None,
               help="Duration of the baseline profiles (overrides the store's).")
+@click.option("--work", metavar="N", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Units of work each candidate run did (requests, iterations) for a "
+                   "fixed-work workload: flows are compared per unit of work (B/op), which a "
+                   "runner's speed cannot move. Also the baseline's unless --baseline-work or "
+                   "the policy's components.<name>.work says otherwise.")
+@click.option("--baseline-work", metavar="N", default=None,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Units of work of each baseline run (default: the policy's, else --work).")
 @click.option("--no-normalize", is_flag=True,
               help="Compare raw values instead of per-second rates (each profile counts as "
                    "one second).")
@@ -464,7 +473,8 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 @handle_errors
 def check(profiles: tuple[str, ...], component: str | None, baselines: str,
           baseline_files: tuple[str, ...], policy: str | None, duration: str | None,
-          baseline_duration: str | None, no_normalize: bool, allow_missing_baseline: bool,
+          baseline_duration: str | None, work: float | None, baseline_work: float | None,
+          no_normalize: bool, allow_missing_baseline: bool,
           summary: str | None, json_path: str | None, fmt: str, step_summary: bool | None,
           progress: bool | None, html_path: str | None = None) -> None:
     """Gate candidate profiles against the component's baseline under the policy.
@@ -472,8 +482,10 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     \b
     Exit codes: 0 pass (warnings allowed), 1 a `fail` finding, 3 error (unreadable
     input, invalid policy, incompatible profiles, no duration, missing baseline).
-    Values are compared as per-second rates: each profile's values divided by its duration
-    (--duration, the profile's own duration_nanos, or the policy's component duration).
+    In-use values of a heap snapshot are levels, compared as bytes and objects. Allocation
+    flows are compared per unit of work (--work, or the policy's components.<name>.work), else
+    per second of duration (--duration, the profile's own duration_nanos, or the policy's
+    component duration). Every report states the smallest growth the comparison could see.
     """
     from memgate.checkrun import CheckOptions, run_check_full
     from memgate.errors import EXIT_FAIL
@@ -494,7 +506,8 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
         baseline_files=baseline_files, policy=policy,
         duration=_duration(duration, "--duration"),
         baseline_duration=_duration(baseline_duration, "--baseline-duration"),
-        normalize=not no_normalize, allow_missing_baseline=allow_missing_baseline)
+        normalize=not no_normalize, allow_missing_baseline=allow_missing_baseline,
+        work=work, baseline_work=baseline_work)
     result = run_check_full(opts, _limits(), Progress(progress))
     report = result.report
     _emit_report(report, fmt, summary, json_path, step_summary,
@@ -546,7 +559,7 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
                                normalize=normalize, limits=limits, progress=prog)
     except MemgateError as e:
         # Without any duration anywhere, a diff still makes sense on raw values.
-        if normalize and d is None and bd is None and "no duration" in e.message:
+        if normalize and d is None and bd is None and e.slug == "no-duration":
             result = run_diff([base], [new], duration=None, baseline_duration=None,
                                    normalize=False, limits=limits, progress=prog)
         else:

@@ -1,9 +1,21 @@
-"""Baseline versus candidate: per-function rates and deltas for every sample type.
+"""Baseline versus candidate: per-function values and deltas for every sample type.
 
-A side is one or more profiles of the same workload (repeated runs). Each profile's values are
-divided by its duration (a rate per second) and the runs are averaged, so a 10-minute soak and
-a 48-hour one compare on the same footing. With ``normalize=False`` each profile counts as one
-second ("per profile").
+A side is one or more profiles of the same workload (repeated runs), averaged. What a value
+means depends on the kind of quantity (:func:`quantity_kind`):
+
+* a **level** (``inuse_*`` of a heap snapshot: what is live when the profile was written) is
+  compared as it is, in bytes or objects: dividing it by a duration would make a 15 s and a
+  60 s run of the same build differ four times;
+* a **flow** (``alloc_*``, CPU, contentions, delay: anything cumulative) is normalized by the
+  amount of workload behind it: per second of duration (time-paced workloads, production and
+  delta profiles), per unit of work (``--work N``: fixed-work workloads, B/op as
+  ``go test -benchmem`` prints), or per run;
+* **growth** (``inuse_*`` of a delta profile, which carries its own duration) is the change of
+  the level over the profile's window: a rate of retention, per second of that window.
+
+A fixed-work run divided by its wall-clock time measures the runner, not the program: when the
+per-run totals of the flows agree while the durations differ widely, :func:`compare` says so and
+compares per run (:data:`FIXED_WORK_NOTE`).
 
 The comparison is a plain value: arrays aligned on one list of function names, built first;
 the gate and the reports only read it.
@@ -12,9 +24,11 @@ the gate and the reports only read it.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,7 +36,7 @@ from numpy.typing import NDArray
 from memgate.errors import CompareError
 from memgate.parallel import parallel_map
 from memgate.profile.model import Profile, ValueType
-from memgate.quantities import unit_scale
+from memgate.quantities import dimension_of_unit, unit_scale
 from memgate.stats import sampling_variance
 from memgate.table import Table, aggregate
 
@@ -38,6 +52,9 @@ class RunInput:
     duration_seconds: float | None
     duration_source: str
     profile: Profile = field(repr=False, compare=False)
+    #: Units of work the run did (``--work``, the policy's ``work``); None: not given.
+    work: float | None = None
+    work_source: str = "none"
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +71,27 @@ class SideRates:
     flat_var: F64 | None
     cum_var: F64 | None
     total_var: F64 | None
+    #: (k, T) what each run's values of each type were divided by (duration, work, 1), in
+    #: the profile's own units; None when the rates were given, not computed.
+    divisors: F64 | None = None
+    #: For the allocation flows of heap snapshots: the part of each function's allocation
+    #: that is still in use (its in-use level, in the flow's units), (n, T) and (T,); zero
+    #: elsewhere. The gate judges flows on what was freed (allocated minus still held): what
+    #: is held is the in-use level, judged as a level, and a process's one-time setup (a
+    #: buffer allocated at start and kept) must not become a rate that depends on how long
+    #: the run was.
+    held_flat: F64 | None = None
+    held_cum: F64 | None = None
+    held_total: F64 | None = None
+
+    def freed(self, metric: str) -> F64:
+        """Per-function values minus what is still held (see ``held_flat``)."""
+        held = self.held_flat if metric == "flat" else self.held_cum
+        values = self.metric(metric)
+        return values if held is None else np.asarray(values - held)
+
+    def freed_total(self) -> F64:
+        return self.total if self.held_total is None else np.asarray(self.total - self.held_total)
 
     # Cached: the gate reads one element per crossing, and must not average all runs each time.
     @cached_property
@@ -93,6 +131,36 @@ class SideRates:
         return self.flat_runs if metric == "flat" else self.cum_runs
 
 
+QuantityKind = Literal["level", "flow", "growth"]
+Basis = Literal["second", "op", "run"]
+
+#: The sampling model's variance is multiplied by this. Measured on 40 real Go runs, the
+#: run-to-run variance of single functions was 0.75-1.6 times the model's (objects of mixed
+#: sizes in one bucket, workload jitter); with 1.3 a function whose real spread is 1.6 times
+#: the model's no longer fails a no-change comparison at the gate's confidence, for a
+#: detection floor up to 30% higher.
+MODEL_CALIBRATION = 1.3
+
+#: Sample types that hold what is live (in use) when the profile is written: Go's inuse_*,
+#: and the two columns of legacy and Node.js heap profiles.
+LEVEL_TYPES = frozenset({"inuse_space", "inuse_objects", "space", "objects"})
+
+#: Durations that differ by more than this factor, with per-run flow totals within
+#: FIXED_WORK_TOTALS of each other and closer than the per-second rates are, mark a fixed-work
+#: workload timed on runners of different speed (measured here: the same work took 50-70%
+#: longer from run to run on a shared runner).
+FIXED_WORK_DURATIONS = 1.10
+FIXED_WORK_TOTALS = 0.10
+
+
+def quantity_kind(sample_type: str, own_duration: bool) -> QuantityKind:
+    """Level, flow or growth (module docstring): in-use types are levels in a snapshot and
+    growth in a delta profile (one with its own ``duration_nanos``); the rest are flows."""
+    if sample_type in LEVEL_TYPES:
+        return "growth" if own_duration else "level"
+    return "flow"
+
+
 @dataclass(frozen=True, eq=False)
 class Comparison:
     names: tuple[str, ...]
@@ -102,6 +170,31 @@ class Comparison:
     candidate: SideRates
     period: int
     period_type: ValueType
+    #: Per sample type: level, flow or growth.
+    quantities: tuple[QuantityKind, ...] = ()
+    #: What flows are divided by: a second of duration, a unit of work, or a run.
+    basis: Basis = "second"
+    #: Seconds of the baseline's workload per basis unit (a second: 1; a run: its mean
+    #: duration; an op: duration / work), so that rate limits ("1MiB/min") apply to flows
+    #: compared per run or per op; None when the baseline's duration is not known.
+    scale: float | None = 1.0
+    #: Things the comparison decided that a user must be told (fixed-work detection).
+    notes: tuple[str, ...] = ()
+
+    def quantity(self, t: int) -> QuantityKind:
+        return self.quantities[t] if self.quantities else "flow"
+
+    def per(self, t: int) -> str:
+        """The denominator of sample type ``t``'s values: "" for a level, "s" per second,
+        "op", "run", or "profile" for raw values (``--no-normalize``)."""
+        q = self.quantity(t)
+        if q == "level":
+            return ""
+        if not self.normalized:
+            return "profile"
+        if q == "growth":
+            return "s"
+        return {"second": "s", "op": "op", "run": "run"}[self.basis]
 
 
 def _mean_variance(model: F64 | None, runs: F64) -> F64 | None:
@@ -145,7 +238,7 @@ def _side(
     tables: Sequence[Table],
     index: dict[str, int],
     n: int,
-    normalized: bool,
+    divisors: F64,
 ) -> SideRates:
     k = len(runs)
     nt = len(tables[0].sample_types)
@@ -158,10 +251,8 @@ def _side(
     have_var = True
     # Values in kilobytes (or other scaled units) become bytes, so limits compare in base units.
     unit = np.array([value_scale(st.unit) for st in tables[0].sample_types])
-    for r, (run, table) in enumerate(zip(runs, tables)):
-        seconds = run.duration_seconds if normalized else 1.0
-        assert seconds is not None and seconds > 0
-        divisor = seconds / unit
+    for r, (_run, table) in enumerate(zip(runs, tables)):
+        divisor = divisors[r] / unit
         rows = np.fromiter(
             (index[nm] for nm in table.names), dtype=np.int64, count=len(table.names)
         )
@@ -171,8 +262,9 @@ def _side(
         if table.flat_extra is None or table.cum_extra is None:
             have_var = False
             continue
-        # Variance of a mean of k independent runs: sum of variances / k^2.
-        scale = 1.0 / (divisor * divisor * k * k)
+        # Variance of a mean of k independent runs: sum of variances / k^2; the sampling
+        # model's variance taken MODEL_CALIBRATION times (docs/noise.md).
+        scale = MODEL_CALIBRATION / (divisor * divisor * k * k)
         fvar[rows] += table.flat_extra * scale
         cvar[rows] += table.cum_extra * scale
         tvar += table.flat_extra.sum(axis=0) * scale
@@ -184,6 +276,7 @@ def _side(
         flat_var=fvar if have_var else None,
         cum_var=cvar if have_var else None,
         total_var=tvar if have_var else None,
+        divisors=divisors,
     )
 
 
@@ -200,37 +293,191 @@ def aggregate_run(prof: Profile) -> Table:
     return aggregate(prof, "functions", extra=sampling_variance(prof))
 
 
+FIXED_WORK_NOTE = (
+    "the workload looks fixed-work: per-run totals agree ({totals}) while the durations "
+    "differ {ratio:.2f}x ({bdur} vs {cdur}); dividing by wall-clock time would measure the "
+    "runner, so flows are compared per run (limits scaled to the baseline's {bdur}). Say so "
+    "with --work N (or the policy's components.<name>.work), or give equal nominal durations"
+)
+
+
+def _kinds(profiles: Sequence[Profile], sources: Sequence[str], strict: bool = True
+           ) -> tuple[QuantityKind, ...]:
+    """Every profile's quantity kinds must agree: a snapshot's in-use levels and a delta
+    profile's in-use growth are different quantities. Not ``strict`` (``diff``, which only
+    describes): in-use values are then compared as levels on both sides."""
+    first = profiles[0]
+    kinds = tuple(quantity_kind(st.type, bool(first.duration_seconds))
+                  for st in first.sample_types)
+    for prof, src in zip(profiles[1:], sources[1:]):
+        other = tuple(quantity_kind(st.type, bool(prof.duration_seconds))
+                      for st in prof.sample_types)
+        if other != kinds and not strict:
+            return tuple("level" if k == "growth" else k for k in kinds)
+        if other != kinds:
+            snap, delta = (sources[0], src) if not first.duration_seconds else (src, sources[0])
+            raise CompareError(
+                f"cannot compare a heap snapshot ({snap}) with a delta profile ({delta}): the "
+                "in-use values of a delta profile (with its own duration) are growth over its "
+                "window, those of a snapshot what is live; profile both sides the same way",
+                source=src)
+    return kinds
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _fixed_work(
+    baseline: Sequence[RunInput], candidate: Sequence[RunInput],
+    btables: Sequence[Table], ctables: Sequence[Table], kinds: Sequence[QuantityKind],
+) -> str | None:
+    """The note to give when the durations differ widely but the per-run flow totals agree
+    (a fixed-work workload on runners of different speed); None otherwise."""
+    bdur = _mean([r.duration_seconds or 0.0 for r in baseline])
+    cdur = _mean([r.duration_seconds or 0.0 for r in candidate])
+    flows = [t for t, k in enumerate(kinds) if k == "flow"
+             and dimension_of_unit(btables[0].sample_types[t].unit) is not None]
+    if not flows or bdur <= 0 or cdur <= 0:
+        return None
+    ratio = max(bdur, cdur) / min(bdur, cdur)
+    if ratio <= FIXED_WORK_DURATIONS:
+        return None
+    parts = []
+    for t in flows:
+        b = _mean([float(tb.total[t]) for tb in btables])
+        c = _mean([float(tc.total[t]) for tc in ctables])
+        if b <= 0 or c <= 0 or abs(c / b - 1) > FIXED_WORK_TOTALS:
+            return None
+        # Per run the totals must agree better than per second (a time-paced workload's do
+        # the other way round).
+        if abs(math.log(c / b)) >= abs(math.log((c / cdur) / (b / bdur))):
+            return None
+        parts.append(f"{btables[0].sample_types[t].type} {(c / b - 1) * 100:+.1f}%")
+    return FIXED_WORK_NOTE.format(totals=", ".join(parts), ratio=ratio,
+                                  bdur=f"{bdur:.3g}s", cdur=f"{cdur:.3g}s")
+
+
+#: Allocation flows and the in-use levels that hold part of what they allocated.
+HELD_PAIRS = {"alloc_space": "inuse_space", "alloc_objects": "inuse_objects"}
+
+
+def _held_pairs(prof: Profile, kinds: Sequence[QuantityKind]) -> dict[int, int]:
+    """Flow column -> level column, for snapshots that have both."""
+    types = [st.type for st in prof.sample_types]
+    out = {}
+    for flow, level in HELD_PAIRS.items():
+        if flow in types and level in types:
+            f, lv = types.index(flow), types.index(level)
+            if kinds[f] == "flow" and kinds[lv] == "level":
+                out[f] = lv
+    return out
+
+
+def _held(tables: Sequence[Table], index: dict[str, int], n: int, divisors: F64,
+          pairs: dict[int, int]) -> tuple[F64, F64, F64]:
+    k = len(tables)
+    nt = divisors.shape[1]
+    flat = np.zeros((n, nt))
+    cum = np.zeros((n, nt))
+    total = np.zeros(nt)
+    for r, table in enumerate(tables):
+        rows = np.fromiter((index[nm] for nm in table.names), dtype=np.int64,
+                           count=len(table.names))
+        for f, lv in pairs.items():
+            scale = value_scale(table.sample_types[lv].unit) / (divisors[r, f] * k)
+            flat[rows, f] += table.flat[:, lv] * scale
+            cum[rows, f] += table.cum[:, lv] * scale
+            total[f] += float(table.total[lv]) * scale
+    return flat, cum, total
+
+
 def compare(
     baseline: Sequence[RunInput],
     candidate: Sequence[RunInput],
     *,
     normalized: bool = True,
+    detect_fixed_work: bool = True,
+    strict_kinds: bool = True,
 ) -> Comparison:
-    """Align both sides on one function list and compute per-run and mean rates."""
+    """Align both sides on one function list and compute per-run and mean values.
+
+    Flows are divided per unit of work when every run has one (``--work``), else per second
+    of duration, else (``normalized=False``) taken per profile. Levels are never divided;
+    growth is divided by the delta profile's own duration.
+    """
     if not baseline or not candidate:
         raise CompareError("both sides need at least one profile")
-    profiles = [r.profile for r in (*baseline, *candidate)]
+    runs = (*baseline, *candidate)
+    profiles = [r.profile for r in runs]
     check_compatible(profiles)
-    if normalized:
-        for r in (*baseline, *candidate):
+    kinds = _kinds(profiles, [r.path for r in runs], strict_kinds)
+    has_flow = any(k == "flow" for k in kinds)
+    basis: Basis = "run"
+    scale: float | None = 1.0
+    bdur = [r.duration_seconds for r in baseline]
+    known = all(d is not None and d > 0 for d in bdur)
+    if normalized and has_flow and all(r.work is not None and r.work > 0 for r in runs):
+        basis = "op"
+        scale = (_mean([d or 0.0 for d in bdur]) / _mean([r.work or 1.0 for r in baseline])
+                 if known else None)
+    elif normalized and has_flow:
+        basis = "second"
+        for r in runs:
             if r.duration_seconds is None or r.duration_seconds <= 0:
-                raise CompareError("no duration to normalize by", source=r.path)
-    tables = parallel_map(aggregate_run, [r.profile for r in (*baseline, *candidate)])
+                raise CompareError("no duration to normalize by", source=r.path,
+                                   slug="no-duration")
+    tables = parallel_map(aggregate_run, profiles)
     btables, ctables = tables[: len(baseline)], tables[len(baseline):]
+    notes: list[str] = []
+    if basis == "second" and detect_fixed_work:
+        note = _fixed_work(baseline, candidate, btables, ctables, kinds)
+        if note is not None:
+            notes.append(note)
+            basis, scale = "run", _mean([d or 0.0 for d in bdur])
     index: dict[str, int] = {}
-    for t in (*btables, *ctables):
+    for t in tables:
         for nm in t.names:
             if nm not in index:
                 index[nm] = len(index)
     n = len(index)
     names = tuple(index)
     first = profiles[0]
+
+    def divisors(side: Sequence[RunInput]) -> F64:
+        out = np.ones((len(side), len(kinds)), dtype=np.float64)
+        if not normalized:
+            return out
+        for r, run in enumerate(side):
+            for t, kind in enumerate(kinds):
+                if kind == "growth":
+                    out[r, t] = run.profile.duration_seconds or 1.0
+                elif kind == "flow" and basis == "second":
+                    out[r, t] = run.duration_seconds or 1.0
+                elif kind == "flow" and basis == "op":
+                    out[r, t] = run.work or 1.0
+        return out
+
+    pairs = _held_pairs(first, kinds)
+
+    def side(runs_: Sequence[RunInput], tables_: Sequence[Table]) -> SideRates:
+        div = divisors(runs_)
+        rates = _side(runs_, tables_, index, n, div)
+        if not pairs:
+            return rates
+        held_flat, held_cum, held_total = _held(tables_, index, n, div, pairs)
+        return replace(rates, held_flat=held_flat, held_cum=held_cum, held_total=held_total)
+
     return Comparison(
         names=names,
         sample_types=first.sample_types,
         normalized=normalized,
-        baseline=_side(baseline, btables, index, n, normalized),
-        candidate=_side(candidate, ctables, index, n, normalized),
+        baseline=side(baseline, btables),
+        candidate=side(candidate, ctables),
         period=first.period,
         period_type=first.period_type,
+        quantities=kinds,
+        basis=basis,
+        scale=scale if normalized else 1.0,
+        notes=tuple(notes),
     )

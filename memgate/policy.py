@@ -39,7 +39,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -54,11 +54,13 @@ from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped
 
 from memgate.errors import PolicyError
 from memgate.quantities import (
+    AMOUNT_PATTERN,
     DURATION_PATTERN,
     PERCENT_PATTERN,
     RATE_PATTERN,
     Dimension,
     Quantity,
+    parse_amount,
     parse_duration,
     parse_percent,
     parse_rate,
@@ -195,6 +197,18 @@ class Limits:
     max_increase_pct: float | None = None
     max_increase_rate: tuple[Quantity, ...] = ()
     max_rate: tuple[Quantity, ...] = ()
+    #: Limits on levels (in-use bytes/objects of snapshots): amounts, not rates.
+    max_increase_level: tuple[Quantity, ...] = ()
+    max_level: tuple[Quantity, ...] = ()
+
+    def absolute_increase(self, dimension: Dimension, level: bool) -> Quantity | None:
+        """The absolute-increase limit for a level (an amount) or a flow (a rate)."""
+        return limit_for(self.max_increase_level if level else self.max_increase_rate,
+                         dimension)
+
+    def ceiling(self, dimension: Dimension, level: bool) -> Quantity | None:
+        """The ceiling for a level (an amount) or a flow (a rate)."""
+        return limit_for(self.max_level if level else self.max_rate, dimension)
 
     def increase_rate_for(self, dimension: Dimension) -> Quantity | None:
         """The absolute-increase limit that applies to sample types of this dimension."""
@@ -247,6 +261,12 @@ class Limits:
                 else overrides.max_increase_rate
             ),
             max_rate=self.max_rate if overrides.max_rate is INHERIT else overrides.max_rate,
+            max_increase_level=(
+                self.max_increase_level
+                if overrides.max_increase_level is INHERIT
+                else overrides.max_increase_level
+            ),
+            max_level=self.max_level if overrides.max_level is INHERIT else overrides.max_level,
         )
 
 
@@ -261,6 +281,8 @@ class LimitOverrides:
     max_increase_pct: float | None | Inherit = INHERIT
     max_increase_rate: tuple[Quantity, ...] | Inherit = INHERIT
     max_rate: tuple[Quantity, ...] | Inherit = INHERIT
+    max_increase_level: tuple[Quantity, ...] | Inherit = INHERIT
+    max_level: tuple[Quantity, ...] | Inherit = INHERIT
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,6 +372,7 @@ class Defaults:
     noise_floor: tuple[Quantity, ...]
     severity: Severity
     confidence: float
+    noise_floor_level: tuple[Quantity, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -362,6 +385,7 @@ class DefaultsOverride:
     noise_floor: tuple[Quantity, ...] | Inherit = INHERIT
     severity: Severity | Inherit = INHERIT
     confidence: float | Inherit = INHERIT
+    noise_floor_level: tuple[Quantity, ...] | Inherit = INHERIT
 
     def apply(self, base: Defaults) -> Defaults:
         """``base`` with every key given here replaced, key by key."""
@@ -372,6 +396,8 @@ class DefaultsOverride:
             noise_floor=base.noise_floor if self.noise_floor is INHERIT else self.noise_floor,
             severity=base.severity if self.severity is INHERIT else self.severity,
             confidence=base.confidence if self.confidence is INHERIT else self.confidence,
+            noise_floor_level=(base.noise_floor_level if self.noise_floor_level is INHERIT
+                               else self.noise_floor_level),
         )
 
 
@@ -391,6 +417,7 @@ class NewFunctionsRule:
     sample_types: tuple[str, ...] | None
     max_rate: tuple[Quantity, ...]
     severity: Severity | None
+    max_level: tuple[Quantity, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -401,6 +428,8 @@ class ComponentPolicy:
     duration_seconds: float | None
     defaults: DefaultsOverride
     rules: tuple[Rule, ...]
+    #: Units of work each run does (fixed-work workloads); None: not set.
+    work: float | None = None
 
 
 @dataclass(frozen=True)
@@ -418,15 +447,19 @@ class Effective:
     noise_floor: tuple[Quantity, ...]
     severity: Severity
     confidence: float
+    noise_floor_level: tuple[Quantity, ...] = ()
 
-    def noise_floor_for(self, dimension: Dimension) -> Quantity | None:
-        """The noise floor that applies to this dimension, if any."""
-        return limit_for(self.noise_floor, dimension)
+    def noise_floor_for(self, dimension: Dimension, level: bool = False) -> Quantity | None:
+        """The noise floor that applies to this dimension (of a level or a flow), if any."""
+        return limit_for(self.noise_floor_level if level else self.noise_floor, dimension)
 
-    def is_noise(self, baseline: float, candidate: float, dimension: Dimension) -> bool:
-        """Whether both per-second rates are below the noise floor (so the pair is ignored)."""
-        floor = self.noise_floor_for(dimension)
-        return floor is not None and baseline < floor.value and candidate < floor.value
+    def is_noise(self, baseline: float, candidate: float, dimension: Dimension,
+                 level: bool = False, scale: float = 1.0) -> bool:
+        """Whether both values are below the noise floor (so the pair is ignored); a rate
+        floor is first scaled to the comparison's basis (``scale`` seconds per unit)."""
+        floor = self.noise_floor_for(dimension, level)
+        value = None if floor is None else floor.value * (1.0 if level else scale)
+        return value is not None and baseline < value and candidate < value
 
 
 def _frozen_map(
@@ -453,6 +486,7 @@ class Policy:
     components: Mapping[str, ComponentPolicy] = field(default_factory=_frozen_map, hash=False)
     component: str | None = None
     duration_seconds: float | None = None
+    work: float | None = None
 
     def for_component(self, name: str | None) -> Policy:
         """The policy as seen by one component; ``None`` returns this policy unchanged.
@@ -479,6 +513,7 @@ class Policy:
             components=_frozen_map(),
             component=name,
             duration_seconds=component.duration_seconds,
+            work=component.work,
         )
 
     def resolve(self, function: str, sample_type: str) -> Effective | None:
@@ -517,10 +552,11 @@ class Policy:
                     rule_name=NEW_FUNCTIONS_RULE,
                     sample_type=sample_type,
                     metric=self.defaults.metric,
-                    limits=Limits(max_rate=new.max_rate),
+                    limits=Limits(max_rate=new.max_rate, max_level=new.max_level),
                     noise_floor=self.defaults.noise_floor,
                     severity=new.severity or self.defaults.severity,
                     confidence=self.defaults.confidence,
+                    noise_floor_level=self.defaults.noise_floor_level,
                 )
         if self._defaults_cover(sample_type):
             return self._effective_defaults(sample_type)
@@ -576,6 +612,7 @@ class Policy:
             noise_floor=d.noise_floor,
             severity=d.severity,
             confidence=d.confidence,
+            noise_floor_level=d.noise_floor_level,
         )
 
     def _effective_rule(self, rule: Rule, sample_type: str) -> Effective:
@@ -588,6 +625,7 @@ class Policy:
             noise_floor=d.noise_floor,
             severity=rule.severity or d.severity,
             confidence=rule.confidence if rule.confidence is not None else d.confidence,
+            noise_floor_level=d.noise_floor_level,
         )
 
 
@@ -865,6 +903,8 @@ def _short(value: object, limit: int = 60) -> str:
 
 _PATTERN_NAMES: Final = {
     RATE_PATTERN: "rate format (e.g. '1MiB/h', '100k/min', '10 objects/s')",
+    AMOUNT_PATTERN: "amount format (e.g. '2MiB', '20k', '10 objects': a limit on a level, "
+                    "what is in use, takes an amount, not a rate)",
     PERCENT_PATTERN: "percentage format (e.g. '10%' or 10)",
     DURATION_PATTERN: "duration format (e.g. '30s', '48h', '1h30m' or a number of seconds)",
 }
@@ -1002,8 +1042,17 @@ class _Parser:
                 self.error((*path, key), str(exc))
             return INHERIT
 
-    def rates(
+    def amounts(
         self, obj: Mapping[str, Any], key: str, path: _Path
+    ) -> tuple[Quantity, ...] | Inherit:
+        """Like :meth:`rates`, for amounts (limits on levels)."""
+        return self.rates(obj, key, path, parse=parse_amount, pattern=AMOUNT_PATTERN,
+                          what="amount")
+
+    def rates(
+        self, obj: Mapping[str, Any], key: str, path: _Path,
+        parse: Callable[[str], Quantity] = parse_rate, pattern: str = RATE_PATTERN,
+        what: str = "rate",
     ) -> tuple[Quantity, ...] | Inherit:
         if key not in obj:
             return INHERIT
@@ -1023,16 +1072,16 @@ class _Parser:
             if not isinstance(item, str):
                 continue
             try:
-                quantity = parse_rate(item)
+                quantity = parse(item)
             except ValueError as exc:
-                if re.fullmatch(RATE_PATTERN, item):  # else the schema already said so
+                if re.fullmatch(pattern, item):  # else the schema already said so
                     self.error(item_path, str(exc))
                 continue
             if quantity.dimension in seen:
                 self.error(
                     item_path,
-                    f"second {quantity.dimension} rate {item!r}: give at most one rate per "
-                    "dimension (one for bytes, one for counts)",
+                    f"second {quantity.dimension} {what} {item!r}: give at most one {what} "
+                    "per dimension (one for bytes, one for counts)",
                 )
                 continue
             seen.add(quantity.dimension)
@@ -1074,6 +1123,8 @@ class _Parser:
             max_increase_pct=self.percent(obj, "max_increase", path),
             max_increase_rate=self.rates(obj, "max_increase_rate", path),
             max_rate=self.rates(obj, "max_rate", path),
+            max_increase_level=self.amounts(obj, "max_increase_level", path),
+            max_level=self.amounts(obj, "max_level", path),
         )
 
     def defaults_override(self, obj: object, path: _Path) -> DefaultsOverride:
@@ -1090,6 +1141,7 @@ class _Parser:
             noise_floor=self.rates(obj, "noise_floor", path),
             severity=INHERIT if severity is None else severity,
             confidence=INHERIT if confidence is None else confidence,
+            noise_floor_level=self.amounts(obj, "noise_floor_level", path),
         )
 
     def rule(self, obj: object, path: _Path) -> Rule | None:
@@ -1135,6 +1187,8 @@ class _Parser:
                 rule_path,
                 max_increase_rate=rule.limits.max_increase_rate,
                 max_rate=rule.limits.max_rate,
+                max_increase_level=rule.limits.max_increase_level,
+                max_level=rule.limits.max_level,
             )
             rules.append(rule)
         return tuple(rules)
@@ -1161,9 +1215,10 @@ class _Parser:
             if not any(q.dimension in dimensions for q in quantities):
                 texts = ", ".join(repr(q.text) for q in quantities)
                 rate_dims = " and ".join(sorted({q.dimension for q in quantities}))
+                what = "amount" if "level" in key else "rate"
                 self.error(
                     (*path, key),
-                    f"{texts} is a {rate_dims} rate but sample_types "
+                    f"{texts} is a {rate_dims} {what} but sample_types "
                     f"[{', '.join(sample_types)}] are all "
                     f"{' and '.join(sorted(str(d) for d in dimensions))}, so "
                     "the limit would never apply",
@@ -1185,6 +1240,8 @@ class _Parser:
             path,
             max_increase_rate=overrides.max_increase_rate,
             max_rate=overrides.max_rate,
+            max_increase_level=overrides.max_increase_level,
+            max_level=overrides.max_level,
         )
         return TotalRule(
             sample_types=sample_types,
@@ -1203,11 +1260,14 @@ class _Parser:
         path: _Path = ("new_functions",)
         sample_types = self.sample_types(obj)
         max_rate = self.rates(obj, "max_rate", path)
-        self.check_dimensions(sample_types or defaults.sample_types, path, max_rate=max_rate)
+        max_level = self.amounts(obj, "max_level", path)
+        self.check_dimensions(sample_types or defaults.sample_types, path, max_rate=max_rate,
+                              max_level=max_level)
         return NewFunctionsRule(
             sample_types=sample_types,
             max_rate=() if isinstance(max_rate, Inherit) else max_rate,
             severity=self.severity(obj),
+            max_level=() if isinstance(max_level, Inherit) else max_level,
         )
 
     def check_defaults(self, override: DefaultsOverride, merged: Defaults, path: _Path) -> None:
@@ -1217,6 +1277,8 @@ class _Parser:
             path,
             max_increase_rate=override.limits.max_increase_rate,
             noise_floor=override.noise_floor,
+            max_increase_level=override.limits.max_increase_level,
+            noise_floor_level=override.noise_floor_level,
         )
 
     def component(
@@ -1238,13 +1300,20 @@ class _Parser:
                 duration = float(raw)
             elif raw > 0:
                 self.error((*path, "duration"), f"{raw!r} is not a finite duration")
+        work: float | None = None
+        raw_work = obj.get("work")
+        if isinstance(raw_work, (int, float)) and not isinstance(raw_work, bool):
+            if raw_work > 0 and math.isfinite(raw_work):
+                work = float(raw_work)
+            elif raw_work > 0:
+                self.error((*path, "work"), f"{raw_work!r} is not a finite amount of work")
         override = self.defaults_override(obj.get("defaults"), (*path, "defaults"))
         merged = override.apply(defaults)
         self.check_defaults(override, merged, (*path, "defaults"))
         # Names must be unique within the component and against the global rules, which the
         # component's rules are concatenated with.
         rules = self.rules(obj.get("rules"), (*path, "rules"), merged, dict(taken))
-        return ComponentPolicy(name, duration, override, rules)
+        return ComponentPolicy(name, duration, override, rules, work)
 
     def policy(self, data: Mapping[str, Any], source: str, base: _Base) -> Policy:
         override = self.defaults_override(data.get("defaults"), ("defaults",))

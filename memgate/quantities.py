@@ -43,6 +43,7 @@ __all__ = [
     "format_amount",
     "format_percent",
     "format_rate",
+    "format_value",
     "parse_amount",
     "parse_duration",
     "parse_percent",
@@ -405,6 +406,20 @@ def format_rate(value_per_second: float, dimension: Dimension, time_unit: str,
     # "12.3k objects/s" reads as a count at a glance; bytes carry their unit already.
     word = f" {noun}" if dimension == "count" and noun else ""
     return f"{amount}{word}/{'profile' if per_profile else time_unit}"
+
+
+def format_value(value: float, dimension: Dimension, per: str, time_unit: str = "s",
+                 noun: str = "objects") -> str:
+    """Format a value of a comparison by what it is (``Comparison.per``): a level (``per``
+    empty: "12.0 MiB", "3.40k objects"), a rate per second shown in ``time_unit``
+    ("1.50 MiB/min"), or an amount per run, per op or per profile ("64.0 KiB/op")."""
+    if per == "s":
+        return format_rate(value, dimension, time_unit, noun)
+    if per == "profile":
+        return format_rate(value, dimension, time_unit, noun, per_profile=True)
+    amount = format_amount(value, dimension)
+    word = f" {noun}" if dimension == "count" and noun else ""
+    return f"{amount}{word}/{per}" if per else f"{amount}{word}"
 
 
 def choose_time_unit(values_per_second: Iterable[float]) -> str:

@@ -177,24 +177,45 @@ def test_delta_profile_brings_its_own_duration() -> None:
     assert report["inputs"]["candidate"][0]["duration_seconds"] == pytest.approx(2.0, abs=0.1)
 
 
-def test_duration_flag_serves_both_sides_and_rates_scale() -> None:
-    def literal_rate(duration: str) -> float:
+def test_duration_flag_serves_both_sides_and_scales_flows_not_levels() -> None:
+    def literal(duration: str, sample_type: str) -> float:
         r = memgate("diff", NOLEAK[0], LEAK[0], "--duration", duration, "--format", "json")
         assert r.returncode == 0, r.stderr
         rep = json.loads(r.stdout)
         fn = next(f for f in rep["functions"] if f["name"] == LITERAL_STORE)
-        return float(fn["rates"]["inuse_space"]["flat"]["candidate"])
+        return float(fn["rates"][sample_type]["flat"]["candidate"])
 
-    assert literal_rate("10s") == pytest.approx(6 * literal_rate("1m"))
+    # Allocation is a flow: per second of the duration given.
+    assert literal("10s", "alloc_space") == pytest.approx(6 * literal("1m", "alloc_space"))
+    # What is in use is a level: the same whatever the duration (it was divided before).
+    assert literal("10s", "inuse_space") == literal("1m", "inuse_space") > 0
 
 
 def test_baseline_duration_differs_from_candidate() -> None:
-    # The same profile as baseline over 60 s and candidate over 30 s doubles every rate.
+    # The same profile as baseline over 33 s and candidate over 30 s: each side is divided by
+    # its own duration (close enough not to look like a runner-speed difference).
+    r = memgate("diff", NOLEAK[0], NOLEAK[0], "--duration", "30s", "--baseline-duration", "33s",
+                "--format", "json")
+    rep = json.loads(r.stdout)
+    assert not any("fixed-work" in w for w in rep["warnings"])
+    assert [t["per"] for t in rep["sample_types"]] == ["s", "s", "", ""]
+    tot = {t["sample_type"]: t for t in rep["totals"]}
+    assert tot["alloc_space"]["candidate_rate"] == pytest.approx(
+        1.1 * tot["alloc_space"]["baseline_rate"])
+    assert tot["inuse_space"]["candidate_rate"] == tot["inuse_space"]["baseline_rate"]
+
+
+def test_same_work_at_different_wall_times_is_compared_per_run() -> None:
+    # The same work (the same profile) timed at 60 s and at 30 s: per second it would double,
+    # which measures the runner. memgate says the workload looks fixed-work and compares the
+    # flows per run; the in-use levels are levels either way.
     r = memgate("diff", NOLEAK[0], NOLEAK[0], "--duration", "30s", "--baseline-duration", "60s",
                 "--format", "json")
     rep = json.loads(r.stdout)
-    tot = next(t for t in rep["totals"] if t["sample_type"] == "inuse_space")
-    assert tot["candidate_rate"] == pytest.approx(2 * tot["baseline_rate"])
+    assert any("looks fixed-work" in w and "2.00x" in w for w in rep["warnings"])
+    assert [t["per"] for t in rep["sample_types"]] == ["run", "run", "", ""]
+    for tot in rep["totals"]:
+        assert tot["candidate_rate"] == pytest.approx(tot["baseline_rate"])
 
 
 def test_no_normalize_compares_raw_values() -> None:
@@ -203,12 +224,17 @@ def test_no_normalize_compares_raw_values() -> None:
     rep = json.loads(r.stdout)
     assert rep["rate_unit"] == "per_profile"
     assert all(i["duration_source"] == "none" for i in rep["inputs"]["candidate"])
-    # Findings speak of amounts per profile, like the tables, not of rates per second.
-    assert rep["findings"] and all("/profile" in f["message"] and "/s " not in f["message"]
-                                   for f in rep["findings"])
+    # Findings speak of amounts per profile for flows and of levels for what is in use, like
+    # the tables, never of rates per second.
+    everything = rep["findings"] + rep["within_noise"]
+    assert rep["findings"] and all("/s " not in f["message"] for f in everything)
+    flows = [f for f in everything if f["sample_type"].startswith("alloc_")]
+    assert flows and all("/profile" in f["message"] for f in flows)
+    assert all("/profile" not in f["message"] for f in rep["findings"]
+               if f["sample_type"].startswith("inuse_"))
     # A rate limit is given as the amount per profile it means here, with the policy's text.
     assert any("over the limit of 20% and 17.1 KiB/profile (1MiB/min)" in f["message"]
-               for f in rep["findings"])
+               for f in flows)
 
 
 def test_diff_without_durations_falls_back_to_raw_values() -> None:
@@ -240,7 +266,9 @@ def test_diff_of_a_contention_profile_names_what_it_counts() -> None:
     assert "warning: not compared: delay (nanoseconds)" in r.stdout
     heap = PROFILES / "seedleak-noleak-1.pb.gz"
     r = memgate("diff", "--no-normalize", heap, heap)
-    assert "inuse_objects (flat, per profile): total " in r.stdout
+    # Allocations per profile; what is in use is a level, never per anything.
+    assert "alloc_objects (flat, per profile): total " in r.stdout
+    assert "inuse_objects (flat, in use): total " in r.stdout
     assert " objects/profile" in r.stdout
     assert "not compared" not in r.stdout
 

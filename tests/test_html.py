@@ -319,9 +319,11 @@ def test_leak_flame_graph_in_chromium(tmp_path: Path) -> None:
     assert float(got["delta"]) > 0
     for text in (got["title"], got["tip"]):
         assert text.startswith(LEAK_FRAME)
-        assert re.search(r"baseline: +0 B/s", text), text
-        assert re.search(r"candidate: +[\d.]+ (KiB|MiB)/s", text), text
-        assert re.search(r"delta: +\+[\d.]+ (KiB|MiB)/s \(new\)", text), text
+        # In-use memory is a level: bytes, not bytes per second.
+        assert "inuse_space (in use)" in text, text
+        assert re.search(r"baseline: +0 B$", text, re.M), text
+        assert re.search(r"candidate: +[\d.]+ (KiB|MiB)$", text, re.M), text
+        assert re.search(r"delta: +\+[\d.]+ (KiB|MiB) \(new\)", text), text
     assert got["tipVisible"]
     assert got["matches"] >= 1
     assert got["zoomWidth"] >= got["flameWidth"] - 2  # zoomed: the frame spans the graph

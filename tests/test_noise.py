@@ -125,9 +125,8 @@ def test_no_false_alarms_and_leaks_detected_on_real_go_runs() -> None:
 
 
 @needs_noise
-def test_a_rank_test_decision_says_so() -> None:
-    """With 6 runs a side the rank test may decide; the ± interval the reports print comes
-    from the sampling model, so the message names the test that spoke."""
+def test_six_no_leak_runs_against_six_do_not_fail() -> None:
+    """With 6 runs a side, the run-to-run spread and the sampling model both speak."""
     import json
     import subprocess
     import sys
@@ -138,5 +137,7 @@ def test_a_rank_test_decision_says_so() -> None:
     r = subprocess.run([sys.executable, "-m", "memgate", "check", *base, "--duration", "15s",
                         *cand, "--format", "json"], capture_output=True, text=True, check=False)
     rep = json.loads(r.stdout)
-    ranked = [f for f in rep["findings"] if "rank test of 6 vs 6 runs" in f["message"]]
-    assert ranked and all(f["significant"] and f["p_value"] < 0.01 for f in ranked)
+    # No-leak runs against no-leak runs: nothing fails (the rank tests of every crossing, with
+    # flat and cum tested, cannot reach the family's level with 6 runs; the model decides).
+    assert r.returncode == 0, r.stderr
+    assert rep["verdict"] in ("pass", "warn") and rep["summary"]["fail"] == 0

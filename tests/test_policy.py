@@ -29,7 +29,7 @@ from memgate.policy import (
     sample_type_index,
     sample_type_matches,
 )
-from memgate.quantities import parse_rate
+from memgate.quantities import parse_amount, parse_rate
 
 POLICIES = Path(__file__).parent / "policies"
 INVALID = sorted((POLICIES / "invalid").glob("*.yml"))
@@ -176,7 +176,7 @@ def test_full_example_values() -> None:
     assert first.name == "json-literal-store"
     assert first.match.kind == "exact"
     assert first.sample_types == ("inuse_objects",)
-    assert first.limits.max_rate == (parse_rate("100k/h"),)
+    assert first.limits.max_level == (parse_amount("100k"),)
     assert first.limits.max_increase_pct is INHERIT
     assert first.description.startswith("The JSON decoder")
     assert [r.match.kind for r in policy.rules] == ["exact", "glob", "regex"]
@@ -693,3 +693,33 @@ def test_limit_for() -> None:
 )
 def test_format_path(path: tuple[str | int, ...], text: str) -> None:
     assert format_path(path) == text
+
+
+def test_level_limits_are_amounts_and_flow_limits_rates() -> None:
+    policy = load_policy_data({"version": 1, "defaults": {
+        "max_increase_level": ["4MiB", "30k"], "noise_floor_level": "1MiB"},
+        "rules": [{"name": "cap", "match": "f", "max_level": "64MiB"}]}, "<test>")
+    assert policy.defaults.limits.absolute_increase("bytes", level=True) == parse_amount("4MiB")
+    assert policy.defaults.limits.absolute_increase("count", level=True) == parse_amount("30k")
+    # The built-in rate limit still applies to flows.
+    assert policy.defaults.limits.absolute_increase("bytes", level=False) == parse_rate("1MiB/min")
+    eff = policy.resolve("f", "inuse_space")
+    assert eff is not None and eff.limits.ceiling("bytes", level=True) == parse_amount("64MiB")
+    assert eff.noise_floor_for("bytes", level=True) == parse_amount("1MiB")
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"defaults": {"max_increase_level": "4MiB/min"}}, "does not match the amount format"),
+    ({"defaults": {"max_increase_level": ["4MiB", "8MiB"]}}, "second bytes amount"),
+    ({"components": {"c": {"work": 0}}}, "work"),
+])
+def test_bad_level_limits_and_work(data: dict[str, object], message: str) -> None:
+    with pytest.raises(PolicyError, match=re.escape(message) if "(" in message else message):
+        load_policy_data({"version": 1, **data}, "<test>")
+
+
+def test_component_work_reaches_the_policy() -> None:
+    policy = load_policy_data({"version": 1, "components": {"c": {"work": 400000,
+                                                                  "duration": "15s"}}}, "<t>")
+    assert policy.for_component("c").work == 400000
+    assert policy.for_component("c").duration_seconds == 15

@@ -59,12 +59,13 @@ def test_worst_verdict_wins_and_fails_the_job(reports: dict[str, Path], tmp_path
     assert [(r["component"], r["verdict"]) for r in data["reports"]] == [
         ("api", "pass"), ("ingest", "fail"), ("worker", "warn")]
     assert data["reports"][1]["path"] == str(reports["ingest"])
-    assert data["reports"][1]["summary"]["fail"] == 2
     ingest = json.loads(reports["ingest"].read_text())
+    s = ingest["summary"]
+    assert data["reports"][1]["summary"]["fail"] == s["fail"] > 0
     assert data["findings"] == [{"component": "ingest", **f} for f in ingest["findings"]]
     md = summary.read_text()
     assert md.startswith("## ❌ memgate: **FAIL** — 3 components\n")
-    assert "| ❌ | `ingest` | FAIL | 2 | 4 | 2 |" in md
+    assert f"| ❌ | `ingest` | FAIL | {s['fail']} | {s['warn']} | {s['within_noise']} |" in md
     assert "| ✅ | `api` | PASS | 0 | 0 | 0 |" in md
     assert "| ⚠️ | `worker` | WARN | 0 | 0 | 0 |" in md
     # Each component's own report, collapsed; the failing one open.

@@ -16,15 +16,17 @@ import numpy as np
 
 from memgate import __version__
 from memgate.compare import Comparison, RunInput
-from memgate.gate import Finding, GateResult
+from memgate.gate import DetectionFloor, Finding, GateResult
 from memgate.policy import Policy, limit_for
 from memgate.quantities import (
+    TIME_UNITS,
     Dimension,
     choose_time_unit,
     count_noun,
     dimension_of_unit,
     format_percent,
     format_rate,
+    format_value,
 )
 from memgate.stats import normal_quantile
 
@@ -69,6 +71,20 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
         "significant": f.significant,
         "limit": f.limit,
         "message": f.message,
+        "quantity": f.quantity,
+        "per": f.per,
+        "members": list(f.members),
+        "evidence": [{"function": n, "share": share} for n, share in f.evidence],
+        "remainder": f.remainder,
+    }
+
+
+def _floor_dict(fl: DetectionFloor) -> dict[str, Any]:
+    return {
+        "sample_type": fl.sample_type, "quantity": fl.quantity, "per": fl.per,
+        "confidence": fl.confidence, "power": fl.power, "new_function": fl.new_function,
+        "total": fl.total, "top": [{"function": n, "floor": v} for n, v in fl.top],
+        "limit": fl.limit,
     }
 
 
@@ -112,7 +128,8 @@ def build_report(
     if not gated:
         gated = tuple(range(len(comparison.sample_types)))
     b, c = comparison.baseline, comparison.candidate
-    rates = [float(x) for t in gated for x in (*b.flat[:, t], *c.flat[:, t]) if x != 0]
+    rates = [float(x) for t in gated if comparison.per(t) == "s"
+             for x in (*b.flat[:, t], *c.flat[:, t]) if x != 0]
     time_unit = choose_time_unit(rates) if comparison.normalized else "s"
     z = normal_quantile(0.5 + confidence / 2)
 
@@ -122,9 +139,14 @@ def build_report(
     for t in gated:
         st = comparison.sample_types[t]
         dim: Dimension = dimension_of_unit(st.unit) or "count"
-        types.append({"type": st.type, "unit": st.unit, "dimension": dim})
-        floor_q = limit_for(policy.defaults.noise_floor, dim) if policy is not None else None
-        floor = floor_q.value if floor_q is not None else None
+        level = comparison.quantity(t) == "level"
+        types.append({"type": st.type, "unit": st.unit, "dimension": dim,
+                      "quantity": comparison.quantity(t), "per": comparison.per(t)})
+        floor_q = (limit_for(policy.defaults.noise_floor_level if level
+                             else policy.defaults.noise_floor, dim)
+                   if policy is not None else None)
+        floor = None if floor_q is None else floor_q.value * (
+            1.0 if level or comparison.per(t) in ("s", "profile") else (comparison.scale or 1.0))
         bt, ct = float(b.total[t]), float(c.total[t])
         totals.append(
             {
@@ -170,6 +192,9 @@ def build_report(
         verdict = "warn"
     findings = [_finding_dict(f) for f in result.findings] if result else []
     noise = [_finding_dict(f) for f in result.within_noise] if result else []
+    moved = [_finding_dict(f) for f in result.moved] if result else []
+    for f in moved:
+        f["leak_shaped"] = False
     for f in (*findings, *noise):
         entry = functions.get(f["function"], {})
         # Only a significant crossing carries the mark: one shown as "~" (within noise after
@@ -200,11 +225,14 @@ def build_report(
         "warnings": list(warnings),
         "findings": findings,
         "within_noise": noise,
+        "moved": moved,
+        "floors": [_floor_dict(fl) for fl in result.floors] if result else [],
         "totals": totals,
         "summary": {
             "fail": sum(1 for f in findings if f["severity"] == "fail"),
             "warn": sum(1 for f in findings if f["severity"] == "warn"),
             "within_noise": len(noise),
+            "moved": len(moved),
             "functions": len(functions),
         },
         "functions": sorted(functions.values(), key=lambda e: e["name"]),
@@ -325,9 +353,70 @@ def _per(report: dict[str, Any]) -> str:
     return "profile" if report["rate_unit"] == "per_profile" else str(report["time_unit"])
 
 
+def _per_of(report: dict[str, Any], sample_type: str) -> str:
+    """What one sample type's numbers are per: "" (a level), a time unit, op, run, profile."""
+    for st in report["sample_types"]:
+        if st["type"] == sample_type and "per" in st:
+            per = str(st["per"])
+            return str(report["time_unit"]) if per == "s" else per
+    return _per(report)
+
+
 def _rate(report: dict[str, Any], value: float, sample_type: str) -> str:
-    return format_rate(value, _dim_of(report, sample_type), report["time_unit"],
-                       count_noun(sample_type), report["rate_unit"] == "per_profile")
+    per = _per_of(report, sample_type)
+    if per in TIME_UNITS:
+        return format_rate(value, _dim_of(report, sample_type), per, count_noun(sample_type))
+    return format_value(value, _dim_of(report, sample_type), per, "s", count_noun(sample_type))
+
+
+def describe_units(report: dict[str, Any]) -> str:
+    """One phrase for what the report's numbers are: "inuse_space, inuse_objects: in use;
+    alloc_space, alloc_objects: per run" (levels are not rates)."""
+    groups: dict[str, list[str]] = {}
+    for st in report["sample_types"]:
+        per = _per_of(report, st["type"])
+        label = "in use" if per == "" else (
+            f"growth per {per}" if st.get("quantity") == "growth" else f"per {per}")
+        groups.setdefault(label, []).append(st["type"])
+    return "; ".join(f"{', '.join(types)}: {label}" for label, types in groups.items())
+
+
+def floor_lines(report: dict[str, Any]) -> list[str]:
+    """The detection floor, one line per sample type, and how to lower it."""
+    out = []
+    for fl in report.get("floors", []):
+        st = fl["sample_type"]
+        top = ", ".join(f"{t['function']} {_rate(report, t['floor'], st)}" for t in fl["top"])
+        line = (f"{st}: growth in one function below {_rate(report, fl['new_function'], st)} "
+                f"(in the total below {_rate(report, fl['total'], st)}) is within noise")
+        if top:
+            line += f"; for the largest functions: {top}"
+        if fl["limit"] is not None and fl["limit"] > fl["new_function"]:
+            line += f"; the policy ignores growth under {_rate(report, fl['limit'], st)}"
+        out.append(line)
+    return out
+
+
+FLOOR_ADVICE = (
+    "to see smaller growth: more runs per side (repeat the profile; the floor falls with the "
+    "square root of the runs), a longer workload, or a lower runtime.MemProfileRate in the CI "
+    "build (`runtime.MemProfileRate = 64 << 10` first thing in main, or "
+    "`go test -memprofilerate 65536`): the floor falls about as the rate does"
+)
+
+#: A PASS whose in-use floor is above this could not have seen a leak of this size: say so.
+BLIND_SPOT = 10 * 1024 * 1024
+
+
+def blind_spot(report: dict[str, Any]) -> str | None:
+    """The sentence a PASS needs when it could not have seen a 10 MiB in-use leak."""
+    for fl in report.get("floors", []):
+        if fl["quantity"] == "level" and _dim_of(report, fl["sample_type"]) == "bytes" \
+                and fl["new_function"] > BLIND_SPOT:
+            return (f"this comparison could not have seen a leak under "
+                    f"{_rate(report, fl['new_function'], fl['sample_type'])} in one function "
+                    f"({fl['sample_type']}): {FLOOR_ADVICE}")
+    return None
 
 
 def _delta(report: dict[str, Any], f: dict[str, Any], sample_type: str) -> str:
@@ -415,9 +504,12 @@ def _markdown_head(report: dict[str, Any]) -> str:
     if v is not None:
         lines.append(
             f"{s['fail']} failing, {s['warn']} warning, {s['within_noise']} within noise (~); "
-            f"rates per {_per(report)} at {report['confidence']:.0%} confidence."
+            f"{describe_units(report)}; at {report['confidence']:.0%} confidence."
         )
         lines.append("")
+        blind = blind_spot(report) if v == "pass" else None
+        if blind:
+            lines += [f"> [!NOTE]\n> PASS, but {blind}.", ""]
     for w in report["warnings"]:
         lines.append(f"> [!WARNING]\n> {w}")
         lines.append("")
@@ -429,6 +521,29 @@ def _markdown_head(report: dict[str, Any]) -> str:
         lines += ["### Findings", "", *header]
         lines += [_finding_row(report, f) for f in report["findings"]]
         lines.append("")
+        for f in report["findings"]:
+            why = _why(f)
+            if why:
+                lines.append(f"- {md_code(f['function'])}: {why}")
+        if any(_why(f) for f in report["findings"]):
+            lines.append("")
+    if report.get("moved"):
+        lines += ["### Moved (not a regression)", "",
+                  "Flat grew while the cum did not: the allocation moved between the function "
+                  "and its callees.", ""]
+        for f in report["moved"]:
+            st = f["sample_type"]
+            lines.append(f"- {md_code(f['function'])} {st}: flat "
+                         f"{_rate(report, f['baseline_rate'], st)} → "
+                         f"{_rate(report, f['candidate_rate'], st)}")
+        lines.append("")
+    floors = floor_lines(report)
+    if floors:
+        conf = f"{report['confidence']:.0%}"
+        lines += [f"<details><summary>Detection floor ({conf} confidence, 80% power)"
+                  "</summary>", ""]
+        lines += [f"- {line}" for line in floors]
+        lines += ["", f"_{FLOOR_ADVICE[0].upper()}{FLOOR_ADVICE[1:]}._", "", "</details>", ""]
     if report["within_noise"]:
         n = len(report["within_noise"])
         lines += [
@@ -474,6 +589,17 @@ def _markdown_head(report: dict[str, Any]) -> str:
                 )
         lines.append("")
     return "\n".join(lines)
+
+
+def _why(f: dict[str, Any]) -> str:
+    """Members (recursion) and evidence (the leaves that carry the growth) of a finding."""
+    parts = []
+    if f.get("members"):
+        parts.append("with " + ", ".join(md_code(m) for m in f["members"]) + " (recursion)")
+    if f.get("evidence"):
+        parts.append("carried by " + ", ".join(f"{md_code(e['function'])} {e['share']:.0%}"
+                                              for e in f["evidence"]))
+    return "; ".join(parts)
 
 
 def _finding_row(report: dict[str, Any], f: dict[str, Any]) -> str:
@@ -525,6 +651,8 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
         )
     for f in report["findings"]:
         out.append(f"  [{f['severity'].upper()}] {f['rule']}: {f['message']}")
+    for f in report.get("moved", []):
+        out.append(f"  [moved] {f['message']}")
     noise = report["within_noise"]
     for f in noise[:NOISE_LINES]:
         out.append(f"  [~] {f['rule']}: {f['message']}")
@@ -540,7 +668,8 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
         if not growers and not shrinkers and tot is None:
             continue
         out.append("")
-        head = f"{st['type']} (flat, per {_per(report)})"
+        per = _per_of(report, st["type"])
+        head = f"{st['type']} (flat, {'in use' if per == '' else 'per ' + per})"
         if tot is not None:
             head += (f": total {_rate(report, tot['baseline_rate'], st['type'])} -> "
                      f"{_rate(report, tot['candidate_rate'], st['type'])} "
@@ -558,4 +687,12 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
                 f"{paint(delta, '31' if r['delta'] > 0 else '32'):>12} {pct:>16}  "
                 f"{r['name']}"
             )
+    floors = floor_lines(report)
+    if floors and v is not None:
+        out.append("")
+        out.append(f"detection floor ({report['confidence']:.0%} confidence, 80% power):")
+        out += [f"  {line}" for line in floors]
+        blind = blind_spot(report) if v == "pass" else None
+        if blind:
+            out.append(f"  note: PASS, but {blind}")
     return "\n".join(out) + "\n"

@@ -91,9 +91,13 @@ def build_tree(
     normalized: bool = True,
     min_fraction: float = MIN_FRACTION,
     max_nodes: int = MAX_NODES,
+    divisors: tuple[F64 | None, F64 | None] = (None, None),
 ) -> FlameTree:
     """Merge both sides' stacks into one pruned tree of per-second rates (per profile when
     ``normalized`` is False). A side may be empty (a check without baseline): its rates are 0.
+    ``divisors`` (baseline, candidate): the comparison's own per-run, per-type divisors
+    (:attr:`memgate.compare.SideRates.divisors`), so that levels, flows per second and flows
+    per op are the report's numbers; without them every type is divided by the duration.
     """
     runs = [*candidate, *baseline]
     if not runs:
@@ -106,12 +110,14 @@ def build_tree(
     firsts: list[I64] = []
     weights: list[F64] = []
     for side, group in ((0, baseline), (1, candidate)):
-        for run in group:
+        given = divisors[side]
+        for r, run in enumerate(group):
             seconds = (run.duration_seconds or 1.0) if normalized else 1.0
+            divisor = given[r] if given is not None else np.full(nt, seconds)
             f, first = _paths(run.profile, name_ids)
             w = np.zeros((first.size - 1, 2 * nt), dtype=np.float64)
             w[:, side * nt:(side + 1) * nt] = (
-                run.profile.samples.values * (scale / (seconds * len(group)))
+                run.profile.samples.values * (scale / (divisor * len(group)))
             )
             frames.append(f)
             firsts.append(first)

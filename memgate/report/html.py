@@ -25,6 +25,7 @@ from memgate.report.check import (
     VERDICT_WORD,
     _delta,
     _pct_with_interval,
+    _per_of,
     _rate,
     movers,
 )
@@ -96,7 +97,8 @@ def page_data(report: dict[str, Any], tree: FlameTree, default_type: int) -> dic
         "timeUnit": time_unit,
         "timeSeconds": TIME_UNITS.get(time_unit, 1.0),
         "types": [
-            {"type": st.type, "unit": st.unit, "dimension": dimension_of_unit(st.unit) or "count"}
+            {"type": st.type, "unit": st.unit, "dimension": dimension_of_unit(st.unit) or "count",
+             "per": _per_of(report, st.type)}
             for st in tree.sample_types
         ],
         "defaultType": default,
@@ -241,9 +243,16 @@ _SCRIPT = r"""
     return sign + t + sep + steps[k][1];
   }
   function rate(v) {
-    var dim = D.types[cur].dimension;
-    if (D.perProfile) return amount(v, dim) + "/profile";
+    var dim = D.types[cur].dimension, per = D.types[cur].per;
+    if (per === "") return amount(v, dim);
+    if (per === "op" || per === "run" || per === "profile") return amount(v, dim) + "/" + per;
     return amount(v * D.timeSeconds, dim) + "/" + D.timeUnit;
+  }
+  function perText() {
+    var per = D.types[cur].per;
+    if (per === "") return "in use";
+    if (per === "op" || per === "run" || per === "profile") return "per " + per;
+    return "rate per " + D.timeUnit;
   }
   function pct(b, c) {
     if (b === 0) return c === 0 ? "+0.0%" : "new";
@@ -259,8 +268,8 @@ _SCRIPT = r"""
   }
   function tipText(i) {
     var b = D.base[cur][i], c = D.cand[cur][i], d = c - b;
-    return nameOf(i) + "\n" + D.types[cur].type + " (" + (D.perProfile ? "per profile" :
-      "rate per " + D.timeUnit) + ")\nbaseline:  " + rate(b) + "\ncandidate: " + rate(c) +
+    return nameOf(i) + "\n" + D.types[cur].type + " (" + perText() + ")\nbaseline:  " +
+      rate(b) + "\ncandidate: " + rate(c) +
       "\ndelta:     " + (d >= 0 ? "+" : "") + rate(d) + " (" + pct(b, c) + ")";
   }
   function matches(i) {
@@ -440,7 +449,10 @@ def html_page(report: dict[str, Any], result: RunResult) -> str | None:
     runs = result.candidate or result.baseline
     if not runs:
         return None
-    tree = build_tree(result.baseline, result.candidate, normalized=result.normalized)
+    comp = getattr(result, "comparison", None)
+    tree = build_tree(result.baseline, result.candidate, normalized=result.normalized,
+                      divisors=(None, None) if comp is None else
+                      (comp.baseline.divisors, comp.candidate.divisors))
     try:
         default = runs[0].profile.sample_index(None)
     except ValueError:
