@@ -69,6 +69,36 @@ def _decoded(source: str, data: bytes, limits: Limits,
         data, source, limits, on_progress=lambda f: progress.fraction(f"decoding {source}", f))
 
 
+def resolve_duration(
+    own: float | None,
+    *,
+    first: float | None = None,
+    first_source: str = "--duration",
+    then: DurationSources | None = None,
+    stored: float | None = None,
+) -> tuple[float | None, str]:
+    """The duration of one profile and where it came from (``"none"``: no source has one).
+
+    The one place that orders the sources, for ``check``'s two sides and for the baseline
+    store (``baseline update``): ``first`` (a flag, or the duration a report recorded), the
+    duration recorded in the store, the profile's own ``duration_nanos`` (``own``), then
+    ``then.flag`` and ``then.policy`` (the policy's ``components.<name>.duration``). A
+    baseline created by ``update`` and one accepted from a check's report therefore get the
+    same duration for the same profile, and their manifests the same units.
+    """
+    if first is not None:
+        return first, first_source
+    if stored:
+        return stored, "store"
+    if own:
+        return own, "profile"
+    if then is not None and then.flag is not None:
+        return then.flag, "--duration"
+    if then is not None and then.policy is not None:
+        return then.policy, "policy"
+    return None, "none"
+
+
 def resolve_runs(
     loaded: Sequence[tuple[str, bytes, Any]],
     *,
@@ -97,18 +127,9 @@ def resolve_runs(
                 f"the same {side} profile is given twice ({seen[sha]} and {source}); repeated "
                 "runs must be separate profiles", source=source)
         seen[sha] = source
-        duration: float | None = None
-        origin = "none"
-        if first is not None:
-            duration, origin = first, first_source
-        elif stored is not None and stored[k]:
-            duration, origin = stored[k], "store"
-        elif prof.duration_seconds:
-            duration, origin = prof.duration_seconds, "profile"
-        elif then.flag is not None:
-            duration, origin = then.flag, "--duration"
-        elif then.policy is not None:
-            duration, origin = then.policy, "policy"
+        duration, origin = resolve_duration(
+            prof.duration_seconds, first=first, first_source=first_source, then=then,
+            stored=stored[k] if stored is not None else None)
         if normalize and duration is None:
             hint = "--baseline-duration D or --duration D" if side == "baseline" else "--duration D"
             policy = " set the component's duration in the policy," if with_policy else ""
@@ -430,6 +451,7 @@ __all__ = [
     "run_check",
     "run_check_full",
     "run_diff",
+    "resolve_duration",
     "write_atomic",
     "append_step_summary",
     "PolicyError",

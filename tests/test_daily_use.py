@@ -1,0 +1,173 @@
+"""What a team hits in its first week (issue 16), each from the user's side: a command line,
+the files it leaves on disk, and what it prints.
+
+The profiles are real Go heap profiles (tests/fixtures/profiles, from tests/gen/seedleak): three
+no-leak runs and three leak runs of the same workload.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ROOT / "tests" / "fixtures" / "profiles"
+NOLEAK = [PROFILES / f"seedleak-noleak-{i}.pb.gz" for i in (1, 2, 3)]
+LEAK = [PROFILES / f"seedleak-leak-{i}.pb.gz" for i in (1, 2, 3)]
+DELTA = PROFILES / "seedleak-delta.pb.gz"
+
+
+def memgate(*args: str | Path, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m memgate ARGS`` as a user runs it (the worktree's memgate, no colours)."""
+    full_env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+    full_env.pop("GITHUB_ACTIONS", None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], code: int = 3) -> str:
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("memgate: "), proc.stderr
+    return lines[0]
+
+
+def manifest(root: Path, component: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads(
+        (root / "baselines" / component / "manifest.json").read_text())
+    return data
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file()}
+
+
+# --------------------------------------------------------------------------- 4. accept, update
+
+
+def _copy(paths: Sequence[Path], into: Path) -> list[str]:
+    """The profiles under ``into`` (accept reads candidates only inside the working directory)."""
+    into.mkdir(parents=True, exist_ok=True)
+    out = []
+    for p in paths:
+        (into / p.name).write_bytes(p.read_bytes())
+        out.append(str((into / p.name).relative_to(into.parent)))
+    return out
+
+
+def test_update_refuses_fewer_runs_unless_asked(tmp_path: Path) -> None:
+    three = _copy(NOLEAK, tmp_path / "profiles")
+    r = memgate("baseline", "update", "-c", "api", *three, "--duration", "60s",
+                "--reason", "three runs", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    before = tree(tmp_path / "baselines")
+    line = one_line_error(memgate("baseline", "update", "-c", "api", three[0], "--duration",
+                                  "60s", "--reason", "one run", cwd=tmp_path))
+    assert "has 3 runs" in line and "would have 1" in line and "--runs-may-shrink" in line
+    assert tree(tmp_path / "baselines") == before, "a refused update changed the store"
+    r = memgate("baseline", "update", "-c", "api", three[0], "--duration", "60s",
+                "--reason", "one run on purpose", "--runs-may-shrink", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert len(manifest(tmp_path, "api")["profiles"]) == 1  # type: ignore[arg-type]
+    # More runs (or as many) never need the flag.
+    r = memgate("baseline", "update", "-c", "api", *three[:2], "--duration", "60s",
+                "--reason", "two runs", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_accept_refuses_fewer_runs_unless_asked(tmp_path: Path) -> None:
+    profiles = _copy([*NOLEAK, LEAK[0]], tmp_path / "profiles")
+    assert memgate("baseline", "update", "-c", "api", *profiles[:3], "--duration", "60s",
+                   "--reason", "three runs", cwd=tmp_path).returncode == 0
+    r = memgate("check", "-c", "api", "--duration", "60s", "--json", "report.json",
+                profiles[3], cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    before = tree(tmp_path / "baselines")
+    line = one_line_error(memgate("baseline", "accept", "--from-report", "report.json",
+                                  "--reason", "approved", cwd=tmp_path))
+    assert "has 3 runs" in line and "--runs-may-shrink" in line
+    assert tree(tmp_path / "baselines") == before
+    r = memgate("baseline", "accept", "--from-report", "report.json", "--reason", "approved",
+                "--runs-may-shrink", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def test_update_and_accept_take_durations_from_the_policy(tmp_path: Path) -> None:
+    """The first baseline (update) and the accepted one get the same duration for the same
+    profile, from the policy's component duration: the manifest keeps its units, so that a
+    review diff of the accept shows only what changed."""
+    (tmp_path / "memgate.yml").write_text(
+        "version: 1\ncomponents:\n  api:\n    duration: 2m\n")
+    profiles = _copy(NOLEAK, tmp_path / "profiles")
+    r = memgate("baseline", "update", "-c", "api", *profiles, "--reason", "first",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "no duration" not in r.stderr
+    first = manifest(tmp_path, "api")
+    assert first["summary_unit"] == "per_second"
+    assert [p["duration_seconds"] for p in first["profiles"]] == [120.0] * 3  # type: ignore[attr-defined, index]
+    # The same profiles checked (no --duration: the policy's) and accepted.
+    r = memgate("check", "-c", "api", "--json", "report.json", *profiles, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = memgate("baseline", "accept", "--from-report", "report.json", "--reason", "again",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    accepted = manifest(tmp_path, "api")
+    for key in ("summary_unit", "summary", "summary_totals", "profiles"):
+        assert accepted[key] == first[key], key
+    # Without the policy a snapshot has no duration: said, not silent.
+    (tmp_path / "memgate.yml").unlink()
+    r = memgate("baseline", "update", "-c", "web", *profiles, "--reason", "no duration",
+                cwd=tmp_path)
+    assert r.returncode == 0
+    assert "memgate: note: web: a profile has no duration" in r.stderr
+    assert manifest(tmp_path, "web")["summary_unit"] == "per_profile"
+    # --duration wins over the policy, as in check.
+    (tmp_path / "memgate.yml").write_text(
+        "version: 1\ncomponents:\n  api:\n    duration: 2m\n")
+    r = memgate("baseline", "update", "-c", "api", *profiles, "--reason", "flag",
+                "--duration", "30s", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert {p["duration_seconds"] for p in manifest(tmp_path, "api")["profiles"]} == {30.0}  # type: ignore[attr-defined]
+
+
+def test_manifest_rows_keep_their_place_when_rates_move(tmp_path: Path) -> None:
+    """Rows are written by function name within each sample type: replacing the baseline with
+    other runs of the same workload changes rate lines, not the order of the functions, so
+    that git pairs each function's old and new line."""
+    profiles = _copy([*NOLEAK, *LEAK], tmp_path / "profiles")
+    assert memgate("baseline", "update", "-c", "api", *profiles[:3], "--duration", "60s",
+                   "--reason", "a", cwd=tmp_path).returncode == 0
+    a = manifest(tmp_path, "api")
+    for rows in a["summary"].values():  # type: ignore[attr-defined]
+        names = [r["function"] for r in rows]
+        assert names == sorted(names)
+    assert memgate("baseline", "update", "-c", "api", *profiles[3:], "--duration", "60s",
+                   "--reason", "b", cwd=tmp_path).returncode == 0
+    b = manifest(tmp_path, "api")
+    # In every sample type, the functions present in both keep their relative order.
+    moved = 0
+    for stype, rows_a in a["summary"].items():  # type: ignore[attr-defined]
+        fa = [r["function"] for r in rows_a]
+        fb = [r["function"] for r in b["summary"][stype]]  # type: ignore[index]
+        common = [f for f in fa if f in fb]
+        assert common == [f for f in fb if f in fa], stype
+        ra = {r["function"]: r["flat_rate"] for r in rows_a}
+        rb = {r["function"]: r["flat_rate"] for r in b["summary"][stype]}  # type: ignore[index]
+        # ... while their rates (hence their order by rate) did change.
+        by_rate = sorted(common, key=lambda f: -ra[f]) != sorted(common, key=lambda f: -rb[f])
+        moved += by_rate
+    assert moved, "the leak runs should reorder some functions by rate"
+    # `baseline show` still lists the largest first.
+    shown = memgate("baseline", "show", "api", cwd=tmp_path).stdout
+    section = shown.split("inuse_space (bytes)", 1)[1].splitlines()[2:5]
+    assert "main.newCacheEntry" in section[0] or "literalStore" in section[0], section
