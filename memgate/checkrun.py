@@ -320,7 +320,8 @@ def run_check_full(
     notes: list[str] = []
     if opts.component is not None and policy_all.components and \
             opts.component not in policy_all.components:
-        # Most likely a typo: the component's overrides would silently not apply.
+        # Most likely a typo, or a component that needs no overrides: a note, which leaves the
+        # verdict alone (a WARN headline over "0 failing, 0 warning" reads as a problem).
         notes.append(f"{policy_all.source}: the policy defines no component {opts.component} "
                      f"(it defines {', '.join(sorted(policy_all.components))}); its global "
                      "rules apply")
@@ -384,7 +385,7 @@ def run_check_full(
     result = evaluate(comparison, policy)
     confidence = policy.defaults.confidence
     warnings = duration_warnings(base_runs, candidate) if opts.normalize else []
-    warnings += notes + unknown_sample_type_warnings(comparison, policy)
+    warnings += unknown_sample_type_warnings(comparison, policy)
     warnings += unsymbolized_warnings([*base_runs, *candidate])
     report = build_report(
         comparison,
@@ -394,6 +395,7 @@ def run_check_full(
         policy_sha256=policy_sha,
         warnings=warnings,
         confidence=confidence,
+        notes=notes,
     )
     progress.done()
     return RunResult(report, tuple(base_runs), tuple(candidate), opts.normalize)

@@ -360,7 +360,8 @@ def _use_color() -> bool:
 
 
 def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_path: str | None,
-                 step_summary: bool | None, extra: Sequence[Any] = ()) -> None:
+                 step_summary: bool | None, extra: Sequence[Any] = (),
+                 verbose: bool = False) -> None:
     """Write the report files and ``extra`` outputs (all or none) and print the chosen
     format."""
     import os
@@ -387,7 +388,7 @@ def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_pat
     elif fmt == "markdown":
         click.echo(markdown, nl=False)
     else:
-        click.echo(render_text(report, color=_use_color()), nl=False)
+        click.echo(render_text(report, color=_use_color(), verbose=verbose), nl=False)
 
 
 report_options = [
@@ -456,6 +457,9 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
                    "one second).")
 @click.option("--allow-missing-baseline", is_flag=True,
               help="Pass with a warning when the component has no baseline yet.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Text output: list every limit crossing within sampling noise (~), not "
+                   "only their number.")
 @_add(report_options)
 @html_option
 @max_decompressed_option
@@ -465,8 +469,9 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 def check(profiles: tuple[str, ...], component: str | None, baselines: str,
           baseline_files: tuple[str, ...], policy: str | None, duration: str | None,
           baseline_duration: str | None, no_normalize: bool, allow_missing_baseline: bool,
-          summary: str | None, json_path: str | None, fmt: str, step_summary: bool | None,
-          progress: bool | None, html_path: str | None = None) -> None:
+          verbose: bool, summary: str | None, json_path: str | None, fmt: str,
+          step_summary: bool | None, progress: bool | None, html_path: str | None = None,
+          ) -> None:
     """Gate candidate profiles against the component's baseline under the policy.
 
     \b
@@ -474,6 +479,8 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     input, invalid policy, incompatible profiles, no duration, missing baseline).
     Values are compared as per-second rates: each profile's values divided by its duration
     (--duration, the profile's own duration_nanos, or the policy's component duration).
+    The output leads with the verdict and the failing and warning findings, then one line
+    counting the crossings within noise (listed with --verbose), what shrank, and the details.
     """
     from memgate.checkrun import CheckOptions, run_check_full
     from memgate.errors import EXIT_FAIL
@@ -498,7 +505,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     result = run_check_full(opts, _limits(), Progress(progress))
     report = result.report
     _emit_report(report, fmt, summary, json_path, step_summary,
-                 _html_outputs(html_path, result))
+                 _html_outputs(html_path, result), verbose=verbose)
     if report["verdict"] == "fail":
         sys.exit(EXIT_FAIL)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -19,6 +20,10 @@ PROFILES = ROOT / "tests" / "fixtures" / "profiles"
 NOLEAK = [PROFILES / f"seedleak-noleak-{i}.pb.gz" for i in (1, 2, 3)]
 LEAK = [PROFILES / f"seedleak-leak-{i}.pb.gz" for i in (1, 2, 3)]
 DELTA = PROFILES / "seedleak-delta.pb.gz"
+# Independent runs of one workload (tests/gen/noise.sh): differences are sampling noise.
+NOISE = ROOT / "tests" / "fixtures" / "noise"
+RUNS = [NOISE / f"noleak-{i:02d}.pb.gz" for i in (1, 2, 3, 4)]
+LEAK_RUNS = [NOISE / f"leak-{i:02d}.pb.gz" for i in (1, 2, 3)]
 
 
 def memgate(*args: str | Path, cwd: Path | None = None,
@@ -171,3 +176,72 @@ def test_manifest_rows_keep_their_place_when_rates_move(tmp_path: Path) -> None:
     shown = memgate("baseline", "show", "api", cwd=tmp_path).stdout
     section = shown.split("inuse_space (bytes)", 1)[1].splitlines()[2:5]
     assert "main.newCacheEntry" in section[0] or "literalStore" in section[0], section
+
+
+# --------------------------------------------------------------------------- 2. output order
+
+
+def _check(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return memgate("check", "--policy", ROOT / "examples" / "memgate.yml", "--component",
+                   "example", *args)
+
+
+def _baselines(*paths: Path) -> list[str]:
+    return [a for p in paths for a in ("--baseline", str(p))]
+
+
+def test_unchanged_build_leads_with_the_verdict_and_counts_the_noise() -> None:
+    r = _check(*_baselines(*RUNS[:2]), RUNS[2])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "memgate: PASS (example)"
+    assert lines[1] == "0 failing, 0 warning"
+    m = re.fullmatch(r"(\d+) crossings? within noise \(shown with --verbose\)",
+                                   lines[2])
+    assert m, lines[:4]
+    n = int(m.group(1))
+    assert n > 0 and "[~]" not in r.stdout
+    # --verbose lists them, right under their count.
+    v = _check(*_baselines(*RUNS[:2]), RUNS[2], "--verbose").stdout.splitlines()
+    assert v[2] == f"{n} crossing{'s' if n != 1 else ''} within noise (listed below)"
+    assert all(ln.startswith("  [~] ") for ln in v[3:3 + n])
+    assert not v[3 + n].startswith("  [~]")
+
+
+def test_failing_findings_come_before_the_noise_line_and_the_details() -> None:
+    r = _check(*_baselines(*RUNS[:2]), LEAK_RUNS[0])
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert lines[0] == "memgate: FAIL (example)"
+    assert re.fullmatch(r"\d+ failing, \d+ warning", lines[1])
+    k = 2
+    while lines[k].startswith(("  [FAIL] ", "  [WARN] ")):
+        k += 1
+    assert k > 2 and lines[2].startswith("  [FAIL] ") and "literalStore" in lines[2]
+    assert "within noise (shown with --verbose)" in lines[k]
+    assert lines[k + 1] == "", "the details follow the summary after a blank line"
+    md = _check(*_baselines(*RUNS[:2]), LEAK_RUNS[0], "--format", "markdown").stdout
+    order = [md.index(s) for s in ("memgate: **FAIL**", "### Findings",
+                                   "crossings within noise (in the details block below).",
+                                   "<details><summary>", "### Totals")]
+    assert order == sorted(order)
+    assert "within noise (~);" not in md.split("### Findings")[0]
+
+
+def test_improvements_get_their_own_section() -> None:
+    """Gate the fixed build against the leaky one: what shrank is named up front."""
+    r = _check(*_baselines(*LEAK_RUNS[:2]), RUNS[2])
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    shrank = [ln for ln in lines if ln.startswith("shrank: ")]
+    assert len(shrank) == 1, r.stdout
+    assert "inuse_space: encoding/json.(*decodeState).literalStore -" in shrank[0]
+    # Before the details (the first blank line).
+    assert lines.index(shrank[0]) < lines.index("")
+    md = _check(*_baselines(*LEAK_RUNS[:2]), RUNS[2], "--format", "markdown").stdout
+    section = md.split("### Shrank\n\n", 1)[1].split("\n\n", 1)[0]
+    assert "- **inuse_space**: `encoding/json.(*decodeState).literalStore` -" in section
+    assert md.index("### Shrank") < md.index("### Totals")
+    # Nothing shrank beyond the noise between two no-leak runs: no section.
+    same = _check(*_baselines(*RUNS[:2]), RUNS[2], "--format", "markdown").stdout
+    assert "### Shrank" not in same
