@@ -361,7 +361,8 @@ def _use_color() -> bool:
 
 def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_path: str | None,
                  step_summary: bool | None, extra: Sequence[Any] = (),
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, text: Callable[[dict[str, Any]], str] | None = None,
+                 ) -> None:
     """Write the report files and ``extra`` outputs (all or none) and print the chosen
     format."""
     import os
@@ -388,7 +389,8 @@ def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_pat
     elif fmt == "markdown":
         click.echo(markdown, nl=False)
     else:
-        click.echo(render_text(report, color=_use_color(), verbose=verbose), nl=False)
+        click.echo(text(report) if text is not None else
+                   render_text(report, color=_use_color(), verbose=verbose), nl=False)
 
 
 report_options = [
@@ -519,6 +521,12 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 @click.option("--no-normalize", is_flag=True,
               help="Raw values instead of per-second rates. Implied when neither profile "
                    "has a duration and none is given.")
+@click.option("--sample-index", "-i", default=None, metavar="NAME|N",
+              help="Text view: only this sample type, by name (inuse_space, alloc_objects, "
+                   "...) or 0-based index, with pprof's rules. Default: every memory type.")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Text view: at most N growers and N shrinkers per sample type (0: all).")
+@click.option("--cum", is_flag=True, help="Text view: rank by cum instead of flat.")
 @_add(report_options)
 @html_option
 @click.option("--output", "-o", "output", metavar="FILE", default=None,
@@ -529,15 +537,18 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 @timeout_option
 @handle_errors
 def diff(base: str, new: str, duration: str | None, baseline_duration: str | None,
-         no_normalize: bool, summary: str | None, json_path: str | None, fmt: str,
+         no_normalize: bool, sample_index: str | None, limit: int, cum: bool,
+         summary: str | None, json_path: str | None, fmt: str,
          step_summary: bool | None, progress: bool | None, html_path: str | None = None,
          output: str | None = None) -> None:
-    """Per-function deltas from BASE to NEW, with no policy (like pprof -diff_base).
+    """Per-function deltas from BASE to NEW, with no policy (like pprof -top -diff_base).
 
     Compares every memory sample type as rates (or raw values), with absolute and relative
     deltas and their noise intervals. The text output shows, per sample type, the total and
-    the functions that moved beyond the noise (flat); --format markdown adds a table of every
-    function (flat); --format json (or --json FILE) has every function, flat and cum.
+    the top growers and shrinkers, each with its share of the total change (~ marks a change
+    within the noise); --sample-index, --limit and --cum shape it as in `memgate top`.
+    --format markdown adds a table of every function (flat); --format json (or --json FILE)
+    has every function, flat and cum, whatever the text view shows.
     """
     from memgate.checkrun import run_diff
     from memgate.progress import Progress
@@ -558,6 +569,23 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
                                    normalize=False, limits=limits, progress=prog)
         else:
             raise
+    from memgate.report.difftext import DiffView, render_diff_text
+
+    types = None
+    if sample_index is not None:
+        prof = result.candidate[0].profile
+        try:
+            idx = prof.sample_index(sample_index)
+        except ValueError as e:
+            raise MemgateError(str(e), source=prof.source, slug="sample-index") from None
+        name = prof.sample_types[idx].type
+        compared = [st["type"] for st in result.report["sample_types"]]
+        if name not in compared:
+            raise MemgateError(f"sample type {name} is not compared (memgate compares memory "
+                               f"sample types: {', '.join(compared)})", source=prof.source,
+                               slug="sample-index")
+        types = (name,)
+    view = DiffView(sample_types=types, limit=limit, metric="cum" if cum else "flat")
     extra = _html_outputs(html_path, result)
     if output:
         from memgate.outputs import Output
@@ -565,7 +593,8 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
 
         extra.append(Output(output, encode_gzip(diff_profile(result.baseline[0].profile,
                                                              result.candidate[0].profile))))
-    _emit_report(result.report, fmt, summary, json_path, step_summary, extra)
+    _emit_report(result.report, fmt, summary, json_path, step_summary, extra,
+                 text=lambda report: render_diff_text(report, view))
 
 
 @main.group()

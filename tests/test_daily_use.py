@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "tests" / "fixtures" / "profiles"
 NOLEAK = [PROFILES / f"seedleak-noleak-{i}.pb.gz" for i in (1, 2, 3)]
@@ -245,3 +247,73 @@ def test_improvements_get_their_own_section() -> None:
     # Nothing shrank beyond the noise between two no-leak runs: no section.
     same = _check(*_baselines(*RUNS[:2]), RUNS[2], "--format", "markdown").stdout
     assert "### Shrank" not in same
+
+
+# --------------------------------------------------------------------------- 1. diff movers
+
+
+def _diff_sections(text: str) -> dict[str, list[str]]:
+    """The text view's sections: sample type -> its lines (header first)."""
+    out: dict[str, list[str]] = {}
+    for block in text.split("\n\n")[1:]:
+        lines = block.splitlines()
+        if lines and "(" in lines[0] and not lines[0].startswith("~"):
+            out[lines[0].split(" ", 1)[0]] = lines
+    return out
+
+
+def _rows(section: list[str]) -> list[list[str]]:
+    return [ln.split() for ln in section[2:] if ln.startswith("  ") and not
+            ln.startswith("  ...")]
+
+
+def test_diff_shows_growers_and_shrinkers_of_every_type_with_their_share() -> None:
+    base, new = RUNS[0], RUNS[1]
+    r = memgate("diff", base, new)
+    assert r.returncode == 0, r.stderr
+    sections = _diff_sections(r.stdout)
+    assert set(sections) == {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"}
+    report = json.loads(memgate("diff", base, new, "--format", "json").stdout)
+    for stype, lines in sections.items():
+        assert " grew:" in lines and " shrank:" in lines, (stype, lines)
+        # Every mover is there, within the noise or not (~), largest first.
+        deltas = {fn["name"]: fn["rates"][stype]["flat"]["delta"]
+                  for fn in report["functions"] if stype in fn["rates"]}
+        growers = sorted((n for n in deltas if deltas[n] > 0), key=lambda n: -deltas[n])
+        shown = [row[-1] for row in _rows(lines)][:min(10, len(growers))]
+        assert shown == growers[:10], stype
+    # --limit 0: all of them; their shares of the total change add up to 100%.
+    full = _diff_sections(memgate("diff", base, new, "--limit", "0", "-i", "inuse_space")
+                          .stdout)
+    assert list(full) == ["inuse_space"]
+    rows = _rows(full["inuse_space"])
+    changed = [fn for fn in report["functions"]
+               if fn["rates"].get("inuse_space", {}).get("flat", {}).get("delta")]
+    assert len(rows) == len(changed)
+    # The share is the first percentage of a row (the delta's own number has no '%').
+    shares = [float(next(c for c in row if re.fullmatch(r"[+-]\d+\.\d%", c))[:-1])
+              for row in rows]
+    change = next(t["delta_rate"] for t in report["totals"] if t["sample_type"] == "inuse_space")
+    assert sum(shares) == pytest.approx(100.0 if change > 0 else -100.0, abs=0.05 * len(rows))
+
+
+def test_diff_sample_index_limit_and_cum() -> None:
+    by_name = memgate("diff", RUNS[0], LEAK_RUNS[0], "-i", "inuse_space", "-n", "3").stdout
+    by_index = memgate("diff", RUNS[0], LEAK_RUNS[0], "--sample-index", "3", "--limit",
+                       "3").stdout
+    assert by_name == by_index
+    section = _diff_sections(by_name)["inuse_space"]
+    assert section[0].startswith("inuse_space (flat, per profile): total ")
+    grew = section[section.index(" grew:") + 1:]
+    assert grew[0].split()[-1] == "encoding/json.(*decodeState).literalStore"
+    assert len([ln for ln in grew if not ln.startswith(("  ...", " shrank:"))]) >= 3
+    assert any(ln.startswith("  ... ") and "more (--limit 0 shows all)" in ln for ln in grew)
+    cum = _diff_sections(memgate("diff", RUNS[0], LEAK_RUNS[0], "-i", "inuse_space",
+                                 "--cum").stdout)["inuse_space"]
+    assert cum[0].startswith("inuse_space (cum, per profile)")
+    report = json.loads(memgate("diff", RUNS[0], LEAK_RUNS[0], "--format", "json").stdout)
+    top_cum = max((fn for fn in report["functions"] if "inuse_space" in fn["rates"]),
+                  key=lambda fn: fn["rates"]["inuse_space"]["cum"]["delta"])["name"]
+    assert cum[cum.index(" grew:") + 1].split()[-1] == top_cum != grew[0].split()[-1]
+    line = one_line_error(memgate("diff", RUNS[0], LEAK_RUNS[0], "-i", "cpu"))
+    assert "cpu" in line
