@@ -423,6 +423,36 @@ def _html_outputs(html_path: str | None, result: Any) -> list[Any]:
     return [] if page is None else [Output(html_path, page)]
 
 
+def _diff_output(path: str | None, result: Any) -> list[Any]:
+    """``check --output FILE``: the candidate minus the baseline as the gate weighed them.
+
+    Each side is the mean of its runs, each run's values divided by its duration, all scaled
+    to the candidates' mean duration D: so ``go tool pprof -top`` on the file prints the
+    report's rate deltas times D (exactly NEW minus BASE for one run each of equal
+    duration). Raw values (``--no-normalize``) are averaged with no scaling.
+    """
+    if not path:
+        return []
+    from memgate.outputs import Output
+    from memgate.profile.encode import encode_gzip, weighted_diff_profile
+
+    if not result.baseline:
+        click.echo(f"memgate: warning: --output: no baseline, so no difference; {path} is not "
+                   "written", err=True)
+        return []
+
+    def side(runs: Sequence[Any], span: float) -> list[tuple[Any, float]]:
+        if not result.normalized:
+            return [(r.profile, 1.0 / len(runs)) for r in runs]
+        return [(r.profile, span / (len(runs) * r.duration_seconds)) for r in runs]
+
+    span = (sum(r.duration_seconds for r in result.candidate) / len(result.candidate)
+            if result.normalized else 1.0)
+    msg = weighted_diff_profile(side(result.baseline, span), side(result.candidate, span),
+                                duration_nanos=round(span * 1e9) if result.normalized else None)
+    return [Output(path, encode_gzip(msg))]
+
+
 def _check_outputs(paths: Sequence[str | None], inputs: Sequence[str]) -> None:
     """Before any work: every output can be written and overwrites no input."""
     from memgate.outputs import check_outputs
@@ -464,6 +494,11 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
                    "only their number.")
 @_add(report_options)
 @html_option
+@click.option("--output", "-o", "output", metavar="FILE", default=None,
+              help="Write what the gate judged as a pprof profile (gzip) for `go tool pprof "
+                   "-http`: the candidate's mean rate minus the baseline's, as amounts over the "
+                   "candidate's duration (NEW minus BASE, as `diff --output`, for one run "
+                   "each of the same duration).")
 @max_decompressed_option
 @progress_option
 @timeout_option
@@ -473,7 +508,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
           baseline_duration: str | None, no_normalize: bool, allow_missing_baseline: bool,
           verbose: bool, summary: str | None, json_path: str | None, fmt: str,
           step_summary: bool | None, progress: bool | None, html_path: str | None = None,
-          ) -> None:
+          output: str | None = None) -> None:
     """Gate candidate profiles against the component's baseline under the policy.
 
     \b
@@ -496,7 +531,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 
         validate_component_name(component)
     policy_file = policy or ("memgate.yml" if Path("memgate.yml").is_file() else None)
-    _check_outputs([json_path, summary, html_path],
+    _check_outputs([json_path, summary, html_path, output],
                    [*profiles, *baseline_files, *([policy_file] if policy_file else [])])
     opts = CheckOptions(
         candidate=profiles, component=component, baselines=baselines,
@@ -507,7 +542,8 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     result = run_check_full(opts, _limits(), Progress(progress))
     report = result.report
     _emit_report(report, fmt, summary, json_path, step_summary,
-                 _html_outputs(html_path, result), verbose=verbose)
+                 _html_outputs(html_path, result) + _diff_output(output, result),
+                 verbose=verbose)
     if report["verdict"] == "fail":
         sys.exit(EXIT_FAIL)
 

@@ -317,3 +317,43 @@ def test_diff_sample_index_limit_and_cum() -> None:
     assert cum[cum.index(" grew:") + 1].split()[-1] == top_cum != grew[0].split()[-1]
     line = one_line_error(memgate("diff", RUNS[0], LEAK_RUNS[0], "-i", "cpu"))
     assert "cpu" in line
+
+
+# --------------------------------------------------------------------------- 8. check --output
+
+
+def test_check_output_is_the_difference_the_gate_judged(tmp_path: Path) -> None:
+    """`check --output` writes a pprof profile whose per-function numbers are the report's
+    rate deltas times the candidate's duration: two baseline runs averaged, minus nothing
+    more. `memgate top` reads it as `go tool pprof -top` does."""
+    r = memgate("check", "--policy", ROOT / "examples" / "memgate.yml",
+                *_baselines(*RUNS[:2]), "--duration", "60s", LEAK_RUNS[0],
+                "--output", "judged.pb.gz", "--json", "report.json", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    for stype in ("inuse_space", "alloc_objects"):
+        top = memgate("top", "judged.pb.gz", "-i", stype, "--format", "json", cwd=tmp_path)
+        assert top.returncode == 0, top.stderr
+        data = json.loads(top.stdout)
+        assert data["duration_seconds"] == 60
+        ours = {f["name"]: f["flat"] for f in data["functions"]}
+        want = {fn["name"]: fn["rates"][stype]["flat"]["delta"] * 60
+                for fn in report["functions"] if stype in fn["rates"]}
+        moved = {n for n, v in want.items() if abs(v) > 0}
+        assert moved and set(ours) <= set(want)
+        for name in moved:
+            # Averaging two runs halves their values: rounding moves a number by < 1 per sample.
+            assert ours.get(name, 0) == pytest.approx(want[name], rel=1e-6, abs=64), name
+    # One run each of one duration: exactly `diff --output`.
+    assert memgate("check", *_baselines(RUNS[0]), "--duration", "60s", RUNS[1], "-o",
+                   "one.pb.gz", cwd=tmp_path).returncode in (0, 1)
+    assert memgate("diff", RUNS[0], RUNS[1], "-o", "diff.pb.gz", cwd=tmp_path).returncode == 0
+    tops = [json.loads(memgate("top", f, "-i", "inuse_space", "--format", "json",
+                               cwd=tmp_path).stdout)["functions"]
+            for f in ("one.pb.gz", "diff.pb.gz")]
+    assert tops[0] == tops[1]
+    # An output that would overwrite an input is refused before any work.
+    (tmp_path / "cand.pb.gz").write_bytes(RUNS[1].read_bytes())
+    line = one_line_error(memgate("check", *_baselines(RUNS[0]), "--duration", "60s",
+                                  "cand.pb.gz", "-o", "cand.pb.gz", cwd=tmp_path))
+    assert "cand.pb.gz" in line
