@@ -295,6 +295,9 @@ def main() -> None:
     default="text",
     show_default=True,
 )
+@click.option("--output", "-o", "output", metavar="FILE", default=None,
+              help="Also save the profile to FILE (as `memgate fetch -o`), e.g. a URL's, for "
+                   "`memgate baseline update` or a later check.")
 @max_decompressed_option
 @progress_option
 @timeout_option
@@ -307,21 +310,23 @@ def top(
     cum: bool,
     unit: str,
     fmt: str,
+    output: str | None,
     progress: bool | None,
 ) -> None:
     """Per-function flat and cum of PROFILE, like `go tool pprof -top`.
 
     PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, or an http(s)
     URL such as http://host:6060/debug/pprof/heap (a ?seconds=N delta URL waits N seconds).
-    Numbers are pprof's: the same flat and cum for every function.
+    Numbers are pprof's: the same flat and cum for every function. -o FILE also saves the
+    profile, so that a fetched one need not be fetched again.
     """
-    from memgate.profile.source import load_profile
     from memgate.progress import Progress
     from memgate.report.top import build_top, render_json, render_markdown, render_text
     from memgate.table import aggregate
 
+    _check_outputs([output], [profile])
     prog = Progress(progress)
-    prof = load_profile(profile, _limits(), prog)
+    prof = _read_and_save(profile, output, prog)
     try:
         idx = prof.sample_index(sample_index)
     except ValueError as e:
@@ -337,6 +342,57 @@ def top(
     else:
         out = render_text(rep, unit)
     click.echo(out, nl=False)
+
+
+def _read_and_save(spec: str, output: str | None, prog: Any) -> Any:
+    """Read and decode ``spec``; with ``output``, also save it there (atomically, after it
+    decoded: nothing is written for an input that is not a profile)."""
+    from memgate.profile.decode import decode
+    from memgate.profile.source import read_bytes
+
+    limits = _limits()
+    data, source = read_bytes(spec, limits, prog)
+    prog.note(f"decoding {source} ({len(data)} bytes)")
+    prof = decode(data, source, limits,
+                  on_progress=lambda f: prog.fraction(f"decoding {source}", f))
+    if output:
+        from memgate.outputs import Output, write_outputs
+        from memgate.profile.save import savable
+
+        saved = savable(data, prof, spec, limits)
+        write_outputs([Output(output, saved.data)])
+        how = ", no duration"
+        if saved.duration_seconds is not None:
+            how = f", duration {saved.duration_seconds:g}s" + (
+                " (from the URL's seconds=)" if saved.duration_source == "url" else "")
+        click.echo(f"memgate: saved {source} to {output} ({len(saved.data)} bytes{how})",
+                   err=True)
+    return prof
+
+
+@main.command("fetch")
+@click.argument("profile")
+@click.option("--output", "-o", "output", metavar="FILE", required=True,
+              help="Where to save the profile.")
+@max_decompressed_option
+@progress_option
+@timeout_option
+@handle_errors
+def fetch_cmd(profile: str, output: str, progress: bool | None) -> None:
+    """Save the profile at PROFILE (usually a URL) to FILE, checked to be a profile.
+
+    For `memgate baseline update`, `accept` and reports, which work on files: e.g.
+    `memgate fetch http://localhost:6060/debug/pprof/heap -o heap.pb.gz`. The bytes are
+    saved as served; a delta URL (?seconds=N) waits N seconds, and its profile keeps its
+    duration (set to N when the server recorded none). --header and $MEMGATE_HTTP_HEADERS
+    add request headers, as on every command that reads URLs.
+    """
+    from memgate.progress import Progress
+
+    _check_outputs([output], [profile])
+    prog = Progress(progress)
+    _read_and_save(profile, output, prog)
+    prog.done()
 
 
 def _duration(value: str | None, flag: str) -> float | None:

@@ -12,7 +12,10 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -357,3 +360,105 @@ def test_check_output_is_the_difference_the_gate_judged(tmp_path: Path) -> None:
     line = one_line_error(memgate("check", *_baselines(RUNS[0]), "--duration", "60s",
                                   "cand.pb.gz", "-o", "cand.pb.gz", cwd=tmp_path))
     assert "cand.pb.gz" in line
+
+
+# --------------------------------------------------------------------------- 3. saving a profile
+
+
+class _PprofHandler(BaseHTTPRequestHandler):
+    """A service's /debug/pprof/heap: a snapshot; ``?seconds=N`` a delta profile that, like
+    some non-Go servers, records no duration; ``/auth/...`` wants a bearer token."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        url = urllib.parse.urlsplit(self.path)
+        if url.path.startswith("/auth/") and \
+                self.headers.get("Authorization") != "Bearer s3cret":
+            self.send_response(401)
+            self.end_headers()
+            return
+        if url.path.endswith("/debug/pprof/heap"):
+            body = NOLEAK[0].read_bytes()
+            ctype = "application/octet-stream"
+        else:
+            body, ctype = b"<html>not a profile</html>", "text/html"
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def pprof_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PprofHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _top_json(path: Path) -> dict[str, object]:
+    r = memgate("top", path, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data: dict[str, object] = json.loads(r.stdout)
+    return data
+
+
+def test_fetch_saves_a_url_as_served(pprof_server: str, tmp_path: Path) -> None:
+    r = memgate("fetch", f"{pprof_server}/debug/pprof/heap", "-o", "heap.pb.gz", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "heap.pb.gz").read_bytes() == NOLEAK[0].read_bytes()
+    assert "saved" in r.stderr and "heap.pb.gz" in r.stderr and "no duration" in r.stderr
+    assert _top_json(tmp_path / "heap.pb.gz")["functions"] == _top_json(NOLEAK[0])["functions"]
+    # The saved file is what baseline update takes.
+    assert memgate("baseline", "update", "-c", "svc", "heap.pb.gz", "--duration", "1m",
+                   "--reason", "from a URL", cwd=tmp_path).returncode == 0
+
+
+def test_fetch_keeps_a_delta_urls_duration(pprof_server: str, tmp_path: Path) -> None:
+    r = memgate("fetch", f"{pprof_server}/debug/pprof/heap?seconds=1", "-o", "delta.pb.gz",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "duration 1s (from the URL's seconds=)" in r.stderr
+    saved = _top_json(tmp_path / "delta.pb.gz")
+    assert saved["duration_seconds"] == 1
+    # Everything else is the served profile's.
+    assert saved["functions"] == _top_json(NOLEAK[0])["functions"]
+    # ... so that a check needs no --duration for it.
+    r = memgate("check", "--baseline", "delta.pb.gz", "--baseline-duration", "1s",
+                NOLEAK[1], "--duration", "1s", cwd=tmp_path)
+    assert r.returncode in (0, 1), r.stderr
+    r = memgate("check", "--baseline", NOLEAK[1], "--baseline-duration", "1s", "delta.pb.gz",
+                "--format", "json", cwd=tmp_path)
+    assert json.loads(r.stdout)["inputs"]["candidate"][0]["duration_source"] == "profile"
+
+
+def test_fetch_with_a_header_and_its_errors(pprof_server: str, tmp_path: Path) -> None:
+    url = f"{pprof_server}/auth/debug/pprof/heap"
+    line = one_line_error(memgate("fetch", url, "-o", "heap.pb.gz", cwd=tmp_path))
+    assert "401" in line
+    assert not list(tmp_path.iterdir()), "a failed fetch left a file"
+    r = memgate("fetch", url, "-H", "Authorization: Bearer s3cret", "-o", "heap.pb.gz",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = memgate("fetch", url, "-o", "env.pb.gz", cwd=tmp_path,
+                env={"MEMGATE_HTTP_HEADERS": "Authorization: Bearer s3cret"})
+    assert r.returncode == 0, r.stderr
+    one_line_error(memgate("fetch", f"{pprof_server}/index.html", "-o", "page.pb.gz",
+                           cwd=tmp_path))
+    assert not (tmp_path / "page.pb.gz").exists()
+    assert memgate("fetch", url, cwd=tmp_path).returncode == 2  # -o is required
+
+
+def test_top_saves_what_it_read(pprof_server: str, tmp_path: Path) -> None:
+    r = memgate("top", f"{pprof_server}/debug/pprof/heap", "-i", "inuse_space", "-o",
+                "heap.pb.gz", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("File: seedleak\n") and "Type: inuse_space" in r.stdout
+    assert (tmp_path / "heap.pb.gz").read_bytes() == NOLEAK[0].read_bytes()
