@@ -462,3 +462,49 @@ def test_top_saves_what_it_read(pprof_server: str, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("File: seedleak\n") and "Type: inuse_space" in r.stdout
     assert (tmp_path / "heap.pb.gz").read_bytes() == NOLEAK[0].read_bytes()
+
+
+# --------------------------------------------------------------------------- 6. one $schema story
+
+
+MODELINE = "# yaml-language-server: $schema=policy.schema.json"
+
+
+def test_one_schema_story_everywhere(tmp_path: Path) -> None:
+    """docs, the example and `policy show` name the schema the same way, a file written by
+    `policy schema` next to the policy; no memgate.dev address (nothing serves it)."""
+    docs = (ROOT / "docs" / "policy.md").read_text()
+    example = (ROOT / "examples" / "memgate.yml").read_text()
+    shown = memgate("policy", "show").stdout
+    assert f"```yaml\n{MODELINE}\n" in docs and "memgate policy schema > policy.schema.json" \
+        in docs
+    assert example.splitlines()[0] == MODELINE
+    assert shown.splitlines()[0] == MODELINE
+    assert "memgate policy schema > policy.schema.json" in shown.splitlines()[1]
+    for text in (docs, example, shown, (ROOT / "README.md").read_text()):
+        assert not re.search(r"\$schema=\S*memgate\.dev", text)
+    # The example's schema is the one memgate prints (so an editor validates what memgate
+    # validates), and the example is valid under it.
+    assert (ROOT / "examples" / "policy.schema.json").read_text() == \
+        memgate("policy", "schema").stdout
+    r = memgate("policy", "check", ROOT / "examples" / "memgate.yml")
+    assert r.returncode == 0 and r.stderr == ""
+
+
+def test_policy_check_notes_a_missing_schema_file(tmp_path: Path) -> None:
+    (tmp_path / "memgate.yml").write_text(f"{MODELINE}\nversion: 1\n")
+    r = memgate("policy", "check", "memgate.yml", cwd=tmp_path)
+    assert r.returncode == 0
+    assert r.stderr.startswith("memgate: note: memgate.yml: the $schema file "
+                               "policy.schema.json does not exist")
+    assert "memgate policy schema > policy.schema.json" in r.stderr
+    # Doing what it says: the note goes away, and the file is the schema.
+    schema = memgate("policy", "schema", cwd=tmp_path).stdout
+    (tmp_path / "policy.schema.json").write_text(schema)
+    assert json.loads(schema)["$id"].endswith("policy.schema.json")
+    assert memgate("policy", "check", "memgate.yml", cwd=tmp_path).stderr == ""
+    # An address nothing serves is noted too; a JSON policy's "$schema" key counts.
+    (tmp_path / "p.json").write_text(json.dumps(
+        {"$schema": "https://memgate.dev/schemas/policy.schema.json", "version": 1}))
+    r = memgate("policy", "check", "p.json", cwd=tmp_path)
+    assert r.returncode == 0 and "is not served by anything" in r.stderr
