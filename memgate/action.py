@@ -29,9 +29,11 @@ from memgate.github import (
     CommentSkipped,
     GitHubAPIError,
     PullRequest,
+    SourceLine,
     comment_marker,
     finding_annotation,
     hint_for,
+    repository_file,
     workflow_command,
     write_outputs,
 )
@@ -174,13 +176,41 @@ def regressions(report: Mapping[str, Any]) -> int:
     return sum(1 for f in report["findings"] if f["severity"] == "fail" and f["significant"])
 
 
-def annotate(report: Mapping[str, Any], out: TextIO) -> None:
-    """One ``::error``/``::warning`` per finding; crossings within noise are not findings."""
+def source_lines(report: Mapping[str, Any], profiles: Sequence[Any],
+                 root: str | os.PathLike[str]) -> dict[str, SourceLine]:
+    """Where each finding's function is in the repository at ``root``, when its profile's
+    line table names a file there (:func:`memgate.github.repository_file`): the function's
+    ``start_line``, else the first line the profile records for it."""
+    wanted = {str(f["function"]) for f in report["findings"]}
+    out: dict[str, SourceLine] = {}
+    matched: dict[str, str | None] = {}
+    for prof in profiles:
+        for idx, fn in enumerate(prof.functions):
+            if fn.name not in wanted or fn.name in out or not fn.filename:
+                continue
+            if fn.filename not in matched:
+                matched[fn.filename] = repository_file(fn.filename, root)
+            path = matched[fn.filename]
+            if path is None:
+                continue
+            line = fn.start_line if fn.start_line > 0 else 0
+            if not line:
+                locs = prof.locations
+                nums = locs.line_number[(locs.line_function == idx) & (locs.line_number > 0)]
+                line = int(nums.min()) if nums.size else 1
+            out[fn.name] = SourceLine(path, line)
+    return out
+
+
+def annotate(report: Mapping[str, Any], out: TextIO,
+             where: Mapping[str, SourceLine] | None = None) -> None:
+    """One ``::error``/``::warning`` per finding, on the function's file and line when
+    ``where`` knows them; crossings within noise are not findings."""
     counts = {"fail": 0, "warn": 0}
     for f in report["findings"]:
         if not f.get("significant", True):
             continue
-        out.write(finding_annotation(f) + "\n")
+        out.write(finding_annotation(f, (where or {}).get(str(f["function"]))) + "\n")
         counts["fail" if f["severity"] == "fail" else "warn"] += 1
     hidden = sum(max(0, n - ANNOTATIONS_SHOWN) for n in counts.values())
     if hidden:
@@ -246,7 +276,13 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
     write_files(files)
     if inputs.summary:
         append_step_summary(markdown)
-    annotate(report, out)
+    # Annotation paths are relative to the repository root (the checkout), not to the
+    # working-directory input.
+    root = env.get("GITHUB_WORKSPACE") or os.getcwd()
+    if not Path(root).is_dir():
+        root = os.getcwd()
+    annotate(report, out, source_lines(
+        report, [r.profile for r in (*result.candidate, *result.baseline)], root))
 
     verdict = report["verdict"]
     n = regressions(report)

@@ -222,6 +222,9 @@ def run_action(ws: Workspace, inputs: Mapping[str, str], *,
     }
     if skip_install:
         base_env["MEMGATE_ACTION_SKIP_INSTALL"] = "1"
+        # The memgate under test is this checkout's (the action's own path), whatever else
+        # the interpreter has installed.
+        base_env["PYTHONPATH"] = str(ROOT)
     base_env.update(env or {})
     # Inputs as GitHub maps them: the given value, else the default (itself an expression).
     values: dict[str, str] = {}

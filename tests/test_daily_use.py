@@ -17,6 +17,7 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -508,3 +509,80 @@ def test_policy_check_notes_a_missing_schema_file(tmp_path: Path) -> None:
         {"$schema": "https://memgate.dev/schemas/policy.schema.json", "version": 1}))
     r = memgate("policy", "check", "p.json", cwd=tmp_path)
     assert r.returncode == 0 and "is not served by anything" in r.stderr
+
+
+# --------------------------------------------------------------------------- 7. annotations on code
+
+
+def _with_source(profile: bytes, files: dict[str, tuple[str, int]]) -> bytes:
+    """``profile`` (gzip) with the named functions' source files and start lines replaced."""
+    import gzip
+
+    from memgate.profile import profile_pb2
+
+    msg = profile_pb2.Profile()
+    msg.ParseFromString(gzip.decompress(profile))
+    table = list(msg.string_table)
+    for fn in msg.function:
+        name = table[fn.name].decode()
+        if name in files:
+            path, start = files[name]
+            table.append(path.encode())
+            fn.filename = len(table) - 1
+            fn.start_line = start
+    del msg.string_table[:]
+    msg.string_table.extend(table)
+    return gzip.compress(msg.SerializeToString(), mtime=0)
+
+
+def _leak_run(ws: Any, files: dict[str, tuple[str, int]]) -> list[str]:
+    from tests.test_action import heap_profile, run_action
+
+    (ws.root / "profiles" / "leak-src.pb.gz").write_bytes(
+        _with_source(heap_profile(800, 3), files))
+    run = run_action(ws, {"profiles": "profiles/leak-src.pb.gz", "component": "svc",
+                          "duration": "60s", "fail-on-regression": "false"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    return [a for a in run.annotations if "memgate defaults%3A main.leaky::" in a]
+
+
+def test_annotations_point_at_the_functions_file(tmp_path: Path) -> None:
+    from tests.test_action import make_workspace
+
+    ws = make_workspace(tmp_path)
+    (ws.root / "pkg").mkdir()
+    (ws.root / "pkg" / "leak.go").write_text("package pkg\n")
+    # A -trimpath build names files by import path: the suffix pkg/leak.go is the repo's file.
+    notes = _leak_run(ws, {"main.leaky": ("github.com/org/repo/pkg/leak.go", 42)})
+    assert notes and all(a.startswith("::error file=pkg/leak.go,line=42,title=memgate ")
+                         for a in notes), notes
+    # An absolute build path, and no start line: the first line of the line table.
+    notes = _leak_run(ws, {"main.leaky": ("/home/runner/work/repo/repo/pkg/leak.go", 0)})
+    assert notes and all(a.startswith("::error file=pkg/leak.go,line=13,") for a in notes), notes
+    # A file the repository does not have: no file= (GitHub would show it nowhere).
+    notes = _leak_run(ws, {"main.leaky": ("github.com/org/repo/pkg/gone.go", 3)})
+    assert notes and all(a.startswith("::error title=memgate ") for a in notes), notes
+
+
+def test_annotation_paths_from_a_hostile_profile(tmp_path: Path) -> None:
+    from tests.test_action import make_workspace
+
+    ws = make_workspace(tmp_path)
+    (ws.root / "pkg").mkdir()
+    outside = tmp_path / "secret.go"
+    outside.write_text("secret\n")
+    (ws.root / "pkg" / "link.go").symlink_to(outside)
+    (ws.root / "pkg" / "a:b,c%.go").write_text("package pkg\n")
+    for hostile in ("../secret.go", "/../../secret.go", str(outside), "pkg/link.go",
+                    "x/../../secret.go", "pkg/leak.go\x00", ""):
+        notes = _leak_run(ws, {"main.leaky": (hostile, 5)})
+        assert notes and all(a.startswith("::error title=") for a in notes), (hostile, notes)
+    # Commas, colons and percent signs cannot break the properties.
+    notes = _leak_run(ws, {"main.leaky": ("github.com/o/r/pkg/a:b,c%.go", 9)})
+    assert notes and all(a.startswith("::error file=pkg/a%3Ab%2Cc%25.go,line=9,title=")
+                         for a in notes), notes
+    # A newline in a path cannot start another workflow command.
+    (ws.root / "pkg" / "n\n::error::x.go").write_text("package pkg\n")
+    notes = _leak_run(ws, {"main.leaky": ("pkg/n\n::error::x.go", 1)})
+    assert notes and all(a.startswith("::error file=pkg/n%0A%3A%3Aerror%3A%3Ax.go,line=1,")
+                         for a in notes), notes
