@@ -15,6 +15,7 @@ Exit codes are the CLI's: 0 pass or warn, 1 fail (0 when ``fail-on-regression`` 
 from __future__ import annotations
 
 import glob
+import math
 import os
 import sys
 import tempfile
@@ -29,9 +30,11 @@ from memgate.github import (
     CommentSkipped,
     GitHubAPIError,
     PullRequest,
+    SourceLine,
     comment_marker,
     finding_annotation,
     hint_for,
+    repository_file,
     workflow_command,
     write_outputs,
 )
@@ -81,6 +84,8 @@ class ActionInputs:
     baselines: str = "baselines"
     policy: str | None = None
     duration: float | None = None
+    #: Units of work of each candidate run (fixed-work workloads); None: not given.
+    work: float | None = None
     fail_on_regression: bool = True
     summary: bool = True
     json_report: str | None = None
@@ -112,8 +117,19 @@ class ActionInputs:
                 duration = parse_duration(text)
             except ValueError as e:
                 raise InputError(str(e), source="duration") from None
+        work = None
+        text = _opt(env.get("MEMGATE_WORK"))
+        if text is not None:
+            try:
+                work = float(text)
+            except ValueError:
+                work = None
+            if work is None or not (math.isfinite(work) and work > 0):
+                raise InputError(f"work must be a positive number of units of work, got "
+                                 f"{text!r}", source="work")
         return cls(
             profiles=profiles,
+            work=work,
             component=component,
             baselines=_opt(env.get("MEMGATE_BASELINES")) or "baselines",
             policy=_opt(env.get("MEMGATE_POLICY")),
@@ -174,13 +190,41 @@ def regressions(report: Mapping[str, Any]) -> int:
     return sum(1 for f in report["findings"] if f["severity"] == "fail" and f["significant"])
 
 
-def annotate(report: Mapping[str, Any], out: TextIO) -> None:
-    """One ``::error``/``::warning`` per finding; crossings within noise are not findings."""
+def source_lines(report: Mapping[str, Any], profiles: Sequence[Any],
+                 root: str | os.PathLike[str]) -> dict[str, SourceLine]:
+    """Where each finding's function is in the repository at ``root``, when its profile's
+    line table names a file there (:func:`memgate.github.repository_file`): the function's
+    ``start_line``, else the first line the profile records for it."""
+    wanted = {str(f["function"]) for f in report["findings"]}
+    out: dict[str, SourceLine] = {}
+    matched: dict[str, str | None] = {}
+    for prof in profiles:
+        for idx, fn in enumerate(prof.functions):
+            if fn.name not in wanted or fn.name in out or not fn.filename:
+                continue
+            if fn.filename not in matched:
+                matched[fn.filename] = repository_file(fn.filename, root)
+            path = matched[fn.filename]
+            if path is None:
+                continue
+            line = fn.start_line if fn.start_line > 0 else 0
+            if not line:
+                locs = prof.locations
+                nums = locs.line_number[(locs.line_function == idx) & (locs.line_number > 0)]
+                line = int(nums.min()) if nums.size else 1
+            out[fn.name] = SourceLine(path, line)
+    return out
+
+
+def annotate(report: Mapping[str, Any], out: TextIO,
+             where: Mapping[str, SourceLine] | None = None) -> None:
+    """One ``::error``/``::warning`` per finding, on the function's file and line when
+    ``where`` knows them; crossings within noise are not findings."""
     counts = {"fail": 0, "warn": 0}
     for f in report["findings"]:
         if not f.get("significant", True):
             continue
-        out.write(finding_annotation(f) + "\n")
+        out.write(finding_annotation(f, (where or {}).get(str(f["function"]))) + "\n")
         counts["fail" if f["severity"] == "fail" else "warn"] += 1
     hidden = sum(max(0, n - ANNOTATIONS_SHOWN) for n in counts.values())
     if hidden:
@@ -226,7 +270,7 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
               f"{' '.join(profiles)}\n")
     opts = CheckOptions(candidate=profiles, component=inputs.component,
                         baselines=inputs.baselines, policy=inputs.policy,
-                        duration=inputs.duration)
+                        duration=inputs.duration, work=inputs.work)
     report_path, summary_path = _output_paths(inputs, env)
     html_path = Path(inputs.html).absolute() if inputs.html else None
     for name, path in (("json-report", report_path), ("html", html_path)):
@@ -246,7 +290,13 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
     write_files(files)
     if inputs.summary:
         append_step_summary(markdown)
-    annotate(report, out)
+    # Annotation paths are relative to the repository root (the checkout), not to the
+    # working-directory input.
+    root = env.get("GITHUB_WORKSPACE") or os.getcwd()
+    if not Path(root).is_dir():
+        root = os.getcwd()
+    annotate(report, out, source_lines(
+        report, [r.profile for r in (*result.candidate, *result.baseline)], root))
 
     verdict = report["verdict"]
     n = regressions(report)

@@ -69,6 +69,36 @@ def _decoded(source: str, data: bytes, limits: Limits,
         data, source, limits, on_progress=lambda f: progress.fraction(f"decoding {source}", f))
 
 
+def resolve_duration(
+    own: float | None,
+    *,
+    first: float | None = None,
+    first_source: str = "--duration",
+    then: DurationSources | None = None,
+    stored: float | None = None,
+) -> tuple[float | None, str]:
+    """The duration of one profile and where it came from (``"none"``: no source has one).
+
+    The one place that orders the sources, for ``check``'s two sides and for the baseline
+    store (``baseline update``): ``first`` (a flag, or the duration a report recorded), the
+    duration recorded in the store, the profile's own ``duration_nanos`` (``own``), then
+    ``then.flag`` and ``then.policy`` (the policy's ``components.<name>.duration``). A
+    baseline created by ``update`` and one accepted from a check's report therefore get the
+    same duration for the same profile, and their manifests the same units.
+    """
+    if first is not None:
+        return first, first_source
+    if stored:
+        return stored, "store"
+    if own:
+        return own, "profile"
+    if then is not None and then.flag is not None:
+        return then.flag, "--duration"
+    if then is not None and then.policy is not None:
+        return then.policy, "policy"
+    return None, "none"
+
+
 def resolve_runs(
     loaded: Sequence[tuple[str, bytes, Any]],
     *,
@@ -104,18 +134,9 @@ def resolve_runs(
                 f"the same {side} profile is given twice ({seen[sha]} and {source}); repeated "
                 "runs must be separate profiles", source=source)
         seen[sha] = source
-        duration: float | None = None
-        origin = "none"
-        if first is not None:
-            duration, origin = first, first_source
-        elif stored is not None and stored[k]:
-            duration, origin = stored[k], "store"
-        elif prof.duration_seconds:
-            duration, origin = prof.duration_seconds, "profile"
-        elif then.flag is not None:
-            duration, origin = then.flag, "--duration"
-        elif then.policy is not None:
-            duration, origin = then.policy, "policy"
+        duration, origin = resolve_duration(
+            prof.duration_seconds, first=first, first_source=first_source, then=then,
+            stored=stored[k] if stored is not None else None)
         if normalize and duration is None and work is None and _has_flows(prof, gates):
             hint = "--baseline-duration D or --duration D" if side == "baseline" else "--duration D"
             policy = " set the component's duration in the policy," if with_policy else ""
@@ -332,7 +353,8 @@ def run_check_full(
     notes: list[str] = []
     if opts.component is not None and policy_all.components and \
             opts.component not in policy_all.components:
-        # Most likely a typo: the component's overrides would silently not apply.
+        # Most likely a typo, or a component that needs no overrides: a note, which leaves the
+        # verdict alone (a WARN headline over "0 failing, 0 warning" reads as a problem).
         notes.append(f"{policy_all.source}: the policy defines no component {opts.component} "
                      f"(it defines {', '.join(sorted(policy_all.components))}); its global "
                      "rules apply")
@@ -413,7 +435,7 @@ def run_check_full(
     result = evaluate(comparison, policy)
     confidence = policy.defaults.confidence
     warnings = duration_warnings(base_runs, candidate) if opts.normalize else []
-    warnings += notes + list(result.warnings) + unknown_sample_type_warnings(comparison, policy)
+    warnings += list(result.warnings) + unknown_sample_type_warnings(comparison, policy)
     warnings += unsymbolized_warnings([*base_runs, *candidate])
     report = build_report(
         comparison,
@@ -423,6 +445,7 @@ def run_check_full(
         policy_sha256=policy_sha,
         warnings=warnings,
         confidence=confidence,
+        notes=notes,
     )
     progress.done()
     return RunResult(report, tuple(base_runs), tuple(candidate), opts.normalize, comparison)
@@ -481,6 +504,7 @@ __all__ = [
     "run_check",
     "run_check_full",
     "run_diff",
+    "resolve_duration",
     "write_atomic",
     "append_step_summary",
     "PolicyError",

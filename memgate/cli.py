@@ -295,6 +295,9 @@ def main() -> None:
     default="text",
     show_default=True,
 )
+@click.option("--output", "-o", "output", metavar="FILE", default=None,
+              help="Also save the profile to FILE (as `memgate fetch -o`), e.g. a URL's, for "
+                   "`memgate baseline update` or a later check.")
 @max_decompressed_option
 @progress_option
 @timeout_option
@@ -307,21 +310,23 @@ def top(
     cum: bool,
     unit: str,
     fmt: str,
+    output: str | None,
     progress: bool | None,
 ) -> None:
     """Per-function flat and cum of PROFILE, like `go tool pprof -top`.
 
     PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, or an http(s)
     URL such as http://host:6060/debug/pprof/heap (a ?seconds=N delta URL waits N seconds).
-    Numbers are pprof's: the same flat and cum for every function.
+    Numbers are pprof's: the same flat and cum for every function. -o FILE also saves the
+    profile, so that a fetched one need not be fetched again.
     """
-    from memgate.profile.source import load_profile
     from memgate.progress import Progress
     from memgate.report.top import build_top, render_json, render_markdown, render_text
     from memgate.table import aggregate
 
+    _check_outputs([output], [profile])
     prog = Progress(progress)
-    prof = load_profile(profile, _limits(), prog)
+    prof = _read_and_save(profile, output, prog)
     try:
         idx = prof.sample_index(sample_index)
     except ValueError as e:
@@ -337,6 +342,57 @@ def top(
     else:
         out = render_text(rep, unit)
     click.echo(out, nl=False)
+
+
+def _read_and_save(spec: str, output: str | None, prog: Any) -> Any:
+    """Read and decode ``spec``; with ``output``, also save it there (atomically, after it
+    decoded: nothing is written for an input that is not a profile)."""
+    from memgate.profile.decode import decode
+    from memgate.profile.source import read_bytes
+
+    limits = _limits()
+    data, source = read_bytes(spec, limits, prog)
+    prog.note(f"decoding {source} ({len(data)} bytes)")
+    prof = decode(data, source, limits,
+                  on_progress=lambda f: prog.fraction(f"decoding {source}", f))
+    if output:
+        from memgate.outputs import Output, write_outputs
+        from memgate.profile.save import savable
+
+        saved = savable(data, prof, spec, limits)
+        write_outputs([Output(output, saved.data)])
+        how = ", no duration"
+        if saved.duration_seconds is not None:
+            how = f", duration {saved.duration_seconds:g}s" + (
+                " (from the URL's seconds=)" if saved.duration_source == "url" else "")
+        click.echo(f"memgate: saved {source} to {output} ({len(saved.data)} bytes{how})",
+                   err=True)
+    return prof
+
+
+@main.command("fetch")
+@click.argument("profile")
+@click.option("--output", "-o", "output", metavar="FILE", required=True,
+              help="Where to save the profile.")
+@max_decompressed_option
+@progress_option
+@timeout_option
+@handle_errors
+def fetch_cmd(profile: str, output: str, progress: bool | None) -> None:
+    """Save the profile at PROFILE (usually a URL) to FILE, checked to be a profile.
+
+    For `memgate baseline update`, `accept` and reports, which work on files: e.g.
+    `memgate fetch http://localhost:6060/debug/pprof/heap -o heap.pb.gz`. The bytes are
+    saved as served; a delta URL (?seconds=N) waits N seconds, and its profile keeps its
+    duration (set to N when the server recorded none). --header and $MEMGATE_HTTP_HEADERS
+    add request headers, as on every command that reads URLs.
+    """
+    from memgate.progress import Progress
+
+    _check_outputs([output], [profile])
+    prog = Progress(progress)
+    _read_and_save(profile, output, prog)
+    prog.done()
 
 
 def _duration(value: str | None, flag: str) -> float | None:
@@ -360,7 +416,9 @@ def _use_color() -> bool:
 
 
 def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_path: str | None,
-                 step_summary: bool | None, extra: Sequence[Any] = ()) -> None:
+                 step_summary: bool | None, extra: Sequence[Any] = (),
+                 verbose: bool = False, text: Callable[[dict[str, Any]], str] | None = None,
+                 ) -> None:
     """Write the report files and ``extra`` outputs (all or none) and print the chosen
     format."""
     import os
@@ -387,7 +445,8 @@ def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_pat
     elif fmt == "markdown":
         click.echo(markdown, nl=False)
     else:
-        click.echo(render_text(report, color=_use_color()), nl=False)
+        click.echo(text(report) if text is not None else
+                   render_text(report, color=_use_color(), verbose=verbose), nl=False)
 
 
 report_options = [
@@ -418,6 +477,39 @@ def _html_outputs(html_path: str | None, result: Any) -> list[Any]:
 
     page = html_page(result.report, result)
     return [] if page is None else [Output(html_path, page)]
+
+
+def _diff_output(path: str | None, result: Any) -> list[Any]:
+    """``check --output FILE``: the candidate minus the baseline as the gate weighed them.
+
+    Each side is the mean of its runs, each run's flows divided by what the comparison
+    divided them by (duration or work), all scaled to the candidates' mean of it (D seconds
+    or ops): so ``go tool pprof -top`` on the file prints the report's deltas times D
+    (exactly NEW minus BASE for one run each of equal duration). Levels (in use) are averaged
+    as they are; raw values (``--no-normalize``) are averaged with no scaling.
+    """
+    if not path:
+        return []
+    from memgate.outputs import Output
+    from memgate.profile.encode import encode_gzip, weighted_diff_profile
+
+    if not result.baseline:
+        click.echo(f"memgate: warning: --output: no baseline, so no difference; {path} is not "
+                   "written", err=True)
+        return []
+
+    comp = result.comparison
+    cdiv, bdiv = comp.candidate.divisors, comp.baseline.divisors
+    span = cdiv.mean(axis=0)  # per type: 1 for levels, the mean duration or work for flows
+
+    def side(runs: Sequence[Any], div: Any) -> list[tuple[Any, Any]]:
+        return [(r.profile, span / (len(runs) * div[k])) for k, r in enumerate(runs)]
+
+    seconds = comp.normalized and comp.basis == "second"
+    duration = (sum(r.duration_seconds or 0.0 for r in result.candidate) / len(result.candidate))
+    msg = weighted_diff_profile(side(result.baseline, bdiv), side(result.candidate, cdiv),
+                                duration_nanos=round(duration * 1e9) if seconds else None)
+    return [Output(path, encode_gzip(msg))]
 
 
 def _check_outputs(paths: Sequence[str | None], inputs: Sequence[str]) -> None:
@@ -465,8 +557,16 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
                    "one second).")
 @click.option("--allow-missing-baseline", is_flag=True,
               help="Pass with a warning when the component has no baseline yet.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Text output: list every limit crossing within sampling noise (~), not "
+                   "only their number.")
 @_add(report_options)
 @html_option
+@click.option("--output", "-o", "output", metavar="FILE", default=None,
+              help="Write what the gate judged as a pprof profile (gzip) for `go tool pprof "
+                   "-http`: the candidate's mean rate minus the baseline's, as amounts over the "
+                   "candidate's duration (NEW minus BASE, as `diff --output`, for one run "
+                   "each of the same duration).")
 @max_decompressed_option
 @progress_option
 @timeout_option
@@ -475,8 +575,9 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
           baseline_files: tuple[str, ...], policy: str | None, duration: str | None,
           baseline_duration: str | None, work: float | None, baseline_work: float | None,
           no_normalize: bool, allow_missing_baseline: bool,
-          summary: str | None, json_path: str | None, fmt: str, step_summary: bool | None,
-          progress: bool | None, html_path: str | None = None) -> None:
+          verbose: bool, summary: str | None, json_path: str | None, fmt: str,
+          step_summary: bool | None, progress: bool | None, html_path: str | None = None,
+          output: str | None = None) -> None:
     """Gate candidate profiles against the component's baseline under the policy.
 
     \b
@@ -486,6 +587,8 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     flows are compared per unit of work (--work, or the policy's components.<name>.work), else
     per second of duration (--duration, the profile's own duration_nanos, or the policy's
     component duration). Every report states the smallest growth the comparison could see.
+    The output leads with the verdict and the failing and warning findings, then one line
+    counting the crossings within noise (listed with --verbose), what shrank, and the details.
     """
     from memgate.checkrun import CheckOptions, run_check_full
     from memgate.errors import EXIT_FAIL
@@ -499,7 +602,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 
         validate_component_name(component)
     policy_file = policy or ("memgate.yml" if Path("memgate.yml").is_file() else None)
-    _check_outputs([json_path, summary, html_path],
+    _check_outputs([json_path, summary, html_path, output],
                    [*profiles, *baseline_files, *([policy_file] if policy_file else [])])
     opts = CheckOptions(
         candidate=profiles, component=component, baselines=baselines,
@@ -511,7 +614,8 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     result = run_check_full(opts, _limits(), Progress(progress))
     report = result.report
     _emit_report(report, fmt, summary, json_path, step_summary,
-                 _html_outputs(html_path, result))
+                 _html_outputs(html_path, result) + _diff_output(output, result),
+                 verbose=verbose)
     if report["verdict"] == "fail":
         sys.exit(EXIT_FAIL)
 
@@ -525,6 +629,12 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 @click.option("--no-normalize", is_flag=True,
               help="Raw values instead of per-second rates. Implied when neither profile "
                    "has a duration and none is given.")
+@click.option("--sample-index", "-i", default=None, metavar="NAME|N",
+              help="Text view: only this sample type, by name (inuse_space, alloc_objects, "
+                   "...) or 0-based index, with pprof's rules. Default: every memory type.")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Text view: at most N growers and N shrinkers per sample type (0: all).")
+@click.option("--cum", is_flag=True, help="Text view: rank by cum instead of flat.")
 @_add(report_options)
 @html_option
 @click.option("--output", "-o", "output", metavar="FILE", default=None,
@@ -535,15 +645,18 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 @timeout_option
 @handle_errors
 def diff(base: str, new: str, duration: str | None, baseline_duration: str | None,
-         no_normalize: bool, summary: str | None, json_path: str | None, fmt: str,
+         no_normalize: bool, sample_index: str | None, limit: int, cum: bool,
+         summary: str | None, json_path: str | None, fmt: str,
          step_summary: bool | None, progress: bool | None, html_path: str | None = None,
          output: str | None = None) -> None:
-    """Per-function deltas from BASE to NEW, with no policy (like pprof -diff_base).
+    """Per-function deltas from BASE to NEW, with no policy (like pprof -top -diff_base).
 
     Compares every memory sample type as rates (or raw values), with absolute and relative
     deltas and their noise intervals. The text output shows, per sample type, the total and
-    the functions that moved beyond the noise (flat); --format markdown adds a table of every
-    function (flat); --format json (or --json FILE) has every function, flat and cum.
+    the top growers and shrinkers, each with its share of the total change (~ marks a change
+    within the noise); --sample-index, --limit and --cum shape it as in `memgate top`.
+    --format markdown adds a table of every function (flat); --format json (or --json FILE)
+    has every function, flat and cum, whatever the text view shows.
     """
     from memgate.checkrun import run_diff
     from memgate.progress import Progress
@@ -564,6 +677,23 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
                                    normalize=False, limits=limits, progress=prog)
         else:
             raise
+    from memgate.report.difftext import DiffView, render_diff_text
+
+    types = None
+    if sample_index is not None:
+        prof = result.candidate[0].profile
+        try:
+            idx = prof.sample_index(sample_index)
+        except ValueError as e:
+            raise MemgateError(str(e), source=prof.source, slug="sample-index") from None
+        name = prof.sample_types[idx].type
+        compared = [st["type"] for st in result.report["sample_types"]]
+        if name not in compared:
+            raise MemgateError(f"sample type {name} is not compared (memgate compares memory "
+                               f"sample types: {', '.join(compared)})", source=prof.source,
+                               slug="sample-index")
+        types = (name,)
+    view = DiffView(sample_types=types, limit=limit, metric="cum" if cum else "flat")
     extra = _html_outputs(html_path, result)
     if output:
         from memgate.outputs import Output
@@ -571,7 +701,8 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
 
         extra.append(Output(output, encode_gzip(diff_profile(result.baseline[0].profile,
                                                              result.candidate[0].profile))))
-    _emit_report(result.report, fmt, summary, json_path, step_summary, extra)
+    _emit_report(result.report, fmt, summary, json_path, step_summary, extra,
+                 text=lambda report: render_diff_text(report, view))
 
 
 @main.group()
@@ -592,6 +723,46 @@ def policy_check(file: str) -> None:
 
     click.echo(f"{file}: valid policy (version {pol.version}, {n(len(pol.rules), 'rule')}, "
                f"{n(len(pol.components), 'component')})")
+    note = _schema_note(file)
+    if note:
+        click.echo(f"memgate: note: {file}: {note}", err=True)
+
+
+#: The editor's modeline, as docs/policy.md, examples/memgate.yml and `policy show` write it.
+SCHEMA_MODELINE = "# yaml-language-server: $schema=policy.schema.json"
+
+
+def _schema_note(file: str) -> str | None:
+    """What is wrong with the schema a policy names for editors, if anything: a file that is
+    not there (an editor then validates nothing, silently), or a memgate.dev address (nothing
+    serves it). Only the text is read; the named path is checked, never opened."""
+    import json
+    import re
+
+    try:
+        head = Path(file).read_text("utf-8", errors="replace")[:65536]
+    except OSError:
+        return None
+    m = re.search(r"^#\s*yaml-language-server:\s*\$schema=(\S+)", head, re.MULTILINE)
+    target = m.group(1) if m else None
+    if target is None and head.lstrip().startswith("{"):
+        try:
+            data = json.loads(head)
+        except ValueError:
+            data = None
+        value = data.get("$schema") if isinstance(data, dict) else None
+        target = value if isinstance(value, str) else None
+    if not target:
+        return None
+    fix = (f"write the schema next to the policy with `memgate policy schema > "
+           f"{Path(file).parent / 'policy.schema.json'}` and name it $schema=policy.schema.json")
+    if "://" in target:
+        if "memgate.dev" in target:
+            return f"the $schema {target} is not served by anything; {fix}"
+        return None
+    if not (Path(file).parent / target).is_file():
+        return f"the $schema file {target} does not exist next to it; {fix}"
+    return None
 
 
 @policy.command("schema")
@@ -617,7 +788,7 @@ def policy_show() -> None:
     # The packaged file points at the schema beside it; a copy in a user's repository needs
     # the schema written next to it.
     text = text.replace("# yaml-language-server: $schema=../schemas/policy.schema.json",
-                        "# yaml-language-server: $schema=policy.schema.json\n"
+                        f"{SCHEMA_MODELINE}\n"
                         "# (write it with: memgate policy schema > policy.schema.json)", 1)
     click.echo(text, nl=False)
 

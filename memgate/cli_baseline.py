@@ -86,7 +86,13 @@ force_option = click.option(
     "--force", is_flag=True,
     help="Replace the baseline even if the new profiles have other sample types or another "
          "sampling period than the existing one, the existing one is invalid, or (accept) it is "
-         "not the one the report was checked against.",
+         "not the one the report was checked against, or the new baseline has fewer runs.",
+)
+runs_may_shrink_option = click.option(
+    "--runs-may-shrink", is_flag=True,
+    help="Allow the new baseline to have fewer profiles (repeated runs) than the existing "
+         "one; without it (or --force) that is refused, since fewer runs make the gate "
+         "noisier.",
 )
 
 
@@ -111,23 +117,36 @@ def baseline() -> None:
 @click.option("--duration", metavar="D", default=None, callback=_duration,
               help="Duration each profile covers (30s, 10m, 48h), overriding the profiles' "
                    "own; rates in the summary are per second of it.")
+@click.option("--policy", metavar="FILE", default=None,
+              help="Policy whose components.<NAME>.duration applies to profiles without a "
+                   "duration, as in `memgate check`. Default: ./memgate.yml if present.")
 @force_option
+@runs_may_shrink_option
 @baselines_option
 @_handle_errors
 def update_cmd(component: str, profiles: Sequence[str], reason: str, approved_by: str | None,
-               duration: float | None, force: bool, baselines_dir: Path) -> None:
+               duration: float | None, policy: str | None, force: bool, runs_may_shrink: bool,
+               baselines_dir: Path) -> None:
     """Make the profiles the baseline of a component (several = repeated runs).
 
     PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, or an http(s)
     URL. The new baseline replaces the old one atomically; commit baselines/ afterwards.
+    Durations are resolved as `memgate check` resolves a candidate's: --duration, else the
+    profile's own, else the policy's components.<NAME>.duration.
     """
-    from memgate.store import Store
+    from memgate.checkrun import find_policy, policy_for
+    from memgate.store import Store, validate_component_name
 
+    validate_component_name(component)
+    pol, _ = find_policy(policy)
+    policy_duration = policy_for(pol, component).duration_seconds
     store = Store(baselines_dir)
     existed = store.exists(component)
     b = store.update(component, list(profiles), reason=reason, approved_by=approved_by,
-                     duration_seconds=duration, force=force)
+                     duration_seconds=duration, force=force,
+                     policy_duration_seconds=policy_duration, runs_may_shrink=runs_may_shrink)
     _done(b.component, len(b.profiles), b.directory, "updated" if existed else "created")
+    _note_durations(b)
 
 
 @baseline.command("accept")
@@ -139,10 +158,11 @@ def update_cmd(component: str, profiles: Sequence[str], reason: str, approved_by
 @click.option("--component", "-c", default=None, metavar="NAME",
               help="Component, if the report names none (must match the report's otherwise).")
 @force_option
+@runs_may_shrink_option
 @baselines_option
 @_handle_errors
 def accept_cmd(report: Path, reason: str, approved_by: str | None, component: str | None,
-               force: bool, baselines_dir: Path) -> None:
+               force: bool, runs_may_shrink: bool, baselines_dir: Path) -> None:
     """Make the candidate profiles of a check the component's new baseline.
 
     For the "update after an approved change" flow: the files named in the report are read
@@ -151,8 +171,19 @@ def accept_cmd(report: Path, reason: str, approved_by: str | None, component: st
     from memgate.store import Store
 
     b = Store(baselines_dir).accept(report, reason=reason, approved_by=approved_by,
-                                    component=component, force=force)
+                                    component=component, force=force,
+                                    runs_may_shrink=runs_may_shrink)
     _done(b.component, len(b.profiles), b.directory, "accepted a new")
+    _note_durations(b)
+
+
+def _note_durations(b: Baseline) -> None:
+    """Say so when the baseline has no durations: its manifest is per profile, and `check`
+    will need a duration for it (a later baseline with durations changes every number)."""
+    if any(p.duration_seconds is None for p in b.profiles):
+        click.echo(f"memgate: note: {b.component}: a profile has no duration, so the manifest "
+                   "summarizes values per profile; give --duration or set the policy's "
+                   f"components.{b.component}.duration", err=True)
 
 
 def _done(component: str, n: int, directory: Path, verb: str) -> None:
@@ -266,6 +297,9 @@ def render_show(b: Baseline) -> str:
         if not rows:
             lines.append("  (no function has a value)")
             continue
+        # The manifest keeps its rows in name order (a stable diff); a reader wants the
+        # largest first.
+        rows = sorted(rows, key=lambda r: (-abs(float(r["flat_rate"])), str(r["function"])))
         table = _table(("flat", "cum", "function"),
                        [(fmt(float(r["flat_rate"])), fmt(float(r["cum_rate"])),
                          str(r["function"])) for r in rows], right=(True, True, False))

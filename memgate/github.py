@@ -67,11 +67,66 @@ def annotation(severity: str, title: str, message: str) -> str:
     return workflow_command(command, message, title=title)
 
 
-def finding_annotation(finding: Mapping[str, Any]) -> str:
+def finding_annotation(finding: Mapping[str, Any], where: SourceLine | None = None) -> str:
     """The annotation of one finding: titled with the rule and the function, so that the
-    annotation list on the run page reads as a list of culprits."""
+    annotation list on the run page reads as a list of culprits; with ``where`` (the
+    function's file in the repository) also ``file=`` and ``line=``, so that GitHub shows it
+    on the pull request's diff."""
     title = f"memgate {finding['rule']}: {finding['function']}"
-    return annotation(str(finding["severity"]), title, str(finding["message"]))
+    command = "error" if str(finding["severity"]) in ("fail", "error") else "warning"
+    if where is None:
+        return workflow_command(command, str(finding["message"]), title=title)
+    return workflow_command(command, str(finding["message"]), file=where.path,
+                            line=str(where.line), title=title)
+
+
+# --------------------------------------------------------------------------- source files
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    """A place in the repository: ``path`` relative to its root, with ``/``; ``line`` >= 1."""
+
+    path: str
+    line: int
+
+
+#: Path strings come from a profile, which a pull request controls: bounded before any use.
+_MAX_SOURCE_PATH = 4096
+_MAX_SOURCE_PARTS = 64
+
+
+def repository_file(source: str, root: str | os.PathLike[str]) -> str | None:
+    """The repository file a profile's source path names, matched on path suffixes.
+
+    Go records a function's file as the build saw it: an import path with ``-trimpath``
+    (``github.com/org/repo/pkg/x.go``), else an absolute path on the build machine
+    (``/home/runner/work/repo/repo/pkg/x.go``). The longest suffix that is a regular file
+    under ``root`` wins (``pkg/x.go``). The string is untrusted: it is split into plain names
+    (none of them ``..``, no NUL), and a match whose real path (symlinks resolved) leaves the
+    repository is not one. Returns the path relative to ``root`` with ``/``, or None.
+    """
+    if not source or len(source) > _MAX_SOURCE_PATH or "\x00" in source:
+        return None
+    parts = [p for p in re.split(r"[/\\]+", source) if p and p != "."]
+    if not parts or ".." in parts or len(parts) > _MAX_SOURCE_PARTS:
+        return None
+    try:
+        real_root = os.path.realpath(root)
+    except (OSError, ValueError):
+        return None
+    for i in range(len(parts)):
+        rel = "/".join(parts[i:])
+        candidate = os.path.join(real_root, *parts[i:])
+        try:
+            real = os.path.realpath(candidate)
+            if os.path.commonpath([real, real_root]) != real_root or real == real_root:
+                continue
+            if os.path.isfile(real):
+                return rel
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 # --------------------------------------------------------------------------- step outputs
@@ -332,6 +387,8 @@ __all__ = [
     "escape_data",
     "escape_property",
     "finding_annotation",
+    "repository_file",
+    "SourceLine",
     "format_outputs",
     "hint_for",
     "new_delimiter",

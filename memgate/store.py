@@ -213,6 +213,8 @@ class ProfileInput:
     original_name: str
     #: Overrides the profile's own duration when set.
     duration_seconds: float | None = None
+    #: Where ``duration_seconds`` comes from, for messages (``--duration``, ``report``).
+    duration_source: str = "--duration"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,10 +413,14 @@ def _summarize(
         column = flat[:, ti]
         nonzero = [i for i in range(len(names)) if column[i] != 0]
         nonzero.sort(key=lambda i: (-abs(float(column[i])), names[i]))
+        # The top rows are chosen by rate but written in the order of a stable key (the
+        # function's name; the sample types are the sorted keys around them): sorted by rate,
+        # a rate that moved reordered the rows and git paired unrelated functions in the
+        # pull-request diff of an update.
         summary[st.type] = [
             {"function": names[i], "flat_rate": _round(float(column[i])),
              "cum_rate": _round(float(cum[i, ti]))}
-            for i in nonzero[:SUMMARY_TOP]
+            for i in sorted(nonzero[:SUMMARY_TOP], key=lambda i: names[i])
         ]
         totals[st.type] = _round(float(total[ti]))
     return ("per_second" if per_second else "per_profile"), summary, totals
@@ -1001,13 +1007,19 @@ class Store:
         approved_by: str | None = None,
         duration_seconds: float | None = None,
         force: bool = False,
+        policy_duration_seconds: float | None = None,
+        runs_may_shrink: bool = False,
     ) -> Baseline:
         """Replace (or create) the component's baseline with ``profiles``, atomically.
 
-        Several profiles are repeated runs of one workload. ``duration_seconds`` overrides
-        every profile's own duration. Refused: an empty reason; profiles that are not all of
-        one kind; profiles incompatible with the existing baseline (other sample types or
-        sampling period) unless ``force``; a concurrent update of the same component.
+        Several profiles are repeated runs of one workload. Each profile's duration is
+        resolved as ``check`` resolves a candidate's (:func:`memgate.checkrun.resolve_duration`):
+        ``duration_seconds`` (``--duration``), else the profile's own, else
+        ``policy_duration_seconds`` (the policy's ``components.<name>.duration``). Refused: an
+        empty reason; profiles that are not all of one kind; profiles incompatible with the
+        existing baseline (other sample types or sampling period) or fewer runs than it has,
+        unless ``force`` (or, for the runs, ``runs_may_shrink``); a concurrent update of the
+        same component.
         """
         validate_component_name(component)
         _check_reason(reason)
@@ -1021,7 +1033,8 @@ class Store:
                                        original_name=_original_name(str(spec)),
                                        duration_seconds=duration_seconds))
         return self.update_inputs(component, inputs, reason=reason, approved_by=approved_by,
-                                  force=force)
+                                  force=force, policy_duration_seconds=policy_duration_seconds,
+                                  runs_may_shrink=runs_may_shrink)
 
     def accept(
         self,
@@ -1031,6 +1044,7 @@ class Store:
         approved_by: str | None = None,
         component: str | None = None,
         force: bool = False,
+        runs_may_shrink: bool = False,
     ) -> Baseline:
         """Make the candidate profiles of a ``check`` report the component's new baseline.
 
@@ -1066,10 +1080,10 @@ class Store:
                     source=source, slug="baseline-changed")
             inputs.append(ProfileInput(data=data, source=source,
                                        original_name=_original_name(path),
-                                       duration_seconds=dur))
+                                       duration_seconds=dur, duration_source="report"))
         return self.update_inputs(name, inputs, reason=reason, approved_by=approved_by,
                                   force=force, checked_against=_reported_baseline(Path(report)),
-                                  report=str(report))
+                                  report=str(report), runs_may_shrink=runs_may_shrink)
 
     def update_inputs(
         self,
@@ -1081,6 +1095,8 @@ class Store:
         force: bool = False,
         checked_against: frozenset[str] | None = None,
         report: str | None = None,
+        policy_duration_seconds: float | None = None,
+        runs_may_shrink: bool = False,
     ) -> Baseline:
         """:meth:`update` for profiles already in memory (``accept`` checks their hashes
         first, so the bytes checked are the bytes stored).
@@ -1088,6 +1104,8 @@ class Store:
         ``checked_against``: the sha256 of the baseline profiles the ``report`` compared
         with; unless ``force``, the existing baseline must be exactly that (checked under
         the lock, see :meth:`_check_existing`)."""
+        from memgate.checkrun import DurationSources, resolve_duration
+
         validate_component_name(component)
         reason = _check_reason(reason)
         if approved_by is not None:
@@ -1110,8 +1128,10 @@ class Store:
                                     f"{inp.source}); repeated runs are separate profiles",
                                     source=inp.source, slug="usage")
             by_sha[sha] = inp.source
-            dur = inp.duration_seconds if inp.duration_seconds is not None else (
-                prof.duration_seconds)
+            dur, _ = resolve_duration(
+                prof.duration_seconds, first=inp.duration_seconds,
+                first_source=inp.duration_source,
+                then=DurationSources(policy=policy_duration_seconds))
             dur = None if dur is None else float(dur)
             prepared.append((stored, sha, inp, prof, dur))
         first = prepared[0][3]
@@ -1139,7 +1159,8 @@ class Store:
                 self._recover_locked(component)
                 _step("recovered")
                 created = self._check_existing(component, first, prepared[0][2].source, force,
-                                               checked_against, report)
+                                               checked_against, report,
+                                               runs=None if runs_may_shrink else len(prepared))
                 now = _now()
                 manifest: dict[str, object] = {
                     "format": FORMAT_VERSION,
@@ -1167,9 +1188,10 @@ class Store:
 
     def _check_existing(self, component: str, first: Profile, source: str, force: bool,
                         checked_against: frozenset[str] | None = None,
-                        report: str | None = None) -> str | None:
+                        report: str | None = None, runs: int | None = None) -> str | None:
         """Refuse profiles that do not fit the existing baseline, or (``accept``) a baseline
-        other than the one the report was checked against; return its ``created``."""
+        other than the one the report was checked against, or (``runs``: the number of new
+        profiles) fewer repeated runs than it has; return its ``created``."""
         main = self.root / component
         if not os.path.lexists(main):
             return None
@@ -1213,6 +1235,14 @@ class Store:
                     f"every {ref.period} {ref.period_type[1] or 'units'}, the profile every "
                     f"{first.period} {first.period_type.unit or 'units'} (use --force to "
                     "replace the baseline anyway)", source=source, slug="incompatible")
+        if not force and runs is not None and runs < len(old.profiles):
+            # Fewer runs average less noise away: a 3-run baseline silently replaced by 1 run
+            # makes every later check noisier, and the manifest diff does not show why.
+            raise BaselineError(
+                f"the baseline of {component} has {len(old.profiles)} runs (profiles), the new "
+                f"one would have {runs}: fewer runs make the gate noisier; give all "
+                f"{len(old.profiles)} runs, or pass --runs-may-shrink (or --force) if fewer "
+                "is intended", source=report or source, slug="runs-shrink")
         created = old.manifest.get("created")
         return created if isinstance(created, str) else None
 

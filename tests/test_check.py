@@ -506,18 +506,27 @@ def test_a_misspelt_sample_type_in_the_policy_is_a_warning(tmp_path: Path) -> No
     assert json.loads(r.stdout)["warnings"] == []
 
 
-def test_a_component_the_policy_does_not_define_is_a_warning(tmp_path: Path) -> None:
+def test_a_component_the_policy_does_not_define_is_a_note(tmp_path: Path) -> None:
+    """A note, not a warning: the verdict stays PASS (a WARN headline over "0 failing,
+    0 warning" reads as a problem), and the note is printed where a typo would be seen."""
     pol = tmp_path / "p.yml"
     pol.write_text("version: 1\ncomponents:\n  decode:\n    duration: 15s\n")
-    args = ["check", "--policy", pol, *base_args(NOLEAK[0]), NOLEAK[1], "--format", "json"]
-    r = memgate(*args, "--component", "decdoe", "--duration", "15s")
+    args = ["check", "--policy", pol, *base_args(NOLEAK[0]), NOLEAK[1]]
+    r = memgate(*args, "--format", "json", "--component", "decdoe", "--duration", "15s")
     rep = json.loads(r.stdout)
-    assert r.returncode == 0 and rep["verdict"] == "warn"
-    assert rep["warnings"] == [f"{pol}: the policy defines no component decdoe (it defines "
-                               "decode); its global rules apply"]
-    # The right name: its duration applies, no warning.
-    rep = json.loads(memgate(*args, "--component", "decode").stdout)
-    assert rep["warnings"] == [] and rep["inputs"]["candidate"][0]["duration_source"] == "policy"
+    note = (f"{pol}: the policy defines no component decdoe (it defines decode); its global "
+            "rules apply")
+    assert r.returncode == 0 and rep["verdict"] == "pass"
+    assert rep["warnings"] == [] and rep["notes"] == [note]
+    text = memgate(*args, "--component", "decdoe", "--duration", "15s").stdout
+    assert text.splitlines()[:3] == ["memgate: PASS (decdoe)", f"note: {note}",
+                                     "0 failing, 0 warning"]
+    md = memgate(*args, "--format", "markdown", "--component", "decdoe", "--duration",
+                 "15s").stdout
+    assert f"> [!NOTE]\n> {note}" in md and "[!WARNING]" not in md
+    # The right name: its duration applies, no note.
+    rep = json.loads(memgate(*args, "--format", "json", "--component", "decode").stdout)
+    assert rep["notes"] == [] and rep["inputs"]["candidate"][0]["duration_source"] == "policy"
 
 
 def test_explicit_step_summary(tmp_path: Path) -> None:

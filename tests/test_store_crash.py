@@ -105,7 +105,7 @@ def assert_recovers(root: Path, expected: str) -> None:
     store.recover()
     assert sorted(os.listdir(root)) == ["ingest"]
     assert state(root) == expected
-    store.update("ingest", [LEAK[0]], reason="after recovery")
+    store.update("ingest", [LEAK[0]], reason="after recovery", runs_may_shrink=True)
     assert store.verify() == [] and sorted(os.listdir(root)) == ["ingest"]
 
 
@@ -295,7 +295,8 @@ def test_readers_see_whole_versions_during_updates(template: Path, tmp_path: Pat
         "from memgate.store import Store\n"
         "s = Store(sys.argv[1])\n"
         "for i in range(40):\n"
-        "    s.update('ingest', sys.argv[2:4] if i % 2 else sys.argv[4:5], reason='r')\n"
+        "    s.update('ingest', sys.argv[2:4] if i % 2 else sys.argv[4:5], reason='r',\n"
+        "             runs_may_shrink=True)\n"
     )
     writer = subprocess.Popen([sys.executable, "-c", script, str(root),
                                *map(str, a), *map(str, b)], env=ENV)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -69,30 +70,49 @@ def _check(profiles: Sequence[Profile]) -> None:
 
 def diff_profile(base: Profile, new: Profile) -> profile_pb2.Profile:
     """The pprof message of NEW minus BASE, as ``pprof -diff_base=BASE NEW`` merges them."""
-    _check([new, base])
+    return weighted_diff_profile([(base, 1.0)], [(new, 1.0)])
+
+
+def weighted_diff_profile(base: Sequence[tuple[Profile, Any]],
+                          new: Sequence[tuple[Profile, Any]],
+                          duration_nanos: int | None = None) -> profile_pb2.Profile:
+    """NEW minus BASE for several profiles per side, each profile's values multiplied by its
+    weight (and rounded to integers, as pprof values are). A weight is a number, or one per
+    sample type (an array), since levels and flows are weighed differently.
+
+    ``memgate check --output`` writes what the gate judged: the mean rate of each side's
+    runs. With weights ``D / (runs * duration)`` both sides become amounts over the same
+    ``D`` seconds (``duration_nanos``), so pprof's numbers are the gate's rate deltas times D.
+    With one profile per side and weight 1 this is exactly :func:`diff_profile`.
+    """
+    news = [p for p, _ in new]
+    bases = [p for p, _ in base]
+    _check([*news, *bases])
+    first_new, first_base = news[0], bases[0]
     msg = profile_pb2.Profile()
     s = _StringTable()
-    for st in new.sample_types:
+    for st in first_new.sample_types:
         vt = msg.sample_type.add()
         vt.type, vt.unit = s(st.type), s(st.unit)
-    msg.period_type.type = s(new.period_type.type)
-    msg.period_type.unit = s(new.period_type.unit)
+    msg.period_type.type = s(first_new.period_type.type)
+    msg.period_type.unit = s(first_new.period_type.unit)
     # profile.Merge's combineHeaders: the earliest time, summed durations, the larger period,
     # comments and the first non-empty default type / doc URL, frames from the first source.
     time_nanos = 0
     comments: list[str] = []
-    for p in (new, base):
+    for p in (*news, *bases):
         if time_nanos == 0 or p.time_nanos < time_nanos:
             time_nanos = p.time_nanos
         comments += [c for c in p.comments if c not in comments]
     msg.time_nanos = time_nanos
-    msg.duration_nanos = new.duration_nanos + base.duration_nanos
-    msg.period = max(new.period, base.period)
+    msg.duration_nanos = (duration_nanos if duration_nanos is not None else
+                          sum(p.duration_nanos for p in (*news, *bases)))
+    msg.period = max(p.period for p in (*news, *bases))
     msg.comment.extend(s(c) for c in comments)
-    msg.default_sample_type = s(new.default_sample_type or base.default_sample_type)
-    msg.doc_url = s(new.doc_url or base.doc_url)
-    msg.drop_frames = s(new.drop_frames)
-    msg.keep_frames = s(new.keep_frames)
+    msg.default_sample_type = s(first_new.default_sample_type or first_base.default_sample_type)
+    msg.doc_url = s(first_new.doc_url or first_base.doc_url)
+    msg.drop_frames = s(first_new.drop_frames)
+    msg.keep_frames = s(first_new.keep_frames)
 
     # Mappings and functions are few: share identical ones. NEW's come first, so that its main
     # binary stays mapping 1 (pprof's "Build ID:" header line).
@@ -100,7 +120,8 @@ def diff_profile(base: Profile, new: Profile) -> profile_pb2.Profile:
     function_ids: dict[tuple[object, ...], int] = {}
     next_location = 1
     label_key, label_true = s(BASE_LABEL[0]), s(BASE_LABEL[1])
-    for side, prof in enumerate((new, base)):
+    sides = [(0, p, w) for p, w in new] + [(1, p, w) for p, w in base]
+    for side, prof, weight in sides:
         map_new = np.zeros(len(prof.mappings) + 1, dtype=np.int64)  # index -1 -> id 0
         for i, m in enumerate(prof.mappings):
             key: tuple[object, ...] = (m.file, m.build_id, m.memory_start, m.memory_limit,
@@ -149,7 +170,11 @@ def diff_profile(base: Profile, new: Profile) -> profile_pb2.Profile:
                 ln.column = line_col[j]
 
         samp = prof.samples
-        values = -samp.values if side == 1 else samp.values
+        values = samp.values
+        if np.any(np.asarray(weight) != 1.0):
+            values = np.rint(values * weight).astype(np.int64)
+        if side == 1:
+            values = -values
         keep = np.flatnonzero((values != 0).any(axis=1))
         offsets = samp.offsets.tolist()
         stack_ids = loc_ids[samp.locations.astype(np.int64)].tolist()

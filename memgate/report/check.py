@@ -34,8 +34,8 @@ REPORT_FORMAT = 1
 #: GitHub refuses step summaries over 1 MiB; stay below with room for other steps.
 MARKDOWN_LIMIT = 1024 * 1024 - 4096
 TOP_MOVERS = 5
-#: Within-noise crossings listed in the terminal summary before the rest is counted.
-NOISE_LINES = 5
+#: Improvements named per sample type in the "shrank" line and section.
+SHRANK = 3
 
 
 def _num(x: float) -> float | None:
@@ -118,8 +118,12 @@ def build_report(
     policy_sha256: str | None = None,
     warnings: Sequence[str] = (),
     confidence: float = 0.99,
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The whole report as one JSON-ready dict (rows first, printing later)."""
+    """The whole report as one JSON-ready dict (rows first, printing later).
+
+    ``warnings`` turn a pass into warn; ``notes`` are shown but leave the verdict alone.
+    """
     gated = (
         result.gated
         if result is not None
@@ -223,6 +227,7 @@ def build_report(
         },
         "sample_types": types,
         "warnings": list(warnings),
+        "notes": list(notes),
         "findings": findings,
         "within_noise": noise,
         "moved": moved,
@@ -325,6 +330,7 @@ def missing_baseline_report(
         },
         "sample_types": [],
         "warnings": [warning],
+        "notes": [],
         "findings": [],
         "within_noise": [],
         "totals": [],
@@ -496,14 +502,40 @@ def render_markdown(report: dict[str, Any], limit: int = MARKDOWN_LIMIT) -> str:
     return out
 
 
+def _noise_line(report: dict[str, Any], where: str) -> str | None:
+    """The one line that stands for every crossing within noise (they never fail)."""
+    n = len(report["within_noise"])
+    if not n:
+        return None
+    return f"{n} crossing{'s' if n != 1 else ''} within noise ({where})"
+
+
+def shrank(report: dict[str, Any], n: int = SHRANK) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Per sample type, the functions whose flat rate fell beyond the noise, largest first:
+    the improvements, which deserve a line of their own rather than only ▼ rows."""
+    out = []
+    for st in report["sample_types"]:
+        _, shrinkers = movers(report, st["type"], "flat", n)
+        if shrinkers:
+            out.append((st["type"], shrinkers))
+    return out
+
+
+def _shrank_item(report: dict[str, Any], r: dict[str, Any], st: str, code: bool) -> str:
+    name = md_code(r["name"]) if code else r["name"]
+    return f"{name} {_delta(report, r, st)} ({format_percent(r['delta_pct'])})"
+
+
 def _markdown_head(report: dict[str, Any]) -> str:
+    """Verdict, warnings and notes, failing and warning findings, the one noise line, what
+    shrank; then the details (crossings within noise, totals, top movers)."""
     v = report["verdict"]
     comp = f" — `{report['component']}`" if report.get("component") else ""
     lines = [f"## {VERDICT_ICON[v]} memgate: **{VERDICT_WORD[v]}**{comp}", ""]
     s = report["summary"]
     if v is not None:
         lines.append(
-            f"{s['fail']} failing, {s['warn']} warning, {s['within_noise']} within noise (~); "
+            f"{s['fail']} failing, {s['warn']} warning; "
             f"{describe_units(report)}; at {report['confidence']:.0%} confidence."
         )
         lines.append("")
@@ -512,6 +544,9 @@ def _markdown_head(report: dict[str, Any]) -> str:
             lines += [f"> [!NOTE]\n> PASS, but {blind}.", ""]
     for w in report["warnings"]:
         lines.append(f"> [!WARNING]\n> {w}")
+        lines.append("")
+    for note in report.get("notes", ()):
+        lines.append(f"> [!NOTE]\n> {note}")
         lines.append("")
     header = [
         "| | rule | function | type | metric | baseline | candidate | delta | % |",
@@ -536,6 +571,16 @@ def _markdown_head(report: dict[str, Any]) -> str:
             lines.append(f"- {md_code(f['function'])} {st}: flat "
                          f"{_rate(report, f['baseline_rate'], st)} → "
                          f"{_rate(report, f['candidate_rate'], st)}")
+        lines.append("")
+    noise_line = _noise_line(report, "in the details block below")
+    if noise_line:
+        lines += [noise_line + ".", ""]
+    improved = shrank(report)
+    if improved:
+        lines += ["### Shrank", ""]
+        for st, rows in improved:
+            items = ", ".join(_shrank_item(report, r, st, True) for r in rows)
+            lines.append(f"- **{st}**: {items}")
         lines.append("")
     floors = floor_lines(report)
     if floors:
@@ -631,8 +676,12 @@ def _markdown_full_rows(report: dict[str, Any]) -> list[str]:
     return rows
 
 
-def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) -> str:
-    """A terminal summary: verdict, findings, movers. Colour only when asked."""
+def render_text(report: dict[str, Any], color: bool = False, limit: int = 10,
+                verbose: bool = False) -> str:
+    """A terminal summary in the order a reader needs it: the verdict, warnings and notes,
+    the failing and warning findings, one line for the crossings within noise (listed only
+    with ``verbose``), what shrank, then the details (totals and movers per sample type).
+    Colour only when asked."""
 
     def paint(text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if color else text
@@ -644,23 +693,26 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
     out = [f"memgate: {paint(word, colour)}{comp}"]
     for w in report["warnings"]:
         out.append(f"warning: {w}")
+    for note in report.get("notes", ()):
+        out.append(f"note: {note}")
     s = report["summary"]
     if v is not None:
-        out.append(
-            f"{s['fail']} failing, {s['warn']} warning, {s['within_noise']} within noise (~)"
-        )
+        out.append(f"{s['fail']} failing, {s['warn']} warning")
     for f in report["findings"]:
         out.append(f"  [{f['severity'].upper()}] {f['rule']}: {f['message']}")
     for f in report.get("moved", []):
         out.append(f"  [moved] {f['message']}")
-    noise = report["within_noise"]
-    for f in noise[:NOISE_LINES]:
-        out.append(f"  [~] {f['rule']}: {f['message']}")
-    if len(noise) > NOISE_LINES:
-        out.append(
-            f"  ... and {len(noise) - NOISE_LINES} more crossings within noise "
-            "(all in --format markdown or json)"
-        )
+    noise_line = _noise_line(report, "listed below" if verbose else "shown with --verbose")
+    if noise_line:
+        out.append(noise_line)
+    if verbose:
+        for f in report["within_noise"]:
+            out.append(f"  [~] {f['rule']}: {f['message']}")
+    improved = shrank(report, SHRANK)
+    if improved:
+        out.append("shrank: " + "; ".join(
+            f"{st}: " + ", ".join(_shrank_item(report, r, st, False) for r in rows)
+            for st, rows in improved))
     totals = {t["sample_type"]: t for t in report["totals"]}
     for st in report["sample_types"]:
         growers, shrinkers = movers(report, st["type"], "flat", limit)

@@ -1,0 +1,63 @@
+"""Save a profile read from a URL (or anywhere) to a file: ``memgate fetch -o`` and ``top -o``.
+
+``baseline update`` and ``accept`` work on files, and a check's report names files, so a
+profile fetched from a live ``/debug/pprof/heap`` must be saved to be kept. The bytes are saved
+as served: the sha256 a later check records is the sha256 of what the server sent. One
+exception: a delta URL (``?seconds=N``) whose profile records no duration (Go's does; other
+servers may not) gets ``duration_nanos = N s``, so that the saved file keeps what the URL
+said about the time it covers, as a rate comparison needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memgate.profile.decode import GZIP_MAGIC, Limits, gunzip
+from memgate.profile.model import Profile
+
+
+@dataclass(frozen=True)
+class Saved:
+    """The bytes to write and what a user is told about them."""
+
+    data: bytes
+    duration_seconds: float | None
+    #: How the duration came to be: "profile", "url" (set from ?seconds=N) or "none".
+    duration_source: str
+
+
+def savable(data: bytes, prof: Profile, spec: str, limits: Limits) -> Saved:
+    """The file content for a profile read from ``spec`` (``data`` as read, ``prof`` decoded).
+
+    Only a protobuf profile can carry a duration; a legacy text profile is saved unchanged.
+    """
+    if prof.duration_seconds:
+        return Saved(data, prof.duration_seconds, "profile")
+    from memgate.profile.fetch import delta_seconds, is_url
+
+    seconds = delta_seconds(spec) if is_url(spec) else 0.0
+    if not seconds or not prof.encoding.endswith("protobuf"):
+        return Saved(data, None, "none")
+    import gzip
+
+    raw = gunzip(data, spec, limits.max_decompressed_bytes) if data[:2] == GZIP_MAGIC else data
+    # Appended, not re-encoded: for a scalar field protobuf keeps the last value on the wire,
+    # so everything the server sent stays byte for byte (invalid UTF-8 names included).
+    raw += _varint(DURATION_NANOS_TAG) + _varint(round(seconds * 1e9))
+    return Saved(gzip.compress(raw, compresslevel=6, mtime=0), seconds, "url")
+
+
+#: Field 10 (``int64 duration_nanos``) of pprof's Profile message, wire type 0 (varint).
+DURATION_NANOS_TAG = 10 << 3
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
