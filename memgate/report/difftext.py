@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memgate.quantities import format_percent
-from memgate.report.check import VERDICT_WORD, _delta, _per, _rate
+from memgate.report.check import VERDICT_WORD, _delta, _per_of, _rate
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ def render_diff_text(report: dict[str, Any], view: DiffView | None = None) -> st
             growers, shrinkers = growers[:view.limit], shrinkers[:view.limit]
         tot = totals.get(st)
         change = 0.0
-        head = f"{st} ({view.metric}, per {_per(report)})"
+        per = _per_of(report, st)
+        head = f"{st} ({view.metric}, {'in use' if per == '' else 'per ' + per})"
         if tot is not None:
             change = tot["delta_rate"]
             head += (f": total {_rate(report, tot['baseline_rate'], st)} -> "
