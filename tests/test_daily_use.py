@@ -307,7 +307,7 @@ def test_diff_sample_index_limit_and_cum() -> None:
                        "3").stdout
     assert by_name == by_index
     section = _diff_sections(by_name)["inuse_space"]
-    assert section[0].startswith("inuse_space (flat, per profile): total ")
+    assert section[0].startswith("inuse_space (flat, in use): total ")
     grew = section[section.index(" grew:") + 1:]
     assert grew[0].split()[-1] == "encoding/json.(*decodeState).literalStore"
     assert len([ln for ln in grew if not ln.startswith(("  ...", " shrank:"))]) >= 3
