@@ -73,6 +73,8 @@ MOVED_SHARE = 0.5
 #: Evidence lists leaves that carry at least this share of a culprit's growth.
 EVIDENCE_SHARE = 0.05
 EVIDENCE_MAX = 5
+#: Functions of the language runtime that allocate for their callers (see :func:`_culprits`).
+RUNTIME_PREFIXES = ("runtime.", "reflect.", "internal/", "sync.")
 #: How many of the largest functions the detection floor names.
 FLOOR_TOP = 3
 #: The detection floor's critical value is at least that of this many independent tests:
@@ -496,6 +498,15 @@ def _culprits(comparison: Comparison, sig: list[_Draft], ov: Overlap | None,
         assert p is not None
         return p
 
+    # The language runtime's allocation helpers (a map's buckets in reflect.mapassign, a
+    # slice's growth in runtime.growslice) allocate on behalf of their callers: when a
+    # significant caller outside the runtime reaches them, the caller is the culprit and they
+    # are its evidence.
+    internal = [i for i in by_fn if comparison.names[i].startswith(RUNTIME_PREFIXES)]
+    for i in internal:
+        if any(j != i and not comparison.names[j].startswith(RUNTIME_PREFIXES)
+               and ov.reach[pos(j), pos(i)] for j in by_fn):
+            del by_fn[i]
     fns = sorted(by_fn, key=lambda i: (ov.shared[pos(i), pos(i)], comparison.names[i]))
     # Recursion: functions that call each other are one.
     group_of: dict[int, int] = {}
