@@ -255,8 +255,15 @@ def main() -> None:
     """
 
 
+def _profile_args(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Profile arguments: a malformed pyroscope+/parca+ URL is a usage error (exit 2)."""
+    from memgate.profile.profilers import check_args
+
+    return check_args(ctx, param, value)
+
+
 @main.command()
-@click.argument("profile")
+@click.argument("profile", callback=_profile_args)
 @click.option(
     "--sample-index",
     "-i",
@@ -436,13 +443,16 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 
 
 @main.command()
-@click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...")
+@click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...",
+                callback=_profile_args)
 @click.option("--component", "-c", metavar="NAME",
               help="Component whose baseline (in --baselines) the profiles are checked against.")
 @click.option("--baselines", default="baselines", show_default=True, metavar="DIR",
               help="The baseline store.")
 @click.option("--baseline", "baseline_files", multiple=True, metavar="PROFILE",
-              help="Compare against this profile instead of the store (repeatable).")
+              callback=_profile_args,
+              help="Compare against this profile (a file, URL or profiler URL) instead of "
+                   "the store (repeatable).")
 @click.option("--policy", metavar="FILE", default=None,
               help="Policy file (YAML or JSON). Default: ./memgate.yml if present, else the "
                    "built-in policy (`memgate policy show`).")
@@ -504,8 +514,8 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 
 
 @main.command()
-@click.argument("base")
-@click.argument("new")
+@click.argument("base", callback=_profile_args)
+@click.argument("new", callback=_profile_args)
 @click.option("--duration", metavar="D", default=None,
               help="Duration of NEW (and of BASE when --baseline-duration is not given).")
 @click.option("--baseline-duration", metavar="D", default=None, help="Duration of BASE.")

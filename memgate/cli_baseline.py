@@ -61,6 +61,13 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(e)) from None
 
 
+def _profile_args(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A malformed pyroscope+/parca+ URL is a usage error (exit 2), before any work."""
+    from memgate.profile.profilers import check_args
+
+    return check_args(ctx, param, value)
+
+
 def _approved_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
@@ -105,7 +112,8 @@ def baseline() -> None:
 @baseline.command("update")
 @click.option("--component", "-c", required=True, metavar="NAME",
               help="Component name: letters, digits, '.', '_', '-'.")
-@click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...")
+@click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...",
+                callback=_profile_args)
 @reason_option
 @approved_by_option
 @click.option("--duration", metavar="D", default=None, callback=_duration,
@@ -235,9 +243,15 @@ def render_show(b: Baseline) -> str:
         text = str(value).replace("\n", "\n" + " " * 16)
         lines.append(f"  {key + ':':<13} {text}")
     lines.append(f"  {'profiles:':<13} {len(b.profiles)}")
+    sources = {str(e.get("sha256")): e["source"] for e in m.get("profiles", [])
+               if isinstance(e, dict) and isinstance(e.get("source"), dict)}
     for p in b.profiles:
         dur = f"{p.duration_seconds:.6g}s" if p.duration_seconds is not None else "no duration"
         lines.append(f"    {p.path.name}  {p.original_name}  {dur}")
+        origin = sources.get(p.sha256)
+        if origin:
+            lines.append(f"      {origin.get('kind')} query {origin.get('query')} from "
+                         f"{origin.get('from')} until {origin.get('until')}")
     units = {t: u for t, u in (b.profiles[0].sample_types if b.profiles else ())}
     summary: dict[str, list[dict[str, Any]]] = m.get("summary", {})
     totals: dict[str, float] = m.get("summary_totals", {})

@@ -213,6 +213,9 @@ class ProfileInput:
     original_name: str
     #: Overrides the profile's own duration when set.
     duration_seconds: float | None = None
+    #: Where a profile from a continuous profiler came from (server, query, absolute range),
+    #: recorded in the manifest so that the update can be reviewed and repeated.
+    origin: dict[str, object] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,6 +315,16 @@ def _original_name(spec: str) -> str:
             host = f"{host}:{parts.port}"
         return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
     return Path(spec).name or spec
+
+
+def _origin(source: str) -> dict[str, object] | None:
+    """The manifest's ``source`` of a profile read from a profiler URL (``source`` is then the
+    URL with its range made absolute, as :func:`read_bytes` returns it); None otherwise."""
+    if "://" not in source:
+        return None
+    from memgate.profile.profilers import is_profiler_url, parse
+
+    return parse(source).describe() if is_profiler_url(source) else None
 
 
 def _storable(data: bytes) -> bytes:
@@ -1019,7 +1032,8 @@ class Store:
             data, source = read_bytes(str(spec), limits)
             inputs.append(ProfileInput(data=data, source=source,
                                        original_name=_original_name(str(spec)),
-                                       duration_seconds=duration_seconds))
+                                       duration_seconds=duration_seconds,
+                                       origin=_origin(source)))
         return self.update_inputs(component, inputs, reason=reason, approved_by=approved_by,
                                   force=force)
 
@@ -1130,6 +1144,7 @@ class Store:
                 "period_type": {"type": prof.period_type.type, "unit": prof.period_type.unit},
                 "period": prof.period,
                 "duration_seconds": dur,
+                **({"source": inp.origin} if inp.origin else {}),
             }
             for _, sha, inp, prof, dur in prepared
         ]
