@@ -261,6 +261,8 @@ class CheckOptions:
     candidate: Sequence[str]
     component: str | None = None
     baselines: str = "baselines"
+    #: The pointer files of a remote ``baselines`` store (memgate.remote).
+    pointers: str = "baselines"
     baseline_files: Sequence[str] = ()
     policy: str | None = None
     duration: float | None = None
@@ -322,9 +324,9 @@ def run_check_full(
             raise MemgateError(
                 "give --component NAME (to read baselines/NAME) or --baseline PROFILE", slug="usage"
             )
-        from memgate.store import Store
+        from memgate.remote import open_store
 
-        store = Store(opts.baselines)
+        store = open_store(opts.baselines, opts.pointers)
         if not store.exists(opts.component):
             msg = (
                 f"no baseline for component {opts.component!r} in {opts.baselines} "
@@ -342,7 +344,8 @@ def run_check_full(
         # The bytes Store.load read and checksummed: one version of the baseline, even if an
         # update replaces it while the candidates are read (a delta URL can take minutes).
         baseline = store.load(opts.component)
-        base_blobs = [(str(p.path), d) for p, d in zip(baseline.profiles, baseline.data)]
+        base_blobs = [(p.url or str(p.path), d)
+                      for p, d in zip(baseline.profiles, baseline.data)]
         stored = [p.duration_seconds for p in baseline.profiles]
     # One side after the other: each profile already decodes on all cores, and decoding both
     # sides at once would add their peaks (1M samples: 1.1 GiB instead of 0.7, for 9% time).

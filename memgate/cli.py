@@ -447,8 +447,12 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
                 callback=_profile_args)
 @click.option("--component", "-c", metavar="NAME",
               help="Component whose baseline (in --baselines) the profiles are checked against.")
-@click.option("--baselines", default="baselines", show_default=True, metavar="DIR",
-              help="The baseline store.")
+@click.option("--baselines", default="baselines", show_default=True, metavar="DIR|URL",
+              help="The baseline store: a directory, or s3://BUCKET/PREFIX (also gs://, az://, "
+                   "file://, memory://; needs memgate[remote]).")
+@click.option("--pointers", default="baselines", show_default=True, metavar="DIR",
+              help="With a remote --baselines: the directory of the committed pointer files "
+                   "(<component>.remote.json) naming the reviewed version of each baseline.")
 @click.option("--baseline", "baseline_files", multiple=True, metavar="PROFILE",
               callback=_profile_args,
               help="Compare against this profile (a file, URL or profiler URL) instead of "
@@ -472,7 +476,7 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 @progress_option
 @timeout_option
 @handle_errors
-def check(profiles: tuple[str, ...], component: str | None, baselines: str,
+def check(profiles: tuple[str, ...], component: str | None, baselines: str, pointers: str,
           baseline_files: tuple[str, ...], policy: str | None, duration: str | None,
           baseline_duration: str | None, no_normalize: bool, allow_missing_baseline: bool,
           summary: str | None, json_path: str | None, fmt: str, step_summary: bool | None,
@@ -500,7 +504,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     _check_outputs([json_path, summary, html_path],
                    [*profiles, *baseline_files, *([policy_file] if policy_file else [])])
     opts = CheckOptions(
-        candidate=profiles, component=component, baselines=baselines,
+        candidate=profiles, component=component, baselines=baselines, pointers=pointers,
         baseline_files=baseline_files, policy=policy,
         duration=_duration(duration, "--duration"),
         baseline_duration=_duration(baseline_duration, "--baseline-duration"),

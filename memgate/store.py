@@ -50,12 +50,12 @@ import sys
 import time
 import unicodedata
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 import numpy as np
 
@@ -163,6 +163,8 @@ class StoredProfile:
     sample_types: tuple[tuple[str, str], ...]
     period: int
     period_type: tuple[str, str] = ("", "")
+    #: Where the profile is in a remote store (``s3://...``); None in a local one.
+    url: str | None = None
 
     def read_bytes(self) -> bytes:
         """The stored bytes, checked against the manifest's sha256.
@@ -200,6 +202,10 @@ class Baseline:
     #: The profiles' bytes as read (and checksummed) by :meth:`Store.load`, in the order of
     #: ``profiles``: one consistent version even if an update replaces it right afterwards.
     data: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
+    #: A remote store's baseline (memgate.remote): where its version is, and which version
+    #: the pointer file in the repository names.
+    url: str | None = None
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -474,6 +480,17 @@ class _DirReader:
             self.fd = None
 
 
+class _VersionReader(Protocol):
+    """What :meth:`Store._inspect_with` reads one version through: :class:`_DirReader`
+    here, the remote store's reader in :mod:`memgate.remote`."""
+
+    def read(self, name: str) -> bytes: ...
+
+    def names(self) -> list[str]: ...
+
+    def still_current(self, path: Path) -> bool: ...
+
+
 class _Retry(Exception):
     """The directory being read was replaced meanwhile; read again."""
 
@@ -729,7 +746,7 @@ class Store:
         finally:
             reader.close()
 
-    def _inspect_with(self, component: str, directory: Path, reader: _DirReader, *,
+    def _inspect_with(self, component: str, directory: Path, reader: _VersionReader, *,
                       deep: bool) -> tuple[Baseline | None, list[str]]:
         problems: list[str] = []
         try:
@@ -1148,43 +1165,56 @@ class Store:
             }
             for _, sha, inp, prof, dur in prepared
         ]
+        files = [(str(e["file"]), p[0]) for e, p in zip(entries, prepared)]
+
+        def manifest_for(created: str | None) -> dict[str, object]:
+            now = _now()
+            manifest: dict[str, object] = {
+                "format": FORMAT_VERSION,
+                "component": component,
+                "memgate_version": __version__,
+                "created": created or now,
+                "updated": now,
+                "git_commit": _git_commit(self.root),
+                "reason": reason,
+                "approved_by": approved_by,
+                "profiles": entries,
+                "summary_unit": unit,
+                "summary": summary,
+                "summary_totals": totals,
+            }
+            errors = list(_validator().iter_errors(json.loads(render_manifest(manifest))))
+            if errors:  # pragma: no cover - a bug, not a user error
+                raise AssertionError(f"manifest does not match its schema: {errors[0]}")
+            return manifest
+
+        return self._write_update(component, files, manifest_for, first=first,
+                                  source=prepared[0][2].source, force=force,
+                                  checked_against=checked_against, report=report)
+
+    def _write_update(self, component: str, files: list[tuple[str, bytes]],
+                      manifest_for: Callable[[str | None], dict[str, object]], *,
+                      first: Profile, source: str, force: bool,
+                      checked_against: frozenset[str] | None,
+                      report: str | None) -> Baseline:
+        """Under the lock: check against the existing baseline, write the new version and
+        switch it in (the remote store replaces this with its conditional commit)."""
         try:
             with self._writing(component):
                 _step("locked")
                 self._recover_locked(component)
                 _step("recovered")
-                created = self._check_existing(component, first, prepared[0][2].source, force,
+                created = self._check_existing(component, first, source, force,
                                                checked_against, report)
-                now = _now()
-                manifest: dict[str, object] = {
-                    "format": FORMAT_VERSION,
-                    "component": component,
-                    "memgate_version": __version__,
-                    "created": created or now,
-                    "updated": now,
-                    "git_commit": _git_commit(self.root),
-                    "reason": reason,
-                    "approved_by": approved_by,
-                    "profiles": entries,
-                    "summary_unit": unit,
-                    "summary": summary,
-                    "summary_totals": totals,
-                }
-                errors = list(_validator().iter_errors(json.loads(render_manifest(manifest))))
-                if errors:  # pragma: no cover - a bug, not a user error
-                    raise AssertionError(f"manifest does not match its schema: {errors[0]}")
-                self._commit(component, [(str(e["file"]), p[0])
-                                         for e, p in zip(entries, prepared)], manifest)
+                self._commit(component, files, manifest_for(created))
                 return self.load(component)
         except OSError as e:
             raise BaselineError(f"cannot write the baseline: {e.strerror or e}",
                                 source=str(e.filename or self.root)) from None
 
-    def _check_existing(self, component: str, first: Profile, source: str, force: bool,
-                        checked_against: frozenset[str] | None = None,
-                        report: str | None = None) -> str | None:
-        """Refuse profiles that do not fit the existing baseline, or (``accept``) a baseline
-        other than the one the report was checked against; return its ``created``."""
+    def _existing(self, component: str) -> tuple[Baseline | None, list[str], str] | None:
+        """The baseline a writer is about to replace (None: there is none), with its problems
+        and where it is (for messages)."""
         main = self.root / component
         if not os.path.lexists(main):
             return None
@@ -1192,6 +1222,17 @@ class Store:
             old, problems = self._inspect(component, main, deep=False)
         except _Retry:  # pragma: no cover - we hold the lock
             old, problems = None, ["changed while it was read"]
+        return old, problems, str(main)
+
+    def _check_existing(self, component: str, first: Profile, source: str, force: bool,
+                        checked_against: frozenset[str] | None = None,
+                        report: str | None = None) -> str | None:
+        """Refuse profiles that do not fit the existing baseline, or (``accept``) a baseline
+        other than the one the report was checked against; return its ``created``."""
+        existing = self._existing(component)
+        if existing is None:
+            return None
+        old, problems, main = existing
         if old is None:
             newer = any("newer memgate" in p for p in problems)
             if newer or not force:
@@ -1200,7 +1241,7 @@ class Store:
                     "replace it")
                 raise BaselineError(f"the existing baseline of {component} is invalid: "
                                     f"{problems[0] if problems else 'unreadable'}{hint}",
-                                    source=str(main))
+                                    source=main)
             return None
         if not force and checked_against is not None and \
                 checked_against != frozenset(p.sha256 for p in old.profiles):
@@ -1211,7 +1252,7 @@ class Store:
                 f"the baseline of {component} is not the one this report was checked against "
                 "(it changed since the check, or the check compared with other files); "
                 "check the candidates against the current baseline again, or use --force",
-                source=report or str(main), slug="baseline-changed")
+                source=report or main, slug="baseline-changed")
         if not force:
             ref = old.profiles[0]
             new_types = _types_of(first)
