@@ -41,11 +41,17 @@ from memgate.profile import profile_pb2
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = ROOT / "tests" / "fixtures" / "noise"
 BASE = NOISE / "noleak-01.pb.gz"
-SERVICES = {"leaky": NOISE / "leak-01.pb.gz", "healthy": NOISE / "noleak-02.pb.gz"}
+#: Last week's production profile of the service ("prod"), and two candidates.
+SERVICES = {"prod": BASE, "leaky": NOISE / "leak-01.pb.gz", "healthy": NOISE / "noleak-02.pb.gz"}
+#: Against a profiler's single-type profile a function the baseline never had in use is a
+#: *new* function; a production gate makes those fail (docs/production-baselines.md).
+POLICY = ("version: 1\nnew_functions:\n  max_rate: [\"1MiB/min\", \"10k/min\"]\n"
+          "  severity: fail\n")
 TYPE = "memory:inuse_space:bytes:space:bytes"
 # A fixed 30-second range (the fixtures' workload ran 30 s): 2023-11-14T22:13:20Z + 30 s.
 START, END = 1700000000, 1700000030
 TENANT = "tenant-a"
+LITERAL_STORE = "encoding/json.(*decodeState).literalStore"
 
 
 def _request_class() -> Any:
@@ -68,6 +74,35 @@ def _request_class() -> Any:
 
 
 REQUEST = _request_class()
+
+
+def one_type(raw: bytes, profile_type: str) -> bytes:
+    """The profile with only the sample type a profile type ID names (as Pyroscope and Parca
+    answer: ``memory:inuse_space:bytes:space:bytes`` -> inuse_space alone)."""
+    msg = profile_pb2.Profile()
+    msg.ParseFromString(raw)
+    name = profile_type.split(":")[1]
+    idx = [msg.string_table[st.type].decode() for st in msg.sample_type].index(name)
+    kept = (msg.sample_type[idx].type, msg.sample_type[idx].unit)
+    del msg.sample_type[:]
+    msg.sample_type.add(type=kept[0], unit=kept[1])
+    for sample in msg.sample:
+        value = sample.value[idx]
+        del sample.value[:]
+        sample.value.append(value)
+    msg.default_sample_type = 0
+    return msg.SerializeToString()
+
+
+def profile_json(raw: bytes) -> dict[str, Any]:
+    """A pprof profile in proto3 JSON as Pyroscope's google.v1.Profile has it: camelCase
+    names, int64 as strings, and ``stringTable`` as strings (memgate's own profile_pb2 keeps
+    the string table as bytes, which JSON would write as base64)."""
+    msg = profile_pb2.Profile()
+    msg.ParseFromString(raw)
+    doc = json_format.MessageToDict(msg)
+    doc["stringTable"] = [s.decode("utf-8") for s in msg.string_table]
+    return doc
 
 
 def _service(selector: str) -> Path | None:
@@ -144,11 +179,9 @@ class Fake(BaseHTTPRequestHandler):
             # Pyroscope answers an empty Profile when nothing matches.
             raw = b""
         else:
-            raw = gzip.decompress(path.read_bytes())
+            raw = one_type(gzip.decompress(path.read_bytes()), req.profile_typeID)
         if ctype == "application/json":
-            msg = profile_pb2.Profile()
-            msg.ParseFromString(raw)
-            self._send(200, json_format.MessageToJson(msg).encode(), "application/json")
+            self._send(200, json.dumps(profile_json(raw)).encode(), "application/json")
         else:
             self._send(200, raw, "application/proto")
 
@@ -184,7 +217,8 @@ class Fake(BaseHTTPRequestHandler):
             self._send(404, json.dumps({"code": 5, "message": "no profiles found",
                                         "details": []}).encode(), "application/json")
             return
-        body = {"pprof": base64.b64encode(path.read_bytes()).decode(), "total": "1",
+        pprof = gzip.compress(one_type(gzip.decompress(path.read_bytes()), TYPE))
+        body = {"pprof": base64.b64encode(pprof).decode(), "total": "1",
                 "filtered": "0"}
         self._send(200, json.dumps(body).encode(), "application/json")
 
@@ -215,8 +249,7 @@ def memgate(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = No
 
 
 def findings(report: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return sorted((f["function"], f["sample_type"], f["severity"])
-                  for f in report["findings"])
+    return sorted((f["function"], f["sample_type"], f["severity"]) for f in report["findings"])
 
 
 def check_json(*args: str | Path) -> tuple[int, dict[str, Any]]:
@@ -225,19 +258,40 @@ def check_json(*args: str | Path) -> tuple[int, dict[str, Any]]:
     return r.returncode, json.loads(r.stdout)
 
 
+@pytest.fixture(scope="module")
+def policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("policy") / "production.yml"
+    path.write_text(POLICY)
+    return path
+
+
+def served(service: str) -> bytes:
+    """The profile the fakes serve for a service: its run with the queried type alone."""
+    return one_type(gzip.decompress(SERVICES[service].read_bytes()), TYPE)
+
+
 @pytest.mark.parametrize("kind,prefix", [("pyroscope", ""), ("pyroscope", "/json-only"),
                                          ("parca", "")])
-def test_check_decides_as_with_the_same_profiles_as_files(server: str, kind: str,
-                                                          prefix: str) -> None:
-    """Leaky fails, healthy passes, with the same findings as the files themselves."""
+def test_check_decides_as_with_the_same_profiles_as_files(server: str, kind: str, prefix: str,
+                                                          policy: Path, tmp_path: Path) -> None:
+    """Against last week's production profile of the service, the leaking service fails and
+    the healthy one passes, with the same findings as the same profiles saved as files."""
     Fake.requests.clear()
+    base_file = tmp_path / "prod.pb"
+    base_file.write_bytes(served("prod"))
     for service, expected in (("leaky", EXIT_FAIL), ("healthy", EXIT_OK)):
-        code, remote = check_json("--baseline", BASE, "--baseline-duration", "30s",
+        code, remote = check_json("--policy", policy, "--baseline",
+                                  url(kind, server, "prod", prefix),
                                   url(kind, server, service, prefix))
-        fcode, local = check_json("--baseline", BASE, "--duration", "30s", SERVICES[service])
+        cand_file = tmp_path / f"{service}.pb"
+        cand_file.write_bytes(served(service))
+        fcode, local = check_json("--policy", policy, "--baseline", base_file,
+                                  "--duration", "30s", cand_file)
         assert code == fcode == expected, (service, remote["findings"])
         assert remote["verdict"] == local["verdict"]
         assert findings(remote) == findings(local)
+        if expected == EXIT_FAIL:
+            assert LITERAL_STORE in {f["function"] for f in remote["findings"]}
         cand = remote["inputs"]["candidate"][0]
         # The range is the profile's duration; the report names the absolute range.
         assert cand["duration_seconds"] == 30
@@ -249,25 +303,36 @@ def test_check_decides_as_with_the_same_profiles_as_files(server: str, kind: str
         assert sent == ({"application/json"} if prefix else {"application/proto"})
 
 
-def test_profiler_profile_as_baseline_and_in_diff_and_top(server: str) -> None:
-    code, rep = check_json("--baseline", url("pyroscope", server, "healthy"),
-                           "--duration", "30s", SERVICES["leaky"])
-    assert code == EXIT_FAIL
-    assert rep["inputs"]["baseline"][0]["duration_seconds"] == 30
+def test_ci_profile_against_production_compares_the_shared_type(server: str,
+                                                                policy: Path) -> None:
+    """A CI heap profile has four sample types, the profiler's one: the gate compares that
+    one, says so, and decides as with the single-type profiles."""
+    for service, expected in (("leaky", EXIT_FAIL), ("healthy", EXIT_OK)):
+        code, rep = check_json("--policy", policy, "--baseline",
+                               url("pyroscope", server, "prod"), "--duration", "30s",
+                               SERVICES[service])
+        assert code == expected, rep["findings"]
+        assert {st["type"] for st in rep["sample_types"]} == {"inuse_space"}
+        assert any("comes from a continuous profiler" in w for w in rep["warnings"])
+
+
+def test_profiler_profile_in_diff_and_top(server: str) -> None:
     r = memgate("diff", url("parca", server, "healthy"), url("pyroscope", server, "leaky"),
                 "--format", "json")
     assert r.returncode == 0, r.stderr
     top = memgate("top", "--format", "json", url("parca", server, "leaky"))
     assert top.returncode == 0, top.stderr
-    top_file = memgate("top", "--format", "json", SERVICES["leaky"])
+    top_file = memgate("top", "--format", "json", "--sample-index", "inuse_space",
+                       SERVICES["leaky"])
     a, b = json.loads(top.stdout), json.loads(top_file.stdout)
     assert a["functions"] == b["functions"]
     assert a["duration_seconds"] == 30
 
 
-def test_baseline_update_records_the_source(server: str, tmp_path: Path) -> None:
+def test_baseline_update_records_the_source(server: str, tmp_path: Path,
+                                           policy: Path) -> None:
     """The store keeps where a production baseline came from, with the absolute range."""
-    spec = url("pyroscope", server, "healthy", start="2023-11-14T22:13:20Z",
+    spec = url("pyroscope", server, "prod", start="2023-11-14T22:13:20Z",
                end="2023-11-14T23:13:50%2B01:00")
     r = memgate("baseline", "update", "--component", "api", "--baselines", tmp_path / "b",
                 "--reason", "production, last week", spec)
@@ -277,15 +342,15 @@ def test_baseline_update_records_the_source(server: str, tmp_path: Path) -> None
     assert entry["duration_seconds"] == 30
     assert entry["source"] == {
         "kind": "pyroscope", "server": f"http://{server}",
-        "query": f'{TYPE}{{service_name="healthy"}}',
+        "query": f'{TYPE}{{service_name="prod"}}',
         "from": "2023-11-14T22:13:20Z", "until": "2023-11-14T22:13:50Z",
-        "url": url("pyroscope", server, "healthy").replace("%22", '"')}
+        "url": url("pyroscope", server, "prod").replace("%22", '"')}
     assert memgate("baseline", "verify", "--baselines", tmp_path / "b").returncode == 0
     show = memgate("baseline", "show", "api", "--baselines", tmp_path / "b")
     assert "pyroscope query memory:inuse_space" in show.stdout
     # The gate against that stored baseline decides as with the files.
-    r = memgate("check", "--component", "api", "--baselines", tmp_path / "b",
-                "--duration", "30s", SERVICES["leaky"])
+    r = memgate("check", "--component", "api", "--baselines", tmp_path / "b", "--policy",
+                policy, "--duration", "30s", SERVICES["leaky"])
     assert r.returncode == EXIT_FAIL, r.stdout + r.stderr
 
 

@@ -334,18 +334,29 @@ def _pyroscope(q: ProfilerQuery, limits: Limits, options: FetchOptions,
 
 
 def _json_profile(body: bytes, shown: str) -> bytes:
-    """A ``google.v1.Profile`` in proto3 JSON -> binary pprof (the same field numbers)."""
+    """A ``google.v1.Profile`` in proto3 JSON -> binary pprof (the same field numbers).
+
+    memgate's own message keeps ``string_table`` as bytes (pprof accepts invalid UTF-8), and
+    proto3 JSON writes bytes as base64 but strings as text: the table is taken over by hand.
+    """
     from google.protobuf import json_format
 
     from memgate.profile import profile_pb2
 
     msg = profile_pb2.Profile()
     try:
-        json_format.Parse(body.decode("utf-8"), msg, ignore_unknown_fields=True)
+        doc = json.loads(body.decode("utf-8"))
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        table = doc.pop("stringTable", doc.pop("string_table", []))
+        if not isinstance(table, list) or not all(isinstance(t, str) for t in table):
+            raise ValueError("stringTable is not a list of strings")
+        json_format.ParseDict(doc, msg, ignore_unknown_fields=True)
     except (UnicodeDecodeError, json_format.ParseError, RecursionError, ValueError) as e:
         first = " ".join(str(e).split())[:160]
         raise FetchError(f"the JSON response is not a pprof Profile: {first}", source=shown,
                          slug="profiler-protocol") from None
+    msg.string_table.extend(t.encode("utf-8") for t in table)
     return msg.SerializeToString()
 
 
