@@ -385,6 +385,13 @@ def run_check_full(
                 f"(create one with `memgate baseline update --component {opts.component} "
                 "PROFILE... --reason TEXT`)"
             )
+            if hasattr(store, "pointer_path"):
+                # A remote store: what is missing is the pointer file in the repository.
+                shown = getattr(store, "shown", opts.baselines)
+                msg = (f"no baseline for component {opts.component!r} in {shown}: no pointer "
+                       f"file {store.pointer_path(opts.component)} (create one with `memgate "
+                       f"baseline update --component {opts.component} --baselines {shown} "
+                       "PROFILE... --reason TEXT` and commit it)")
             if opts.allow_missing_baseline:
                 candidate = load_candidates()
                 return RunResult(
@@ -392,7 +399,8 @@ def run_check_full(
                     (), tuple(candidate), opts.normalize)
             from memgate.errors import BaselineError
 
-            raise BaselineError(msg, source=opts.baselines, slug="baseline-missing")
+            raise BaselineError(msg, source=getattr(store, "shown", opts.baselines),
+                                slug="baseline-missing")
         # The bytes Store.load read and checksummed: one version of the baseline, even if an
         # update replaces it while the candidates are read (a delta URL can take minutes).
         baseline = store.load(opts.component)

@@ -318,8 +318,11 @@ def top(
 ) -> None:
     """Per-function flat and cum of PROFILE, like `go tool pprof -top`.
 
-    PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, or an http(s)
-    URL such as http://host:6060/debug/pprof/heap (a ?seconds=N delta URL waits N seconds).
+    PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, an http(s)
+    URL such as http://host:6060/debug/pprof/heap (a ?seconds=N delta URL waits N seconds),
+    or a continuous profiler's merged profile over a range:
+    pyroscope+https://HOST/?query=TYPE{LABELS}&from=T&until=T (or parca+https://...; T:
+    now, now-1h, Unix seconds, RFC 3339; docs/production-baselines.md).
     Numbers are pprof's: the same flat and cum for every function.
     """
     from memgate.profile.source import load_profile

@@ -153,8 +153,11 @@ def update_cmd(component: str, profiles: Sequence[str], reason: str, approved_by
                duration: float | None, force: bool, baselines_dir: str, pointers: str) -> None:
     """Make the profiles the baseline of a component (several = repeated runs).
 
-    PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, or an http(s)
-    URL. The new baseline replaces the old one atomically; commit baselines/ afterwards.
+    PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, an http(s)
+    URL, or a profiler query (pyroscope+https://HOST/?query=TYPE{LABELS}&from=T&until=T, or
+    parca+https://...), whose server, query and absolute range the manifest records. The new
+    baseline replaces the old one atomically; commit baselines/ afterwards (with a remote
+    --baselines: the pointer file).
     """
     store = _store(baselines_dir, pointers)
     existed = store.exists(component)

@@ -404,3 +404,25 @@ def test_100_concurrent_updates_from_4_processes(s3: dict[str, str], tmp_path: P
 
 def history_s3(url: str) -> list[str]:
     return history(url, "api")
+
+
+def test_accept_into_a_remote_store(mem: tuple[str, Path], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """accept commits the checked candidate as the next version, and refuses once the store
+    has moved on from the baseline the report was checked against."""
+    url, pointers = mem
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(NOLEAK2, tmp_path / "cand.pb.gz")
+    where = ["--baselines", url, "--pointers", pointers]
+    assert cli("baseline", "update", "-c", "api", *where, "--reason", "first",
+               "--duration", "30s", NOLEAK).exit_code == 0
+    r = cli("check", "-c", "api", *where, "--duration", "30s", "--json", "report.json",
+            "cand.pb.gz")
+    assert r.exit_code == EXIT_OK, r.output
+    r = cli("baseline", "accept", "--from-report", "report.json", *where, "--reason", "ok")
+    assert r.exit_code == 0 and "version 2" in r.output, r.output
+    pointer = json.loads((pointers / "api.remote.json").read_text())
+    assert pointer["version"] == 2 and pointer["manifest"]["reason"] == "ok"
+    r = cli("baseline", "accept", "--from-report", "report.json", *where, "--reason", "again")
+    assert r.exit_code == EXIT_ERROR and "not the one this report was checked against" in \
+        r.output
