@@ -221,7 +221,8 @@ def list_cmd(baselines_dir: str, pointers: str) -> None:
         reason = b.reason.splitlines()[0] if b.reason else ""
         rows.append((name, str(len(b.profiles)), b.updated, reason))
     if not rows:
-        click.echo(f"memgate: no baselines in {baselines_dir}", err=True)
+        click.echo(f"memgate: no baselines in {getattr(store, 'shown', baselines_dir)}",
+                   err=True)
         return
     click.echo(_table(("COMPONENT", "PROFILES", "UPDATED", "REASON"), rows), nl=False)
 
@@ -339,7 +340,8 @@ def verify_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
         sys.exit(EXIT_ERROR)
     names = [name] if name is not None else store.components()
     if not names:
-        click.echo(f"memgate: no baselines in {baselines_dir}", err=True)
+        click.echo(f"memgate: no baselines in {getattr(store, 'shown', baselines_dir)}",
+                   err=True)
     for n in names:
         b = store.load(n)
         hashes = ", ".join(p.sha256[:16] for p in b.profiles)
@@ -357,7 +359,8 @@ def remove_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     """Delete the baseline of NAME (commit the deletion afterwards)."""
     store = _store(baselines_dir, pointers)
     store.remove(name)
-    click.echo(f"removed baseline {name} from {baselines_dir}; commit the deletion"
+    shown = getattr(store, "shown", baselines_dir)
+    click.echo(f"removed baseline {name} from {shown}; commit the deletion"
                + (f" of {store.pointer_path(name)}" if hasattr(store, "pointer_path") else ""))
 
 

@@ -97,7 +97,11 @@ def open_store(root: str | Path, pointers: str | Path = "baselines") -> Store:
 
 def redact(url: str) -> str:
     """The store URL without credentials (``s3://KEY:SECRET@bucket`` is possible in fsspec)."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # a malformed URL (an unclosed "[" host): keep only what follows "@"
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}" if "@" in rest else url
     if "@" not in parts.netloc:
         return url
     return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@")[-1]))
