@@ -536,7 +536,9 @@ class RemoteStore(Store):
             manifest = manifest_for(created)
             raw = render_manifest(manifest).encode("utf-8")
             sha = hashlib.sha256(raw).hexdigest()
-            self._put(self._key(component, "manifests", f"{sha}.json"), raw)
+            mkey = self._key(component, "manifests", f"{sha}.json")
+            if mkey not in self._cache:  # named by content: written by an earlier attempt
+                self._put(mkey, raw)
             version = self._head + 1
             self._commit_version(component, version, {
                 "manifest_sha256": sha, "updated": manifest["updated"],
