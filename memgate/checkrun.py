@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +180,65 @@ def _work(given: float | None, flag: str, policy: float | None) -> tuple[float |
     return None, "none"
 
 
+def _profiler_levels(runs: Sequence[RunInput], stored: bool = False) -> list[RunInput]:
+    """Runs from a continuous profiler hold in-use levels, not growth, though their range is
+    their duration (docs/production-baselines.md: use a range of one collection interval)."""
+    if stored or _from_profiler(runs):
+        return [replace(r, in_use_levels=True) for r in runs]
+    return list(runs)
+
+
+def _from_profiler(runs: Sequence[RunInput]) -> bool:
+    from memgate.profile.profilers import KINDS
+
+    return bool(runs) and all(r.path.startswith(tuple(f"{k}+" for k in KINDS)) for r in runs)
+
+
+def common_sample_types(
+    baseline: Sequence[RunInput], candidate: Sequence[RunInput], stored_from_profiler: bool = False,
+) -> tuple[list[RunInput], list[RunInput], list[str]]:
+    """Compare only the sample types a continuous profiler's profile has.
+
+    Pyroscope and Parca answer a query with one sample type (``memory:inuse_space:...``
+    gives inuse_space only), while a Go heap profile from CI has four. When one side comes
+    from a profiler (a pyroscope+/parca+ URL, or a stored baseline made from one) and its
+    types are a subset of the other side's, the other side is narrowed to them, with a
+    warning; anything else is left for :func:`memgate.compare.check_compatible` to refuse.
+    """
+    if not baseline or not candidate:
+        return list(baseline), list(candidate), []
+    btypes = baseline[0].profile.sample_types
+    ctypes = candidate[0].profile.sample_types
+    if btypes == ctypes:
+        return list(baseline), list(candidate), []
+    sides = [(list(baseline), btypes, stored_from_profiler or _from_profiler(baseline)),
+             (list(candidate), ctypes, _from_profiler(candidate))]
+    for narrow, wide in ((0, 1), (1, 0)):
+        runs, types, profiler = sides[narrow]
+        other, other_types, _ = sides[wide]
+        if not profiler or not set(types) < set(other_types) or \
+                any(r.profile.sample_types != other_types for r in other):
+            continue
+        idx = [other_types.index(t) for t in types]
+        narrowed = [replace(r, profile=_project(r.profile, idx)) for r in other]
+        names = ", ".join(str(t) for t in types)
+        note = (f"compared {names} only: {runs[0].path} comes from a continuous profiler, "
+                f"which returns that sample type alone; the other sample types of "
+                f"{other[0].path} are left out")
+        pair = (runs, narrowed) if narrow == 0 else (narrowed, runs)
+        return pair[0], pair[1], [note]
+    return list(baseline), list(candidate), []
+
+
+def _project(prof: Any, idx: list[int]) -> Any:
+    """``prof`` with only the sample types ``idx`` (in that order)."""
+    types = tuple(prof.sample_types[i] for i in idx)
+    samples = replace(prof.samples, values=prof.samples.values[:, idx])
+    default = prof.default_sample_type if any(t.type == prof.default_sample_type
+                                              for t in types) else ""
+    return replace(prof, sample_types=types, samples=samples, default_sample_type=default)
+
+
 def duration_warnings(baseline: Sequence[RunInput], candidate: Sequence[RunInput]) -> list[str]:
     """Say so when a given duration overrides a different one the profile records itself.
 
@@ -310,6 +369,8 @@ class CheckOptions:
     candidate: Sequence[str]
     component: str | None = None
     baselines: str = "baselines"
+    #: The pointer files of a remote ``baselines`` store (memgate.remote).
+    pointers: str = "baselines"
     baseline_files: Sequence[str] = ()
     policy: str | None = None
     duration: float | None = None
@@ -385,21 +446,29 @@ def run_check_full(
         )
 
     stored: list[float | None] | None = None
+    stored_from_profiler = False
     base_blobs: list[tuple[str, bytes]] = []
     if not opts.baseline_files:
         if opts.component is None:
             raise MemgateError(
                 "give --component NAME (to read baselines/NAME) or --baseline PROFILE", slug="usage"
             )
-        from memgate.store import Store
+        from memgate.remote import open_store
 
-        store = Store(opts.baselines)
+        store = open_store(opts.baselines, opts.pointers)
         if not store.exists(opts.component):
             msg = (
                 f"no baseline for component {opts.component!r} in {opts.baselines} "
                 f"(create one with `memgate baseline update --component {opts.component} "
                 "PROFILE... --reason TEXT`)"
             )
+            if hasattr(store, "pointer_path"):
+                # A remote store: what is missing is the pointer file in the repository.
+                shown = getattr(store, "shown", opts.baselines)
+                msg = (f"no baseline for component {opts.component!r} in {shown}: no pointer "
+                       f"file {store.pointer_path(opts.component)} (create one with `memgate "
+                       f"baseline update --component {opts.component} --baselines {shown} "
+                       "PROFILE... --reason TEXT` and commit it)")
             if opts.allow_missing_baseline:
                 candidate = load_candidates()
                 return RunResult(
@@ -407,12 +476,17 @@ def run_check_full(
                     (), tuple(candidate), opts.normalize)
             from memgate.errors import BaselineError
 
-            raise BaselineError(msg, source=opts.baselines, slug="baseline-missing")
+            raise BaselineError(msg, source=getattr(store, "shown", opts.baselines),
+                                slug="baseline-missing")
         # The bytes Store.load read and checksummed: one version of the baseline, even if an
         # update replaces it while the candidates are read (a delta URL can take minutes).
         baseline = store.load(opts.component)
-        base_blobs = [(str(p.path), d) for p, d in zip(baseline.profiles, baseline.data)]
+        base_blobs = [(p.url or str(p.path), d)
+                      for p, d in zip(baseline.profiles, baseline.data)]
         stored = [p.duration_seconds for p in baseline.profiles]
+        entries = baseline.manifest.get("profiles")
+        stored_from_profiler = isinstance(entries, list) and any(
+            isinstance(e, dict) and "source" in e for e in entries)
     # One side after the other: each profile already decodes on all cores, and decoding both
     # sides at once would add their peaks (1M samples: 1.1 GiB instead of 0.7, for 9% time).
     candidate = load_candidates()
@@ -431,10 +505,14 @@ def run_check_full(
         gates=gates,
     )
     progress.note("comparing")
+    base_runs, candidate, common = common_sample_types(base_runs, candidate, stored_from_profiler)
+    base_runs = _profiler_levels(base_runs, stored_from_profiler)
+    candidate = _profiler_levels(candidate)
     comparison = compare(base_runs, candidate, normalized=opts.normalize)
     result = evaluate(comparison, policy)
     confidence = policy.defaults.confidence
     warnings = duration_warnings(base_runs, candidate) if opts.normalize else []
+    warnings += common
     warnings += list(result.warnings) + unknown_sample_type_warnings(comparison, policy)
     warnings += unsymbolized_warnings([*base_runs, *candidate])
     report = build_report(
@@ -485,9 +563,12 @@ def run_diff(
         side="baseline",
         with_policy=False,
     )
+    base_runs, cand, common = common_sample_types(base_runs, cand)
+    base_runs, cand = _profiler_levels(base_runs), _profiler_levels(cand)
     comparison = compare(base_runs, cand, normalized=normalize, strict_kinds=False)
     warnings = duration_warnings(base_runs, cand) if normalize else []
     warnings += comparison.notes
+    warnings += common
     types = comparison.sample_types
     skipped = [st for st in types if dimension_of_unit(st.unit) is None]
     if skipped and len(skipped) < len(types):

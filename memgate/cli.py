@@ -255,8 +255,15 @@ def main() -> None:
     """
 
 
+def _profile_args(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Profile arguments: a malformed pyroscope+/parca+ URL is a usage error (exit 2)."""
+    from memgate.profile.profilers import check_args
+
+    return check_args(ctx, param, value)
+
+
 @main.command()
-@click.argument("profile")
+@click.argument("profile", callback=_profile_args)
 @click.option(
     "--sample-index",
     "-i",
@@ -315,8 +322,11 @@ def top(
 ) -> None:
     """Per-function flat and cum of PROFILE, like `go tool pprof -top`.
 
-    PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, or an http(s)
-    URL such as http://host:6060/debug/pprof/heap (a ?seconds=N delta URL waits N seconds).
+    PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, an http(s)
+    URL such as http://host:6060/debug/pprof/heap (a ?seconds=N delta URL waits N seconds),
+    or a continuous profiler's merged profile over a range:
+    pyroscope+https://HOST/?query=TYPE{LABELS}&from=T&until=T (or parca+https://...; T:
+    now, now-1h, Unix seconds, RFC 3339; docs/production-baselines.md).
     Numbers are pprof's: the same flat and cum for every function. -o FILE also saves the
     profile, so that a fetched one need not be fetched again.
     """
@@ -528,13 +538,20 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 
 
 @main.command()
-@click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...")
+@click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...",
+                callback=_profile_args)
 @click.option("--component", "-c", metavar="NAME",
               help="Component whose baseline (in --baselines) the profiles are checked against.")
-@click.option("--baselines", default="baselines", show_default=True, metavar="DIR",
-              help="The baseline store.")
+@click.option("--baselines", default="baselines", show_default=True, metavar="DIR|URL",
+              help="The baseline store: a directory, or s3://BUCKET/PREFIX (also gs://, az://, "
+                   "file://, memory://; needs memgate[remote]).")
+@click.option("--pointers", default="baselines", show_default=True, metavar="DIR",
+              help="With a remote --baselines: the directory of the committed pointer files "
+                   "(<component>.remote.json) naming the reviewed version of each baseline.")
 @click.option("--baseline", "baseline_files", multiple=True, metavar="PROFILE",
-              help="Compare against this profile instead of the store (repeatable).")
+              callback=_profile_args,
+              help="Compare against this profile (a file, URL or profiler URL) instead of "
+                   "the store (repeatable).")
 @click.option("--policy", metavar="FILE", default=None,
               help="Policy file (YAML or JSON). Default: ./memgate.yml if present, else the "
                    "built-in policy (`memgate policy show`).")
@@ -571,7 +588,7 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
 @progress_option
 @timeout_option
 @handle_errors
-def check(profiles: tuple[str, ...], component: str | None, baselines: str,
+def check(profiles: tuple[str, ...], component: str | None, baselines: str, pointers: str,
           baseline_files: tuple[str, ...], policy: str | None, duration: str | None,
           baseline_duration: str | None, work: float | None, baseline_work: float | None,
           no_normalize: bool, allow_missing_baseline: bool,
@@ -605,7 +622,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
     _check_outputs([json_path, summary, html_path, output],
                    [*profiles, *baseline_files, *([policy_file] if policy_file else [])])
     opts = CheckOptions(
-        candidate=profiles, component=component, baselines=baselines,
+        candidate=profiles, component=component, baselines=baselines, pointers=pointers,
         baseline_files=baseline_files, policy=policy,
         duration=_duration(duration, "--duration"),
         baseline_duration=_duration(baseline_duration, "--baseline-duration"),
@@ -621,8 +638,8 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str,
 
 
 @main.command()
-@click.argument("base")
-@click.argument("new")
+@click.argument("base", callback=_profile_args)
+@click.argument("new", callback=_profile_args)
 @click.option("--duration", metavar="D", default=None,
               help="Duration of NEW (and of BASE when --baseline-duration is not given).")
 @click.option("--baseline-duration", metavar="D", default=None, help="Duration of BASE.")

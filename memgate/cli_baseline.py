@@ -61,6 +61,13 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(e)) from None
 
 
+def _profile_args(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A malformed pyroscope+/parca+ URL is a usage error (exit 2), before any work."""
+    from memgate.profile.profilers import check_args
+
+    return check_args(ctx, param, value)
+
+
 def _approved_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
@@ -69,11 +76,38 @@ def _approved_by(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value.strip()
 
 
-baselines_option = click.option(
-    "--baselines", "baselines_dir", metavar="DIR", default="baselines", show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The baselines directory (committed in the repository).",
+def _baselines(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from memgate.remote import is_remote
+
+    if not is_remote(value) and Path(value).is_file():
+        raise click.BadParameter(f"{value} is a file, not a directory")
+    return value
+
+
+_baselines_only = click.option(
+    "--baselines", "baselines_dir", metavar="DIR|URL", default="baselines", show_default=True,
+    callback=_baselines,
+    help="The baselines directory (committed in the repository), or a remote store: "
+         "s3://BUCKET/PREFIX, gs://..., az://..., file://..., memory://... (needs "
+         "memgate[remote]; docs/baselines.md).",
 )
+_pointers_option = click.option(
+    "--pointers", metavar="DIR", default="baselines", show_default=True,
+    help="With a remote --baselines: the directory of the pointer files "
+         "(<component>.remote.json, committed in the repository) that name the reviewed "
+         "version of each baseline.",
+)
+
+
+def baselines_option(f: F) -> F:
+    """--baselines DIR|URL and --pointers DIR."""
+    return _baselines_only(_pointers_option(f))
+
+
+def _store(baselines_dir: str, pointers: str) -> Any:
+    from memgate.remote import open_store
+
+    return open_store(baselines_dir, pointers)
 reason_option = click.option(
     "--reason", required=True, metavar="TEXT", callback=_reason,
     help="Why the baseline changes (required; recorded in the manifest for reviewers).",
@@ -111,7 +145,8 @@ def baseline() -> None:
 @baseline.command("update")
 @click.option("--component", "-c", required=True, metavar="NAME",
               help="Component name: letters, digits, '.', '_', '-'.")
-@click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...")
+@click.argument("profiles", nargs=-1, required=True, metavar="PROFILE...",
+                callback=_profile_args)
 @reason_option
 @approved_by_option
 @click.option("--duration", metavar="D", default=None, callback=_duration,
@@ -126,26 +161,29 @@ def baseline() -> None:
 @_handle_errors
 def update_cmd(component: str, profiles: Sequence[str], reason: str, approved_by: str | None,
                duration: float | None, policy: str | None, force: bool, runs_may_shrink: bool,
-               baselines_dir: Path) -> None:
+               baselines_dir: str, pointers: str) -> None:
     """Make the profiles the baseline of a component (several = repeated runs).
 
-    PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, or an http(s)
-    URL. The new baseline replaces the old one atomically; commit baselines/ afterwards.
-    Durations are resolved as `memgate check` resolves a candidate's: --duration, else the
-    profile's own, else the policy's components.<NAME>.duration.
+    PROFILE is a file (gzip or raw protobuf, or legacy text), `-` for stdin, an http(s)
+    URL, or a profiler query (pyroscope+https://HOST/?query=TYPE{LABELS}&from=T&until=T, or
+    parca+https://...), whose server, query and absolute range the manifest records. The new
+    baseline replaces the old one atomically; commit baselines/ afterwards (with a remote
+    --baselines: the pointer file). Durations are resolved as `memgate check` resolves a
+    candidate's: --duration, else the profile's own, else the policy's
+    components.<NAME>.duration.
     """
     from memgate.checkrun import find_policy, policy_for
-    from memgate.store import Store, validate_component_name
+    from memgate.store import validate_component_name
 
     validate_component_name(component)
     pol, _ = find_policy(policy)
     policy_duration = policy_for(pol, component).duration_seconds
-    store = Store(baselines_dir)
+    store = _store(baselines_dir, pointers)
     existed = store.exists(component)
     b = store.update(component, list(profiles), reason=reason, approved_by=approved_by,
                      duration_seconds=duration, force=force,
                      policy_duration_seconds=policy_duration, runs_may_shrink=runs_may_shrink)
-    _done(b.component, len(b.profiles), b.directory, "updated" if existed else "created")
+    _done(store, b, "updated" if existed else "created")
     _note_durations(b)
 
 
@@ -162,18 +200,16 @@ def update_cmd(component: str, profiles: Sequence[str], reason: str, approved_by
 @baselines_option
 @_handle_errors
 def accept_cmd(report: Path, reason: str, approved_by: str | None, component: str | None,
-               force: bool, runs_may_shrink: bool, baselines_dir: Path) -> None:
+               force: bool, runs_may_shrink: bool, baselines_dir: str, pointers: str) -> None:
     """Make the candidate profiles of a check the component's new baseline.
 
     For the "update after an approved change" flow: the files named in the report are read
     again and must be unchanged since the check (same sha256); their durations are kept.
     """
-    from memgate.store import Store
-
-    b = Store(baselines_dir).accept(report, reason=reason, approved_by=approved_by,
-                                    component=component, force=force,
-                                    runs_may_shrink=runs_may_shrink)
-    _done(b.component, len(b.profiles), b.directory, "accepted a new")
+    store = _store(baselines_dir, pointers)
+    b = store.accept(report, reason=reason, approved_by=approved_by, component=component,
+                     force=force, runs_may_shrink=runs_may_shrink)
+    _done(store, b, "accepted a new")
     _note_durations(b)
 
 
@@ -186,21 +222,27 @@ def _note_durations(b: Baseline) -> None:
                    f"components.{b.component}.duration", err=True)
 
 
-def _done(component: str, n: int, directory: Path, verb: str) -> None:
-    where = directory.parent if directory.name == component else directory
-    click.echo(f"{verb} baseline {component}: {n} profile{'s' if n != 1 else ''} in "
-               f"{where / component}; commit it with the reason in the message")
+def _done(store: Any, b: Baseline, verb: str) -> None:
+    n = len(b.profiles)
+    profiles = f"{n} profile{'s' if n != 1 else ''}"
+    if b.url is not None:
+        click.echo(f"{verb} baseline {b.component}: {profiles}, version {b.version} in "
+                   f"{store.shown}; commit {store.pointer_path(b.component)} with the reason "
+                   "in the message")
+        return
+    directory = b.directory
+    where = directory.parent if directory.name == b.component else directory
+    click.echo(f"{verb} baseline {b.component}: {profiles} in "
+               f"{where / b.component}; commit it with the reason in the message")
 
 
 @baseline.command("list")
 @baselines_option
 @_handle_errors
-def list_cmd(baselines_dir: Path) -> None:
+def list_cmd(baselines_dir: str, pointers: str) -> None:
     """One line per component: name, profiles, last update, reason."""
     from memgate.errors import BaselineError
-    from memgate.store import Store
-
-    store = Store(baselines_dir)
+    store = _store(baselines_dir, pointers)
     rows: list[tuple[str, str, str, str]] = []
     for name in store.components():
         try:
@@ -211,7 +253,8 @@ def list_cmd(baselines_dir: Path) -> None:
         reason = b.reason.splitlines()[0] if b.reason else ""
         rows.append((name, str(len(b.profiles)), b.updated, reason))
     if not rows:
-        click.echo(f"memgate: no baselines in {baselines_dir}", err=True)
+        click.echo(f"memgate: no baselines in {getattr(store, 'shown', baselines_dir)}",
+                   err=True)
         return
     click.echo(_table(("COMPONENT", "PROFILES", "UPDATED", "REASON"), rows), nl=False)
 
@@ -232,11 +275,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
 @click.argument("name")
 @baselines_option
 @_handle_errors
-def show_cmd(name: str, baselines_dir: Path) -> None:
+def show_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     """The baseline of NAME: why and when it was made, its profiles, its top functions."""
-    from memgate.store import Store
-
-    click.echo(render_show(Store(baselines_dir).load(name)), nl=False)
+    click.echo(render_show(_store(baselines_dir, pointers).load(name)), nl=False)
 
 
 def render_show(b: Baseline) -> str:
@@ -253,7 +294,8 @@ def render_show(b: Baseline) -> str:
 
     m: dict[str, Any] = b.manifest
     per_second = m.get("summary_unit") == "per_second"
-    lines = [f"baseline {b.component} ({b.directory})"]
+    where = f"{b.url}, version {b.version}" if b.url is not None else str(b.directory)
+    lines = [f"baseline {b.component} ({where})"]
     meta = [
         ("reason", b.reason),
         ("approved by", m.get("approved_by") or "-"),
@@ -266,9 +308,15 @@ def render_show(b: Baseline) -> str:
         text = str(value).replace("\n", "\n" + " " * 16)
         lines.append(f"  {key + ':':<13} {text}")
     lines.append(f"  {'profiles:':<13} {len(b.profiles)}")
+    sources = {str(e.get("sha256")): e["source"] for e in m.get("profiles", [])
+               if isinstance(e, dict) and isinstance(e.get("source"), dict)}
     for p in b.profiles:
         dur = f"{p.duration_seconds:.6g}s" if p.duration_seconds is not None else "no duration"
         lines.append(f"    {p.path.name}  {p.original_name}  {dur}")
+        origin = sources.get(p.sha256)
+        if origin:
+            lines.append(f"      {origin.get('kind')} query {origin.get('query')} from "
+                         f"{origin.get('from')} until {origin.get('until')}")
     units = {t: u for t, u in (b.profiles[0].sample_types if b.profiles else ())}
     summary: dict[str, list[dict[str, Any]]] = m.get("summary", {})
     totals: dict[str, float] = m.get("summary_totals", {})
@@ -311,15 +359,13 @@ def render_show(b: Baseline) -> str:
 @click.argument("name", required=False)
 @baselines_option
 @_handle_errors
-def verify_cmd(name: str | None, baselines_dir: Path) -> None:
+def verify_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
     """Check one baseline (or all): schema, checksums, every profile parses.
 
     Prints one line per problem and exits 3 if there is any; otherwise prints which
     profiles (by hash) each baseline holds.
     """
-    from memgate.store import Store
-
-    store = Store(baselines_dir)
+    store = _store(baselines_dir, pointers)
     problems = store.verify(name)
     for note in store.notes(name):
         click.echo(f"memgate: note: {note}", err=True)
@@ -329,7 +375,8 @@ def verify_cmd(name: str | None, baselines_dir: Path) -> None:
         sys.exit(EXIT_ERROR)
     names = [name] if name is not None else store.components()
     if not names:
-        click.echo(f"memgate: no baselines in {baselines_dir}", err=True)
+        click.echo(f"memgate: no baselines in {getattr(store, 'shown', baselines_dir)}",
+                   err=True)
     for n in names:
         b = store.load(n)
         hashes = ", ".join(p.sha256[:16] for p in b.profiles)
@@ -343,23 +390,22 @@ def verify_cmd(name: str | None, baselines_dir: Path) -> None:
 @click.argument("name")
 @baselines_option
 @_handle_errors
-def remove_cmd(name: str, baselines_dir: Path) -> None:
+def remove_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     """Delete the baseline of NAME (commit the deletion afterwards)."""
-    from memgate.store import Store
-
-    Store(baselines_dir).remove(name)
-    click.echo(f"removed baseline {name} from {baselines_dir}; commit the deletion")
+    store = _store(baselines_dir, pointers)
+    store.remove(name)
+    shown = getattr(store, "shown", baselines_dir)
+    click.echo(f"removed baseline {name} from {shown}; commit the deletion"
+               + (f" of {store.pointer_path(name)}" if hasattr(store, "pointer_path") else ""))
 
 
 @baseline.command("recover")
 @click.argument("name", required=False)
 @baselines_option
 @_handle_errors
-def recover_cmd(name: str | None, baselines_dir: Path) -> None:
+def recover_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
     """Clean up after an interrupted update (any later update does this too)."""
-    from memgate.store import Store
-
-    done = Store(baselines_dir).recover(name)
+    done = _store(baselines_dir, pointers).recover(name)
     for line in done:
         click.echo(line)
     if not done:

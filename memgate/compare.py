@@ -55,6 +55,9 @@ class RunInput:
     #: Units of work the run did (``--work``, the policy's ``work``); None: not given.
     work: float | None = None
     work_source: str = "none"
+    #: Its in-use values are levels although it has a duration: a continuous profiler's
+    #: merged profile over a range (Pyroscope, Parca) holds what was in use, not growth.
+    in_use_levels: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -301,21 +304,23 @@ FIXED_WORK_NOTE = (
 )
 
 
-def _kinds(profiles: Sequence[Profile], sources: Sequence[str], strict: bool = True
-           ) -> tuple[QuantityKind, ...]:
+def _own(run: RunInput) -> bool:
+    return bool(run.profile.duration_seconds) and not run.in_use_levels
+
+
+def _kinds(runs: Sequence[RunInput], strict: bool = True) -> tuple[QuantityKind, ...]:
     """Every profile's quantity kinds must agree: a snapshot's in-use levels and a delta
     profile's in-use growth are different quantities. Not ``strict`` (``diff``, which only
     describes): in-use values are then compared as levels on both sides."""
-    first = profiles[0]
-    kinds = tuple(quantity_kind(st.type, bool(first.duration_seconds))
-                  for st in first.sample_types)
-    for prof, src in zip(profiles[1:], sources[1:]):
-        other = tuple(quantity_kind(st.type, bool(prof.duration_seconds))
-                      for st in prof.sample_types)
+    first = runs[0]
+    sources = [r.path for r in runs]
+    kinds = tuple(quantity_kind(st.type, _own(first)) for st in first.profile.sample_types)
+    for run, src in zip(runs[1:], sources[1:]):
+        other = tuple(quantity_kind(st.type, _own(run)) for st in run.profile.sample_types)
         if other != kinds and not strict:
             return tuple("level" if k == "growth" else k for k in kinds)
         if other != kinds:
-            snap, delta = (sources[0], src) if not first.duration_seconds else (src, sources[0])
+            snap, delta = (sources[0], src) if not _own(first) else (src, sources[0])
             raise CompareError(
                 f"cannot compare a heap snapshot ({snap}) with a delta profile ({delta}): the "
                 "in-use values of a delta profile (with its own duration) are growth over its "
@@ -411,7 +416,7 @@ def compare(
     runs = (*baseline, *candidate)
     profiles = [r.profile for r in runs]
     check_compatible(profiles)
-    kinds = _kinds(profiles, [r.path for r in runs], strict_kinds)
+    kinds = _kinds(runs, strict_kinds)
     has_flow = any(k == "flow" for k in kinds)
     basis: Basis = "run"
     scale: float | None = 1.0

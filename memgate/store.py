@@ -50,12 +50,12 @@ import sys
 import time
 import unicodedata
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 
 import numpy as np
 
@@ -163,6 +163,8 @@ class StoredProfile:
     sample_types: tuple[tuple[str, str], ...]
     period: int
     period_type: tuple[str, str] = ("", "")
+    #: Where the profile is in a remote store (``s3://...``); None in a local one.
+    url: str | None = None
 
     def read_bytes(self) -> bytes:
         """The stored bytes, checked against the manifest's sha256.
@@ -200,6 +202,10 @@ class Baseline:
     #: The profiles' bytes as read (and checksummed) by :meth:`Store.load`, in the order of
     #: ``profiles``: one consistent version even if an update replaces it right afterwards.
     data: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
+    #: A remote store's baseline (memgate.remote): where its version is, and which version
+    #: the pointer file in the repository names.
+    url: str | None = None
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +221,9 @@ class ProfileInput:
     duration_seconds: float | None = None
     #: Where ``duration_seconds`` comes from, for messages (``--duration``, ``report``).
     duration_source: str = "--duration"
+    #: Where a profile from a continuous profiler came from (server, query, absolute range),
+    #: recorded in the manifest so that the update can be reviewed and repeated.
+    origin: dict[str, object] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,6 +323,16 @@ def _original_name(spec: str) -> str:
             host = f"{host}:{parts.port}"
         return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
     return Path(spec).name or spec
+
+
+def _origin(source: str) -> dict[str, object] | None:
+    """The manifest's ``source`` of a profile read from a profiler URL (``source`` is then the
+    URL with its range made absolute, as :func:`read_bytes` returns it); None otherwise."""
+    if "://" not in source:
+        return None
+    from memgate.profile.profilers import is_profiler_url, parse
+
+    return parse(source).describe() if is_profiler_url(source) else None
 
 
 def _storable(data: bytes) -> bytes:
@@ -465,6 +484,17 @@ class _DirReader:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+class _VersionReader(Protocol):
+    """What :meth:`Store._inspect_with` reads one version through: :class:`_DirReader`
+    here, the remote store's reader in :mod:`memgate.remote`."""
+
+    def read(self, name: str) -> bytes: ...
+
+    def names(self) -> list[str]: ...
+
+    def still_current(self, path: Path) -> bool: ...
 
 
 class _Retry(Exception):
@@ -722,7 +752,7 @@ class Store:
         finally:
             reader.close()
 
-    def _inspect_with(self, component: str, directory: Path, reader: _DirReader, *,
+    def _inspect_with(self, component: str, directory: Path, reader: _VersionReader, *,
                       deep: bool) -> tuple[Baseline | None, list[str]]:
         problems: list[str] = []
         try:
@@ -1031,7 +1061,8 @@ class Store:
             data, source = read_bytes(str(spec), limits)
             inputs.append(ProfileInput(data=data, source=source,
                                        original_name=_original_name(str(spec)),
-                                       duration_seconds=duration_seconds))
+                                       duration_seconds=duration_seconds,
+                                       origin=_origin(source)))
         return self.update_inputs(component, inputs, reason=reason, approved_by=approved_by,
                                   force=force, policy_duration_seconds=policy_duration_seconds,
                                   runs_may_shrink=runs_may_shrink)
@@ -1150,48 +1181,61 @@ class Store:
                 "period_type": {"type": prof.period_type.type, "unit": prof.period_type.unit},
                 "period": prof.period,
                 "duration_seconds": dur,
+                **({"source": inp.origin} if inp.origin else {}),
             }
             for _, sha, inp, prof, dur in prepared
         ]
+        files = [(str(e["file"]), p[0]) for e, p in zip(entries, prepared)]
+
+        def manifest_for(created: str | None) -> dict[str, object]:
+            now = _now()
+            manifest: dict[str, object] = {
+                "format": FORMAT_VERSION,
+                "component": component,
+                "memgate_version": __version__,
+                "created": created or now,
+                "updated": now,
+                "git_commit": _git_commit(self.root),
+                "reason": reason,
+                "approved_by": approved_by,
+                "profiles": entries,
+                "summary_unit": unit,
+                "summary": summary,
+                "summary_totals": totals,
+            }
+            errors = list(_validator().iter_errors(json.loads(render_manifest(manifest))))
+            if errors:  # pragma: no cover - a bug, not a user error
+                raise AssertionError(f"manifest does not match its schema: {errors[0]}")
+            return manifest
+
+        return self._write_update(component, files, manifest_for, first=first,
+                                  source=prepared[0][2].source, force=force,
+                                  checked_against=checked_against, report=report,
+                                  runs=None if runs_may_shrink else len(prepared))
+
+    def _write_update(self, component: str, files: list[tuple[str, bytes]],
+                      manifest_for: Callable[[str | None], dict[str, object]], *,
+                      first: Profile, source: str, force: bool,
+                      checked_against: frozenset[str] | None,
+                      report: str | None, runs: int | None = None) -> Baseline:
+        """Under the lock: check against the existing baseline, write the new version and
+        switch it in (the remote store replaces this with its conditional commit)."""
         try:
             with self._writing(component):
                 _step("locked")
                 self._recover_locked(component)
                 _step("recovered")
-                created = self._check_existing(component, first, prepared[0][2].source, force,
-                                               checked_against, report,
-                                               runs=None if runs_may_shrink else len(prepared))
-                now = _now()
-                manifest: dict[str, object] = {
-                    "format": FORMAT_VERSION,
-                    "component": component,
-                    "memgate_version": __version__,
-                    "created": created or now,
-                    "updated": now,
-                    "git_commit": _git_commit(self.root),
-                    "reason": reason,
-                    "approved_by": approved_by,
-                    "profiles": entries,
-                    "summary_unit": unit,
-                    "summary": summary,
-                    "summary_totals": totals,
-                }
-                errors = list(_validator().iter_errors(json.loads(render_manifest(manifest))))
-                if errors:  # pragma: no cover - a bug, not a user error
-                    raise AssertionError(f"manifest does not match its schema: {errors[0]}")
-                self._commit(component, [(str(e["file"]), p[0])
-                                         for e, p in zip(entries, prepared)], manifest)
+                created = self._check_existing(component, first, source, force,
+                                               checked_against, report, runs=runs)
+                self._commit(component, files, manifest_for(created))
                 return self.load(component)
         except OSError as e:
             raise BaselineError(f"cannot write the baseline: {e.strerror or e}",
                                 source=str(e.filename or self.root)) from None
 
-    def _check_existing(self, component: str, first: Profile, source: str, force: bool,
-                        checked_against: frozenset[str] | None = None,
-                        report: str | None = None, runs: int | None = None) -> str | None:
-        """Refuse profiles that do not fit the existing baseline, or (``accept``) a baseline
-        other than the one the report was checked against, or (``runs``: the number of new
-        profiles) fewer repeated runs than it has; return its ``created``."""
+    def _existing(self, component: str) -> tuple[Baseline | None, list[str], str] | None:
+        """The baseline a writer is about to replace (None: there is none), with its problems
+        and where it is (for messages)."""
         main = self.root / component
         if not os.path.lexists(main):
             return None
@@ -1199,6 +1243,18 @@ class Store:
             old, problems = self._inspect(component, main, deep=False)
         except _Retry:  # pragma: no cover - we hold the lock
             old, problems = None, ["changed while it was read"]
+        return old, problems, str(main)
+
+    def _check_existing(self, component: str, first: Profile, source: str, force: bool,
+                        checked_against: frozenset[str] | None = None,
+                        report: str | None = None, runs: int | None = None) -> str | None:
+        """Refuse profiles that do not fit the existing baseline, or (``accept``) a baseline
+        other than the one the report was checked against, or (``runs``: the number of new
+        profiles) fewer repeated runs than it has; return its ``created``."""
+        existing = self._existing(component)
+        if existing is None:
+            return None
+        old, problems, main = existing
         if old is None:
             newer = any("newer memgate" in p for p in problems)
             if newer or not force:
@@ -1207,7 +1263,7 @@ class Store:
                     "replace it")
                 raise BaselineError(f"the existing baseline of {component} is invalid: "
                                     f"{problems[0] if problems else 'unreadable'}{hint}",
-                                    source=str(main))
+                                    source=main)
             return None
         if not force and checked_against is not None and \
                 checked_against != frozenset(p.sha256 for p in old.profiles):
@@ -1218,7 +1274,7 @@ class Store:
                 f"the baseline of {component} is not the one this report was checked against "
                 "(it changed since the check, or the check compared with other files); "
                 "check the candidates against the current baseline again, or use --force",
-                source=report or str(main), slug="baseline-changed")
+                source=report or main, slug="baseline-changed")
         if not force:
             ref = old.profiles[0]
             new_types = _types_of(first)

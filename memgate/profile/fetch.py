@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from http.client import HTTPException, HTTPResponse
 from pathlib import Path
 
@@ -35,8 +36,11 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_REDIRECTS",
     "FetchOptions",
+    "HTTPStatusError",
+    "Response",
     "delta_seconds",
     "fetch_url",
+    "request",
     "load_profile",
     "read_bytes",
 ]
@@ -103,62 +107,105 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme.lower(), (parts.hostname or "").lower(), port or default
 
 
+class HTTPStatusError(FetchError):
+    """The server answered with an HTTP error status (kept in ``status`` for protocol clients,
+    such as a Connect client that falls back to JSON on 415)."""
+
+    def __init__(self, message: str, *, source: str, status: int) -> None:
+        super().__init__(message, source=source, slug="fetch-status")
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Response:
+    """A fetched body (size-limited, ``Content-Encoding`` undone) and its content type."""
+
+    body: bytes
+    content_type: str
+
+
 def fetch_url(
     url: str,
     limits: Limits,
     options: FetchOptions | None = None,
     progress: Progress | None = None,
 ) -> bytes:
+    """GET ``url`` (a pprof endpoint) within the limits; the body."""
+    return request(url, limits, options, progress).body
+
+
+def request(
+    url: str,
+    limits: Limits,
+    options: FetchOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    data: bytes | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+    shown: str | None = None,
+) -> Response:
+    """One HTTP request with every rule of :func:`fetch_url`: http(s) only, bounded
+    redirects, the whole exchange within the timeout, at most the size limit, the user's
+    headers (not sent on to another origin) and errors as one line.
+
+    ``data`` makes it a POST (the Connect protocol of Pyroscope); ``headers`` are the
+    protocol's own (content type, protocol version), sent before the user's, which may
+    override them. ``shown`` names the request in messages instead of ``url`` (a profiler URL
+    as the user wrote it, without credentials).
+    """
     options = options or fetch_defaults()
     progress = progress or Progress(False)
+    src = shown or url
     if not (math.isfinite(options.timeout) and options.timeout > 0):
         raise FetchError(f"the timeout must be a positive number of seconds, not "
-                         f"{options.timeout!r}", source=url, slug="fetch-timeout")
+                         f"{options.timeout!r}", source=src, slug="fetch-timeout")
     try:
         scheme = urllib.parse.urlsplit(url).scheme.lower()
     except ValueError as e:
-        raise FetchError(f"invalid URL: {e}", source=url, slug="fetch-url") from None
+        raise FetchError(f"invalid URL: {e}", source=src, slug="fetch-url") from None
     if scheme not in ("http", "https"):
         raise FetchError(
             f"unsupported URL scheme {scheme!r}: only http and https",
-            source=url,
+            source=src,
             slug="fetch-scheme",
         )
-    wait = delta_seconds(url)
+    wait = delta_seconds(url) if data is None else 0.0
     extra = (*env_headers(), *options.headers)
     opener = urllib.request.build_opener(
         _LimitedRedirects(options.max_redirects, [n for n, _ in extra]))
-    req = urllib.request.Request(url, headers={"User-Agent": "memgate", "Accept": "*/*"})
-    for name, value in extra:
+    req = urllib.request.Request(url, data=data,
+                                 headers={"User-Agent": "memgate", "Accept": "*/*"})
+    for name, value in (*headers, *extra):
         req.add_header(name, value)
     timeout = min(options.timeout + wait, _MAX_SOCKET_TIMEOUT)
     try:
-        with progress.countdown(f"fetching {url}", wait) if wait else _nullcontext():
+        with progress.countdown(f"fetching {src}", wait) if wait else _nullcontext():
             with opener.open(req, timeout=timeout) as resp:
                 assert isinstance(resp, HTTPResponse) or hasattr(resp, "read")
                 deadline = time.monotonic() + timeout
-                payload = _read_limited(resp, url, limits.max_decompressed_bytes, deadline,
+                payload = _read_limited(resp, src, limits.max_decompressed_bytes, deadline,
                                         timeout)
-                return _content_decoded(resp, payload, url, limits)
+                ctype = (getattr(resp, "headers", None) or {}).get("Content-Type", "") or ""
+                return Response(_content_decoded(resp, payload, src, limits), str(ctype))
     except urllib.error.HTTPError as e:
         body = _snippet(e)
-        raise FetchError(
-            f"HTTP {e.code} {e.reason}{body}", source=url, slug="fetch-status"
+        raise HTTPStatusError(
+            f"HTTP {e.code} {e.reason}{body}", source=src, status=e.code
         ) from None
     except urllib.error.URLError as e:
         reason = e.reason
         if isinstance(reason, TimeoutError) or "timed out" in str(reason):
             raise FetchError(
-                f"timed out after {timeout:g}s", source=url, slug="fetch-timeout"
+                f"timed out after {timeout:g}s", source=src, slug="fetch-timeout"
             ) from None
-        raise FetchError(f"cannot fetch: {reason}", source=url) from None
+        raise FetchError(f"cannot fetch: {reason}", source=src) from None
     except TimeoutError:
         raise FetchError(
-            f"timed out after {timeout:g}s", source=url, slug="fetch-timeout"
+            f"timed out after {timeout:g}s", source=src, slug="fetch-timeout"
         ) from None
     except (HTTPException, OSError, ValueError) as e:
         # ValueError: what urllib raises for URLs it cannot use (a bad port, a bad host).
-        raise FetchError(f"cannot fetch: {e}", source=url) from None
+        raise FetchError(f"cannot fetch: {e}", source=src) from None
 
 
 def _content_decoded(resp: object, body: bytes, url: str, limits: Limits) -> bytes:
@@ -188,10 +235,30 @@ class _nullcontext:
 
 def _snippet(err: urllib.error.HTTPError) -> str:
     try:
-        text = err.read(200).decode("utf-8", "replace").strip().splitlines()
+        raw = err.read(2000)
     except Exception:  # noqa: BLE001 - the body is only decoration for the message
         return ""
+    message = _rpc_error(raw)
+    if message:
+        return f": {message}"
+    text = raw[:200].decode("utf-8", "replace").strip().splitlines()
     return f": {text[0][:120]}" if text else ""
+
+
+def _rpc_error(raw: bytes) -> str:
+    """``code: message`` of a Connect (``{"code": "unauthenticated", "message": ...}``) or
+    grpc-gateway (``{"code": 16, "message": ...}``) error body, else ""."""
+    import json
+
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return ""
+    if not isinstance(doc, dict) or not isinstance(doc.get("message"), str):
+        return ""
+    code = doc.get("code")
+    head = f"{code}: " if isinstance(code, (str, int)) and not isinstance(code, bool) else ""
+    return " ".join(f"{head}{doc['message']}".split())[:200]
 
 
 def _read_limited(resp: object, url: str, limit: int, deadline: float | None = None,

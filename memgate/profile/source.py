@@ -1,4 +1,6 @@
-"""Where profile bytes come from: a path, ``-`` (stdin) or an http(s) URL.
+"""Where profile bytes come from: a path, ``-`` (stdin), an http(s) URL or a continuous
+profiler's query (``pyroscope+https://...``, ``parca+https://...``:
+:mod:`memgate.profile.profilers`).
 
 Reading files needs nothing from the network stack, so the URL client
 (:mod:`memgate.profile.fetch`, which pulls in urllib and http.client) is imported only when a
@@ -98,7 +100,8 @@ def fetch_defaults() -> FetchOptions:
 def read_bytes(
     spec: str, limits: Limits, progress: Progress | None = None, options: FetchOptions | None = None
 ) -> tuple[bytes, str]:
-    """Return ``(data, source)`` for a path, ``-`` or a URL."""
+    """Return ``(data, source)`` for a path, ``-``, a URL or a profiler URL (whose source is
+    the URL with its time range made absolute and without credentials)."""
     if spec == "-":
         data = sys.stdin.buffer.read(limits.max_decompressed_bytes + 1)
         if len(data) > limits.max_decompressed_bytes:
@@ -108,6 +111,12 @@ def read_bytes(
                 "MEMGATE_MAX_DECOMPRESSED_BYTES)", source="<stdin>")
         return data, "<stdin>"
     if "://" in spec and not Path(spec).exists():
+        from memgate.profile.profilers import is_profiler_url
+
+        if is_profiler_url(spec):
+            from memgate.profile.profilers import fetch
+
+            return fetch(spec, limits, options, progress)
         from memgate.profile.fetch import fetch_url
 
         return fetch_url(spec, limits, options, progress), spec
