@@ -120,9 +120,10 @@ class _Limit(Exception):
 def _convert(cfg: dict[str, Any]) -> bytes:
     import memray
 
-    from memgate.python.pprof import StackProfile
+    from memgate.python.pprof import PyFrame, StackProfile
     from memgate.python.tracemalloc_io import FrameNamer
 
+    LAUNCHER = PyFrame("<launcher>", "<launcher>", 0)
     header = cfg["header"]
     reader = memray.FileReader(cfg["input"])
     meta = reader.metadata
@@ -147,8 +148,9 @@ def _convert(cfg: dict[str, Any]) -> bytes:
                     raw.pop()
                 while raw and _is_launcher(raw[-1][1], internal):
                     raw.pop()
-            got = stacks[key] = [names(f, int(ln), fn) for fn, f, ln in raw] or [
-                names("<memgate>", 0, "<launcher>")]
+            # A stack of nothing but launcher frames (runpy reading the script, memray's own
+            # start-up) keeps one frame that says so.
+            got = stacks[key] = [names(f, int(ln), fn) for fn, f, ln in raw] or [LAUNCHER]
             if len(stacks) > cfg["max_samples"]:
                 raise _Limit(f"the capture has more than {cfg['max_samples']} distinct stacks "
                              "(--max-samples)")
