@@ -214,6 +214,19 @@ def test_snapshot_marks(tmp_path: Path) -> None:
     got = top_json(tmp_path / "s.pb.gz", "inuse_space", tmp_path)["srv.<module>"]
     assert 100 * 100 <= got < 5000 * 100
 
+    # SIGUSR1 marks too (a service that cannot call memgate.capture itself).
+    (tmp_path / "sig.py").write_text(textwrap.dedent("""\
+        import os, signal
+        WARM = [bytes(100) for _ in range(100)]
+        os.kill(os.getpid(), signal.SIGUSR1)
+        AFTER = [bytes(100) for _ in range(5000)]
+    """))
+    res = memgate("capture", "-o", "g.pb.gz", "--snapshot-at", "mark", "--", "python",
+                  "sig.py", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    got = top_json(tmp_path / "g.pb.gz", "inuse_space", tmp_path)["sig.<module>"]
+    assert 100 * 100 <= got < 5000 * 100
+
     (tmp_path / "nomark.py").write_text("X = 1\n")
     res = memgate("capture", "-o", "n.pb.gz", "--snapshot-at", "mark", "--", "python",
                   "nomark.py", cwd=tmp_path)
