@@ -60,6 +60,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--memgate-frames", metavar="N", type=int, default=64, dest="memgate_frames",
         help="Frames kept per stack, from the allocating frame (default 64).")
     group.addoption(
+        "--memgate-backend", choices=["tracemalloc", "memray"], default="tracemalloc",
+        dest="memgate_backend",
+        help="tracemalloc (default): retained memory and each test's peak. memray (pip "
+             "install 'memgate[memray]'): also every allocation (alloc_*) and the "
+             "high-water mark (peak_*) per function; slower.")
+    group.addoption(
         "--memgate-duration", metavar="D", default=None, dest="memgate_duration",
         help="Record D (30s, 1m) as the profile's duration instead of the session's wall "
              "time, so that `memgate check` rates do not move with timing.")
@@ -91,10 +97,18 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--memgate-duration: {e}") from None
     defaults = Limits(_ini_amount(config, _INI_RETAINED), _ini_amount(config, _INI_PEAK),
                       "ini")
+    backend = config.getoption("memgate_backend")
+    if backend == "memray":
+        import importlib.util
+
+        if importlib.util.find_spec("memray") is None:
+            raise pytest.UsageError("--memgate-backend=memray needs memray: "
+                                    "pip install 'memgate[memray]'")
     worker = getattr(config, "workerinput", {}).get("workerid")
     name = f"pytest-{worker}.pb.gz" if worker else "pytest.pb.gz"
     config.pluginmanager.register(
-        MemgatePlugin(config, os.path.join(directory, name), frames, nominal, defaults),
+        MemgatePlugin(config, os.path.join(directory, name), frames, nominal, defaults,
+                      backend),
         "memgate-recorder")
 
 
@@ -140,7 +154,8 @@ class MemgatePlugin:
     """The active half of the plugin, registered only under ``--memgate``."""
 
     def __init__(self, config: pytest.Config, output: str, frames: int,
-                 nominal_seconds: float | None, defaults: Limits) -> None:
+                 nominal_seconds: float | None, defaults: Limits,
+                 backend: str = "tracemalloc") -> None:
         from memgate.python.pprof import StackProfile
         from memgate.python.tracemalloc_io import FrameNamer
 
@@ -149,9 +164,18 @@ class MemgatePlugin:
         self.frames = frames
         self.nominal = nominal_seconds
         self.defaults = defaults
-        self.profile: StackProfile = StackProfile(
-            [("inuse_objects", "count"), ("inuse_space", "bytes"), ("peak_space", "bytes")],
-            default_sample_type="inuse_space")
+        self.backend = backend
+        #: Column of the retained objects (bytes next to it) and of the per-test peak.
+        if backend == "memray":
+            types = [("alloc_objects", "count"), ("alloc_space", "bytes"),
+                     ("inuse_objects", "count"), ("inuse_space", "bytes"),
+                     ("peak_objects", "count"), ("peak_space", "bytes")]
+            self._inuse_col = 2
+        else:
+            types = [("inuse_objects", "count"), ("inuse_space", "bytes"),
+                     ("peak_space", "bytes")]
+            self._inuse_col = 0
+        self.profile: StackProfile = StackProfile(types, default_sample_type="inuse_space")
         self.namer: FrameNamer = FrameNamer()
         self.started = time.time_ns()
         self.t0 = time.perf_counter_ns()
@@ -160,20 +184,14 @@ class MemgatePlugin:
         self._outside: dict[str, bool] = {}
         self.results: dict[str, TestMemory] = {}
         self._tracing_for: str | None = None
+        self._tracker: Any = None
+        self._tmp: str | None = None
 
     # --- the measurement ------------------------------------------------------------------
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
-        import tracemalloc
-
-        if tracemalloc.is_tracing():
-            # Someone else traces (python -X tracemalloc, a test of tracemalloc itself):
-            # leave them alone and measure nothing for this test.
-            self._tracing_for = None
-        else:
-            self._tracing_for = item.nodeid
-            tracemalloc.start(self.frames)
+        self._tracing_for = item.nodeid if self._start() else None
         yield
 
     @pytest.hookimpl(hookwrapper=True)
@@ -181,17 +199,94 @@ class MemgatePlugin:
         yield
         if self._tracing_for != item.nodeid:
             return
-        import gc
+        self._tracing_for = None
+        measured = self._stop()
+        if measured is not None:
+            self.results[item.nodeid] = self._record(item, *measured)
+
+    def _start(self) -> bool:
+        """Start tracing; False when this test cannot be measured."""
         import tracemalloc
 
-        self._tracing_for = None
+        if tracemalloc.is_tracing():
+            # Someone else traces (python -X tracemalloc, a test of tracemalloc itself):
+            # leave them alone and measure nothing for this test.
+            return False
+        if self.backend == "memray":
+            import tempfile
+
+            import memray
+
+            if self._tmp is None:
+                self._tmp = tempfile.mkdtemp(prefix="memgate-pytest-")
+            path = os.path.join(self._tmp, "test.bin")
+            if os.path.exists(path):
+                os.unlink(path)
+            self._tracker = memray.Tracker(path, native_traces=False,
+                                           trace_python_allocators=True)
+            try:
+                self._tracker.__enter__()
+            except Exception:  # noqa: BLE001 - another tracker is active (memray's own tests)
+                self._tracker = None
+                return False
+            return True
+        tracemalloc.start(self.frames)
+        return True
+
+    def _stop(self) -> tuple[list[tuple[int, int, int, Any]], int] | None:
+        """Stop tracing after a garbage collection: the records ``(column, count, size,
+        frames)`` and the test's peak; None when the test stopped tracing itself."""
+        import gc
+
+        if self.backend == "memray":
+            gc.collect()
+            tracker, self._tracker = self._tracker, None
+            if tracker is None:
+                return None
+            tracker.__exit__(None, None, None)
+            return self._read_memray()
+        import tracemalloc
+
         if not tracemalloc.is_tracing():
-            return  # the test stopped tracing itself
+            return None
         gc.collect()
         snap = tracemalloc.take_snapshot()
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        self.results[item.nodeid] = self._record(item, snap, peak)
+        from memgate.python.tracemalloc_io import snapshot_traces
+
+        return [(0, 1, size, raw) for size, raw in snapshot_traces(snap)], peak
+
+    def _read_memray(self) -> tuple[list[tuple[int, int, int, Any]], int]:
+        import memray
+
+        from memgate.python.memray_io import ALLOCATORS_FREEING
+
+        assert self._tmp is not None
+        path = os.path.join(self._tmp, "test.bin")
+        reader = memray.FileReader(path)
+        stacks: dict[int, list[tuple[str, int, str]]] = {}
+
+        def frames(rec: Any) -> list[tuple[str, int, str]]:
+            got = stacks.get(rec.stack_id)
+            if got is None:
+                got = stacks[rec.stack_id] = [(f, int(ln), fn)
+                                              for fn, f, ln in rec.stack_trace(self.frames)]
+            return got
+
+        out: list[tuple[int, int, int, Any]] = []
+        freeing = {memray.AllocatorType[n] for n in ALLOCATORS_FREEING}
+        for rec in reader.get_allocation_records():
+            if rec.allocator not in freeing:
+                out.append((0, int(rec.n_allocations), int(rec.size), frames(rec)))
+        for rec in reader.get_leaked_allocation_records(merge_threads=True):
+            out.append((2, int(rec.n_allocations), int(rec.size), frames(rec)))
+        for rec in reader.get_high_watermark_allocation_records(merge_threads=True):
+            out.append((4, int(rec.n_allocations), int(rec.size), frames(rec)))
+        peak = int(reader.metadata.peak_memory)
+        reader.close()
+        os.unlink(path)
+        return out, peak
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item,
@@ -208,42 +303,49 @@ class MemgatePlugin:
             report.outcome = "failed"
             report.longrepr = message
 
-    def _record(self, item: pytest.Item, snap: Any, peak: int) -> TestMemory:
+    def _record(self, item: pytest.Item, records: list[tuple[int, int, int, Any]],
+                peak: int) -> TestMemory:
         from memgate.python.pprof import PyFrame, clean
-        from memgate.python.tracemalloc_io import snapshot_traces
 
         nodeid = item.nodeid
         test_frame = PyFrame(clean(f"pytest:{nodeid}"), clean(str(item.path)), 0)
         label = (("test", clean(nodeid, 4096)),)
+        width = len(self.profile.sample_types)
         grouped: dict[tuple[PyFrame, ...], list[int]] = {}
-        for size, raw in snapshot_traces(snap):
+        for col, count, size, raw in records:
             stack = self._user_stack(raw)
             if not stack:
                 continue
-            key = tuple(self.namer(f, ln) for f, ln in stack)
-            g = grouped.setdefault(key, [0, 0])
-            g[0] += 1
-            g[1] += size
+            key = tuple(self.namer(*fr) for fr in stack)
+            g = grouped.get(key)
+            if g is None:
+                g = grouped[key] = [0] * width
+            g[col] += count
+            g[col + 1] += size
         flat: dict[tuple[str, str], int] = {}
         objects = total = 0
-        for frames, (count, size) in grouped.items():
-            self.profile.add([*frames, test_frame], [count, size, 0], label)
-            objects += count
-            total += size
-            where = f"{os.path.basename(frames[0].filename)}:{frames[0].line}"
-            flat[(frames[0].function, where)] = flat.get((frames[0].function, where), 0) + size
-        self.profile.add([test_frame], [0, 0, peak], label)
+        col = self._inuse_col
+        for frames, values in grouped.items():
+            self.profile.add([*frames, test_frame], values, label)
+            if values[col + 1]:
+                objects += values[col]
+                total += values[col + 1]
+                where = f"{os.path.basename(frames[0].filename)}:{frames[0].line}"
+                key2 = (frames[0].function, where)
+                flat[key2] = flat.get(key2, 0) + values[col + 1]
+        if self.backend != "memray":
+            self.profile.add([test_frame], [0, 0, peak], label)
         top = sorted(((fn, where, v) for (fn, where), v in flat.items()),
                      key=lambda t: (-t[2], t[0]))[:TOP_N]
         return TestMemory(nodeid, total, objects, peak, tuple(top))
 
-    def _user_stack(self, raw: Any) -> list[tuple[str, int]]:
+    def _user_stack(self, raw: Any) -> list[Any]:
         """The frames of the test's own code: leaf first, cut at pytest's machinery; empty
         when the block was allocated by pytest or by code outside the project that it
         called."""
         stack = list(raw)
-        for k, (filename, _) in enumerate(stack):
-            if self._is_pluggy(filename):
+        for k, fr in enumerate(stack):
+            if self._is_pluggy(fr[0]):
                 stack = stack[:k]
                 break
         while stack and self._is_framework(stack[-1][0]):
@@ -311,7 +413,11 @@ class MemgatePlugin:
         self.profile.time_nanos = self.started
         self.profile.duration_nanos = int(self.nominal * 1e9) if self.nominal else max(1, wall)
         self.profile.comments.append(f"memgate pytest plugin: {len(self.results)} tests, "
-                                     f"tracemalloc {self.frames} frames")
+                                     f"{self.backend} {self.frames} frames")
+        if self._tmp is not None:
+            import shutil
+
+            shutil.rmtree(self._tmp, ignore_errors=True)
         self.profile.comments.append(f"wall time {wall / 1e9:.3f} s")
         os.makedirs(os.path.dirname(self.output) or ".", exist_ok=True)
         try:

@@ -190,3 +190,17 @@ def test_entry_point_names_the_plugin(module: str) -> None:
     assert eps == {module: module}
     plugin = importlib.import_module(eps[module])
     assert callable(plugin.pytest_addoption) and callable(plugin.pytest_configure)
+
+
+def test_memray_backend_sees_what_a_test_allocated_and_freed(tmp_path: Path) -> None:
+    pytest.importorskip("memray", reason="memray is not installed (pip install memgate[memray])")
+    project = make_project(tmp_path, "10")
+    res = pytest_run(project, "--memgate=prof", "--memgate-backend=memray")
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = memgate(project, "top", "--format", "json", "-i", "alloc_space", "prof/pytest.pb.gz")
+    alloc = {f["name"]: f["flat"] for f in json.loads(res.stdout)["functions"]}
+    res = memgate(project, "top", "--format", "json", "-i", "inuse_space", "prof/pytest.pb.gz")
+    inuse = {f["name"]: f["flat"] for f in json.loads(res.stdout)["functions"]}
+    # compute(20000) builds a list of 20000 ints that test_compute drops: allocated, not kept.
+    assert alloc["app.compute"] >= 20000 * 8
+    assert inuse.get("app.compute", 0) < alloc["app.compute"] / 10
