@@ -270,3 +270,15 @@ def test_memray_backend(tmp_path: Path) -> None:
     alloc = top_json(tmp_path / "r.pb.gz", "alloc_space", tmp_path)["churn.churn"]
     inuse = top_json(tmp_path / "r.pb.gz", "inuse_space", tmp_path)["churn.churn"]
     assert alloc >= 200 * 10000 > 10000 <= inuse < 2 * 10100
+
+
+def test_unwritable_output_is_refused_before_the_command_runs(tmp_path: Path) -> None:
+    (tmp_path / "side.py").write_text("open('ran', 'w').close()\n")
+    res = memgate("capture", "-o", "no/such/dir/p.pb.gz", "--", "python", "side.py",
+                  cwd=tmp_path)
+    assert res.returncode == 3
+    assert res.stderr.strip().splitlines() == ["memgate: no/such/dir: directory does not exist"]
+    assert not (tmp_path / "ran").exists()
+    res = memgate("capture", "-o", "side.py", "--", "python", "side.py", cwd=tmp_path)
+    assert res.returncode == 3 and "is an input" in res.stderr
+    assert (tmp_path / "side.py").read_text().startswith("open(")
