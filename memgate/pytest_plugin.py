@@ -178,7 +178,13 @@ class MemgatePlugin:
                      ("peak_space", "bytes")]
             self._inuse_col = 0
         self.profile: StackProfile = StackProfile(types, default_sample_type="inuse_space")
-        self.namer: FrameNamer = FrameNamer()
+        # Modules are named relative to sys.path and the project's root directory: the same
+        # names whether pytest runs as `pytest` (no project directory on sys.path) or as
+        # `python -m pytest`.
+        from memgate.python.names import FunctionNamer, import_roots
+
+        self.namer: FrameNamer = FrameNamer(FunctionNamer(import_roots(
+            [*__import__("sys").path, str(config.rootpath)])))
         self.started = time.time_ns()
         self.t0 = time.perf_counter_ns()
         self.root = os.path.realpath(str(config.rootpath)) + os.sep
