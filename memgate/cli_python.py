@@ -16,7 +16,8 @@ from memgate.errors import EXIT_ERROR, MemgateError
 
 @click.command(
     "capture",
-    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
+                      "help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option("--output", "-o", "output", required=True, metavar="FILE",
               help="Where to write the profile (gzip pprof), when the command has finished.")
@@ -84,7 +85,8 @@ def capture(output: str, backend: str, frames: int, snapshot_at: str, duration: 
     sys.exit(result.exit_code)
 
 
-@click.command("convert")
+@click.command("convert", context_settings={"help_option_names": ["-h", "--help"],
+                                            "max_content_width": 100})
 @click.argument("input_path", metavar="INPUT")
 @click.option("--output", "-o", "output", required=True, metavar="FILE",
               help="Where to write the pprof profile (gzip).")
