@@ -57,8 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "the memory every test retained after its teardown, for `memgate check`. Off "
              "unless given.")
     group.addoption(
-        "--memgate-frames", metavar="N", type=int, default=16, dest="memgate_frames",
-        help="Frames kept per stack, from the allocating frame (default 16). tracemalloc's "
+        "--memgate-frames", metavar="N", type=int, default=8, dest="memgate_frames",
+        help="Frames kept per stack, from the allocating frame (default 8). tracemalloc's "
              "cost per allocation grows with the frames it walks, and pytest's own stacks "
              "are deep.")
     group.addoption(
