@@ -13,10 +13,11 @@ test. With it, for every test:
   run of the same suite;
 * the highest traced memory between those two points is the test's **peak** (``peak_space``,
   a sample on the test's own frame);
-* every stack hangs under a root frame named ``pytest:<node id>``, and carries a string label
-  ``test`` with the node id (``go tool pprof -tagfocus``). A policy rule on ``pytest:*`` with
-  ``metric: cum`` makes ``memgate check`` name the test that regressed; flat rules name the
-  function (docs/python.md).
+* every function is named per test, ``module.function@<node id>``
+  (``app.remember@tests/test_app.py::test_remember``), so that each finding of ``memgate
+  check`` names the function and the test at once; every stack hangs under a root frame
+  ``pytest:<node id>`` and carries a string label ``test`` with the node id (``go tool pprof
+  -tagfocus``) (docs/python.md).
 
 Stacks are cut at pytest's machinery (the innermost pluggy frame and the ``_pytest`` frames
 under it); memory allocated by pytest itself, or by code outside the project's root directory
@@ -345,8 +346,14 @@ class MemgatePlugin:
         flat: dict[tuple[str, str], int] = {}
         objects = total = 0
         col = self._inuse_col
+        suffix = f"@{nodeid}"
         for frames, values in grouped.items():
-            self.profile.add([*frames, test_frame], values, label)
+            # Every function is named per test ("app.remember@tests/test_app.py::test_x"):
+            # the gate reports functions, so a finding then says which test and which
+            # function; a rule on "app.remember@*" still covers the function in every test.
+            per_test = [PyFrame(clean(fr.function + suffix), fr.filename, fr.line,
+                                fr.start_line) for fr in frames]
+            self.profile.add([*per_test, test_frame], values, label)
             if values[col + 1]:
                 objects += values[col]
                 total += values[col + 1]

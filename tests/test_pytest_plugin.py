@@ -51,11 +51,6 @@ defaults:
   max_increase: "20%"
   max_increase_rate: ["64KiB/min", "1k/min"]
   noise_floor: ["16KiB/min", "200/min"]
-rules:
-  - name: tests
-    description: What each test retains after its teardown, including what it calls.
-    match: "pytest:*"
-    metric: cum
 '''
 
 
@@ -103,8 +98,8 @@ def test_one_test_starts_retaining_and_the_gate_names_it(tmp_path: Path) -> None
     report = json.loads(res.stdout)
     failing = {f["function"] for f in report["findings"] if f["severity"] == "fail"
                and f.get("significant", True)}
-    assert "pytest:tests/test_app.py::test_remember" in failing, failing
-    assert "app.remember" in failing, failing
+    # The finding names the function and the test; no other test is named.
+    assert "app.remember@tests/test_app.py::test_remember" in failing, failing
     assert not any("test_compute" in f or "test_other" in f for f in failing), failing
 
 
@@ -176,6 +171,8 @@ def test_hostile_test_names_are_escaped(tmp_path: Path) -> None:
     names = [f["name"] for f in json.loads(res.stdout)["functions"]]
     evil = [n for n in names if n.startswith("pytest:tests/test_evil.py")]
     assert len(evil) == 2, names
+    evil += [n for n in names if "@tests/test_evil.py" in n]
+    assert len(evil) == 4, names
     assert all("\x1b" not in n and "\x07" not in n and len(n) <= 1024 for n in evil)
 
 
@@ -201,5 +198,6 @@ def test_memray_backend_sees_what_a_test_allocated_and_freed(tmp_path: Path) -> 
     res = memgate(project, "top", "--format", "json", "-i", "inuse_space", "prof/pytest.pb.gz")
     inuse = {f["name"]: f["flat"] for f in json.loads(res.stdout)["functions"]}
     # compute(20000) builds a list of 20000 ints that test_compute drops: allocated, not kept.
-    assert alloc["app.compute"] >= 20000 * 8
-    assert inuse.get("app.compute", 0) < alloc["app.compute"] / 10
+    fn = "app.compute@tests/test_app.py::test_compute"
+    assert alloc[fn] >= 20000 * 8
+    assert inuse.get(fn, 0) < alloc[fn] / 10
