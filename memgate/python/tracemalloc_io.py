@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from memgate.errors import LimitError, ProfileError
@@ -45,22 +45,9 @@ class FrameNamer:
         return fr
 
 
-def add_traces(
-    profile: StackProfile,
-    traces: Iterable[tuple[int, RawFrames]],
-    frames: FrameNamer,
-    *,
-    drop_root: Callable[[str], bool] | None = None,
-    drop_leaf: Callable[[str], bool] | None = None,
-    root: Sequence[PyFrame] = (),
-    labels: Sequence[tuple[str, str]] = (),
-) -> None:
-    """Add ``(size, frames)`` traces as in-use objects and bytes.
-
-    ``drop_root`` removes the outermost frames of files it accepts (memgate's own runner,
-    runpy, pytest's machinery) and ``drop_leaf`` the innermost ones (a tracer's own
-    frames); ``root`` frames are put above every stack (the pytest plugin's test).
-    """
+def add_traces(profile: StackProfile, traces: Iterable[tuple[int, RawFrames]],
+               frames: FrameNamer) -> None:
+    """Add ``(size, frames)`` traces as in-use objects and bytes, one sample per stack."""
     grouped: dict[tuple[tuple[str, int], ...], list[int]] = {}
     for size, raw in traces:
         key = tuple(raw)
@@ -71,15 +58,7 @@ def add_traces(
             g[0] += 1
             g[1] += size
     for raw, (count, size) in grouped.items():
-        stack = list(raw)
-        if drop_root is not None:
-            while stack and drop_root(stack[-1][0]):
-                stack.pop()
-        if drop_leaf is not None:
-            while stack and drop_leaf(stack[0][0]):
-                stack.pop(0)
-        named = [frames(f, ln) for f, ln in stack]
-        profile.add([*named, *reversed(root)], [count, size], labels)
+        profile.add([frames(f, ln) for f, ln in raw], [count, size])
 
 
 def snapshot_traces(snapshot: Any) -> list[tuple[int, RawFrames]]:
