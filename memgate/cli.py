@@ -811,12 +811,16 @@ def policy_show() -> None:
 
 
 def _register_groups() -> None:
-    """Command groups that live in their own modules (baseline store, report tools)."""
+    """Command groups that live in their own modules (baseline store, report tools, Python
+    capture)."""
     from memgate.cli_baseline import baseline
+    from memgate.cli_python import capture, convert
     from memgate.cli_report import report
 
     main.add_command(baseline)
     main.add_command(report)
+    main.add_command(capture)
+    main.add_command(convert)
     # The store reads and decodes profiles in `baseline update` and `accept`: the same input
     # limits, and for `update` (which takes URLs) the same fetch options, as `check`.
     for name in ("update", "accept"):
