@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -553,3 +554,83 @@ def test_an_unsymbolized_profile_is_a_warning() -> None:
     r = memgate("check", *base_args(NOLEAK[0]), NOLEAK[1], "--duration", "15s", "--format",
                 "json")
     assert not any("unsymbolized" in w for w in json.loads(r.stdout)["warnings"])
+
+
+# --------------------------------------------------------------------------- verdicts by kind
+
+
+def _report(*args: str | Path) -> dict[str, Any]:
+    r = memgate("check", *args, "--format", "json")
+    assert r.returncode in (0, 1), r.stderr
+    data: dict[str, Any] = json.loads(r.stdout)
+    return data
+
+
+def test_the_duration_does_not_move_an_in_use_verdict() -> None:
+    """A leak is growth of what is in use: the same pair at --duration 4s and at 24h gives
+    the same verdict and the same in-use findings (before, 4s failed 9 findings and 60s
+    warned)."""
+    runs = [_report(*base_args(NOLEAK[0]), LEAK[0], "--duration", d) for d in ("4s", "24h")]
+    assert [r["verdict"] for r in runs] == ["fail", "fail"]
+    inuse = [sorted((f["function"], f["sample_type"], f["candidate_rate"])
+                    for f in r["findings"] if f["sample_type"].startswith("inuse_"))
+             for r in runs]
+    assert inuse[0] and inuse[0] == inuse[1]
+
+
+def test_work_compares_flows_per_unit_of_work() -> None:
+    rep = _report(*base_args(NOLEAK[0]), NOLEAK[1], "--work", "400000")
+    per = {st["type"]: st["per"] for st in rep["sample_types"]}
+    assert per == {"alloc_objects": "op", "alloc_space": "op", "inuse_objects": "",
+                   "inuse_space": ""}
+    assert [i["duration_source"] for i in rep["inputs"]["candidate"]] == ["none"]
+    tot = {t["sample_type"]: t for t in rep["totals"]}
+    # One op of this workload decodes one payload: thousands of bytes, not gigabytes.
+    assert 1_000 < tot["alloc_space"]["candidate_rate"] < 100_000
+    r = memgate("check", *base_args(NOLEAK[0]), NOLEAK[1], "--work", "400000")
+    assert "/op" in r.stdout and "B/s" not in r.stdout
+
+
+def test_no_duration_and_no_work_says_how_to_give_one() -> None:
+    r = memgate("check", "--baseline", NOLEAK[0], NOLEAK[1])
+    assert r.returncode == 3 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--work N" in lines[0] and "--duration" in lines[0]
+
+
+def test_a_rule_that_matches_nothing_is_a_warning_with_the_closest_names(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yml"
+    policy.write_text("version: 1\nrules:\n  - name: json-store\n"
+                      "    match: 'encoding/json.(*decodeState).literalStor'\n"
+                      "    max_increase: '5%'\n")
+    rep = _report("--policy", policy, *base_args(NOLEAK[0]), NOLEAK[1], "--duration", "15s")
+    warning = next(w for w in rep["warnings"] if "json-store" in w)
+    assert "matches no function" in warning and LITERAL_STORE in warning
+
+
+def test_a_rate_limit_on_in_use_types_says_what_to_write(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yml"
+    policy.write_text("version: 1\nrules:\n  - name: json\n    match: 'encoding/json.*'\n"
+                      "    sample_types: [inuse_space]\n    max_increase_rate: 256KiB/min\n")
+    rep = _report("--policy", policy, *base_args(NOLEAK[0]), NOLEAK[1], "--duration", "15s")
+    warning = next(w for w in rep["warnings"] if "'json'" in w)
+    assert "levels" in warning and "max_increase_level" in warning and "'256KiB'" in warning
+
+
+def test_every_check_states_its_detection_floor() -> None:
+    rep = _report(*base_args(NOLEAK[0]), NOLEAK[1], "--duration", "15s")
+    floors = {f["sample_type"]: f for f in rep["floors"]}
+    assert set(floors) == {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"}
+    inuse = floors["inuse_space"]
+    # One run a side at Go's 512 KiB sampling: megabytes, not bytes or gigabytes.
+    assert 2 * 2**20 < inuse["new_function"] < 64 * 2**20
+    assert inuse["total"] >= inuse["new_function"] and inuse["power"] == 0.8
+    assert all(t["floor"] > 0 for t in inuse["top"])
+    text = memgate("check", *base_args(NOLEAK[0]), NOLEAK[1], "--duration", "15s").stdout
+    assert "detection floor (99% confidence, 80% power):" in text
+    assert "MemProfileRate" in memgate("check", *base_args(NOLEAK[0]), NOLEAK[1], "--duration",
+                                       "15s", "--format", "markdown").stdout
+    # More runs lower it.
+    more = _report(*base_args(*NOLEAK[:3]), NOLEAK[3], "--duration", "15s")
+    more_inuse = next(f for f in more["floors"] if f["sample_type"] == "inuse_space")
+    assert more_inuse["total"] < inuse["total"]
