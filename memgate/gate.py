@@ -75,6 +75,8 @@ EVIDENCE_SHARE = 0.05
 EVIDENCE_MAX = 5
 #: Functions of the language runtime that allocate for their callers (see :func:`_culprits`).
 RUNTIME_PREFIXES = ("runtime.", "reflect.", "internal/", "sync.")
+#: At most this many crossing functions are followed through the stacks (see evaluate).
+MAX_TRACKED = 160
 #: How many of the largest functions the detection floor names.
 FLOOR_TOP = 3
 #: The detection floor's critical value is at least that of this many independent tests:
@@ -492,6 +494,10 @@ def _culprits(comparison: Comparison, sig: list[_Draft], ov: Overlap | None,
             by_fn[d.i] = d
     if ov is None:
         return [(d, [], [], "", None) for d in by_fn.values()]
+    # Functions the walk did not follow (more crossings than it tracks) stand alone.
+    alone: list[tuple[_Draft, list[str], list[tuple[str, float]], str, float | None]] = [
+        (d, [], [], "", None) for i, d in by_fn.items() if _position(ov, i) is None]
+    by_fn = {i: d for i, d in by_fn.items() if _position(ov, i) is not None}
 
     def pos(i: int) -> int:
         p = _position(ov, i)
@@ -577,7 +583,7 @@ def _culprits(comparison: Comparison, sig: list[_Draft], ov: Overlap | None,
             evidence = []
         others = [comparison.names[i] for i in members if i != rep]
         out.append((d, others, evidence[:EVIDENCE_MAX], note, remainder))
-    return out
+    return out + alone
 
 
 def _solve_floor(k: float, v0: float, rho: float) -> float:
@@ -705,14 +711,23 @@ def evaluate(comparison: Comparison, policy: Policy, time_unit: str = "s") -> Ga
                            q == "growth", freed)
         contexts[t] = ctx
         drafts[t] = _crossings(comparison, policy, ctx, absent)
-    # One walk over the stacks for every type: the crossings, the leaves that may be their
-    # evidence, and the largest functions (for the detection floor).
-    tracked: list[int] = []
+    # One walk over the stacks for every type that has function crossings: the crossings
+    # and the leaves that may be their evidence. Without any, there is nothing to correlate
+    # (a total is one test) and the walk is skipped.
+    # Bounded: at most MAX_TRACKED functions, the crossings most likely to be real first
+    # (largest standardized growth); tests left out make their type fall back to Šidák.
+    ranked: list[tuple[float, int]] = []
+    leaves: list[int] = []
     for t in gated:
-        tracked += [d.i for d in drafts[t] if d.i is not None]
+        crossing = [d for d in drafts[t] if d.i is not None]
+        if not crossing:
+            continue
+        ranked += [(d.z, d.i) for d in crossing if d.i is not None]
         growth = cand.flat[:, t] - base.flat[:, t]
-        tracked += [i for i in np.argsort(-growth, kind="stable")[:EVIDENCE_TRACKED].tolist()
-                    if growth[i] > 0]
+        leaves += [i for i in np.argsort(-growth, kind="stable")[:EVIDENCE_TRACKED].tolist()
+                   if growth[i] > 0]
+    tracked = list(dict.fromkeys(i for _, i in sorted(ranked, key=lambda r: -r[0])))
+    tracked = list(dict.fromkeys([*tracked[:MAX_TRACKED], *leaves]))[:MAX_TRACKED + len(leaves)]
     ovs = overlaps(comparison, gated, tracked) if tracked else None
     findings: list[Finding] = []
     noise: list[Finding] = []

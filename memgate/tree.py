@@ -28,15 +28,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from memgate.compare import Comparison, value_scale
+from memgate.parallel import parallel_map
 from memgate.profile.model import Profile
 from memgate.stats import sampling_variance
-from memgate.table import _expand, _frames, _prune
+from memgate.table import _frames, _prune
 
 F64 = NDArray[np.float64]
 
 #: Past this many (group x test) cells the dense matrices would cost more than they help; the
 #: gate then treats the tests as independent (Šidák), which is conservative.
 MAX_CELLS = 20_000_000
+#: Past this many tracked frames in one profile's stacks (a huge profile with many crossing
+#: functions) the walk stops and the gate treats the tests as independent (Šidák).
+MAX_FRAMES = 6_000_000
 #: Draws of the null distribution of the maximum. The 99th percentile of a maximum from
 #: 20,000 draws is within about ±0.03 of its value in z units.
 DRAWS = 20_000
@@ -92,7 +96,12 @@ class _Groups:
     calls: NDArray[np.bool_]
 
 
-def _groups(prof: Profile, positions: dict[str, int]) -> _Groups:
+def _groups(prof: Profile, positions: dict[str, int]) -> _Groups | None:
+    """Group one profile's samples by the tracked functions their stacks hold.
+
+    Only locations with a tracked frame are expanded into frames, so the work is one gather
+    over the stacks plus the tracked frames, however deep or inlined the rest is.
+    """
     m = max(len(positions), 1)
     frame_offsets, frame_node, nodes = _frames(prof, "functions")
     offsets, stack, skip = _prune(prof)
@@ -105,47 +114,76 @@ def _groups(prof: Profile, positions: dict[str, int]) -> _Groups:
         p = positions.get(nd.printable_name())
         if p is not None:
             pos_of_node[k] = p
+    # Per location: its tracked frames, innermost first (most locations have none).
+    frame_loc = np.repeat(np.arange(len(count), dtype=np.int64), count)
+    frame_idx = np.arange(int(count.sum()), dtype=np.int64) + np.repeat(
+        start - np.concatenate(([0], np.cumsum(count)[:-1])), count)
+    frame_pos = pos_of_node[frame_node[frame_idx]] if frame_idx.size else frame_idx
+    keep = frame_pos >= 0
+    tracked_loc, tracked_pos = frame_loc[keep], frame_pos[keep]
+    per_loc = np.bincount(tracked_loc, minlength=len(count))
+    loc_first = np.zeros(len(count) + 1, dtype=np.int64)
+    np.cumsum(per_loc, out=loc_first[1:])
     n = len(offsets) - 1
-    stack_len = np.diff(offsets)
-    st = stack[offsets[0]:offsets[-1]]
-    if (count == 1).all():
-        fnode = frame_node[start][st]
-        sample_frames = stack_len
-    else:
-        fnode, sample_frames = _expand(st, stack_len, count, start, frame_node)
-    fpos = pos_of_node[fnode]
-    sample_of_frame = np.repeat(np.arange(n, dtype=np.int64), sample_frames)
-    hit = fpos >= 0
-    pairs = np.unique(sample_of_frame[hit] * m + fpos[hit])
+    st = stack[offsets[0]:offsets[-1]].astype(np.int64)
+    entry_sample = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+    hit = per_loc[st] > 0
+    hs, hl = entry_sample[hit], st[hit]
+    reps = per_loc[hl]
+    fs = np.repeat(hs, reps)
+    within = np.arange(int(reps.sum()), dtype=np.int64) - np.repeat(
+        np.concatenate(([0], np.cumsum(reps)[:-1])), reps)
+    fpos = tracked_pos[np.repeat(loc_first[hl], reps) + within]
+    if fs.size > MAX_FRAMES:
+        return None  # bounded work: the gate falls back to independent tests
+    pairs = np.sort(fs * m + fpos)
+    if pairs.size:
+        pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]
     ps, pf = pairs // m, pairs % m
-    first = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(sample_frames, out=first[1:])
-    nonempty = np.flatnonzero(sample_frames > 0)
+    # The leaf: the innermost frame of each sample's first location, if it is tracked.
     leaf = np.full(n, -1, dtype=np.int64)
-    leaf[nonempty] = fpos[first[:-1][nonempty]]
+    nonempty = np.flatnonzero(np.diff(offsets) > 0)
+    first_loc = st[offsets[nonempty] - offsets[0]] if nonempty.size else nonempty
+    leaf[nonempty] = pos_of_node[frame_node[start[first_loc]]] if nonempty.size else -1
     # A set hash per sample: XOR of random keys of the distinct tracked functions it holds.
     rng = np.random.default_rng(0x6D656D67)
     kc = rng.integers(1, 2**63 - 1, size=m, dtype=np.int64).view(np.uint64)
     kl = rng.integers(1, 2**63 - 1, size=m, dtype=np.int64).view(np.uint64)
     h = np.zeros(n, dtype=np.uint64)
-    np.bitwise_xor.at(h, ps, kc[pf])
+    if ps.size:
+        # The pairs are sorted by sample: one XOR reduction per sample.
+        starts = np.flatnonzero(np.concatenate(([True], ps[1:] != ps[:-1])))
+        h[ps[starts]] = np.bitwise_xor.reduceat(kc[pf], starts)
     lf = leaf >= 0
     h[lf] ^= kl[leaf[lf]]
-    _, first_of, inv = np.unique(h, return_index=True, return_inverse=True)
-    g = first_of.size
+    inv, g = _group_ids(h)
+    if g * (2 * m + 1) > MAX_CELLS:
+        return None  # bounded work: the gate falls back to independent tests
     cum = np.zeros((g, m), dtype=bool)
     cum[inv[ps], pf] = True
     flat = np.zeros((g, m), dtype=bool)
     flat[inv[lf], leaf[lf]] = True
     # Calls: consecutive tracked frames of one stack, the outer one calling the inner one.
-    hits = np.flatnonzero(hit)
-    same = sample_of_frame[hits[1:]] == sample_of_frame[hits[:-1]]
-    callee, caller = fpos[hits[:-1]][same], fpos[hits[1:]][same]
+    same = fs[1:] == fs[:-1]
+    callee, caller = fpos[:-1][same], fpos[1:][same]
     calls = np.zeros((m, m), dtype=bool)
     calls[caller, callee] = True
     np.fill_diagonal(calls, False)
     k = len(positions)
     return _Groups(cum[:, :k], flat[:, :k], inv.astype(np.int64), calls[:k, :k])
+
+
+def _group_ids(h: NDArray[np.uint64]) -> tuple[NDArray[np.int64], int]:
+    """Dense ids of equal values (by sorting: numpy's hash-based unique is slow here)."""
+    if h.size == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    order = np.argsort(h, kind="stable")
+    sorted_h = h[order]
+    new = np.concatenate(([True], sorted_h[1:] != sorted_h[:-1]))
+    ids = np.cumsum(new) - 1
+    inv = np.empty(h.size, dtype=np.int64)
+    inv[order] = ids
+    return inv, int(ids[-1]) + 1
 
 
 def overlaps(comparison: Comparison, types: Sequence[int], functions: Sequence[int]
@@ -159,13 +197,19 @@ def overlaps(comparison: Comparison, types: Sequence[int], functions: Sequence[i
     out = {t: (np.zeros((2 * m + 1, 2 * m + 1)), np.zeros((m, m)), np.zeros((m, m)))
            for t in types}
     calls = np.zeros((m, m), dtype=bool)
-    for which, side in enumerate((comparison.baseline, comparison.candidate)):
+    sides = (comparison.baseline, comparison.candidate)
+    if any(len(side.runs) == 0 or len(side.runs) != side.flat_runs.shape[0] for side in sides):
+        return None
+    # The profiles' stacks are walked in parallel (numpy releases the GIL).
+    walked = iter(parallel_map(lambda run: _groups(run.profile, positions),
+                               [run for side in sides for run in side.runs]))
+    for which, side in enumerate(sides):
         k = len(side.runs)
-        if k == 0 or k != side.flat_runs.shape[0]:
-            return None
         for r, run in enumerate(side.runs):
             prof = run.profile
-            groups = _groups(prof, positions)
+            groups = next(walked)
+            if groups is None:
+                return None
             g = groups.cum.shape[0]
             calls |= groups.calls
             if g * (2 * m + 1) > MAX_CELLS:
