@@ -314,7 +314,7 @@ def test_diff_sample_index_limit_and_cum() -> None:
     assert any(ln.startswith("  ... ") and "more (--limit 0 shows all)" in ln for ln in grew)
     cum = _diff_sections(memgate("diff", RUNS[0], LEAK_RUNS[0], "-i", "inuse_space",
                                  "--cum").stdout)["inuse_space"]
-    assert cum[0].startswith("inuse_space (cum, per profile)")
+    assert cum[0].startswith("inuse_space (cum, in use)")
     report = json.loads(memgate("diff", RUNS[0], LEAK_RUNS[0], "--format", "json").stdout)
     top_cum = max((fn for fn in report["functions"] if "inuse_space" in fn["rates"]),
                   key=lambda fn: fn["rates"]["inuse_space"]["cum"]["delta"])["name"]
