@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from memgate import __version__
+from memgate import __version__, escape
 from memgate.errors import EXIT_ERROR, EXIT_INTERRUPTED, MemgateError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,7 +25,9 @@ DOCS_HINT = "see `memgate --help`"
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
-    click.echo(f"memgate: {message}", err=True)
+    # The message names files and quotes inputs: one line, nothing a terminal or the Actions
+    # runner would act on (memgate/escape.py).
+    click.echo(f"memgate: {escape.text(message)}", err=True)
     sys.exit(code)
 
 
@@ -336,7 +338,7 @@ def top(
         out = render_markdown(rep)
     else:
         out = render_text(rep, unit)
-    click.echo(out, nl=False)
+    click.echo(escape.text_block(out), nl=False)
 
 
 def _duration(value: str | None, flag: str) -> float | None:
@@ -385,9 +387,10 @@ def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_pat
     if fmt == "json":
         click.echo(render_json(report), nl=False)
     elif fmt == "markdown":
-        click.echo(markdown, nl=False)
+        click.echo(escape.text_block(markdown), nl=False)
     else:
-        click.echo(render_text(report, color=_use_color()), nl=False)
+        click.echo(escape.text_block(render_text(report, color=_use_color()), sgr=True),
+                   nl=False)
 
 
 report_options = [

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from memgate import escape
 from memgate.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
@@ -175,14 +176,15 @@ def list_cmd(baselines_dir: Path) -> None:
         try:
             b = store.load(name)
         except BaselineError as e:
-            rows.append((name, "-", "-", f"INVALID: {e.message}"))
+            rows.append((name, "-", "-", f"INVALID: {escape.text(e.message)}"))
             continue
         reason = b.reason.splitlines()[0] if b.reason else ""
-        rows.append((name, str(len(b.profiles)), b.updated, reason))
+        rows.append((name, str(len(b.profiles)), escape.text(b.updated), escape.text(reason)))
     if not rows:
         click.echo(f"memgate: no baselines in {baselines_dir}", err=True)
         return
-    click.echo(_table(("COMPONENT", "PROFILES", "UPDATED", "REASON"), rows), nl=False)
+    click.echo(escape.text_block(_table(("COMPONENT", "PROFILES", "UPDATED", "REASON"), rows)),
+               nl=False)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
@@ -205,7 +207,7 @@ def show_cmd(name: str, baselines_dir: Path) -> None:
     """The baseline of NAME: why and when it was made, its profiles, its top functions."""
     from memgate.store import Store
 
-    click.echo(render_show(Store(baselines_dir).load(name)), nl=False)
+    click.echo(escape.text_block(render_show(Store(baselines_dir).load(name))), nl=False)
 
 
 def render_show(b: Baseline) -> str:
@@ -220,9 +222,10 @@ def render_show(b: Baseline) -> str:
     )
     from memgate.units import scaled_label
 
+    esc = escape.text
     m: dict[str, Any] = b.manifest
     per_second = m.get("summary_unit") == "per_second"
-    lines = [f"baseline {b.component} ({b.directory})"]
+    lines = [f"baseline {esc(b.component)} ({esc(b.directory)})"]
     meta = [
         ("reason", b.reason),
         ("approved by", m.get("approved_by") or "-"),
@@ -232,12 +235,13 @@ def render_show(b: Baseline) -> str:
         ("memgate", m.get("memgate_version", "-")),
     ]
     for key, value in meta:
-        text = str(value).replace("\n", "\n" + " " * 16)
+        # A reason may have several lines (each escaped on its own, so none starts a command).
+        text = ("\n" + " " * 16).join(esc(part) for part in str(value).split("\n"))
         lines.append(f"  {key + ':':<13} {text}")
     lines.append(f"  {'profiles:':<13} {len(b.profiles)}")
     for p in b.profiles:
         dur = f"{p.duration_seconds:.6g}s" if p.duration_seconds is not None else "no duration"
-        lines.append(f"    {p.path.name}  {p.original_name}  {dur}")
+        lines.append(f"    {esc(p.path.name)}  {esc(p.original_name)}  {dur}")
     units = {t: u for t, u in (b.profiles[0].sample_types if b.profiles else ())}
     summary: dict[str, list[dict[str, Any]]] = m.get("summary", {})
     totals: dict[str, float] = m.get("summary_totals", {})
@@ -262,13 +266,13 @@ def render_show(b: Baseline) -> str:
         how = "per second of profile duration" if per_second else "per profile (no duration)"
         total = f", total {fmt(float(totals[stype]))}" if stype in totals else ""
         lines.append("")
-        lines.append(f"{stype} ({unit or 'count'}), mean {how}{total}:")
+        lines.append(f"{esc(stype)} ({esc(unit or 'count')}), mean {how}{total}:")
         if not rows:
             lines.append("  (no function has a value)")
             continue
         table = _table(("flat", "cum", "function"),
                        [(fmt(float(r["flat_rate"])), fmt(float(r["cum_rate"])),
-                         str(r["function"])) for r in rows], right=(True, True, False))
+                         esc(r["function"])) for r in rows], right=(True, True, False))
         lines.extend("  " + line for line in table.splitlines())
     return "\n".join(lines) + "\n"
 
@@ -288,9 +292,9 @@ def verify_cmd(name: str | None, baselines_dir: Path) -> None:
     store = Store(baselines_dir)
     problems = store.verify(name)
     for note in store.notes(name):
-        click.echo(f"memgate: note: {note}", err=True)
+        click.echo(f"memgate: note: {escape.text(note)}", err=True)
     for problem in problems:
-        click.echo(f"memgate: {problem}", err=True)
+        click.echo(f"memgate: {escape.text(problem)}", err=True)
     if problems:
         sys.exit(EXIT_ERROR)
     names = [name] if name is not None else store.components()
@@ -302,7 +306,7 @@ def verify_cmd(name: str | None, baselines_dir: Path) -> None:
         where = "" if b.directory.name == n else (
             f" (in effect from {b.directory.name}: an update was interrupted)")
         click.echo(f"ok {n}: {len(b.profiles)} profile{'s' if len(b.profiles) != 1 else ''} "
-                   f"[{hashes}], updated {b.updated}{where}")
+                   f"[{hashes}], updated {escape.text(b.updated)}{where}")
 
 
 @baseline.command("remove")
@@ -327,7 +331,7 @@ def recover_cmd(name: str | None, baselines_dir: Path) -> None:
 
     done = Store(baselines_dir).recover(name)
     for line in done:
-        click.echo(line)
+        click.echo(escape.text(line))
     if not done:
         click.echo("nothing to recover")
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from memgate import __version__
+from memgate import __version__, escape
 
 #: GitHub refuses comment bodies over 65,536 characters; keep a margin for the marker.
 COMMENT_LIMIT = 65_000
@@ -43,15 +43,16 @@ def escape_data(text: str) -> str:
     """Escape a workflow command's message, as the runner unescapes it.
 
     Without this a newline in a message would end the command and the rest of the line would
-    be printed as plain log text (or read as another command).
+    be printed as plain log text (or read as another command). Other control characters are
+    shown as escapes (:func:`memgate.escape.workflow_data`).
     """
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return escape.workflow_data(text)
 
 
 def escape_property(text: str) -> str:
     """Escape a workflow command's property value (``title=...``): also ``:`` and ``,``,
     which separate the properties from each other and from the message."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+    return escape.workflow_property(text)
 
 
 def workflow_command(command: str, message: str, **properties: str) -> str:

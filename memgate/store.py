@@ -62,7 +62,7 @@ import numpy as np
 # jsonschema ships no type information; types-jsonschema may or may not be installed.
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 
-from memgate import __version__
+from memgate import __version__, fs
 from memgate.errors import BaselineError, MemgateError, ReportError
 from memgate.profile.decode import GZIP_MAGIC, Limits, decode
 from memgate.profile.model import Profile
@@ -163,6 +163,8 @@ class StoredProfile:
     sample_types: tuple[tuple[str, str], ...]
     period: int
     period_type: tuple[str, str] = ("", "")
+    #: The store the file belongs to: a symbolic link may not lead out of it.
+    root: Path | None = field(default=None, compare=False, repr=False)
 
     def read_bytes(self) -> bytes:
         """The stored bytes, checked against the manifest's sha256.
@@ -172,7 +174,9 @@ class StoredProfile:
         against something nobody reviewed.
         """
         try:
-            data = self.path.read_bytes()
+            data = _read_store_file(self.path.parent, self.path.name,
+                                    self.root or self.path.parent.parent,
+                                    Limits.from_env().max_decompressed_bytes)
         except OSError as e:
             raise BaselineError(f"cannot read: {e.strerror or e}", source=str(self.path)) from None
         actual = hashlib.sha256(data).hexdigest()
@@ -427,18 +431,17 @@ class _DirReader:
     consistent version of a baseline even while another process replaces it.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, root: Path) -> None:
         self.directory = directory
+        self.root = root
         self.fd: int | None = None
         if os.open in os.supports_dir_fd:
             self.fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
 
-    def read(self, name: str) -> bytes:
-        if self.fd is None:
-            return (self.directory / name).read_bytes()
-        fd = os.open(name, os.O_RDONLY, dir_fd=self.fd)
-        with os.fdopen(fd, "rb") as f:
-            return f.read()
+    def read(self, name: str, limit: int) -> bytes:
+        """A regular file of the directory, at most ``limit`` bytes, never through a link
+        that leaves the store (:func:`memgate.fs.open_in_store`)."""
+        return _read_store_file(self.directory, name, self.root, limit, self.fd)
 
     def names(self) -> list[str]:
         if self.fd is not None and os.listdir in os.supports_fd:
@@ -465,6 +468,24 @@ class _Retry(Exception):
     """The directory being read was replaced meanwhile; read again."""
 
 
+#: The largest manifest read: a real one is a few kilobytes (ten functions per sample type).
+MAX_MANIFEST_BYTES: Final = 16 << 20
+
+
+def _read_store_file(directory: Path, name: str, root: Path, limit: int,
+                     dir_fd: int | None = None) -> bytes:
+    """Read one file of the store safely (bounded, regular, no link out); OSError if not."""
+    fd = fs.open_in_store(directory, name, root, dir_fd)
+    try:
+        return fs.read_fd_limited(fd, limit)
+    except fs.ReadLimitExceeded:
+        raise OSError(errno.EFBIG, f"is larger than the limit of {limit} bytes (raise it with "
+                      "--max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
+                      str(directory / name)) from None
+    finally:
+        os.close(fd)
+
+
 class _Lock:
     """Exclusive, non-blocking writer lock of one component (see the module docstring)."""
 
@@ -475,7 +496,11 @@ class _Lock:
 
     def __enter__(self) -> None:
         for _ in range(50):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = fs.open_lock_file(self.path)
+            except fs.UnsafeFile as e:
+                raise BaselineError(f"{e.strerror}", source=str(self.path),
+                                    slug="baseline-locked") from None
             if not _try_lock(fd):
                 holder = _holder(fd)
                 os.close(fd)
@@ -543,7 +568,8 @@ def _is_locked(path: Path) -> bool:
     import fcntl
 
     try:
-        fd = os.open(path, os.O_RDONLY)
+        # Never through a link: a committed `.c.lock -> /dev/...` is not memgate's lock.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
     except OSError:
         return False
     try:
@@ -696,8 +722,11 @@ class Store:
             return None, [f"cannot read {directory}: {e.strerror or e}"]
         if not stat.S_ISDIR(mode):
             return None, [f"{directory.name} is not a directory"]
+        if os.path.islink(directory) and not fs.inside(directory, self.root):
+            return None, [f"{directory.name} is a symbolic link to {os.readlink(directory)}, "
+                          "outside the baseline store"]
         try:
-            reader = _DirReader(directory)
+            reader = _DirReader(directory, self.root)
         except FileNotFoundError:
             raise _Retry() from None
         except OSError as e:
@@ -720,7 +749,7 @@ class Store:
                       deep: bool) -> tuple[Baseline | None, list[str]]:
         problems: list[str] = []
         try:
-            raw = reader.read(MANIFEST)
+            raw = reader.read(MANIFEST, MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             if not reader.still_current(directory):
                 raise
@@ -785,7 +814,7 @@ class Store:
                 problems.append(f"{where}: sample types or period differ from profiles[0]; a "
                                 "baseline holds repeated runs of one workload")
             try:
-                blob = reader.read(name)
+                blob = reader.read(name, Limits.from_env().max_decompressed_bytes)
             except FileNotFoundError:
                 if not reader.still_current(directory):
                     raise
@@ -803,7 +832,7 @@ class Store:
             stored.append(StoredProfile(
                 path=directory / name, sha256=sha, original_name=str(entry["original_name"]),
                 duration_seconds=None if dur is None else float(dur), sample_types=types,
-                period=period, period_type=ptype))
+                period=period, period_type=ptype, root=self.root))
             if not deep:
                 blobs.append(blob)
             if deep:

@@ -111,18 +111,18 @@ def read_bytes(
         from memgate.profile.fetch import fetch_url
 
         return fetch_url(spec, limits, options, progress), spec
-    path = Path(spec)
+    from memgate.fs import ReadLimitExceeded, read_limited
+
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise ProfileError("is a directory, not a profile", source=spec, slug="not-a-file")
-        if size > limits.max_decompressed_bytes:
-            raise LimitError(
-                f"file is larger than the limit of {limits.max_decompressed_bytes} bytes (raise it "
-                "with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
-                source=spec,
-            )
-        return path.read_bytes(), spec
+        # Bounded by what is read, not by st_size: /dev/zero, a FIFO or a link to a device
+        # has no meaningful size.
+        return read_limited(spec, limits.max_decompressed_bytes), spec
+    except ReadLimitExceeded:
+        raise LimitError(
+            f"file is larger than the limit of {limits.max_decompressed_bytes} bytes (raise it "
+            "with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
+            source=spec,
+        ) from None
     except FileNotFoundError:
         raise ProfileError("no such file", source=spec, slug="not-found") from None
     except PermissionError:

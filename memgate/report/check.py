@@ -7,14 +7,13 @@ and the JSON file are all renderings of that dict, so they cannot disagree.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from memgate import __version__
+from memgate import __version__, escape
 from memgate.compare import Comparison, RunInput
 from memgate.gate import Finding, GateResult
 from memgate.policy import Policy, limit_for
@@ -306,7 +305,7 @@ def missing_baseline_report(
 
 
 def render_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return escape.json_dumps(report, indent=2) + "\n"
 
 
 # --------------------------------------------------------------------------- rendering helpers
@@ -345,10 +344,8 @@ def _pct_with_interval(pct: float | None, interval: float | None, base: float) -
     return text
 
 
-def md_code(text: str) -> str:
-    """A function name as inline code that survives GitHub tables."""
-    safe = text.replace("`", "'").replace("|", "\\|").replace("\n", " ")
-    return f"`{safe}`"
+#: A function name as inline code that survives GitHub tables (memgate/escape.py).
+md_code = escape.md_code
 
 
 VERDICT_WORD = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", None: "DIFF"}
@@ -409,7 +406,7 @@ def render_markdown(report: dict[str, Any], limit: int = MARKDOWN_LIMIT) -> str:
 
 def _markdown_head(report: dict[str, Any]) -> str:
     v = report["verdict"]
-    comp = f" — `{report['component']}`" if report.get("component") else ""
+    comp = f" — {md_code(report['component'])}" if report.get("component") else ""
     lines = [f"## {VERDICT_ICON[v]} memgate: **{VERDICT_WORD[v]}**{comp}", ""]
     s = report["summary"]
     if v is not None:
@@ -419,7 +416,7 @@ def _markdown_head(report: dict[str, Any]) -> str:
         )
         lines.append("")
     for w in report["warnings"]:
-        lines.append(f"> [!WARNING]\n> {w}")
+        lines.append(f"> [!WARNING]\n> {escape.md_text(w)}")
         lines.append("")
     header = [
         "| | rule | function | type | metric | baseline | candidate | delta | % |",
@@ -449,7 +446,7 @@ def _markdown_head(report: dict[str, Any]) -> str:
         for tot in report["totals"]:
             st = tot["sample_type"]
             lines.append(
-                f"| {st} | {_rate(report, tot['baseline_rate'], st)} | "
+                f"| {escape.md_text(st)} | {_rate(report, tot['baseline_rate'], st)} | "
                 f"{_rate(report, tot['candidate_rate'], st)} | "
                 f"{_delta(report, tot, st)} | {format_percent(tot['delta_pct'])} |"
             )
@@ -459,7 +456,7 @@ def _markdown_head(report: dict[str, Any]) -> str:
         if not growers and not shrinkers:
             continue
         lines += [
-            f"### `{st['type']}`: top movers (flat)",
+            f"### {md_code(st['type'])}: top movers (flat)",
             "",
             "| | function | baseline | candidate | delta | % |",
             "|:---|:---|---:|---:|---:|---:|",
@@ -482,8 +479,9 @@ def _finding_row(report: dict[str, Any], f: dict[str, Any]) -> str:
     # The reviewer's first question about in-use growth: more objects (a leak) or bigger ones?
     leak = " *(leak-shaped)*" if f.get("leak_shaped") else ""
     return (
-        f"| {mark} | {md_code(f['rule'])} | {md_code(f['function'])}{leak} | {st} | "
-        f"{f['metric']} | {_rate(report, f['baseline_rate'], st)} | "
+        f"| {mark} | {md_code(f['rule'])} | {md_code(f['function'])}{leak} | "
+        f"{escape.md_text(st)} | {escape.md_text(f['metric'])} | "
+        f"{_rate(report, f['baseline_rate'], st)} | "
         f"{_rate(report, f['candidate_rate'], st)} | {_delta(report, f, st)} | "
         f"{_pct_with_interval(f['delta_pct'], f['interval'], f['baseline_rate'])} |"
     )
@@ -497,7 +495,8 @@ def _markdown_full_rows(report: dict[str, Any]) -> list[str]:
             if r["baseline"] == 0 and r["candidate"] == 0:
                 continue
             rows.append(
-                f"| {md_code(fn['name'])} | {st} | {_rate(report, r['baseline'], st)} | "
+                f"| {md_code(fn['name'])} | {escape.md_text(st)} | "
+                f"{_rate(report, r['baseline'], st)} | "
                 f"{_rate(report, r['candidate'], st)} | {_delta(report, r, st)} | "
                 f"{_pct_with_interval(r['delta_pct'], r['interval'], r['baseline'])} | "
                 f"{r['kind']} |"
@@ -514,20 +513,21 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
     v = report["verdict"]
     word = VERDICT_WORD[v]
     colour = {"pass": "32;1", "warn": "33;1", "fail": "31;1", None: "1"}[v]
-    comp = f" ({report['component']})" if report.get("component") else ""
+    esc = escape.text
+    comp = f" ({esc(report['component'])})" if report.get("component") else ""
     out = [f"memgate: {paint(word, colour)}{comp}"]
     for w in report["warnings"]:
-        out.append(f"warning: {w}")
+        out.append(f"warning: {esc(w)}")
     s = report["summary"]
     if v is not None:
         out.append(
             f"{s['fail']} failing, {s['warn']} warning, {s['within_noise']} within noise (~)"
         )
     for f in report["findings"]:
-        out.append(f"  [{f['severity'].upper()}] {f['rule']}: {f['message']}")
+        out.append(f"  [{esc(f['severity'].upper())}] {esc(f['rule'])}: {esc(f['message'])}")
     noise = report["within_noise"]
     for f in noise[:NOISE_LINES]:
-        out.append(f"  [~] {f['rule']}: {f['message']}")
+        out.append(f"  [~] {esc(f['rule'])}: {esc(f['message'])}")
     if len(noise) > NOISE_LINES:
         out.append(
             f"  ... and {len(noise) - NOISE_LINES} more crossings within noise "
@@ -540,7 +540,7 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
         if not growers and not shrinkers and tot is None:
             continue
         out.append("")
-        head = f"{st['type']} (flat, per {_per(report)})"
+        head = f"{esc(st['type'])} (flat, per {_per(report)})"
         if tot is not None:
             head += (f": total {_rate(report, tot['baseline_rate'], st['type'])} -> "
                      f"{_rate(report, tot['candidate_rate'], st['type'])} "
@@ -556,6 +556,6 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
                 f"  {_rate(report, r['baseline'], st['type']):>{width}} -> "
                 f"{_rate(report, r['candidate'], st['type']):>{width}}  "
                 f"{paint(delta, '31' if r['delta'] > 0 else '32'):>12} {pct:>16}  "
-                f"{r['name']}"
+                f"{esc(r['name'])}"
             )
     return "\n".join(out) + "\n"
