@@ -81,12 +81,15 @@ class _overrides_applied:
     """
 
     def __enter__(self) -> None:
-        from memgate.profile.decode import set_limit_overrides
+        from memgate.profile.decode import run_budget, set_limit_overrides
         from memgate.profile.source import set_fetch_defaults
 
         ctx = click.get_current_context(silent=True)
         meta = ctx.meta if ctx is not None else {}
         self.tokens: list[tuple[Callable[[object], None], object]] = []
+        # Every profile the command decodes counts against --max-total.
+        self.budget = run_budget()
+        self.budget.__enter__()
         if meta.get(_LIMITS_META):
             from memgate.profile.decode import reset_limit_overrides
 
@@ -100,6 +103,7 @@ class _overrides_applied:
     def __exit__(self, *exc: object) -> None:
         for reset, token in reversed(self.tokens):
             reset(token)
+        self.budget.__exit__()
 
 
 def _limits() -> Any:
@@ -111,54 +115,31 @@ def _limits() -> Any:
 
 
 def parse_size(text: str) -> int:
-    """'1GiB', '512MiB', '100000' -> bytes (1024-based)."""
-    units = {
-        "": 1,
-        "b": 1,
-        "k": 1 << 10,
-        "kb": 1 << 10,
-        "kib": 1 << 10,
-        "m": 1 << 20,
-        "mb": 1 << 20,
-        "mib": 1 << 20,
-        "g": 1 << 30,
-        "gb": 1 << 30,
-        "gib": 1 << 30,
-        "t": 1 << 40,
-        "tb": 1 << 40,
-        "tib": 1 << 40,
-    }
-    s = text.strip().lower().replace(" ", "")
-    num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = s[len(num) :]
+    """'1GiB', '512MiB', '100000' -> bytes (1024-based); the environment takes the same."""
+    from memgate.units import parse_size as parse
+
     try:
-        value = float(num)
-    except ValueError:
-        raise MemgateError(
-            f"invalid size {text!r} (use e.g. 512MiB, 2GiB)",
-            source="--max-decompressed",
-            slug="usage",
-        ) from None
-    if unit not in units or not value > 0 or value == float("inf") or value * units[unit] < 1:
-        raise MemgateError(
-            f"invalid size {text!r} (use e.g. 512MiB, 2GiB)",
-            source="--max-decompressed",
-            slug="usage",
-        )
-    return int(value * units[unit])
+        return parse(text)
+    except ValueError as e:
+        raise MemgateError(str(e), source="--max-decompressed", slug="usage") from None
+
+
+#: The ``Limits`` field each size option sets.
+_SIZE_FIELDS = {"max_decompressed": "max_decompressed_bytes",
+                "max_string_bytes": "max_string_bytes", "max_total": "max_total_bytes"}
 
 
 def _size_override(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    """``--max-decompressed``: a malformed size is a usage error (exit 2), found before any
-    work; a valid one overrides ``Limits.from_env()`` (the store's too) while the command
-    runs."""
-    if value is None:
+    """``--max-decompressed`` (and the other sizes): a malformed size is a usage error (exit
+    2), found before any work; a valid one overrides ``Limits.from_env()`` (the store's too)
+    while the command runs."""
+    if value is None or param.name is None:
         return
     try:
         size = parse_size(value)
     except MemgateError as e:
         raise click.BadParameter(e.message) from None
-    ctx.meta.setdefault(_LIMITS_META, {})["max_decompressed_bytes"] = size
+    ctx.meta.setdefault(_LIMITS_META, {})[_SIZE_FIELDS[param.name]] = size
 
 
 _max_decompressed_only = click.option(
@@ -193,9 +174,32 @@ _max_locations_option = click.option(
 )
 
 
+_max_strings_option = click.option(
+    "--max-strings", type=click.IntRange(min=1), default=None, metavar="N",
+    expose_value=False, callback=_limit_override,
+    help="Refuse profiles whose string table has more than N entries (default 4000000, or "
+    "MEMGATE_MAX_STRINGS).",
+)
+_max_string_bytes_option = click.option(
+    "--max-string-bytes", metavar="SIZE", default=None, expose_value=False,
+    callback=_size_override,
+    help="Refuse profiles whose strings hold more than SIZE together (default 256MiB, or "
+    "MEMGATE_MAX_STRING_BYTES).",
+)
+_max_total_option = click.option(
+    "--max-total", metavar="SIZE", default=None, expose_value=False, callback=_size_override,
+    help="Refuse to read more than SIZE of decompressed profiles in one command (default "
+    "2GiB, or MEMGATE_MAX_TOTAL_BYTES).",
+)
+
+
 def max_decompressed_option(f: F) -> F:
-    """The input limits: --max-decompressed, --max-samples, --max-locations."""
-    return _max_decompressed_only(_max_samples_option(_max_locations_option(f)))
+    """The input limits: --max-decompressed, --max-samples, --max-locations, --max-strings,
+    --max-string-bytes, --max-total."""
+    for option in (_max_total_option, _max_string_bytes_option, _max_strings_option,
+                   _max_locations_option, _max_samples_option, _max_decompressed_only):
+        f = option(f)
+    return f
 
 progress_option = click.option(
     "--progress/--no-progress",

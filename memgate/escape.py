@@ -200,10 +200,12 @@ def md_text(value: object) -> str:
 
 
 def workflow_data(value: object) -> str:
-    """A workflow command's message: visible control characters, then the runner's own
-    escapes (``%``, CR, LF), so that the message is one line and cannot hold another
-    command."""
-    return visible(value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A workflow command's message: the runner's own escapes (``%``, CR, LF), so that the
+    message is one line and cannot hold another command, and visible control characters."""
+    s = value if isinstance(value, str) else str(value)
+    # CR and LF become the runner's own escapes (an annotation may have several lines; they
+    # cannot end the command); every other control character is shown as an escape.
+    return visible(s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def workflow_property(value: object) -> str:

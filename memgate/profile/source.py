@@ -108,9 +108,10 @@ def read_bytes(
                 "MEMGATE_MAX_DECOMPRESSED_BYTES)", source="<stdin>")
         return data, "<stdin>"
     if "://" in spec and not Path(spec).exists():
-        from memgate.profile.fetch import fetch_url
+        from memgate.profile.fetch import fetch_url, redact_url
 
-        return fetch_url(spec, limits, options, progress), spec
+        # The URL names the profile in messages and reports: never with its credentials.
+        return fetch_url(spec, limits, options, progress), redact_url(spec)
     from memgate.fs import ReadLimitExceeded, read_limited
 
     try:
