@@ -323,7 +323,7 @@ def _connection_class(base: type[http.client.HTTPConnection], deadline: _Deadlin
             current: Any = getattr(self, "timeout", None)
             self.timeout = deadline.remaining() if current is None else min(
                 current, deadline.remaining())
-            create: Any = getattr(self, "_create_connection")
+            create: Any = self._create_connection  # type: ignore[has-type]
 
             def created(*args: Any, **kwargs: Any) -> socket.socket:
                 sock: socket.socket = create(*args, **kwargs)
