@@ -221,9 +221,10 @@ def post_comment(inputs: ActionInputs, env: Mapping[str, str], markdown: str,
 def run(env: Mapping[str, str], out: TextIO) -> int:
     """The whole action; returns the exit code. Raises MemgateError for bad input."""
     from memgate.checkrun import CheckOptions, append_step_summary, run_check_full
+    from memgate.fs import outside_roots
     from memgate.outputs import Output, check_outputs
     from memgate.outputs import write_outputs as write_files
-    from memgate.profile.decode import Limits
+    from memgate.profile.decode import Limits, run_budget
     from memgate.progress import Progress
     from memgate.report.check import VERDICT_WORD, render_json, render_markdown
     from memgate.report.html import html_page
@@ -238,14 +239,23 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
                         duration=inputs.duration)
     report_path, summary_path = _output_paths(inputs, env)
     html_path = Path(inputs.html).absolute() if inputs.html else None
+    roots = [env.get("GITHUB_WORKSPACE") or os.getcwd(), env.get("RUNNER_TEMP") or ""]
     for name, path in (("json-report", report_path), ("html", html_path)):
         if path is not None:
+            # The branch may commit `memgate.html -> /home/runner/.bashrc`: an output that a
+            # symbolic link leads out of the workspace (or $RUNNER_TEMP) is not written.
+            if outside_roots(path, roots):
+                raise InputError(f"{escape.text(path)} is a symbolic link (or inside one) that "
+                                 f"leads to {escape.text(os.path.realpath(path))}, outside the "
+                                 "workspace; remove the link or choose another path",
+                                 source=name)
             try:
                 check_outputs([str(path)], profiles)
             except MemgateError as e:
                 raise InputError(f"{e}", source=name) from None
     check_outputs([str(report_path), str(summary_path), str(html_path or "")], profiles)
-    result = run_check_full(opts, Limits.from_env(), Progress(False))
+    with run_budget():  # --max-total: every profile of the check counts
+        result = run_check_full(opts, Limits.from_env(), Progress(False))
     report = result.report
     markdown = render_markdown(report)
     files = [Output(str(report_path), render_json(report)), Output(str(summary_path), markdown)]

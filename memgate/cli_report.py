@@ -67,9 +67,10 @@ def _validator() -> Any:
 
 def load_report(path: str) -> dict[str, Any]:
     """Read one ``memgate check`` JSON report and validate it against the report schema."""
+    from memgate.profile.decode import read_report_bytes
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        data = json.loads(read_report_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         raise ReportError("no such file", source=path) from None
     except OSError as e:

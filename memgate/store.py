@@ -1366,8 +1366,10 @@ def _inside_cwd(path: str) -> bool:
 def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | None]]]:
     """The component and the candidate inputs ``(path, sha256, duration)`` of a check report."""
     src = str(path)
+    from memgate.profile.decode import read_report_bytes
+
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(read_report_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         raise ReportError("no such file", source=src, slug="not-found") from None
     except OSError as e:
@@ -1424,10 +1426,12 @@ def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | N
 def _reported_baseline(path: Path) -> frozenset[str] | None:
     """The sha256 of the baseline profiles a check report compared against (None: the report
     does not say; an empty set: it had none, as with --allow-missing-baseline)."""
+    from memgate.profile.decode import read_report_bytes
+
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(read_report_bytes(path).decode("utf-8"))
         entries = data["inputs"]["baseline"]
         return frozenset(str(e["sha256"]) for e in entries)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, MemgateError):
         return None
 

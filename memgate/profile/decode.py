@@ -21,7 +21,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from memgate import speedups
-from memgate.errors import LimitError, ProfileError
+from memgate.errors import LimitError, ProfileError, ReportError
 from memgate.parallel import parallel_map
 from memgate.profile import profile_pb2
 from memgate.profile.model import (
@@ -94,6 +94,9 @@ class Limits:
     max_string_bytes: int = 256 << 20
     #: Decompressed bytes of all profiles one command reads together (a check with many runs).
     max_total_bytes: int = 2 * GiB
+    #: A JSON report read by ``report merge`` or ``baseline accept``: parsing JSON costs up to
+    #: 25 times its size (``[{},{},...]``); a real report is about 1.3 KB per function.
+    max_report_bytes: int = 48 << 20
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -105,6 +108,7 @@ class Limits:
             max_strings=_env_int("MEMGATE_MAX_STRINGS", 4_000_000),
             max_string_bytes=_env_int("MEMGATE_MAX_STRING_BYTES", 256 << 20, size=True),
             max_total_bytes=_env_int("MEMGATE_MAX_TOTAL_BYTES", 2 * GiB, size=True),
+            max_report_bytes=_env_int("MEMGATE_MAX_REPORT_BYTES", 48 << 20, size=True),
         )
         overrides = _OVERRIDES.get()
         return replace(limits, **overrides) if overrides else limits
@@ -119,6 +123,22 @@ LIMIT_FLAGS = {
     "max_string_bytes": ("--max-string-bytes", "MEMGATE_MAX_STRING_BYTES"),
     "max_total_bytes": ("--max-total", "MEMGATE_MAX_TOTAL_BYTES"),
 }
+
+
+def read_report_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a JSON report file, at most ``max_report_bytes`` of any kind of file.
+
+    ``OSError`` as usual; a larger input is a :class:`ReportError` naming the variable.
+    """
+    from memgate.fs import ReadLimitExceeded, read_limited
+
+    limit = Limits.from_env().max_report_bytes
+    try:
+        return read_limited(path, limit)
+    except ReadLimitExceeded:
+        raise ReportError(f"larger than the limit of {limit} bytes for a JSON report (raise "
+                          "it with MEMGATE_MAX_REPORT_BYTES)", source=str(path),
+                          slug="limit-exceeded") from None
 
 
 def _raise_with(attr: str) -> str:

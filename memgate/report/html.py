@@ -20,6 +20,7 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
+from memgate import escape
 from memgate.quantities import TIME_UNITS, dimension_of_unit
 from memgate.report.check import (
     VERDICT_WORD,
@@ -132,12 +133,9 @@ def render_html(report: dict[str, Any], tree: FlameTree, default_type: int) -> s
     verdict = data["verdict"] or "DIFF"
     comp = f" — {report['component']}" if report.get("component") else ""
     title = html.escape(f"memgate {verdict}{comp}")
-    return (
-        _PAGE.replace("%TITLE%", title)
-        .replace("%DATA%", script_json(data))
-        .replace("%STYLE%", _STYLE)
-        .replace("%SCRIPT%", _SCRIPT)
-    )
+    # One pass: the data may hold "%SCRIPT%" (a function name), which must stay text.
+    return escape.fill_template(_PAGE, {"TITLE": title, "DATA": script_json(data),
+                                        "STYLE": _STYLE, "SCRIPT": _SCRIPT})
 
 
 _PAGE = """<!DOCTYPE html>
