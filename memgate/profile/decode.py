@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
@@ -125,7 +126,7 @@ LIMIT_FLAGS = {
 }
 
 
-def read_report_bytes(path: str | os.PathLike[str]) -> bytes:
+def read_report_bytes(path: str | Path) -> bytes:
     """The bytes of a JSON report file, at most ``max_report_bytes`` of any kind of file.
 
     ``OSError`` as usual; a larger input is a :class:`ReportError` naming the variable.
