@@ -554,6 +554,9 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
     except MemgateError as e:
         # Without any duration anywhere, a diff still makes sense on raw values.
         if normalize and d is None and bd is None and "no duration" in e.message:
+            from memgate.profile.decode import restart_run_budget
+
+            restart_run_budget()
             result = run_diff([base], [new], duration=None, baseline_duration=None,
                                    normalize=False, limits=limits, progress=prog)
         else:

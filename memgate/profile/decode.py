@@ -166,6 +166,14 @@ class RunBudget:
 _BUDGET: ContextVar[RunBudget | None] = ContextVar("memgate_budget", default=None)
 
 
+def restart_run_budget() -> None:
+    """Forget what the running command decoded so far (it starts over with new settings and
+    the first attempt's profiles are gone)."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.used = 0
+
+
 class run_budget:
     """``with run_budget():`` counts every decode inside against ``max_total_bytes``."""
 

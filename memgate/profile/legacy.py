@@ -704,15 +704,19 @@ class _Replacer:
     def replace(self, line: str, lineno: int) -> str:
         if self.pattern is None:
             return line
-        budget = len(line) + MAX_SUBSTITUTED_GROWTH
+        grown = [0]
 
         def one(m: regex.Match) -> str:
-            return self.values[m.group()]
+            key = m.group()
+            value = self.values[key]
+            grown[0] += len(value) - len(key)
+            if grown[0] > MAX_SUBSTITUTED_GROWTH:  # stop before the line is built
+                raise _Fail(f"line {lineno}: memory map line grows by more than "
+                            f"{MAX_SUBSTITUTED_GROWTH} characters through $attribute "
+                            "substitutions")
+            return value
 
-        out = self.pattern.sub(one, line)
-        if len(out) > budget:
-            raise _Fail(f"line {lineno}: memory map line grows by more than "
-                        f"{MAX_SUBSTITUTED_GROWTH} characters through $attribute substitutions")
+        out: str = self.pattern.sub(one, line)
         return out
 
 

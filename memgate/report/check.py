@@ -337,6 +337,24 @@ def _delta(report: dict[str, Any], f: dict[str, Any], sample_type: str) -> str:
     return text
 
 
+def _md_rate(report: dict[str, Any], value: float, sample_type: str) -> str:
+    """:func:`_rate` for markdown: its unit names the sample type, which a profile wrote."""
+    return escape.md_text(_rate(report, value, sample_type))
+
+
+def _md_delta(report: dict[str, Any], f: dict[str, Any], sample_type: str) -> str:
+    return escape.md_text(_delta(report, f, sample_type))
+
+
+def _text_rate(report: dict[str, Any], value: float, sample_type: str) -> str:
+    """:func:`_rate` for text output (see :func:`_md_rate`)."""
+    return escape.text(_rate(report, value, sample_type))
+
+
+def _text_delta(report: dict[str, Any], f: dict[str, Any], sample_type: str) -> str:
+    return escape.text(_delta(report, f, sample_type))
+
+
 def _pct_with_interval(pct: float | None, interval: float | None, base: float) -> str:
     text = format_percent(pct)
     if interval is not None and pct is not None and base:
@@ -446,9 +464,9 @@ def _markdown_head(report: dict[str, Any]) -> str:
         for tot in report["totals"]:
             st = tot["sample_type"]
             lines.append(
-                f"| {escape.md_text(st)} | {_rate(report, tot['baseline_rate'], st)} | "
-                f"{_rate(report, tot['candidate_rate'], st)} | "
-                f"{_delta(report, tot, st)} | {format_percent(tot['delta_pct'])} |"
+                f"| {escape.md_text(st)} | {_md_rate(report, tot['baseline_rate'], st)} | "
+                f"{_md_rate(report, tot['candidate_rate'], st)} | "
+                f"{_md_delta(report, tot, st)} | {format_percent(tot['delta_pct'])} |"
             )
         lines.append("")
     for st in report["sample_types"]:
@@ -464,9 +482,10 @@ def _markdown_head(report: dict[str, Any]) -> str:
         for mark, rows in (("▲", growers), ("▼", shrinkers)):
             for r in rows:
                 lines.append(
-                    f"| {mark} | {md_code(r['name'])} | {_rate(report, r['baseline'], st['type'])}"
-                    f" | {_rate(report, r['candidate'], st['type'])} | "
-                    f"{_delta(report, r, st['type'])} | "
+                    f"| {mark} | {md_code(r['name'])} | "
+                    f"{_md_rate(report, r['baseline'], st['type'])} | "
+                    f"{_md_rate(report, r['candidate'], st['type'])} | "
+                    f"{_md_delta(report, r, st['type'])} | "
                     f"{_pct_with_interval(r['delta_pct'], r['interval'], r['baseline'])} |"
                 )
         lines.append("")
@@ -481,8 +500,8 @@ def _finding_row(report: dict[str, Any], f: dict[str, Any]) -> str:
     return (
         f"| {mark} | {md_code(f['rule'])} | {md_code(f['function'])}{leak} | "
         f"{escape.md_text(st)} | {escape.md_text(f['metric'])} | "
-        f"{_rate(report, f['baseline_rate'], st)} | "
-        f"{_rate(report, f['candidate_rate'], st)} | {_delta(report, f, st)} | "
+        f"{_md_rate(report, f['baseline_rate'], st)} | "
+        f"{_md_rate(report, f['candidate_rate'], st)} | {_md_delta(report, f, st)} | "
         f"{_pct_with_interval(f['delta_pct'], f['interval'], f['baseline_rate'])} |"
     )
 
@@ -496,8 +515,8 @@ def _markdown_full_rows(report: dict[str, Any]) -> list[str]:
                 continue
             rows.append(
                 f"| {md_code(fn['name'])} | {escape.md_text(st)} | "
-                f"{_rate(report, r['baseline'], st)} | "
-                f"{_rate(report, r['candidate'], st)} | {_delta(report, r, st)} | "
+                f"{_md_rate(report, r['baseline'], st)} | "
+                f"{_md_rate(report, r['candidate'], st)} | {_md_delta(report, r, st)} | "
                 f"{_pct_with_interval(r['delta_pct'], r['interval'], r['baseline'])} | "
                 f"{r['kind']} |"
             )
@@ -542,19 +561,20 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10) ->
         out.append("")
         head = f"{esc(st['type'])} (flat, per {_per(report)})"
         if tot is not None:
-            head += (f": total {_rate(report, tot['baseline_rate'], st['type'])} -> "
-                     f"{_rate(report, tot['candidate_rate'], st['type'])} "
+            head += (f": total {_text_rate(report, tot['baseline_rate'], st['type'])} -> "
+                     f"{_text_rate(report, tot['candidate_rate'], st['type'])} "
                      f"({format_percent(tot['delta_pct'])})")
         out.append(head + ":" if tot is None else head)
         if not growers and not shrinkers:
             continue
-        width = max(len(_rate(report, r["candidate"], st["type"])) for r in [*growers, *shrinkers])
+        width = max(len(_text_rate(report, r["candidate"], st["type"]))
+                    for r in [*growers, *shrinkers])
         for r in [*growers, *shrinkers]:
-            delta = _delta(report, r, st["type"])
+            delta = _text_delta(report, r, st["type"])
             pct = _pct_with_interval(r["delta_pct"], r["interval"], r["baseline"])
             out.append(
-                f"  {_rate(report, r['baseline'], st['type']):>{width}} -> "
-                f"{_rate(report, r['candidate'], st['type']):>{width}}  "
+                f"  {_text_rate(report, r['baseline'], st['type']):>{width}} -> "
+                f"{_text_rate(report, r['candidate'], st['type']):>{width}}  "
                 f"{paint(delta, '31' if r['delta'] > 0 else '32'):>12} {pct:>16}  "
                 f"{esc(r['name'])}"
             )
