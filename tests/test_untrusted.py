@@ -48,7 +48,8 @@ def gfm(markdown: str) -> str:
     kept, as GitHub keeps comments and most tags)."""
     from cmarkgfm.cmark import Options
 
-    html: str = cmarkgfm.github_flavored_markdown_to_html(markdown, options=Options.CMARK_OPT_UNSAFE)
+    html: str = cmarkgfm.github_flavored_markdown_to_html(
+        markdown, options=Options.CMARK_OPT_UNSAFE)
     return html
 
 
