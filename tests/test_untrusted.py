@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,7 +25,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from memgate import escape
 from memgate.cli import main
 from memgate.errors import FetchError
 from memgate.profile.decode import Limits
@@ -53,18 +53,31 @@ def gfm(markdown: str) -> str:
     return html
 
 
+def is_unsafe(ch: str) -> bool:
+    """A character no output may hold raw: controls (C0, C1), format characters (bidi
+    overrides, zero width), surrogates, line and paragraph separators."""
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+
+
+def shown(value: str) -> str:
+    """How memgate shows a value (memgate/escape.py)."""
+    from memgate import escape
+
+    return escape.text(value)
+
+
 def assert_safe_text(out: str) -> None:
     """No line starts a workflow command, none holds a control character or ``##[``."""
     for line in out.split("\n"):
         assert not line.lstrip().startswith("::"), line
         assert "##[" not in line, line
-        assert not any(escape.is_unsafe_char(c) for c in line), repr(line)
+        assert not any(is_unsafe(c) for c in line), repr(line)
 
 
 def assert_safe_markdown(markdown: str, verdicts: int = 1) -> str:
     """memgate's markdown as GitHub renders it: its own h2 verdicts only (one, or the merged
     one and each component's), no HTML comment, no mention outside code; returns the HTML."""
-    assert not any(escape.is_unsafe_char(c) for c in markdown.replace("\n", "")), markdown
+    assert not any(is_unsafe(c) for c in markdown.replace("\n", "")), markdown
     html = gfm(markdown)
     assert len(re.findall(r"<h2>", html)) == verdicts, html
     assert "<!--" not in html
@@ -110,7 +123,7 @@ def test_01_markdown_cannot_forge_a_verdict_or_hide_findings(tmp_path: Path) -> 
     html = assert_safe_markdown(res.output)
     assert "❌ memgate: <strong>FAIL</strong>" in html
     # The name is in its cell's code span, readable, with the controls shown as escapes.
-    assert escape.visible(FORGED) in html.replace("&lt;", "<").replace("&gt;", ">")
+    assert "<code>evil\\r\\r## ✅ memgate: **PASS** (forged) @octocat\\r\\r&lt;!--</code>" in html
     # Nothing after it is hidden: the totals and the movers are still rendered.
     assert "<h3>Totals</h3>" in html and "top movers" in html
 
@@ -121,7 +134,7 @@ def test_01_every_renderer_shows_control_characters_as_escapes(tmp_path: Path) -
     text = check(tmp_path, name, "--json", str(json_path))
     assert text.exit_code == 1
     assert_safe_text(text.output)
-    assert escape.text(name) in text.output
+    assert shown(name) in text.output
     # The JSON report keeps the exact name: a shown name can be found again.
     report = json.loads(json_path.read_text())
     assert any(f["name"] == name for f in report["functions"])
@@ -145,7 +158,7 @@ def test_02_file_names_cannot_stop_the_runners_commands(tmp_path: Path) -> None:
             assert line.startswith(("::error title=memgate", "::warning title=memgate")), line
     assert "::stop-commands" not in "\n".join(
         ln.lstrip()[:16] for ln in run.stdout.splitlines())
-    assert escape.text(str(evil.relative_to(ws.root))) in run.stdout
+    assert shown(str(evil.relative_to(ws.root))) in run.stdout
     assert not any(ln.startswith("::stop-commands") for ln in run.step_summary.splitlines())
 
 
@@ -463,7 +476,7 @@ def test_14_merged_reports_are_escaped_and_bounded(tmp_path: Path) -> None:
     assert "<img" not in html
     text = cli("report", "merge", str(path))
     assert_safe_text(text.output)
-    assert escape.text(hostile) in text.output
+    assert shown(hostile) in text.output
     # The schema bounds these strings.
     report["findings"][0]["message"] = "m" * (1 << 20 | 1)
     path.write_text(json.dumps(report))
