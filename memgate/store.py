@@ -62,7 +62,7 @@ import numpy as np
 # jsonschema ships no type information; types-jsonschema may or may not be installed.
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 
-from memgate import __version__, fs
+from memgate import __version__, escape, fs
 from memgate.errors import BaselineError, MemgateError, ReportError
 from memgate.profile.decode import GZIP_MAGIC, Limits, decode
 from memgate.profile.model import Profile
@@ -366,7 +366,9 @@ def render_manifest(manifest: dict[str, object]) -> str:
     starts with its ``function``, so that the diff shows which function a changed rate belongs
     to (sorted, the name came last and git paired the rates of unrelated rows).
     """
-    return json.dumps(_ordered(manifest), indent=2, ensure_ascii=False) + "\n"
+    # escape.json_text: control and format characters of a name (a bidi override hides text
+    # in a review) appear as \u escapes in the committed file; the data is the same.
+    return escape.json_dumps(_ordered(manifest), indent=2, allow_nan=True) + "\n"
 
 
 def _ordered(value: object) -> object:

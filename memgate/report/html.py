@@ -17,7 +17,6 @@ Function names come from the profiles, which an attacker may write: the data goe
 from __future__ import annotations
 
 import html
-import json
 from typing import TYPE_CHECKING, Any
 
 from memgate import escape
@@ -119,7 +118,9 @@ def page_data(report: dict[str, Any], tree: FlameTree, default_type: int) -> dic
 
 def script_json(data: Any) -> str:
     """JSON that cannot end its ``<script>`` element or open a comment, whatever it holds."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    # json_text: no control character, bidi override or lone surrogate (a file name that is
+    # not UTF-8) is written raw; the page's data is the same.
+    text = escape.json_dumps(data, separators=(",", ":"))
     return (
         text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
