@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from memgate import escape
-from memgate.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, MemgateError
+from memgate.errors import (
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    MemgateError,
+    internal_error,
+)
 from memgate.github import (
     Client,
     CommentSkipped,
@@ -321,11 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - a bug: still exit 3 and verdict=error, not exit 1
         if os.environ.get("MEMGATE_DEBUG", "").strip() not in ("", "0"):
             raise
-        from memgate import __version__
-
-        _report_error(MemgateError(f"internal error: {type(e).__name__}: {e} (a bug in "
-                                   f"memgate {__version__}; MEMGATE_DEBUG=1 shows the "
-                                   "traceback)"), env, out)
+        _report_error(internal_error(e), env, out)
         return EXIT_ERROR
     finally:
         out.flush()

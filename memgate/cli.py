@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from memgate import __version__, escape
-from memgate.errors import EXIT_ERROR, EXIT_INTERRUPTED, MemgateError
+from memgate.errors import EXIT_ERROR, EXIT_INTERRUPTED, MemgateError, internal_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,8 +66,7 @@ def handle_errors(func: F) -> F:
         except Exception as e:  # noqa: BLE001 - the last line of defence, see the docstring
             if os.environ.get("MEMGATE_DEBUG", "").strip() not in ("", "0"):
                 raise
-            fail(f"internal error: {type(e).__name__}: {e} (a bug in memgate {__version__}; "
-                 "MEMGATE_DEBUG=1 shows the traceback)")
+            fail(str(internal_error(e)))
 
     return wrapper  # type: ignore[return-value]
 
