@@ -481,8 +481,9 @@ def _read_store_file(directory: Path, name: str, root: Path, limit: int,
     try:
         return fs.read_fd_limited(fd, limit)
     except fs.ReadLimitExceeded:
-        raise OSError(errno.EFBIG, f"is larger than the limit of {limit} bytes (raise it with "
-                      "--max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
+        hint = "" if name == MANIFEST else (
+            " (raise it with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)")
+        raise OSError(errno.EFBIG, f"is larger than the limit of {limit} bytes{hint}",
                       str(directory / name)) from None
     finally:
         os.close(fd)
