@@ -64,7 +64,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unus
 
 from memgate import __version__, escape, fs
 from memgate.errors import BaselineError, MemgateError, ReportError
-from memgate.profile.decode import GZIP_MAGIC, Limits, decode
+from memgate.profile.decode import GZIP_MAGIC, Limits, decode, restart_run_budget
 from memgate.profile.model import Profile
 from memgate.profile.source import read_bytes
 
@@ -903,6 +903,9 @@ class Store:
                 except BaselineError as err:
                     problems.append(f"{e.name!r}: not a baseline: {err.message}")
         for name in names:
+            # Components are decoded one after the other, never held together: --max-total
+            # applies to one component at a time.
+            restart_run_budget()
             for _ in range(_READ_ATTEMPTS):
                 try:
                     directory = self._resolve(name)
