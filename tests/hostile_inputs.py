@@ -43,6 +43,18 @@ class Measured:
     stderr: str
 
 
+#: Address space a measured process may take: far above what memgate needs on any of these
+#: inputs, and low enough that a regression fails with MemoryError instead of exhausting the
+#: machine (reading /dev/zero without a bound would).
+ADDRESS_SPACE = 8 << 30
+
+
+def _cap_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
 def measure(args: list[str], cwd: Path, timeout: float = 300,
             env: dict[str, str] | None = None) -> Measured:
     """Run ``memgate ARGS`` in ``cwd``; exit code, wall seconds, peak RSS in MiB, output."""
@@ -50,7 +62,8 @@ def measure(args: list[str], cwd: Path, timeout: float = 300,
     full_env.pop("GITHUB_ACTIONS", None)
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", _PEAK, *args], cwd=cwd, env=full_env,
-                          capture_output=True, timeout=timeout, check=False)
+                          capture_output=True, timeout=timeout, check=False,
+                          preexec_fn=_cap_memory if sys.platform != "win32" else None)
     seconds = time.monotonic() - t0
     err = proc.stderr.decode("utf-8", "replace")
     peak = 0.0
