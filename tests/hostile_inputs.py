@@ -153,6 +153,38 @@ def dev_zero(d: Path) -> list[str]:
     return ["top", "/dev/zero"]
 
 
+def baseline_link(d: Path) -> list[str]:
+    """A baseline store whose profile is committed as a link to ``/dev/zero``."""
+    import hashlib
+    import json
+
+    comp = d / "baselines" / "api"
+    comp.mkdir(parents=True)
+    data = profile_with_names(["main.x"])
+    sha = hashlib.sha256(data).hexdigest()
+    (comp / f"{sha[:16]}.pb.gz").symlink_to("/dev/zero")
+    (comp / "manifest.json").write_text(json.dumps({
+        "format": 1, "component": "api", "memgate_version": "0",
+        "created": "2024-01-01T00:00:00Z", "updated": "2024-01-01T00:00:00Z",
+        "git_commit": None, "reason": "r", "approved_by": None, "summary_unit": "per_second",
+        "summary": {}, "summary_totals": {},
+        "profiles": [{"file": f"{sha[:16]}.pb.gz", "sha256": sha, "original_name": "p",
+                      "sample_types": [{"type": "inuse_objects", "unit": "count"},
+                                       {"type": "inuse_space", "unit": "bytes"}],
+                      "period_type": {"type": "space", "unit": "bytes"}, "period": 524288,
+                      "duration_seconds": 60.0}]}))
+    (d / "cand.pb.gz").write_bytes(data)
+    return ["check", "-c", "api", "cand.pb.gz", "--duration", "60s"]
+
+
+def memory_map_growth(d: Path) -> list[str]:
+    """A memory map defining ``$a`` as 100,000 characters, then a line of 50,000 ``$a``."""
+    text = ("heap profile: 1: 2 [3: 4] @ heap/1048576\n1: 2 [3: 4] @ 0x1000\n"
+            "--- Memory map: ---\na=" + "x" * 100_000 + "\n" + "$a" * 50_000 + "\n")
+    (d / "growth.heap").write_text(text)
+    return ["top", "growth.heap"]
+
+
 def drop_frames_bomb(d: Path) -> list[str]:
     """``drop_frames`` = ``(a+)+$`` and a function named ``a`` x 40 + ``b``."""
     (d / "drop.pb.gz").write_bytes(profile_with_names(["a" * 40 + "b"], drop_frames="(a+)+$"))
@@ -211,9 +243,11 @@ HOSTILE: dict[str, tuple[str, Callable[[Path], list[str]]]] = {
     "huge-string": ("1 MB gzip, one 1000 MiB string", one_huge_string),
     "gzip-bomb": ("2 MB gzip, 2 GiB of zeros", gzip_bomb),
     "dev-zero": ("`memgate top /dev/zero`", dev_zero),
+    "baseline-link": ("a stored baseline profile linked to /dev/zero", baseline_link),
     "drop-frames": ("drop_frames `(a+)+$`, function a x 40 + b", drop_frames_bomb),
     "legacy-digits": ("heap header, then 60k digits on one line", legacy_digits),
     "legacy-map": ("`--- Memory map: ---`, then a 1M-character line", legacy_memory_map),
+    "map-growth": ("`$a` of 100k characters, a line of 50k `$a`", memory_map_growth),
     "policy-regex": ("policy `re:(a+)+b` against a x 5000", policy_regex_bomb),
     "policy-size": ("a 200 MB policy file", big_policy),
     "report-json": ("48 MB report of `{}` objects (`report merge`)", json_bomb_report),
