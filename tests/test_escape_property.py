@@ -27,12 +27,10 @@ from hypothesis import strategies as st
 
 from memgate import escape
 from memgate.cli import main
-from tests.pbuild import gz, make_profile
-from tests.test_untrusted import assert_safe_text, gfm
+from tests.test_untrusted import assert_safe_text, gfm, pair
 
 pytest.importorskip("cmarkgfm")
 
-MiB = 1 << 20
 PIECES = ["|", "`", "``", "\\|", "<", ">", "<!--", "-->", "@octocat", "::", "::error::x",
           "\r", "\n", "\r\n", "\t", "\x00", "\x1b[31m", "\x1b]8;;http://e\x1b\\", "\x85",
           "\u202e", "\u2066", "\u2028", "\u200b", "\ufeff", "##[error]", "**", "_", "#", "\\",
@@ -44,17 +42,6 @@ names = st.lists(
               st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)),
     min_size=1, max_size=8,
 ).map("".join).filter(lambda s: s not in OTHERS and s.strip() != "")
-
-
-def _profiles(d: Path, name: str) -> tuple[str, str]:
-    base, cand = d / "base.pb.gz", d / "cand.pb.gz"
-    base.write_bytes(gz(make_profile(((("main.work", "main.main"), (1000, 100 * MiB)),
-                                      ((name, "main.main"), (1000, 100 * MiB))))
-                        .SerializeToString()))
-    cand.write_bytes(gz(make_profile(((("main.work", "main.main"), (1000, 100 * MiB)),
-                                      ((name, "main.main"), (50000, 5000 * MiB))))
-                        .SerializeToString()))
-    return str(base), str(cand)
 
 
 def _tables(html: str) -> list[tuple[int, list[str]]]:
@@ -82,7 +69,7 @@ def shown(name: str) -> str:
 def check_name(name: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        base, cand = _profiles(d, name)
+        base, cand = pair(d, name)
         common = ["check", "--baseline", base, cand, "--duration", "60s"]
         res = CliRunner().invoke(main, [*common, "--format", "markdown", "--json",
                                         str(d / "r.json")])
@@ -142,7 +129,7 @@ except ImportError:  # pragma: no cover
 
 
 def _page(d: Path, name: str) -> str:
-    base, cand = _profiles(d, name)
+    base, cand = pair(d, name)
     res = CliRunner().invoke(main, ["check", "--baseline", base, cand, "--duration", "60s",
                                     "--html", str(d / "p.html")])
     assert res.exit_code == 1, res.output
