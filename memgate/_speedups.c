@@ -239,20 +239,23 @@ static PyObject *aggregate(PyObject *self, PyObject *args) {
 }
 
 /*
- * count_fields(buf, max_samples, max_locations, max_other) -> (samples, mappings, locations,
- *                                                             functions, other)
+ * count_top_fields(buf, max_samples, max_locations, max_other, max_strings, max_string_bytes)
+ *     -> (samples, mappings, locations, functions, other, strings, string_bytes)
  *
  * Walks the top-level fields of a Profile message and counts samples (field 2), mappings (3),
- * locations (4), functions (5) and every other field. Stops as soon as a count goes over its
- * maximum (max_locations for each of fields 3 to 5; the returned counts then show which one),
- * at the end, or at the first malformed field or group (the protobuf parser that runs next
- * reports those). The C twin of the walk in memgate.profile.decode._check_counts.
+ * locations (4), functions (5), strings (6, also their total length) and every other field.
+ * Stops as soon as a count goes over its maximum (max_locations for each of fields 3 to 5; the
+ * returned counts then show which one), at the end, or at the first malformed field or group
+ * (the protobuf parser that runs next reports those). Strings are counted among the "other"
+ * fields too. The C twin of the walk in memgate.profile.decode._check_counts.
  */
-static PyObject *count_fields(PyObject *self, PyObject *args) {
+static PyObject *count_top_fields(PyObject *self, PyObject *args) {
     Py_buffer buf;
-    long long max_s, max_l, max_o;
-    if (!PyArg_ParseTuple(args, "y*LLL", &buf, &max_s, &max_l, &max_o)) return NULL;
+    long long max_s, max_l, max_o, max_str, max_str_bytes;
+    if (!PyArg_ParseTuple(args, "y*LLLLL", &buf, &max_s, &max_l, &max_o, &max_str,
+                          &max_str_bytes)) return NULL;
     long long n[6] = {0, 0, 0, 0, 0, 0};   /* n[2..5] by field number, n[0] the others */
+    long long strings = 0, string_bytes = 0;
     Py_BEGIN_ALLOW_THREADS
     const uint8_t *p = (const uint8_t *)buf.buf, *end = p + buf.len;
     while (p < end) {
@@ -268,7 +271,19 @@ static PyObject *count_fields(PyObject *self, PyObject *args) {
         if (wt == 2) {
             uint64_t len;
             if (read_varint(&p, end, &len)) break;
-            if (len >= (uint64_t)(end - p)) break;   /* the last field, or past the end */
+            if (len >= (uint64_t)(end - p)) {
+                /* the last field, or past the end */
+                if (field == 6 && len == (uint64_t)(end - p)) {
+                    ++strings;
+                    string_bytes += (long long)len;
+                }
+                break;
+            }
+            if (field == 6) {
+                if (++strings > max_str) break;
+                string_bytes += (long long)len;
+                if (string_bytes > max_str_bytes) break;
+            }
             p += len;
         } else if (skip_field(&p, end, wt)) {
             break;
@@ -276,15 +291,15 @@ static PyObject *count_fields(PyObject *self, PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buf);
-    return Py_BuildValue("(LLLLL)", n[2], n[3], n[4], n[5], n[0]);
+    return Py_BuildValue("(LLLLLLL)", n[2], n[3], n[4], n[5], n[0], strings, string_bytes);
 }
 
 static PyMethodDef methods[] = {
     {"decode_samples", decode_samples, METH_VARARGS,
      "Decode concatenated Sample bodies into location ids, values and labels."},
     {"aggregate", aggregate, METH_VARARGS, "Accumulate pprof's flat and cum per node."},
-    {"count_fields", count_fields, METH_VARARGS,
-     "Count a Profile's top-level samples, locations and other fields, up to limits."},
+    {"count_top_fields", count_top_fields, METH_VARARGS,
+     "Count a Profile's top-level samples, locations, strings and other fields, up to limits."},
     {NULL, NULL, 0, NULL},
 };
 

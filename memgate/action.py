@@ -14,7 +14,6 @@ Exit codes are the CLI's: 0 pass or warn, 1 fail (0 when ``fail-on-regression`` 
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 import sys
@@ -24,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from memgate.errors import EXIT_ERROR, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_OK, MemgateError
+from memgate import escape
+from memgate.errors import (
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    MemgateError,
+    internal_error,
+)
 from memgate.github import (
     Client,
     CommentSkipped,
@@ -149,19 +156,28 @@ def expand_profiles(patterns: Sequence[str]) -> list[str]:
 
     A glob that matches no file is an error naming it: a typo in a path must not make the
     gate compare fewer profiles than intended. A plain path or URL is passed on unchanged and
-    the loader reports it if it cannot be read.
+    the loader reports it if it cannot be read. ``**`` does not follow links to directories
+    and the expansion is bounded (:func:`memgate.fs.glob_files`); a file name that is not
+    UTF-8 is refused (it could not be named in the report, the summary or an annotation).
     """
+    from memgate.fs import glob_files, has_magic
+
     out: list[str] = []
     seen: set[str] = set()
     for pattern in patterns:
-        if "://" in pattern or pattern == "-" or not glob.has_magic(pattern):
+        if "://" in pattern or pattern == "-" or not has_magic(pattern):
             matches = [pattern]
         else:
-            matches = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+            matches = glob_files(pattern)
             if not matches:
                 raise InputError(f"{pattern!r} matched no file (relative to "
                                  f"{os.getcwd()})", source="profiles")
         for m in matches:
+            try:
+                m.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InputError(f"the file name {escape.text(m)} is not valid UTF-8; rename "
+                                 "the profile", source="profiles") from None
             key = os.path.normpath(m) if "://" not in m else m
             if key not in seen:
                 seen.add(key)
@@ -249,16 +265,17 @@ def post_comment(inputs: ActionInputs, env: Mapping[str, str], markdown: str,
             "warning", f"could not comment on the pull request ({e}); {hint_for(e)}. The "
             "result is in the job summary.", title=TITLE) + "\n")
         return
-    where = f": {result.url}" if result.url else ""
+    where = f": {escape.text(result.url)}" if result.url else ""
     out.write(f"memgate: {result.action} the pull-request comment{where}\n")
 
 
 def run(env: Mapping[str, str], out: TextIO) -> int:
     """The whole action; returns the exit code. Raises MemgateError for bad input."""
     from memgate.checkrun import CheckOptions, append_step_summary, run_check_full
+    from memgate.fs import outside_roots
     from memgate.outputs import Output, check_outputs
     from memgate.outputs import write_outputs as write_files
-    from memgate.profile.decode import Limits
+    from memgate.profile.decode import Limits, run_budget
     from memgate.progress import Progress
     from memgate.report.check import VERDICT_WORD, render_json, render_markdown
     from memgate.report.html import html_page
@@ -267,20 +284,29 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
     profiles = expand_profiles(inputs.profiles)
     out.write(f"memgate: checking {len(profiles)} profile(s)"
               f"{f' of {inputs.component}' if inputs.component else ''}: "
-              f"{' '.join(profiles)}\n")
+              f"{' '.join(escape.text(p) for p in profiles)}\n")
     opts = CheckOptions(candidate=profiles, component=inputs.component,
                         baselines=inputs.baselines, policy=inputs.policy,
                         duration=inputs.duration, work=inputs.work)
     report_path, summary_path = _output_paths(inputs, env)
     html_path = Path(inputs.html).absolute() if inputs.html else None
+    roots = [env.get("GITHUB_WORKSPACE") or os.getcwd(), env.get("RUNNER_TEMP") or ""]
     for name, path in (("json-report", report_path), ("html", html_path)):
         if path is not None:
+            # The branch may commit `memgate.html -> /home/runner/.bashrc`: an output that a
+            # symbolic link leads out of the workspace (or $RUNNER_TEMP) is not written.
+            if outside_roots(path, roots):
+                raise InputError(f"{escape.text(path)} is a symbolic link (or inside one) that "
+                                 f"leads to {escape.text(os.path.realpath(path))}, outside the "
+                                 "workspace; remove the link or choose another path",
+                                 source=name)
             try:
                 check_outputs([str(path)], profiles)
             except MemgateError as e:
                 raise InputError(f"{e}", source=name) from None
     check_outputs([str(report_path), str(summary_path), str(html_path or "")], profiles)
-    result = run_check_full(opts, Limits.from_env(), Progress(False))
+    with run_budget():  # --max-total: every profile of the check counts
+        result = run_check_full(opts, Limits.from_env(), Progress(False))
     report = result.report
     markdown = render_markdown(report)
     files = [Output(str(report_path), render_json(report)), Output(str(summary_path), markdown)]
@@ -305,7 +331,7 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
                    "html": str(html_path) if html_path and page is not None else ""}, env)
     out.write(f"memgate: {VERDICT_WORD[verdict]} ({report['summary']['fail']} failing, "
               f"{report['summary']['warn']} warning, {report['summary']['within_noise']} "
-              f"within noise); report: {report_path}\n")
+              f"within noise); report: {escape.text(report_path)}\n")
     if inputs.comment:
         post_comment(inputs, env, render_markdown(report, limit=COMMENT_MARKDOWN_LIMIT), out)
     if verdict != "fail":
@@ -349,6 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         out.write("memgate: interrupted\n")
         return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - a bug: still exit 3 and verdict=error, not exit 1
+        if os.environ.get("MEMGATE_DEBUG", "").strip() not in ("", "0"):
+            raise
+        _report_error(internal_error(e), env, out)
+        return EXIT_ERROR
     finally:
         out.flush()
 

@@ -18,7 +18,13 @@ from memgate.errors import CompareError, MemgateError, PolicyError
 from memgate.gate import evaluate
 from memgate.outputs import write_atomic
 from memgate.parallel import parallel_map
-from memgate.policy import Policy, default_policy, load_policy, sample_type_matches
+from memgate.policy import (
+    Policy,
+    default_policy,
+    load_policy,
+    read_policy_bytes,
+    sample_type_matches,
+)
 from memgate.profile.decode import Limits, decode
 from memgate.profile.source import FetchOptions, read_bytes
 from memgate.progress import Progress
@@ -333,8 +339,8 @@ def find_policy(path: str | None) -> tuple[Policy, str | None]:
         return default_policy(), None
     pol = load_policy(path)
     try:
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
+        digest = hashlib.sha256(read_policy_bytes(path)).hexdigest()
+    except MemgateError:
         digest = None
     return pol, digest
 

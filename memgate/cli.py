@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 import click
 
-from memgate import __version__
-from memgate.errors import EXIT_ERROR, EXIT_INTERRUPTED, MemgateError
+from memgate import __version__, escape
+from memgate.errors import EXIT_ERROR, EXIT_INTERRUPTED, MemgateError, internal_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,7 +25,9 @@ DOCS_HINT = "see `memgate --help`"
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
-    click.echo(f"memgate: {message}", err=True)
+    # The message names files and quotes inputs: one line, nothing a terminal or the Actions
+    # runner would act on (memgate/escape.py).
+    click.echo(f"memgate: {escape.text(message)}", err=True)
     sys.exit(code)
 
 
@@ -64,8 +66,7 @@ def handle_errors(func: F) -> F:
         except Exception as e:  # noqa: BLE001 - the last line of defence, see the docstring
             if os.environ.get("MEMGATE_DEBUG", "").strip() not in ("", "0"):
                 raise
-            fail(f"internal error: {type(e).__name__}: {e} (a bug in memgate {__version__}; "
-                 "MEMGATE_DEBUG=1 shows the traceback)")
+            fail(str(internal_error(e)))
 
     return wrapper  # type: ignore[return-value]
 
@@ -79,12 +80,15 @@ class _overrides_applied:
     """
 
     def __enter__(self) -> None:
-        from memgate.profile.decode import set_limit_overrides
+        from memgate.profile.decode import run_budget, set_limit_overrides
         from memgate.profile.source import set_fetch_defaults
 
         ctx = click.get_current_context(silent=True)
         meta = ctx.meta if ctx is not None else {}
         self.tokens: list[tuple[Callable[[object], None], object]] = []
+        # Every profile the command decodes counts against --max-total.
+        self.budget = run_budget()
+        self.budget.__enter__()
         if meta.get(_LIMITS_META):
             from memgate.profile.decode import reset_limit_overrides
 
@@ -98,6 +102,7 @@ class _overrides_applied:
     def __exit__(self, *exc: object) -> None:
         for reset, token in reversed(self.tokens):
             reset(token)
+        self.budget.__exit__()
 
 
 def _limits() -> Any:
@@ -109,54 +114,31 @@ def _limits() -> Any:
 
 
 def parse_size(text: str) -> int:
-    """'1GiB', '512MiB', '100000' -> bytes (1024-based)."""
-    units = {
-        "": 1,
-        "b": 1,
-        "k": 1 << 10,
-        "kb": 1 << 10,
-        "kib": 1 << 10,
-        "m": 1 << 20,
-        "mb": 1 << 20,
-        "mib": 1 << 20,
-        "g": 1 << 30,
-        "gb": 1 << 30,
-        "gib": 1 << 30,
-        "t": 1 << 40,
-        "tb": 1 << 40,
-        "tib": 1 << 40,
-    }
-    s = text.strip().lower().replace(" ", "")
-    num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = s[len(num) :]
+    """'1GiB', '512MiB', '100000' -> bytes (1024-based); the environment takes the same."""
+    from memgate.units import parse_size as parse
+
     try:
-        value = float(num)
-    except ValueError:
-        raise MemgateError(
-            f"invalid size {text!r} (use e.g. 512MiB, 2GiB)",
-            source="--max-decompressed",
-            slug="usage",
-        ) from None
-    if unit not in units or not value > 0 or value == float("inf") or value * units[unit] < 1:
-        raise MemgateError(
-            f"invalid size {text!r} (use e.g. 512MiB, 2GiB)",
-            source="--max-decompressed",
-            slug="usage",
-        )
-    return int(value * units[unit])
+        return parse(text)
+    except ValueError as e:
+        raise MemgateError(str(e), source="--max-decompressed", slug="usage") from None
+
+
+#: The ``Limits`` field each size option sets.
+_SIZE_FIELDS = {"max_decompressed": "max_decompressed_bytes",
+                "max_string_bytes": "max_string_bytes", "max_total": "max_total_bytes"}
 
 
 def _size_override(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    """``--max-decompressed``: a malformed size is a usage error (exit 2), found before any
-    work; a valid one overrides ``Limits.from_env()`` (the store's too) while the command
-    runs."""
-    if value is None:
+    """``--max-decompressed`` (and the other sizes): a malformed size is a usage error (exit
+    2), found before any work; a valid one overrides ``Limits.from_env()`` (the store's too)
+    while the command runs."""
+    if value is None or param.name is None:
         return
     try:
         size = parse_size(value)
     except MemgateError as e:
         raise click.BadParameter(e.message) from None
-    ctx.meta.setdefault(_LIMITS_META, {})["max_decompressed_bytes"] = size
+    ctx.meta.setdefault(_LIMITS_META, {})[_SIZE_FIELDS[param.name]] = size
 
 
 _max_decompressed_only = click.option(
@@ -191,9 +173,32 @@ _max_locations_option = click.option(
 )
 
 
+_max_strings_option = click.option(
+    "--max-strings", type=click.IntRange(min=1), default=None, metavar="N",
+    expose_value=False, callback=_limit_override,
+    help="Refuse profiles whose string table has more than N entries (default 4000000, or "
+    "MEMGATE_MAX_STRINGS).",
+)
+_max_string_bytes_option = click.option(
+    "--max-string-bytes", metavar="SIZE", default=None, expose_value=False,
+    callback=_size_override,
+    help="Refuse profiles whose strings hold more than SIZE together (default 256MiB, or "
+    "MEMGATE_MAX_STRING_BYTES).",
+)
+_max_total_option = click.option(
+    "--max-total", metavar="SIZE", default=None, expose_value=False, callback=_size_override,
+    help="Refuse to read more than SIZE of decompressed profiles in one command (default "
+    "2GiB, or MEMGATE_MAX_TOTAL_BYTES).",
+)
+
+
 def max_decompressed_option(f: F) -> F:
-    """The input limits: --max-decompressed, --max-samples, --max-locations."""
-    return _max_decompressed_only(_max_samples_option(_max_locations_option(f)))
+    """The input limits: --max-decompressed, --max-samples, --max-locations, --max-strings,
+    --max-string-bytes, --max-total."""
+    for option in (_max_total_option, _max_string_bytes_option, _max_strings_option,
+                   _max_locations_option, _max_samples_option, _max_decompressed_only):
+        f = option(f)
+    return f
 
 progress_option = click.option(
     "--progress/--no-progress",
@@ -351,7 +356,7 @@ def top(
         out = render_markdown(rep)
     else:
         out = render_text(rep, unit)
-    click.echo(out, nl=False)
+    click.echo(escape.text_block(out), nl=False)
 
 
 def _read_and_save(spec: str, output: str | None, prog: Any) -> Any:
@@ -453,10 +458,11 @@ def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_pat
     if fmt == "json":
         click.echo(render_json(report), nl=False)
     elif fmt == "markdown":
-        click.echo(markdown, nl=False)
+        click.echo(escape.text_block(markdown), nl=False)
     else:
-        click.echo(text(report) if text is not None else
-                   render_text(report, color=_use_color(), verbose=verbose), nl=False)
+        click.echo(escape.text_block(text(report) if text is not None else
+                                     render_text(report, color=_use_color(), verbose=verbose),
+                                     sgr=True), nl=False)
 
 
 report_options = [
@@ -690,6 +696,9 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
     except MemgateError as e:
         # Without any duration anywhere, a diff still makes sense on raw values.
         if normalize and d is None and bd is None and e.slug == "no-duration":
+            from memgate.profile.decode import restart_run_budget
+
+            restart_run_budget()
             result = run_diff([base], [new], duration=None, baseline_duration=None,
                                    normalize=False, limits=limits, progress=prog)
         else:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from memgate import escape
 from memgate.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
@@ -248,15 +249,16 @@ def list_cmd(baselines_dir: str, pointers: str) -> None:
         try:
             b = store.load(name)
         except BaselineError as e:
-            rows.append((name, "-", "-", f"INVALID: {e.message}"))
+            rows.append((name, "-", "-", f"INVALID: {escape.text(e.message)}"))
             continue
         reason = b.reason.splitlines()[0] if b.reason else ""
-        rows.append((name, str(len(b.profiles)), b.updated, reason))
+        rows.append((name, str(len(b.profiles)), escape.text(b.updated), escape.text(reason)))
     if not rows:
         click.echo(f"memgate: no baselines in {getattr(store, 'shown', baselines_dir)}",
                    err=True)
         return
-    click.echo(_table(("COMPONENT", "PROFILES", "UPDATED", "REASON"), rows), nl=False)
+    click.echo(escape.text_block(_table(("COMPONENT", "PROFILES", "UPDATED", "REASON"), rows)),
+               nl=False)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
@@ -277,7 +279,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
 @_handle_errors
 def show_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     """The baseline of NAME: why and when it was made, its profiles, its top functions."""
-    click.echo(render_show(_store(baselines_dir, pointers).load(name)), nl=False)
+    click.echo(escape.text_block(render_show(_store(baselines_dir, pointers).load(name))),
+               nl=False)
 
 
 def render_show(b: Baseline) -> str:
@@ -292,10 +295,11 @@ def render_show(b: Baseline) -> str:
     )
     from memgate.units import scaled_label
 
+    esc = escape.text
     m: dict[str, Any] = b.manifest
     per_second = m.get("summary_unit") == "per_second"
     where = f"{b.url}, version {b.version}" if b.url is not None else str(b.directory)
-    lines = [f"baseline {b.component} ({where})"]
+    lines = [f"baseline {esc(b.component)} ({esc(where)})"]
     meta = [
         ("reason", b.reason),
         ("approved by", m.get("approved_by") or "-"),
@@ -305,18 +309,20 @@ def render_show(b: Baseline) -> str:
         ("memgate", m.get("memgate_version", "-")),
     ]
     for key, value in meta:
-        text = str(value).replace("\n", "\n" + " " * 16)
+        # A reason may have several lines (each escaped on its own, so none starts a command).
+        text = ("\n" + " " * 16).join(esc(part) for part in str(value).split("\n"))
         lines.append(f"  {key + ':':<13} {text}")
     lines.append(f"  {'profiles:':<13} {len(b.profiles)}")
     sources = {str(e.get("sha256")): e["source"] for e in m.get("profiles", [])
                if isinstance(e, dict) and isinstance(e.get("source"), dict)}
     for p in b.profiles:
         dur = f"{p.duration_seconds:.6g}s" if p.duration_seconds is not None else "no duration"
-        lines.append(f"    {p.path.name}  {p.original_name}  {dur}")
+        lines.append(f"    {esc(p.path.name)}  {esc(p.original_name)}  {dur}")
         origin = sources.get(p.sha256)
         if origin:
-            lines.append(f"      {origin.get('kind')} query {origin.get('query')} from "
-                         f"{origin.get('from')} until {origin.get('until')}")
+            lines.append(f"      {esc(str(origin.get('kind')))} query "
+                         f"{esc(str(origin.get('query')))} from {esc(str(origin.get('from')))} "
+                         f"until {esc(str(origin.get('until')))}")
     units = {t: u for t, u in (b.profiles[0].sample_types if b.profiles else ())}
     summary: dict[str, list[dict[str, Any]]] = m.get("summary", {})
     totals: dict[str, float] = m.get("summary_totals", {})
@@ -341,7 +347,7 @@ def render_show(b: Baseline) -> str:
         how = "per second of profile duration" if per_second else "per profile (no duration)"
         total = f", total {fmt(float(totals[stype]))}" if stype in totals else ""
         lines.append("")
-        lines.append(f"{stype} ({unit or 'count'}), mean {how}{total}:")
+        lines.append(f"{esc(stype)} ({esc(unit or 'count')}), mean {how}{total}:")
         if not rows:
             lines.append("  (no function has a value)")
             continue
@@ -350,7 +356,7 @@ def render_show(b: Baseline) -> str:
         rows = sorted(rows, key=lambda r: (-abs(float(r["flat_rate"])), str(r["function"])))
         table = _table(("flat", "cum", "function"),
                        [(fmt(float(r["flat_rate"])), fmt(float(r["cum_rate"])),
-                         str(r["function"])) for r in rows], right=(True, True, False))
+                         esc(r["function"])) for r in rows], right=(True, True, False))
         lines.extend("  " + line for line in table.splitlines())
     return "\n".join(lines) + "\n"
 
@@ -368,9 +374,9 @@ def verify_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
     store = _store(baselines_dir, pointers)
     problems = store.verify(name)
     for note in store.notes(name):
-        click.echo(f"memgate: note: {note}", err=True)
+        click.echo(f"memgate: note: {escape.text(note)}", err=True)
     for problem in problems:
-        click.echo(f"memgate: {problem}", err=True)
+        click.echo(f"memgate: {escape.text(problem)}", err=True)
     if problems:
         sys.exit(EXIT_ERROR)
     names = [name] if name is not None else store.components()
@@ -383,7 +389,7 @@ def verify_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
         where = "" if b.directory.name == n else (
             f" (in effect from {b.directory.name}: an update was interrupted)")
         click.echo(f"ok {n}: {len(b.profiles)} profile{'s' if len(b.profiles) != 1 else ''} "
-                   f"[{hashes}], updated {b.updated}{where}")
+                   f"[{hashes}], updated {escape.text(b.updated)}{where}")
 
 
 @baseline.command("remove")
@@ -407,7 +413,7 @@ def recover_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
     """Clean up after an interrupted update (any later update does this too)."""
     done = _store(baselines_dir, pointers).recover(name)
     for line in done:
-        click.echo(line)
+        click.echo(escape.text(line))
     if not done:
         click.echo("nothing to recover")
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
+from memgate import escape
 from memgate.errors import EXIT_FAIL, ReportError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,9 +67,10 @@ def _validator() -> Any:
 
 def load_report(path: str) -> dict[str, Any]:
     """Read one ``memgate check`` JSON report and validate it against the report schema."""
+    from memgate.profile.decode import read_report_bytes
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        data = json.loads(read_report_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         raise ReportError("no such file", source=path) from None
     except OSError as e:
@@ -206,15 +208,18 @@ def render_merged_text(reports: Sequence[LoadedReport]) -> str:
 
     verdict = merged_verdict(reports)
     plural = "s" if len(reports) != 1 else ""
+    esc = escape.text
     out = [f"memgate: {VERDICT_WORD[verdict]} ({len(reports)} report{plural})"]
-    width = max(len(r.label) for r in reports)
-    for r in reports:
+    labels = [esc(r.label) for r in reports]
+    width = max(len(label) for label in labels)
+    for r, label in zip(reports, labels):
         s = r.report["summary"]
-        out.append(f"  {VERDICT_WORD[r.verdict]:<4}  {r.label:<{width}}  {s['fail']} failing, "
+        out.append(f"  {VERDICT_WORD[r.verdict]:<4}  {label:<{width}}  {s['fail']} failing, "
                    f"{s['warn']} warning, {s['within_noise']} within noise (~)")
-    for r in reports:
+    for r, label in zip(reports, labels):
         for f in r.report["findings"]:
-            out.append(f"  [{f['severity'].upper()}] {r.label}: {f['rule']}: {f['message']}")
+            out.append(f"  [{esc(f['severity'].upper())}] {label}: {esc(f['rule'])}: "
+                       f"{esc(f['message'])}")
     return "\n".join(out) + "\n"
 
 
@@ -252,7 +257,7 @@ def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, 
     loaded = load_reports(reports)
     markdown = render_merged_markdown(loaded)
     merged = merge_json(loaded)
-    as_json = json.dumps(merged, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    as_json = escape.json_dumps(merged, indent=2) + "\n"
     outputs = [Output(path, text) for path, text in ((json_path, as_json), (summary, markdown))
                if path]
     check_outputs([o.path for o in outputs], reports)
@@ -268,8 +273,8 @@ def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, 
     if fmt == "json":
         click.echo(as_json, nl=False)
     elif fmt == "markdown":
-        click.echo(markdown, nl=False)
+        click.echo(escape.text_block(markdown), nl=False)
     else:
-        click.echo(render_merged_text(loaded), nl=False)
+        click.echo(escape.text_block(render_merged_text(loaded)), nl=False)
     if merged["verdict"] == "fail":
         sys.exit(EXIT_FAIL)

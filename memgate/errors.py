@@ -42,6 +42,14 @@ class MemgateError(Exception):
         return self.message
 
 
+def internal_error(error: BaseException) -> MemgateError:
+    """The one-line error a bug is reported as (exit 3, never the gate's exit 1)."""
+    from memgate import __version__
+
+    return MemgateError(f"internal error: {type(error).__name__}: {error} (a bug in memgate "
+                        f"{__version__}; MEMGATE_DEBUG=1 shows the traceback)", slug="internal")
+
+
 class ProfileError(MemgateError):
     """A profile could not be read, decoded or validated."""
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from memgate import __version__
+from memgate import __version__, escape
 
 #: GitHub refuses comment bodies over 65,536 characters; keep a margin for the marker.
 COMMENT_LIMIT = 65_000
@@ -33,6 +33,8 @@ API_TIMEOUT = 10.0
 #: Pages of comments read before giving up the search (100 comments each).
 MAX_PAGES = 50
 DEFAULT_API_URL = "https://api.github.com"
+#: Who writes with the workflow's GITHUB_TOKEN (which may not read ``GET /user``).
+ACTIONS_BOT = "github-actions[bot]"
 PR_EVENTS = ("pull_request", "pull_request_target")
 
 
@@ -43,15 +45,16 @@ def escape_data(text: str) -> str:
     """Escape a workflow command's message, as the runner unescapes it.
 
     Without this a newline in a message would end the command and the rest of the line would
-    be printed as plain log text (or read as another command).
+    be printed as plain log text (or read as another command). Other control characters are
+    shown as escapes (:func:`memgate.escape.workflow_data`).
     """
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return escape.workflow_data(text)
 
 
 def escape_property(text: str) -> str:
     """Escape a workflow command's property value (``title=...``): also ``:`` and ``,``,
     which separate the properties from each other and from the message."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+    return escape.workflow_property(text)
 
 
 def workflow_command(command: str, message: str, **properties: str) -> str:
@@ -302,8 +305,24 @@ class Client:
         except ValueError:
             raise GitHubAPIError(f"{method} {parts.path}: the response is not JSON") from None
 
-    def find_comment(self, pr: PullRequest, marker: str) -> dict[str, Any] | None:
-        """The first comment on the PR whose body starts with ``marker`` (all pages)."""
+    def viewer_login(self) -> str:
+        """The login the token writes as: ``GET /user`` for a personal token; the workflow's
+        GITHUB_TOKEN may not read it (403) and writes as ``github-actions[bot]``."""
+        try:
+            me, _ = self.request("GET", f"{self.api_url}/user")
+        except GitHubAPIError as e:
+            if e.status in (401, 403, 404):
+                return ACTIONS_BOT
+            raise
+        login = me.get("login") if isinstance(me, dict) else None
+        return login if isinstance(login, str) and login else ACTIONS_BOT
+
+    def find_comment(self, pr: PullRequest, marker: str,
+                     author: str | None = None) -> dict[str, Any] | None:
+        """The first comment on the PR whose body starts with ``marker`` (all pages), and,
+        with ``author``, that this login wrote: anyone can post a comment that starts with
+        the marker, and memgate must not edit other people's comments (nor let them steer
+        which comment carries the verdict)."""
         url: str | None = (
             f"{self.api_url}/repos/{pr.repository}/issues/{pr.number}/comments?per_page=100"
         )
@@ -314,7 +333,11 @@ class Client:
             if not isinstance(page, list):
                 raise GitHubAPIError("listing comments: the response is not a list")
             for c in page:
-                if isinstance(c, dict) and str(c.get("body") or "").startswith(marker):
+                if not isinstance(c, dict) or not str(c.get("body") or "").startswith(marker):
+                    continue
+                user = c.get("user")
+                login = user.get("login") if isinstance(user, dict) else None
+                if author is None or login == author:
                     return c
             url = next_link(headers.get("link", ""))
         return None
@@ -322,7 +345,7 @@ class Client:
     def upsert_comment(self, pr: PullRequest, marker: str, markdown: str) -> CommentResult:
         """Update memgate's comment for ``marker``, or create it."""
         body = comment_body(marker, markdown)
-        existing = self.find_comment(pr, marker)
+        existing = self.find_comment(pr, marker, self.viewer_login())
         if existing is not None and isinstance(existing.get("id"), int):
             cid = existing["id"]
             resp, _ = self.request(

@@ -52,6 +52,7 @@ import yaml
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped, unused-ignore]
 
+from memgate import regex
 from memgate.errors import PolicyError
 from memgate.quantities import (
     AMOUNT_PATTERN,
@@ -304,25 +305,27 @@ class Matcher:
     star of a pointer receiver ``(*T)`` and the type-parameter placeholder ``[...]``. So
     ``encoding/json.(*decodeState).literalStore`` is an exact name, and
     ``encoding/json.(*decodeState).*`` a glob over that type's methods. Write ``[*]`` for a
-    literal star elsewhere. Regexes (``re:`` prefix) must match the whole name
-    (:func:`re.fullmatch`), like globs, so that ``re:runtime\\.malg`` does not match
-    ``runtime.malgX``.
+    literal star elsewhere. Regexes (``re:`` prefix) must match the whole name, like globs,
+    so that ``re:runtime\\.malg`` does not match ``runtime.malgX``; they are RE2 (Go's
+    syntax, as pprof's own options), matched in linear time (memgate/regex.py), so no pattern
+    can hang the gate whatever name it meets.
     """
 
     #: The ``match`` text as written, including any ``re:`` prefix.
     pattern: str
     kind: MatchKind
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> Matcher:
         """Build a matcher from a ``match`` string; :class:`ValueError` for a bad regex."""
         if text.startswith("re:"):
             try:
-                regex = re.compile(text[3:])
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {text[3:]!r}: {exc}") from None
-            return cls(text, "regex", regex)
+                compiled = regex.compile(text[3:])
+            except regex.RegexError as exc:
+                raise ValueError(f"invalid regular expression {text[3:]!r}: {exc} (RE2 "
+                                 "syntax, as Go's regexp)") from None
+            return cls(text, "regex", compiled)
         literal = _GO_RECEIVER.sub("(", text).replace(_GO_TYPE_PARAMS, "")
         if not any(c in literal for c in "*?["):
             return cls(text, "exact", None)
@@ -335,6 +338,8 @@ class Matcher:
             return True
         if self._regex is None:
             return False
+        if self.kind == "regex":
+            return regex.fullmatch(self._regex, function)
         return self._regex.fullmatch(function) is not None
 
 
@@ -681,20 +686,38 @@ def load_policy(path: str | Path) -> Policy:
     """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PolicyError("policy file not found", source=source) from None
-    except IsADirectoryError:
-        raise PolicyError("policy path is a directory, not a file", source=source) from None
+        text = read_policy_bytes(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PolicyError(
             f"policy file is not UTF-8 text (byte {exc.start})", source=source
         ) from None
+    return load_policy_data(_parse_yaml(text, source), source)
+
+
+#: The largest policy file read. A real one is a few kilobytes; YAML parsing costs about a
+#: second per megabyte, so a bigger file is refused rather than parsed for minutes.
+MAX_POLICY_BYTES: Final = 1 << 20
+
+
+def read_policy_bytes(path: str | Path) -> bytes:
+    """The bytes of a policy file, at most :data:`MAX_POLICY_BYTES` of any kind of file
+    (a link to ``/dev/zero`` included); every problem is a one-line :class:`PolicyError`."""
+    from memgate.fs import ReadLimitExceeded, read_limited
+
+    source = str(path)
+    try:
+        return read_limited(path, MAX_POLICY_BYTES)
+    except ReadLimitExceeded:
+        raise PolicyError(f"policy file is larger than {MAX_POLICY_BYTES // 1024} KiB; a "
+                          "policy is a few kilobytes of YAML", source=source) from None
+    except FileNotFoundError:
+        raise PolicyError("policy file not found", source=source) from None
+    except IsADirectoryError:
+        raise PolicyError("policy path is a directory, not a file", source=source) from None
     except OSError as exc:
         raise PolicyError(
             f"cannot read policy file: {exc.strerror or exc}", source=source
         ) from None
-    return load_policy_data(_parse_yaml(text, source), source)
 
 
 def load_policy_data(data: object, source: str) -> Policy:

@@ -52,6 +52,11 @@ class Progress:
         self._write(f"memgate: {what}: {done:.0%} ({now - self._start:.1f}s elapsed{remaining})")
 
     def _write(self, line: str) -> None:
+        # The line names files and URLs: escaped (memgate/escape.py); only the progress
+        # line's own "\r ESC [K" reaches the terminal.
+        from memgate.escape import text
+
+        line = text(line)
         if self._live:
             self.stream.write("\r\x1b[K" + line)
         else:

@@ -124,10 +124,13 @@ class _Reader:
         self.store, self.component, self.manifest, self.files = (store, component, manifest,
                                                                  list(files))
 
-    def read(self, name: str) -> bytes:
-        if name == MANIFEST:
-            return self.manifest
-        return self.store._cat(self.store._key(self.component, "profiles", name))
+    def read(self, name: str, limit: int) -> bytes:
+        data = self.manifest if name == MANIFEST else self.store._cat(
+            self.store._key(self.component, "profiles", name))
+        if len(data) > limit:
+            raise BaselineError(f"{name} is larger than the limit of {limit} bytes",
+                                source=self.store.shown)
+        return data
 
     def names(self) -> list[str]:
         # Profiles are shared between versions: only the listed ones belong to this one.

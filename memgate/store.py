@@ -62,9 +62,9 @@ import numpy as np
 # jsonschema ships no type information; types-jsonschema may or may not be installed.
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 
-from memgate import __version__
+from memgate import __version__, escape, fs
 from memgate.errors import BaselineError, MemgateError, ReportError
-from memgate.profile.decode import GZIP_MAGIC, Limits, decode
+from memgate.profile.decode import GZIP_MAGIC, Limits, decode, restart_run_budget
 from memgate.profile.model import Profile
 from memgate.profile.source import read_bytes
 
@@ -165,6 +165,8 @@ class StoredProfile:
     period_type: tuple[str, str] = ("", "")
     #: Where the profile is in a remote store (``s3://...``); None in a local one.
     url: str | None = None
+    #: The store the file belongs to: a symbolic link may not lead out of it.
+    root: Path | None = field(default=None, compare=False, repr=False)
 
     def read_bytes(self) -> bytes:
         """The stored bytes, checked against the manifest's sha256.
@@ -174,7 +176,9 @@ class StoredProfile:
         against something nobody reviewed.
         """
         try:
-            data = self.path.read_bytes()
+            data = _read_store_file(self.path.parent, self.path.name,
+                                    self.root or self.path.parent.parent,
+                                    Limits.from_env().max_decompressed_bytes)
         except OSError as e:
             raise BaselineError(f"cannot read: {e.strerror or e}", source=str(self.path)) from None
         actual = hashlib.sha256(data).hexdigest()
@@ -383,7 +387,9 @@ def render_manifest(manifest: dict[str, object]) -> str:
     starts with its ``function``, so that the diff shows which function a changed rate belongs
     to (sorted, the name came last and git paired the rates of unrelated rows).
     """
-    return json.dumps(_ordered(manifest), indent=2, ensure_ascii=False) + "\n"
+    # escape.json_text: control and format characters of a name (a bidi override hides text
+    # in a review) appear as \u escapes in the committed file; the data is the same.
+    return escape.json_dumps(_ordered(manifest), indent=2, allow_nan=True) + "\n"
 
 
 def _ordered(value: object) -> object:
@@ -452,18 +458,17 @@ class _DirReader:
     consistent version of a baseline even while another process replaces it.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, root: Path) -> None:
         self.directory = directory
+        self.root = root
         self.fd: int | None = None
         if os.open in os.supports_dir_fd:
             self.fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
 
-    def read(self, name: str) -> bytes:
-        if self.fd is None:
-            return (self.directory / name).read_bytes()
-        fd = os.open(name, os.O_RDONLY, dir_fd=self.fd)
-        with os.fdopen(fd, "rb") as f:
-            return f.read()
+    def read(self, name: str, limit: int) -> bytes:
+        """A regular file of the directory, at most ``limit`` bytes, never through a link
+        that leaves the store (:func:`memgate.fs.open_in_store`)."""
+        return _read_store_file(self.directory, name, self.root, limit, self.fd)
 
     def names(self) -> list[str]:
         if self.fd is not None and os.listdir in os.supports_fd:
@@ -490,7 +495,7 @@ class _VersionReader(Protocol):
     """What :meth:`Store._inspect_with` reads one version through: :class:`_DirReader`
     here, the remote store's reader in :mod:`memgate.remote`."""
 
-    def read(self, name: str) -> bytes: ...
+    def read(self, name: str, limit: int) -> bytes: ...
 
     def names(self) -> list[str]: ...
 
@@ -499,6 +504,25 @@ class _VersionReader(Protocol):
 
 class _Retry(Exception):
     """The directory being read was replaced meanwhile; read again."""
+
+
+#: The largest manifest read: a real one is a few kilobytes (ten functions per sample type).
+MAX_MANIFEST_BYTES: Final = 16 << 20
+
+
+def _read_store_file(directory: Path, name: str, root: Path, limit: int,
+                     dir_fd: int | None = None) -> bytes:
+    """Read one file of the store safely (bounded, regular, no link out); OSError if not."""
+    fd = fs.open_in_store(directory, name, root, dir_fd)
+    try:
+        return fs.read_fd_limited(fd, limit)
+    except fs.ReadLimitExceeded:
+        hint = "" if name == MANIFEST else (
+            " (raise it with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)")
+        raise OSError(errno.EFBIG, f"is larger than the limit of {limit} bytes{hint}",
+                      str(directory / name)) from None
+    finally:
+        os.close(fd)
 
 
 class _Lock:
@@ -511,7 +535,11 @@ class _Lock:
 
     def __enter__(self) -> None:
         for _ in range(50):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = fs.open_lock_file(self.path)
+            except fs.UnsafeFile as e:
+                raise BaselineError(f"{e.strerror}", source=str(self.path),
+                                    slug="baseline-locked") from None
             if not _try_lock(fd):
                 holder = _holder(fd)
                 os.close(fd)
@@ -579,7 +607,8 @@ def _is_locked(path: Path) -> bool:
     import fcntl
 
     try:
-        fd = os.open(path, os.O_RDONLY)
+        # Never through a link: a committed `.c.lock -> /dev/...` is not memgate's lock.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK)
     except OSError:
         return False
     try:
@@ -732,8 +761,11 @@ class Store:
             return None, [f"cannot read {directory}: {e.strerror or e}"]
         if not stat.S_ISDIR(mode):
             return None, [f"{directory.name} is not a directory"]
+        if os.path.islink(directory) and not fs.inside(directory, self.root):
+            return None, [f"{directory.name} is a symbolic link to {os.readlink(directory)}, "
+                          "outside the baseline store"]
         try:
-            reader = _DirReader(directory)
+            reader = _DirReader(directory, self.root)
         except FileNotFoundError:
             raise _Retry() from None
         except OSError as e:
@@ -756,7 +788,7 @@ class Store:
                       deep: bool) -> tuple[Baseline | None, list[str]]:
         problems: list[str] = []
         try:
-            raw = reader.read(MANIFEST)
+            raw = reader.read(MANIFEST, MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             if not reader.still_current(directory):
                 raise
@@ -821,7 +853,7 @@ class Store:
                 problems.append(f"{where}: sample types or period differ from profiles[0]; a "
                                 "baseline holds repeated runs of one workload")
             try:
-                blob = reader.read(name)
+                blob = reader.read(name, Limits.from_env().max_decompressed_bytes)
             except FileNotFoundError:
                 if not reader.still_current(directory):
                     raise
@@ -839,7 +871,7 @@ class Store:
             stored.append(StoredProfile(
                 path=directory / name, sha256=sha, original_name=str(entry["original_name"]),
                 duration_seconds=None if dur is None else float(dur), sample_types=types,
-                period=period, period_type=ptype))
+                period=period, period_type=ptype, root=self.root))
             if not deep:
                 blobs.append(blob)
             if deep:
@@ -907,6 +939,9 @@ class Store:
                 except BaselineError as err:
                     problems.append(f"{e.name!r}: not a baseline: {err.message}")
         for name in names:
+            # Components are decoded one after the other, never held together: --max-total
+            # applies to one component at a time.
+            restart_run_budget()
             for _ in range(_READ_ATTEMPTS):
                 try:
                     directory = self._resolve(name)
@@ -1423,8 +1458,10 @@ def _inside_cwd(path: str) -> bool:
 def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | None]]]:
     """The component and the candidate inputs ``(path, sha256, duration)`` of a check report."""
     src = str(path)
+    from memgate.profile.decode import read_report_bytes
+
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(read_report_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         raise ReportError("no such file", source=src, slug="not-found") from None
     except OSError as e:
@@ -1481,10 +1518,12 @@ def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | N
 def _reported_baseline(path: Path) -> frozenset[str] | None:
     """The sha256 of the baseline profiles a check report compared against (None: the report
     does not say; an empty set: it had none, as with --allow-missing-baseline)."""
+    from memgate.profile.decode import read_report_bytes
+
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(read_report_bytes(path).decode("utf-8"))
         entries = data["inputs"]["baseline"]
         return frozenset(str(e["sha256"]) for e in entries)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, MemgateError):
         return None
 

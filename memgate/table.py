@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from memgate import speedups
+from memgate import regex, speedups
 from memgate.parallel import parallel_map
 from memgate.profile.model import Profile, ValueType
 
@@ -209,10 +209,11 @@ def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
     s = prof.samples
     if not prof.drop_frames:
         return s.offsets, s.locations, None
+    # RE2, as pprof (Go's regexp): linear time, whatever the profile's pattern (memgate/regex.py).
     try:
-        drop = re.compile("^(" + prof.drop_frames + ")$")
-        keep = re.compile("^(" + prof.keep_frames + ")$") if prof.keep_frames else None
-    except re.error:
+        drop = regex.compile("^(" + prof.drop_frames + ")$")
+        keep = regex.compile("^(" + prof.keep_frames + ")$") if prof.keep_frames else None
+    except regex.RegexError:
         # pprof ignores a drop_frames expression it cannot compile.
         return s.offsets, s.locations, None
     locs = prof.locations
@@ -221,6 +222,7 @@ def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
     beneath = np.zeros(nloc, dtype=bool)
     skip = np.zeros(nloc, dtype=np.int64)
     cache: dict[str, bool] = {}
+    keep_cache: dict[str, bool] = {}
     for li in range(nloc):
         a, b = int(locs.line_offsets[li]), int(locs.line_offsets[li + 1])
         found = -1
@@ -232,12 +234,16 @@ def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
             if not name:
                 continue
             fname = _simplify_func(name)
-            if keep is not None and keep.match(fname):
-                found = i
-                break
+            if keep is not None:
+                kept = keep_cache.get(fname)
+                if kept is None:
+                    kept = keep_cache[fname] = regex.fullmatch(keep, fname)
+                if kept:
+                    found = i
+                    break
             hit = cache.get(fname)
             if hit is None:
-                hit = cache[fname] = drop.match(fname) is not None
+                hit = cache[fname] = regex.fullmatch(drop, fname)
             if hit:
                 prune[li] = True
                 found = i

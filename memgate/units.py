@@ -161,3 +161,29 @@ def select_output_unit(unit: str, values: list[int], total: int) -> str:
         # units, allowing minimum value to be scaled down to 0.01, except for callgrind.
         _, out = scale(100 * min_value, unit, "minimum")
     return out or unit
+
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10,
+    "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20,
+    "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30,
+    "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40,
+}
+
+
+def parse_size(text: str) -> int:
+    """A size as the command line and the environment take it: ``1GiB``, ``512MiB``, ``100M``,
+    ``100000`` -> bytes (1024-based, as pprof's units). ``ValueError`` with a one-line reason
+    for anything else."""
+    s = text.strip().lower().replace(" ", "")
+    num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = s[len(num):]
+    try:
+        value = float(num)
+    except ValueError:
+        raise ValueError(f"invalid size {text!r} (use e.g. 512MiB, 2GiB)") from None
+    if unit not in _SIZE_UNITS or not value > 0 or value == float("inf") \
+            or value * _SIZE_UNITS[unit] < 1:
+        raise ValueError(f"invalid size {text!r} (use e.g. 512MiB, 2GiB)")
+    return int(value * _SIZE_UNITS[unit])

@@ -7,9 +7,12 @@
 Targets (strategies and harness in tests/strategies.py): ``hostile`` (structurally valid
 profiles with wrong contents), ``samples`` (corpus profiles with damaged sample messages),
 ``mutated`` (corpus profiles with damaged bytes anywhere), ``legacy`` (legacy text),
-``bytes`` (random bytes), ``policy``, ``manifest`` (baseline manifest loader) and ``report``
-(report merge). Each target runs in its own process under an address-space limit
-(``--max-memory``, default 4 GiB) and every input under an alarm (``--timeout``, default 10 s);
+``bytes`` (random bytes), ``policy``, ``manifest`` (baseline manifest loader), ``report``
+(report merge) and ``strings`` (corpus profiles whose string tables hold hostile names and
+whose ``drop_frames``/``keep_frames`` are catastrophic or invalid patterns, rendered through
+``top`` and ``diff`` as text, markdown, JSON and HTML: every output must stay escaped).
+Each target runs in its own process under an address-space limit (``--max-memory``, default
+4 GiB) and every input under an alarm (``--timeout``, default 10 s);
 an input that raises anything but the one-line error, hangs or runs out of memory is a
 failure, printed with its bytes and written to ``fuzz-failures/``. Prints, per target, the
 cases run, how many ended ok / in a clean error, the failures, the slowest input and the peak
@@ -32,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ["hostile", "samples", "mutated", "legacy", "bytes", "policy", "manifest", "report"]
+TARGETS = ["hostile", "samples", "mutated", "legacy", "bytes", "policy", "manifest", "report",
+           "strings"]
 
 
 class InputTimeout(Exception):
@@ -64,6 +68,9 @@ def worker(target: str, cases: int, seed: int, timeout: int, out_dir: Path) -> d
     elif target == "policy":
         strat = S.policy_text()
         run = S.policy_target
+    elif target == "strings":
+        strat = S.mutated_strings()
+        run = S.strings_target
     elif target == "report":
         valid = json.loads((ROOT / "tests/fixtures/reports/fail.json").read_text())
         strat = S.report_text(valid)

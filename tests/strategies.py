@@ -321,6 +321,77 @@ def mutated_samples(draw: st.DrawFn) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------
+# String tables and drop_frames
+# ---------------------------------------------------------------------------------------------
+
+#: What a pull request's profile can name a function, a file, a sample type or a mapping:
+#: every kind of character that means something to a terminal, the runner, markdown or HTML.
+HOSTILE_STRINGS = [
+    "evil\r\r## \u2705 memgate: **PASS** (forged) @octocat\r\r<!--", "x\n::error title=f::x",
+    "##[error]legacy", "  ::stop-commands::pwn", "\x1b]8;;https://e/\x1b\\link\x1b]8;;\x1b\\",
+    "\x1b[2J\x1b[H", "\u202e\u2066bidi", "\u2028\u2029", "a|b`c``d", "%SCRIPT%</script>",
+    "<img src=x onerror=alert(1)>", "\x00\x01\x7f\x85\x9b", "\ufeff\u200b", "%0A%25",
+    "a" * 5000, "a" * 40 + "b", "x" * 70_000, "",
+]
+#: drop_frames / keep_frames a profile may carry: catastrophic for a backtracking engine,
+#: invalid for RE2, huge.
+HOSTILE_PATTERNS = [
+    "(a+)+$", "(a|aa)*b", "(.*)*x", "(a*)*b", "((a+)+)+c", "(x+x+)+y", "(\\w+\\s?)*$",
+    "(a)\\1", "(?=a)", "(", "[", "a{1001}", "(a{1000}){1000}", "a" * 70_000, ".*",
+    "runtime\\..*", "\\C", "\\p{Greek}+", "(?i)MAIN.*",
+]
+
+
+@st.composite
+def mutated_strings(draw: st.DrawFn) -> bytes:
+    """A real profile whose string table has hostile entries (function and file names,
+    sample types, mapping files, build ids) and whose drop_frames / keep_frames are hostile
+    patterns: what memgate reads, renders and matches must stay one line, linear and
+    escaped."""
+    from memgate.profile import profile_pb2
+
+    original = draw(st.sampled_from(corpus_raw()))
+    msg = profile_pb2.ProfileRaw()
+    msg.ParseFromString(original)
+    table = list(msg.string_table)
+    hostile = st.one_of(
+        st.sampled_from(HOSTILE_STRINGS).map(lambda t: t.encode("utf-8")),
+        st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.binary(max_size=40),
+    )
+    for _ in range(draw(st.integers(1, 6))):
+        if len(table) > 1:
+            i = draw(st.integers(1, len(table) - 1))
+            table[i] = draw(hostile) if draw(st.integers(0, 3)) else table[i] + draw(hostile)
+    if draw(st.booleans()):
+        table.append(draw(st.sampled_from(HOSTILE_PATTERNS)).encode())
+        msg.drop_frames = len(table) - 1
+    if draw(st.integers(0, 3)) == 0:
+        table.append(draw(st.sampled_from(HOSTILE_PATTERNS)).encode())
+        msg.keep_frames = len(table) - 1
+    del msg.string_table[:]
+    msg.string_table.extend(table)
+    out = msg.SerializeToString()
+    if _rare(draw, 4):
+        out = gzip.compress(out, mtime=0)
+    # The original goes with it, as the baseline of a diff (see split_pair).
+    return PAIR + len(original).to_bytes(8, "little") + original + out
+
+
+#: A fuzz input made of two profiles: a baseline and a candidate.
+PAIR = b"MGPAIR"
+
+
+def split_pair(data: bytes) -> tuple[bytes | None, bytes]:
+    """(baseline, candidate) of a :func:`mutated_strings` input; (None, data) otherwise."""
+    if not data.startswith(PAIR) or len(data) < len(PAIR) + 8:
+        return None, data
+    n = int.from_bytes(data[len(PAIR):len(PAIR) + 8], "little")
+    base = data[len(PAIR) + 8:len(PAIR) + 8 + n]
+    return base, data[len(PAIR) + 8 + n:]
+
+
+# ---------------------------------------------------------------------------------------------
 # Legacy text
 # ---------------------------------------------------------------------------------------------
 
@@ -624,6 +695,71 @@ def decode_target(data: bytes) -> str:
     aggregate(prof, "lines")
     aggregate(prof, "addresses")
     return "ok"
+
+
+def assert_safe_output(text: str, what: str) -> None:
+    """Text or markdown memgate prints: no control character but the line break, no line
+    that starts a workflow command, no ``##[`` anywhere."""
+    from memgate.escape import is_unsafe_char
+
+    for line in text.split("\n"):
+        if line.lstrip().startswith("::") or "##[" in line:
+            raise Unexpected(f"{what}: a line a runner would take for a command: {line!r}")
+        bad = [c for c in line if is_unsafe_char(c)]
+        if bad:
+            raise Unexpected(f"{what}: raw control character {bad[0]!r} in {line[:200]!r}")
+
+
+def strings_target(data: bytes, tmp: Path) -> str:
+    """Every output a reviewer reads of a profile with hostile strings (drop_frames applied):
+    ``top`` as text, markdown and JSON, and ``diff`` against the unmutated original as text,
+    markdown, JSON and the HTML page, through the command line. Each printed output must be
+    safe (:func:`assert_safe_output`); an error must be one line naming its source."""
+    from click.testing import CliRunner
+
+    from memgate.cli import main
+
+    base, cand = split_pair(data)
+    (tmp / "cand.pb").write_bytes(cand)
+    runner = CliRunner()
+    outcome = "ok"
+    for fmt in ("text", "markdown", "json"):
+        res = runner.invoke(main, ["top", str(tmp / "cand.pb"), "--format", fmt])
+        if res.exit_code == 3:
+            _one_line_error(res.output, str(tmp / "cand.pb"))
+            return "error"
+        if res.exit_code != 0:
+            raise Unexpected(f"top exited {res.exit_code}: {res.output[-500:]!r}")
+        assert_safe_output(res.output, f"top {fmt}")
+        if fmt == "json":
+            json.loads(res.output)
+    if base is None:
+        return outcome
+    (tmp / "base.pb").write_bytes(base)
+    for fmt in ("text", "markdown", "json"):
+        args = ["diff", str(tmp / "base.pb"), str(tmp / "cand.pb"), "--format", fmt]
+        if fmt == "json":
+            args += ["--html", str(tmp / "page.html")]
+        res = runner.invoke(main, args)
+        if res.exit_code == 3:
+            _one_line_error(res.output, "")
+            return "error"
+        if res.exit_code != 0:
+            raise Unexpected(f"diff exited {res.exit_code}: {res.output[-500:]!r}")
+        assert_safe_output(res.output, f"diff {fmt}")
+        if fmt == "json":
+            json.loads(res.output)
+            page = (tmp / "page.html").read_text("utf-8")
+            if page.count("</script>") != 2:
+                raise Unexpected("the HTML page has a </script> it did not write")
+    return outcome
+
+
+def _one_line_error(output: str, source: str) -> None:
+    lines = output.strip().split("\n")
+    if len(lines) != 1 or not lines[0].startswith(f"memgate: {source}"):
+        raise Unexpected(f"not a one-line error: {output[-500:]!r}")
+    assert_safe_output(output, "error")
 
 
 def policy_target(data: bytes, tmp: Path) -> str:

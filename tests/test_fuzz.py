@@ -254,3 +254,15 @@ def test_cli_check_with_hostile_candidate(tmp_path: Path) -> None:
         assert out.returncode == 3, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
         assert not (tmp_path / "r.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# String tables and drop_frames: every output stays safe
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(FUZZ, max_examples=60)
+@given(S.mutated_strings())
+def test_fuzz_string_tables_and_drop_frames(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        assert S.strings_target(data, Path(d)) in ("ok", "error")

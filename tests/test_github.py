@@ -144,15 +144,19 @@ class FakeGitHub:
     fail: dict[str, int] = field(default_factory=dict)  # method -> HTTP status to answer
     foreign_next: bool = False  # send a Link header pointing at another host
     redirect: bool = False
+    #: The token's login for GET /user; None: 403, as for the workflow's GITHUB_TOKEN.
+    login: str | None = None
 
-    def add(self, body: str) -> int:
+    def add(self, body: str, user: str = "github-actions[bot]") -> int:
         self.next_id += 1
-        self.comments[self.next_id] = {"id": self.next_id, "body": body}
+        self.comments[self.next_id] = {"id": self.next_id, "body": body,
+                                       "user": {"login": user}}
         return self.next_id
 
     @property
     def methods(self) -> list[str]:
-        return [m for m, _ in self.requests]
+        """The requests made, without the GET /user that asks who the token is."""
+        return [m for m, p in self.requests if p != "/user"]
 
 
 def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
@@ -183,6 +187,10 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 return None
             parts = urlsplit(self.path)
+            if self.command == "GET" and parts.path == "/user":
+                if api.login is None:
+                    return self._send(403, {"message": "Resource not accessible by integration"})
+                return self._send(200, {"login": api.login})
             length = int(self.headers.get("Content-Length") or 0)
             body: dict[str, Any] = json.loads(self.rfile.read(length)) if length else {}
             if self.command == "GET" and parts.path == "/repos/o/r/issues/7/comments":
@@ -198,7 +206,7 @@ def _handler(api: FakeGitHub) -> type[BaseHTTPRequestHandler]:
                                        f'page={page + 1}>; rel="next"')
                 return self._send(200, chunk, headers)
             if self.command == "POST" and parts.path == "/repos/o/r/issues/7/comments":
-                cid = api.add(body["body"])
+                cid = api.add(body["body"], api.login or "github-actions[bot]")
                 return self._send(201, {**api.comments[cid],
                                         "html_url": f"https://github.test/o/r/pull/7#{cid}"})
             m = re.fullmatch(r"/repos/o/r/issues/comments/(\d+)", parts.path)

@@ -12,16 +12,17 @@ from __future__ import annotations
 import os
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import NoReturn
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
 from memgate import speedups
-from memgate.errors import LimitError, ProfileError
+from memgate.errors import LimitError, ProfileError, ReportError
 from memgate.parallel import parallel_map
 from memgate.profile import profile_pb2
 from memgate.profile.model import (
@@ -45,15 +46,23 @@ from memgate.profile.wire import (
     walk_messages,
     walk_tokens,
 )
+from memgate.units import parse_size
 
 GZIP_MAGIC = b"\x1f\x8b"
 GiB = 1 << 30
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, size: bool = False) -> int:
+    """A positive limit from the environment: a count, or (``size``) a size with the
+    command line's syntax (``100M``, ``2GiB``, a plain number of bytes)."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
+    if size:
+        try:
+            return parse_size(raw)
+        except ValueError as e:
+            raise ProfileError(f"{name}: {e}", source="environment", slug="bad-limit") from None
     try:
         value = int(raw)
     except ValueError:
@@ -69,26 +78,112 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what one input may make memgate allocate.
+    """Bounds on what one input (and one run) may make memgate allocate.
 
     A 1 KB gzip file can expand to gigabytes; a hostile profile can declare millions of
-    locations. Each bound has an environment variable so that CI can raise it without code.
+    locations or strings. Each bound has a flag and an environment variable so that CI can
+    raise it without code (``LIMIT_FLAGS``); docs/reliability.md has the memory they allow.
     """
 
     max_decompressed_bytes: int = GiB
     max_samples: int = 20_000_000
     max_locations: int = 5_000_000
+    #: Entries of a profile's string table, and their bytes together: the protobuf runtime
+    #: keeps 16 bytes per entry, Python 80 more once decoded; 39 million empty strings fit in
+    #: a 76 KB gzip file.
+    max_strings: int = 4_000_000
+    max_string_bytes: int = 256 << 20
+    #: Decompressed bytes of all profiles one command reads together (a check with many runs).
+    max_total_bytes: int = 2 * GiB
+    #: A JSON report read by ``report merge`` or ``baseline accept``: parsing JSON costs up to
+    #: 25 times its size (``[{},{},...]``); a real report is about 1.3 KB per function.
+    max_report_bytes: int = 48 << 20
 
     @classmethod
     def from_env(cls) -> Limits:
         """The defaults, then the environment variables, then :func:`set_limit_overrides`."""
         limits = cls(
-            max_decompressed_bytes=_env_int("MEMGATE_MAX_DECOMPRESSED_BYTES", GiB),
+            max_decompressed_bytes=_env_int("MEMGATE_MAX_DECOMPRESSED_BYTES", GiB, size=True),
             max_samples=_env_int("MEMGATE_MAX_SAMPLES", 20_000_000),
             max_locations=_env_int("MEMGATE_MAX_LOCATIONS", 5_000_000),
+            max_strings=_env_int("MEMGATE_MAX_STRINGS", 4_000_000),
+            max_string_bytes=_env_int("MEMGATE_MAX_STRING_BYTES", 256 << 20, size=True),
+            max_total_bytes=_env_int("MEMGATE_MAX_TOTAL_BYTES", 2 * GiB, size=True),
+            max_report_bytes=_env_int("MEMGATE_MAX_REPORT_BYTES", 48 << 20, size=True),
         )
         overrides = _OVERRIDES.get()
         return replace(limits, **overrides) if overrides else limits
+
+
+#: The flag and the environment variable that raise each limit, for messages and ``--help``.
+LIMIT_FLAGS = {
+    "max_decompressed_bytes": ("--max-decompressed", "MEMGATE_MAX_DECOMPRESSED_BYTES"),
+    "max_samples": ("--max-samples", "MEMGATE_MAX_SAMPLES"),
+    "max_locations": ("--max-locations", "MEMGATE_MAX_LOCATIONS"),
+    "max_strings": ("--max-strings", "MEMGATE_MAX_STRINGS"),
+    "max_string_bytes": ("--max-string-bytes", "MEMGATE_MAX_STRING_BYTES"),
+    "max_total_bytes": ("--max-total", "MEMGATE_MAX_TOTAL_BYTES"),
+}
+
+
+def read_report_bytes(path: str | Path) -> bytes:
+    """The bytes of a JSON report file, at most ``max_report_bytes`` of any kind of file.
+
+    ``OSError`` as usual; a larger input is a :class:`ReportError` naming the variable.
+    """
+    from memgate.fs import ReadLimitExceeded, read_limited
+
+    limit = Limits.from_env().max_report_bytes
+    try:
+        return read_limited(path, limit)
+    except ReadLimitExceeded:
+        raise ReportError(f"larger than the limit of {limit} bytes for a JSON report (raise "
+                          "it with MEMGATE_MAX_REPORT_BYTES)", source=str(path),
+                          slug="limit-exceeded") from None
+
+
+def _raise_with(attr: str) -> str:
+    flag, env = LIMIT_FLAGS[attr]
+    return f"raise it with {flag} or {env}"
+
+
+class RunBudget:
+    """The decompressed bytes the profiles of one command have used so far, against
+    ``Limits.max_total_bytes``. The CLI (and the Action) open one per command with
+    :func:`run_budget`; decoding outside of one is not counted."""
+
+    def __init__(self) -> None:
+        self.used = 0
+
+    def charge(self, size: int, source: str, limits: Limits) -> None:
+        self.used += size
+        if self.used > limits.max_total_bytes:
+            raise LimitError(
+                f"the profiles of this run decompress to more than {limits.max_total_bytes} "
+                f"bytes together ({_raise_with('max_total_bytes')})", source=source)
+
+
+_BUDGET: ContextVar[RunBudget | None] = ContextVar("memgate_budget", default=None)
+
+
+def restart_run_budget() -> None:
+    """Forget what the running command decoded so far (it starts over with new settings and
+    the first attempt's profiles are gone)."""
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.used = 0
+
+
+class run_budget:
+    """``with run_budget():`` counts every decode inside against ``max_total_bytes``."""
+
+    def __enter__(self) -> RunBudget:
+        self.budget = RunBudget()
+        self.token = _BUDGET.set(self.budget)
+        return self.budget
+
+    def __exit__(self, *exc: object) -> None:
+        _BUDGET.reset(self.token)
 
 
 #: Limits given on the command line (``--max-samples`` ...) for the running command: every
@@ -109,33 +204,43 @@ def reset_limit_overrides(token: object) -> None:
     _OVERRIDES.reset(token)  # type: ignore[arg-type]
 
 
+#: Output of one zlib call: the decompressed data grows in steps of this size, so that memory
+#: never exceeds the limit by more than a step (one call for everything doubles its buffer
+#: as it goes, and a 1 GiB limit cost 2 GiB).
+_GUNZIP_STEP = 16 << 20
+
+
 def gunzip(data: bytes, source: str, limit: int) -> bytes:
-    """Decompress gzip data (several members are concatenated, like Go's reader) within a limit."""
-    out: list[bytes] = []
-    size = 0
+    """Decompress gzip data (several members are concatenated, like Go's reader) within a limit.
+
+    The result is a ``bytearray`` grown in place (the allocator extends it without a copy),
+    which every reader of the decoded data accepts as bytes; it is never copied whole.
+    """
+    out = bytearray()
     rest = data
     while rest:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         chunk_in = rest
         while True:
             try:
-                chunk = d.decompress(chunk_in, limit - size + 1)
+                chunk = d.decompress(chunk_in, min(limit - len(out) + 1, _GUNZIP_STEP))
             except zlib.error as e:
                 raise ProfileError(
                     f"corrupt gzip data ({e})", source=source, slug="gzip-corrupt"
                 ) from None
-            size += len(chunk)
-            if size > limit:
+            out += chunk
+            if len(out) > limit:
                 raise LimitError(
                     f"decompressed size exceeds the limit of {limit} bytes "
                     "(raise it with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
                     source=source,
                 )
-            out.append(chunk)
             if d.eof:
                 break
             chunk_in = d.unconsumed_tail
-            if not chunk_in:
+            # No input left: zlib may still hold output back (the step was full); another
+            # call with no input gets it. No input and no output means the stream ended early.
+            if not chunk_in and not chunk:
                 raise ProfileError(
                     "truncated gzip data (unexpected end of stream)",
                     source=source,
@@ -145,7 +250,7 @@ def gunzip(data: bytes, source: str, limit: int) -> bytes:
         # Trailing zero padding after the last member is tolerated (as gzip(1) does).
         if rest and not rest.strip(b"\x00"):
             break
-    return b"".join(out)
+    return out  # type: ignore[return-value]  # a bytearray: see the docstring
 
 
 def decode(
@@ -172,6 +277,9 @@ def decode(
             "(raise it with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
             source=source,
         )
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.charge(len(data), source, limits)
     if _looks_like_text(data):
         from memgate.profile import legacy
 
@@ -196,7 +304,7 @@ def _with_encoding(prof: Profile, encoding: str) -> Profile:
 class _Strings:
     """The string table, decoded leniently, with checked lookups."""
 
-    def __init__(self, raw: list[bytes], source: str) -> None:
+    def __init__(self, raw: Iterable[bytes], source: str) -> None:
         # pprof accepts invalid UTF-8; a backslash escape keeps distinct names distinct and
         # printable (and pprof's own output, decoded the same way, compares equal).
         self.table = [b.decode("utf-8", "backslashreplace") for b in raw]
@@ -259,7 +367,8 @@ def decode_protobuf(
                 slug="protobuf-invalid",
             )
         raise ProfileError("string_table[0] must be ''", source=source, slug="bad-string-table")
-    strings = _Strings(list(msg.string_table), source)
+    # Decoded one entry at a time: no list of bytes beside the list of str.
+    strings = _Strings(msg.string_table, source)
 
     sample_types = tuple(
         ValueType(
@@ -374,6 +483,10 @@ def _counts_bounded(data: bytes, limits: Limits) -> bool:
             bound += sum(int(np.count_nonzero(part == t)) for t in tags)
         if bound > limit:
             return False
+    strings = sum(int(np.count_nonzero(buf[i:i + step] == t)) for t in (0x32, 0xB2)
+                  for i in range(0, buf.size, step))
+    if strings > limits.max_strings or len(data) > limits.max_string_bytes:
+        return False
     return len(data) // 2 <= _other_cap(limits)
 
 
@@ -389,29 +502,31 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
     than the limits allow (each takes at least two bytes) is not walked. Malformed data ends
     the walk silently: the parser reports it.
     """
-    cap = min(limits.max_samples, limits.max_locations)
-    if len(data) // 2 <= cap:
+    cap = min(limits.max_samples, limits.max_locations, limits.max_strings)
+    if len(data) // 2 <= cap and len(data) <= limits.max_string_bytes:
         return
     # Everything else (strings, sample types, comments) together: generous, only a backstop.
     other_cap = _other_cap(limits)
     fast = speedups.module()
-    if fast is not None:
+    if fast is not None and hasattr(fast, "count_top_fields"):
         # The exact walk in C takes 3 ms on a 1M-sample profile, less than the byte histogram;
         # the Python walk takes ~2 s on a 3M-sample one.
         big = (1 << 63) - 1  # C's long long; a larger limit is no limit at all
-        *by_field, n_other = fast.count_fields(
+        *by_field, n_other, n_strings, n_string_bytes = fast.count_top_fields(
             data, min(limits.max_samples, big), min(limits.max_locations, big),
-            min(other_cap, big))
+            min(other_cap, big), min(limits.max_strings, big),
+            min(limits.max_string_bytes, big))
         for field, n in zip(_COUNTED_FIELDS, by_field):
             if n > getattr(limits, _COUNTED_FIELDS[field][1]):
                 _over_limit(field, source, limits)
         if n_other > other_cap:
             _over_other_cap(source, other_cap)
+        _check_strings(n_strings, n_string_bytes, source, limits)
         return
     if _counts_bounded(data, limits):
         return
     counts = dict.fromkeys(_COUNTED_FIELDS, 0)
-    other = 0
+    other = strings = string_bytes = 0
     n = len(data)
     p = 0
     try:
@@ -429,6 +544,12 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
                     _over_other_cap(source, other_cap)
             if wt == 2:
                 length, p = _varint(data, p)
+                if length > n - p:
+                    return  # past the end: malformed
+                if field == 6:
+                    strings += 1
+                    string_bytes += length
+                    _check_strings(strings, string_bytes, source, limits)
                 p += length
             elif wt == 0:
                 _, p = _varint(data, p)
@@ -440,6 +561,15 @@ def _check_counts(data: bytes, source: str, limits: Limits) -> None:
                 return
     except (IndexError, _OverLong):
         return  # malformed: the parser that runs next reports it
+
+
+def _check_strings(count: int, size: int, source: str, limits: Limits) -> None:
+    if count > limits.max_strings:
+        raise LimitError(f"more than {limits.max_strings} strings in the string table, the "
+                         f"limit ({_raise_with('max_strings')})", source=source)
+    if size > limits.max_string_bytes:
+        raise LimitError(f"the string table holds more than {limits.max_string_bytes} bytes, "
+                         f"the limit ({_raise_with('max_string_bytes')})", source=source)
 
 
 def _over_limit(field: int, source: str, limits: Limits) -> NoReturn:

@@ -8,17 +8,23 @@ reads more than the size limit.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import math
+import re
+import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http.client import HTTPException, HTTPResponse
 from pathlib import Path
+from typing import Any
 
-from memgate.errors import FetchError, LimitError
+from memgate.errors import FetchError, LimitError, MemgateError
 from memgate.profile.decode import Limits, gunzip
 from memgate.profile.source import (
     DEFAULT_TIMEOUT,
@@ -124,6 +130,61 @@ class Response:
     content_type: str
 
 
+def redact_url(url: str) -> str:
+    """``url`` without the password (and user) of its userinfo: what messages and reports
+    show of a URL such as ``https://user:token@host/heap``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/?#]*@", "//***@", url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query,
+                                    parts.fragment))
+
+
+def _userinfo(url: str) -> tuple[str, tuple[tuple[str, str], ...], list[str]]:
+    """The URL without userinfo, the ``Authorization: Basic`` header it stood for (as curl
+    and Go's client send it), and the secrets to keep out of every message."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url, (), []
+    if "@" not in parts.netloc:
+        return url, (), []
+    info, host = parts.netloc.rsplit("@", 1)
+    user, _, password = info.partition(":")
+    user, password = urllib.parse.unquote(user), urllib.parse.unquote(password)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    clean = urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query,
+                                     parts.fragment))
+    return clean, (("Authorization", f"Basic {token}"),), [info, user, password, token]
+
+
+def _secrets(values: Iterable[str]) -> list[str]:
+    """What to redact for each secret value: the value, and the credential after a scheme
+    word (``Bearer X`` -> ``X``), longest first. Very short values are not redacted (they
+    would blank out ordinary words), nor is a scheme word alone."""
+    out: set[str] = set()
+    for v in values:
+        v = v.strip()
+        if len(v) >= 4:
+            out.add(v)
+        parts = v.split(None, 1)
+        if len(parts) == 2 and len(parts[1].strip()) >= 4:
+            out.add(parts[1].strip())
+    return sorted(out, key=len, reverse=True)
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` on one line, with every secret replaced by ``***``."""
+    text = " ".join(text.split())
+    for s in secrets:
+        text = text.replace(s, "***")
+    return text
+
+
 def fetch_url(
     url: str,
     limits: Limits,
@@ -152,8 +213,35 @@ def request(
     protocol's own (content type, protocol version), sent before the user's, which may
     override them. ``shown`` names the request in messages instead of ``url`` (a profiler URL
     as the user wrote it, without credentials).
+
+    Every error is one line naming the URL with its userinfo redacted, and no message holds
+    the value of a header the user gave (a server may echo ``Authorization`` in its error
+    page) or the URL's credentials.
     """
     options = options or fetch_defaults()
+    clean, basic, secrets = _userinfo(url)
+    extra = (*env_headers(), *basic, *options.headers)
+    hidden = _secrets([*secrets, *(v for _, v in extra)])
+    try:
+        return _fetch(clean, limits, options, extra, progress, data=data, headers=headers,
+                      shown=shown)
+    except MemgateError as e:
+        e.message = redact(e.message, hidden)
+        e.source = redact(shown or redact_url(url), hidden)
+        raise
+
+
+def _fetch(
+    url: str,
+    limits: Limits,
+    options: FetchOptions,
+    extra: Sequence[tuple[str, str]],
+    progress: Progress | None,
+    *,
+    data: bytes | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+    shown: str | None = None,
+) -> Response:
     progress = progress or Progress(False)
     src = shown or url
     if not (math.isfinite(options.timeout) and options.timeout > 0):
@@ -170,42 +258,148 @@ def request(
             slug="fetch-scheme",
         )
     wait = delta_seconds(url) if data is None else 0.0
-    extra = (*env_headers(), *options.headers)
+    timeout = min(options.timeout + wait, _MAX_SOCKET_TIMEOUT)
+    # One deadline for the whole fetch: connection, status line, headers, redirects and body.
+    # A server that sends a byte now and then never trips the socket's per-read timeout, so a
+    # watchdog shuts the connection down when the deadline passes (_Deadline).
+    deadline = _Deadline(timeout)
     opener = urllib.request.build_opener(
-        _LimitedRedirects(options.max_redirects, [n for n, _ in extra]))
+        _LimitedRedirects(options.max_redirects, [n for n, _ in extra]),
+        _DeadlineHTTPHandler(deadline), _DeadlineHTTPSHandler(deadline))
     req = urllib.request.Request(url, data=data,
                                  headers={"User-Agent": "memgate", "Accept": "*/*"})
     for name, value in (*headers, *extra):
         req.add_header(name, value)
-    timeout = min(options.timeout + wait, _MAX_SOCKET_TIMEOUT)
     try:
-        with progress.countdown(f"fetching {src}", wait) if wait else _nullcontext():
+        with deadline, progress.countdown(f"fetching {src}", wait) if wait else _nullcontext():
             with opener.open(req, timeout=timeout) as resp:
                 assert isinstance(resp, HTTPResponse) or hasattr(resp, "read")
-                deadline = time.monotonic() + timeout
-                payload = _read_limited(resp, src, limits.max_decompressed_bytes, deadline,
-                                        timeout)
+                payload = _read_limited(resp, src, limits.max_decompressed_bytes,
+                                        deadline.end, timeout)
                 ctype = (getattr(resp, "headers", None) or {}).get("Content-Type", "") or ""
                 return Response(_content_decoded(resp, payload, src, limits), str(ctype))
+    except MemgateError:
+        if deadline.expired:
+            raise _timed_out(src, timeout) from None
+        raise
     except urllib.error.HTTPError as e:
+        if deadline.expired:
+            raise _timed_out(src, timeout) from None
         body = _snippet(e)
         raise HTTPStatusError(
             f"HTTP {e.code} {e.reason}{body}", source=src, status=e.code
         ) from None
     except urllib.error.URLError as e:
         reason = e.reason
-        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-            raise FetchError(
-                f"timed out after {timeout:g}s", source=src, slug="fetch-timeout"
-            ) from None
+        if deadline.expired or isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            raise _timed_out(src, timeout) from None
         raise FetchError(f"cannot fetch: {reason}", source=src) from None
     except TimeoutError:
-        raise FetchError(
-            f"timed out after {timeout:g}s", source=src, slug="fetch-timeout"
-        ) from None
+        raise _timed_out(src, timeout) from None
     except (HTTPException, OSError, ValueError) as e:
+        if deadline.expired:
+            raise _timed_out(src, timeout) from None
         # ValueError: what urllib raises for URLs it cannot use (a bad port, a bad host).
         raise FetchError(f"cannot fetch: {e}", source=src) from None
+
+
+def _timed_out(url: str, timeout: float) -> FetchError:
+    return FetchError(f"timed out after {timeout:g}s", source=url, slug="fetch-timeout")
+
+
+class _Deadline:
+    """The end of a fetch: connections opened under it get a socket timeout no longer than
+    what remains, and when it passes a watchdog timer shuts down every socket still open, so
+    a read in progress (a status line arriving a byte at a time, a TLS handshake) ends at
+    once. ``with deadline:`` starts and stops the watchdog."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def remaining(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0 or self.expired:
+            self.expired = True
+            raise TimeoutError("the fetch's deadline passed")
+        return left
+
+    def register(self, sock: socket.socket) -> None:
+        with self._lock:
+            if self.expired:
+                _shutdown(sock)
+            self._sockets.append(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+    def __enter__(self) -> _Deadline:
+        self.end = time.monotonic() + self.seconds
+        self._timer = threading.Timer(self.seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            self._sockets.clear()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    """Stop a socket's reads and writes from another thread (the base class's shutdown: an
+    SSL socket's own would tear down its TLS state under the reading thread)."""
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _connection_class(base: type[http.client.HTTPConnection], deadline: _Deadline) -> Any:
+    class Connection(base):  # type: ignore[valid-type, misc]
+        def connect(self) -> None:
+            current: Any = getattr(self, "timeout", None)
+            self.timeout = deadline.remaining() if current is None else min(
+                current, deadline.remaining())
+            create: Any = self._create_connection  # type: ignore[has-type]
+
+            def created(*args: Any, **kwargs: Any) -> socket.socket:
+                sock: socket.socket = create(*args, **kwargs)
+                deadline.register(sock)
+                return sock
+
+            self._create_connection = created
+            super().connect()
+            if self.sock is not None:
+                deadline.register(self.sock)  # the TLS socket, once wrapped
+
+    return Connection
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._conn = _connection_class(http.client.HTTPConnection, deadline)
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._conn, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._conn = _connection_class(http.client.HTTPSConnection, deadline)
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self._conn, req, context=getattr(self, "_context", None))
 
 
 def _content_decoded(resp: object, body: bytes, url: str, limits: Limits) -> bytes:

@@ -26,13 +26,13 @@ for the same reason.
 from __future__ import annotations
 
 import math
-import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from memgate import regex
 from memgate.errors import ProfileError
 from memgate.profile.model import (
     Function,
@@ -146,17 +146,17 @@ _NS = r"[^\t\n\f\r ]"  # Go \S
 _X = r"[0-9A-Fa-f]"  # [[:xdigit:]]
 _D = r"[0-9]"  # Go \d and [[:digit:]]
 
-_HEAP_HEADER_RE = re.compile(
+_HEAP_HEADER_RE = regex.compile(
     rf"heap profile: *({_D}+): *({_D}+) *\[ *({_D}+): *({_D}+) *\] *@ *(heap[_a-z0-9]*)/?({_D}*)"
 )
-_HEAP_SAMPLE_RE = re.compile(rf"(-?{_D}+): *(-?{_D}+) *\[ *({_D}+): *({_D}+) *] @([ x0-9a-f]*)")
-_GROWTH_HEADER_RE = re.compile(
+_HEAP_SAMPLE_RE = regex.compile(rf"(-?{_D}+): *(-?{_D}+) *\[ *({_D}+): *({_D}+) *] @([ x0-9a-f]*)")
+_GROWTH_HEADER_RE = regex.compile(
     rf"heap profile: *({_D}+): *({_D}+) *\[ *({_D}+): *({_D}+) *\] @ growthz?"
 )
-_FRAGMENTATION_HEADER_RE = re.compile(
+_FRAGMENTATION_HEADER_RE = regex.compile(
     rf"heap profile: *({_D}+): *({_D}+) *\[ *({_D}+): *({_D}+) *\] @ fragmentationz?"
 )
-_HEX_NUMBER_RE = re.compile(r"0x[0-9a-f]+")
+_HEX_NUMBER_RE = regex.compile(r"0x[0-9a-f]+")
 
 # Memory maps (legacy_profile.go procMapsRE / briefMapsRE / logInfoRE).
 _C_HEX = rf"(?:0x)?({_X}+)"
@@ -165,7 +165,7 @@ _C_SPACE_STRING = rf"(?:{_S}+({_NS}+))?"
 _C_SPACE_HEX = rf"(?:{_S}+({_X}+))?"
 _C_SPACE_AT_OFFSET = rf"(?:{_S}+\(@({_X}+)\))?"
 _C_PERM = rf"(?:{_S}+([-rwxp]+))?"
-_PROC_MAPS_RE = re.compile(
+_PROC_MAPS_RE = regex.compile(
     "^"
     + _C_HEX_RANGE
     + _C_PERM
@@ -174,23 +174,23 @@ _PROC_MAPS_RE = re.compile(
     + rf"{_S}+{_D}+"
     + _C_SPACE_STRING
 )
-_BRIEF_MAPS_RE = re.compile(
+_BRIEF_MAPS_RE = regex.compile(
     "^" + _C_HEX_RANGE + _C_PERM + _C_SPACE_STRING + _C_SPACE_AT_OFFSET + _C_SPACE_HEX
 )
-_LOG_INFO_RE = re.compile(r"^[^\[\]]+:[0-9]+]" + _S)
-_LIB_RE = re.compile(r"([.]so$|[.]so[._][0-9]+)")
+_LOG_INFO_RE = regex.compile(r"^[^\[\]]+:[0-9]+]" + _S)
+_LIB_RE = regex.compile(r"([.]so$|[.]so[._][0-9]+)")
 _MEMORY_MAP_SENTINELS = ("--- Memory map: ---", "MAPPED_LIBRARIES:")
 
 # Java (legacy_java_profile.go).
 _JAVA_HEAPZ_HEADER = "--- heapz 1 ---"
-_ATTRIBUTE_RE = re.compile(r"([0-9A-Za-z_ ]+)=([0-9A-Za-z_ ]+)")  # Go `([\w ]+)=([\w ]+)`
-_JAVA_SAMPLE_RE = re.compile(rf" *({_D}+) +({_D}+) +@ +([ x0-9a-f]*)")
-_JAVA_LOCATION_RE = re.compile(rf"^{_S}*0x({_X}+){_S}+(.*){_S}*$", re.DOTALL)
-_JAVA_LOCATION_FILE_LINE_RE = re.compile(rf"^(.*){_S}+\((.+):(-?{_D}+)\)$", re.DOTALL)
-_JAVA_LOCATION_PATH_RE = re.compile(rf"^(.*){_S}+\((.*)\)$", re.DOTALL)
+_ATTRIBUTE_RE = regex.compile(r"([0-9A-Za-z_ ]+)=([0-9A-Za-z_ ]+)")  # Go `([\w ]+)=([\w ]+)`
+_JAVA_SAMPLE_RE = regex.compile(rf" *({_D}+) +({_D}+) +@ +([ x0-9a-f]*)")
+_JAVA_LOCATION_RE = regex.compile(rf"(?s)^{_S}*0x({_X}+){_S}+(.*){_S}*$")
+_JAVA_LOCATION_FILE_LINE_RE = regex.compile(rf"(?s)^(.*){_S}+\((.+):(-?{_D}+)\)$")
+_JAVA_LOCATION_PATH_RE = regex.compile(rf"(?s)^(.*){_S}+\((.*)\)$")
 
 # Other legacy text kinds pprof knows; recognised only to say they are not memory profiles.
-_COUNT_START_RE = re.compile(rf"(?:{_NS}+) profile: total {_D}+")
+_COUNT_START_RE = regex.compile(rf"(?:{_NS}+) profile: total {_D}+")
 _OTHER_LEGACY_PREFIXES = (
     "--- contentionz ",
     "--- mutex:",
@@ -682,23 +682,52 @@ def _parse_hex_addresses(s: str, lineno: int, line: str) -> list[int]:
 # --- memory maps (ParseMemoryMapFromScanner and what it calls) --------------------------------
 
 
-def _go_replace(line: str, pairs: Sequence[tuple[str, str]]) -> str:
-    """``strings.NewReplacer(pairs...).Replace``: left to right, earlier pairs win at a position."""
-    if not pairs:
-        return line
-    out = []
-    i = 0
-    n = len(line)
-    while i < n:
+#: ``$attribute`` substitutions a memory map may define (pprof's real ones have a handful).
+MAX_SUBSTITUTIONS = 1000
+#: How much longer than itself a memory-map line may grow by substitutions: without a bound,
+#: a line of ``$a$a$a...`` with a long value for ``a`` would expand to gigabytes.
+MAX_SUBSTITUTED_GROWTH = 1 << 16
+
+
+class _Replacer:
+    """``strings.NewReplacer(pairs...).Replace``: left to right, without overlaps, and at a
+    position the earliest pair wins, in time linear in the line (one RE2 alternation of the
+    keys, leftmost-first as Go's generic replacer) rather than lines times pairs."""
+
+    def __init__(self, pairs: Sequence[tuple[str, str]]) -> None:
+        self.values: dict[str, str] = {}
         for old, new in pairs:
-            if line.startswith(old, i):
-                out.append(new)
-                i += len(old)
-                break
-        else:
-            out.append(line[i])
-            i += 1
-    return "".join(out)
+            self.values.setdefault(old, new)  # a later duplicate never wins
+        keys = [k for k in dict.fromkeys(old for old, _ in pairs)]
+        self.pattern = regex.compile("|".join(_re2_literal(k) for k in keys)) if keys else None
+
+    def replace(self, line: str, lineno: int) -> str:
+        if self.pattern is None:
+            return line
+        grown = [0]
+
+        def one(m: regex.Match) -> str:
+            key = m.group()
+            value = self.values[key]
+            grown[0] += len(value) - len(key)
+            if grown[0] > MAX_SUBSTITUTED_GROWTH:  # stop before the line is built
+                raise _Fail(f"line {lineno}: memory map line grows by more than "
+                            f"{MAX_SUBSTITUTED_GROWTH} characters through $attribute "
+                            "substitutions")
+            return value
+
+        out: str = self.pattern.sub(one, line)
+        return out
+
+
+def _re2_literal(text: str) -> str:
+    """``text`` as an RE2 pattern matching exactly it."""
+    return "".join(c if c.isalnum() or c in " _" else f"\\x{{{ord(c):x}}}" for c in text)
+
+
+def _go_replace(line: str, pairs: Sequence[tuple[str, str]]) -> str:
+    """``strings.NewReplacer(pairs...).Replace`` for one line (see :class:`_Replacer`)."""
+    return _Replacer(pairs).replace(line, 0)
 
 
 def _parse_mapping_entry(line: str) -> _Mapping | None:
@@ -726,12 +755,16 @@ def _parse_proc_maps(lines: list[tuple[int, str]]) -> list[_Mapping]:
     """``parseProcMapsFromScanner``: mapping lines, ``attr=value`` substitutions, junk ignored."""
     mappings: list[_Mapping] = []
     pairs: list[tuple[str, str]] = []
-    for _, raw in lines:
+    replacer: _Replacer | None = None  # built again after a new definition, when next used
+    for lineno, raw in lines:
         line = raw
         log = _LOG_INFO_RE.search(line)
         if log is not None:
             line = line[log.end() :]
-        line = _go_replace(line, pairs)
+        if pairs:
+            if replacer is None:
+                replacer = _Replacer(pairs)
+            line = replacer.replace(line, lineno)
         try:
             m = _parse_mapping_entry(line)
         except ValueError:
@@ -739,7 +772,11 @@ def _parse_proc_maps(lines: list[tuple[int, str]]) -> list[_Mapping]:
             # subsequent mappings. Ignore any other unrecognized entries.
             if "=" in line:
                 key, val = line.split("=", 1)
+                if len(pairs) >= MAX_SUBSTITUTIONS:
+                    raise _Fail(f"line {lineno}: more than {MAX_SUBSTITUTIONS} $attribute "
+                                "definitions in the memory map") from None
                 pairs.append(("$" + _trim(key), _trim(val)))
+                replacer = None
             continue
         if m is not None:
             mappings.append(m)

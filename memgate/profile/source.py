@@ -117,21 +117,22 @@ def read_bytes(
             from memgate.profile.profilers import fetch
 
             return fetch(spec, limits, options, progress)
-        from memgate.profile.fetch import fetch_url
+        from memgate.profile.fetch import fetch_url, redact_url
 
-        return fetch_url(spec, limits, options, progress), spec
-    path = Path(spec)
+        # The URL names the profile in messages and reports: never with its credentials.
+        return fetch_url(spec, limits, options, progress), redact_url(spec)
+    from memgate.fs import ReadLimitExceeded, read_limited
+
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise ProfileError("is a directory, not a profile", source=spec, slug="not-a-file")
-        if size > limits.max_decompressed_bytes:
-            raise LimitError(
-                f"file is larger than the limit of {limits.max_decompressed_bytes} bytes (raise it "
-                "with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
-                source=spec,
-            )
-        return path.read_bytes(), spec
+        # Bounded by what is read, not by st_size: /dev/zero, a FIFO or a link to a device
+        # has no meaningful size.
+        return read_limited(spec, limits.max_decompressed_bytes), spec
+    except ReadLimitExceeded:
+        raise LimitError(
+            f"file is larger than the limit of {limits.max_decompressed_bytes} bytes (raise it "
+            "with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
+            source=spec,
+        ) from None
     except FileNotFoundError:
         raise ProfileError("no such file", source=spec, slug="not-found") from None
     except PermissionError:

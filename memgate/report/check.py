@@ -7,14 +7,13 @@ and the JSON file are all renderings of that dict, so they cannot disagree.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from memgate import __version__
+from memgate import __version__, escape
 from memgate.compare import Comparison, RunInput
 from memgate.gate import DetectionFloor, Finding, GateResult
 from memgate.policy import Policy, limit_for
@@ -340,7 +339,7 @@ def missing_baseline_report(
 
 
 def render_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return escape.json_dumps(report, indent=2) + "\n"
 
 
 # --------------------------------------------------------------------------- rendering helpers
@@ -433,6 +432,24 @@ def _delta(report: dict[str, Any], f: dict[str, Any], sample_type: str) -> str:
     return text
 
 
+def _md_rate(report: dict[str, Any], value: float, sample_type: str) -> str:
+    """:func:`_rate` for markdown: its unit names the sample type, which a profile wrote."""
+    return escape.md_text(_rate(report, value, sample_type))
+
+
+def _md_delta(report: dict[str, Any], f: dict[str, Any], sample_type: str) -> str:
+    return escape.md_text(_delta(report, f, sample_type))
+
+
+def _text_rate(report: dict[str, Any], value: float, sample_type: str) -> str:
+    """:func:`_rate` for text output (see :func:`_md_rate`)."""
+    return escape.text(_rate(report, value, sample_type))
+
+
+def _text_delta(report: dict[str, Any], f: dict[str, Any], sample_type: str) -> str:
+    return escape.text(_delta(report, f, sample_type))
+
+
 def _pct_with_interval(pct: float | None, interval: float | None, base: float) -> str:
     text = format_percent(pct)
     if interval is not None and pct is not None and base:
@@ -440,10 +457,8 @@ def _pct_with_interval(pct: float | None, interval: float | None, base: float) -
     return text
 
 
-def md_code(text: str) -> str:
-    """A function name as inline code that survives GitHub tables."""
-    safe = text.replace("`", "'").replace("|", "\\|").replace("\n", " ")
-    return f"`{safe}`"
+#: A function name as inline code that survives GitHub tables (memgate/escape.py).
+md_code = escape.md_code
 
 
 VERDICT_WORD = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", None: "DIFF"}
@@ -530,7 +545,7 @@ def _markdown_head(report: dict[str, Any]) -> str:
     """Verdict, warnings and notes, failing and warning findings, the one noise line, what
     shrank; then the details (crossings within noise, totals, top movers)."""
     v = report["verdict"]
-    comp = f" — `{report['component']}`" if report.get("component") else ""
+    comp = f" — {md_code(report['component'])}" if report.get("component") else ""
     lines = [f"## {VERDICT_ICON[v]} memgate: **{VERDICT_WORD[v]}**{comp}", ""]
     s = report["summary"]
     if v is not None:
@@ -543,7 +558,7 @@ def _markdown_head(report: dict[str, Any]) -> str:
         if blind:
             lines += [f"> [!NOTE]\n> PASS, but {blind}.", ""]
     for w in report["warnings"]:
-        lines.append(f"> [!WARNING]\n> {w}")
+        lines.append(f"> [!WARNING]\n> {escape.md_text(w)}")
         lines.append("")
     for note in report.get("notes", ()):
         lines.append(f"> [!NOTE]\n> {note}")
@@ -609,9 +624,9 @@ def _markdown_head(report: dict[str, Any]) -> str:
         for tot in report["totals"]:
             st = tot["sample_type"]
             lines.append(
-                f"| {st} | {_rate(report, tot['baseline_rate'], st)} | "
-                f"{_rate(report, tot['candidate_rate'], st)} | "
-                f"{_delta(report, tot, st)} | {format_percent(tot['delta_pct'])} |"
+                f"| {escape.md_text(st)} | {_md_rate(report, tot['baseline_rate'], st)} | "
+                f"{_md_rate(report, tot['candidate_rate'], st)} | "
+                f"{_md_delta(report, tot, st)} | {format_percent(tot['delta_pct'])} |"
             )
         lines.append("")
     for st in report["sample_types"]:
@@ -619,7 +634,7 @@ def _markdown_head(report: dict[str, Any]) -> str:
         if not growers and not shrinkers:
             continue
         lines += [
-            f"### `{st['type']}`: top movers (flat)",
+            f"### {md_code(st['type'])}: top movers (flat)",
             "",
             "| | function | baseline | candidate | delta | % |",
             "|:---|:---|---:|---:|---:|---:|",
@@ -627,9 +642,10 @@ def _markdown_head(report: dict[str, Any]) -> str:
         for mark, rows in (("▲", growers), ("▼", shrinkers)):
             for r in rows:
                 lines.append(
-                    f"| {mark} | {md_code(r['name'])} | {_rate(report, r['baseline'], st['type'])}"
-                    f" | {_rate(report, r['candidate'], st['type'])} | "
-                    f"{_delta(report, r, st['type'])} | "
+                    f"| {mark} | {md_code(r['name'])} | "
+                    f"{_md_rate(report, r['baseline'], st['type'])} | "
+                    f"{_md_rate(report, r['candidate'], st['type'])} | "
+                    f"{_md_delta(report, r, st['type'])} | "
                     f"{_pct_with_interval(r['delta_pct'], r['interval'], r['baseline'])} |"
                 )
         lines.append("")
@@ -653,9 +669,10 @@ def _finding_row(report: dict[str, Any], f: dict[str, Any]) -> str:
     # The reviewer's first question about in-use growth: more objects (a leak) or bigger ones?
     leak = " *(leak-shaped)*" if f.get("leak_shaped") else ""
     return (
-        f"| {mark} | {md_code(f['rule'])} | {md_code(f['function'])}{leak} | {st} | "
-        f"{f['metric']} | {_rate(report, f['baseline_rate'], st)} | "
-        f"{_rate(report, f['candidate_rate'], st)} | {_delta(report, f, st)} | "
+        f"| {mark} | {md_code(f['rule'])} | {md_code(f['function'])}{leak} | "
+        f"{escape.md_text(st)} | {escape.md_text(f['metric'])} | "
+        f"{_md_rate(report, f['baseline_rate'], st)} | "
+        f"{_md_rate(report, f['candidate_rate'], st)} | {_md_delta(report, f, st)} | "
         f"{_pct_with_interval(f['delta_pct'], f['interval'], f['baseline_rate'])} |"
     )
 
@@ -668,8 +685,9 @@ def _markdown_full_rows(report: dict[str, Any]) -> list[str]:
             if r["baseline"] == 0 and r["candidate"] == 0:
                 continue
             rows.append(
-                f"| {md_code(fn['name'])} | {st} | {_rate(report, r['baseline'], st)} | "
-                f"{_rate(report, r['candidate'], st)} | {_delta(report, r, st)} | "
+                f"| {md_code(fn['name'])} | {escape.md_text(st)} | "
+                f"{_md_rate(report, r['baseline'], st)} | "
+                f"{_md_rate(report, r['candidate'], st)} | {_md_delta(report, r, st)} | "
                 f"{_pct_with_interval(r['delta_pct'], r['interval'], r['baseline'])} | "
                 f"{r['kind']} |"
             )
@@ -689,29 +707,30 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10,
     v = report["verdict"]
     word = VERDICT_WORD[v]
     colour = {"pass": "32;1", "warn": "33;1", "fail": "31;1", None: "1"}[v]
-    comp = f" ({report['component']})" if report.get("component") else ""
+    esc = escape.text
+    comp = f" ({esc(report['component'])})" if report.get("component") else ""
     out = [f"memgate: {paint(word, colour)}{comp}"]
     for w in report["warnings"]:
-        out.append(f"warning: {w}")
+        out.append(f"warning: {esc(w)}")
     for note in report.get("notes", ()):
-        out.append(f"note: {note}")
+        out.append(f"note: {esc(note)}")
     s = report["summary"]
     if v is not None:
         out.append(f"{s['fail']} failing, {s['warn']} warning")
     for f in report["findings"]:
-        out.append(f"  [{f['severity'].upper()}] {f['rule']}: {f['message']}")
+        out.append(f"  [{esc(f['severity'].upper())}] {esc(f['rule'])}: {esc(f['message'])}")
     for f in report.get("moved", []):
-        out.append(f"  [moved] {f['message']}")
+        out.append(f"  [moved] {esc(f['message'])}")
     noise_line = _noise_line(report, "listed below" if verbose else "shown with --verbose")
     if noise_line:
         out.append(noise_line)
     if verbose:
         for f in report["within_noise"]:
-            out.append(f"  [~] {f['rule']}: {f['message']}")
+            out.append(f"  [~] {esc(f['rule'])}: {esc(f['message'])}")
     improved = shrank(report, SHRANK)
     if improved:
         out.append("shrank: " + "; ".join(
-            f"{st}: " + ", ".join(_shrank_item(report, r, st, False) for r in rows)
+            f"{esc(st)}: " + ", ".join(_shrank_item(report, r, st, False) for r in rows)
             for st, rows in improved))
     totals = {t["sample_type"]: t for t in report["totals"]}
     for st in report["sample_types"]:
@@ -721,23 +740,24 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10,
             continue
         out.append("")
         per = _per_of(report, st["type"])
-        head = f"{st['type']} (flat, {'in use' if per == '' else 'per ' + per})"
+        head = f"{esc(st['type'])} (flat, {'in use' if per == '' else 'per ' + esc(per)})"
         if tot is not None:
-            head += (f": total {_rate(report, tot['baseline_rate'], st['type'])} -> "
-                     f"{_rate(report, tot['candidate_rate'], st['type'])} "
+            head += (f": total {_text_rate(report, tot['baseline_rate'], st['type'])} -> "
+                     f"{_text_rate(report, tot['candidate_rate'], st['type'])} "
                      f"({format_percent(tot['delta_pct'])})")
         out.append(head + ":" if tot is None else head)
         if not growers and not shrinkers:
             continue
-        width = max(len(_rate(report, r["candidate"], st["type"])) for r in [*growers, *shrinkers])
+        width = max(len(_text_rate(report, r["candidate"], st["type"]))
+                    for r in [*growers, *shrinkers])
         for r in [*growers, *shrinkers]:
-            delta = _delta(report, r, st["type"])
+            delta = _text_delta(report, r, st["type"])
             pct = _pct_with_interval(r["delta_pct"], r["interval"], r["baseline"])
             out.append(
-                f"  {_rate(report, r['baseline'], st['type']):>{width}} -> "
-                f"{_rate(report, r['candidate'], st['type']):>{width}}  "
+                f"  {_text_rate(report, r['baseline'], st['type']):>{width}} -> "
+                f"{_text_rate(report, r['candidate'], st['type']):>{width}}  "
                 f"{paint(delta, '31' if r['delta'] > 0 else '32'):>12} {pct:>16}  "
-                f"{r['name']}"
+                f"{esc(r['name'])}"
             )
     floors = floor_lines(report)
     if floors and v is not None:

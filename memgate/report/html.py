@@ -17,9 +17,9 @@ Function names come from the profiles, which an attacker may write: the data goe
 from __future__ import annotations
 
 import html
-import json
 from typing import TYPE_CHECKING, Any
 
+from memgate import escape
 from memgate.quantities import TIME_UNITS, dimension_of_unit
 from memgate.report.check import (
     VERDICT_WORD,
@@ -120,7 +120,9 @@ def page_data(report: dict[str, Any], tree: FlameTree, default_type: int) -> dic
 
 def script_json(data: Any) -> str:
     """JSON that cannot end its ``<script>`` element or open a comment, whatever it holds."""
-    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    # json_text: no control character, bidi override or lone surrogate (a file name that is
+    # not UTF-8) is written raw; the page's data is the same.
+    text = escape.json_dumps(data, separators=(",", ":"))
     return (
         text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
@@ -134,12 +136,9 @@ def render_html(report: dict[str, Any], tree: FlameTree, default_type: int) -> s
     verdict = data["verdict"] or "DIFF"
     comp = f" — {report['component']}" if report.get("component") else ""
     title = html.escape(f"memgate {verdict}{comp}")
-    return (
-        _PAGE.replace("%TITLE%", title)
-        .replace("%DATA%", script_json(data))
-        .replace("%STYLE%", _STYLE)
-        .replace("%SCRIPT%", _SCRIPT)
-    )
+    # One pass: the data may hold "%SCRIPT%" (a function name), which must stay text.
+    return escape.fill_template(_PAGE, {"TITLE": title, "DATA": script_json(data),
+                                        "STYLE": _STYLE, "SCRIPT": _SCRIPT})
 
 
 _PAGE = """<!DOCTYPE html>

@@ -7,12 +7,12 @@ each output format (text, JSON, markdown) only prints them.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import posixpath
 from dataclasses import dataclass
 
 import numpy as np
 
+from memgate import escape
 from memgate.profile.model import Profile, ValueType
 from memgate.table import Table
 from memgate.units import is_time_unit, percentage, scale, scaled_label, select_output_unit
@@ -130,12 +130,13 @@ def render_text(rep: TopReport, unit: str = "minimum") -> str:
     def fmt(v: int) -> str:
         return scaled_label(v, st.unit, out_unit)
 
+    esc = escape.text
     lines = []
     if rep.file:
-        lines.append(f"File: {rep.file}")
+        lines.append(f"File: {esc(rep.file)}")
     if rep.build_id:
-        lines.append(f"Build ID: {rep.build_id}")
-    lines.append(f"Type: {st.type}")
+        lines.append(f"Build ID: {esc(rep.build_id)}")
+    lines.append(f"Type: {esc(st.type)}")
     if rep.time_nanos:
         t = _dt.datetime.fromtimestamp(rep.time_nanos / 1e9, tz=_dt.timezone.utc)
         lines.append(f"Time: {t:%Y-%m-%d %H:%M:%S} UTC")
@@ -152,7 +153,7 @@ def render_text(rep: TopReport, unit: str = "minimum") -> str:
         running += r.flat
         lines.append(
             f"{fmt(r.flat):>10} {percentage(r.flat, rep.total)} {percentage(running, rep.total)} "
-            f"{fmt(r.cum):>10} {percentage(r.cum, rep.total)}  {r.name}"
+            f"{fmt(r.cum):>10} {percentage(r.cum, rep.total)}  {esc(r.name)}"
         )
     return "\n".join(lines) + "\n"
 
@@ -173,18 +174,7 @@ def to_dict(rep: TopReport) -> dict[str, object]:
 
 
 def render_json(rep: TopReport) -> str:
-    return json.dumps(to_dict(rep), indent=2, ensure_ascii=False) + "\n"
-
-
-def _md_escape(text: str) -> str:
-    return (
-        text.replace("\\", "\\\\")
-        .replace("|", "\\|")
-        .replace("*", "\\*")
-        .replace("_", "\\_")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-    )
+    return escape.json_dumps(to_dict(rep), indent=2) + "\n"
 
 
 def render_markdown(rep: TopReport) -> str:
@@ -196,7 +186,7 @@ def render_markdown(rep: TopReport) -> str:
         return scaled_label(v, st.unit, out_unit)
 
     lines = [
-        f"### `{st.type}` in {_md_escape(rep.profile)}",
+        f"### {escape.md_code(st.type)} in {escape.md_text(rep.profile)}",
         "",
         f"Total: **{fmt(rep.total)}**"
         + (f" over {_go_duration(rep.duration_seconds)}" if rep.duration_seconds else ""),
@@ -210,7 +200,7 @@ def render_markdown(rep: TopReport) -> str:
         lines.append(
             f"| {fmt(r.flat)} | {percentage(r.flat, rep.total).strip()} | "
             f"{percentage(running, rep.total).strip()} | {fmt(r.cum)} | "
-            f"{percentage(r.cum, rep.total).strip()} | `{r.name.replace('`', '')}` |"
+            f"{percentage(r.cum, rep.total).strip()} | {escape.md_code(r.name)} |"
         )
     if len(rep.rows) < rep.row_count:
         lines.append("")
