@@ -386,18 +386,24 @@ def describe_units(report: dict[str, Any]) -> str:
     return "; ".join(f"{', '.join(types)}: {label}" for label, types in groups.items())
 
 
-def floor_lines(report: dict[str, Any]) -> list[str]:
-    """The detection floor, one line per sample type, and how to lower it."""
+def floor_lines(report: dict[str, Any], markdown: bool = False) -> list[str]:
+    """The detection floor, one line per sample type, escaped for markdown or for text."""
+    name = md_code if markdown else escape.text
+    words = escape.md_text if markdown else escape.text
     out = []
     for fl in report.get("floors", []):
         st = fl["sample_type"]
-        top = ", ".join(f"{t['function']} {_rate(report, t['floor'], st)}" for t in fl["top"])
-        line = (f"{st}: growth in one function below {_rate(report, fl['new_function'], st)} "
-                f"(in the total below {_rate(report, fl['total'], st)}) is within noise")
+
+        def rate(v: float, st: str = st) -> str:
+            return words(_rate(report, v, st))
+
+        top = ", ".join(f"{name(t['function'])} {rate(t['floor'])}" for t in fl["top"])
+        line = (f"{words(st)}: growth in one function below {rate(fl['new_function'])} "
+                f"(in the total below {rate(fl['total'])}) is within noise")
         if top:
             line += f"; for the largest functions: {top}"
         if fl["limit"] is not None and fl["limit"] > fl["new_function"]:
-            line += f"; the policy ignores growth under {_rate(report, fl['limit'], st)}"
+            line += f"; the policy ignores growth under {rate(fl['limit'])}"
         out.append(line)
     return out
 
@@ -413,14 +419,15 @@ FLOOR_ADVICE = (
 BLIND_SPOT = 10 * 1024 * 1024
 
 
-def blind_spot(report: dict[str, Any]) -> str | None:
+def blind_spot(report: dict[str, Any], markdown: bool = False) -> str | None:
     """The sentence a PASS needs when it could not have seen a 10 MiB in-use leak."""
+    words = escape.md_text if markdown else escape.text
     for fl in report.get("floors", []):
         if fl["quantity"] == "level" and _dim_of(report, fl["sample_type"]) == "bytes" \
                 and fl["new_function"] > BLIND_SPOT:
-            return (f"this comparison could not have seen a leak under "
-                    f"{_rate(report, fl['new_function'], fl['sample_type'])} in one function "
-                    f"({fl['sample_type']}): {FLOOR_ADVICE}")
+            rate = words(_rate(report, fl["new_function"], fl["sample_type"]))
+            return (f"this comparison could not have seen a leak under {rate} in one function "
+                    f"({words(fl['sample_type'])}): {FLOOR_ADVICE}")
     return None
 
 
@@ -554,7 +561,7 @@ def _markdown_head(report: dict[str, Any]) -> str:
             f"{describe_units(report)}; at {report['confidence']:.0%} confidence."
         )
         lines.append("")
-        blind = blind_spot(report) if v == "pass" else None
+        blind = blind_spot(report, markdown=True) if v == "pass" else None
         if blind:
             lines += [f"> [!NOTE]\n> PASS, but {blind}.", ""]
     for w in report["warnings"]:
@@ -597,7 +604,7 @@ def _markdown_head(report: dict[str, Any]) -> str:
             items = ", ".join(_shrank_item(report, r, st, True) for r in rows)
             lines.append(f"- **{st}**: {items}")
         lines.append("")
-    floors = floor_lines(report)
+    floors = floor_lines(report, markdown=True)
     if floors:
         conf = f"{report['confidence']:.0%}"
         lines += [f"<details><summary>Detection floor ({conf} confidence, 80% power)"
