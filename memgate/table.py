@@ -200,6 +200,22 @@ def _frames(prof: Profile, granularity: str) -> tuple[I64, I64, list[NodeInfo]]:
     return frame_offsets, frame_node, nodes
 
 
+def function_frames(prof: Profile) -> tuple[I64, list[NodeInfo], I64, NDArray[np.int32], I64, I64]:
+    """Function-granularity frames after drop_frames/keep_frames, for walks over the stacks
+    other than :func:`aggregate` (the call-tree overlap, the flame graph).
+
+    Returns ``(frame_node, nodes, offsets, stack, start, count)``: sample ``s`` holds the
+    locations ``stack[offsets[s]:offsets[s + 1]]`` (leaf first), and location ``i``'s frames
+    are ``frame_node[start[i]:start[i] + count[i]]`` (innermost first).
+    """
+    frame_offsets, frame_node, nodes = _frames(prof, "functions")
+    offsets, stack, skip = _prune(prof)
+    start = frame_offsets[:-1]
+    if skip is not None:
+        start = start + np.minimum(skip, np.diff(frame_offsets) - 1)
+    return frame_node, nodes, offsets, stack, start, frame_offsets[1:] - start
+
+
 def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
     """Apply drop_frames/keep_frames like pprof's ``Profile.Prune``.
 

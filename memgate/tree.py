@@ -31,7 +31,7 @@ from memgate.compare import Comparison, value_scale
 from memgate.parallel import parallel_map
 from memgate.profile.model import Profile
 from memgate.stats import sampling_variance
-from memgate.table import _frames, _prune
+from memgate.table import function_frames
 
 F64 = NDArray[np.float64]
 
@@ -103,12 +103,7 @@ def _groups(prof: Profile, positions: dict[str, int]) -> _Groups | None:
     over the stacks plus the tracked frames, however deep or inlined the rest is.
     """
     m = max(len(positions), 1)
-    frame_offsets, frame_node, nodes = _frames(prof, "functions")
-    offsets, stack, skip = _prune(prof)
-    start = frame_offsets[:-1]
-    if skip is not None:
-        start = start + np.minimum(skip, np.diff(frame_offsets) - 1)
-    count = frame_offsets[1:] - start
+    frame_node, nodes, offsets, stack, start, count = function_frames(prof)
     pos_of_node = np.full(len(nodes), -1, dtype=np.int64)
     for k, nd in enumerate(nodes):
         p = positions.get(nd.printable_name())

@@ -43,6 +43,7 @@ from pathlib import Path
 from memgate.errors import FetchError, MemgateError
 from memgate.profile.decode import GZIP_MAGIC, Limits, gunzip
 from memgate.profile.source import FetchOptions, fetch_defaults
+from memgate.profile.wire import encode_varint
 from memgate.progress import Progress
 
 KINDS = ("pyroscope", "parca")
@@ -267,24 +268,13 @@ def _with_duration(raw: bytes, q: ProfilerQuery) -> bytes:
     profile to find out whether there is one.
     """
     nanos = int(round(q.duration_seconds * 1e9))
-    return _tag(10, 0) + _varint(nanos) + raw
+    return _tag(10, 0) + encode_varint(nanos) + raw
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    n &= (1 << 64) - 1
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def _tag(field: int, wire: int) -> bytes:
-    return _varint(field << 3 | wire)
+    return encode_varint(field << 3 | wire)
 
 
 def select_merge_profile_request(q: ProfilerQuery) -> bytes:
@@ -293,9 +283,9 @@ def select_merge_profile_request(q: ProfilerQuery) -> bytes:
     out = bytearray()
     for field, text in ((1, q.profile_type), (2, q.labels)):
         b = text.encode("utf-8")
-        out += _tag(field, 2) + _varint(len(b)) + b
+        out += _tag(field, 2) + encode_varint(len(b)) + b
     for field, t in ((3, q.start), (4, q.end)):
-        out += _tag(field, 0) + _varint(int(round(t * 1000)))
+        out += _tag(field, 0) + encode_varint(int(round(t * 1000)))
     return bytes(out)
 
 

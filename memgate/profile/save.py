@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from memgate.profile.decode import GZIP_MAGIC, Limits, gunzip
 from memgate.profile.model import Profile
+from memgate.profile.wire import encode_varint
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def savable(data: bytes, prof: Profile, spec: str, limits: Limits) -> Saved:
     raw = gunzip(data, spec, limits.max_decompressed_bytes) if data[:2] == GZIP_MAGIC else data
     # Appended, not re-encoded: for a scalar field protobuf keeps the last value on the wire,
     # so everything the server sent stays byte for byte (invalid UTF-8 names included).
-    raw += _varint(DURATION_NANOS_TAG) + _varint(round(seconds * 1e9))
+    raw += encode_varint(DURATION_NANOS_TAG) + encode_varint(round(seconds * 1e9))
     return Saved(gzip.compress(raw, compresslevel=6, mtime=0), seconds, "url")
 
 
@@ -51,13 +52,3 @@ def savable(data: bytes, prof: Profile, spec: str, limits: Limits) -> Saved:
 DURATION_NANOS_TAG = 10 << 3
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)

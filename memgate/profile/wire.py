@@ -370,3 +370,17 @@ def token_field_values(tok: Tokens, f: TokenFields, field_no: int, n_msgs: int
     offsets = np.zeros(n_msgs + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     return vals, offsets
+
+
+def encode_varint(value: int) -> bytes:
+    """A protobuf varint (negative numbers as their 64-bit two's complement, as int64 is)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from memgate.compare import RunInput, value_scale
 from memgate.profile.model import Profile, ValueType
-from memgate.table import _expand, _frames, _prune
+from memgate.table import _expand, function_frames
 
 I64 = NDArray[np.int64]
 F64 = NDArray[np.float64]
@@ -64,12 +64,7 @@ class FlameTree:
 
 def _paths(prof: Profile, name_ids: dict[str, int]) -> tuple[I64, I64]:
     """Every sample's frames as global name ids, leaf first, and per-sample frame offsets."""
-    frame_offsets, frame_node, nodes = _frames(prof, "functions")
-    offsets, stack, skip = _prune(prof)
-    start = frame_offsets[:-1]
-    if skip is not None:
-        start = start + np.minimum(skip, np.diff(frame_offsets) - 1)
-    count = frame_offsets[1:] - start
+    frame_node, nodes, offsets, stack, start, count = function_frames(prof)
     node_name = np.fromiter(
         (name_ids.setdefault(nd.printable_name(), len(name_ids)) for nd in nodes),
         dtype=np.int64, count=len(nodes),
