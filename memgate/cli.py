@@ -9,6 +9,7 @@ start fast.
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -410,6 +411,24 @@ def fetch_cmd(profile: str, output: str, progress: bool | None) -> None:
     prog.done()
 
 
+#: Units of work outside this range are a slip (a rate of 1e-300 would overflow every value).
+WORK_RANGE = (1e-6, 1e15)
+
+
+def _work_amount(value: str | None, param: Any) -> float | None:
+    """``--work N``: a finite, positive number of units of work (requests, iterations)."""
+    if value is None:
+        return None
+    try:
+        n = float(value)
+    except ValueError:
+        n = math.nan
+    if not (math.isfinite(n) and WORK_RANGE[0] <= n <= WORK_RANGE[1]):
+        raise click.BadParameter(f"{value!r} is not a number of units of work (a finite number "
+                                 f"from {WORK_RANGE[0]:g} to {WORK_RANGE[1]:g})", param=param)
+    return n
+
+
 def _duration(value: str | None, flag: str) -> float | None:
     if value is None:
         return None
@@ -567,13 +586,13 @@ def _add(options: list[Callable[[F], F]]) -> Callable[[F], F]:
                    "when it has none of its own. Not needed for in-use levels.")
 @click.option("--baseline-duration", metavar="D", default=None,
               help="Duration of the baseline profiles (overrides the store's).")
-@click.option("--work", metavar="N", default=None, type=click.FloatRange(min=0, min_open=True),
+@click.option("--work", metavar="N", default=None, callback=lambda c, p, v: _work_amount(v, p),
               help="Units of work each candidate run did (requests, iterations) for a "
                    "fixed-work workload: flows are compared per unit of work (B/op), which a "
                    "runner's speed cannot move. Also the baseline's unless --baseline-work or "
                    "the policy's components.<name>.work says otherwise.")
 @click.option("--baseline-work", metavar="N", default=None,
-              type=click.FloatRange(min=0, min_open=True),
+              callback=lambda c, p, v: _work_amount(v, p),
               help="Units of work of each baseline run (default: the policy's, else --work).")
 @click.option("--no-normalize", is_flag=True,
               help="Compare raw values instead of per-second rates (each profile counts as "

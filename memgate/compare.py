@@ -304,8 +304,16 @@ FIXED_WORK_NOTE = (
 )
 
 
+#: A profile whose comments hold this is a snapshot whatever its duration: its in-use values
+#: are what was live when it was written (memgate capture and the pytest plugin record the
+#: run's wall time as the duration).
+SNAPSHOT_COMMENT = "memgate: in-use values are a snapshot (a level), not growth over the duration"
+
+
 def _own(run: RunInput) -> bool:
-    return bool(run.profile.duration_seconds) and not run.in_use_levels
+    """Whether the run's in-use values are growth over its own duration (a delta profile)."""
+    return (bool(run.profile.duration_seconds) and not run.in_use_levels
+            and SNAPSHOT_COMMENT not in run.profile.comments)
 
 
 def _kinds(runs: Sequence[RunInput], strict: bool = True) -> tuple[QuantityKind, ...]:

@@ -233,6 +233,12 @@ class _TypeContext:
     freed: bool = False
 
 
+def _rates_apply(ctx: _TypeContext) -> bool:
+    """Whether the policy's rate limits and floors can be put in this type's units: levels
+    have their own, and flows per op need the workload's duration to convert a rate."""
+    return ctx.level or ctx.per in ("s", "profile") or ctx.scale is not None
+
+
 def _abs_limit(eff: Effective, ctx: _TypeContext, ceiling: bool) -> float | None:
     """The rule's absolute limit in the comparison's units, or None if it has none (or a rate
     limit cannot be scaled to a per-op basis without a duration)."""
@@ -290,7 +296,7 @@ def _limit_text(eff: Effective, ctx: _TypeContext, kind: Kind, noun: str) -> str
     if lim.max_increase_pct is not None:
         parts.append(f"{lim.max_increase_pct:g}%")
     q = lim.absolute_increase(ctx.dim, ctx.level)
-    if q is not None:
+    if q is not None and _rates_apply(ctx):
         parts.append(text(q.text, _abs_limit(eff, ctx, False)))
     return " and ".join(parts)
 
@@ -343,7 +349,7 @@ def _crossings(comparison: Comparison, policy: Policy, ctx: _TypeContext,
         for metric in ("flat", "cum"):
             b = float(base.freed(metric)[i, t])
             c = float(cand.freed(metric)[i, t])
-            if eff.is_noise(b, c, ctx.dim, ctx.level, ctx.scale or 1.0):
+            if _rates_apply(ctx) and eff.is_noise(b, c, ctx.dim, ctx.level, ctx.scale or 1.0):
                 continue
             crossed = _crossing(eff, ctx, b, c, is_new)
             if crossed is None:
@@ -453,11 +459,14 @@ def _make_finding(comparison: Comparison, d: _Draft, ctx: _TypeContext, time_uni
     what = f"{st.type} ({d.metric}{', in use' if ctx.level else ''}"
     what += ", freed" if ctx.freed else ""
     what += ", growth)" if ctx.quantity_growth else ")"
+    # "new" is said only of a function the baseline never saw (kind "new"); growth from
+    # nothing of a function it knows is growth from zero.
+    change = format_percent(pct) if pct is not None else "from none"
     if kind == "moved":
         msg = (f"{subject} {st.type}: allocation moved into it (flat {b_txt} -> {c_txt}, "
-               f"{format_percent(pct)}) while its cum did not grow: not a regression")
+               f"{change}) while its cum did not grow: not a regression")
     elif kind == "increase":
-        msg = (f"{subject} {what} grew from {b_txt} to {c_txt} ({format_percent(pct)}), "
+        msg = (f"{subject} {what} grew from {b_txt} to {c_txt} ({change}), "
                f"over the limit of {limit}")
     elif kind == "new":
         msg = f"new function {subject} {'holds' if ctx.level else 'allocates'} {c_txt} of " \
@@ -579,8 +588,8 @@ def _culprits(comparison: Comparison, sig: list[_Draft], ov: Overlap | None,
             if share >= EVIDENCE_SHARE and under(members, p):
                 evidence.append((comparison.names[fi], share))
         evidence.sort(key=lambda e: (-e[1], e[0]))
-        if len(evidence) == 1 and evidence[0][0] == comparison.names[rep]:
-            evidence = []
+        if d.metric == "flat" or (len(evidence) == 1 and evidence[0][0] == comparison.names[rep]):
+            evidence = []  # a function's own allocation is carried by nothing below it
         others = [comparison.names[i] for i in members if i != rep]
         out.append((d, others, evidence[:EVIDENCE_MAX], note, remainder))
     return out + alone
@@ -607,15 +616,19 @@ def growth_floor(comparison: Comparison, i: int | None, t: int, metric: str, cri
     that holds more after a leak is measured less precisely."""
     base, cand = comparison.baseline, comparison.candidate
     key = "total" if i is None else metric
-    vb, vc, vct = base.mean_variance(key), cand.mean_variance(key), cand.mean_variance("total")
-    if vb is None or vc is None or vct is None:
+    vb, vbt = base.mean_variance(key), base.mean_variance("total")
+    if vb is None or vbt is None:
         return None
+    # From the baseline's noise, not the candidate's: what the comparison could see had the
+    # candidate been the baseline's build plus a growth (a leak in the candidate must not
+    # raise the floor it is measured against). The candidate's runs are as noisy as the
+    # baseline's; the growth adds its own sampling noise.
+    kb, kc = base.flat_runs.shape[0], cand.flat_runs.shape[0]
     k = crit + normal_quantile(POWER)
-    ctot = float(cand.total[t])
-    # Variance per unit of value for new growth: what one more byte (object) adds.
-    rho = float(vct[t]) / ctot if ctot > 0 else 0.0
-    v0 = float(vb[t] + vc[t]) if i is None else float(vb[i, t] + vc[i, t])
-    return _solve_floor(k, v0, rho)
+    btot = float(base.total[t])
+    rho = float(vbt[t]) * kb / kc / btot if btot > 0 else 0.0
+    own = float(vb[t]) if i is None else float(vb[i, t])
+    return _solve_floor(k, own * (1 + kb / kc), rho)
 
 
 def _floor(comparison: Comparison, policy: Policy, ctx: _TypeContext, crit: float,
@@ -623,12 +636,12 @@ def _floor(comparison: Comparison, policy: Policy, ctx: _TypeContext, crit: floa
     t = ctx.t
     base, cand = comparison.baseline, comparison.candidate
     total = growth_floor(comparison, None, t, "flat", crit)
-    if total is None:
+    vbt = base.mean_variance("total")
+    if total is None or vbt is None:
         return None
-    vct = cand.mean_variance("total")
-    assert vct is not None
-    ctot = float(cand.total[t])
-    rho = float(vct[t]) / ctot if ctot > 0 else 0.0
+    kb, kc = base.flat_runs.shape[0], cand.flat_runs.shape[0]
+    btot = float(base.total[t])
+    rho = float(vbt[t]) * kb / kc / btot if btot > 0 else 0.0
     new = _solve_floor(crit + normal_quantile(POWER), 0.0, rho)
     size = (base.flat[:, t] + cand.flat[:, t]) / 2
     top = []
@@ -805,6 +818,13 @@ def evaluate(comparison: Comparison, policy: Policy, time_unit: str = "s") -> Ga
     moved.sort(key=lambda f: _finding_order(f, order, comparison))
     warnings = [*comparison.notes, *dead_rule_warnings(comparison, policy),
                 *rate_on_level_warnings(comparison, policy)]
+    if any(not _rates_apply(contexts[t]) for t in gated):
+        warnings.append(
+            "flows are compared per unit of work, but the baseline has no duration to turn the "
+            "policy's rate limits (max_increase_rate, max_rate, noise_floor) into limits per "
+            "unit: only the relative limit (max_increase) applies to them; give the "
+            "workload's nominal time (the component's duration, or --duration and "
+            "--baseline-duration)")
     return GateResult(verdict=verdict_of(findings), findings=tuple(findings),
                       within_noise=tuple(noise), gated=gated, moved=tuple(moved),
                       floors=tuple(floors), warnings=tuple(warnings))

@@ -49,8 +49,8 @@ version: 1
 defaults:
   sample_types: [inuse_space, inuse_objects]
   max_increase: "20%"
-  max_increase_rate: ["64KiB/min", "1k/min"]
-  noise_floor: ["16KiB/min", "200/min"]
+  max_increase_level: ["64KiB", "1k"]
+  noise_floor_level: ["16KiB", "200"]
 '''
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from memgate.compare import SNAPSHOT_COMMENT
 from memgate.profile import profile_pb2
 
 #: Longest function or file name written; longer ones are cut with a marker.
@@ -101,6 +102,9 @@ class StackProfile:
         if self.default_sample_type:
             msg.default_sample_type = s(self.default_sample_type)
         msg.comment.extend(s(clean(c, 4 * MAX_NAME)) for c in self.comments)
+        # The run's wall time is its duration, but what is in use is what was live at the
+        # end (or at a mark): a level, not growth over the run (memgate.compare).
+        msg.comment.append(s(SNAPSHOT_COMMENT))
         functions: dict[tuple[str, str, int], int] = {}
         locations: dict[tuple[int, int], int] = {}
         for (frames, labels), values in self._samples.items():

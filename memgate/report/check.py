@@ -88,7 +88,8 @@ def _floor_dict(fl: DetectionFloor) -> dict[str, Any]:
 
 
 def _kind(
-    b: np.ndarray, c: np.ndarray, floor: float | None, half: np.ndarray | None
+    b: np.ndarray, c: np.ndarray, floor: float | None, half: np.ndarray | None,
+    absent: np.ndarray | None = None,
 ) -> np.ndarray:
     """changed / unchanged / new / gone, or "~" when the change is within the noise.
 
@@ -96,7 +97,9 @@ def _kind(
     of one run and none of the other is noise, not news.
     """
     kind = np.full(b.shape, "changed", dtype=object)
-    kind[(b == 0) & (c != 0)] = "new"
+    # "new": a function the baseline does not have at all (not one it has with a zero here).
+    new = (b == 0) & (c != 0)
+    kind[new if absent is None else new & absent] = "new"
     kind[(b != 0) & (c == 0)] = "gone"
     noisy = np.zeros(b.shape, dtype=bool)
     if half is not None:
@@ -131,6 +134,7 @@ def build_report(
     if not gated:
         gated = tuple(range(len(comparison.sample_types)))
     b, c = comparison.baseline, comparison.candidate
+    absent = ~((b.flat != 0).any(axis=1) | (b.cum != 0).any(axis=1))
     rates = [float(x) for t in gated if comparison.per(t) == "s"
              for x in (*b.flat[:, t], *c.flat[:, t]) if x != 0]
     time_unit = choose_time_unit(rates) if comparison.normalized else "s"
@@ -167,7 +171,7 @@ def build_report(
             half = None
             if vb is not None and vc is not None:
                 half = z * np.sqrt(np.maximum(vb[:, t] + vc[:, t], 0.0))
-            per_metric[metric] = (bm, cm, half, _kind(bm, cm, floor, half))
+            per_metric[metric] = (bm, cm, half, _kind(bm, cm, floor, half, absent))
         nz = np.flatnonzero(
             (per_metric["cum"][0] != 0)
             | (per_metric["cum"][1] != 0)
@@ -386,6 +390,12 @@ def describe_units(report: dict[str, Any]) -> str:
     return "; ".join(f"{', '.join(types)}: {label}" for label, types in groups.items())
 
 
+def _about(report: dict[str, Any]) -> str:
+    """The warnings about the comparison itself (a WARN verdict with no warning finding)."""
+    n = len(report.get("warnings", ()))
+    return f" (and {n} warning{'s' if n != 1 else ''} about the comparison above)" if n else ""
+
+
 def floor_lines(report: dict[str, Any], markdown: bool = False) -> list[str]:
     """The detection floor, one line per sample type, escaped for markdown or for text."""
     name = md_code if markdown else escape.text
@@ -557,7 +567,7 @@ def _markdown_head(report: dict[str, Any]) -> str:
     s = report["summary"]
     if v is not None:
         lines.append(
-            f"{s['fail']} failing, {s['warn']} warning; "
+            f"{s['fail']} failing, {s['warn']} warning{_about(report)}; "
             f"{describe_units(report)}; at {report['confidence']:.0%} confidence."
         )
         lines.append("")
@@ -723,7 +733,7 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10,
         out.append(f"note: {esc(note)}")
     s = report["summary"]
     if v is not None:
-        out.append(f"{s['fail']} failing, {s['warn']} warning")
+        out.append(f"{s['fail']} failing, {s['warn']} warning{_about(report)}")
     for f in report["findings"]:
         out.append(f"  [{esc(f['severity'].upper())}] {esc(f['rule'])}: {esc(f['message'])}")
     for f in report.get("moved", []):
