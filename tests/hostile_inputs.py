@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from memgate.profile.wire import encode_varint
 from tests.pbuild import gz, make_profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,21 +79,9 @@ def measure(args: list[str], cwd: Path, timeout: float = 300,
 # --------------------------------------------------------------------------- protobuf pieces
 
 
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
 def _field_bytes(field: int, payload_len: int) -> bytes:
     """The key and length of a length-delimited field (its payload follows)."""
-    return _varint(field << 3 | 2) + _varint(payload_len)
+    return encode_varint(field << 3 | 2) + encode_varint(payload_len)
 
 
 def profile_with_names(names: list[str], *, drop_frames: str = "") -> bytes:
