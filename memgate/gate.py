@@ -602,10 +602,24 @@ def _solve_floor(k: float, v0: float, rho: float) -> float:
     return (a + math.sqrt(a * a + 4 * k * k * v0)) / 2
 
 
-def critical_value(comparison: Comparison, confidence: float, crit: float = 0.0) -> float:
+def critical_value(comparison: Comparison, confidence: float, crit: float = 0.0,
+                   gated: Sequence[int] | None = None) -> float:
     """The critical value a detection floor is stated at: the family's (``crit``), and at
-    least that of FLOOR_FAMILY independent tests per measurement."""
-    return max(crit, sidak_critical(FLOOR_FAMILY, (1 - confidence) / _share(comparison)))
+    least that of FLOOR_FAMILY independent tests per measurement (of the ``gated`` types;
+    default: every memory type)."""
+    return max(crit, sidak_critical(FLOOR_FAMILY, (1 - confidence) / _share(comparison, gated)))
+
+
+def _new_growth_variance(comparison: Comparison, t: int) -> float | None:
+    """The variance one unit (byte, object) of new growth adds to the candidate's mean:
+    the baseline's per-run variance over its total, shared by the candidate's runs."""
+    base = comparison.baseline
+    vbt = base.mean_variance("total")
+    if vbt is None:
+        return None
+    kb, kc = base.flat_runs.shape[0], comparison.candidate.flat_runs.shape[0]
+    btot = float(base.total[t])
+    return float(vbt[t]) * kb / kc / btot if btot > 0 else 0.0
 
 
 def growth_floor(comparison: Comparison, i: int | None, t: int, metric: str, crit: float
@@ -616,19 +630,19 @@ def growth_floor(comparison: Comparison, i: int | None, t: int, metric: str, cri
     that holds more after a leak is measured less precisely."""
     base, cand = comparison.baseline, comparison.candidate
     key = "total" if i is None else metric
-    vb, vbt = base.mean_variance(key), base.mean_variance("total")
-    if vb is None or vbt is None:
+    vb = base.mean_variance(key)
+    if vb is None:
         return None
     # From the baseline's noise, not the candidate's: what the comparison could see had the
     # candidate been the baseline's build plus a growth (a leak in the candidate must not
     # raise the floor it is measured against). The candidate's runs are as noisy as the
     # baseline's; the growth adds its own sampling noise.
+    rho = _new_growth_variance(comparison, t)
+    if rho is None:
+        return None
     kb, kc = base.flat_runs.shape[0], cand.flat_runs.shape[0]
-    k = crit + normal_quantile(POWER)
-    btot = float(base.total[t])
-    rho = float(vbt[t]) * kb / kc / btot if btot > 0 else 0.0
     own = float(vb[t]) if i is None else float(vb[i, t])
-    return _solve_floor(k, own * (1 + kb / kc), rho)
+    return _solve_floor(crit + normal_quantile(POWER), own * (1 + kb / kc), rho)
 
 
 def _floor(comparison: Comparison, policy: Policy, ctx: _TypeContext, crit: float,
@@ -636,12 +650,9 @@ def _floor(comparison: Comparison, policy: Policy, ctx: _TypeContext, crit: floa
     t = ctx.t
     base, cand = comparison.baseline, comparison.candidate
     total = growth_floor(comparison, None, t, "flat", crit)
-    vbt = base.mean_variance("total")
-    if total is None or vbt is None:
+    rho = _new_growth_variance(comparison, t)
+    if total is None or rho is None:
         return None
-    kb, kc = base.flat_runs.shape[0], cand.flat_runs.shape[0]
-    btot = float(base.total[t])
-    rho = float(vbt[t]) * kb / kc / btot if btot > 0 else 0.0
     new = _solve_floor(crit + normal_quantile(POWER), 0.0, rho)
     size = (base.flat[:, t] + cand.flat[:, t]) / 2
     top = []
@@ -769,7 +780,7 @@ def evaluate(comparison: Comparison, policy: Policy, time_unit: str = "s") -> Ga
                 sig[id(d)] = d.se is None or d.z > crit[1 - d.eff.confidence]
         # A growth worth finding makes a family of its own (the function, its callers' cum):
         # the floor assumes at least FLOOR_FAMILY independent tests' worth of correction.
-        fam_crit = critical_value(comparison, confidence, crit[1 - confidence])
+        fam_crit = critical_value(comparison, confidence, crit[1 - confidence], gated)
         floor = _floor(comparison, policy, ctx, fam_crit, confidence)
         if floor is not None:
             floors.append(floor)

@@ -193,7 +193,8 @@ def overlaps(comparison: Comparison, types: Sequence[int], functions: Sequence[i
            for t in types}
     calls = np.zeros((m, m), dtype=bool)
     sides = (comparison.baseline, comparison.candidate)
-    if any(len(side.runs) == 0 or len(side.runs) != side.flat_runs.shape[0] for side in sides):
+    if any(len(side.runs) == 0 or len(side.runs) != side.flat_runs.shape[0]
+           or side.divisors is None for side in sides):
         return None
     # The profiles' stacks are walked in parallel (numpy releases the GIL).
     walked = iter(parallel_map(lambda run: _groups(run.profile, positions),
@@ -207,8 +208,6 @@ def overlaps(comparison: Comparison, types: Sequence[int], functions: Sequence[i
                 return None
             g = groups.cum.shape[0]
             calls |= groups.calls
-            if g * (2 * m + 1) > MAX_CELLS:
-                return None
             a = np.concatenate([groups.cum, groups.flat, np.ones((g, 1), dtype=bool)],
                                axis=1).astype(np.float64)
             cf = groups.cum.astype(np.float64)
@@ -216,10 +215,9 @@ def overlaps(comparison: Comparison, types: Sequence[int], functions: Sequence[i
             for t in types:
                 scale = value_scale(comparison.sample_types[t].unit)
                 raw = np.abs(prof.samples.values[:, t].astype(np.float64)) * scale
-                total = float(side.total_runs[r, t])
-                raw_total = float(raw.sum())
                 # The comparison's own divisor of this run and type (duration, work, 1).
-                divisor = raw_total / total if total > 0 and raw_total > 0 else 1.0
+                assert side.divisors is not None
+                divisor = float(side.divisors[r, t])
                 value = np.bincount(groups.inverse, weights=raw, minlength=g)
                 cov, shared_b, shared_c = out[t]
                 shared = shared_c if which else shared_b
