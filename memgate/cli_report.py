@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from memgate import escape
+from memgate import escape, schemas
 from memgate.errors import EXIT_FAIL, ReportError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,15 +54,6 @@ def _handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@functools.cache
-def _validator() -> Any:
-    from importlib.resources import files
-
-    from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
-
-    schema = json.loads(
-        (files("memgate") / "schemas" / "report.schema.json").read_text("utf-8"))
-    return Draft202012Validator(schema)
 
 
 def load_report(path: str) -> dict[str, Any]:
@@ -84,7 +75,8 @@ def load_report(path: str) -> dict[str, Any]:
     if isinstance(data, dict) and "format" in data and data["format"] != 1:
         raise ReportError(f"report format {data['format']!r} is not supported by this memgate "
                           "(it reads format 1)", source=path)
-    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    errors = sorted(schemas.validator("report").iter_errors(data),
+                    key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(top level)"

@@ -31,7 +31,6 @@ key removes an inherited limit.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import enum
 import fnmatch
@@ -44,15 +43,14 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
 import yaml
 
 # jsonschema ships no type information; types-jsonschema may or may not be installed.
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped, unused-ignore]
 
-from memgate import regex
+from memgate import regex, schemas
 from memgate.errors import PolicyError
 from memgate.quantities import (
     AMOUNT_PATTERN,
@@ -661,18 +659,7 @@ class _Base:
 
 def policy_schema() -> dict[str, Any]:
     """The policy JSON Schema (Draft 2020-12), as a fresh dict the caller may modify."""
-    return copy.deepcopy(_schema())
-
-
-@functools.cache
-def _schema() -> dict[str, Any]:
-    text = (resources.files("memgate") / "schemas" / "policy.schema.json").read_text("utf-8")
-    return cast(dict[str, Any], json.loads(text))
-
-
-@functools.cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(_schema())
+    return schemas.schema("policy")
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -959,7 +946,7 @@ def _suggest(key: str, allowed: Sequence[str]) -> list[str]:
 
 
 def _schema_errors(data: object) -> Iterator[tuple[_Path, str]]:
-    for error in _validator().iter_errors(data):
+    for error in schemas.validator("policy").iter_errors(data):
         yield from _describe(error)
 
 

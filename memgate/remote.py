@@ -47,6 +47,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
+from memgate import schemas
 from memgate.errors import BaselineError
 from memgate.profile.model import Profile
 from memgate.store import (
@@ -55,7 +56,6 @@ from memgate.store import (
     Store,
     StoredProfile,
     _now,
-    _validator,
     render_manifest,
     validate_component_name,
 )
@@ -506,7 +506,7 @@ class RemoteStore(Store):
             manifest = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
             return None, [f"{MANIFEST} of version {self._head} is not valid JSON"], where
-        errors = list(_validator().iter_errors(manifest))
+        errors = list(schemas.validator("baseline").iter_errors(manifest))
         if errors or manifest.get("component") != component:
             first = _line(errors[0]) if errors else "it names another component"
             return None, [f"{MANIFEST} of version {self._head} is invalid: {first}"], where

@@ -33,7 +33,6 @@ second writer fails at once instead of waiting, and the lock file is deleted on 
 from __future__ import annotations
 
 import errno
-import functools
 import gzip
 import hashlib
 import json
@@ -52,7 +51,6 @@ import unicodedata
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Protocol, cast
@@ -60,9 +58,7 @@ from typing import Any, Final, Protocol, cast
 import numpy as np
 
 # jsonschema ships no type information; types-jsonschema may or may not be installed.
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
-
-from memgate import __version__, escape, fs
+from memgate import __version__, escape, fs, schemas
 from memgate.errors import BaselineError, MemgateError, ReportError
 from memgate.profile.decode import GZIP_MAGIC, Limits, decode, restart_run_budget
 from memgate.profile.model import Profile
@@ -363,20 +359,9 @@ def _round(x: float) -> float:
     return 0.0 if r == 0 else r
 
 
-@functools.cache
-def _schema() -> dict[str, Any]:
-    text = (resources.files("memgate") / "schemas" / "baseline.schema.json").read_text("utf-8")
-    return cast(dict[str, Any], json.loads(text))
-
-
-@functools.cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(_schema())
-
-
 def baseline_schema() -> dict[str, Any]:
     """The manifest JSON Schema (Draft 2020-12), as a fresh dict the caller may modify."""
-    return cast(dict[str, Any], json.loads(json.dumps(_schema())))
+    return schemas.schema("baseline")
 
 
 def render_manifest(manifest: dict[str, object]) -> str:
@@ -815,7 +800,7 @@ class Store:
                 msg = (f"{MANIFEST} has unknown format {_one_line(json.dumps(fmt), 40)}; this "
                        f"memgate reads format {FORMAT_VERSION}")
             return None, [msg]
-        errors = sorted(_validator().iter_errors(data),
+        errors = sorted(schemas.validator("baseline").iter_errors(data),
                         key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
         for err in errors:
             where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
@@ -1238,7 +1223,8 @@ class Store:
                 "summary": summary,
                 "summary_totals": totals,
             }
-            errors = list(_validator().iter_errors(json.loads(render_manifest(manifest))))
+            rendered = json.loads(render_manifest(manifest))
+            errors = list(schemas.validator("baseline").iter_errors(rendered))
             if errors:  # pragma: no cover - a bug, not a user error
                 raise AssertionError(f"manifest does not match its schema: {errors[0]}")
             return manifest
