@@ -119,6 +119,18 @@ def _frames(prof: Profile, granularity: str) -> tuple[I64, I64, list[NodeInfo]]:
     """
     if granularity not in GRANULARITIES:
         raise ValueError(f"unknown granularity {granularity!r}")
+    frame_offsets, raw = _frame_keys(prof, granularity)
+    uniq, inverse = np.unique(raw, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    uniq_node, nodes = _node_infos(prof, uniq.tolist(), granularity)
+    frame_node = uniq_node[inverse] if raw.shape[0] else np.zeros(0, dtype=np.int64)
+    return frame_offsets, frame_node, nodes
+
+
+def _frame_keys(prof: Profile, granularity: str) -> tuple[I64, I64]:
+    """Per frame, what identifies its node at ``granularity`` (function index or -1, line,
+    column, address, mapping index) as rows of one int64 matrix, and the per-location frame
+    offsets. A location without lines is one frame with function -1."""
     locs = prof.locations
     nloc = len(locs)
     nlines = np.diff(locs.line_offsets)
@@ -127,7 +139,6 @@ def _frames(prof: Profile, granularity: str) -> tuple[I64, I64, list[NodeInfo]]:
     np.cumsum(nframes, out=frame_offsets[1:])
     nf = int(frame_offsets[-1])
 
-    # Per frame: function index (-1 for none), line, column, location index.
     loc_of_frame = np.repeat(np.arange(nloc, dtype=np.int64), nframes)
     has_lines = nlines[loc_of_frame] > 0
     # index into the line arrays for frames that are real lines
@@ -145,10 +156,8 @@ def _frames(prof: Profile, granularity: str) -> tuple[I64, I64, list[NodeInfo]]:
         lineno[has_lines] = locs.line_number[li]
         column[has_lines] = locs.line_column[li]
 
-    keep_file = granularity in ("filefunctions", "lines", "addresses")
-    keep_line = granularity in ("lines", "addresses")
     keep_addr = granularity == "addresses"
-    if not keep_line:
+    if granularity not in ("lines", "addresses"):
         lineno[:] = 0
     if not keep_addr:
         column[:] = 0  # pprof shows columns only with -show_columns or at address granularity
@@ -156,16 +165,20 @@ def _frames(prof: Profile, granularity: str) -> tuple[I64, I64, list[NodeInfo]]:
         locs.address.astype(np.int64)[loc_of_frame] if keep_addr else np.zeros(nf, dtype=np.int64)
     )
     mapping = locs.mapping.astype(np.int64)[loc_of_frame]
+    return frame_offsets, np.stack([func, lineno, column, address, mapping], axis=1)
 
-    raw = np.stack([func, lineno, column, address, mapping], axis=1)
-    uniq, inverse = np.unique(raw, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+
+def _node_infos(prof: Profile, keys: list[list[int]], granularity: str
+                ) -> tuple[I64, list[NodeInfo]]:
+    """The node of each distinct frame key (``_frame_keys`` rows), as pprof's ``NodeInfo``;
+    keys that give the same NodeInfo (same function name) share one node."""
+    keep_file = granularity in ("filefunctions", "lines", "addresses")
     funcs = prof.functions
     maps = prof.mappings
     node_ids: dict[NodeInfo, int] = {}
     nodes: list[NodeInfo] = []
-    uniq_node = np.empty(uniq.shape[0], dtype=np.int64)
-    for k, (fi, ln, col, addr, mi) in enumerate(uniq.tolist()):
+    uniq_node = np.empty(len(keys), dtype=np.int64)
+    for k, (fi, ln, col, addr, mi) in enumerate(keys):
         objfile = maps[mi].file if mi >= 0 else ""
         addr_u = addr & 0xFFFFFFFFFFFFFFFF
         if fi < 0:
@@ -173,31 +186,27 @@ def _frames(prof: Profile, granularity: str) -> tuple[I64, I64, list[NodeInfo]]:
         else:
             f = funcs[fi]
             fname = f.filename if keep_file else ""
-            info = NodeInfo(
-                name=f.name,
-                address=addr_u,
-                file=_go_clean(fname) if fname else "",
-                line=ln,
-                column=col,
-            )
-            if not f.name:
-                info = NodeInfo(
-                    name="",
-                    address=addr_u,
-                    file=info.file,
-                    line=ln,
-                    column=col,
-                    objfile=objfile,
-                    start_line=f.start_line,
-                )
+            file = _go_clean(fname) if fname else ""
+            if f.name:
+                info = NodeInfo(name=f.name, address=addr_u, file=file, line=ln, column=col)
+            else:
+                info = NodeInfo(name="", address=addr_u, file=file, line=ln, column=col,
+                                objfile=objfile, start_line=f.start_line)
         nid = node_ids.get(info)
         if nid is None:
             nid = len(nodes)
             node_ids[info] = nid
             nodes.append(info)
         uniq_node[k] = nid
-    frame_node = uniq_node[inverse] if nf else np.zeros(0, dtype=np.int64)
-    return frame_offsets, frame_node, nodes
+    return uniq_node, nodes
+
+
+def _frame_starts(frame_offsets: I64, skip: I64 | None) -> I64:
+    """Where each location's frames start once ``skip`` leading (inner) lines are pruned."""
+    start = frame_offsets[:-1]
+    if skip is not None:
+        start = start + np.minimum(skip, np.diff(frame_offsets) - 1)
+    return start
 
 
 def function_frames(prof: Profile) -> tuple[I64, list[NodeInfo], I64, NDArray[np.int32], I64, I64]:
@@ -210,9 +219,7 @@ def function_frames(prof: Profile) -> tuple[I64, list[NodeInfo], I64, NDArray[np
     """
     frame_offsets, frame_node, nodes = _frames(prof, "functions")
     offsets, stack, skip = _prune(prof)
-    start = frame_offsets[:-1]
-    if skip is not None:
-        start = start + np.minimum(skip, np.diff(frame_offsets) - 1)
+    start = _frame_starts(frame_offsets, skip)
     return frame_node, nodes, offsets, stack, start, frame_offsets[1:] - start
 
 
@@ -232,6 +239,17 @@ def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
     except regex.RegexError:
         # pprof ignores a drop_frames expression it cannot compile.
         return s.offsets, s.locations, None
+    prune, beneath, skip = _marked_locations(prof, drop, keep)
+    if not (prune.any() or beneath.any()):
+        return s.offsets, s.locations, None
+    offsets, stack = _cut_stacks(s.offsets, s.locations, prune, beneath)
+    return offsets, stack, (skip if skip.any() else None)
+
+
+def _marked_locations(prof: Profile, drop: regex.Pattern, keep: regex.Pattern | None
+                      ) -> tuple[NDArray[np.bool_], NDArray[np.bool_], I64]:
+    """Per location: pruned entirely, pruned beneath it (it holds a dropped or kept line),
+    and how many leading (inner) lines it loses; pprof's ``Prune`` location pass."""
     locs = prof.locations
     nloc = len(locs)
     prune = np.zeros(nloc, dtype=bool)
@@ -244,9 +262,7 @@ def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
         found = -1
         for i in range(b - 1, a - 1, -1):
             fi = int(locs.line_function[i])
-            if fi < 0:
-                continue
-            name = prof.functions[fi].name
+            name = prof.functions[fi].name if fi >= 0 else ""
             if not name:
                 continue
             fname = _simplify_func(name)
@@ -270,12 +286,15 @@ def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
                 prune[li] = True
             else:
                 skip[li] = found + 1 - a
-    if not (prune.any() or beneath.any()):
-        return s.offsets, s.locations, None
+    return prune, beneath, skip
+
+
+def _cut_stacks(offsets: I64, stack: NDArray[np.int32], prune: NDArray[np.bool_],
+                beneath: NDArray[np.bool_]) -> tuple[I64, NDArray[np.int32]]:
+    """Cut each sample's stack above its outermost user frame at the first pruned location
+    (dropping it) or the first location pruned beneath (keeping it), as pprof's ``Prune``."""
+    n = offsets.size - 1
     marked = prune | beneath
-    n = len(s)
-    offsets = s.offsets
-    stack = s.locations
     hit_samples = np.unique(np.repeat(np.arange(n), np.diff(offsets))[marked[stack]])
     new_stacks: dict[int, NDArray[np.int32]] = {}
     for si in hit_samples.tolist():
@@ -283,33 +302,28 @@ def _prune(prof: Profile) -> tuple[I64, NDArray[np.int32], I64 | None]:
         found_user = False
         for i in range(st.size - 1, -1, -1):
             lid = int(st[i])
-            if not prune[lid] and not beneath[lid]:
+            if not marked[lid]:
                 found_user = True
                 continue
             if not found_user:
                 continue
-            if prune[lid]:
-                new_stacks[si] = st[i + 1 :]
-                break
-            if beneath[lid]:
-                new_stacks[si] = st[i:]
-                break
-    if new_stacks:
-        lengths = np.diff(offsets).copy()
-        for si, st in new_stacks.items():
-            lengths[si] = st.size
-        new_offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=new_offsets[1:])
-        parts = []
-        prev = 0
-        for si in sorted(new_stacks):
-            parts.append(stack[offsets[prev] : offsets[si]])
-            parts.append(new_stacks[si])
-            prev = si + 1
-        parts.append(stack[offsets[prev] :])
-        stack = np.concatenate(parts).astype(np.int32)
-        offsets = new_offsets
-    return offsets, stack, (skip if skip.any() else None)
+            new_stacks[si] = st[i + 1 :] if prune[lid] else st[i:]
+            break
+    if not new_stacks:
+        return offsets, stack
+    lengths = np.diff(offsets).copy()
+    for si, st in new_stacks.items():
+        lengths[si] = st.size
+    new_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    parts = []
+    prev = 0
+    for si in sorted(new_stacks):
+        parts.append(stack[offsets[prev] : offsets[si]])
+        parts.append(new_stacks[si])
+        prev = si + 1
+    parts.append(stack[offsets[prev] :])
+    return new_offsets, np.concatenate(parts).astype(np.int32)
 
 
 _RESERVED = ("(anonymous namespace)", "operator()")
@@ -345,102 +359,34 @@ def aggregate(
     """
     frame_offsets, frame_node, nodes = _frames(prof, granularity)
     offsets, stack, skip = _prune(prof)
-    if skip is not None:
-        # Locations that lost their inner lines start their frames later.
-        frame_offsets_start = frame_offsets[:-1] + np.minimum(skip, np.diff(frame_offsets) - 1)
-    else:
-        frame_offsets_start = frame_offsets[:-1]
-    frame_count = frame_offsets[1:] - frame_offsets_start
-    # Most profiles have one frame per location (no inlining): then a stack entry is a frame.
-    loc_node = frame_node[frame_offsets_start] if (frame_count == 1).all() else None
-
     values = prof.samples.values
     sample_types = prof.sample_types
     if types is not None:
         # `top` shows one sample type: aggregating only that one does a quarter of the work.
         values = values[:, list(types)]
         sample_types = tuple(sample_types[t] for t in types)
-    n, ntypes = values.shape
-    nnodes = len(nodes)
-    flat = np.zeros((nnodes, ntypes), dtype=np.int64)
-    cum = np.zeros((nnodes, ntypes), dtype=np.int64)
+    start = _frame_starts(frame_offsets, skip)
+    work = _Stacks(offsets=offsets, stack=stack, frame_start=start,
+                   frame_count=frame_offsets[1:] - start, frame_node=frame_node,
+                   values=values, extra=extra, nnodes=len(nodes))
+    ntypes = values.shape[1]
     nextra = extra.shape[1] if extra is not None else 0
-    flat_x = np.zeros((nnodes, nextra), dtype=np.float64)
-    cum_x = np.zeros((nnodes, nextra), dtype=np.float64)
-    # Chunks of whole samples with about CHUNK_ENTRIES stack entries each.
-    bounds = [0]
-    while bounds[-1] < n:
-        lo = bounds[-1]
-        hi = int(np.searchsorted(offsets, offsets[lo] + CHUNK_ENTRIES, side="right")) - 1
-        bounds.append(min(max(hi, lo + 1), n))
-
-    c_loops = speedups.module()
-    if c_loops is not None:
-        frame_start_c = np.ascontiguousarray(frame_offsets_start, dtype=np.int64)
-        frame_count_c = np.ascontiguousarray(frame_count, dtype=np.int64)
-        frame_node_c = np.ascontiguousarray(frame_node, dtype=np.int64)
-        stack_c = np.ascontiguousarray(stack, dtype=np.int32)
-        offsets_c = np.ascontiguousarray(offsets, dtype=np.int64)
-        empty = np.zeros(0, dtype=np.float64)
-
-    def chunk_c(k: int) -> tuple[I64, I64, NDArray[np.float64] | None,
-                                 NDArray[np.float64] | None]:
-        """The same sums by the optional C loop: one pass, pprof's per-sample dedupe."""
-        assert c_loops is not None
-        lo, hi = bounds[k], bounds[k + 1]
-        f = np.zeros((nnodes, ntypes), dtype=np.int64)
-        c = np.zeros((nnodes, ntypes), dtype=np.int64)
-        fx = np.zeros((nnodes, nextra), dtype=np.float64)
-        cx = np.zeros((nnodes, nextra), dtype=np.float64)
-        ex = np.ascontiguousarray(extra[lo:hi]) if extra is not None else empty
-        status = c_loops.aggregate(
-            offsets_c[lo:hi + 1], stack_c, frame_start_c, frame_count_c, frame_node_c,
-            np.ascontiguousarray(values[lo:hi], dtype=np.int64), ntypes, ex, nextra, nnodes,
-            f, c, fx, cx)
-        if status < 0:
-            return chunk(k)
-        return f, c, (fx if extra is not None else None), (cx if extra is not None else None)
-
-    def chunk(k: int) -> tuple[I64, I64, NDArray[np.float64] | None,
-                               NDArray[np.float64] | None]:
-        lo, hi = bounds[k], bounds[k + 1]
-        st = stack[offsets[lo]:offsets[hi]]
-        stack_len = np.diff(offsets[lo:hi + 1])
-        if loc_node is not None:
-            fnode = loc_node[st]
-            sample_frames = stack_len
-        else:
-            fnode, sample_frames = _expand(st, stack_len, frame_count, frame_offsets_start,
-                                           frame_node)
-        sample_first = np.zeros(hi - lo + 1, dtype=np.int64)
-        np.cumsum(sample_frames, out=sample_first[1:])
-        fsample = np.repeat(np.arange(hi - lo, dtype=np.int64), sample_frames)
-        vals = values[lo:hi]
-        # Flat: the first frame of the first location of each non-empty sample.
-        nonempty = sample_frames > 0
-        leaf = fnode[sample_first[:-1][nonempty]]
-        # Cum: each (sample, node) pair once.
-        usample, unode = _unique_pairs(fsample, fnode, sample_frames, sample_first, nnodes)
-        fx = cx = None
-        if extra is not None:
-            ex = extra[lo:hi]
-            fx = _fsum_by(leaf, ex[nonempty], nnodes)
-            cx = _fsum_by(unode, ex[usample], nnodes)
-        return (_sum_by(leaf, vals[nonempty], nnodes), _sum_by(unode, vals[usample], nnodes),
-                fx, cx)
-
+    flat = np.zeros((work.nnodes, ntypes), dtype=np.int64)
+    cum = np.zeros((work.nnodes, ntypes), dtype=np.int64)
+    flat_x = np.zeros((work.nnodes, nextra), dtype=np.float64)
+    cum_x = np.zeros((work.nnodes, nextra), dtype=np.float64)
+    bounds = _chunk_bounds(offsets, values.shape[0])
     # Partial sums of independent chunks, on all cores (numpy releases the GIL).
-    work = chunk_c if c_loops is not None else chunk
-    for part_flat, part_cum, part_fx, part_cx in parallel_map(work, range(len(bounds) - 1)):
+    for part_flat, part_cum, part_fx, part_cx in parallel_map(
+            work.chunk, list(zip(bounds[:-1], bounds[1:]))):
         flat += part_flat
         cum += part_cum
         if part_fx is not None and part_cx is not None:
             flat_x += part_fx
             cum_x += part_cx
 
-    total = np.abs(values).sum(axis=0) if n else np.zeros(ntypes, dtype=np.int64)
-    keep = (flat != 0).any(axis=1) | (cum != 0).any(axis=1)
-    kept = np.flatnonzero(keep)
+    total = np.abs(values).sum(axis=0) if values.shape[0] else np.zeros(ntypes, dtype=np.int64)
+    kept = np.flatnonzero((flat != 0).any(axis=1) | (cum != 0).any(axis=1))
     kept_nodes = tuple(nodes[i] for i in kept.tolist())
     return Table(
         source=prof.source,
@@ -454,6 +400,92 @@ def aggregate(
         flat_extra=flat_x[kept] if extra is not None else None,
         cum_extra=cum_x[kept] if extra is not None else None,
     )
+
+
+def _chunk_bounds(offsets: I64, n: int) -> list[int]:
+    """Sample indices that cut the samples into chunks of about CHUNK_ENTRIES stack entries
+    (whole samples; a sample longer than that is a chunk of its own)."""
+    bounds = [0]
+    while bounds[-1] < n:
+        lo = bounds[-1]
+        hi = int(np.searchsorted(offsets, offsets[lo] + CHUNK_ENTRIES, side="right")) - 1
+        bounds.append(min(max(hi, lo + 1), n))
+    return bounds
+
+
+_Sums = tuple[I64, I64, NDArray[np.float64] | None, NDArray[np.float64] | None]
+
+
+@dataclass(frozen=True, eq=False)
+class _Stacks:
+    """The pruned stacks of a profile, resolved to nodes, and the weights to sum over them."""
+
+    offsets: I64
+    stack: NDArray[np.int32]
+    frame_start: I64
+    frame_count: I64
+    frame_node: I64
+    values: I64
+    extra: NDArray[np.float64] | None
+    nnodes: int
+
+    def chunk(self, bounds: tuple[int, int]) -> _Sums:
+        """Flat and cum sums (and those of ``extra``) over the samples ``lo:hi``: by the
+        optional C loop when it is built, else with numpy."""
+        c_loops = speedups.module()
+        if c_loops is not None:
+            lo, hi = bounds
+            ntypes = self.values.shape[1]
+            nextra = self.extra.shape[1] if self.extra is not None else 0
+            f = np.zeros((self.nnodes, ntypes), dtype=np.int64)
+            c = np.zeros((self.nnodes, ntypes), dtype=np.int64)
+            fx = np.zeros((self.nnodes, nextra), dtype=np.float64)
+            cx = np.zeros((self.nnodes, nextra), dtype=np.float64)
+            ex = (np.ascontiguousarray(self.extra[lo:hi]) if self.extra is not None
+                  else np.zeros(0, dtype=np.float64))
+            status = c_loops.aggregate(
+                np.ascontiguousarray(self.offsets[lo:hi + 1], dtype=np.int64),
+                np.ascontiguousarray(self.stack, dtype=np.int32),
+                np.ascontiguousarray(self.frame_start, dtype=np.int64),
+                np.ascontiguousarray(self.frame_count, dtype=np.int64),
+                np.ascontiguousarray(self.frame_node, dtype=np.int64),
+                np.ascontiguousarray(self.values[lo:hi], dtype=np.int64), ntypes, ex, nextra,
+                self.nnodes, f, c, fx, cx)
+            if status >= 0:
+                has_x = self.extra is not None
+                return f, c, (fx if has_x else None), (cx if has_x else None)
+        return self._chunk_numpy(bounds)
+
+    def _chunk_numpy(self, bounds: tuple[int, int]) -> _Sums:
+        """The same sums with numpy: flat to each sample's leaf frame, cum once per distinct
+        (sample, node) pair (pprof's per-sample dedupe)."""
+        lo, hi = bounds
+        offsets, nnodes = self.offsets, self.nnodes
+        st = self.stack[offsets[lo]:offsets[hi]]
+        stack_len = np.diff(offsets[lo:hi + 1])
+        if (self.frame_count == 1).all():
+            # One frame per location (no inlining): a stack entry is a frame.
+            fnode = self.frame_node[self.frame_start][st]
+            sample_frames = stack_len
+        else:
+            fnode, sample_frames = _expand(st, stack_len, self.frame_count, self.frame_start,
+                                           self.frame_node)
+        sample_first = np.zeros(hi - lo + 1, dtype=np.int64)
+        np.cumsum(sample_frames, out=sample_first[1:])
+        fsample = np.repeat(np.arange(hi - lo, dtype=np.int64), sample_frames)
+        vals = self.values[lo:hi]
+        # Flat: the first frame of the first location of each non-empty sample.
+        nonempty = sample_frames > 0
+        leaf = fnode[sample_first[:-1][nonempty]]
+        # Cum: each (sample, node) pair once.
+        usample, unode = _unique_pairs(fsample, fnode, sample_frames, sample_first, nnodes)
+        fx = cx = None
+        if self.extra is not None:
+            ex = self.extra[lo:hi]
+            fx = _fsum_by(leaf, ex[nonempty], nnodes)
+            cx = _fsum_by(unode, ex[usample], nnodes)
+        return (_sum_by(leaf, vals[nonempty], nnodes), _sum_by(unode, vals[usample], nnodes),
+                fx, cx)
 
 
 def _expand(
