@@ -25,7 +25,7 @@ import fnmatch
 import os
 import re
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from memgate.errors import MemgateError
@@ -216,8 +216,7 @@ def has_magic(pattern: str) -> bool:
 
 
 def glob_files(pattern: str, *, max_entries: int = GLOB_MAX_ENTRIES,
-               max_matches: int = GLOB_MAX_MATCHES,
-               is_match: Callable[[str], bool] | None = None) -> list[str]:
+               max_matches: int = GLOB_MAX_MATCHES) -> list[str]:
     """The files ``pattern`` matches, sorted, as :func:`glob.glob` with ``recursive=True``
     would name them, except that ``**`` never follows a symbolic link to a directory.
 
@@ -233,76 +232,87 @@ def glob_files(pattern: str, *, max_entries: int = GLOB_MAX_ENTRIES,
         parts = parts[1:]
     while len(parts) > 1 and parts[0] == "":
         parts = parts[1:]
-    start = os.sep if absolute else ""
-    seen = [0]
-    found: set[str] = set()
+    walk = _GlobWalk(pattern, parts, max_entries)
+    # Depth-first over (directory, index of the next component); (dir, i) pairs are visited
+    # once, so a pattern with several "**" does not revisit a tree.
+    stack: list[tuple[str, int]] = [(os.sep if absolute else "", 0)]
+    visited: set[tuple[str, int]] = set()
+    while stack and len(walk.found) <= max_matches:
+        here = stack.pop()
+        if here not in visited:
+            visited.add(here)
+            stack.extend(walk.step(*here))
+    if len(walk.found) > max_matches:
+        raise GlobError(f"{pattern!r} matches more than {max_matches} files", source="profiles")
+    return sorted(walk.found)
 
-    def scan(directory: str) -> list[os.DirEntry[str]]:
+
+class _GlobWalk:
+    """One glob's walk: what a (directory, component index) step finds, and a count of the
+    directory entries looked at (bounded by ``max_entries``)."""
+
+    def __init__(self, pattern: str, parts: list[str], max_entries: int) -> None:
+        self.pattern, self.parts, self.max_entries = pattern, parts, max_entries
+        self.seen = 0
+        self.found: set[str] = set()
+
+    def scan(self, directory: str) -> list[os.DirEntry[str]]:
         try:
             with os.scandir(directory or ".") as it:
                 entries = []
                 for e in it:
-                    seen[0] += 1
-                    if seen[0] > max_entries:
-                        raise GlobError(f"{pattern!r} looks at more than {max_entries} directory "
-                                        "entries; make it more specific", source="profiles")
+                    self.seen += 1
+                    if self.seen > self.max_entries:
+                        raise GlobError(f"{self.pattern!r} looks at more than "
+                                        f"{self.max_entries} directory entries; make it more "
+                                        "specific", source="profiles")
                     entries.append(e)
                 return entries
         except OSError:
             return []
 
-    def join(directory: str, name: str) -> str:
-        return os.path.join(directory, name) if directory else name
-
-    # Depth-first over (directory, index of the next component); (dir, i) pairs are visited
-    # once, so a pattern with several "**" does not revisit a tree.
-    stack: list[tuple[str, int]] = [(start, 0)]
-    visited: set[tuple[str, int]] = set()
-    while stack:
-        directory, i = stack.pop()
-        if (directory, i) in visited:
-            continue
-        visited.add((directory, i))
-        last = i == len(parts) - 1
-        comp = parts[i]
+    def step(self, directory: str, i: int) -> list[tuple[str, int]]:
+        """Match component ``i`` in ``directory``: add the files found, return where to go
+        next."""
+        last = i == len(self.parts) - 1
+        comp = self.parts[i]
         if comp == "**":
-            if last:
-                # "dir/**": every file below, as glob.glob does.
-                for e in scan(directory):
-                    if e.name.startswith("."):
-                        continue
-                    if e.is_dir(follow_symlinks=False):
-                        stack.append((join(directory, e.name), i))
-                    elif e.is_file():
-                        found.add(join(directory, e.name))
-                continue
-            stack.append((directory, i + 1))
-            for e in scan(directory):
-                if not e.name.startswith(".") and e.is_dir(follow_symlinks=False):
-                    stack.append((join(directory, e.name), i))
-            continue
+            return self._double_star(directory, i, last)
         if not has_magic(comp):
-            path = join(directory, comp) if comp else directory
+            path = _join(directory, comp) if comp else directory
             if last:
                 if os.path.isfile(path):
-                    found.add(path)
+                    self.found.add(path)
             elif os.path.isdir(path):
-                stack.append((path, i + 1))
-            continue
-        for e in scan(directory):
+                return [(path, i + 1)]
+            return []
+        nexts: list[tuple[str, int]] = []
+        for e in self.scan(directory):
             if e.name.startswith(".") and not comp.startswith("."):
                 continue
             if not fnmatch.fnmatchcase(e.name, comp):
                 continue
-            path = join(directory, e.name)
+            path = _join(directory, e.name)
             if last:
                 if e.is_file():
-                    found.add(path)
+                    self.found.add(path)
             elif e.is_dir():
-                stack.append((path, i + 1))
-        if len(found) > max_matches:
-            raise GlobError(f"{pattern!r} matches more than {max_matches} files",
-                            source="profiles")
-    if len(found) > max_matches:
-        raise GlobError(f"{pattern!r} matches more than {max_matches} files", source="profiles")
-    return sorted(found)
+                nexts.append((path, i + 1))
+        return nexts
+
+    def _double_star(self, directory: str, i: int, last: bool) -> list[tuple[str, int]]:
+        """``**``: zero directories (the next component here) or one more level down; last in
+        the pattern ("dir/**"), every file below, as glob.glob does."""
+        nexts: list[tuple[str, int]] = [] if last else [(directory, i + 1)]
+        for e in self.scan(directory):
+            if e.name.startswith("."):
+                continue
+            if e.is_dir(follow_symlinks=False):
+                nexts.append((_join(directory, e.name), i))
+            elif last and e.is_file():
+                self.found.add(_join(directory, e.name))
+        return nexts
+
+
+def _join(directory: str, name: str) -> str:
+    return os.path.join(directory, name) if directory else name
