@@ -27,6 +27,7 @@ from memgate.policy import (
     Policy,
     Rule,
     Severity,
+    increase_crossed,
     sample_type_matches,
 )
 from memgate.quantities import Dimension, Quantity, count_noun, dimension_of_unit, format_value
@@ -110,22 +111,11 @@ class PlannedRule:
     def crossings(self, b: F64, c: F64, is_new: Bools) -> NDArray[np.int8]:
         """Which limit growth from ``b`` to ``c`` crosses, as codes (:data:`KINDS`).
 
-        A ceiling crossed wins. Relative and absolute increase limits must both be crossed
-        when both are set; "crossed" is strictly greater. A baseline of 0 is an infinite
-        relative increase.
+        A ceiling crossed ("crossed" is strictly greater) wins over an increase crossed
+        (:func:`memgate.policy.increase_crossed`: the policy's semantics).
         """
         out = np.zeros(b.shape, dtype=np.int8)
-        if self.increase_pct is not None or self.increase is not None:
-            delta = c - b
-            crossed = delta > 0
-            if self.increase_pct is not None:
-                positive = b > 0
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    pct = np.where(positive, delta / np.where(positive, b, 1.0) * 100.0, np.inf)
-                crossed &= pct > self.increase_pct
-            if self.increase is not None:
-                crossed &= delta > self.increase
-            out[crossed] = INCREASE
+        out[increase_crossed(b, c, self.increase_pct, self.increase)] = INCREASE
         if self.ceiling is not None:
             over = c > self.ceiling
             out[over] = CEILING

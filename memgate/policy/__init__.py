@@ -65,6 +65,7 @@ from memgate.policy.model import (
     Rule,
     Severity,
     TotalRule,
+    increase_crossed,
     limit_for,
 )
 from memgate.policy.parse import format_path
@@ -93,6 +94,7 @@ __all__ = [
     "TotalRule",
     "default_policy",
     "format_path",
+    "increase_crossed",
     "limit_for",
     "load_policy",
     "load_policy_data",

@@ -10,15 +10,19 @@ implements the semantics of the limits (the package docstring, docs/policy.md).
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Final, Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from memgate.errors import PolicyError
 from memgate.policy.matching import Matcher, sample_type_matches
 from memgate.quantities import Dimension, Quantity
+
+F64 = NDArray[np.float64]
 
 Metric = Literal["flat", "cum"]
 Severity = Literal["fail", "warn", "ignore"]
@@ -60,6 +64,30 @@ def limit_for(quantities: Iterable[Quantity], dimension: Dimension) -> Quantity 
     return None
 
 
+def increase_crossed(baseline: F64, candidate: F64, pct_limit: float | None,
+                     absolute: float | None) -> NDArray[np.bool_]:
+    """Where growth from ``baseline`` to ``candidate`` crosses the increase limits: the
+    percentage ``pct_limit`` and the ``absolute`` limit on the delta (both in the values'
+    units), over arrays, so that the gate tests a rule's functions at once.
+
+    Both must be crossed when both are set; one alone decides otherwise; no limit means
+    never. "Crossed" is strictly greater: growth of exactly 20% passes a 20% limit. A
+    baseline of 0 with a positive candidate is an infinite relative increase.
+    """
+    delta = candidate - baseline
+    if pct_limit is None and absolute is None:
+        return np.zeros(delta.shape, dtype=bool)
+    crossed = np.asarray(delta > 0)
+    if pct_limit is not None:
+        positive = baseline > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = np.where(positive, delta / np.where(positive, baseline, 1.0) * 100.0, np.inf)
+        crossed &= pct > pct_limit
+    if absolute is not None:
+        crossed &= delta > absolute
+    return crossed
+
+
 @dataclass(frozen=True)
 class Limits:
     """Fully resolved limits for one rule. Empty tuples and None mean "no such limit".
@@ -92,29 +120,14 @@ class Limits:
         """The ceiling that applies to sample types of this dimension."""
         return limit_for(self.max_rate, dimension)
 
-    def has_increase_limit(self, dimension: Dimension) -> bool:
-        """Whether any increase limit applies to this dimension at all."""
-        return self.max_increase_pct is not None or self.increase_rate_for(dimension) is not None
-
     def increase_exceeded(self, baseline: float, candidate: float, dimension: Dimension) -> bool:
-        """Whether growth from ``baseline`` to ``candidate`` (per-second rates) crosses the limits.
-
-        Both the percentage and the absolute limit must be crossed when both are set; one
-        alone decides otherwise; no limit means never. "Crossed" is strictly greater: growth
-        of exactly 20% passes a 20% limit. A baseline of 0 with a positive candidate is an
-        infinite relative increase.
-        """
+        """Whether growth from ``baseline`` to ``candidate`` (per-second rates) crosses the
+        limits (:func:`increase_crossed`)."""
         rate_limit = self.increase_rate_for(dimension)
-        if self.max_increase_pct is None and rate_limit is None:
-            return False
-        delta = candidate - baseline
-        if delta <= 0:
-            return False
-        if self.max_increase_pct is not None:
-            pct = math.inf if baseline <= 0 else delta / baseline * 100.0
-            if not pct > self.max_increase_pct:
-                return False
-        return rate_limit is None or delta > rate_limit.value
+        crossed = increase_crossed(np.array([baseline]), np.array([candidate]),
+                                   self.max_increase_pct,
+                                   None if rate_limit is None else rate_limit.value)
+        return bool(crossed[0])
 
     def rate_exceeded(self, candidate: float, dimension: Dimension) -> bool:
         """Whether the candidate's per-second rate is above the ``max_rate`` ceiling."""
