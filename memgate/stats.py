@@ -123,13 +123,8 @@ def mann_whitney_p(xs: Sequence[float], ys: Sequence[float]) -> float:
     m, n = len(xs), len(ys)
     if m == 0 or n == 0:
         return 1.0
-    u = 0.0
-    for y in ys:
-        for x in xs:
-            if y > x:
-                u += 1.0
-            elif y == x:
-                u += 0.5
+    x, y = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)[:, None]
+    u = float(np.count_nonzero(y > x)) + 0.5 * float(np.count_nonzero(y == x))
     # Distribution of U under H0 without ties: count permutations by DP.
     # f[i][j][k]: number of arrangements of i xs and j ys with U = k.
     maxu = m * n
