@@ -37,9 +37,6 @@ key removes an inherited limit.
 from __future__ import annotations
 
 from memgate.policy.load import (
-    MAX_POLICY_BYTES,
-    MAX_POLICY_DEPTH,
-    MAX_POLICY_NODES,
     default_policy,
     load_policy,
     load_policy_data,
@@ -73,9 +70,6 @@ from memgate.policy.parse import format_path
 __all__ = [
     "DEFAULTS_RULE",
     "INHERIT",
-    "MAX_POLICY_BYTES",
-    "MAX_POLICY_DEPTH",
-    "MAX_POLICY_NODES",
     "NEW_FUNCTIONS_RULE",
     "TOTAL_RULE",
     "ComponentPolicy",

@@ -26,8 +26,6 @@ from memgate.policy.model import Defaults, Limits, Policy
 from memgate.policy.parse import Base, DocPath, Parser, format_path
 from memgate.quantities import AMOUNT_PATTERN, DURATION_PATTERN, PERCENT_PATTERN, RATE_PATTERN
 
-# ---------------------------------------------------------------------------------------------
-
 #: The base under the built-in policy file itself: neutral values, no limits. Every key is
 #: set in default-policy.yml, so these only matter if that file is edited down.
 _NEUTRAL_DEFAULTS: Final = Defaults(

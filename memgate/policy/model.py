@@ -172,6 +172,11 @@ class LimitOverrides:
     max_level: tuple[Quantity, ...] | Inherit = INHERIT
 
 
+# ---------------------------------------------------------------------------------------------
+# Policy values
+# ---------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Rule:
     """One entry of ``rules``. ``None``/:data:`INHERIT` fields come from the defaults."""
