@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from memgate.compare import Comparison, value_scale
 from memgate.parallel import parallel_map
 from memgate.profile.model import Profile
-from memgate.stats import sampling_variance
+from memgate.stats import normal_quantile, sampling_variance
 from memgate.table import function_frames
 
 F64 = NDArray[np.float64]
@@ -257,9 +257,7 @@ def max_t_critical(corr: F64, alphas: Sequence[float]) -> dict[float, float]:
 
 def sidak_critical(m: int, alpha: float) -> float:
     """The critical value for ``m`` independent one-sided tests at family-wise ``alpha``."""
-    from statistics import NormalDist
-
     if m <= 0:
         return math.inf
     per_test = 1.0 - (1.0 - alpha) ** (1.0 / m)
-    return NormalDist().inv_cdf(1.0 - per_test)
+    return normal_quantile(1.0 - per_test)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -9,8 +10,8 @@ import pytest
 
 from memgate.compare import Comparison, SideRates
 from memgate.errors import CompareError
-from memgate.gate import TOTAL_FUNCTION, evaluate, verdict_of
-from memgate.policy import load_policy_data
+from memgate.gate import TOTAL_FUNCTION, build_plan, evaluate, run_plan, verdict_of
+from memgate.policy import increase_crossed, load_policy_data
 from memgate.profile.model import ValueType
 
 MiB = 1024 * 1024
@@ -247,3 +248,49 @@ def test_gate_is_pure() -> None:
     comp = comparison(B, {"f": (100, 2 * MiB), "g": (10, 30 * MiB)})
     pol = policy(max_increase="10%")
     assert evaluate(comp, pol) == evaluate(comp, pol)
+
+
+def test_plan_resolves_the_policy_once_per_type() -> None:
+    """The plan: per gated type, each function decided by one rule (first match wins), the
+    new ones by new_functions, the rest by the defaults; a rule that matches nothing is
+    visible (and warned about)."""
+    comp = comparison({"f": (1, 1 * MiB), "g": (1, 1 * MiB)},
+                      {"f": (1, 2 * MiB), "g": (1, 1 * MiB), "h": (1, 1.5 * MiB)})
+    pol = policy(max_increase="10%", new_functions={"max_rate": "1MiB/s"}, rules=[
+        {"name": "f-first", "match": "f", "max_increase": "50%"},
+        {"name": "f-again", "match": "f", "max_increase": "1%"},
+        {"name": "ghost", "match": "nosuch.fn", "max_increase": "1%"},
+    ])
+    plan = build_plan(comp, pol)
+    assert plan.gated == (1,)
+    (tp,) = plan.types
+    decided = {r.name: [comp.names[i] for i in r.functions.tolist()] for r in tp.rules}
+    assert decided == {"f-first": ["f"], "f-again": [], "ghost": [], "new_functions": ["h"],
+                       "defaults": ["g"]}
+    assert [u.rule.name for u in plan.rules if not u.matched] == ["ghost"]
+    f_first = tp.rules[0]
+    assert f_first.increase_pct == 50 and f_first.increase is None
+    assert tp.rules[3].ceiling == MiB and tp.rules[3].new_rule
+    result = run_plan(comp, plan)
+    assert result == evaluate(comp, pol)
+    assert [(f.function, f.rule, f.kind) for f in result.findings] == [
+        ("h", "new_functions", "new"), ("f", "f-first", "increase")]
+    assert any("'ghost'" in w for w in result.warnings)
+
+
+def test_plan_limits_in_the_comparisons_basis() -> None:
+    """Rate limits become limits per op (scaled by the seconds per op) and their text says
+    both; a noise floor is scaled the same way."""
+    comp = replace(comparison({"f": (1, 1.0)}, {"f": (1, 2.0)}), basis="op", scale=0.5)
+    pol = policy(max_increase_rate="1KiB/s", noise_floor="2KiB/s")
+    (rule,) = build_plan(comp, pol).types[0].rules
+    assert rule.increase == 512 and rule.noise_floor == 1024
+    assert rule.increase_text.endswith("(1KiB/s)") and "/op" in rule.increase_text
+
+
+def test_plan_crossings_match_the_policy_semantics() -> None:
+    b = np.array([0.0, 100.0, 100.0, 100.0])
+    c = np.array([1.0, 120.0, 121.0, 200.0])
+    assert increase_crossed(b, c, 20.0, None).tolist() == [True, False, True, True]
+    assert increase_crossed(b, c, 20.0, 50.0).tolist() == [False, False, False, True]
+    assert increase_crossed(b, c, None, None).tolist() == [False] * 4

@@ -723,3 +723,28 @@ def test_component_work_reaches_the_policy() -> None:
                                                                   "duration": "15s"}}}, "<t>")
     assert policy.for_component("c").work == 400000
     assert policy.for_component("c").duration_seconds == 15
+
+
+def test_one_rule_loop_for_old_and_new_functions() -> None:
+    """resolve and resolve_new_function find the rule the same way (rule_for); only the
+    fallback for an unmatched function differs (new_functions for a new one)."""
+    pol = load_policy_data({
+        "version": 1,
+        "defaults": {"sample_types": ["inuse_space", "alloc_space"]},
+        "rules": [{"name": "only-alloc", "match": "f*", "sample_types": ["alloc_space"],
+                   "severity": "warn"},
+                  {"name": "all-f", "match": "f*", "severity": "ignore"}],
+        "new_functions": {"max_rate": "1MiB/s", "sample_types": ["alloc_space"]},
+    }, "<test>")
+    assert [r.name for r in pol.rules_for("inuse_space")] == ["all-f"]
+    assert [r.name for r in pol.rules_for("alloc_space")] == ["only-alloc", "all-f"]
+    for resolve in (pol.resolve, pol.resolve_new_function):
+        eff = resolve("foo", "alloc_space")
+        assert eff is not None and eff.rule_name == "only-alloc" and eff.severity == "warn"
+        eff = resolve("foo", "inuse_space")
+        assert eff is not None and eff.rule_name == "all-f"
+    old, new = pol.resolve("bar", "alloc_space"), pol.resolve_new_function("bar", "alloc_space")
+    assert old is not None and old.rule_name == "defaults"
+    assert new is not None and new.rule_name == "new_functions"
+    assert new == pol.unmatched("alloc_space", new=True)
+    assert pol.resolve_new_function("bar", "inuse_space") == pol.unmatched("inuse_space", False)
