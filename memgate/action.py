@@ -275,7 +275,7 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
     from memgate.fs import outside_roots
     from memgate.outputs import Output, check_outputs
     from memgate.outputs import write_outputs as write_files
-    from memgate.profile.decode import Limits, run_budget
+    from memgate.profile.limits import Limits, run_budget
     from memgate.progress import Progress
     from memgate.report.check import VERDICT_WORD, render_json, render_markdown
     from memgate.report.html import html_page

@@ -25,7 +25,8 @@ from memgate.policy import (
     read_policy_bytes,
     sample_type_matches,
 )
-from memgate.profile.decode import Limits, decode
+from memgate.profile.decode import decode
+from memgate.profile.limits import Limits
 from memgate.profile.source import FetchOptions, read_bytes
 from memgate.progress import Progress
 from memgate.quantities import dimension_of_unit

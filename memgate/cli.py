@@ -81,7 +81,7 @@ class _overrides_applied:
     """
 
     def __enter__(self) -> None:
-        from memgate.profile.decode import run_budget, set_limit_overrides
+        from memgate.profile.limits import run_budget, set_limit_overrides
         from memgate.profile.source import set_fetch_defaults
 
         ctx = click.get_current_context(silent=True)
@@ -91,7 +91,7 @@ class _overrides_applied:
         self.budget = run_budget()
         self.budget.__enter__()
         if meta.get(_LIMITS_META):
-            from memgate.profile.decode import reset_limit_overrides
+            from memgate.profile.limits import reset_limit_overrides
 
             self.tokens.append((reset_limit_overrides,
                                 set_limit_overrides(**meta[_LIMITS_META])))
@@ -109,7 +109,7 @@ class _overrides_applied:
 def _limits() -> Any:
     """The input limits of the running command: defaults, environment, then its flags
     (applied by :func:`handle_errors`)."""
-    from memgate.profile.decode import Limits
+    from memgate.profile.limits import Limits
 
     return Limits.from_env()
 
@@ -715,7 +715,7 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
     except MemgateError as e:
         # Without any duration anywhere, a diff still makes sense on raw values.
         if normalize and d is None and bd is None and e.slug == "no-duration":
-            from memgate.profile.decode import restart_run_budget
+            from memgate.profile.limits import restart_run_budget
 
             restart_run_budget()
             result = run_diff([base], [new], duration=None, baseline_duration=None,

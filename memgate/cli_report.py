@@ -58,7 +58,7 @@ def _handle_errors(func: F) -> F:
 
 def load_report(path: str) -> dict[str, Any]:
     """Read one ``memgate check`` JSON report and validate it against the report schema."""
-    from memgate.profile.decode import read_report_bytes
+    from memgate.profile.limits import read_report_bytes
 
     try:
         data = json.loads(read_report_bytes(path).decode("utf-8"))

@@ -60,8 +60,10 @@ import numpy as np
 # jsonschema ships no type information; types-jsonschema may or may not be installed.
 from memgate import __version__, escape, fs, schemas
 from memgate.errors import BaselineError, MemgateError, ReportError
-from memgate.profile.decode import GZIP_MAGIC, Limits, decode, restart_run_budget
+from memgate.profile.decode import decode
+from memgate.profile.limits import Limits, restart_run_budget
 from memgate.profile.model import Profile
+from memgate.profile.sniff import GZIP_MAGIC
 from memgate.profile.source import read_bytes
 
 __all__ = [
@@ -1444,7 +1446,7 @@ def _inside_cwd(path: str) -> bool:
 def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | None]]]:
     """The component and the candidate inputs ``(path, sha256, duration)`` of a check report."""
     src = str(path)
-    from memgate.profile.decode import read_report_bytes
+    from memgate.profile.limits import read_report_bytes
 
     try:
         data = json.loads(read_report_bytes(path).decode("utf-8"))
@@ -1504,7 +1506,7 @@ def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | N
 def _reported_baseline(path: Path) -> frozenset[str] | None:
     """The sha256 of the baseline profiles a check report compared against (None: the report
     does not say; an empty set: it had none, as with --allow-missing-baseline)."""
-    from memgate.profile.decode import read_report_bytes
+    from memgate.profile.limits import read_report_bytes
 
     try:
         data = json.loads(read_report_bytes(path).decode("utf-8"))

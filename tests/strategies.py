@@ -677,7 +677,8 @@ def check_message(err: BaseException, source: str) -> None:
 def decode_target(data: bytes) -> str:
     """decode, then everything `memgate top` does with the profile."""
     from memgate.errors import ProfileError
-    from memgate.profile.decode import Limits, decode
+    from memgate.profile.decode import decode
+    from memgate.profile.limits import Limits
     from memgate.report.top import build_top, render_json, render_text
     from memgate.table import aggregate
 

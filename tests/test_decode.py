@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from memgate.errors import EXIT_ERROR, LimitError, ProfileError
-from memgate.profile.decode import Limits, decode
+from memgate.profile.decode import decode
+from memgate.profile.limits import Limits
 from memgate.table import aggregate
 from tests.pbuild import gz, make_profile
 
@@ -278,7 +279,7 @@ def test_recursion_counts_cum_once_per_sample() -> None:
 
 def test_first_label_per_sample_matches_unique() -> None:
     """The linear first-label-per-sample shortcut equals np.unique, sorted input or not."""
-    from memgate.profile.decode import _first_per_owner
+    from memgate.profile.samples import _first_per_owner
 
     rng = np.random.default_rng(1)
     for owners in (np.zeros(0, dtype=np.int64), np.sort(rng.integers(0, 50, 1000)),

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from memgate.errors import FetchError, LimitError
-from memgate.profile.decode import Limits
 from memgate.profile.fetch import FetchOptions, delta_seconds, load_profile
+from memgate.profile.limits import Limits
 
 PROFILES = Path(__file__).parent / "fixtures" / "profiles"
 HEAP = (PROFILES / "seedleak-noleak-1.pb.gz").read_bytes()

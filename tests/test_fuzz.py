@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memgate.errors import ProfileError
-from memgate.profile.decode import Limits, decode
+from memgate.profile.decode import decode
+from memgate.profile.limits import Limits
 from tests import strategies as S
 
 ROOT = Path(__file__).resolve().parent.parent

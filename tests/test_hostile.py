@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from memgate.errors import FetchError, MemgateError, PolicyError, ReportError
-from memgate.profile.decode import Limits, decode
+from memgate.profile.decode import decode
 from memgate.profile.fetch import FetchOptions, delta_seconds, load_profile
+from memgate.profile.limits import Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "tests" / "fixtures" / "profiles"

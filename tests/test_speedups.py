@@ -9,7 +9,9 @@ import pytest
 
 from memgate import speedups
 from memgate.errors import LimitError
-from memgate.profile.decode import Limits, _check_counts, decode
+from memgate.profile.decode import decode
+from memgate.profile.limits import Limits
+from memgate.profile.prescan import check_counts
 from memgate.stats import sampling_variance
 from memgate.table import aggregate
 from tests.pbuild import make_profile
@@ -85,7 +87,7 @@ def test_recursion_counts_cum_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _count_outcome(data: bytes, limits: Limits) -> str | None:
     try:
-        _check_counts(data, "x", limits)
+        check_counts(data, "x", limits)
     except LimitError as e:
         return str(e)
     return None

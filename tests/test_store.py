@@ -899,7 +899,7 @@ def test_check_compares_with_the_baseline_it_loaded_even_if_replaced_meanwhile(
     """The candidates may take minutes to read (a delta URL); an update of the baseline in
     the meantime must not make the check read half of the new one, or fail on checksums."""
     import memgate.checkrun as checkrun
-    from memgate.profile.decode import Limits
+    from memgate.profile.limits import Limits
     from memgate.progress import Progress
 
     root = tmp_path / "b"

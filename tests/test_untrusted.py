@@ -27,8 +27,8 @@ from click.testing import CliRunner
 
 from memgate.cli import main
 from memgate.errors import FetchError
-from memgate.profile.decode import Limits
 from memgate.profile.fetch import FetchOptions, fetch_url
+from memgate.profile.limits import Limits
 from tests import hostile_inputs as H
 from tests.pbuild import gz, make_profile
 from tests.test_action import SVC, Workspace, heap_profile, make_workspace, run_action

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from memgate.errors import FetchError, LimitError, MemgateError
-from memgate.profile.decode import Limits, gunzip
+from memgate.profile.gunzip import gunzip
+from memgate.profile.limits import Limits
 from memgate.profile.source import (
     DEFAULT_TIMEOUT,
     MAX_REDIRECTS,

@@ -41,7 +41,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from memgate.errors import FetchError, MemgateError
-from memgate.profile.decode import GZIP_MAGIC, Limits, gunzip
+from memgate.profile.gunzip import gunzip_if_gzip
+from memgate.profile.limits import Limits
 from memgate.profile.source import FetchOptions, fetch_defaults
 from memgate.profile.wire import encode_varint
 from memgate.progress import Progress
@@ -251,7 +252,7 @@ def fetch(spec: str, limits: Limits, options: FetchOptions | None = None,
         data = _pyroscope(q, limits, options, progress, shown)
     else:
         data = _parca(q, limits, options, progress, shown)
-    raw = gunzip(data, shown, limits.max_decompressed_bytes) if data[:2] == GZIP_MAGIC else data
+    raw = gunzip_if_gzip(data, shown, limits.max_decompressed_bytes)
     if not raw:
         # Fail closed: an empty profile would gate against nothing and pass.
         raise FetchError(f"no profile of type {q.profile_type} matches {q.labels} between "

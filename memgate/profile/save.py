@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memgate.profile.decode import GZIP_MAGIC, Limits, gunzip
+from memgate.profile.gunzip import gunzip_if_gzip
+from memgate.profile.limits import Limits
 from memgate.profile.model import Profile
 from memgate.profile.wire import encode_varint
 
@@ -41,7 +42,7 @@ def savable(data: bytes, prof: Profile, spec: str, limits: Limits) -> Saved:
         return Saved(data, None, "none")
     import gzip
 
-    raw = gunzip(data, spec, limits.max_decompressed_bytes) if data[:2] == GZIP_MAGIC else data
+    raw = gunzip_if_gzip(data, spec, limits.max_decompressed_bytes)
     # Appended, not re-encoded: for a scalar field protobuf keeps the last value on the wire,
     # so everything the server sent stays byte for byte (invalid UTF-8 names included).
     raw += encode_varint(DURATION_NANOS_TAG) + encode_varint(round(seconds * 1e9))

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from memgate.errors import FetchError, LimitError, ProfileError
-from memgate.profile.decode import Limits, decode
+from memgate.profile.decode import decode
+from memgate.profile.limits import Limits
 from memgate.profile.model import Profile
 from memgate.progress import Progress
 

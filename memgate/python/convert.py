@@ -9,7 +9,8 @@ profile behind that the gate would refuse later.
 from __future__ import annotations
 
 from memgate.errors import LimitError, ProfileError
-from memgate.profile.decode import Limits, decode
+from memgate.profile.decode import decode
+from memgate.profile.limits import Limits
 from memgate.python.pprof import StackProfile
 
 
