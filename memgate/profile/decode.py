@@ -22,7 +22,7 @@ from memgate.profile.limits import Limits, charge_run_budget
 from memgate.profile.model import Function, Locations, Mapping, Profile, ValueType
 from memgate.profile.prescan import check_counts
 from memgate.profile.samples import Strings, decode_samples
-from memgate.profile.sniff import is_gzip, looks_like_text
+from memgate.profile.sniff import is_gzip, looks_like_legacy, looks_like_text
 
 
 def decode(
@@ -50,11 +50,11 @@ def decode(
             source=source,
         )
     charge_run_budget(len(data), source, limits)
-    if looks_like_text(data):
-        from memgate.profile import legacy
+    if looks_like_text(data) and looks_like_legacy(data):
+        # Imported when needed: the legacy parsers compile their regular expressions.
+        from memgate.profile.legacy import parse_legacy
 
-        if legacy.looks_like_legacy(data):
-            return legacy.parse_legacy(data, source)
+        return parse_legacy(data, source)
     prof = decode_protobuf(data, source, limits, on_progress)
     if encoding != "protobuf":
         prof = replace(prof, encoding=encoding)
