@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from memgate.errors import LimitError, ProfileError
 from memgate.profile import profile_pb2
 from memgate.profile.gunzip import gunzip
-from memgate.profile.limits import Limits, charge_run_budget
+from memgate.profile.limits import InputLimits, RunBudget
 from memgate.profile.model import Function, Locations, Mapping, Profile, ValueType
 from memgate.profile.prescan import check_counts
 from memgate.profile.samples import Strings, decode_samples
@@ -28,11 +28,14 @@ from memgate.profile.sniff import is_gzip, looks_like_legacy, looks_like_text
 def decode(
     data: bytes,
     source: str,
-    limits: Limits | None = None,
+    limits: InputLimits,
+    *,
+    budget: RunBudget | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> Profile:
-    """Decode a profile from bytes; ``source`` names it in errors."""
-    limits = limits or Limits()
+    """Decode a profile from bytes within ``limits``; ``source`` names it in errors. The
+    decompressed size counts against ``budget`` (the run's, if it has one);
+    ``on_progress`` hears the fraction of the samples decoded."""
     if not data:
         raise ProfileError("empty input: not a profile", source=source, slug="empty")
     encoding = "protobuf"
@@ -49,7 +52,8 @@ def decode(
             "(raise it with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
             source=source,
         )
-    charge_run_budget(len(data), source, limits)
+    if budget is not None:
+        budget.charge(len(data), source, limits)
     if looks_like_text(data) and looks_like_legacy(data):
         # Imported when needed: the legacy parsers compile their regular expressions.
         from memgate.profile.legacy import parse_legacy
@@ -76,7 +80,7 @@ def _check_ids(ids: list[int], what: str, source: str) -> None:
 def decode_protobuf(
     data: bytes,
     source: str,
-    limits: Limits,
+    limits: InputLimits,
     on_progress: Callable[[float], None] | None = None,
 ) -> Profile:
     """Decode an uncompressed protobuf profile."""
@@ -154,7 +158,7 @@ def _string_table(msg: profile_pb2.ProfileRaw, source: str) -> Strings:
 
 
 def _check_sizes(msg: profile_pb2.ProfileRaw, has_types: bool, source: str,
-                 limits: Limits) -> None:
+                 limits: InputLimits) -> None:
     n_samples = len(msg.sample)
     if n_samples > limits.max_samples:
         raise LimitError(

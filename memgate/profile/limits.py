@@ -1,15 +1,16 @@
 """Bounds on what one input, and one run, may make memgate allocate.
 
 A 1 KB gzip file can expand to gigabytes and a hostile profile can declare millions of
-locations or strings, so every reader of untrusted bytes takes a :class:`Limits`; the run
-budget caps what all the profiles of one command decompress to together.
+locations or strings, so every reader of untrusted bytes takes an :class:`InputLimits`; a
+:class:`RunBudget` caps what all the profiles of one command decompress to together. Both
+belong to the run's :class:`memgate.config.Config`, built once from the environment and the
+command line.
 """
 
 from __future__ import annotations
 
-import os
-from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from memgate.errors import LimitError, ProfileError, ReportError
@@ -18,10 +19,10 @@ from memgate.units import parse_size
 GiB = 1 << 30
 
 
-def _env_int(name: str, default: int, size: bool = False) -> int:
+def _env_int(environ: Mapping[str, str], name: str, default: int, size: bool = False) -> int:
     """A positive limit from the environment: a count, or (``size``) a size with the
     command line's syntax (``100M``, ``2GiB``, a plain number of bytes)."""
-    raw = os.environ.get(name)
+    raw = environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     if size:
@@ -43,7 +44,7 @@ def _env_int(name: str, default: int, size: bool = False) -> int:
 
 
 @dataclass(frozen=True)
-class Limits:
+class InputLimits:
     """Bounds on what one input (and one run) may make memgate allocate.
 
     A 1 KB gzip file can expand to gigabytes; a hostile profile can declare millions of
@@ -66,19 +67,20 @@ class Limits:
     max_report_bytes: int = 48 << 20
 
     @classmethod
-    def from_env(cls) -> Limits:
-        """The defaults, then the environment variables, then :func:`set_limit_overrides`."""
-        limits = cls(
-            max_decompressed_bytes=_env_int("MEMGATE_MAX_DECOMPRESSED_BYTES", GiB, size=True),
-            max_samples=_env_int("MEMGATE_MAX_SAMPLES", 20_000_000),
-            max_locations=_env_int("MEMGATE_MAX_LOCATIONS", 5_000_000),
-            max_strings=_env_int("MEMGATE_MAX_STRINGS", 4_000_000),
-            max_string_bytes=_env_int("MEMGATE_MAX_STRING_BYTES", 256 << 20, size=True),
-            max_total_bytes=_env_int("MEMGATE_MAX_TOTAL_BYTES", 2 * GiB, size=True),
-            max_report_bytes=_env_int("MEMGATE_MAX_REPORT_BYTES", 48 << 20, size=True),
+    def from_env(cls, environ: Mapping[str, str]) -> InputLimits:
+        """The defaults, then the environment variables of ``environ``."""
+        return cls(
+            max_decompressed_bytes=_env_int(environ, "MEMGATE_MAX_DECOMPRESSED_BYTES", GiB,
+                                            size=True),
+            max_samples=_env_int(environ, "MEMGATE_MAX_SAMPLES", 20_000_000),
+            max_locations=_env_int(environ, "MEMGATE_MAX_LOCATIONS", 5_000_000),
+            max_strings=_env_int(environ, "MEMGATE_MAX_STRINGS", 4_000_000),
+            max_string_bytes=_env_int(environ, "MEMGATE_MAX_STRING_BYTES", 256 << 20,
+                                      size=True),
+            max_total_bytes=_env_int(environ, "MEMGATE_MAX_TOTAL_BYTES", 2 * GiB, size=True),
+            max_report_bytes=_env_int(environ, "MEMGATE_MAX_REPORT_BYTES", 48 << 20,
+                                      size=True),
         )
-        overrides = _OVERRIDES.get()
-        return replace(limits, **overrides) if overrides else limits
 
 
 #: The flag and the environment variable that raise each limit, for messages and ``--help``.
@@ -92,14 +94,14 @@ LIMIT_FLAGS = {
 }
 
 
-def read_report_bytes(path: str | Path) -> bytes:
+def read_report_bytes(path: str | Path, limits: InputLimits) -> bytes:
     """The bytes of a JSON report file, at most ``max_report_bytes`` of any kind of file.
 
     ``OSError`` as usual; a larger input is a :class:`ReportError` naming the variable.
     """
     from memgate.fs import ReadLimitExceeded, read_limited
 
-    limit = Limits.from_env().max_report_bytes
+    limit = limits.max_report_bytes
     try:
         return read_limited(path, limit)
     except ReadLimitExceeded:
@@ -115,64 +117,24 @@ def raise_with(attr: str) -> str:
 
 class RunBudget:
     """The decompressed bytes the profiles of one command have used so far, against
-    ``Limits.max_total_bytes``. The CLI (and the Action) open one per command with
-    :func:`run_budget`; decoding outside of one is not counted."""
+    ``InputLimits.max_total_bytes``.
+
+    Mutable state of one run: the run's :class:`~memgate.config.Config` holds it (the CLI and
+    the Action build one per command) and the readers pass it to
+    :func:`~memgate.profile.decode.decode`; decoding without one is not counted.
+    """
 
     def __init__(self) -> None:
         self.used = 0
 
-    def charge(self, size: int, source: str, limits: Limits) -> None:
+    def charge(self, size: int, source: str, limits: InputLimits) -> None:
         self.used += size
         if self.used > limits.max_total_bytes:
             raise LimitError(
                 f"the profiles of this run decompress to more than {limits.max_total_bytes} "
                 f"bytes together ({raise_with('max_total_bytes')})", source=source)
 
-
-_BUDGET: ContextVar[RunBudget | None] = ContextVar("memgate_budget", default=None)
-
-
-def restart_run_budget() -> None:
-    """Forget what the running command decoded so far (it starts over with new settings and
-    the first attempt's profiles are gone)."""
-    budget = _BUDGET.get()
-    if budget is not None:
-        budget.used = 0
-
-
-def charge_run_budget(size: int, source: str, limits: Limits) -> None:
-    """Count ``size`` decompressed bytes against the running command's budget, if any."""
-    budget = _BUDGET.get()
-    if budget is not None:
-        budget.charge(size, source, limits)
-
-
-class run_budget:
-    """``with run_budget():`` counts every decode inside against ``max_total_bytes``."""
-
-    def __enter__(self) -> RunBudget:
-        self.budget = RunBudget()
-        self.token = _BUDGET.set(self.budget)
-        return self.budget
-
-    def __exit__(self, *exc: object) -> None:
-        _BUDGET.reset(self.token)
-
-
-#: Limits given on the command line (``--max-samples`` ...) for the running command: every
-#: ``Limits.from_env()`` of it (the store's included) sees them. Set by the CLI, reset when
-#: the command ends.
-_OVERRIDES: ContextVar[dict[str, int] | None] = ContextVar("memgate_limits", default=None)
-
-
-def set_limit_overrides(**values: int) -> object:
-    """Override fields of :meth:`Limits.from_env` (e.g. ``max_samples=10``); returns a token
-    for :func:`reset_limit_overrides`."""
-    merged = dict(_OVERRIDES.get() or {})
-    merged.update(values)
-    return _OVERRIDES.set(merged)
-
-
-def reset_limit_overrides(token: object) -> None:
-    _OVERRIDES.reset(token)  # type: ignore[arg-type]
-
+    def restart(self) -> None:
+        """Forget what the run decoded so far (it starts over with new settings, or reads
+        the next of several components, and the profiles counted so far are gone)."""
+        self.used = 0

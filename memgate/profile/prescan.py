@@ -12,15 +12,15 @@ import numpy as np
 
 from memgate import speedups
 from memgate.errors import LimitError
-from memgate.profile.limits import Limits, raise_with
+from memgate.profile.limits import InputLimits, raise_with
 
 #: Top-level fields of a Profile that the protobuf runtime turns into one object each, and the
-#: limit (a :class:`Limits` attribute) on how many of them a profile may have.
+#: limit (a :class:`InputLimits` attribute) on how many of them a profile may have.
 _COUNTED_FIELDS = {2: ("samples", "max_samples"), 3: ("mappings", "max_locations"),
                    4: ("locations", "max_locations"), 5: ("functions", "max_locations")}
 
 
-def counts_bounded(data: bytes, limits: Limits) -> bool:
+def counts_bounded(data: bytes, limits: InputLimits) -> bool:
     """Whether a byte histogram already proves every count within its limit (no walk needed).
 
     A top-level field of number f (< 16, length-delimited) starts with the byte ``f << 3 | 2``,
@@ -48,7 +48,7 @@ def counts_bounded(data: bytes, limits: Limits) -> bool:
     return len(data) // 2 <= _other_cap(limits)
 
 
-def check_counts(data: bytes, source: str, limits: Limits) -> None:
+def check_counts(data: bytes, source: str, limits: InputLimits) -> None:
     """Count the repeated top-level fields before the protobuf runtime builds them.
 
     The runtime allocates 20 to 80 bytes per element however small it is on the wire (20 MB
@@ -121,7 +121,7 @@ def check_counts(data: bytes, source: str, limits: Limits) -> None:
         return  # malformed: the parser that runs next reports it
 
 
-def _check_strings(count: int, size: int, source: str, limits: Limits) -> None:
+def _check_strings(count: int, size: int, source: str, limits: InputLimits) -> None:
     if count > limits.max_strings:
         raise LimitError(f"more than {limits.max_strings} strings in the string table, the "
                          f"limit ({raise_with('max_strings')})", source=source)
@@ -130,7 +130,7 @@ def _check_strings(count: int, size: int, source: str, limits: Limits) -> None:
                          f"the limit ({raise_with('max_string_bytes')})", source=source)
 
 
-def _over_limit(field: int, source: str, limits: Limits) -> NoReturn:
+def _over_limit(field: int, source: str, limits: InputLimits) -> NoReturn:
     what, attr = _COUNTED_FIELDS[field]
     raise LimitError(f"more than {getattr(limits, attr)} {what}, the limit ({raise_with(attr)})",
                      source=source)
@@ -166,7 +166,7 @@ def _varint(data: bytes, p: int) -> tuple[int, int]:
     return value, p
 
 
-def _other_cap(limits: Limits) -> int:
+def _other_cap(limits: InputLimits) -> int:
     """Top-level fields besides samples and locations (strings, types, ...): a backstop."""
     return 4 * limits.max_locations + limits.max_samples + 1024
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from memgate.profile.gunzip import gunzip_if_gzip
-from memgate.profile.limits import Limits
+from memgate.profile.limits import InputLimits
 from memgate.profile.model import Profile
 from memgate.profile.wire import encode_varint
 
@@ -28,14 +28,15 @@ class Saved:
     duration_source: str
 
 
-def savable(data: bytes, prof: Profile, spec: str, limits: Limits) -> Saved:
+def savable(data: bytes, prof: Profile, spec: str, limits: InputLimits) -> Saved:
     """The file content for a profile read from ``spec`` (``data`` as read, ``prof`` decoded).
 
     Only a protobuf profile can carry a duration; a legacy text profile is saved unchanged.
     """
     if prof.duration_seconds:
         return Saved(data, prof.duration_seconds, "profile")
-    from memgate.profile.fetch import delta_seconds, is_url
+    from memgate.profile.fetch import delta_seconds
+    from memgate.profile.source import is_url
 
     seconds = delta_seconds(spec) if is_url(spec) else 0.0
     if not seconds or not prof.encoding.endswith("protobuf"):
