@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from memgate.errors import LimitError, ProfileError
 from memgate.profile import profile_pb2
 from memgate.profile.gunzip import gunzip
-from memgate.profile.limits import InputLimits, RunBudget
+from memgate.profile.limits import InputLimits, RunBudget, raise_with
 from memgate.profile.model import Function, Locations, Mapping, Profile, ValueType
 from memgate.profile.prescan import check_counts
 from memgate.profile.samples import Strings, decode_samples
@@ -49,7 +49,7 @@ def decode(
     elif len(data) > limits.max_decompressed_bytes:
         raise LimitError(
             f"input size exceeds the limit of {limits.max_decompressed_bytes} bytes "
-            "(raise it with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
+            f"({raise_with('max_decompressed_bytes')})",
             source=source,
         )
     if budget is not None:
@@ -163,7 +163,7 @@ def _check_sizes(msg: profile_pb2.ProfileRaw, has_types: bool, source: str,
     if n_samples > limits.max_samples:
         raise LimitError(
             f"{n_samples} samples exceed the limit of {limits.max_samples} "
-            "(raise it with --max-samples or MEMGATE_MAX_SAMPLES)",
+            f"({raise_with('max_samples')})",
             source=source,
         )
     if n_samples and not has_types:
@@ -171,7 +171,7 @@ def _check_sizes(msg: profile_pb2.ProfileRaw, has_types: bool, source: str,
     if len(msg.location) > limits.max_locations:
         raise LimitError(
             f"{len(msg.location)} locations exceed the limit of {limits.max_locations} "
-            "(raise it with --max-locations or MEMGATE_MAX_LOCATIONS)",
+            f"({raise_with('max_locations')})",
             source=source,
         )
 

@@ -26,7 +26,7 @@ from typing import Any
 from memgate.errors import FetchError, LimitError, MemgateError
 from memgate.profile.fetch_options import DEFAULT_TIMEOUT, FetchOptions, parse_env_headers
 from memgate.profile.gunzip import gunzip
-from memgate.profile.limits import InputLimits
+from memgate.profile.limits import InputLimits, raise_with
 from memgate.progress import Progress
 
 #: Redirects followed before a fetch gives up.
@@ -455,8 +455,8 @@ def _read_limited(resp: object, url: str, limit: int, deadline: float | None = N
             raise FetchError(f"connection closed after {len(data)} of {len(data) + missing} "
                              "bytes", source=url, slug="fetch-truncated")
     if len(data) > limit:
-        raise LimitError(f"response larger than the limit of {limit} bytes (raise it with "
-                         "--max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)", source=url)
+        raise LimitError(f"response larger than the limit of {limit} bytes "
+                         f"({raise_with('max_decompressed_bytes')})", source=url)
     ctype = ""
     headers = getattr(resp, "headers", None)
     if headers is not None:

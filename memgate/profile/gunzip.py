@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 
 from memgate.errors import LimitError, ProfileError
+from memgate.profile.limits import raise_with
 from memgate.profile.sniff import is_gzip
 
 #: Output of one zlib call: the decompressed data grows in steps of this size, so that memory
@@ -35,7 +36,7 @@ def gunzip(data: bytes, source: str, limit: int) -> bytes:
             if len(out) > limit:
                 raise LimitError(
                     f"decompressed size exceeds the limit of {limit} bytes "
-                    "(raise it with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
+                    f"({raise_with('max_decompressed_bytes')})",
                     source=source,
                 )
             if d.eof:

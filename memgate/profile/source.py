@@ -15,6 +15,7 @@ from pathlib import Path
 from memgate.config import DEFAULT_CONFIG, Config
 from memgate.errors import LimitError, ProfileError
 from memgate.profile.decode import decode
+from memgate.profile.limits import raise_with
 from memgate.profile.model import Profile
 from memgate.progress import Progress
 
@@ -34,8 +35,8 @@ def read_bytes(spec: str, config: Config, progress: Progress | None = None) -> t
         if len(data) > limits.max_decompressed_bytes:
             raise LimitError(
                 "standard input is larger than the limit of "
-                f"{limits.max_decompressed_bytes} bytes (raise it with --max-decompressed or "
-                "MEMGATE_MAX_DECOMPRESSED_BYTES)", source="<stdin>")
+                f"{limits.max_decompressed_bytes} bytes ({raise_with('max_decompressed_bytes')})",
+                source="<stdin>")
         return data, "<stdin>"
     if is_url(spec):
         from memgate.profile.profilers import is_profiler_url
@@ -56,8 +57,8 @@ def read_bytes(spec: str, config: Config, progress: Progress | None = None) -> t
         return read_limited(spec, limits.max_decompressed_bytes), spec
     except ReadLimitExceeded:
         raise LimitError(
-            f"file is larger than the limit of {limits.max_decompressed_bytes} bytes (raise it "
-            "with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
+            f"file is larger than the limit of {limits.max_decompressed_bytes} bytes "
+            f"({raise_with('max_decompressed_bytes')})",
             source=spec,
         ) from None
     except FileNotFoundError:
