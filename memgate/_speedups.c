@@ -247,7 +247,7 @@ static PyObject *aggregate(PyObject *self, PyObject *args) {
  * Stops as soon as a count goes over its maximum (max_locations for each of fields 3 to 5; the
  * returned counts then show which one), at the end, or at the first malformed field or group
  * (the protobuf parser that runs next reports those). Strings are counted among the "other"
- * fields too. The C twin of the walk in memgate.profile.decode._check_counts.
+ * fields too. The C twin of the walk in memgate.profile.prescan.check_counts.
  */
 static PyObject *count_top_fields(PyObject *self, PyObject *args) {
     Py_buffer buf;

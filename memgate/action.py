@@ -272,10 +272,10 @@ def post_comment(inputs: ActionInputs, env: Mapping[str, str], markdown: str,
 def run(env: Mapping[str, str], out: TextIO) -> int:
     """The whole action; returns the exit code. Raises MemgateError for bad input."""
     from memgate.checkrun import CheckOptions, append_step_summary, run_check_full
+    from memgate.config import Config
     from memgate.fs import outside_roots
     from memgate.outputs import Output, check_outputs
     from memgate.outputs import write_outputs as write_files
-    from memgate.profile.decode import Limits, run_budget
     from memgate.progress import Progress
     from memgate.report.check import VERDICT_WORD, render_json, render_markdown
     from memgate.report.html import html_page
@@ -305,8 +305,8 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
             except MemgateError as e:
                 raise InputError(f"{e}", source=name) from None
     check_outputs([str(report_path), str(summary_path), str(html_path or "")], profiles)
-    with run_budget():  # --max-total: every profile of the check counts
-        result = run_check_full(opts, Limits.from_env(), Progress(False))
+    # With a run budget: --max-total counts every profile of the check.
+    result = run_check_full(opts, Config.from_env(env), Progress(False))
     report = result.report
     markdown = render_markdown(report)
     files = [Output(str(report_path), render_json(report)), Output(str(summary_path), markdown)]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memgate.compare import Comparison, RunInput, compare
+from memgate.config import Config
 from memgate.errors import CompareError, MemgateError, PolicyError
 from memgate.gate import evaluate
 from memgate.outputs import write_atomic
@@ -25,8 +26,8 @@ from memgate.policy import (
     read_policy_bytes,
     sample_type_matches,
 )
-from memgate.profile.decode import Limits, decode
-from memgate.profile.source import FetchOptions, read_bytes
+from memgate.profile.decode import decode
+from memgate.profile.source import read_bytes
 from memgate.progress import Progress
 from memgate.quantities import dimension_of_unit
 from memgate.report.check import build_report, missing_baseline_report
@@ -44,9 +45,8 @@ class DurationSources:
 
 def load_runs(
     specs: Sequence[str],
-    limits: Limits,
+    config: Config,
     progress: Progress,
-    fetch: FetchOptions | None = None,
 ) -> list[tuple[str, bytes, Any]]:
     """Read and decode each profile; returns (source, bytes, Profile).
 
@@ -56,23 +56,24 @@ def load_runs(
     """
 
     def one(spec: str) -> tuple[str, bytes, Any]:
-        data, source = read_bytes(spec, limits, progress, fetch)
-        return _decoded(source, data, limits, progress)
+        data, source = read_bytes(spec, config, progress)
+        return _decoded(source, data, config, progress)
 
     return parallel_map(one, specs)
 
 
-def decode_runs(items: Sequence[tuple[str, bytes]], limits: Limits,
+def decode_runs(items: Sequence[tuple[str, bytes]], config: Config,
                 progress: Progress) -> list[tuple[str, bytes, Any]]:
     """:func:`load_runs` for bytes already read (a baseline's, read by ``Store.load``)."""
-    return parallel_map(lambda item: _decoded(*item, limits, progress), items)
+    return parallel_map(lambda item: _decoded(*item, config, progress), items)
 
 
-def _decoded(source: str, data: bytes, limits: Limits,
+def _decoded(source: str, data: bytes, config: Config,
              progress: Progress) -> tuple[str, bytes, Any]:
     progress.note(f"decoding {source}")
     return source, data, decode(
-        data, source, limits, on_progress=lambda f: progress.fraction(f"decoding {source}", f))
+        data, source, config.limits, budget=config.budget,
+        on_progress=lambda f: progress.fraction(f"decoding {source}", f))
 
 
 def resolve_duration(
@@ -404,16 +405,12 @@ class RunResult:
     comparison: Comparison | None = None
 
 
-def run_check(
-    opts: CheckOptions, limits: Limits, progress: Progress, fetch: FetchOptions | None = None
-) -> dict[str, Any]:
+def run_check(opts: CheckOptions, config: Config, progress: Progress) -> dict[str, Any]:
     """Everything ``memgate check`` does before rendering: returns the report dict."""
-    return run_check_full(opts, limits, progress, fetch).report
+    return run_check_full(opts, config, progress).report
 
 
-def run_check_full(
-    opts: CheckOptions, limits: Limits, progress: Progress, fetch: FetchOptions | None = None
-) -> RunResult:
+def run_check_full(opts: CheckOptions, config: Config, progress: Progress) -> RunResult:
     """:func:`run_check`, keeping the decoded profiles of both sides."""
     policy_all, policy_sha = find_policy(opts.policy)
     policy = policy_for(policy_all, opts.component)
@@ -440,7 +437,7 @@ def run_check_full(
 
     def load_candidates() -> list[RunInput]:
         return resolve_runs(
-            load_runs(opts.candidate, limits, progress, fetch),
+            load_runs(opts.candidate, config, progress),
             first=opts.duration,
             first_source="--duration",
             then=DurationSources(policy=policy.duration_seconds),
@@ -461,7 +458,7 @@ def run_check_full(
             )
         from memgate.remote import open_store
 
-        store = open_store(opts.baselines, opts.pointers)
+        store = open_store(opts.baselines, opts.pointers, config)
         if not store.exists(opts.component):
             msg = (
                 f"no baseline for component {opts.component!r} in {opts.baselines} "
@@ -496,8 +493,8 @@ def run_check_full(
     # One side after the other: each profile already decodes on all cores, and decoding both
     # sides at once would add their peaks (1M samples: 1.1 GiB instead of 0.7, for 9% time).
     candidate = load_candidates()
-    base_loaded = (load_runs(opts.baseline_files, limits, progress, fetch)
-                   if opts.baseline_files else decode_runs(base_blobs, limits, progress))
+    base_loaded = (load_runs(opts.baseline_files, config, progress)
+                   if opts.baseline_files else decode_runs(base_blobs, config, progress))
     base_runs = resolve_runs(
         base_loaded,
         first=opts.baseline_duration,
@@ -542,15 +539,14 @@ def run_diff(
     duration: float | None,
     baseline_duration: float | None,
     normalize: bool,
-    limits: Limits,
+    config: Config,
     progress: Progress,
-    fetch: FetchOptions | None = None,
 ) -> RunResult:
     """``memgate diff``: the per-function deltas with no policy and no verdict, and the
     decoded profiles of both sides (for the HTML and the diff profile)."""
     # One side after the other, as in run_check_full (peak memory).
-    b = load_runs(base, limits, progress, fetch)
-    c = load_runs(new, limits, progress, fetch)
+    b = load_runs(base, config, progress)
+    c = load_runs(new, config, progress)
     cand = resolve_runs(
         c,
         first=duration,

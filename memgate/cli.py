@@ -33,9 +33,10 @@ def fail(message: str, code: int = EXIT_ERROR) -> None:
 
 
 #: Where option callbacks leave overrides (``--max-samples``, ``--header`` ...) in
-#: ``click.Context.meta``; :func:`handle_errors` applies them while the command runs.
+#: ``click.Context.meta``; :func:`_config` applies them to the command's configuration.
 _LIMITS_META = "memgate.limit_overrides"
 _FETCH_META = "memgate.fetch_overrides"
+_CONFIG_META = "memgate.config"
 
 
 def handle_errors(func: F) -> F:
@@ -51,8 +52,7 @@ def handle_errors(func: F) -> F:
         import os
 
         try:
-            with _overrides_applied():
-                return func(*args, **kwargs)
+            return func(*args, **kwargs)
         except MemgateError as e:
             fail(str(e))
         except KeyboardInterrupt:
@@ -72,46 +72,20 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class _overrides_applied:
-    """Apply the option overrides stashed in the click context for the command's duration.
+def _config() -> Any:
+    """The configuration of the running command (:class:`memgate.config.Config`), built once
+    per command: the defaults, the environment, then the command's flags (``--max-*``,
+    ``--timeout``, ``--header``), with the command's run budget."""
+    import os
 
-    Set here, around the command, rather than in the option callbacks: a callback runs while
-    the command line is parsed, and a usage error later in the parse would leave its setting
-    in place for whatever runs next in the process (tests, embedders).
-    """
+    from memgate.config import Config
 
-    def __enter__(self) -> None:
-        from memgate.profile.decode import run_budget, set_limit_overrides
-        from memgate.profile.source import set_fetch_defaults
-
-        ctx = click.get_current_context(silent=True)
-        meta = ctx.meta if ctx is not None else {}
-        self.tokens: list[tuple[Callable[[object], None], object]] = []
-        # Every profile the command decodes counts against --max-total.
-        self.budget = run_budget()
-        self.budget.__enter__()
-        if meta.get(_LIMITS_META):
-            from memgate.profile.decode import reset_limit_overrides
-
-            self.tokens.append((reset_limit_overrides,
-                                set_limit_overrides(**meta[_LIMITS_META])))
-        if meta.get(_FETCH_META):
-            from memgate.profile.source import reset_fetch_defaults
-
-            self.tokens.append((reset_fetch_defaults, set_fetch_defaults(**meta[_FETCH_META])))
-
-    def __exit__(self, *exc: object) -> None:
-        for reset, token in reversed(self.tokens):
-            reset(token)
-        self.budget.__exit__()
-
-
-def _limits() -> Any:
-    """The input limits of the running command: defaults, environment, then its flags
-    (applied by :func:`handle_errors`)."""
-    from memgate.profile.decode import Limits
-
-    return Limits.from_env()
+    ctx = click.get_current_context(silent=True)
+    meta: dict[str, Any] = ctx.meta if ctx is not None else {}
+    if _CONFIG_META not in meta:
+        meta[_CONFIG_META] = Config.from_env(os.environ).with_limits(
+            **meta.get(_LIMITS_META, {})).with_fetch(**meta.get(_FETCH_META, {}))
+    return meta[_CONFIG_META]
 
 
 def parse_size(text: str) -> int:
@@ -124,15 +98,15 @@ def parse_size(text: str) -> int:
         raise MemgateError(str(e), source="--max-decompressed", slug="usage") from None
 
 
-#: The ``Limits`` field each size option sets.
+#: The ``InputLimits`` field each size option sets.
 _SIZE_FIELDS = {"max_decompressed": "max_decompressed_bytes",
                 "max_string_bytes": "max_string_bytes", "max_total": "max_total_bytes"}
 
 
 def _size_override(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     """``--max-decompressed`` (and the other sizes): a malformed size is a usage error (exit
-    2), found before any work; a valid one overrides ``Limits.from_env()`` (the store's too)
-    while the command runs."""
+    2), found before any work; a valid one overrides the environment's in the command's
+    configuration (the store's reads too)."""
     if value is None or param.name is None:
         return
     try:
@@ -154,8 +128,8 @@ _max_decompressed_only = click.option(
 
 
 def _limit_override(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
-    """``--max-samples``/``--max-locations``: override ``Limits.from_env()`` (the store's
-    too) while the command runs."""
+    """``--max-samples``/``--max-locations``: override the environment's in the command's
+    configuration (the store's reads too)."""
     if value is None or param.name is None:
         return
     ctx.meta.setdefault(_LIMITS_META, {})[param.name] = value
@@ -208,9 +182,9 @@ progress_option = click.option(
 )
 def _fetch_override(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     """``--timeout`` and ``--header``: override the fetch options of every URL the command
-    reads (``profile.source.fetch_defaults``, the store's reads too) while it runs."""
+    reads (the store's reads too) in the command's configuration."""
     if param.name == "headers":
-        from memgate.profile.source import parse_header
+        from memgate.profile.fetch_options import parse_header
 
         try:
             value = tuple(parse_header(v) for v in value)
@@ -366,16 +340,16 @@ def _read_and_save(spec: str, output: str | None, prog: Any) -> Any:
     from memgate.profile.decode import decode
     from memgate.profile.source import read_bytes
 
-    limits = _limits()
-    data, source = read_bytes(spec, limits, prog)
+    config = _config()
+    data, source = read_bytes(spec, config, prog)
     prog.note(f"decoding {source} ({len(data)} bytes)")
-    prof = decode(data, source, limits,
+    prof = decode(data, source, config.limits, budget=config.budget,
                   on_progress=lambda f: prog.fraction(f"decoding {source}", f))
     if output:
         from memgate.outputs import Output, write_outputs
         from memgate.profile.save import savable
 
-        saved = savable(data, prof, spec, limits)
+        saved = savable(data, prof, spec, config.limits)
         write_outputs([Output(output, saved.data)])
         how = ", no duration"
         if saved.duration_seconds is not None:
@@ -653,7 +627,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str, poin
         baseline_duration=_duration(baseline_duration, "--baseline-duration"),
         normalize=not no_normalize, allow_missing_baseline=allow_missing_baseline,
         work=work, baseline_work=baseline_work)
-    result = run_check_full(opts, _limits(), Progress(progress))
+    result = run_check_full(opts, _config(), Progress(progress))
     report = result.report
     _emit_report(report, fmt, summary, json_path, step_summary,
                  _html_outputs(html_path, result) + _diff_output(output, result),
@@ -706,20 +680,18 @@ def diff(base: str, new: str, duration: str | None, baseline_duration: str | Non
     d = _duration(duration, "--duration")
     bd = _duration(baseline_duration, "--baseline-duration")
     _check_outputs([json_path, summary, html_path, output], [base, new])
-    limits = _limits()
+    config = _config()
     prog = Progress(progress)
     normalize = not no_normalize
     try:
         result = run_diff([base], [new], duration=d, baseline_duration=bd,
-                               normalize=normalize, limits=limits, progress=prog)
+                               normalize=normalize, config=config, progress=prog)
     except MemgateError as e:
         # Without any duration anywhere, a diff still makes sense on raw values.
         if normalize and d is None and bd is None and e.slug == "no-duration":
-            from memgate.profile.decode import restart_run_budget
-
-            restart_run_budget()
+            config.restart_budget()
             result = run_diff([base], [new], duration=None, baseline_duration=None,
-                                   normalize=False, limits=limits, progress=prog)
+                                   normalize=False, config=config, progress=prog)
         else:
             raise
     from memgate.report.difftext import DiffView, render_diff_text

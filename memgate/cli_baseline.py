@@ -106,9 +106,10 @@ def baselines_option(f: F) -> F:
 
 
 def _store(baselines_dir: str, pointers: str) -> Any:
+    from memgate.cli import _config
     from memgate.remote import open_store
 
-    return open_store(baselines_dir, pointers)
+    return open_store(baselines_dir, pointers, _config())
 reason_option = click.option(
     "--reason", required=True, metavar="TEXT", callback=_reason,
     help="Why the baseline changes (required; recorded in the manifest for reviewers).",

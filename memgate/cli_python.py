@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from memgate.cli import _duration, _limits, handle_errors, max_decompressed_option
+from memgate.cli import _config, _duration, handle_errors, max_decompressed_option
 from memgate.errors import EXIT_ERROR, MemgateError
 
 
@@ -80,7 +80,7 @@ def capture(output: str, backend: str, frames: int, snapshot_at: str, duration: 
     if result.profile is None:
         click.echo(f"memgate: {cap.command_line(command)[:200]}: {result.problem}", err=True)
         sys.exit(result.exit_code or EXIT_ERROR)
-    check(result.profile, output, _limits())
+    check(result.profile, output, _config())
     write_outputs([Output(output, result.profile)])
     sys.exit(result.exit_code)
 
@@ -107,7 +107,7 @@ def convert(input_path: str, output: str) -> None:
     from memgate.python.convert import convert as run
 
     check_outputs([output], [input_path])
-    data = run(input_path, _limits())
+    data = run(input_path, _config())
     write_outputs([Output(output, data)])
     click.echo(f"memgate: wrote {output}", err=True)
 

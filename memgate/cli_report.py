@@ -18,6 +18,7 @@ import click
 
 from memgate import escape, schemas
 from memgate.errors import EXIT_FAIL, ReportError
+from memgate.profile.limits import InputLimits
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,12 +57,12 @@ def _handle_errors(func: F) -> F:
 
 
 
-def load_report(path: str) -> dict[str, Any]:
+def load_report(path: str, limits: InputLimits) -> dict[str, Any]:
     """Read one ``memgate check`` JSON report and validate it against the report schema."""
-    from memgate.profile.decode import read_report_bytes
+    from memgate.profile.limits import read_report_bytes
 
     try:
-        data = json.loads(read_report_bytes(path).decode("utf-8"))
+        data = json.loads(read_report_bytes(path, limits).decode("utf-8"))
     except FileNotFoundError:
         raise ReportError("no such file", source=path) from None
     except OSError as e:
@@ -106,7 +107,10 @@ def load_reports(paths: Sequence[str]) -> list[LoadedReport]:
         if key in seen:
             raise ReportError(f"is given twice ({seen[key]} and {p})", source=p)
         seen[key] = p
-    reports = [(p, load_report(p)) for p in paths]
+    from memgate.cli import _config
+
+    limits = _config().limits
+    reports = [(p, load_report(p, limits)) for p in paths]
     names = [r["component"] or p for p, r in reports]
     out = []
     for (p, r), name in zip(reports, names):

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from memgate import schemas
+from memgate.config import DEFAULT_CONFIG, Config
 from memgate.errors import BaselineError
 from memgate.profile.model import Profile
 from memgate.store import (
@@ -87,12 +88,13 @@ def is_remote(root: str | Path) -> bool:
     return isinstance(root, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", root) is not None
 
 
-def open_store(root: str | Path, pointers: str | Path = "baselines") -> Store:
+def open_store(root: str | Path, pointers: str | Path = "baselines",
+               config: Config = DEFAULT_CONFIG) -> Store:
     """The store ``--baselines`` names: a local directory, or a remote store whose pointer
-    files are in ``pointers``."""
+    files are in ``pointers``; it reads profiles with the run's ``config``."""
     if is_remote(root):
-        return RemoteStore(str(root), pointers)
-    return Store(root)
+        return RemoteStore(str(root), pointers, config)
+    return Store(root, config)
 
 
 def redact(url: str) -> str:
@@ -144,8 +146,9 @@ class RemoteStore(Store):
     """A baseline store in object storage; ``root`` is the local directory of the pointer
     files (in the repository), ``url`` the store."""
 
-    def __init__(self, url: str, pointers: str | Path = "baselines") -> None:
-        super().__init__(Path(pointers))
+    def __init__(self, url: str, pointers: str | Path = "baselines",
+                 config: Config = DEFAULT_CONFIG) -> None:
+        super().__init__(Path(pointers), config)
         self.url = url.rstrip("/")
         self.shown = redact(self.url)
         self.protocol = self.url.split("://", 1)[0].lower()

@@ -59,9 +59,12 @@ import numpy as np
 
 # jsonschema ships no type information; types-jsonschema may or may not be installed.
 from memgate import __version__, escape, fs, schemas
+from memgate.config import DEFAULT_CONFIG, Config
 from memgate.errors import BaselineError, MemgateError, ReportError
-from memgate.profile.decode import GZIP_MAGIC, Limits, decode, restart_run_budget
+from memgate.profile.decode import decode
+from memgate.profile.limits import InputLimits
 from memgate.profile.model import Profile
+from memgate.profile.sniff import GZIP_MAGIC
 from memgate.profile.source import read_bytes
 
 __all__ = [
@@ -164,7 +167,7 @@ class StoredProfile:
     #: The store the file belongs to: a symbolic link may not lead out of it.
     root: Path | None = field(default=None, compare=False, repr=False)
 
-    def read_bytes(self) -> bytes:
+    def read_bytes(self, limits: InputLimits = DEFAULT_CONFIG.limits) -> bytes:
         """The stored bytes, checked against the manifest's sha256.
 
         The gate should read baseline profiles through this, so that a file changed after
@@ -174,7 +177,7 @@ class StoredProfile:
         try:
             data = _read_store_file(self.path.parent, self.path.name,
                                     self.root or self.path.parent.parent,
-                                    Limits.from_env().max_decompressed_bytes)
+                                    limits.max_decompressed_bytes)
         except OSError as e:
             raise BaselineError(f"cannot read: {e.strerror or e}", source=str(self.path)) from None
         actual = hashlib.sha256(data).hexdigest()
@@ -628,8 +631,10 @@ class Store:
     :meth:`recover`) hold the component's lock.
     """
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, config: Config = DEFAULT_CONFIG) -> None:
         self.root = Path(root)
+        #: The run's input limits, fetch options and budget, for every profile read.
+        self.config = config
 
     # -- reading --------------------------------------------------------------------------
 
@@ -838,7 +843,7 @@ class Store:
                 problems.append(f"{where}: sample types or period differ from profiles[0]; a "
                                 "baseline holds repeated runs of one workload")
             try:
-                blob = reader.read(name, Limits.from_env().max_decompressed_bytes)
+                blob = reader.read(name, self.config.limits.max_decompressed_bytes)
             except FileNotFoundError:
                 if not reader.still_current(directory):
                     raise
@@ -861,7 +866,8 @@ class Store:
                 blobs.append(blob)
             if deep:
                 try:
-                    prof = decode(blob, str(directory / name), Limits.from_env())
+                    prof = decode(blob, str(directory / name), self.config.limits,
+                                  budget=self.config.budget)
                 except MemgateError as e:
                     problems.append(f"{where}: does not parse: {_one_line(e.message)}")
                     continue
@@ -926,7 +932,7 @@ class Store:
         for name in names:
             # Components are decoded one after the other, never held together: --max-total
             # applies to one component at a time.
-            restart_run_budget()
+            self.config.restart_budget()
             for _ in range(_READ_ATTEMPTS):
                 try:
                     directory = self._resolve(name)
@@ -1075,10 +1081,9 @@ class Store:
         _check_reason(reason)
         if not profiles:
             raise BaselineError("no profiles given", slug="usage")
-        limits = Limits.from_env()
         inputs: list[ProfileInput] = []
         for spec in profiles:
-            data, source = read_bytes(str(spec), limits)
+            data, source = read_bytes(str(spec), self.config)
             inputs.append(ProfileInput(data=data, source=source,
                                        original_name=_original_name(str(spec)),
                                        duration_seconds=duration_seconds,
@@ -1104,7 +1109,7 @@ class Store:
         that what is accepted is exactly what was checked and approved.
         """
         _check_reason(reason)
-        report_component, entries = _read_report(Path(report))
+        report_component, entries = _read_report(Path(report), self.config.limits)
         if component is not None:
             validate_component_name(component)
             if report_component is not None and report_component != component:
@@ -1114,7 +1119,6 @@ class Store:
         if name is None:
             raise BaselineError("the report names no component; give one with --component",
                                 source=str(report))
-        limits = Limits.from_env()
         inputs: list[ProfileInput] = []
         for path, sha, dur in entries:
             if path in ("<stdin>", "-"):
@@ -1122,7 +1126,7 @@ class Store:
                     "the report's candidate profile was read from standard input and cannot "
                     "be read again; give the profile file to `memgate baseline update`",
                     source=str(report))
-            data, source = read_bytes(path, limits)
+            data, source = read_bytes(path, self.config)
             actual = hashlib.sha256(data).hexdigest()
             if actual != sha:
                 raise BaselineError(
@@ -1133,7 +1137,9 @@ class Store:
                                        original_name=_original_name(path),
                                        duration_seconds=dur, duration_source="report"))
         return self.update_inputs(name, inputs, reason=reason, approved_by=approved_by,
-                                  force=force, checked_against=_reported_baseline(Path(report)),
+                                  force=force,
+                                  checked_against=_reported_baseline(Path(report),
+                                                                     self.config.limits),
                                   report=str(report), runs_may_shrink=runs_may_shrink)
 
     def update_inputs(
@@ -1163,7 +1169,6 @@ class Store:
             approved_by = approved_by.strip() or None
         if not inputs:
             raise BaselineError("no profiles given", slug="usage")
-        limits = Limits.from_env()
         prepared: list[tuple[bytes, str, ProfileInput, Profile, float | None]] = []
         by_sha: dict[str, str] = {}
         for inp in inputs:
@@ -1171,7 +1176,7 @@ class Store:
                     math.isfinite(inp.duration_seconds) and inp.duration_seconds > 0):
                 raise BaselineError(f"duration must be positive, got {inp.duration_seconds}",
                                     source=inp.source, slug="usage")
-            prof = decode(inp.data, inp.source, limits)
+            prof = decode(inp.data, inp.source, self.config.limits, budget=self.config.budget)
             stored = _storable(inp.data)
             sha = hashlib.sha256(stored).hexdigest()
             if sha in by_sha:
@@ -1441,13 +1446,14 @@ def _inside_cwd(path: str) -> bool:
         return False
 
 
-def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | None]]]:
+def _read_report(path: Path, limits: InputLimits
+                 ) -> tuple[str | None, list[tuple[str, str, float | None]]]:
     """The component and the candidate inputs ``(path, sha256, duration)`` of a check report."""
     src = str(path)
-    from memgate.profile.decode import read_report_bytes
+    from memgate.profile.limits import read_report_bytes
 
     try:
-        data = json.loads(read_report_bytes(path).decode("utf-8"))
+        data = json.loads(read_report_bytes(path, limits).decode("utf-8"))
     except FileNotFoundError:
         raise ReportError("no such file", source=src, slug="not-found") from None
     except OSError as e:
@@ -1501,13 +1507,13 @@ def _read_report(path: Path) -> tuple[str | None, list[tuple[str, str, float | N
     return component, out
 
 
-def _reported_baseline(path: Path) -> frozenset[str] | None:
+def _reported_baseline(path: Path, limits: InputLimits) -> frozenset[str] | None:
     """The sha256 of the baseline profiles a check report compared against (None: the report
     does not say; an empty set: it had none, as with --allow-missing-baseline)."""
-    from memgate.profile.decode import read_report_bytes
+    from memgate.profile.limits import read_report_bytes
 
     try:
-        data = json.loads(read_report_bytes(path).decode("utf-8"))
+        data = json.loads(read_report_bytes(path, limits).decode("utf-8"))
         entries = data["inputs"]["baseline"]
         return frozenset(str(e["sha256"]) for e in entries)
     except (OSError, ValueError, KeyError, TypeError, MemgateError):

@@ -27,6 +27,7 @@ from memgate.compare import RunInput, compare  # noqa: E402
 from memgate.gate import GateResult, evaluate  # noqa: E402
 from memgate.policy import Policy, default_policy, load_policy  # noqa: E402
 from memgate.profile.decode import decode  # noqa: E402
+from memgate.profile.limits import InputLimits  # noqa: E402
 from memgate.report.check import build_report  # noqa: E402
 
 NOISE = ROOT / "tests" / "fixtures" / "noise"
@@ -60,7 +61,7 @@ def run(path: Path) -> RunInput:
     data = path.read_bytes()
     return RunInput(path=str(path), sha256=hashlib.sha256(data).hexdigest(),
                     duration_seconds=DURATION, duration_source="--duration",
-                    profile=decode(data, str(path)))
+                    profile=decode(data, str(path), InputLimits()))
 
 
 def gate_pair(base: Path, cand: Path, policy: Policy) -> PairResult:

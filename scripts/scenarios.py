@@ -37,6 +37,7 @@ from memgate.compare import RunInput, compare  # noqa: E402
 from memgate.gate import GateResult, critical_value, evaluate, growth_floor  # noqa: E402
 from memgate.policy import default_policy  # noqa: E402
 from memgate.profile.decode import decode  # noqa: E402
+from memgate.profile.limits import InputLimits  # noqa: E402
 from memgate.profile.model import Profile  # noqa: E402
 
 SCENARIOS = ROOT / "tests" / "fixtures" / "scenarios"
@@ -71,7 +72,7 @@ class Outcome:
 @cache
 def _profile(name: str) -> Profile:
     path = SCENARIOS / f"{name}.pb.gz"
-    return decode(path.read_bytes(), source=str(path))
+    return decode(path.read_bytes(), source=str(path), limits=InputLimits())
 
 
 @cache

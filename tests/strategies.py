@@ -677,13 +677,14 @@ def check_message(err: BaseException, source: str) -> None:
 def decode_target(data: bytes) -> str:
     """decode, then everything `memgate top` does with the profile."""
     from memgate.errors import ProfileError
-    from memgate.profile.decode import Limits, decode
+    from memgate.profile.decode import decode
+    from memgate.profile.limits import InputLimits
     from memgate.report.top import build_top, render_json, render_text
     from memgate.table import aggregate
 
     source = "fuzz.pb"
     try:
-        prof = decode(data, source, Limits(max_decompressed_bytes=64 << 20))
+        prof = decode(data, source, InputLimits(max_decompressed_bytes=64 << 20))
     except ProfileError as e:
         check_message(e, source)
         return "error"

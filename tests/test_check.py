@@ -461,9 +461,10 @@ def test_implausible_recorded_duration_is_a_warning() -> None:
     from memgate.checkrun import duration_warnings
     from memgate.compare import RunInput
     from memgate.profile.decode import decode
+    from memgate.profile.limits import InputLimits
 
     path = PROFILES / "java-jfr-alloc-tlab-bytes.pb.gz"
-    prof = decode(path.read_bytes(), str(path))
+    prof = decode(path.read_bytes(), str(path), InputLimits())
     run = RunInput(str(path), "0" * 64, prof.duration_seconds, "profile", prof)
     (warning,) = duration_warnings([], [run])
     assert "implausible" in warning and "days" in warning

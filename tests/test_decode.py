@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from memgate.errors import EXIT_ERROR, LimitError, ProfileError
-from memgate.profile.decode import Limits, decode
+from memgate.profile.decode import decode
+from memgate.profile.limits import InputLimits
 from memgate.table import aggregate
 from tests.pbuild import gz, make_profile
 
@@ -22,8 +23,8 @@ LOKI = PROFILES / "go-heap-loki.pb.gz"
 
 def test_gzip_and_raw_protobuf_decode_the_same() -> None:
     raw = gzip.decompress(LOKI.read_bytes())
-    a = decode(LOKI.read_bytes(), "a")
-    b = decode(raw, "b")
+    a = decode(LOKI.read_bytes(), "a", InputLimits())
+    b = decode(raw, "b", InputLimits())
     assert a.encoding == "gzip+protobuf" and b.encoding == "protobuf"
     assert np.array_equal(a.samples.values, b.samples.values)
     assert np.array_equal(a.samples.locations, b.samples.locations)
@@ -63,8 +64,8 @@ def test_unpacked_repeated_fields_decode_like_packed() -> None:
     q = make_profile()
     del q.sample[:]
     unpacked = q.SerializeToString() + bytes(body)
-    a = decode(packed, "packed")
-    b = decode(unpacked, "unpacked")
+    a = decode(packed, "packed", InputLimits())
+    b = decode(unpacked, "unpacked", InputLimits())
     assert np.array_equal(a.samples.values, b.samples.values)
     assert np.array_equal(a.samples.offsets, b.samples.offsets)
     assert np.array_equal(a.samples.locations, b.samples.locations)
@@ -72,12 +73,12 @@ def test_unpacked_repeated_fields_decode_like_packed() -> None:
 
 def test_negative_values_round_trip() -> None:
     p = make_profile(stacks=[(("f",), (-3, -1536)), (("g",), (1, 512))])
-    prof = decode(p.SerializeToString(), "neg")
+    prof = decode(p.SerializeToString(), "neg", InputLimits())
     assert prof.samples.values.tolist() == [[-3, -1536], [1, 512]]
 
 
 def test_invalid_utf8_strings_are_accepted() -> None:
-    prof = decode((PROFILES / "invalid-utf8.pb.gz").read_bytes(), "invalid-utf8")
+    prof = decode((PROFILES / "invalid-utf8.pb.gz").read_bytes(), "invalid-utf8", InputLimits())
     names = [f.name for f in prof.functions]
     assert any("\\xff" in n for n in names)  # escaped, not fatal
 
@@ -195,7 +196,7 @@ MALFORMED = {
 def test_malformed_input_is_a_one_line_error(case: str) -> None:
     make, expected = MALFORMED[case]
     with pytest.raises(ProfileError) as info:
-        decode(make(), "bad.pb.gz")
+        decode(make(), "bad.pb.gz", InputLimits())
     message = str(info.value)
     assert message.startswith("bad.pb.gz: ")
     assert expected in message
@@ -222,7 +223,7 @@ def test_malformed_input_through_the_cli_exits_3(tmp_path: Path, case: str) -> N
 def test_gzip_bomb_stops_at_the_limit() -> None:
     bomb = gzip.compress(b"\x00" * (8 << 20))  # 8 MiB of zeros in ~8 KiB
     with pytest.raises(LimitError, match="exceeds the limit of 1048576 bytes"):
-        decode(bomb, "bomb.gz", Limits(max_decompressed_bytes=1 << 20))
+        decode(bomb, "bomb.gz", InputLimits(max_decompressed_bytes=1 << 20))
 
 
 def test_gzip_bomb_limit_from_cli_and_env(tmp_path: Path) -> None:
@@ -241,14 +242,14 @@ def test_gzip_bomb_limit_from_cli_and_env(tmp_path: Path) -> None:
 
 
 def test_default_limit_is_one_gib() -> None:
-    assert Limits().max_decompressed_bytes == 1 << 30
+    assert InputLimits().max_decompressed_bytes == 1 << 30
 
 
 def test_multi_member_gzip_is_read_like_go() -> None:
     data = make_profile().SerializeToString()
     half = len(data) // 2
     two = gzip.compress(data[:half]) + gzip.compress(data[half:])
-    prof = decode(two, "two-members")
+    prof = decode(two, "two-members", InputLimits())
     assert len(prof.samples) == 2
 
 
@@ -271,14 +272,14 @@ def test_missing_file_and_directory_errors(tmp_path: Path) -> None:
 def test_recursion_counts_cum_once_per_sample() -> None:
     p = make_profile(stacks=[(("f", "g", "f", "g", "main"), (1, 100)),
                              (("g", "main"), (1, 10))])
-    table = aggregate(decode(p.SerializeToString(), "rec"), "functions")
+    table = aggregate(decode(p.SerializeToString(), "rec", InputLimits()), "functions")
     row = {n: (int(table.flat[i, 1]), int(table.cum[i, 1])) for i, n in enumerate(table.names)}
     assert row == {"f": (100, 100), "g": (10, 110), "main": (0, 110)}
 
 
 def test_first_label_per_sample_matches_unique() -> None:
     """The linear first-label-per-sample shortcut equals np.unique, sorted input or not."""
-    from memgate.profile.decode import _first_per_owner
+    from memgate.profile.samples import _first_per_owner
 
     rng = np.random.default_rng(1)
     for owners in (np.zeros(0, dtype=np.int64), np.sort(rng.integers(0, 50, 1000)),

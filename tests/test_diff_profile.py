@@ -26,6 +26,7 @@ from memgate.cli import main
 from memgate.profile import profile_pb2
 from memgate.profile.decode import decode
 from memgate.profile.encode import BASE_LABEL, diff_profile, encode_gzip
+from memgate.profile.limits import InputLimits
 from memgate.report.top import build_top, render_text
 from memgate.table import aggregate
 from tests.pbuild import gz, make_profile
@@ -77,7 +78,7 @@ def test_memgate_top_of_written_diff_profile(pair: str, tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["diff", str(ROOT / base), str(ROOT / new), "--output",
                                     str(out), "--format", "json"])
     assert res.exit_code == 0, res.output
-    prof = decode(out.read_bytes(), str(out))
+    prof = decode(out.read_bytes(), str(out), InputLimits())
     table = aggregate(prof, "functions")
     for i in _indices(pair):
         unit = "B" if prof.sample_types[i].unit == "bytes" else "minimum"
@@ -90,12 +91,12 @@ def test_diff_profile_structure() -> None:
     base = decode(gz(make_profile(
         stacks=((("leaf", "main"), (1, 100)), (("gone", "main"), (2, 50))),
         time_nanos=2_000, duration_nanos=10,
-    ).SerializeToString()), "base")
+    ).SerializeToString()), "base", InputLimits())
     new = decode(gz(make_profile(
         stacks=((("leaf", "main"), (3, 300)), (("leaf", "main"), (0, 0)),
                 (("fresh", "main"), (1, 8))),
         time_nanos=1_000, duration_nanos=5,
-    ).SerializeToString()), "new")
+    ).SerializeToString()), "new", InputLimits())
     data = encode_gzip(diff_profile(base, new))
     msg = profile_pb2.Profile()
     msg.ParseFromString(gzip.decompress(data))
@@ -109,7 +110,7 @@ def test_diff_profile_structure() -> None:
                 if any(strings[lb.key] == BASE_LABEL[0] and strings[lb.str] == BASE_LABEL[1]
                        for lb in s.label)]
     assert sorted(tuple(s.value) for s in labelled) == [(-2, -50), (-1, -100)]
-    prof = decode(data, "diff")
+    prof = decode(data, "diff", InputLimits())
     t = aggregate(prof, "functions")
     flat = dict(zip(t.names, t.flat[:, 1].tolist()))
     assert flat == {"leaf": 200, "gone": -50, "fresh": 8, "main": 0}

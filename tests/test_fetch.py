@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from memgate.config import Config
 from memgate.errors import FetchError, LimitError
-from memgate.profile.decode import Limits
-from memgate.profile.fetch import FetchOptions, delta_seconds, load_profile
+from memgate.profile.fetch import delta_seconds
+from memgate.profile.fetch_options import FetchOptions
+from memgate.profile.limits import InputLimits
+from memgate.profile.source import load_profile
 
 PROFILES = Path(__file__).parent / "fixtures" / "profiles"
 HEAP = (PROFILES / "seedleak-noleak-1.pb.gz").read_bytes()
@@ -124,7 +127,7 @@ def test_fetch_delta_profile_waits_and_has_duration(server: str) -> None:
     assert delta_seconds(url) == 1.0
     t0 = time.monotonic()
     # The timeout is shorter than the delta window: the window is added to it.
-    prof = load_profile(url, options=FetchOptions(timeout=2.0))
+    prof = load_profile(url, Config(fetch=FetchOptions(timeout=2.0)))
     assert time.monotonic() - t0 >= 1.0
     assert prof.duration_seconds is not None and prof.duration_seconds > 0
 
@@ -148,12 +151,12 @@ def test_fetch_errors(server: str, path: str, message: str) -> None:
 
 def test_timeout(server: str) -> None:
     with pytest.raises(FetchError, match="timed out after 0.5s"):
-        load_profile(f"{server}/slow", options=FetchOptions(timeout=0.5))
+        load_profile(f"{server}/slow", Config(fetch=FetchOptions(timeout=0.5)))
 
 
 def test_oversized_body(server: str) -> None:
     with pytest.raises(LimitError, match="larger than the limit of 1000 bytes"):
-        load_profile(f"{server}/big", limits=Limits(max_decompressed_bytes=1000))
+        load_profile(f"{server}/big", Config(limits=InputLimits(max_decompressed_bytes=1000)))
 
 
 def test_unsupported_scheme() -> None:
@@ -186,7 +189,7 @@ def test_headers_reach_the_server(server: str) -> None:
     with pytest.raises(FetchError, match="HTTP 401"):
         load_profile(f"{server}/auth")
     auth = (("Authorization", f"Bearer {TOKEN}"),)
-    assert len(load_profile(f"{server}/auth", options=FetchOptions(headers=auth)).samples)
+    assert len(load_profile(f"{server}/auth", Config(fetch=FetchOptions(headers=auth))).samples)
     cmd = [sys.executable, "-m", "memgate", "top", "-n", "1"]
     out = subprocess.run([*cmd, "-H", f"Authorization: Bearer {TOKEN}", f"{server}/auth"],
                          capture_output=True, text=True)
@@ -198,10 +201,10 @@ def test_headers_reach_the_server(server: str) -> None:
 
 def test_credentials_stay_with_their_origin(server: str) -> None:
     auth = FetchOptions(headers=(("Authorization", f"Bearer {TOKEN}"),))
-    assert len(load_profile(f"{server}/same-origin", options=auth).samples)
+    assert len(load_profile(f"{server}/same-origin", Config(fetch=auth)).samples)
     # Redirected to another host (localhost is not 127.0.0.1 by name): no token is sent on.
     with pytest.raises(FetchError, match="HTTP 401"):
-        load_profile(f"{server}/other-origin", options=auth)
+        load_profile(f"{server}/other-origin", Config(fetch=auth))
 
 
 def test_bad_headers_are_usage_errors_without_the_value(server: str) -> None:
@@ -251,11 +254,11 @@ def test_no_user_header_follows_a_redirect_to_another_origin(server: str) -> Non
     opts = FetchOptions(headers=(("X-Api-Key", "k3y"), ("Private-Token", "t0k"),
                                  ("Authorization", "Bearer x")))
     # The other origin echoes the request headers it received.
-    echoed = fetch_url(f"{server}/to-other-echo", Limits(), opts).decode().lower()
+    echoed = fetch_url(f"{server}/to-other-echo", InputLimits(), opts).decode().lower()
     assert "user-agent: memgate" in echoed
     assert "k3y" not in echoed and "t0k" not in echoed and "bearer" not in echoed
     # Without the redirect the same headers do arrive (the test would see them).
-    direct = fetch_url(f"{server}/echo-headers", Limits(), opts).decode().lower()
+    direct = fetch_url(f"{server}/echo-headers", InputLimits(), opts).decode().lower()
     assert "k3y" in direct and "t0k" in direct and "bearer x" in direct
 
 

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memgate.errors import ProfileError
-from memgate.profile.decode import Limits, decode
+from memgate.profile.decode import decode
+from memgate.profile.limits import InputLimits
 from tests import strategies as S
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,11 +139,11 @@ def test_fuzz_report_merge(valid_report: dict[str, Any]) -> None:
 @pytest.mark.parametrize("name", ["seedleak-noleak-1.pb.gz", "nodejs-heap-uncompressed.pprof"])
 def test_every_truncation_is_a_clean_error(name: str) -> None:
     data = (PROFILES / name).read_bytes()
-    decode(data, name)  # the whole file is fine
+    decode(data, name, InputLimits())  # the whole file is fine
     ok = 0
     for n in range(len(data)):
         try:
-            decode(data[:n], name)
+            decode(data[:n], name, InputLimits())
             ok += 1
         except ProfileError as e:
             S.check_message(e, name)
@@ -157,7 +158,7 @@ def test_every_truncation_of_the_decompressed_gzip_profile() -> None:
     data = gzip.decompress((PROFILES / "seedleak-noleak-1.pb.gz").read_bytes())
     for n in range(0, len(data), 3):
         try:
-            decode(data[:n], "x")
+            decode(data[:n], "x", InputLimits())
         except ProfileError as e:
             S.check_message(e, "x")
 
@@ -174,10 +175,11 @@ def test_declared_lengths_do_not_allocate(case: tuple[str, bytes]) -> None:
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))\n"
         "from memgate.profile.decode import decode\n"
+        "from memgate.profile.limits import InputLimits\n"
         "from memgate.errors import ProfileError\n"
         "from memgate.table import aggregate\n"
         "try:\n"
-        "    aggregate(decode(sys.stdin.buffer.read(), 'x'), 'functions')\n"
+        "    aggregate(decode(sys.stdin.buffer.read(), 'x', InputLimits()), 'functions')\n"
         "    print('ok')\n"
         "except ProfileError as e:\n"
         "    print('error', e)\n"
@@ -192,7 +194,7 @@ def test_gzip_bomb_stops_at_the_limit() -> None:
     bomb = S.gzip_bomb(64 << 20)
     assert len(bomb) < 100_000
     with pytest.raises(ProfileError, match="decompressed size exceeds the limit"):
-        decode(bomb, "bomb", Limits(max_decompressed_bytes=8 << 20))
+        decode(bomb, "bomb", InputLimits(max_decompressed_bytes=8 << 20))
 
 
 def test_many_tiny_elements_are_counted_before_parsing() -> None:
@@ -200,11 +202,11 @@ def test_many_tiny_elements_are_counted_before_parsing() -> None:
     is checked before it builds them (it used to be checked after)."""
     data = b"\x22\x00" * 200_000
     with pytest.raises(ProfileError, match=r"more than 1000 locations.*--max-locations"):
-        decode(data, "x", Limits(max_locations=1000))
+        decode(data, "x", InputLimits(max_locations=1000))
     with pytest.raises(ProfileError, match=r"more than 1000 samples.*--max-samples"):
-        decode(b"\x12\x00" * 200_000, "x", Limits(max_samples=1000))
+        decode(b"\x12\x00" * 200_000, "x", InputLimits(max_samples=1000))
     with pytest.raises(ProfileError, match=r"more than 1000 functions"):
-        decode(b"\x2a\x00" * 200_000, "x", Limits(max_locations=1000))
+        decode(b"\x2a\x00" * 200_000, "x", InputLimits(max_locations=1000))
 
 
 def test_count_walk_survives_garbage() -> None:
@@ -212,7 +214,7 @@ def test_count_walk_survives_garbage() -> None:
     for data in (b"\x80" * 100_000, b"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01" * 9000,
                  b"\x08" + b"\xff" * 100_000, b"\x0f" * 100_000):
         with pytest.raises(ProfileError):
-            decode(data, "x", Limits(max_samples=10, max_locations=10))
+            decode(data, "x", InputLimits(max_samples=10, max_locations=10))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,9 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from memgate.config import Config
 from memgate.errors import FetchError, MemgateError, PolicyError, ReportError
-from memgate.profile.decode import Limits, decode
-from memgate.profile.fetch import FetchOptions, delta_seconds, load_profile
+from memgate.profile.decode import decode
+from memgate.profile.fetch import delta_seconds
+from memgate.profile.fetch_options import FetchOptions
+from memgate.profile.limits import InputLimits
+from memgate.profile.source import load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "tests" / "fixtures" / "profiles"
@@ -75,8 +79,8 @@ def test_count_limit_flags_apply_to_baseline_update(tmp_path: Path) -> None:
                                      "--baselines", tmp_path / "b", "--max-samples", "2"))
     assert "more than 2 samples" in line
     assert not (tmp_path / "b" / "api").exists()
-    # The override ends with the command: the store of this process sees the defaults again.
-    assert Limits.from_env().max_samples == Limits().max_samples
+    # The override lives in the command's configuration only.
+    assert InputLimits.from_env(os.environ).max_samples == InputLimits().max_samples
 
 
 def test_count_limit_flag_is_validated() -> None:
@@ -105,11 +109,12 @@ def test_element_counts_are_checked_before_the_protobuf_runtime_builds_them() ->
     code = (
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))\n"
-        "from memgate.profile.decode import decode, Limits\n"
+        "from memgate.profile.decode import decode\n"
+        "from memgate.profile.limits import InputLimits\n"
         "from memgate.errors import LimitError\n"
         "data = b'\\x22\\x00' * (100 << 20)\n"
         "try:\n"
-        "    decode(data, 'x', Limits(max_decompressed_bytes=1 << 30))\n"
+        "    decode(data, 'x', InputLimits(max_decompressed_bytes=1 << 30))\n"
         "except LimitError as e:\n"
         "    print(e)\n"
     )
@@ -161,7 +166,7 @@ def test_deeply_nested_report_is_one_error(tmp_path: Path) -> None:
     p = tmp_path / "r.json"
     p.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ReportError, match="nested too deeply"):
-        load_report(str(p))
+        load_report(str(p), InputLimits())
     with pytest.raises(ReportError, match="nested too deeply"):
         Store(tmp_path / "b").accept(p, reason="r")
     assert_one_line_error(run("report", "merge", p))
@@ -332,7 +337,7 @@ def test_trickling_server_hits_the_total_timeout(server: str) -> None:
     so the fetch could last as long as the server liked."""
     t0 = time.monotonic()
     with pytest.raises(FetchError, match="timed out after 1s"):
-        load_profile(f"{server}/trickle", options=FetchOptions(timeout=1.0))
+        load_profile(f"{server}/trickle", Config(fetch=FetchOptions(timeout=1.0)))
     assert time.monotonic() - t0 < 5
 
 
@@ -448,7 +453,7 @@ def test_decode_of_the_regression_inputs_in_process() -> None:
     """Every input above that reaches the decoder, in-process (fast, for bisecting)."""
     for data in (b"\x22\x00" * 1000, b"\x12\x00" * 1000):
         with pytest.raises(MemgateError):
-            decode(data, "x", Limits(max_samples=10, max_locations=10))
+            decode(data, "x", InputLimits(max_samples=10, max_locations=10))
     assert socket  # (imported for the server fixture's type only)
 
 
@@ -479,11 +484,9 @@ def test_option_overrides_do_not_outlive_a_usage_error() -> None:
     from click.testing import CliRunner
 
     from memgate.cli import main
-    from memgate.profile.source import FetchOptions, fetch_defaults
 
     res = CliRunner().invoke(main, ["baseline", "update", "-H", "Authorization: Bearer x",
                                     "--timeout", "1", "--max-decompressed", "1k",
                                     "--max-samples", "3", "x.pb.gz"])
     assert res.exit_code == 2  # no --component, no --reason
-    assert fetch_defaults() == FetchOptions()
-    assert Limits.from_env() == Limits()
+    assert Config.from_env(os.environ) == Config()

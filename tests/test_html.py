@@ -30,6 +30,7 @@ from click.testing import CliRunner
 from memgate.cli import main
 from memgate.compare import RunInput
 from memgate.profile.decode import decode
+from memgate.profile.limits import InputLimits
 from memgate.profile.model import Function, Locations, Profile, Samples, ValueType
 from memgate.report.flame import OTHER, build_tree
 from memgate.report.html import render_html, script_json
@@ -66,8 +67,8 @@ def _run(profile: Profile, seconds: float = 10.0) -> RunInput:
 def _xss_profiles() -> tuple[Profile, Profile]:
     stacks_b = (((XSS_SCRIPT, "main"), (1, 100)), ((XSS_IMG, "main"), (1, 100)))
     stacks_c = (((XSS_SCRIPT, "main"), (5, 500)), ((XSS_IMG, "main"), (1, 50)))
-    b = decode(gz(make_profile(stacks=stacks_b).SerializeToString()), "base")
-    c = decode(gz(make_profile(stacks=stacks_c).SerializeToString()), "cand")
+    b = decode(gz(make_profile(stacks=stacks_b).SerializeToString()), "base", InputLimits())
+    c = decode(gz(make_profile(stacks=stacks_c).SerializeToString()), "cand", InputLimits())
     return b, c
 
 

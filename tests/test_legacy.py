@@ -15,14 +15,10 @@ import numpy as np
 import pytest
 
 from memgate.errors import ProfileError
-from memgate.profile.legacy import (
-    ALLOC_RX_STR,
-    ALLOC_SKIP_RX_STR,
-    looks_like_legacy,
-    parse_legacy,
-    scale_heap_sample,
-)
+from memgate.profile.goemu import scale_heap_sample
+from memgate.profile.legacy import ALLOC_RX_STR, ALLOC_SKIP_RX_STR, parse_legacy
 from memgate.profile.model import Profile, ValueType
+from memgate.profile.sniff import looks_like_legacy
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PROFILES = FIXTURES / "profiles"

@@ -17,6 +17,7 @@ import pytest
 
 from memgate import escape, speedups
 from memgate.profile.decode import decode
+from memgate.profile.limits import InputLimits
 from memgate.report.top import build_top, render_text
 from memgate.table import aggregate
 
@@ -47,7 +48,7 @@ _tables: dict[tuple[str, str], object] = {}
 def _load(name: str, granularity: str, path: str):  # type: ignore[no-untyped-def]
     key = (name, granularity, path)
     if key not in _tables:
-        prof = decode((PROFILES / name).read_bytes(), name)
+        prof = decode((PROFILES / name).read_bytes(), name, InputLimits())
         _tables[key] = (prof, aggregate(prof, granularity))
     return _tables[key]
 

@@ -9,7 +9,9 @@ import pytest
 
 from memgate import speedups
 from memgate.errors import LimitError
-from memgate.profile.decode import Limits, _check_counts, decode
+from memgate.profile.decode import decode
+from memgate.profile.limits import InputLimits
+from memgate.profile.prescan import check_counts
 from memgate.stats import sampling_variance
 from memgate.table import aggregate
 from tests.pbuild import make_profile
@@ -33,7 +35,7 @@ def both(monkeypatch: pytest.MonkeyPatch, func, *args):  # type: ignore[no-untyp
 @pytest.mark.parametrize("path", PROFILES, ids=[p.name for p in PROFILES])
 def test_decode_and_aggregate_agree(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = path.read_bytes()
-    fast, slow = both(monkeypatch, decode, data, path.name)
+    fast, slow = both(monkeypatch, decode, data, path.name, InputLimits())
     for attr in ("values", "offsets", "locations"):
         assert np.array_equal(getattr(fast.samples, attr), getattr(slow.samples, attr)), attr
     assert fast.samples.num_labels.keys() == slow.samples.num_labels.keys()
@@ -65,27 +67,27 @@ def test_unusual_samples_fall_back_to_numpy(monkeypatch: pytest.MonkeyPatch) -> 
     extra_field = b"\x49" + (12345).to_bytes(8, "little")  # field 9, fixed64
     body = b"".join(b"\x12" + bytes([len(s.SerializeToString()) + 9]) + s.SerializeToString()
                     + extra_field for s in p.sample)
-    fast, slow = both(monkeypatch, decode, head.SerializeToString() + body, "p")
+    fast, slow = both(monkeypatch, decode, head.SerializeToString() + body, "p", InputLimits())
     assert np.array_equal(fast.samples.values, slow.samples.values)
     assert fast.samples.values.tolist() == [list(s.value) for s in p.sample]
     p.sample[1].value.append(9)
     with pytest.raises(Exception, match="sample 1 has 3 values"):
-        decode(p.SerializeToString(), "bad")
+        decode(p.SerializeToString(), "bad", InputLimits())
 
 
 def test_recursion_counts_cum_once(monkeypatch: pytest.MonkeyPatch) -> None:
     p = make_profile(stacks=[(("f", "g", "f", "g", "main"), (1, 100)),
                              (("g", "main"), (1, 10))])
-    prof = decode(p.SerializeToString(), "rec")
+    prof = decode(p.SerializeToString(), "rec", InputLimits())
     fast, slow = both(monkeypatch, aggregate, prof, "functions")
     rows = {n: (int(fast.flat[i, 1]), int(fast.cum[i, 1])) for i, n in enumerate(fast.names)}
     assert rows == {"f": (100, 100), "g": (10, 110), "main": (0, 110)}
     assert np.array_equal(fast.cum, slow.cum)
 
 
-def _count_outcome(data: bytes, limits: Limits) -> str | None:
+def _count_outcome(data: bytes, limits: InputLimits) -> str | None:
     try:
-        _check_counts(data, "x", limits)
+        check_counts(data, "x", limits)
     except LimitError as e:
         return str(e)
     return None
@@ -102,26 +104,26 @@ def test_pre_parse_count_walk_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
     # Records of random top-level fields: tiny elements that stress every counter.
     mixed = b"".join(bytes([(int(f) << 3) | 2, 0]) for f in rng.integers(1, 16, 300_000))
     cases = [
-        (b"\x22\x00" * 200_000, Limits(max_locations=1000)),
-        (b"\x12\x00" * 200_000, Limits(max_samples=1000)),
-        (b"\x1a\x00" * 200_000, Limits(max_locations=1000)),
-        (b"\x2a\x00" * 200_000, Limits(max_locations=1000)),
-        (b"\x32\x00" * 200_000, Limits(max_samples=10_000, max_locations=10_000)),
-        (mixed, Limits(max_samples=20_000, max_locations=20_000)),
-        (mixed, Limits(max_samples=200_000, max_locations=200_000)),
-        (real, Limits(max_samples=10, max_locations=10_000)),
-        (real, Limits(max_samples=10_000, max_locations=10)),
-        (real, Limits(max_samples=100, max_locations=100)),
-        (b"\x80" * 100_000, Limits(max_samples=10, max_locations=10)),
-        (b"\x08" + b"\xff" * 100_000, Limits(max_samples=10, max_locations=10)),
-        (b"\x0f" * 100_000, Limits(max_samples=10, max_locations=10)),
-        (b"\x12\x03abc" * 50_000, Limits(max_samples=10, max_locations=10)),
-        (b"\x12\x03abc" * 50_000 + b"\x12\x09", Limits(max_samples=10**6, max_locations=10)),
+        (b"\x22\x00" * 200_000, InputLimits(max_locations=1000)),
+        (b"\x12\x00" * 200_000, InputLimits(max_samples=1000)),
+        (b"\x1a\x00" * 200_000, InputLimits(max_locations=1000)),
+        (b"\x2a\x00" * 200_000, InputLimits(max_locations=1000)),
+        (b"\x32\x00" * 200_000, InputLimits(max_samples=10_000, max_locations=10_000)),
+        (mixed, InputLimits(max_samples=20_000, max_locations=20_000)),
+        (mixed, InputLimits(max_samples=200_000, max_locations=200_000)),
+        (real, InputLimits(max_samples=10, max_locations=10_000)),
+        (real, InputLimits(max_samples=10_000, max_locations=10)),
+        (real, InputLimits(max_samples=100, max_locations=100)),
+        (b"\x80" * 100_000, InputLimits(max_samples=10, max_locations=10)),
+        (b"\x08" + b"\xff" * 100_000, InputLimits(max_samples=10, max_locations=10)),
+        (b"\x0f" * 100_000, InputLimits(max_samples=10, max_locations=10)),
+        (b"\x12\x03abc" * 50_000, InputLimits(max_samples=10, max_locations=10)),
+        (b"\x12\x03abc" * 50_000 + b"\x12\x09", InputLimits(max_samples=10**6, max_locations=10)),
         # a key of more than 64 bits (the 10th byte above 1): malformed for both walks
         ((bytes([0x92] + [0x80] * 8 + [0x02]) + b"\0") * 100_000,
-         Limits(max_samples=3, max_locations=3)),
+         InputLimits(max_samples=3, max_locations=3)),
         # limits beyond C's long long: no limit, no OverflowError
-        (mixed, Limits(max_samples=10**20, max_locations=10**20)),
+        (mixed, InputLimits(max_samples=10**20, max_locations=10**20)),
     ]
     outcomes = []
     for data, limits in cases:

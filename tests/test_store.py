@@ -233,7 +233,7 @@ def test_missing_baseline_message_has_the_hint(store: Store) -> None:
 def test_durations_and_summary_units(store: Store) -> None:
     store.update("delta", [DELTA], reason="delta")
     b = store.load("delta")
-    from memgate.profile.fetch import load_profile
+    from memgate.profile.source import load_profile
 
     assert b.profiles[0].duration_seconds == load_profile(str(DELTA)).duration_seconds
     assert b.manifest["summary_unit"] == "per_second"
@@ -258,7 +258,7 @@ def test_summary_is_top_functions_by_flat(store: Store) -> None:
     summary = m["summary"]
     assert isinstance(summary, dict)
     assert set(summary) == {"alloc_objects", "alloc_space", "inuse_objects", "inuse_space"}
-    from memgate.profile.fetch import load_profile
+    from memgate.profile.source import load_profile
     from memgate.table import aggregate
 
     tables = [aggregate(load_profile(str(p)), "functions") for p in LEAK]
@@ -899,7 +899,7 @@ def test_check_compares_with_the_baseline_it_loaded_even_if_replaced_meanwhile(
     """The candidates may take minutes to read (a delta URL); an update of the baseline in
     the meantime must not make the check read half of the new one, or fail on checksums."""
     import memgate.checkrun as checkrun
-    from memgate.profile.decode import Limits
+    from memgate.config import Config
     from memgate.progress import Progress
 
     root = tmp_path / "b"
@@ -916,6 +916,6 @@ def test_check_compares_with_the_baseline_it_loaded_even_if_replaced_meanwhile(
     monkeypatch.setattr(checkrun, "load_runs", slow_candidates)
     opts = checkrun.CheckOptions(candidate=[str(NOLEAK[1])], component="api",
                                  baselines=str(root), duration=60.0)
-    report = checkrun.run_check(opts, Limits(), Progress(False))
+    report = checkrun.run_check(opts, Config(), Progress(False))
     assert [i["sha256"] for i in report["inputs"]["baseline"]] == [old_sha]
     assert store.load("api").reason == "new"

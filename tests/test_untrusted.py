@@ -27,8 +27,9 @@ from click.testing import CliRunner
 
 from memgate.cli import main
 from memgate.errors import FetchError
-from memgate.profile.decode import Limits
-from memgate.profile.fetch import FetchOptions, fetch_url
+from memgate.profile.fetch import fetch_url
+from memgate.profile.fetch_options import FetchOptions
+from memgate.profile.limits import InputLimits
 from tests import hostile_inputs as H
 from tests.pbuild import gz, make_profile
 from tests.test_action import SVC, Workspace, heap_profile, make_workspace, run_action
@@ -207,7 +208,7 @@ def test_04_drop_frames_are_re2_as_in_pprof() -> None:
     for pattern, dropped in (("runtime\\..*", True), ("(a)\\1", False), ("(?=x)", False)):
         data = gz(make_profile(((("runtime.malg", "main.main"), (1, 10)),))
                   .SerializeToString())
-        prof = decode(data, "x")
+        prof = decode(data, "x", InputLimits())
         from dataclasses import replace
 
         table = aggregate(replace(prof, drop_frames=pattern), "functions")
@@ -537,7 +538,8 @@ def test_15b_header_values_are_redacted(server: str, monkeypatch: pytest.MonkeyP
     assert secret not in res.output and "***" in res.output
     monkeypatch.setenv("MEMGATE_HTTP_HEADERS", f"X-Api-Key: {secret}")
     with pytest.raises(FetchError) as info:
-        fetch_url(f"http://{server}/echo", Limits(), FetchOptions(timeout=5))
+        fetch_url(f"http://{server}/echo", InputLimits(),
+                  FetchOptions(timeout=5, environ_headers=f"X-Api-Key: {secret}"))
     assert secret not in str(info.value)
 
 
@@ -559,7 +561,7 @@ def test_16_sizes_in_the_environment_take_the_flags_syntax(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
     monkeypatch.setenv("MEMGATE_MAX_DECOMPRESSED_BYTES", "100M")
-    assert Limits.from_env().max_decompressed_bytes == 100 << 20
+    assert InputLimits.from_env(os.environ).max_decompressed_bytes == 100 << 20
     monkeypatch.setenv("MEMGATE_MAX_DECOMPRESSED_BYTES", "0.1k")
     (tmp_path / "p.pb.gz").write_bytes(heap_profile(8, 1))
     res = cli("top", str(tmp_path / "p.pb.gz"))
@@ -629,6 +631,6 @@ def test_sockets_are_closed_after_a_timeout() -> None:
         s.listen()
         port = s.getsockname()[1]
         with pytest.raises(FetchError, match="timed out"):
-            fetch_url(f"http://127.0.0.1:{port}/", Limits(), FetchOptions(timeout=0.5))
+            fetch_url(f"http://127.0.0.1:{port}/", InputLimits(), FetchOptions(timeout=0.5))
     time.sleep(0.2)
     assert threading.active_count() <= before

@@ -21,45 +21,21 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from http.client import HTTPException, HTTPResponse
-from pathlib import Path
 from typing import Any
 
 from memgate.errors import FetchError, LimitError, MemgateError
-from memgate.profile.decode import Limits, gunzip
-from memgate.profile.source import (
-    DEFAULT_TIMEOUT,
-    MAX_REDIRECTS,
-    FetchOptions,
-    env_headers,
-    fetch_defaults,
-    load_profile,
-    read_bytes,
-)
+from memgate.profile.fetch_options import DEFAULT_TIMEOUT, FetchOptions, parse_env_headers
+from memgate.profile.gunzip import gunzip
+from memgate.profile.limits import InputLimits, raise_with
 from memgate.progress import Progress
 
-# Re-exported: callers used to find these here.
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "MAX_REDIRECTS",
-    "FetchOptions",
-    "HTTPStatusError",
-    "Response",
-    "delta_seconds",
-    "fetch_url",
-    "request",
-    "load_profile",
-    "read_bytes",
-]
-
+#: Redirects followed before a fetch gives up.
+MAX_REDIRECTS = 5
 #: The longest delta window (``seconds=N``) waited for: a week. Beyond it (or not a finite
 #: number) the URL is still fetched, but memgate adds nothing to its own timeout.
 MAX_DELTA_SECONDS = 7 * 24 * 3600.0
 #: What a socket accepts as a timeout (larger values overflow the platform's time_t).
 _MAX_SOCKET_TIMEOUT = 1e7
-
-
-def is_url(spec: str) -> bool:
-    return "://" in spec and not Path(spec).exists()
 
 
 def delta_seconds(url: str) -> float:
@@ -187,8 +163,8 @@ def redact(text: str, secrets: Sequence[str]) -> str:
 
 def fetch_url(
     url: str,
-    limits: Limits,
-    options: FetchOptions | None = None,
+    limits: InputLimits,
+    options: FetchOptions,
     progress: Progress | None = None,
 ) -> bytes:
     """GET ``url`` (a pprof endpoint) within the limits; the body."""
@@ -197,8 +173,8 @@ def fetch_url(
 
 def request(
     url: str,
-    limits: Limits,
-    options: FetchOptions | None = None,
+    limits: InputLimits,
+    options: FetchOptions,
     progress: Progress | None = None,
     *,
     data: bytes | None = None,
@@ -218,9 +194,8 @@ def request(
     the value of a header the user gave (a server may echo ``Authorization`` in its error
     page) or the URL's credentials.
     """
-    options = options or fetch_defaults()
     clean, basic, secrets = _userinfo(url)
-    extra = (*env_headers(), *basic, *options.headers)
+    extra = (*parse_env_headers(options.environ_headers), *basic, *options.headers)
     hidden = _secrets([*secrets, *(v for _, v in extra)])
     try:
         return _fetch(clean, limits, options, extra, progress, data=data, headers=headers,
@@ -233,7 +208,7 @@ def request(
 
 def _fetch(
     url: str,
-    limits: Limits,
+    limits: InputLimits,
     options: FetchOptions,
     extra: Sequence[tuple[str, str]],
     progress: Progress | None,
@@ -264,7 +239,7 @@ def _fetch(
     # watchdog shuts the connection down when the deadline passes (_Deadline).
     deadline = _Deadline(timeout)
     opener = urllib.request.build_opener(
-        _LimitedRedirects(options.max_redirects, [n for n, _ in extra]),
+        _LimitedRedirects(MAX_REDIRECTS, [n for n, _ in extra]),
         _DeadlineHTTPHandler(deadline), _DeadlineHTTPSHandler(deadline))
     req = urllib.request.Request(url, data=data,
                                  headers={"User-Agent": "memgate", "Accept": "*/*"})
@@ -402,7 +377,7 @@ class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
         return self.do_open(self._conn, req, context=getattr(self, "_context", None))
 
 
-def _content_decoded(resp: object, body: bytes, url: str, limits: Limits) -> bytes:
+def _content_decoded(resp: object, body: bytes, url: str, limits: InputLimits) -> bytes:
     """Undo a ``Content-Encoding: gzip`` that a proxy put on top of the profile.
 
     memgate does not ask for compressed responses, but proxies (an API server's, a CDN) may
@@ -480,8 +455,8 @@ def _read_limited(resp: object, url: str, limit: int, deadline: float | None = N
             raise FetchError(f"connection closed after {len(data)} of {len(data) + missing} "
                              "bytes", source=url, slug="fetch-truncated")
     if len(data) > limit:
-        raise LimitError(f"response larger than the limit of {limit} bytes (raise it with "
-                         "--max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)", source=url)
+        raise LimitError(f"response larger than the limit of {limit} bytes "
+                         f"({raise_with('max_decompressed_bytes')})", source=url)
     ctype = ""
     headers = getattr(resp, "headers", None)
     if headers is not None:

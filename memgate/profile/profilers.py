@@ -41,8 +41,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from memgate.errors import FetchError, MemgateError
-from memgate.profile.decode import GZIP_MAGIC, Limits, gunzip
-from memgate.profile.source import FetchOptions, fetch_defaults
+from memgate.profile.fetch_options import FetchOptions
+from memgate.profile.gunzip import gunzip_if_gzip
+from memgate.profile.limits import InputLimits
 from memgate.profile.wire import encode_varint
 from memgate.progress import Progress
 
@@ -235,12 +236,11 @@ def _rfc3339(t: float) -> str:
     return text.replace("+00:00", "Z")
 
 
-def fetch(spec: str, limits: Limits, options: FetchOptions | None = None,
+def fetch(spec: str, limits: InputLimits, options: FetchOptions,
           progress: Progress | None = None) -> tuple[bytes, str]:
     """The merged profile (raw protobuf or gzip pprof) and the URL with the absolute range,
     which names it in messages, reports and the baseline manifest."""
     q = parse(spec)
-    options = options or fetch_defaults()
     if q.auth is not None:
         token = base64.b64encode(f"{q.auth[0]}:{q.auth[1]}".encode("latin-1", "replace"))
         # First: a --header Authorization given explicitly still wins (sent later).
@@ -251,7 +251,7 @@ def fetch(spec: str, limits: Limits, options: FetchOptions | None = None,
         data = _pyroscope(q, limits, options, progress, shown)
     else:
         data = _parca(q, limits, options, progress, shown)
-    raw = gunzip(data, shown, limits.max_decompressed_bytes) if data[:2] == GZIP_MAGIC else data
+    raw = gunzip_if_gzip(data, shown, limits.max_decompressed_bytes)
     if not raw:
         # Fail closed: an empty profile would gate against nothing and pass.
         raise FetchError(f"no profile of type {q.profile_type} matches {q.labels} between "
@@ -296,7 +296,7 @@ def select_merge_profile_json(q: ProfilerQuery) -> bytes:
                        "end": str(int(round(q.end * 1000)))}).encode("utf-8")
 
 
-def _pyroscope(q: ProfilerQuery, limits: Limits, options: FetchOptions,
+def _pyroscope(q: ProfilerQuery, limits: InputLimits, options: FetchOptions,
                progress: Progress | None, shown: str) -> bytes:
     from memgate.profile.fetch import HTTPStatusError, request
 
@@ -350,7 +350,7 @@ def _json_profile(body: bytes, shown: str) -> bytes:
     return msg.SerializeToString()
 
 
-def _parca(q: ProfilerQuery, limits: Limits, options: FetchOptions,
+def _parca(q: ProfilerQuery, limits: InputLimits, options: FetchOptions,
            progress: Progress | None, shown: str) -> bytes:
     from memgate.profile.fetch import request
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memgate.profile.decode import GZIP_MAGIC, Limits, gunzip
+from memgate.profile.gunzip import gunzip_if_gzip
+from memgate.profile.limits import InputLimits
 from memgate.profile.model import Profile
 from memgate.profile.wire import encode_varint
 
@@ -27,21 +28,22 @@ class Saved:
     duration_source: str
 
 
-def savable(data: bytes, prof: Profile, spec: str, limits: Limits) -> Saved:
+def savable(data: bytes, prof: Profile, spec: str, limits: InputLimits) -> Saved:
     """The file content for a profile read from ``spec`` (``data`` as read, ``prof`` decoded).
 
     Only a protobuf profile can carry a duration; a legacy text profile is saved unchanged.
     """
     if prof.duration_seconds:
         return Saved(data, prof.duration_seconds, "profile")
-    from memgate.profile.fetch import delta_seconds, is_url
+    from memgate.profile.fetch import delta_seconds
+    from memgate.profile.source import is_url
 
     seconds = delta_seconds(spec) if is_url(spec) else 0.0
     if not seconds or not prof.encoding.endswith("protobuf"):
         return Saved(data, None, "none")
     import gzip
 
-    raw = gunzip(data, spec, limits.max_decompressed_bytes) if data[:2] == GZIP_MAGIC else data
+    raw = gunzip_if_gzip(data, spec, limits.max_decompressed_bytes)
     # Appended, not re-encoded: for a scalar field protobuf keeps the last value on the wire,
     # so everything the server sent stays byte for byte (invalid UTF-8 names included).
     raw += encode_varint(DURATION_NANOS_TAG) + encode_varint(round(seconds * 1e9))

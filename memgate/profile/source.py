@@ -2,125 +2,53 @@
 profiler's query (``pyroscope+https://...``, ``parca+https://...``:
 :mod:`memgate.profile.profilers`).
 
-Reading files needs nothing from the network stack, so the URL client
-(:mod:`memgate.profile.fetch`, which pulls in urllib and http.client) is imported only when a
-URL is given: ``memgate top FILE`` starts faster.
+This module dispatches; the URL clients (:mod:`memgate.profile.fetch`, which pulls in urllib
+and http.client, and :mod:`memgate.profile.profilers`) never import it, and are imported only
+when a URL is given: ``memgate top FILE`` starts faster.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import sys
-from contextvars import ContextVar
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from memgate.errors import FetchError, LimitError, ProfileError
-from memgate.profile.decode import Limits, decode
+from memgate.config import DEFAULT_CONFIG, Config
+from memgate.errors import LimitError, ProfileError
+from memgate.profile.decode import decode
+from memgate.profile.limits import raise_with
 from memgate.profile.model import Profile
 from memgate.progress import Progress
 
-#: Seconds to wait for a server beyond the ``seconds=N`` it was asked to collect for.
-DEFAULT_TIMEOUT = 30.0
-MAX_REDIRECTS = 5
+
+def is_url(spec: str) -> bool:
+    """Whether ``spec`` names a URL (an existing file named like one is still a file)."""
+    return "://" in spec and not Path(spec).exists()
 
 
-#: Extra request headers for every URL, one ``Name: value`` per line: how a CI secret (a
-#: bearer token for an API-server proxy URL, say) reaches memgate without appearing in argv.
-HEADERS_ENV = "MEMGATE_HTTP_HEADERS"
-
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def parse_header(text: str) -> tuple[str, str]:
-    """``"Name: value"`` -> ``("Name", "value")``; ValueError (without the value, which may be
-    a secret) for anything that is not one well-formed header."""
-    name, sep, value = text.partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep:
-        raise ValueError("not a 'Name: value' header (no colon)")
-    if not _HEADER_NAME.fullmatch(name):
-        # Not echoed: a mistyped header may well be a token.
-        raise ValueError("not a 'Name: value' header (the name before the colon is missing "
-                         "or holds spaces or other characters a header name cannot have)")
-    if any(c in value for c in "\r\n\0"):
-        raise ValueError(f"header {name}: the value holds a line break or NUL")
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        # HTTP header values are bytes; typographic quotes pasted from a web page are not.
-        raise ValueError(f"header {name}: the value holds characters HTTP headers cannot "
-                         "carry (typographic quotes or other non-Latin-1 text?)") from None
-    return name, value
-
-
-def env_headers() -> tuple[tuple[str, str], ...]:
-    """The headers of ``$MEMGATE_HTTP_HEADERS`` (blank lines and ``#`` comments skipped)."""
-    out = []
-    # Lines end at \n (and \r\n), not at every Unicode line separator splitlines knows.
-    for line in os.environ.get(HEADERS_ENV, "").replace("\r\n", "\n").split("\n"):
-        if line.strip() and not line.lstrip().startswith("#"):
-            try:
-                out.append(parse_header(line))
-            except ValueError as e:
-                raise FetchError(str(e), source=f"${HEADERS_ENV}", slug="fetch-header") from None
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    timeout: float = DEFAULT_TIMEOUT
-    max_redirects: int = MAX_REDIRECTS
-    #: Request headers (``--header``), sent after those of ``$MEMGATE_HTTP_HEADERS``.
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-#: Fetch options given on the command line (``--timeout``, ``--header``) for the running
-#: command, for readers that take no options themselves (the store's ``baseline update``).
-#: Set by the CLI, reset when the command ends.
-_FETCH_DEFAULTS: ContextVar[FetchOptions | None] = ContextVar("memgate_fetch", default=None)
-
-
-def set_fetch_defaults(**values: Any) -> object:
-    """Override fields of the fetch options of this command; a token for
-    :func:`reset_fetch_defaults`."""
-    return _FETCH_DEFAULTS.set(replace(fetch_defaults(), **values))
-
-
-def reset_fetch_defaults(token: object) -> None:
-    _FETCH_DEFAULTS.reset(token)  # type: ignore[arg-type]
-
-
-def fetch_defaults() -> FetchOptions:
-    return _FETCH_DEFAULTS.get() or FetchOptions()
-
-
-def read_bytes(
-    spec: str, limits: Limits, progress: Progress | None = None, options: FetchOptions | None = None
-) -> tuple[bytes, str]:
+def read_bytes(spec: str, config: Config, progress: Progress | None = None) -> tuple[bytes, str]:
     """Return ``(data, source)`` for a path, ``-``, a URL or a profiler URL (whose source is
-    the URL with its time range made absolute and without credentials)."""
+    the URL with its time range made absolute and without credentials), within
+    ``config.limits`` and fetched with ``config.fetch``."""
+    limits = config.limits
     if spec == "-":
         data = sys.stdin.buffer.read(limits.max_decompressed_bytes + 1)
         if len(data) > limits.max_decompressed_bytes:
             raise LimitError(
                 "standard input is larger than the limit of "
-                f"{limits.max_decompressed_bytes} bytes (raise it with --max-decompressed or "
-                "MEMGATE_MAX_DECOMPRESSED_BYTES)", source="<stdin>")
+                f"{limits.max_decompressed_bytes} bytes ({raise_with('max_decompressed_bytes')})",
+                source="<stdin>")
         return data, "<stdin>"
-    if "://" in spec and not Path(spec).exists():
+    if is_url(spec):
         from memgate.profile.profilers import is_profiler_url
 
         if is_profiler_url(spec):
             from memgate.profile.profilers import fetch
 
-            return fetch(spec, limits, options, progress)
+            return fetch(spec, limits, config.fetch, progress)
         from memgate.profile.fetch import fetch_url, redact_url
 
         # The URL names the profile in messages and reports: never with its credentials.
-        return fetch_url(spec, limits, options, progress), redact_url(spec)
+        return fetch_url(spec, limits, config.fetch, progress), redact_url(spec)
     from memgate.fs import ReadLimitExceeded, read_limited
 
     try:
@@ -129,8 +57,8 @@ def read_bytes(
         return read_limited(spec, limits.max_decompressed_bytes), spec
     except ReadLimitExceeded:
         raise LimitError(
-            f"file is larger than the limit of {limits.max_decompressed_bytes} bytes (raise it "
-            "with --max-decompressed or MEMGATE_MAX_DECOMPRESSED_BYTES)",
+            f"file is larger than the limit of {limits.max_decompressed_bytes} bytes "
+            f"({raise_with('max_decompressed_bytes')})",
             source=spec,
         ) from None
     except FileNotFoundError:
@@ -148,17 +76,13 @@ def read_bytes(
 
 
 def load_profile(
-    spec: str,
-    limits: Limits | None = None,
-    progress: Progress | None = None,
-    options: FetchOptions | None = None,
+    spec: str, config: Config = DEFAULT_CONFIG, progress: Progress | None = None
 ) -> Profile:
     """Read and decode one profile from a path, ``-`` or URL."""
-    limits = limits or Limits.from_env()
     progress = progress or Progress(False)
-    data, source = read_bytes(spec, limits, progress, options)
+    data, source = read_bytes(spec, config, progress)
     progress.note(f"decoding {source} ({len(data)} bytes)")
-    prof = decode(data, source, limits,
+    prof = decode(data, source, config.limits, budget=config.budget,
                   on_progress=lambda f: progress.fraction(f"decoding {source}", f))
     progress.done()
     return prof

@@ -8,22 +8,24 @@ profile behind that the gate would refuse later.
 
 from __future__ import annotations
 
+from memgate.config import Config
 from memgate.errors import LimitError, ProfileError
-from memgate.profile.decode import Limits, decode
+from memgate.profile.decode import decode
+from memgate.profile.sniff import is_gzip
 from memgate.python.pprof import StackProfile
 
 
-def read_input(path: str, limits: Limits) -> bytes:
+def read_input(path: str, config: Config) -> bytes:
     from memgate.profile.source import read_bytes
 
     if path == "-" or "://" in path:
         raise ProfileError("convert reads a file (memray and tracemalloc files are not "
                            "streamed or fetched)", source=path, slug="usage")
-    data, _ = read_bytes(path, limits)
+    data, _ = read_bytes(path, config)
     return data
 
 
-def convert(path: str, limits: Limits) -> bytes:
+def convert(path: str, config: Config) -> bytes:
     """The gzip pprof profile of a memray capture or pickled tracemalloc snapshot."""
     from memgate.python import memray_io
     from memgate.python.tracemalloc_io import (
@@ -34,7 +36,8 @@ def convert(path: str, limits: Limits) -> bytes:
         load_snapshot_pickle,
     )
 
-    data = read_input(path, limits)
+    limits = config.limits
+    data = read_input(path, config)
     if memray_io.is_memray(data):
         out = memray_io.convert_memray(path, path, max_samples=limits.max_samples)
     elif is_pickle(data):
@@ -43,20 +46,20 @@ def convert(path: str, limits: Limits) -> bytes:
         add_traces(prof, traces, FrameNamer())
         prof.comments.append(f"tracemalloc snapshot, {limit} frames")
         out = prof.encode()
-    elif data[:2] == b"\x1f\x8b":
+    elif is_gzip(data):
         raise ProfileError("is already a pprof profile; memgate reads it as it is",
                            source=path, slug="usage")
     else:
         raise ProfileError("not a memray capture (.bin) or a pickled tracemalloc snapshot "
                            "(tracemalloc.Snapshot.dump)", source=path, slug="unknown-format")
-    check(out, path, limits)
+    check(out, path, config)
     return out
 
 
-def check(data: bytes, source: str, limits: Limits) -> None:
+def check(data: bytes, source: str, config: Config) -> None:
     """The written profile must be one memgate itself reads back."""
     try:
-        decode(data, source, limits)
+        decode(data, source, config.limits, budget=config.budget)
     except LimitError:
         raise
     except ProfileError as e:  # pragma: no cover - a converter bug

@@ -46,7 +46,8 @@ for pair in "${PAIRS[@]}"; do
   mapfile -t types < <(python3 -c '
 import sys
 from memgate.profile.decode import decode
-p = decode(open(sys.argv[1], "rb").read(), sys.argv[1])
+from memgate.profile.limits import InputLimits
+p = decode(open(sys.argv[1], "rb").read(), sys.argv[1], InputLimits())
 for st in p.sample_types: print(st.type, st.unit)' "$new")
   for i in "${!types[@]}"; do
     unit="${types[$i]#* }"
