@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 
 from memgate import __version__
-from memgate.cli_baseline import baseline
+from memgate.cli.baseline import baseline
 from memgate.errors import BaselineError, ProfileError, ReportError
 from memgate.store import (
     FORMAT_VERSION,
@@ -45,12 +45,8 @@ def sha(path: Path) -> str:
 
 
 def memgate_baseline_cmd() -> list[str]:
-    """`python -m memgate baseline` once memgate.cli registers the group, else the module."""
-    from memgate.cli import main
-
-    if "baseline" in getattr(main, "commands", {}):
-        return [sys.executable, "-m", "memgate", "baseline"]
-    return [sys.executable, "-m", "memgate.cli_baseline"]
+    """`python -m memgate baseline`."""
+    return [sys.executable, "-m", "memgate", "baseline"]
 
 
 def run(args: Sequence[str | Path]) -> Result:

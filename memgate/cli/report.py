@@ -7,19 +7,17 @@ into one summary and one verdict, so that a single required status check covers 
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from memgate import escape, schemas
+from memgate.cli.common import handle_errors
 from memgate.errors import EXIT_FAIL, ReportError
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 MERGE_FORMAT = 1
 #: Worst first: the merged verdict is the worst of the components'.
@@ -38,22 +36,6 @@ class LoadedReport:
     def verdict(self) -> str:
         v: str = self.report["verdict"]
         return v
-
-
-def _handle_errors(func: F) -> F:
-    """:func:`memgate.cli.handle_errors`, looked up when the command runs: ``memgate.cli``
-    imports this module to register the group, so importing it back here at module level
-    would make the result depend on which module is imported first."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from memgate.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
 
 
 def load_report(path: str) -> dict[str, Any]:
@@ -231,7 +213,7 @@ def report() -> None:
 @click.option("--step-summary/--no-step-summary", default=None,
               help="Append the markdown to $GITHUB_STEP_SUMMARY (default: when "
                    "GITHUB_ACTIONS=true).")
-@_handle_errors
+@handle_errors
 def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, fmt: str,
           step_summary: bool | None) -> None:
     """One verdict and one summary from many components' JSON reports.
