@@ -7,16 +7,14 @@ the GitHub Action, the CLI and tests drive the same steps.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from memgate.compare import Comparison, RunInput, compare
-from memgate.errors import CompareError, MemgateError, PolicyError
+from memgate.errors import CompareError, MemgateError
 from memgate.gate import evaluate
-from memgate.outputs import write_atomic
 from memgate.parallel import parallel_map
 from memgate.policy import (
     Policy,
@@ -353,23 +351,6 @@ def policy_for(policy: Policy, component: str | None) -> Policy:
     return policy
 
 
-def append_step_summary(markdown: str, *, asked: bool = False) -> bool:
-    """Append to $GITHUB_STEP_SUMMARY when running under GitHub Actions (or, ``asked``, when
-    the user passed --step-summary and the variable is set anywhere)."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not target or (not asked and os.environ.get("GITHUB_ACTIONS") != "true"):
-        return False
-    try:
-        with open(target, "a", encoding="utf-8") as fh:
-            fh.write(markdown)
-            if not markdown.endswith("\n"):
-                fh.write("\n")
-    except OSError as e:
-        raise MemgateError(f"cannot append the step summary: {e.strerror or e}",
-                           source=f"GITHUB_STEP_SUMMARY={target}", slug="bad-path") from None
-    return True
-
-
 @dataclass(frozen=True)
 class CheckOptions:
     candidate: Sequence[str]
@@ -404,17 +385,11 @@ class RunResult:
     comparison: Comparison | None = None
 
 
-def run_check(
-    opts: CheckOptions, limits: Limits, progress: Progress, fetch: FetchOptions | None = None
-) -> dict[str, Any]:
-    """Everything ``memgate check`` does before rendering: returns the report dict."""
-    return run_check_full(opts, limits, progress, fetch).report
-
-
 def run_check_full(
     opts: CheckOptions, limits: Limits, progress: Progress, fetch: FetchOptions | None = None
 ) -> RunResult:
-    """:func:`run_check`, keeping the decoded profiles of both sides."""
+    """Everything ``memgate check`` (and the GitHub Action) does before rendering: the report
+    and the decoded profiles of both sides."""
     policy_all, policy_sha = find_policy(opts.policy)
     policy = policy_for(policy_all, opts.component)
     notes: list[str] = []
@@ -584,15 +559,3 @@ def run_diff(
     report = build_report(comparison, None, component=None, policy=None, warnings=warnings)
     return RunResult(report, tuple(base_runs), tuple(cand), normalize, comparison)
 
-
-__all__ = [
-    "CheckOptions",
-    "RunResult",
-    "run_check",
-    "run_check_full",
-    "run_diff",
-    "resolve_duration",
-    "write_atomic",
-    "append_step_summary",
-    "PolicyError",
-]

@@ -204,14 +204,14 @@ def test_report_path_that_is_a_directory(tmp_path: Path, flag: str) -> None:
 
 def test_write_atomic_turns_os_errors_into_one_line(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from memgate import checkrun
+    from memgate import outputs
 
     def fail(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkrun.os, "replace", fail)
+    monkeypatch.setattr(outputs.os, "replace", fail)
     with pytest.raises(MemgateError, match="cannot write: No space left on device"):
-        checkrun.write_atomic(tmp_path / "r.json", "{}")
+        outputs.write_atomic(tmp_path / "r.json", "{}")
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone
 
 

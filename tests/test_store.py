@@ -912,6 +912,6 @@ def test_check_compares_with_the_baseline_it_loaded_even_if_replaced_meanwhile(
     monkeypatch.setattr(checkrun, "load_runs", slow_candidates)
     opts = checkrun.CheckOptions(candidate=[str(NOLEAK[1])], component="api",
                                  baselines=str(root), duration=60.0)
-    report = checkrun.run_check(opts, Limits(), Progress(False))
+    report = checkrun.run_check_full(opts, Limits(), Progress(False)).report
     assert [i["sha256"] for i in report["inputs"]["baseline"]] == [old_sha]
     assert store.load("api").reason == "new"

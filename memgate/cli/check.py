@@ -41,23 +41,13 @@ def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_pat
                  ) -> None:
     """Write the report files and ``extra`` outputs (all or none) and print the chosen
     format."""
-    import os
+    from memgate.report.check import render_json, render_text
+    from memgate.report.emit import emit_report
 
-    from memgate.checkrun import append_step_summary
-    from memgate.outputs import Output, write_outputs
-    from memgate.report.check import render_json, render_markdown, render_text
-
-    markdown = render_markdown(report)
-    outputs = list(extra)
-    if json_path:
-        outputs.append(Output(json_path, render_json(report)))
-    if summary:
-        outputs.append(Output(summary, markdown))
-    write_outputs(outputs)
-    asked = bool(step_summary)
-    if step_summary is None:
-        step_summary = os.environ.get("GITHUB_ACTIONS") == "true"
-    if step_summary and not append_step_summary(markdown, asked=asked) and asked:
+    emitted = emit_report(report, json_path=json_path, summary_path=summary, extra=extra,
+                          step_summary=step_summary)
+    markdown = emitted.markdown
+    if step_summary and not emitted.step_summary:
         click.echo("memgate: warning: --step-summary: $GITHUB_STEP_SUMMARY is not set; "
                    "nothing appended", err=True)
     if fmt == "json":

@@ -225,7 +225,7 @@ def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, 
     """
     import os
 
-    from memgate.checkrun import append_step_summary
+    from memgate.github import append_step_summary
     from memgate.outputs import Output, check_outputs, write_outputs
 
     loaded = load_reports(reports)
