@@ -278,9 +278,10 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
     from memgate.outputs import Output, check_outputs
     from memgate.profile.decode import Limits, run_budget
     from memgate.progress import Progress
-    from memgate.report.check import VERDICT_WORD, render_markdown
     from memgate.report.emit import emit_report
+    from memgate.report.format import VERDICT_WORD
     from memgate.report.html import html_page
+    from memgate.report.markdown import render_markdown
 
     inputs = ActionInputs.from_env(env)
     profiles = expand_profiles(inputs.profiles)
@@ -344,13 +345,12 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
 
 def _report_error(error: MemgateError, env: Mapping[str, str], out: TextIO) -> None:
     """An error is shown three ways: the annotation, the step summary, and ``verdict=error``."""
-    from memgate.report.check import md_code
-
     out.write(workflow_command("error", str(error), title=TITLE) + "\n")
     try:
         write_outputs({"verdict": "error"}, env)
         if parse_bool("summary", env.get("MEMGATE_SUMMARY"), True):
-            append_step_summary(f"## ⛔ memgate: **ERROR**\n\n{md_code(str(error))}\n")
+            code = escape.md_code(str(error))
+            append_step_summary(f"## ⛔ memgate: **ERROR**\n\n{code}\n")
     except (OSError, MemgateError):
         pass  # the annotation above already says what went wrong
 

@@ -28,7 +28,7 @@ from memgate.profile.decode import Limits, decode
 from memgate.profile.source import FetchOptions, read_bytes
 from memgate.progress import Progress
 from memgate.quantities import dimension_of_unit
-from memgate.report.check import build_report, missing_baseline_report
+from memgate.report.build import build_report, missing_baseline_report
 
 DEFAULT_POLICY_FILE = "memgate.yml"
 

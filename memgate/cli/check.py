@@ -41,8 +41,9 @@ def _emit_report(report: dict[str, Any], fmt: str, summary: str | None, json_pat
                  ) -> None:
     """Write the report files and ``extra`` outputs (all or none) and print the chosen
     format."""
-    from memgate.report.check import render_json, render_text
+    from memgate.report.build import render_json
     from memgate.report.emit import emit_report
+    from memgate.report.text import render_text
 
     emitted = emit_report(report, json_path=json_path, summary_path=summary, extra=extra,
                           step_summary=step_summary)

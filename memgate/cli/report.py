@@ -122,13 +122,9 @@ def merge_json(reports: Sequence[LoadedReport]) -> dict[str, Any]:
 def render_merged_markdown(reports: Sequence[LoadedReport], limit: int | None = None) -> str:
     """One line per component, then each component's own summary collapsed (failing ones
     open), all under GitHub's 1 MiB step-summary limit."""
-    from memgate.report.check import (
-        MARKDOWN_LIMIT,
-        VERDICT_ICON,
-        VERDICT_WORD,
-        md_code,
-        render_markdown,
-    )
+    from memgate.escape import md_code
+    from memgate.report.format import VERDICT_ICON, VERDICT_WORD
+    from memgate.report.markdown import MARKDOWN_LIMIT, render_markdown
 
     limit = MARKDOWN_LIMIT if limit is None else limit
     verdict = merged_verdict(reports)
@@ -178,7 +174,7 @@ def render_merged_markdown(reports: Sequence[LoadedReport], limit: int | None = 
 
 
 def render_merged_text(reports: Sequence[LoadedReport]) -> str:
-    from memgate.report.check import VERDICT_WORD
+    from memgate.report.format import VERDICT_WORD
 
     verdict = merged_verdict(reports)
     plural = "s" if len(reports) != 1 else ""

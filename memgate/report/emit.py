@@ -13,7 +13,8 @@ from typing import Any
 
 from memgate.github import append_step_summary
 from memgate.outputs import Output, write_outputs
-from memgate.report.check import render_json, render_markdown
+from memgate.report.build import render_json
+from memgate.report.markdown import render_markdown
 
 
 @dataclass(frozen=True)
