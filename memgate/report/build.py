@@ -263,7 +263,7 @@ def _describe_objects(f: dict[str, Any], entry: dict[str, Any]) -> None:
         was = f"{size['baseline']:.0f} B" if size["baseline"] is not None else "none"
         f["message"] += f"; in-use objects average {size['candidate']:.0f} B (baseline {was})"
         if f["leak_shaped"]:
-            f["message"] += _leak_note(entry)
+            f["message"] += _leak_note(entry, f["metric"])
 
 #: Sample-type pairs (bytes, objects) whose ratio is the mean size of live objects.
 _INUSE_PAIRS = (("inuse_space", "inuse_objects"), ("space", "objects"))
@@ -319,14 +319,21 @@ def _leak_shapes(functions: dict[str, dict[str, Any]]) -> None:
             break
 
 
-def _leak_note(entry: dict[str, Any]) -> str:
-    """The words a finding's message gets for a leak-shaped function."""
-    shape = entry.get("leak_shape")
-    if shape == "new":
+def _leak_note(entry: dict[str, Any], metric: str = "flat") -> str:
+    """The words a finding's message gets for a leak-shaped function, with the ratios of the
+    finding's ``metric`` (flat or cum): a cum finding is about the function and its callees,
+    whose counts are not the function's own."""
+    rates = entry["rates"]
+    # The pair _leak_shapes judged by.
+    space, objects = next((s, o) for s, o in _INUSE_PAIRS if s in rates and o in rates)
+    sp, ob = rates[space][metric], rates[objects][metric]
+    if ob["baseline"] <= 0:
         return ", leak-shaped: in-use objects where the baseline kept none"
-    ob = entry["rates"].get("inuse_objects", entry["rates"].get("objects"))["flat"]
     times = f"{ob['candidate'] / ob['baseline']:.3g}x"
-    if shape == "same-size":
+    if sp["baseline"] <= 0 or ob["candidate"] <= 0:
+        return f", leak-shaped: {times} the objects"  # no mean size to compare
+    size = (sp["candidate"] / ob["candidate"]) / (sp["baseline"] / ob["baseline"])
+    if abs(size - 1.0) <= STABLE_SIZE:
         return f", leak-shaped: {times} the objects, of the same size"
     return f", leak-shaped: {times} the objects, not bigger ones"
 
