@@ -349,7 +349,7 @@ def _report_error(error: MemgateError, env: Mapping[str, str], out: TextIO) -> N
     try:
         write_outputs({"verdict": "error"}, env)
         if parse_bool("summary", env.get("MEMGATE_SUMMARY"), True):
-            code = escape.md_code(str(error))
+            code = escape.md_code(str(error), table=False)
             append_step_summary(f"## ⛔ memgate: **ERROR**\n\n{code}\n")
     except (OSError, MemgateError):
         pass  # the annotation above already says what went wrong

@@ -1,11 +1,13 @@
-"""Report building and rendering details: the leak note's numbers."""
+"""Report building and rendering details: the leak note's numbers, code spans outside tables."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from memgate.report.build import _describe_objects, _leak_note, _leak_shapes
+from memgate.report.markdown import render_markdown
 
 REPORTS = Path(__file__).parent / "fixtures" / "reports"
 
@@ -43,3 +45,28 @@ def test_a_leak_note_with_no_objects_in_the_metrics_baseline_says_so() -> None:
     _leak_shapes(functions)
     assert _leak_note(entry, "cum") == ", leak-shaped: in-use objects where the baseline " \
         "kept none"
+
+
+def _report_with_a_pipe() -> dict[str, Any]:
+    """The `fail` golden report with ``|`` in the name of a finding's function and callee."""
+    report: dict[str, Any] = json.loads((REPORTS / "fail.json").read_text())
+    old = report["findings"][0]["function"]
+    new = "pkg.(*T).or|else"
+    for f in report["findings"]:
+        if f["function"] == old:
+            f["function"] = new
+        for e in f["evidence"]:
+            if e["function"] == old:
+                e["function"] = new
+    return report
+
+
+def test_code_spans_escape_a_pipe_only_in_table_cells() -> None:
+    md = render_markdown(_report_with_a_pipe())
+    rows = [line for line in md.splitlines() if "or|else" in line or "or\\|else" in line]
+    cells = [line for line in rows if line.startswith("|")]
+    items = [line for line in rows if line.startswith("- ")]
+    assert cells and items
+    # In a table GitHub undoes \| inside a code span; outside one it would show.
+    assert all("`pkg.(*T).or\\|else`" in line for line in cells)
+    assert all("\\|" not in line and "`pkg.(*T).or|else`" in line for line in items)

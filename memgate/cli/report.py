@@ -123,7 +123,7 @@ def render_merged_markdown(reports: Sequence[LoadedReport], limit: int | None = 
     """One line per component, then each component's own summary collapsed (failing ones
     open), all under GitHub's 1 MiB step-summary limit."""
     from memgate.escape import md_code
-    from memgate.report.format import VERDICT_ICON, VERDICT_WORD
+    from memgate.report.format import VERDICT_ICON, VERDICT_WORD, md_inline
     from memgate.report.markdown import MARKDOWN_LIMIT, render_markdown
 
     limit = MARKDOWN_LIMIT if limit is None else limit
@@ -154,7 +154,7 @@ def render_merged_markdown(reports: Sequence[LoadedReport], limit: int | None = 
     for k, i in enumerate(order):
         r = reports[i]
         opening = (f"<details{' open' if r.verdict == 'fail' else ''}><summary>"
-                   f"{VERDICT_ICON[r.verdict]} {md_code(r.label)}: {VERDICT_WORD[r.verdict]}"
+                   f"{VERDICT_ICON[r.verdict]} {md_inline(r.label)}: {VERDICT_WORD[r.verdict]}"
                    "</summary>\n\n")
         closing = "\n</details>\n\n"
         budget = (limit - size - note_room) // (len(order) - k)

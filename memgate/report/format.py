@@ -21,6 +21,12 @@ TOP_MOVERS = 5
 SHRANK = 3
 
 
+def md_inline(value: object) -> str:
+    """``value`` as a code span outside a table (a heading, a list item, a note), where ``|``
+    needs no ``\\|`` (which would show)."""
+    return escape.md_code(value, table=False)
+
+
 def _dim_of(report: dict[str, Any], sample_type: str) -> Dimension:
     for st in report["sample_types"]:
         if st["type"] == sample_type:
@@ -70,7 +76,7 @@ def _about(report: dict[str, Any]) -> str:
 
 def floor_lines(report: dict[str, Any], markdown: bool = False) -> list[str]:
     """The detection floor, one line per sample type, escaped for markdown or for text."""
-    name = escape.md_code if markdown else escape.text
+    name = md_inline if markdown else escape.text
     words = escape.md_text if markdown else escape.text
     out = []
     for fl in report.get("floors", []):
@@ -189,6 +195,6 @@ def shrank(report: dict[str, Any], n: int = SHRANK) -> list[tuple[str, list[dict
 
 
 def _shrank_item(report: dict[str, Any], r: dict[str, Any], st: str, code: bool) -> str:
-    name = escape.md_code(r["name"]) if code else r["name"]
+    name = md_inline(r["name"]) if code else r["name"]
     return f"{name} {_delta(report, r, st)} ({format_percent(r['delta_pct'])})"
 

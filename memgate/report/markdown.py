@@ -26,6 +26,7 @@ from memgate.report.format import (
     blind_spot,
     describe_units,
     floor_lines,
+    md_inline,
     movers,
     shrank,
 )
@@ -86,7 +87,7 @@ _FINDINGS_HEADER = [
 def _verdict(report: dict[str, Any]) -> list[str]:
     """The headline, the counts and units, the blind-spot note of a PASS, warnings, notes."""
     v = report["verdict"]
-    comp = f" — {md_code(report['component'])}" if report.get("component") else ""
+    comp = f" — {md_inline(report['component'])}" if report.get("component") else ""
     lines = [f"## {VERDICT_ICON[v]} memgate: **{VERDICT_WORD[v]}**{comp}", ""]
     s = report["summary"]
     if v is not None:
@@ -117,7 +118,7 @@ def _findings(report: dict[str, Any]) -> list[str]:
     for f in report["findings"]:
         why = _why(f)
         if why:
-            lines.append(f"- {md_code(f['function'])}: {why}")
+            lines.append(f"- {md_inline(f['function'])}: {why}")
     if any(_why(f) for f in report["findings"]):
         lines.append("")
     return lines
@@ -132,7 +133,7 @@ def _moved(report: dict[str, Any]) -> list[str]:
              "and its callees.", ""]
     for f in report["moved"]:
         st = f["sample_type"]
-        lines.append(f"- {md_code(f['function'])} {st}: flat "
+        lines.append(f"- {md_inline(f['function'])} {st}: flat "
                      f"{_rate(report, f['baseline_rate'], st)} → "
                      f"{_rate(report, f['candidate_rate'], st)}")
     lines.append("")
@@ -213,7 +214,7 @@ def _top_movers(report: dict[str, Any]) -> list[str]:
         if not growers and not shrinkers:
             continue
         lines += [
-            f"### {md_code(st['type'])}: top movers (flat)",
+            f"### {md_inline(st['type'])}: top movers (flat)",
             "",
             "| | function | baseline | candidate | delta | % |",
             "|:---|:---|---:|---:|---:|---:|",
@@ -235,9 +236,9 @@ def _why(f: dict[str, Any]) -> str:
     """Members (recursion) and evidence (the leaves that carry the growth) of a finding."""
     parts = []
     if f.get("members"):
-        parts.append("with " + ", ".join(md_code(m) for m in f["members"]) + " (recursion)")
+        parts.append("with " + ", ".join(md_inline(m) for m in f["members"]) + " (recursion)")
     if f.get("evidence"):
-        parts.append("carried by " + ", ".join(f"{md_code(e['function'])} {e['share']:.0%}"
+        parts.append("carried by " + ", ".join(f"{md_inline(e['function'])} {e['share']:.0%}"
                                               for e in f["evidence"]))
     return "; ".join(parts)
 
