@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from memgate import escape
@@ -63,31 +64,7 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10,
             for st, rows in improved))
     totals = {t["sample_type"]: t for t in report["totals"]}
     for st in report["sample_types"]:
-        growers, shrinkers = movers(report, st["type"], "flat", limit)
-        tot = totals.get(st["type"])
-        if not growers and not shrinkers and tot is None:
-            continue
-        out.append("")
-        per = _per_of(report, st["type"])
-        head = f"{esc(st['type'])} (flat, {'in use' if per == '' else 'per ' + esc(per)})"
-        if tot is not None:
-            head += (f": total {_text_rate(report, tot['baseline_rate'], st['type'])} -> "
-                     f"{_text_rate(report, tot['candidate_rate'], st['type'])} "
-                     f"({format_percent(tot['delta_pct'])})")
-        out.append(head + ":" if tot is None else head)
-        if not growers and not shrinkers:
-            continue
-        width = max(len(_text_rate(report, r["candidate"], st["type"]))
-                    for r in [*growers, *shrinkers])
-        for r in [*growers, *shrinkers]:
-            delta = _text_delta(report, r, st["type"])
-            pct = _pct_with_interval(r["delta_pct"], r["interval"], r["baseline"])
-            out.append(
-                f"  {_text_rate(report, r['baseline'], st['type']):>{width}} -> "
-                f"{_text_rate(report, r['candidate'], st['type']):>{width}}  "
-                f"{paint(delta, '31' if r['delta'] > 0 else '32'):>12} {pct:>16}  "
-                f"{esc(r['name'])}"
-            )
+        out += _movers_lines(report, st["type"], totals.get(st["type"]), limit, paint)
     floors = floor_lines(report)
     if floors and v is not None:
         out.append("")
@@ -97,3 +74,33 @@ def render_text(report: dict[str, Any], color: bool = False, limit: int = 10,
         if blind:
             out.append(f"  note: PASS, but {blind}")
     return "\n".join(out) + "\n"
+
+
+def _movers_lines(report: dict[str, Any], sample_type: str, tot: dict[str, Any] | None,
+                  limit: int, paint: Callable[[str, str], str]) -> list[str]:
+    """One sample type's details: its total, then its top growers and shrinkers (flat)."""
+    esc = escape.text
+    growers, shrinkers = movers(report, sample_type, "flat", limit)
+    if not growers and not shrinkers and tot is None:
+        return []
+    per = _per_of(report, sample_type)
+    head = f"{esc(sample_type)} (flat, {'in use' if per == '' else 'per ' + esc(per)})"
+    if tot is not None:
+        head += (f": total {_text_rate(report, tot['baseline_rate'], sample_type)} -> "
+                 f"{_text_rate(report, tot['candidate_rate'], sample_type)} "
+                 f"({format_percent(tot['delta_pct'])})")
+    out = ["", head + ":" if tot is None else head]
+    if not growers and not shrinkers:
+        return out
+    width = max(len(_text_rate(report, r["candidate"], sample_type))
+                for r in [*growers, *shrinkers])
+    for r in [*growers, *shrinkers]:
+        delta = _text_delta(report, r, sample_type)
+        pct = _pct_with_interval(r["delta_pct"], r["interval"], r["baseline"])
+        out.append(
+            f"  {_text_rate(report, r['baseline'], sample_type):>{width}} -> "
+            f"{_text_rate(report, r['candidate'], sample_type):>{width}}  "
+            f"{paint(delta, '31' if r['delta'] > 0 else '32'):>12} {pct:>16}  "
+            f"{esc(r['name'])}"
+        )
+    return out
