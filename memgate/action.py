@@ -2,10 +2,11 @@
 
 The action's inputs arrive only as environment variables (``MEMGATE_PROFILES``, ...), never
 spliced into a shell script, so no input value can run a command. This module turns them into
-the same :class:`~memgate.checkrun.CheckOptions` that ``memgate check`` builds and calls the same
-:func:`~memgate.checkrun.run_check`, so the action and the CLI cannot judge differently; then it
-speaks GitHub's conventions: the step summary, one annotation per finding, step outputs in
-heredoc form, and optionally one pull-request comment.
+the same :class:`~memgate.checkrun.CheckOptions` that ``memgate check`` builds, calls the same
+:func:`~memgate.checkrun.run_check_full` and writes the report with the same
+:func:`~memgate.report.emit.emit_report`, so the action and the CLI cannot judge or report
+differently; then it speaks GitHub's conventions: the step summary, one annotation per
+finding, step outputs in heredoc form, and optionally one pull-request comment.
 
 Exit codes are the CLI's: 0 pass or warn, 1 fail (0 when ``fail-on-regression`` is false),
 3 bad input. An error still sets the ``verdict`` output (``error``) so that later steps with
@@ -38,6 +39,7 @@ from memgate.github import (
     GitHubAPIError,
     PullRequest,
     SourceLine,
+    append_step_summary,
     comment_marker,
     finding_annotation,
     hint_for,
@@ -271,14 +273,15 @@ def post_comment(inputs: ActionInputs, env: Mapping[str, str], markdown: str,
 
 def run(env: Mapping[str, str], out: TextIO) -> int:
     """The whole action; returns the exit code. Raises MemgateError for bad input."""
-    from memgate.checkrun import CheckOptions, append_step_summary, run_check_full
+    from memgate.checkrun import CheckOptions, run_check_full
     from memgate.config import Config
     from memgate.fs import outside_roots
     from memgate.outputs import Output, check_outputs
-    from memgate.outputs import write_outputs as write_files
     from memgate.progress import Progress
-    from memgate.report.check import VERDICT_WORD, render_json, render_markdown
+    from memgate.report.emit import emit_report
+    from memgate.report.format import VERDICT_WORD
     from memgate.report.html import html_page
+    from memgate.report.markdown import render_markdown
 
     inputs = ActionInputs.from_env(env)
     profiles = expand_profiles(inputs.profiles)
@@ -308,14 +311,10 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
     # With a run budget: --max-total counts every profile of the check.
     result = run_check_full(opts, Config.from_env(env), Progress(False))
     report = result.report
-    markdown = render_markdown(report)
-    files = [Output(str(report_path), render_json(report)), Output(str(summary_path), markdown)]
     page = html_page(report, result) if html_path else None
-    if html_path and page is not None:
-        files.append(Output(str(html_path), page))
-    write_files(files)
-    if inputs.summary:
-        append_step_summary(markdown)
+    emit_report(report, json_path=str(report_path), summary_path=str(summary_path),
+                extra=[Output(str(html_path), page)] if html_path and page is not None else [],
+                step_summary=None if inputs.summary else False)
     # Annotation paths are relative to the repository root (the checkout), not to the
     # working-directory input.
     root = env.get("GITHUB_WORKSPACE") or os.getcwd()
@@ -346,14 +345,12 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
 
 def _report_error(error: MemgateError, env: Mapping[str, str], out: TextIO) -> None:
     """An error is shown three ways: the annotation, the step summary, and ``verdict=error``."""
-    from memgate.checkrun import append_step_summary
-    from memgate.report.check import md_code
-
     out.write(workflow_command("error", str(error), title=TITLE) + "\n")
     try:
         write_outputs({"verdict": "error"}, env)
         if parse_bool("summary", env.get("MEMGATE_SUMMARY"), True):
-            append_step_summary(f"## ⛔ memgate: **ERROR**\n\n{md_code(str(error))}\n")
+            code = escape.md_code(str(error), table=False)
+            append_step_summary(f"## ⛔ memgate: **ERROR**\n\n{code}\n")
     except (OSError, MemgateError):
         pass  # the annotation above already says what went wrong
 

@@ -1,13 +1,13 @@
-"""The I/O around the gate: load profiles and the baseline, resolve durations, write reports.
+"""The I/O around the gate: load profiles and the baseline, resolve durations, build the report.
 
-Kept apart from :mod:`memgate.gate` (pure) and :mod:`memgate.cli` (argument parsing) so that
-the GitHub Action, the CLI and tests drive the same steps.
+Kept apart from :mod:`memgate.gate` (pure), :mod:`memgate.cli` (argument parsing) and
+:mod:`memgate.report.emit` (writing the report) so that the GitHub Action, the CLI and tests
+drive the same steps.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,9 +15,8 @@ from typing import Any
 
 from memgate.compare import Comparison, RunInput, compare
 from memgate.config import Config
-from memgate.errors import CompareError, MemgateError, PolicyError
+from memgate.errors import CompareError, MemgateError
 from memgate.gate import evaluate
-from memgate.outputs import write_atomic
 from memgate.parallel import parallel_map
 from memgate.policy import (
     Policy,
@@ -30,7 +29,7 @@ from memgate.profile.decode import decode
 from memgate.profile.source import read_bytes
 from memgate.progress import Progress
 from memgate.quantities import dimension_of_unit
-from memgate.report.check import build_report, missing_baseline_report
+from memgate.report.build import build_report, missing_baseline_report
 
 DEFAULT_POLICY_FILE = "memgate.yml"
 
@@ -354,23 +353,6 @@ def policy_for(policy: Policy, component: str | None) -> Policy:
     return policy
 
 
-def append_step_summary(markdown: str, *, asked: bool = False) -> bool:
-    """Append to $GITHUB_STEP_SUMMARY when running under GitHub Actions (or, ``asked``, when
-    the user passed --step-summary and the variable is set anywhere)."""
-    target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if not target or (not asked and os.environ.get("GITHUB_ACTIONS") != "true"):
-        return False
-    try:
-        with open(target, "a", encoding="utf-8") as fh:
-            fh.write(markdown)
-            if not markdown.endswith("\n"):
-                fh.write("\n")
-    except OSError as e:
-        raise MemgateError(f"cannot append the step summary: {e.strerror or e}",
-                           source=f"GITHUB_STEP_SUMMARY={target}", slug="bad-path") from None
-    return True
-
-
 @dataclass(frozen=True)
 class CheckOptions:
     candidate: Sequence[str]
@@ -405,35 +387,18 @@ class RunResult:
     comparison: Comparison | None = None
 
 
-def run_check(opts: CheckOptions, config: Config, progress: Progress) -> dict[str, Any]:
-    """Everything ``memgate check`` does before rendering: returns the report dict."""
-    return run_check_full(opts, config, progress).report
-
-
 def run_check_full(opts: CheckOptions, config: Config, progress: Progress) -> RunResult:
-    """:func:`run_check`, keeping the decoded profiles of both sides."""
+    """Everything ``memgate check`` (and the GitHub Action) does before rendering: the report
+    and the decoded profiles of both sides."""
     policy_all, policy_sha = find_policy(opts.policy)
     policy = policy_for(policy_all, opts.component)
-    notes: list[str] = []
-    if opts.component is not None and policy_all.components and \
-            opts.component not in policy_all.components:
-        # Most likely a typo, or a component that needs no overrides: a note, which leaves the
-        # verdict alone (a WARN headline over "0 failing, 0 warning" reads as a problem).
-        notes.append(f"{policy_all.source}: the policy defines no component {opts.component} "
-                     f"(it defines {', '.join(sorted(policy_all.components))}); its global "
-                     "rules apply")
-    then = DurationSources(flag=opts.duration, policy=policy.duration_seconds)
-
+    notes = _component_notes(policy_all, opts.component)
     gated_names = policy.gated_sample_types()
 
     def gates(sample_type: str) -> bool:
         return any(sample_type_matches(n, sample_type) for n in gated_names)
 
-    cwork, cwork_src = _work(opts.work, "--work", policy.work)
-    bwork, bwork_src = _work(opts.baseline_work, "--baseline-work", policy.work)
-    if bwork is None and cwork is not None:
-        # The same workload on both sides unless said otherwise, as with --duration.
-        bwork, bwork_src = cwork, cwork_src
+    (cwork, cwork_src), (bwork, bwork_src) = _works(opts, policy)
 
     def load_candidates() -> list[RunInput]:
         return resolve_runs(
@@ -448,88 +413,122 @@ def run_check_full(opts: CheckOptions, config: Config, progress: Progress) -> Ru
             gates=gates,
         )
 
-    stored: list[float | None] | None = None
-    stored_from_profiler = False
-    base_blobs: list[tuple[str, bytes]] = []
+    stored = _StoredBaseline()
     if not opts.baseline_files:
-        if opts.component is None:
-            raise MemgateError(
-                "give --component NAME (to read baselines/NAME) or --baseline PROFILE", slug="usage"
-            )
-        from memgate.remote import open_store
-
-        store = open_store(opts.baselines, opts.pointers, config)
-        if not store.exists(opts.component):
-            msg = (
-                f"no baseline for component {opts.component!r} in {opts.baselines} "
-                f"(create one with `memgate baseline update --component {opts.component} "
-                "PROFILE... --reason TEXT`)"
-            )
-            if hasattr(store, "pointer_path"):
-                # A remote store: what is missing is the pointer file in the repository.
-                shown = getattr(store, "shown", opts.baselines)
-                msg = (f"no baseline for component {opts.component!r} in {shown}: no pointer "
-                       f"file {store.pointer_path(opts.component)} (create one with `memgate "
-                       f"baseline update --component {opts.component} --baselines {shown} "
-                       "PROFILE... --reason TEXT` and commit it)")
-            if opts.allow_missing_baseline:
-                candidate = load_candidates()
-                return RunResult(
-                    missing_baseline_report(opts.component, candidate, policy, msg),
-                    (), tuple(candidate), opts.normalize)
-            from memgate.errors import BaselineError
-
-            raise BaselineError(msg, source=getattr(store, "shown", opts.baselines),
-                                slug="baseline-missing")
-        # The bytes Store.load read and checksummed: one version of the baseline, even if an
-        # update replaces it while the candidates are read (a delta URL can take minutes).
-        baseline = store.load(opts.component)
-        base_blobs = [(p.url or str(p.path), d)
-                      for p, d in zip(baseline.profiles, baseline.data)]
-        stored = [p.duration_seconds for p in baseline.profiles]
-        entries = baseline.manifest.get("profiles")
-        stored_from_profiler = isinstance(entries, list) and any(
-            isinstance(e, dict) and "source" in e for e in entries)
+        found = _stored_baseline(opts, config)
+        if isinstance(found, str):  # no baseline, and --allow-missing-baseline
+            candidate = load_candidates()
+            return RunResult(missing_baseline_report(opts.component, candidate, policy, found),
+                             (), tuple(candidate), opts.normalize)
+        stored = found
     # One side after the other: each profile already decodes on all cores, and decoding both
     # sides at once would add their peaks (1M samples: 1.1 GiB instead of 0.7, for 9% time).
     candidate = load_candidates()
     base_loaded = (load_runs(opts.baseline_files, config, progress)
-                   if opts.baseline_files else decode_runs(base_blobs, config, progress))
+                   if opts.baseline_files else decode_runs(stored.blobs, config, progress))
     base_runs = resolve_runs(
         base_loaded,
         first=opts.baseline_duration,
         first_source="--baseline-duration",
-        then=then,
+        then=DurationSources(flag=opts.duration, policy=policy.duration_seconds),
         normalize=opts.normalize,
         side="baseline",
-        stored=stored,
+        stored=stored.durations,
         work=bwork,
         work_source=bwork_src,
         gates=gates,
     )
     progress.note("comparing")
-    base_runs, candidate, common = common_sample_types(base_runs, candidate, stored_from_profiler)
-    base_runs = _profiler_levels(base_runs, stored_from_profiler)
+    base_runs, candidate, common = common_sample_types(base_runs, candidate,
+                                                       stored.from_profiler)
+    base_runs = _profiler_levels(base_runs, stored.from_profiler)
     candidate = _profiler_levels(candidate)
     comparison = compare(base_runs, candidate, normalized=opts.normalize)
     result = evaluate(comparison, policy)
-    confidence = policy.defaults.confidence
     warnings = duration_warnings(base_runs, candidate) if opts.normalize else []
     warnings += common
     warnings += list(result.warnings) + unknown_sample_type_warnings(comparison, policy)
     warnings += unsymbolized_warnings([*base_runs, *candidate])
-    report = build_report(
-        comparison,
-        result,
-        component=opts.component,
-        policy=policy,
-        policy_sha256=policy_sha,
-        warnings=warnings,
-        confidence=confidence,
-        notes=notes,
-    )
+    report = build_report(comparison, result, component=opts.component, policy=policy,
+                          policy_sha256=policy_sha, warnings=warnings,
+                          confidence=policy.defaults.confidence, notes=notes)
     progress.done()
     return RunResult(report, tuple(base_runs), tuple(candidate), opts.normalize, comparison)
+
+
+def _component_notes(policy: Policy, component: str | None) -> list[str]:
+    """A note when the policy has components but not this one.
+
+    Most likely a typo, or a component that needs no overrides: a note, which leaves the
+    verdict alone (a WARN headline over "0 failing, 0 warning" reads as a problem).
+    """
+    if component is None or not policy.components or component in policy.components:
+        return []
+    return [f"{policy.source}: the policy defines no component {component} (it defines "
+            f"{', '.join(sorted(policy.components))}); its global rules apply"]
+
+
+def _works(opts: CheckOptions, policy: Policy) -> tuple[tuple[float | None, str],
+                                                         tuple[float | None, str]]:
+    """The units of work of each candidate run and of each baseline run, with their sources."""
+    cwork = _work(opts.work, "--work", policy.work)
+    bwork = _work(opts.baseline_work, "--baseline-work", policy.work)
+    if bwork[0] is None and cwork[0] is not None:
+        # The same workload on both sides unless said otherwise, as with --duration.
+        bwork = cwork
+    return cwork, bwork
+
+
+@dataclass(frozen=True)
+class _StoredBaseline:
+    """What the check needs of a stored baseline: its profiles' bytes as ``Store.load`` read
+    and checksummed them, the durations it recorded, and whether a profiler made it."""
+
+    blobs: Sequence[tuple[str, bytes]] = ()
+    durations: Sequence[float | None] | None = None
+    from_profiler: bool = False
+
+
+def _stored_baseline(opts: CheckOptions, config: Config) -> _StoredBaseline | str:
+    """The component's baseline from the store; when there is none, the message saying so
+    (returned with ``--allow-missing-baseline``, raised otherwise)."""
+    if opts.component is None:
+        raise MemgateError(
+            "give --component NAME (to read baselines/NAME) or --baseline PROFILE", slug="usage"
+        )
+    from memgate.remote import open_store
+
+    store = open_store(opts.baselines, opts.pointers, config)
+    if not store.exists(opts.component):
+        msg = _missing_baseline_message(store, opts.component, opts.baselines)
+        if opts.allow_missing_baseline:
+            return msg
+        from memgate.errors import BaselineError
+
+        raise BaselineError(msg, source=getattr(store, "shown", opts.baselines),
+                            slug="baseline-missing")
+    # The bytes Store.load read and checksummed: one version of the baseline, even if an
+    # update replaces it while the candidates are read (a delta URL can take minutes).
+    baseline = store.load(opts.component)
+    entries = baseline.manifest.get("profiles")
+    return _StoredBaseline(
+        blobs=[(p.url or str(p.path), d) for p, d in zip(baseline.profiles, baseline.data)],
+        durations=[p.duration_seconds for p in baseline.profiles],
+        from_profiler=isinstance(entries, list) and any(
+            isinstance(e, dict) and "source" in e for e in entries))
+
+
+def _missing_baseline_message(store: Any, component: str, baselines: str) -> str:
+    """How to create the missing baseline of ``component``."""
+    if not hasattr(store, "pointer_path"):
+        return (f"no baseline for component {component!r} in {baselines} (create one with "
+                f"`memgate baseline update --component {component} PROFILE... --reason TEXT`)")
+    # A remote store: what is missing is the pointer file in the repository.
+    shown = getattr(store, "shown", baselines)
+    return (f"no baseline for component {component!r} in {shown}: no pointer file "
+            f"{store.pointer_path(component)} (create one with `memgate baseline update "
+            f"--component {component} --baselines {shown} PROFILE... --reason TEXT` and "
+            "commit it)")
 
 
 def run_diff(
@@ -580,15 +579,3 @@ def run_diff(
     report = build_report(comparison, None, component=None, policy=None, warnings=warnings)
     return RunResult(report, tuple(base_runs), tuple(cand), normalize, comparison)
 
-
-__all__ = [
-    "CheckOptions",
-    "RunResult",
-    "run_check",
-    "run_check_full",
-    "run_diff",
-    "resolve_duration",
-    "write_atomic",
-    "append_step_summary",
-    "PolicyError",
-]

@@ -165,16 +165,21 @@ _MD_TEXT_SPECIAL = re.compile(r"[\\`*\[\]<>|~#!&$]|(?<![0-9A-Za-z])_|_(?![0-9A-Z
 _MD_ENTITY = {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
 
 
-def md_code(value: object) -> str:
+def md_code(value: object, *, table: bool = True) -> str:
     """``value`` as one inline code span that stays inside a GitHub table cell.
 
     Backticks in the value are kept: the span's fence is one backtick longer than the longest
-    run inside it (padded with spaces where the value starts or ends with one); ``|`` is
-    escaped as ``\\|``, which GitHub's table parser undoes inside code spans; control
-    characters are shown as escapes, so no line break can end the cell, the table or the span.
-    Inside a code span nothing else is markup: ``<!--``, ``**``, ``@mention`` stay literal.
+    run inside it (padded with spaces where the value starts or ends with one); in a table
+    cell (``table``) ``|`` is escaped as ``\\|``, which GitHub's table parser undoes inside
+    code spans. Outside a table nothing undoes it, so there ``|`` stays as it is: a code span
+    shows its text literally, backslashes included. Control characters are shown as escapes,
+    so no line break can end the cell, the table or the span. Inside a code span nothing else
+    is markup: ``<!--``, ``**``, ``@mention`` stay literal.
     """
-    s = visible(value).replace("|", "\\|").replace(_LEGACY_COMMAND, "#\\x23[")
+    s = visible(value)
+    if table:
+        s = s.replace("|", "\\|")
+    s = s.replace(_LEGACY_COMMAND, "#\\x23[")
     if s == "" or s.strip(" ") == "":
         return "` " + s + " `" if s else "` `"
     longest = max((len(m) for m in re.findall(r"`+", s)), default=0)

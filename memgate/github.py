@@ -1,4 +1,5 @@
-"""GitHub Actions plumbing: workflow commands, step outputs, and the pull-request comment.
+"""GitHub Actions plumbing: workflow commands, step outputs, the step summary, and the
+pull-request comment.
 
 Pure helpers first (escaping, ``$GITHUB_OUTPUT`` heredocs, annotation lines), so that the
 rules GitHub parses by are written down once and unit-tested; then a small REST client on
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memgate import __version__, escape
+from memgate.errors import MemgateError
 
 #: GitHub refuses comment bodies over 65,536 characters; keep a margin for the marker.
 COMMENT_LIMIT = 65_000
@@ -167,6 +169,23 @@ def write_outputs(values: Mapping[str, str], env: Mapping[str, str] | None = Non
         return False
     with open(target, "a", encoding="utf-8") as fh:
         fh.write(format_outputs(values))
+    return True
+
+
+def append_step_summary(markdown: str, *, asked: bool = False) -> bool:
+    """Append to $GITHUB_STEP_SUMMARY when running under GitHub Actions (or, ``asked``, when
+    the user passed --step-summary and the variable is set anywhere)."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target or (not asked and os.environ.get("GITHUB_ACTIONS") != "true"):
+        return False
+    try:
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(markdown)
+            if not markdown.endswith("\n"):
+                fh.write("\n")
+    except OSError as e:
+        raise MemgateError(f"cannot append the step summary: {e.strerror or e}",
+                           source=f"GITHUB_STEP_SUMMARY={target}", slug="bad-path") from None
     return True
 
 

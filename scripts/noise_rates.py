@@ -28,7 +28,7 @@ from memgate.gate import GateResult, evaluate  # noqa: E402
 from memgate.policy import Policy, default_policy, load_policy  # noqa: E402
 from memgate.profile.decode import decode  # noqa: E402
 from memgate.profile.limits import InputLimits  # noqa: E402
-from memgate.report.check import build_report  # noqa: E402
+from memgate.report.build import build_report  # noqa: E402
 
 NOISE = ROOT / "tests" / "fixtures" / "noise"
 #: The workload runs about 15 s; both sides use the same duration, so only the rate's scale

@@ -804,7 +804,7 @@ def manifest_target(data: bytes, tmp: Path, profile_bytes: bytes, sha: str) -> s
 
 
 def report_target(data: bytes, tmp: Path) -> str:
-    from memgate.cli_report import (
+    from memgate.cli.report import (
         load_reports,
         merge_json,
         render_merged_markdown,

@@ -149,7 +149,7 @@ def test_markdown_goes_to_step_summary_under_actions(tmp_path: Path) -> None:
 
 
 def test_markdown_never_exceeds_one_mib() -> None:
-    from memgate.report.check import render_markdown
+    from memgate.report.markdown import render_markdown
 
     report = json.loads((REPORTS / "fail.json").read_text())
     fn = next(f for f in report["functions"]
@@ -386,7 +386,7 @@ def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
 
 
 def test_leak_shape_marks_growth_in_the_number_of_objects() -> None:
-    from memgate.report.check import _leak_note, _leak_shapes
+    from memgate.report.build import _leak_note, _leak_shapes
 
     def entry(bs: float, bo: float, cs: float, co: float, kind: str,
               okind: str | None = None) -> dict[str, object]:

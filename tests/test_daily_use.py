@@ -301,6 +301,37 @@ def test_diff_shows_growers_and_shrinkers_of_every_type_with_their_share() -> No
     assert sum(shares) == pytest.approx(100.0 if change > 0 else -100.0, abs=0.05 * len(rows))
 
 
+def test_diff_without_durations_retries_on_the_no_duration_slug(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`memgate diff` of profiles with no duration compares raw values: it retries on the
+    error's slug, whatever the error's wording."""
+    from click.testing import CliRunner
+
+    from memgate import checkrun
+    from memgate.cli import main
+    from memgate.config import Config
+    from memgate.errors import CompareError, MemgateError
+    from memgate.progress import Progress
+
+    with pytest.raises(MemgateError) as e:
+        checkrun.run_diff([str(NOLEAK[0])], [str(LEAK[0])], duration=None,
+                          baseline_duration=None, normalize=True, config=Config(),
+                          progress=Progress(False))
+    assert e.value.slug == "no-duration"
+    real = checkrun.run_diff
+
+    def reworded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return real(*args, **kwargs)
+        except CompareError as err:
+            raise CompareError("reworded", source=err.source, slug=err.slug) from None
+
+    monkeypatch.setattr(checkrun, "run_diff", reworded)
+    r = CliRunner().invoke(main, ["diff", str(NOLEAK[0]), str(LEAK[0]), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["normalized"] is False
+
+
 def test_diff_sample_index_limit_and_cum() -> None:
     by_name = memgate("diff", RUNS[0], LEAK_RUNS[0], "-i", "inuse_space", "-n", "3").stdout
     by_index = memgate("diff", RUNS[0], LEAK_RUNS[0], "--sample-index", "3", "--limit",

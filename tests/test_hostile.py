@@ -160,7 +160,7 @@ def test_billion_laughs_policy_is_refused_fast(tmp_path: Path) -> None:
 
 def test_deeply_nested_report_is_one_error(tmp_path: Path) -> None:
     """Bug: json's RecursionError escaped `report merge` and `baseline accept`."""
-    from memgate.cli_report import load_report
+    from memgate.cli.report import load_report
     from memgate.store import Store
 
     p = tmp_path / "r.json"
@@ -209,14 +209,14 @@ def test_report_path_that_is_a_directory(tmp_path: Path, flag: str) -> None:
 
 def test_write_atomic_turns_os_errors_into_one_line(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from memgate import checkrun
+    from memgate import outputs
 
     def fail(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checkrun.os, "replace", fail)
+    monkeypatch.setattr(outputs.os, "replace", fail)
     with pytest.raises(MemgateError, match="cannot write: No space left on device"):
-        checkrun.write_atomic(tmp_path / "r.json", "{}")
+        outputs.write_atomic(tmp_path / "r.json", "{}")
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone
 
 

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from memgate.cli import main
-from memgate.cli_report import LoadedReport, render_merged_markdown
-from memgate.report.check import MARKDOWN_LIMIT
+from memgate.cli.report import LoadedReport, render_merged_markdown
+from memgate.report.markdown import MARKDOWN_LIMIT
 from tests.test_action import heap_profile
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 
 from memgate import __version__
-from memgate.cli_baseline import baseline
+from memgate.cli.baseline import baseline
 from memgate.errors import BaselineError, ProfileError, ReportError
 from memgate.store import (
     FORMAT_VERSION,
@@ -45,12 +45,8 @@ def sha(path: Path) -> str:
 
 
 def memgate_baseline_cmd() -> list[str]:
-    """`python -m memgate baseline` once memgate.cli registers the group, else the module."""
-    from memgate.cli import main
-
-    if "baseline" in getattr(main, "commands", {}):
-        return [sys.executable, "-m", "memgate", "baseline"]
-    return [sys.executable, "-m", "memgate.cli_baseline"]
+    """`python -m memgate baseline`."""
+    return [sys.executable, "-m", "memgate", "baseline"]
 
 
 def run(args: Sequence[str | Path]) -> Result:
@@ -916,6 +912,6 @@ def test_check_compares_with_the_baseline_it_loaded_even_if_replaced_meanwhile(
     monkeypatch.setattr(checkrun, "load_runs", slow_candidates)
     opts = checkrun.CheckOptions(candidate=[str(NOLEAK[1])], component="api",
                                  baselines=str(root), duration=60.0)
-    report = checkrun.run_check(opts, Config(), Progress(False))
+    report = checkrun.run_check_full(opts, Config(), Progress(False)).report
     assert [i["sha256"] for i in report["inputs"]["baseline"]] == [old_sha]
     assert store.load("api").reason == "new"

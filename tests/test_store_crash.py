@@ -53,12 +53,8 @@ NEW = frozenset({sha(NOLEAK[1]), sha(NOLEAK[2])})
 
 
 def memgate_baseline_cmd() -> list[str]:
-    """`python -m memgate baseline` once memgate.cli registers the group, else the module."""
-    from memgate.cli import main
-
-    if "baseline" in getattr(main, "commands", {}):
-        return [sys.executable, "-m", "memgate", "baseline"]
-    return [sys.executable, "-m", "memgate.cli_baseline"]
+    """`python -m memgate baseline`."""
+    return [sys.executable, "-m", "memgate", "baseline"]
 
 
 CMD = memgate_baseline_cmd()
@@ -222,7 +218,7 @@ def test_sigkill_at_random_moments(template: Path, tmp_path: Path) -> None:
 
 GATED = """
 import os, sys, time
-from memgate.cli_baseline import baseline
+from memgate.cli.baseline import baseline
 import memgate.store, memgate.table  # import everything before the start signal
 gate = sys.argv[1]
 while not os.path.exists(gate):

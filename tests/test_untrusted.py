@@ -164,7 +164,7 @@ def test_02_file_names_cannot_stop_the_runners_commands(tmp_path: Path) -> None:
 
 
 def test_02_warnings_in_the_summary_are_plain_text() -> None:
-    from memgate.report.check import render_markdown
+    from memgate.report.markdown import render_markdown
 
     report = json.loads((ROOT / "tests/fixtures/reports/pass.json").read_text())
     report["warnings"] = ["prof/a\n::stop-commands::pwn\n.pb.gz has no duration <!-- @octocat"]

@@ -6,7 +6,7 @@ noise (as the gate's summary does) hid the very movers a user was looking for. E
 carries its share of the sample type's total change and a ``~`` mark when the change is
 within the noise interval, so nothing is hidden and nothing is oversold.
 
-Rendered from the report dict (:func:`memgate.report.check.build_report`), like every other
+Rendered from the report dict (:func:`memgate.report.build.build_report`), like every other
 view, so that the numbers are the JSON report's.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memgate.quantities import format_percent
-from memgate.report.check import VERDICT_WORD, _delta, _per_of, _rate
+from memgate.report.format import VERDICT_WORD, _delta, _per_of, _rate
 
 
 @dataclass(frozen=True)

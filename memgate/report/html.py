@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from memgate import escape
 from memgate.quantities import TIME_UNITS, dimension_of_unit
-from memgate.report.check import (
+from memgate.report.flame import OTHER, FlameTree
+from memgate.report.format import (
     VERDICT_WORD,
     _delta,
     _pct_with_interval,
@@ -29,7 +30,6 @@ from memgate.report.check import (
     _rate,
     movers,
 )
-from memgate.report.flame import OTHER, FlameTree
 
 if TYPE_CHECKING:
     from memgate.checkrun import RunResult

@@ -7,20 +7,18 @@ into one summary and one verdict, so that a single required status check covers 
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from memgate import escape, schemas
+from memgate.cli.common import command_config, handle_errors
 from memgate.errors import EXIT_FAIL, ReportError
 from memgate.profile.limits import InputLimits
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 MERGE_FORMAT = 1
 #: Worst first: the merged verdict is the worst of the components'.
@@ -39,22 +37,6 @@ class LoadedReport:
     def verdict(self) -> str:
         v: str = self.report["verdict"]
         return v
-
-
-def _handle_errors(func: F) -> F:
-    """:func:`memgate.cli.handle_errors`, looked up when the command runs: ``memgate.cli``
-    imports this module to register the group, so importing it back here at module level
-    would make the result depend on which module is imported first."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from memgate.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
 
 
 def load_report(path: str, limits: InputLimits) -> dict[str, Any]:
@@ -107,9 +89,7 @@ def load_reports(paths: Sequence[str]) -> list[LoadedReport]:
         if key in seen:
             raise ReportError(f"is given twice ({seen[key]} and {p})", source=p)
         seen[key] = p
-    from memgate.cli import _config
-
-    limits = _config().limits
+    limits = command_config().limits
     reports = [(p, load_report(p, limits)) for p in paths]
     names = [r["component"] or p for p, r in reports]
     out = []
@@ -144,13 +124,9 @@ def merge_json(reports: Sequence[LoadedReport]) -> dict[str, Any]:
 def render_merged_markdown(reports: Sequence[LoadedReport], limit: int | None = None) -> str:
     """One line per component, then each component's own summary collapsed (failing ones
     open), all under GitHub's 1 MiB step-summary limit."""
-    from memgate.report.check import (
-        MARKDOWN_LIMIT,
-        VERDICT_ICON,
-        VERDICT_WORD,
-        md_code,
-        render_markdown,
-    )
+    from memgate.escape import md_code
+    from memgate.report.format import VERDICT_ICON, VERDICT_WORD, md_inline
+    from memgate.report.markdown import MARKDOWN_LIMIT, render_markdown
 
     limit = MARKDOWN_LIMIT if limit is None else limit
     verdict = merged_verdict(reports)
@@ -180,7 +156,7 @@ def render_merged_markdown(reports: Sequence[LoadedReport], limit: int | None = 
     for k, i in enumerate(order):
         r = reports[i]
         opening = (f"<details{' open' if r.verdict == 'fail' else ''}><summary>"
-                   f"{VERDICT_ICON[r.verdict]} {md_code(r.label)}: {VERDICT_WORD[r.verdict]}"
+                   f"{VERDICT_ICON[r.verdict]} {md_inline(r.label)}: {VERDICT_WORD[r.verdict]}"
                    "</summary>\n\n")
         closing = "\n</details>\n\n"
         budget = (limit - size - note_room) // (len(order) - k)
@@ -200,7 +176,7 @@ def render_merged_markdown(reports: Sequence[LoadedReport], limit: int | None = 
 
 
 def render_merged_text(reports: Sequence[LoadedReport]) -> str:
-    from memgate.report.check import VERDICT_WORD
+    from memgate.report.format import VERDICT_WORD
 
     verdict = merged_verdict(reports)
     plural = "s" if len(reports) != 1 else ""
@@ -235,7 +211,7 @@ def report() -> None:
 @click.option("--step-summary/--no-step-summary", default=None,
               help="Append the markdown to $GITHUB_STEP_SUMMARY (default: when "
                    "GITHUB_ACTIONS=true).")
-@_handle_errors
+@handle_errors
 def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, fmt: str,
           step_summary: bool | None) -> None:
     """One verdict and one summary from many components' JSON reports.
@@ -247,7 +223,7 @@ def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, 
     """
     import os
 
-    from memgate.checkrun import append_step_summary
+    from memgate.github import append_step_summary
     from memgate.outputs import Output, check_outputs, write_outputs
 
     loaded = load_reports(reports)

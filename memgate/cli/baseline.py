@@ -5,14 +5,10 @@ atomicity, locking, compatibility) lives there so that ``check`` and these comma
 disagree. Errors follow the rest of the CLI: one line ``memgate: <source>: <problem>`` and
 exit 3; click's usage errors (a missing or empty ``--reason`` among them) exit 2. ``verify``
 prints one line per problem and exits 3 if there is any.
-
-``memgate.cli`` registers the group (``main.add_command(baseline)``); until then
-``python -m memgate.cli_baseline`` runs it on its own.
 """
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,28 +17,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from memgate import escape
+from memgate.cli.common import (
+    CONTEXT_SETTINGS,
+    _profile_args,
+    command_config,
+    handle_errors,
+    store_input_options,
+)
 from memgate.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
     from memgate.store import Baseline
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _handle_errors(func: F) -> F:
-    """:func:`memgate.cli.handle_errors`, looked up when the command runs.
-
-    ``memgate.cli`` imports this module to register the group; importing ``memgate.cli``
-    back at module level would make the result depend on which module is imported first.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from memgate.cli import handle_errors
-
-        return handle_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _reason(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -60,13 +47,6 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
         return parse_duration(value)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-
-
-def _profile_args(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    """A malformed pyroscope+/parca+ URL is a usage error (exit 2), before any work."""
-    from memgate.profile.profilers import check_args
-
-    return check_args(ctx, param, value)
 
 
 def _approved_by(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -106,10 +86,11 @@ def baselines_option(f: F) -> F:
 
 
 def _store(baselines_dir: str, pointers: str) -> Any:
-    from memgate.cli import _config
     from memgate.remote import open_store
 
-    return open_store(baselines_dir, pointers, _config())
+    return open_store(baselines_dir, pointers, command_config())
+
+
 reason_option = click.option(
     "--reason", required=True, metavar="TEXT", callback=_reason,
     help="Why the baseline changes (required; recorded in the manifest for reviewers).",
@@ -132,8 +113,7 @@ runs_may_shrink_option = click.option(
 )
 
 
-@click.group("baseline", context_settings={"help_option_names": ["-h", "--help"],
-                                           "max_content_width": 100})
+@click.group("baseline", context_settings=CONTEXT_SETTINGS)
 def baseline() -> None:
     """Reference profiles per component, kept in the repository under baselines/.
 
@@ -160,7 +140,8 @@ def baseline() -> None:
 @force_option
 @runs_may_shrink_option
 @baselines_option
-@_handle_errors
+@store_input_options(urls=True)
+@handle_errors
 def update_cmd(component: str, profiles: Sequence[str], reason: str, approved_by: str | None,
                duration: float | None, policy: str | None, force: bool, runs_may_shrink: bool,
                baselines_dir: str, pointers: str) -> None:
@@ -200,7 +181,8 @@ def update_cmd(component: str, profiles: Sequence[str], reason: str, approved_by
 @force_option
 @runs_may_shrink_option
 @baselines_option
-@_handle_errors
+@store_input_options(urls=False)
+@handle_errors
 def accept_cmd(report: Path, reason: str, approved_by: str | None, component: str | None,
                force: bool, runs_may_shrink: bool, baselines_dir: str, pointers: str) -> None:
     """Make the candidate profiles of a check the component's new baseline.
@@ -240,7 +222,7 @@ def _done(store: Any, b: Baseline, verb: str) -> None:
 
 @baseline.command("list")
 @baselines_option
-@_handle_errors
+@handle_errors
 def list_cmd(baselines_dir: str, pointers: str) -> None:
     """One line per component: name, profiles, last update, reason."""
     from memgate.errors import BaselineError
@@ -277,7 +259,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
 @baseline.command("show")
 @click.argument("name")
 @baselines_option
-@_handle_errors
+@handle_errors
 def show_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     """The baseline of NAME: why and when it was made, its profiles, its top functions."""
     click.echo(escape.text_block(render_show(_store(baselines_dir, pointers).load(name))),
@@ -365,7 +347,7 @@ def render_show(b: Baseline) -> str:
 @baseline.command("verify")
 @click.argument("name", required=False)
 @baselines_option
-@_handle_errors
+@handle_errors
 def verify_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
     """Check one baseline (or all): schema, checksums, every profile parses.
 
@@ -396,7 +378,7 @@ def verify_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
 @baseline.command("remove")
 @click.argument("name")
 @baselines_option
-@_handle_errors
+@handle_errors
 def remove_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     """Delete the baseline of NAME (commit the deletion afterwards)."""
     store = _store(baselines_dir, pointers)
@@ -409,7 +391,7 @@ def remove_cmd(name: str, baselines_dir: str, pointers: str) -> None:
 @baseline.command("recover")
 @click.argument("name", required=False)
 @baselines_option
-@_handle_errors
+@handle_errors
 def recover_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
     """Clean up after an interrupted update (any later update does this too)."""
     done = _store(baselines_dir, pointers).recover(name)
@@ -418,6 +400,3 @@ def recover_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
     if not done:
         click.echo("nothing to recover")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    baseline(prog_name="memgate baseline")

@@ -1,7 +1,6 @@
 """``memgate capture`` and ``memgate convert``: pprof profiles from Python programs.
 
-Kept out of :mod:`memgate.cli` so that the gate's own commands do not import them; registered
-by ``cli._register_groups``. Docs: docs/python.md.
+Kept apart from the gate's own commands, which do not import them. Docs: docs/python.md.
 """
 
 from __future__ import annotations
@@ -10,14 +9,20 @@ import sys
 
 import click
 
-from memgate.cli import _config, _duration, handle_errors, max_decompressed_option
-from memgate.errors import EXIT_ERROR, MemgateError
+from memgate.cli.common import (
+    CONTEXT_SETTINGS,
+    _duration,
+    command_config,
+    handle_errors,
+    max_decompressed_option,
+)
+from memgate.errors import EXIT_ERROR
 
 
 @click.command(
     "capture",
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
-                      "help_option_names": ["-h", "--help"], "max_content_width": 100},
+                      **CONTEXT_SETTINGS},
 )
 @click.option("--output", "-o", "output", required=True, metavar="FILE",
               help="Where to write the profile (gzip pprof), when the command has finished.")
@@ -80,13 +85,12 @@ def capture(output: str, backend: str, frames: int, snapshot_at: str, duration: 
     if result.profile is None:
         click.echo(f"memgate: {cap.command_line(command)[:200]}: {result.problem}", err=True)
         sys.exit(result.exit_code or EXIT_ERROR)
-    check(result.profile, output, _config())
+    check(result.profile, output, command_config())
     write_outputs([Output(output, result.profile)])
     sys.exit(result.exit_code)
 
 
-@click.command("convert", context_settings={"help_option_names": ["-h", "--help"],
-                                            "max_content_width": 100})
+@click.command("convert", context_settings=CONTEXT_SETTINGS)
 @click.argument("input_path", metavar="INPUT")
 @click.option("--output", "-o", "output", required=True, metavar="FILE",
               help="Where to write the pprof profile (gzip).")
@@ -107,9 +111,7 @@ def convert(input_path: str, output: str) -> None:
     from memgate.python.convert import convert as run
 
     check_outputs([output], [input_path])
-    data = run(input_path, _config())
+    data = run(input_path, command_config())
     write_outputs([Output(output, data)])
     click.echo(f"memgate: wrote {output}", err=True)
 
-
-__all__ = ["capture", "convert", "MemgateError"]
