@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memgate.compare import Comparison, RunInput, compare
+from memgate.durations import DurationSources, resolve_duration
 from memgate.errors import CompareError, MemgateError, PolicyError
 from memgate.gate import evaluate
 from memgate.outputs import write_atomic
@@ -32,14 +33,6 @@ from memgate.quantities import dimension_of_unit
 from memgate.report.check import build_report, missing_baseline_report
 
 DEFAULT_POLICY_FILE = "memgate.yml"
-
-
-@dataclass(frozen=True)
-class DurationSources:
-    """Where durations may come from, in order of precedence (after any per-profile one)."""
-
-    flag: float | None = None
-    policy: float | None = None
 
 
 def load_runs(
@@ -73,36 +66,6 @@ def _decoded(source: str, data: bytes, limits: Limits,
     progress.note(f"decoding {source}")
     return source, data, decode(
         data, source, limits, on_progress=lambda f: progress.fraction(f"decoding {source}", f))
-
-
-def resolve_duration(
-    own: float | None,
-    *,
-    first: float | None = None,
-    first_source: str = "--duration",
-    then: DurationSources | None = None,
-    stored: float | None = None,
-) -> tuple[float | None, str]:
-    """The duration of one profile and where it came from (``"none"``: no source has one).
-
-    The one place that orders the sources, for ``check``'s two sides and for the baseline
-    store (``baseline update``): ``first`` (a flag, or the duration a report recorded), the
-    duration recorded in the store, the profile's own ``duration_nanos`` (``own``), then
-    ``then.flag`` and ``then.policy`` (the policy's ``components.<name>.duration``). A
-    baseline created by ``update`` and one accepted from a check's report therefore get the
-    same duration for the same profile, and their manifests the same units.
-    """
-    if first is not None:
-        return first, first_source
-    if stored:
-        return stored, "store"
-    if own:
-        return own, "profile"
-    if then is not None and then.flag is not None:
-        return then.flag, "--duration"
-    if then is not None and then.policy is not None:
-        return then.policy, "policy"
-    return None, "none"
 
 
 def resolve_runs(

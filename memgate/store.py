@@ -59,6 +59,7 @@ import numpy as np
 
 # jsonschema ships no type information; types-jsonschema may or may not be installed.
 from memgate import __version__, escape, fs, schemas
+from memgate.durations import DurationSources, resolve_duration
 from memgate.errors import BaselineError, MemgateError, ReportError
 from memgate.profile.decode import GZIP_MAGIC, Limits, decode, restart_run_budget
 from memgate.profile.model import Profile
@@ -1063,7 +1064,7 @@ class Store:
         """Replace (or create) the component's baseline with ``profiles``, atomically.
 
         Several profiles are repeated runs of one workload. Each profile's duration is
-        resolved as ``check`` resolves a candidate's (:func:`memgate.checkrun.resolve_duration`):
+        resolved as ``check`` resolves a candidate's (:func:`memgate.durations.resolve_duration`):
         ``duration_seconds`` (``--duration``), else the profile's own, else
         ``policy_duration_seconds`` (the policy's ``components.<name>.duration``). Refused: an
         empty reason; profiles that are not all of one kind; profiles incompatible with the
@@ -1155,8 +1156,6 @@ class Store:
         ``checked_against``: the sha256 of the baseline profiles the ``report`` compared
         with; unless ``force``, the existing baseline must be exactly that (checked under
         the lock, see :meth:`_check_existing`)."""
-        from memgate.checkrun import DurationSources, resolve_duration
-
         validate_component_name(component)
         reason = _check_reason(reason)
         if approved_by is not None:
