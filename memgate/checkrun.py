@@ -338,7 +338,7 @@ class CheckOptions:
     candidate: Sequence[str]
     component: str | None = None
     baselines: str = "baselines"
-    #: The pointer files of a remote ``baselines`` store (memgate.remote).
+    #: The pointer files of a remote ``baselines`` store (memgate.baseline.remote).
     pointers: str = "baselines"
     baseline_files: Sequence[str] = ()
     policy: str | None = None
@@ -422,7 +422,7 @@ def run_check_full(
             raise MemgateError(
                 "give --component NAME (to read baselines/NAME) or --baseline PROFILE", slug="usage"
             )
-        from memgate.remote import open_store
+        from memgate.baseline.remote import open_store
 
         store = open_store(opts.baselines, opts.pointers)
         if not store.exists(opts.component):

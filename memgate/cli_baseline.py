@@ -1,6 +1,6 @@
 """``memgate baseline ...``: create, accept, inspect, verify and remove baselines.
 
-The commands are a thin layer over :mod:`memgate.store`; everything that decides (layout,
+The commands are a thin layer over :mod:`memgate.baseline`; everything that decides (layout,
 atomicity, locking, compatibility) lives there so that ``check`` and these commands cannot
 disagree. Errors follow the rest of the CLI: one line ``memgate: <source>: <problem>`` and
 exit 3; click's usage errors (a missing or empty ``--reason`` among them) exit 2. ``verify``
@@ -24,7 +24,7 @@ from memgate import escape
 from memgate.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
-    from memgate.store import Baseline
+    from memgate.baseline.model import Baseline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,7 +78,7 @@ def _approved_by(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _baselines(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from memgate.remote import is_remote
+    from memgate.baseline.remote import is_remote
 
     if not is_remote(value) and Path(value).is_file():
         raise click.BadParameter(f"{value} is a file, not a directory")
@@ -106,7 +106,7 @@ def baselines_option(f: F) -> F:
 
 
 def _store(baselines_dir: str, pointers: str) -> Any:
-    from memgate.remote import open_store
+    from memgate.baseline.remote import open_store
 
     return open_store(baselines_dir, pointers)
 reason_option = click.option(
@@ -173,8 +173,8 @@ def update_cmd(component: str, profiles: Sequence[str], reason: str, approved_by
     candidate's: --duration, else the profile's own, else the policy's
     components.<NAME>.duration.
     """
+    from memgate.baseline.names import validate_component_name
     from memgate.checkrun import find_policy, policy_for
-    from memgate.store import validate_component_name
 
     validate_component_name(component)
     pol, _ = find_policy(policy)

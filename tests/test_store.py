@@ -17,17 +17,17 @@ from click.testing import CliRunner, Result
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 
 from memgate import __version__
-from memgate.cli_baseline import baseline
-from memgate.errors import BaselineError, ProfileError, ReportError
-from memgate.store import (
+from memgate.baseline.fsops import Lock
+from memgate.baseline.manifest import (
     FORMAT_VERSION,
     MANIFEST,
-    Store,
-    _Lock,
     baseline_schema,
     render_manifest,
-    validate_component_name,
 )
+from memgate.baseline.names import validate_component_name
+from memgate.baseline.store import Store
+from memgate.cli_baseline import baseline
+from memgate.errors import BaselineError, ProfileError, ReportError
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = REPO / "tests" / "fixtures" / "profiles"
@@ -737,7 +737,7 @@ def test_lock_is_released_on_errors(store: Store) -> None:
     with pytest.raises(BaselineError):
         store.update("ingest", [CPU], reason="r")
     assert not (store.root / ".ingest.lock").exists()
-    lock = _Lock(store.root, "ingest")
+    lock = Lock(store.root, "ingest")
     with lock:
         assert (store.root / ".ingest.lock").read_text().startswith(f"pid {os.getpid()} ")
     store.update("ingest", [NOLEAK[1]], reason="r")
