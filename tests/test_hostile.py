@@ -156,7 +156,7 @@ def test_billion_laughs_policy_is_refused_fast(tmp_path: Path) -> None:
 def test_deeply_nested_report_is_one_error(tmp_path: Path) -> None:
     """Bug: json's RecursionError escaped `report merge` and `baseline accept`."""
     from memgate.baseline.store import Store
-    from memgate.cli_report import load_report
+    from memgate.report.reading import load_report
 
     p = tmp_path / "r.json"
     p.write_text("[" * 100_000 + "]" * 100_000)

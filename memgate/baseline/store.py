@@ -71,7 +71,7 @@ from memgate.errors import BaselineError
 from memgate.profile.decode import Limits, restart_run_budget
 from memgate.profile.model import Profile
 from memgate.profile.source import read_bytes
-from memgate.report.reading import read_report, reported_baseline
+from memgate.report.reading import read_candidates
 
 #: How often a reader starts over when concurrent updates keep replacing what it reads.
 _READ_ATTEMPTS: Final = 50
@@ -428,7 +428,8 @@ class Store:
         that what is accepted is exactly what was checked and approved.
         """
         check_reason(reason)
-        report_component, entries = read_report(Path(report))
+        found = read_candidates(Path(report))
+        report_component = found.component
         if component is not None:
             validate_component_name(component)
             if report_component is not None and report_component != component:
@@ -440,7 +441,7 @@ class Store:
                                 source=str(report))
         limits = Limits.from_env()
         inputs: list[ProfileInput] = []
-        for path, sha, dur in entries:
+        for path, sha, dur in found.profiles:
             if path == "<stdin>":
                 raise BaselineError(
                     "the report's candidate profile was read from standard input and cannot "
@@ -457,7 +458,7 @@ class Store:
                                        original_name=original_name(path),
                                        duration_seconds=dur, duration_source="report"))
         return self.update_inputs(name, inputs, reason=reason, approved_by=approved_by,
-                                  force=force, checked_against=reported_baseline(Path(report)),
+                                  force=force, checked_against=found.checked_against,
                                   report=str(report), runs_may_shrink=runs_may_shrink)
 
     def update_inputs(
