@@ -332,11 +332,14 @@ def render_show(b: Baseline) -> str:
         unit = units.get(stype, "")
         dim = dimension_of_unit(unit)
         values = [float(r["flat_rate"]) for r in rows] + [float(r["cum_rate"]) for r in rows]
-        tu = choose_time_unit(values) if per_second else ""
+        # A level (in use in a snapshot) is an amount, never per second (summary_kinds).
+        level = m.get("summary_kinds", {}).get(stype) == "level"
+        rate = per_second and not level
+        tu = choose_time_unit(values) if rate else ""
 
         def fmt(v: float, dim: Any = dim, tu: str = tu, unit: str = unit,
-                noun: str = count_noun(stype)) -> str:
-            if per_second:
+                noun: str = count_noun(stype), rate: bool = rate) -> str:
+            if rate:
                 if dim is not None:
                     return format_rate(v, dim, tu, noun)
                 return f"{scaled_label(v * TIME_UNITS[tu], unit, 'auto')}/{tu}"
@@ -344,7 +347,8 @@ def render_show(b: Baseline) -> str:
                 return format_amount(v, dim)
             return scaled_label(v, unit, "auto")
 
-        how = "per second of profile duration" if per_second else "per profile (no duration)"
+        how = ("level in use" if level else "per second of profile duration" if per_second
+               else "per profile (no duration)")
         total = f", total {fmt(float(totals[stype]))}" if stype in totals else ""
         lines.append("")
         lines.append(f"{esc(stype)} ({esc(unit or 'count')}), mean {how}{total}:")

@@ -190,8 +190,11 @@ def _check_deep(manifest: dict[str, Any], reader: VersionReader, found: _Found) 
         if extra.endswith(".pb.gz") and extra not in listed:
             found.problems.append(f"{extra} is not listed in {MANIFEST}")
     # Only a summary this memgate version wrote must match exactly: another version may
-    # aggregate differently (a pprof fix), and that is not damage to the baseline.
-    same_version = manifest["memgate_version"] == __version__
+    # aggregate differently (a pprof fix), and that is not damage to the baseline. Nor does
+    # a summary without summary_kinds, written before bug #15.1 was fixed (in-use levels
+    # divided by the duration, no unit scale): the next update rewrites it.
+    same_version = (manifest["memgate_version"] == __version__
+                    and "summary_kinds" in manifest)
     if same_version and not found.problems and len(found.decoded) == len(found.stored):
         problem = summary_problem(manifest, found.decoded,
                                   [p.duration_seconds for p in found.stored])

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
+from numpy.typing import NDArray
 
 from memgate import __version__, escape, schemas
 from memgate.baseline.names import one_line
 from memgate.profile.model import Profile
+from memgate.rates import base_divisors, divisors, unit_scales
 
 #: The manifest format this memgate reads and writes. Another value is refused, never guessed.
 FORMAT_VERSION: Final = 1
@@ -28,8 +31,27 @@ SUMMARY_TOP: Final = 10
 #: The largest manifest read: a real one is a few kilobytes (ten functions per sample type).
 MAX_MANIFEST_BYTES: Final = 16 << 20
 
-#: The manifest's summary: its unit, the top functions per sample type, the totals.
-Summary = tuple[str, dict[str, list[dict[str, object]]], dict[str, float]]
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The manifest's summary of a baseline's profiles (:func:`summarize`)."""
+
+    #: ``per_second`` (every profile has a duration) or ``per_profile``.
+    unit: str
+    #: Per sample type: the top functions, ``[{function, flat_rate, cum_rate}]``.
+    rows: dict[str, list[dict[str, object]]]
+    #: Per sample type: the mean total.
+    totals: dict[str, float]
+    #: Per sample type: level, flow or growth, which says what the numbers are (a level in
+    #: base units; a flow or growth per second, or per profile).
+    kinds: dict[str, str]
+
+    def fields(self) -> dict[str, object]:
+        """The manifest's keys of the summary, as JSON values."""
+        return {"summary_unit": self.unit, "summary": self.rows,
+                "summary_totals": self.totals, "summary_kinds": self.kinds}
 
 
 def types_of(prof: Profile) -> tuple[tuple[str, str], ...]:
@@ -130,7 +152,6 @@ def build_manifest(component: str, *, created: str, updated: str, git_commit: st
                    reason: str, approved_by: str | None, entries: list[dict[str, object]],
                    summary: Summary) -> dict[str, object]:
     """A new manifest, checked against the schema before anything is written."""
-    unit, rows, totals = summary
     manifest: dict[str, object] = {
         "format": FORMAT_VERSION,
         "component": component,
@@ -141,9 +162,7 @@ def build_manifest(component: str, *, created: str, updated: str, git_commit: st
         "reason": reason,
         "approved_by": approved_by,
         "profiles": entries,
-        "summary_unit": unit,
-        "summary": rows,
-        "summary_totals": totals,
+        **summary.fields(),
     }
     rendered = json.loads(render_manifest(manifest))
     errors = list(schemas.validator("baseline").iter_errors(rendered))
@@ -155,9 +174,8 @@ def build_manifest(component: str, *, created: str, updated: str, git_commit: st
 def summary_problem(manifest: dict[str, Any], decoded: Sequence[Profile],
                     durations: Sequence[float | None]) -> str | None:
     """Whether the recorded summary is the one the profiles give (``verify``)."""
-    unit, summary, totals = summarize(decoded, durations)
-    recomputed = json.loads(json.dumps(
-        {"summary_unit": unit, "summary": summary, "summary_totals": totals}))
+    from_profiler = any("source" in e for e in manifest["profiles"])
+    recomputed = json.loads(json.dumps(summarize(decoded, durations, from_profiler).fields()))
     recorded = {k: manifest.get(k) for k in recomputed}
     if recomputed != recorded:
         return (f"{MANIFEST}: the summary does not match the profiles (was it edited by hand? "
@@ -165,15 +183,32 @@ def summary_problem(manifest: dict[str, Any], decoded: Sequence[Profile],
     return None
 
 
-def summarize(profiles: Sequence[Profile], durations: Sequence[float | None]) -> Summary:
-    """Top functions per sample type by mean flat rate, as the gate computes rates.
+def summarize(profiles: Sequence[Profile], durations: Sequence[float | None],
+              in_use_levels: bool = False) -> Summary:
+    """Top functions per sample type by mean flat value, the gate's numbers for the profiles.
 
-    Rate = mean over the profiles of value / duration in seconds when every profile has a
-    duration ("per_second"), else the plain mean value per profile ("per_profile").
+    Each run's values go through :mod:`memgate.rates` as the gate's baseline side does
+    (:func:`memgate.compare.compare`): in base units (bytes, objects), levels as they are,
+    flows per second of the run's duration, in-use growth of a delta profile per second of
+    its own duration ("per_second", when every profile has a duration); without a duration
+    everything per profile ("per_profile"). ``in_use_levels``: the profiles come from a
+    continuous profiler, whose in-use values are levels although they have a duration (as
+    ``check`` reads such a baseline).
     """
+    from memgate.compare import RunInput, quantity_kinds
     from memgate.table import aggregate
 
     per_second = all(d is not None and d > 0 for d in durations)
+    runs = [RunInput(path=p.source, sha256="", duration_seconds=d, duration_source="store",
+                     profile=p, in_use_levels=in_use_levels)
+            for p, d in zip(profiles, durations)]
+    # Not strict: a baseline that mixes snapshots and delta profiles is stored (the gate
+    # refuses to compare it), its in-use values summarized as levels.
+    kinds = quantity_kinds(runs, strict=False)
+    div = base_divisors(
+        divisors(kinds, "second", durations=durations,
+                 own_durations=[p.duration_seconds for p in profiles], normalized=per_second),
+        unit_scales(profiles[0].sample_types))
     tables = [aggregate(p, "functions") for p in profiles]
     index: dict[str, int] = {}
     for t in tables:
@@ -184,30 +219,31 @@ def summarize(profiles: Sequence[Profile], durations: Sequence[float | None]) ->
     flat = np.zeros((len(names), ntypes), dtype=np.float64)
     cum = np.zeros((len(names), ntypes), dtype=np.float64)
     total = np.zeros(ntypes, dtype=np.float64)
-    for t, d in zip(tables, durations):
-        scale = 1.0 / d if per_second and d is not None else 1.0
+    for t, d in zip(tables, div):
         rows = np.fromiter((index[nm] for nm in t.names), dtype=np.int64, count=len(t.names))
-        flat[rows] += t.flat.astype(np.float64) * scale
-        cum[rows] += t.cum.astype(np.float64) * scale
-        total += t.total.astype(np.float64) * scale
+        flat[rows] += t.flat / d
+        cum[rows] += t.cum / d
+        total += t.total / d
     k = float(len(tables))
-    flat /= k
-    cum /= k
-    total /= k
     summary: dict[str, list[dict[str, object]]] = {}
     totals: dict[str, float] = {}
     for ti, st in enumerate(profiles[0].sample_types):
-        column = flat[:, ti]
-        nonzero = [i for i in range(len(names)) if column[i] != 0]
-        nonzero.sort(key=lambda i: (-abs(float(column[i])), names[i]))
-        # The top rows are chosen by rate but written in the order of a stable key (the
-        # function's name; the sample types are the sorted keys around them): sorted by rate,
-        # a rate that moved reordered the rows and git paired unrelated functions in the
-        # pull-request diff of an update.
-        summary[st.type] = [
-            {"function": names[i], "flat_rate": _round(float(column[i])),
-             "cum_rate": _round(float(cum[i, ti]))}
-            for i in sorted(nonzero[:SUMMARY_TOP], key=lambda i: names[i])
-        ]
-        totals[st.type] = _round(float(total[ti]))
-    return ("per_second" if per_second else "per_profile"), summary, totals
+        summary[st.type] = _top_rows(names, flat[:, ti] / k, cum[:, ti] / k)
+        totals[st.type] = _round(float(total[ti] / k))
+    return Summary("per_second" if per_second else "per_profile", summary, totals,
+                   {st.type: kind for st, kind in zip(profiles[0].sample_types, kinds)})
+
+
+def _top_rows(names: Sequence[str], flat: F64, cum: F64) -> list[dict[str, object]]:
+    """The :data:`SUMMARY_TOP` functions of largest flat value, in order of their names.
+
+    The top rows are chosen by value but written in the order of a stable key (the
+    function's name; the sample types are the sorted keys around them): sorted by value, a
+    value that moved reordered the rows and git paired unrelated functions in the
+    pull-request diff of an update.
+    """
+    nonzero = [i for i in range(len(names)) if flat[i] != 0]
+    nonzero.sort(key=lambda i: (-abs(float(flat[i])), names[i]))
+    return [{"function": names[i], "flat_rate": _round(float(flat[i])),
+             "cum_rate": _round(float(cum[i]))}
+            for i in sorted(nonzero[:SUMMARY_TOP], key=lambda i: names[i])]

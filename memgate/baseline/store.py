@@ -486,7 +486,8 @@ class Store:
             approved_by = approved_by.strip() or None
         prepared = prepare(inputs, Limits.from_env(), policy_duration_seconds)
         step("decoded")
-        summary = summarize([p.profile for p in prepared], [p.duration for p in prepared])
+        summary = summarize([p.profile for p in prepared], [p.duration for p in prepared],
+                            in_use_levels=any(p.input.origin for p in prepared))
         entries = [profile_entry(p.sha256, p.profile, p.input.original_name, p.duration,
                                  p.input.origin) for p in prepared]
         files = [(str(e["file"]), p.stored) for e, p in zip(entries, prepared)]
