@@ -18,7 +18,8 @@ per-run totals of the flows agree while the durations differ widely, :func:`comp
 compares per run (:data:`FIXED_WORK_NOTE`).
 
 The comparison is a plain value: arrays aligned on one list of function names, built first;
-the gate and the reports only read it.
+the gate and the reports only read it. The arithmetic (unit scale, what each run and type is
+divided by) is :mod:`memgate.rates`'s, shared with the flame graph and the baseline manifest.
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ other reads the new head, checks its profiles against it again (sample types, pe
 ``accept`` that the baseline is still the one it was checked against) and commits N+2: no
 update is lost. Backends whose conditional writes memgate does not use (``gs://``, ``az://``
 and every other fsspec protocol, or any store with ``MEMGATE_STORE_LOCKING=lock-object``)
+serialize writers with a lock object instead (write, wait, read back; stale after a TTL),
+which is only as safe as the store's read-after-write consistency.
+
 The objects and the conditional write are :mod:`memgate.baseline.objects`'s, the pointer
 files :mod:`memgate.baseline.pointers`'s.
 """
