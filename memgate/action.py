@@ -111,7 +111,7 @@ class ActionInputs:
                              "or globs", source="profiles")
         component = _opt(env.get("MEMGATE_COMPONENT"))
         if component is not None:
-            from memgate.store import validate_component_name
+            from memgate.baseline.names import validate_component_name
 
             try:
                 validate_component_name(component)

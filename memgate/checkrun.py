@@ -15,6 +15,7 @@ from typing import Any
 
 from memgate.compare import Comparison, RunInput, compare
 from memgate.config import Config
+from memgate.durations import DurationSources, resolve_duration
 from memgate.errors import CompareError, MemgateError
 from memgate.gate import evaluate
 from memgate.parallel import parallel_map
@@ -32,14 +33,6 @@ from memgate.quantities import dimension_of_unit
 from memgate.report.build import build_report, missing_baseline_report
 
 DEFAULT_POLICY_FILE = "memgate.yml"
-
-
-@dataclass(frozen=True)
-class DurationSources:
-    """Where durations may come from, in order of precedence (after any per-profile one)."""
-
-    flag: float | None = None
-    policy: float | None = None
 
 
 def load_runs(
@@ -73,36 +66,6 @@ def _decoded(source: str, data: bytes, config: Config,
     return source, data, decode(
         data, source, config.limits, budget=config.budget,
         on_progress=lambda f: progress.fraction(f"decoding {source}", f))
-
-
-def resolve_duration(
-    own: float | None,
-    *,
-    first: float | None = None,
-    first_source: str = "--duration",
-    then: DurationSources | None = None,
-    stored: float | None = None,
-) -> tuple[float | None, str]:
-    """The duration of one profile and where it came from (``"none"``: no source has one).
-
-    The one place that orders the sources, for ``check``'s two sides and for the baseline
-    store (``baseline update``): ``first`` (a flag, or the duration a report recorded), the
-    duration recorded in the store, the profile's own ``duration_nanos`` (``own``), then
-    ``then.flag`` and ``then.policy`` (the policy's ``components.<name>.duration``). A
-    baseline created by ``update`` and one accepted from a check's report therefore get the
-    same duration for the same profile, and their manifests the same units.
-    """
-    if first is not None:
-        return first, first_source
-    if stored:
-        return stored, "store"
-    if own:
-        return own, "profile"
-    if then is not None and then.flag is not None:
-        return then.flag, "--duration"
-    if then is not None and then.policy is not None:
-        return then.policy, "policy"
-    return None, "none"
 
 
 def resolve_runs(
@@ -358,7 +321,7 @@ class CheckOptions:
     candidate: Sequence[str]
     component: str | None = None
     baselines: str = "baselines"
-    #: The pointer files of a remote ``baselines`` store (memgate.remote).
+    #: The pointer files of a remote ``baselines`` store (memgate.baseline.remote).
     pointers: str = "baselines"
     baseline_files: Sequence[str] = ()
     policy: str | None = None
@@ -496,7 +459,7 @@ def _stored_baseline(opts: CheckOptions, config: Config) -> _StoredBaseline | st
         raise MemgateError(
             "give --component NAME (to read baselines/NAME) or --baseline PROFILE", slug="usage"
         )
-    from memgate.remote import open_store
+    from memgate.baseline.remote import open_store
 
     store = open_store(opts.baselines, opts.pointers, config)
     if not store.exists(opts.component):

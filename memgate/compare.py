@@ -18,17 +18,16 @@ per-run totals of the flows agree while the durations differ widely, :func:`comp
 compares per run (:data:`FIXED_WORK_NOTE`).
 
 The comparison is a plain value: arrays aligned on one list of function names, built first;
-the gate and the reports only read it.
+the gate and the reports only read it. The arithmetic (unit scale, what each run and type is
+divided by) is :mod:`memgate.rates`'s, shared with the flame graph and the baseline manifest.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,7 +35,9 @@ from numpy.typing import NDArray
 from memgate.errors import CompareError
 from memgate.parallel import parallel_map
 from memgate.profile.model import Profile, ValueType
-from memgate.quantities import dimension_of_unit, unit_scale
+from memgate.quantities import dimension_of_unit
+from memgate.rates import Basis, QuantityKind, base_divisors, unit_scales, value_scale
+from memgate.rates import divisors as rate_divisors
 from memgate.stats import sampling_variance
 from memgate.table import Table, aggregate
 
@@ -134,9 +135,6 @@ class SideRates:
         return self.flat_runs if metric == "flat" else self.cum_runs
 
 
-QuantityKind = Literal["level", "flow", "growth"]
-Basis = Literal["second", "op", "run"]
-
 #: The sampling model's variance is multiplied by this. Measured on 40 real Go runs, the
 #: run-to-run variance of single functions was 0.75-1.6 times the model's (objects of mixed
 #: sizes in one bucket, workload jitter); with 1.3 a function whose real spread is 1.6 times
@@ -208,10 +206,6 @@ def _mean_variance(model: F64 | None, runs: F64) -> F64 | None:
     return np.asarray(empirical if model is None else np.maximum(model, empirical))
 
 
-def sha256_file(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _describe_types(p: Profile) -> str:
     return ", ".join(str(st) for st in p.sample_types) or "no sample types"
 
@@ -253,9 +247,9 @@ def _side(
     tvar = np.zeros(nt, dtype=np.float64)
     have_var = True
     # Values in kilobytes (or other scaled units) become bytes, so limits compare in base units.
-    unit = np.array([value_scale(st.unit) for st in tables[0].sample_types])
+    unit = unit_scales(tables[0].sample_types)
     for r, (_run, table) in enumerate(zip(runs, tables)):
-        divisor = divisors[r] / unit
+        divisor = base_divisors(divisors[r], unit)
         rows = np.fromiter(
             (index[nm] for nm in table.names), dtype=np.int64, count=len(table.names)
         )
@@ -283,14 +277,6 @@ def _side(
     )
 
 
-def value_scale(unit: str) -> float:
-    """Factor from a sample type's unit to base units (kilobytes -> bytes); 1 for non-memory."""
-    try:
-        return unit_scale(unit)
-    except ValueError:
-        return 1.0
-
-
 def aggregate_run(prof: Profile) -> Table:
     """Function-granularity table of one profile, with its sampling variances."""
     return aggregate(prof, "functions", extra=sampling_variance(prof))
@@ -316,7 +302,7 @@ def _own(run: RunInput) -> bool:
             and SNAPSHOT_COMMENT not in run.profile.comments)
 
 
-def _kinds(runs: Sequence[RunInput], strict: bool = True) -> tuple[QuantityKind, ...]:
+def quantity_kinds(runs: Sequence[RunInput], strict: bool = True) -> tuple[QuantityKind, ...]:
     """Every profile's quantity kinds must agree: a snapshot's in-use levels and a delta
     profile's in-use growth are different quantities. Not ``strict`` (``diff``, which only
     describes): in-use values are then compared as levels on both sides."""
@@ -424,7 +410,7 @@ def compare(
     runs = (*baseline, *candidate)
     profiles = [r.profile for r in runs]
     check_compatible(profiles)
-    kinds = _kinds(runs, strict_kinds)
+    kinds = quantity_kinds(runs, strict_kinds)
     has_flow = any(k == "flow" for k in kinds)
     basis: Basis = "run"
     scale: float | None = 1.0
@@ -458,18 +444,9 @@ def compare(
     first = profiles[0]
 
     def divisors(side: Sequence[RunInput]) -> F64:
-        out = np.ones((len(side), len(kinds)), dtype=np.float64)
-        if not normalized:
-            return out
-        for r, run in enumerate(side):
-            for t, kind in enumerate(kinds):
-                if kind == "growth":
-                    out[r, t] = run.profile.duration_seconds or 1.0
-                elif kind == "flow" and basis == "second":
-                    out[r, t] = run.duration_seconds or 1.0
-                elif kind == "flow" and basis == "op":
-                    out[r, t] = run.work or 1.0
-        return out
+        return rate_divisors(kinds, basis, durations=[r.duration_seconds for r in side],
+                             own_durations=[r.profile.duration_seconds for r in side],
+                             works=[r.work for r in side], normalized=normalized)
 
     pairs = _held_pairs(first, kinds)
 

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from memgate.compare import Comparison, value_scale
+from memgate.compare import Comparison
 from memgate.parallel import parallel_map
 from memgate.profile.model import Profile
+from memgate.rates import value_scale
 from memgate.stats import normal_quantile, sampling_variance
 from memgate.table import function_frames
 

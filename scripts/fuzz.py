@@ -76,7 +76,8 @@ def worker(target: str, cases: int, seed: int, timeout: int, out_dir: Path) -> d
         strat = S.report_text(valid)
         run = S.report_target
     elif target == "manifest":
-        from memgate.store import MANIFEST, Store
+        from memgate.baseline.manifest import MANIFEST
+        from memgate.baseline.store import Store
 
         b = Store(tmp_root / "valid").update(
             "api", [str(S.PROFILES / "seedleak-noleak-1.pb.gz")], reason="fuzz")

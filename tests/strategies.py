@@ -782,8 +782,8 @@ def policy_target(data: bytes, tmp: Path) -> str:
 
 
 def manifest_target(data: bytes, tmp: Path, profile_bytes: bytes, sha: str) -> str:
+    from memgate.baseline.store import Store
     from memgate.errors import MemgateError
-    from memgate.store import Store
 
     root = tmp / "baselines"
     comp = root / "api"

@@ -89,7 +89,8 @@ def test_fuzz_policy(data: bytes) -> None:
 
 @pytest.fixture(scope="module")
 def valid_baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], bytes, str]:
-    from memgate.store import MANIFEST, Store
+    from memgate.baseline.manifest import MANIFEST
+    from memgate.baseline.store import Store
 
     root = tmp_path_factory.mktemp("store")
     b = Store(root).update("api", [str(PROFILES / "seedleak-noleak-1.pb.gz")], reason="fuzz")

@@ -160,8 +160,8 @@ def test_billion_laughs_policy_is_refused_fast(tmp_path: Path) -> None:
 
 def test_deeply_nested_report_is_one_error(tmp_path: Path) -> None:
     """Bug: json's RecursionError escaped `report merge` and `baseline accept`."""
-    from memgate.cli.report import load_report
-    from memgate.store import Store
+    from memgate.baseline.store import Store
+    from memgate.report.reading import load_report
 
     p = tmp_path / "r.json"
     p.write_text("[" * 100_000 + "]" * 100_000)
@@ -173,8 +173,8 @@ def test_deeply_nested_report_is_one_error(tmp_path: Path) -> None:
 
 
 def test_deeply_nested_manifest_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    from memgate.baseline.store import Store
     from memgate.errors import BaselineError
-    from memgate.store import Store
 
     store = Store(tmp_path / "b")
     store.update("api", [str(SMALL)], reason="r")
@@ -413,7 +413,7 @@ def test_ctrl_c_during_check_leaves_no_report(tmp_path: Path, server: str) -> No
 @pytest.mark.parametrize("after", [1.5, 2.5, 3.1, 3.5, 3.9])
 def test_ctrl_c_during_baseline_update_keeps_the_old_baseline(tmp_path: Path,
                                                               after: float) -> None:
-    from memgate.store import Store
+    from memgate.baseline.store import Store
 
     root = tmp_path / "b"
     Store(root).update("api", [str(SMALL)], reason="first", duration_seconds=60)

@@ -336,7 +336,7 @@ def test_100_concurrent_updates_from_4_processes(s3: dict[str, str], tmp_path: P
     """No update is lost (100 versions, a linear chain, every reason once) and a reader,
     running all along, only ever sees complete versions whose profile is the one its reason
     names."""
-    from memgate.remote import RemoteStore
+    from memgate.baseline.remote import RemoteStore
 
     url = f"s3://memgate/concurrent-{uuid.uuid4().hex[:8]}"
     profiles = tmp_path / "profiles"

@@ -17,17 +17,17 @@ from click.testing import CliRunner, Result
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped, unused-ignore]
 
 from memgate import __version__
-from memgate.cli.baseline import baseline
-from memgate.errors import BaselineError, ProfileError, ReportError
-from memgate.store import (
+from memgate.baseline.fsops import Lock
+from memgate.baseline.manifest import (
     FORMAT_VERSION,
     MANIFEST,
-    Store,
-    _Lock,
     baseline_schema,
     render_manifest,
-    validate_component_name,
 )
+from memgate.baseline.names import validate_component_name
+from memgate.baseline.store import Store
+from memgate.cli.baseline import baseline
+from memgate.errors import BaselineError, ProfileError, ReportError
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = REPO / "tests" / "fixtures" / "profiles"
@@ -142,7 +142,10 @@ def test_round_trip_via_cli(tmp_path: Path) -> None:
     assert "reason:       Go 1.22 upgrade" in out
     assert "approved by:  alice" in out
     assert "seedleak-noleak-2.pb.gz  600s" in out
-    assert "inuse_space (bytes), mean per second of profile duration" in out
+    # In use in a snapshot is a level, as the gate compares it (bug #15.1: it was shown per
+    # second); allocations are per second of the duration.
+    assert "inuse_space (bytes), mean level in use" in out
+    assert "alloc_space (bytes), mean per second of profile duration" in out
     assert "main.newCacheEntry" in out
     assert "KiB/s" in out
 
@@ -239,13 +242,16 @@ def test_durations_and_summary_units(store: Store) -> None:
     m = store.load("snap").manifest
     assert m["summary_unit"] == "per_second"
     per_profile = json.loads(render_manifest(m))
-    # Rates per second are the per-profile values divided by 60.
+    # Flows per second are the per-profile values divided by 60; in-use levels of a snapshot
+    # are not divided (bug #15.1: the summary divided them, the gate never does).
     store.update("snap2", [NOLEAK[0]], reason="raw")
     raw = store.load("snap2").manifest
-    top_raw = raw["summary"]["inuse_space"][0]  # type: ignore[index]
-    top_ps = per_profile["summary"]["inuse_space"][0]
+    top_raw = raw["summary"]["alloc_space"][0]  # type: ignore[index]
+    top_ps = per_profile["summary"]["alloc_space"][0]
     assert top_raw["function"] == top_ps["function"]
     assert top_ps["flat_rate"] == pytest.approx(top_raw["flat_rate"] / 60, rel=1e-5)
+    assert per_profile["summary"]["inuse_space"] == raw["summary"]["inuse_space"]  # type: ignore[index]
+    assert per_profile["summary_kinds"]["inuse_space"] == "level"
 
 
 def test_summary_is_top_functions_by_flat(store: Store) -> None:
@@ -733,7 +739,7 @@ def test_lock_is_released_on_errors(store: Store) -> None:
     with pytest.raises(BaselineError):
         store.update("ingest", [CPU], reason="r")
     assert not (store.root / ".ingest.lock").exists()
-    lock = _Lock(store.root, "ingest")
+    lock = Lock(store.root, "ingest")
     with lock:
         assert (store.root / ".ingest.lock").read_text().startswith(f"pid {os.getpid()} ")
     store.update("ingest", [NOLEAK[1]], reason="r")
@@ -823,7 +829,7 @@ def test_accept_component_handling(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("content,expect", [
-    ("not json", "is not valid JSON"),
+    ("not json", "not a memgate JSON report: invalid JSON"),
     ("[]", "expected a JSON object"),
     ('{"component": "x"}', "has no candidate profiles"),
     ('{"component": "x", "inputs": {"candidate": [{"path": "a"}]}}', "sha256 must be 64"),

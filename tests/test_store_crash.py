@@ -29,8 +29,10 @@ from pathlib import Path
 
 import pytest
 
+from memgate.baseline.fsops import STEPS
+from memgate.baseline.manifest import MANIFEST
+from memgate.baseline.store import Store
 from memgate.errors import BaselineError
-from memgate.store import MANIFEST, STEPS, Store
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 
@@ -219,7 +221,7 @@ def test_sigkill_at_random_moments(template: Path, tmp_path: Path) -> None:
 GATED = """
 import os, sys, time
 from memgate.cli.baseline import baseline
-import memgate.store, memgate.table  # import everything before the start signal
+import memgate.baseline.store, memgate.table  # import everything before the start signal
 gate = sys.argv[1]
 while not os.path.exists(gate):
     time.sleep(0.0005)
@@ -288,7 +290,7 @@ def test_readers_see_whole_versions_during_updates(template: Path, tmp_path: Pat
     b = [LEAK[0]]
     script = (
         "import sys\n"
-        "from memgate.store import Store\n"
+        "from memgate.baseline.store import Store\n"
         "s = Store(sys.argv[1])\n"
         "for i in range(40):\n"
         "    s.update('ingest', sys.argv[2:4] if i % 2 else sys.argv[4:5], reason='r',\n"

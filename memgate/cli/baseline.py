@@ -1,6 +1,6 @@
 """``memgate baseline ...``: create, accept, inspect, verify and remove baselines.
 
-The commands are a thin layer over :mod:`memgate.store`; everything that decides (layout,
+The commands are a thin layer over :mod:`memgate.baseline`; everything that decides (layout,
 atomicity, locking, compatibility) lives there so that ``check`` and these commands cannot
 disagree. Errors follow the rest of the CLI: one line ``memgate: <source>: <problem>`` and
 exit 3; click's usage errors (a missing or empty ``--reason`` among them) exit 2. ``verify``
@@ -27,7 +27,7 @@ from memgate.cli.common import (
 from memgate.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
-    from memgate.store import Baseline
+    from memgate.baseline.model import Baseline
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -58,7 +58,7 @@ def _approved_by(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _baselines(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from memgate.remote import is_remote
+    from memgate.baseline.remote import is_remote
 
     if not is_remote(value) and Path(value).is_file():
         raise click.BadParameter(f"{value} is a file, not a directory")
@@ -86,7 +86,7 @@ def baselines_option(f: F) -> F:
 
 
 def _store(baselines_dir: str, pointers: str) -> Any:
-    from memgate.remote import open_store
+    from memgate.baseline.remote import open_store
 
     return open_store(baselines_dir, pointers, command_config())
 
@@ -155,8 +155,8 @@ def update_cmd(component: str, profiles: Sequence[str], reason: str, approved_by
     candidate's: --duration, else the profile's own, else the policy's
     components.<NAME>.duration.
     """
+    from memgate.baseline.names import validate_component_name
     from memgate.checkrun import find_policy, policy_for
-    from memgate.store import validate_component_name
 
     validate_component_name(component)
     pol, _ = find_policy(policy)
@@ -315,11 +315,14 @@ def render_show(b: Baseline) -> str:
         unit = units.get(stype, "")
         dim = dimension_of_unit(unit)
         values = [float(r["flat_rate"]) for r in rows] + [float(r["cum_rate"]) for r in rows]
-        tu = choose_time_unit(values) if per_second else ""
+        # A level (in use in a snapshot) is an amount, never per second (summary_kinds).
+        level = m.get("summary_kinds", {}).get(stype) == "level"
+        rate = per_second and not level
+        tu = choose_time_unit(values) if rate else ""
 
         def fmt(v: float, dim: Any = dim, tu: str = tu, unit: str = unit,
-                noun: str = count_noun(stype)) -> str:
-            if per_second:
+                noun: str = count_noun(stype), rate: bool = rate) -> str:
+            if rate:
                 if dim is not None:
                     return format_rate(v, dim, tu, noun)
                 return f"{scaled_label(v * TIME_UNITS[tu], unit, 'auto')}/{tu}"
@@ -327,7 +330,8 @@ def render_show(b: Baseline) -> str:
                 return format_amount(v, dim)
             return scaled_label(v, unit, "auto")
 
-        how = "per second of profile duration" if per_second else "per profile (no duration)"
+        how = ("level in use" if level else "per second of profile duration" if per_second
+               else "per profile (no duration)")
         total = f", total {fmt(float(totals[stype]))}" if stype in totals else ""
         lines.append("")
         lines.append(f"{esc(stype)} ({esc(unit or 'count')}), mean {how}{total}:")

@@ -202,7 +202,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str, poin
         raise click.UsageError("give --component NAME (to read baselines/NAME) or "
                                "--baseline PROFILE")
     if component is not None:
-        from memgate.store import validate_component_name
+        from memgate.baseline.names import validate_component_name
 
         validate_component_name(component)
     policy_file = policy or ("memgate.yml" if Path("memgate.yml").is_file() else None)

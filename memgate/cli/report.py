@@ -7,7 +7,6 @@ into one summary and one verdict, so that a single required status check covers 
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +14,10 @@ from typing import Any
 
 import click
 
-from memgate import escape, schemas
+from memgate import escape
 from memgate.cli.common import command_config, handle_errors
 from memgate.errors import EXIT_FAIL, ReportError
-from memgate.profile.limits import InputLimits
+from memgate.report.reading import load_report
 
 MERGE_FORMAT = 1
 #: Worst first: the merged verdict is the worst of the components'.
@@ -37,42 +36,6 @@ class LoadedReport:
     def verdict(self) -> str:
         v: str = self.report["verdict"]
         return v
-
-
-def load_report(path: str, limits: InputLimits) -> dict[str, Any]:
-    """Read one ``memgate check`` JSON report and validate it against the report schema."""
-    from memgate.profile.limits import read_report_bytes
-
-    try:
-        data = json.loads(read_report_bytes(path, limits).decode("utf-8"))
-    except FileNotFoundError:
-        raise ReportError("no such file", source=path) from None
-    except OSError as e:
-        raise ReportError(f"cannot read: {e.strerror or e}", source=path) from None
-    except UnicodeDecodeError:
-        raise ReportError("not a memgate JSON report: not UTF-8 text", source=path) from None
-    except ValueError as e:
-        raise ReportError(f"not a memgate JSON report: invalid JSON ({e})", source=path) from None
-    except RecursionError:
-        raise ReportError("not a memgate JSON report: nested too deeply", source=path) from None
-    if isinstance(data, dict) and "format" in data and data["format"] != 1:
-        raise ReportError(f"report format {data['format']!r} is not supported by this memgate "
-                          "(it reads format 1)", source=path)
-    errors = sorted(schemas.validator("report").iter_errors(data),
-                    key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        msg = " ".join(str(first.message).split())
-        if len(msg) > 160:
-            msg = msg[:157] + "..."
-        raise ReportError(f"not a valid memgate report: at {where}: {msg}{more}", source=path)
-    if data["verdict"] is None:
-        raise ReportError("is a `memgate diff` report (no verdict); merge reads reports of "
-                          "`memgate check`", source=path)
-    report: dict[str, Any] = data
-    return report
 
 
 def load_reports(paths: Sequence[str]) -> list[LoadedReport]:

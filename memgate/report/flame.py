@@ -8,7 +8,8 @@ frame, with a baseline and a candidate rate per sample type in every node.
 The rules are the table's (:mod:`memgate.table`), so the tree and the report cannot disagree on
 what a frame is: every line of a location is a frame (inlined calls expanded), frames are
 functions by name, ``drop_frames`` prunes stacks first. Rates are compare.py's: each run's
-values in base units divided by its duration, averaged over the runs of a side.
+values in base units divided by its duration (:mod:`memgate.rates`), averaged over the runs
+of a side.
 
 Big profiles stay small in the browser: frames narrower than :data:`MIN_FRACTION` of the root
 on both sides and in every sample type are folded into one "other" child of their parent, and
@@ -25,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from memgate.compare import RunInput, value_scale
+from memgate.compare import RunInput
 from memgate.profile.model import Profile, ValueType
+from memgate.rates import base_divisors, unit_scales
 from memgate.table import _expand, function_frames
 
 I64 = NDArray[np.int64]
@@ -99,7 +101,7 @@ def build_tree(
         raise ValueError("no profiles")
     types = runs[0].profile.sample_types
     nt = len(types)
-    scale = np.array([value_scale(st.unit) for st in types], dtype=np.float64)
+    scale = unit_scales(types)
     name_ids: dict[str, int] = {}
     frames: list[I64] = []
     firsts: list[I64] = []
@@ -111,8 +113,9 @@ def build_tree(
             divisor = given[r] if given is not None else np.full(nt, seconds)
             f, first = _paths(run.profile, name_ids)
             w = np.zeros((first.size - 1, 2 * nt), dtype=np.float64)
+            # Each run's share of its side's mean, in base units per divisor.
             w[:, side * nt:(side + 1) * nt] = (
-                run.profile.samples.values * (scale / (divisor * len(group)))
+                run.profile.samples.values / (base_divisors(divisor, scale) * len(group))
             )
             frames.append(f)
             firsts.append(first)
