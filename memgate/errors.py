@@ -29,6 +29,13 @@ class MemgateError(Exception):
 
     slug = "error"
 
+    def __init_subclass__(cls, slug: str = "", **kwargs: object) -> None:
+        """``class ProfileError(MemgateError, slug="profile-invalid")``: each kind of error
+        names its default slug where it is declared."""
+        super().__init_subclass__(**kwargs)
+        if slug:
+            cls.slug = slug
+
     def __init__(self, message: str, *, source: str | None = None, slug: str | None = None):
         super().__init__(message)
         self.message = message
@@ -50,43 +57,29 @@ def internal_error(error: BaseException) -> MemgateError:
                         f"{__version__}; MEMGATE_DEBUG=1 shows the traceback)", slug="internal")
 
 
-class ProfileError(MemgateError):
+class ProfileError(MemgateError, slug="profile-invalid"):
     """A profile could not be read, decoded or validated."""
 
-    slug = "profile-invalid"
 
-
-class FetchError(ProfileError):
+class FetchError(ProfileError, slug="fetch-failed"):
     """A profile URL could not be fetched."""
 
-    slug = "fetch-failed"
 
-
-class LimitError(ProfileError):
+class LimitError(ProfileError, slug="limit-exceeded"):
     """An input crossed a configured size limit (decompressed bytes, samples, locations)."""
 
-    slug = "limit-exceeded"
 
-
-class PolicyError(MemgateError):
+class PolicyError(MemgateError, slug="policy-invalid"):
     """A policy file is unreadable or does not match the schema."""
 
-    slug = "policy-invalid"
 
-
-class BaselineError(MemgateError):
+class BaselineError(MemgateError, slug="baseline-invalid"):
     """The baseline store is missing, corrupt or locked."""
 
-    slug = "baseline-invalid"
 
-
-class CompareError(MemgateError):
+class CompareError(MemgateError, slug="incompatible"):
     """Two sides cannot be compared (different sample types, periods, no duration, ...)."""
 
-    slug = "incompatible"
 
-
-class ReportError(MemgateError):
+class ReportError(MemgateError, slug="report-invalid"):
     """A JSON report is unreadable or does not match its schema."""
-
-    slug = "report-invalid"
