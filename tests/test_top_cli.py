@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
+
+from tests import clirun
 
 FIX = Path(__file__).parent / "fixtures"
 LOKI = FIX / "profiles" / "go-heap-loki.pb.gz"
@@ -17,8 +18,7 @@ NODE2 = FIX / "profiles" / "nodejs-heap-uncompressed.pprof"
 
 
 def top(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "memgate", "top", *map(str, args)],
-                          capture_output=True, text=True)
+    return clirun.run(["top", *args])
 
 
 ROW = (r"\s*(-?\d+)B?\s+\S+%\s+\S+%\s+(-?\d+)B?\s+\S+%\s\s(.*?)"
