@@ -28,6 +28,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from memgate.cli import main  # noqa: E402
 from memgate.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK  # noqa: E402
+from tests import clirun  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = ROOT / "tests" / "fixtures" / "noise"
@@ -44,8 +45,7 @@ def memgate(*args: str | Path, env: dict[str, str] | None = None,
     full = {k: v for k, v in os.environ.items()
             if not k.startswith(("GITHUB_", "MEMGATE_"))}
     full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=full, timeout=120)
+    return clirun.run(args, cwd=cwd, env=full)
 
 
 def variant(i: int) -> bytes:
