@@ -22,6 +22,7 @@ import pytest
 from memgate.errors import FetchError, MemgateError, PolicyError, ReportError
 from memgate.profile.decode import Limits, decode
 from memgate.profile.fetch import FetchOptions, delta_seconds, load_profile
+from tests import clirun
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "tests" / "fixtures" / "profiles"
@@ -34,9 +35,8 @@ def run(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None,
     full_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     full_env.pop("GITHUB_ACTIONS", None)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    del timeout  # in this process (tests/clirun.py): the limits under test bound the time
+    return clirun.run(args, cwd=cwd, env=full_env)
 
 
 def assert_one_line_error(out: subprocess.CompletedProcess[str], code: int = 3) -> str:
