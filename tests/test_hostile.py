@@ -124,6 +124,7 @@ def test_element_counts_are_checked_before_the_protobuf_runtime_builds_them() ->
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_deeply_nested_policy_is_one_error(tmp_path: Path) -> None:
     """Bug: 5000 nested brackets raised RecursionError out of PyYAML."""
     from memgate.policy import load_policy
@@ -397,6 +398,7 @@ def _interrupt(args: list[str | Path], cwd: Path, after: float,
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_check_leaves_no_report(tmp_path: Path, server: str) -> None:
     out = _interrupt(["check", "--baseline", SMALL, "--duration", "1m", "--json", "out.json",
                       "--summary", "out.md", f"{server}/sleep"], tmp_path, after=2.0)
@@ -405,6 +407,7 @@ def test_ctrl_c_during_check_leaves_no_report(tmp_path: Path, server: str) -> No
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after", [1.5, 2.5, 3.1, 3.5, 3.9])
 def test_ctrl_c_during_baseline_update_keeps_the_old_baseline(tmp_path: Path,
                                                               after: float) -> None:
@@ -428,6 +431,7 @@ def test_ctrl_c_during_baseline_update_keeps_the_old_baseline(tmp_path: Path,
     assert Store(root).verify() == []
 
 
+@pytest.mark.slow
 def test_sigint_exit_code_is_130_for_top(tmp_path: Path) -> None:
     """The plain case, independent of any server: stdin that never ends."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -98,6 +98,7 @@ def test_memory_store_gates_like_the_local_store(mem: tuple[str, Path]) -> None:
     assert r.exit_code == EXIT_ERROR and "no baseline for component" in r.output
 
 
+@pytest.mark.slow
 def test_lock_object_backends_lose_no_update(tmp_path: Path) -> None:
     """The lock-object protocol (gs://, az://, or forced): 3 processes x 4 concurrent updates
     of one component through a file:// store all land, in one linear history."""
@@ -284,6 +285,7 @@ def s3() -> Iterator[dict[str, str]]:
     srv.wait(10)
 
 
+@pytest.mark.slow
 def test_s3_store_end_to_end(s3: dict[str, str], tmp_path: Path) -> None:
     url = "s3://memgate/e2e"
     where = ["--baselines", url, "--pointers", tmp_path]

@@ -374,6 +374,7 @@ def test_09_glob_expansion_is_bounded(tmp_path: Path) -> None:
     (H.one_huge_string, "the string table holds more than 268435456 bytes"),
     (H.gzip_bomb, "decompressed size exceeds the limit of 1073741824 bytes"),
 ], ids=["39M-strings", "1000MiB-string", "2GiB-bomb"])
+@pytest.mark.slow
 def test_10_memory_stays_within_the_limits(tmp_path: Path, build: Any, refused: str) -> None:
     m = H.measure(build(tmp_path), tmp_path, timeout=300)
     assert m.returncode == 3, m.stderr
