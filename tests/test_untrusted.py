@@ -33,6 +33,7 @@ from tests import hostile_inputs as H
 from tests.pbuild import gz, make_profile
 from tests.test_action import SVC, Workspace, heap_profile, make_workspace, run_action
 from tests.test_github import TOKEN, FakeGitHub, api  # noqa: F401 - the fixture
+from tests.waiting import wait_until
 
 cmarkgfm = pytest.importorskip("cmarkgfm")
 
@@ -631,5 +632,5 @@ def test_sockets_are_closed_after_a_timeout() -> None:
         port = s.getsockname()[1]
         with pytest.raises(FetchError, match="timed out"):
             fetch_url(f"http://127.0.0.1:{port}/", Limits(), FetchOptions(timeout=0.5))
-    time.sleep(0.2)
+    wait_until(lambda: threading.active_count() <= before, "the watchdog thread to end", 5)
     assert threading.active_count() <= before
