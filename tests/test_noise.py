@@ -101,6 +101,7 @@ needs_noise = pytest.mark.skipif(not (NOISE / "leak-20.pb.gz").exists(),
                                  reason="noise fixtures missing: run tests/gen/noise.sh")
 
 
+@pytest.mark.slow
 @needs_noise
 def test_no_false_alarms_and_leaks_detected_on_real_go_runs() -> None:
     """Acceptance: 20 no-leak pairs never fail; the 1% leak is caught in at least 19 of 20."""
