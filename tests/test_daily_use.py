@@ -397,7 +397,7 @@ class _PprofHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def pprof_server() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PprofHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -106,7 +106,7 @@ def server() -> Iterator[str]:
     srv.daemon_threads = True
     # A client that gave up (the timeout test) makes the handler's write fail: expected.
     srv.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True)
     t.start()
     yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()

@@ -333,7 +333,7 @@ def server() -> Iterator[str]:
     srv.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
     srv.sleeping, srv.stopping = threading.Event(), threading.Event()  # type: ignore[attr-defined]
     SERVERS.append(srv)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.stopping.set()  # type: ignore[attr-defined]
     srv.shutdown()

@@ -228,7 +228,7 @@ def server() -> Iterator[str]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
     srv.daemon_threads = True
     srv.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()
     yield f"127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
 

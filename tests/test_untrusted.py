@@ -520,7 +520,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server() -> Iterator[str]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()
     yield f"127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
 
@@ -594,7 +594,7 @@ class _Drip(BaseHTTPRequestHandler):
 def test_known_drip_fed_status_line_hits_the_total_timeout() -> None:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
     srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()
     try:
         t0 = time.monotonic()
         res = cli("top", "--timeout", "2", f"http://127.0.0.1:{srv.server_address[1]}/heap")
