@@ -10,13 +10,17 @@ an uncaught exception is exit 1 with its traceback on stderr), the environment (
 complete environment, as ``subprocess.run`` takes it, set for the call and restored after), the
 working directory, stdin, and the decoding of ``text=True`` (universal newlines). What a real
 process is needed for, these tests keep on ``subprocess``: signals and Ctrl-C, crashes and kills,
-the console script and ``python -m memgate`` themselves, settings read once at import
-(``MEMGATE_NO_SPEEDUPS``), and output to a real file descriptor or terminal.
+the console script and ``python -m memgate`` themselves, and output to a real file descriptor
+or terminal (``memgate capture``'s command writes to the descriptors it inherits). Process-wide
+state a fresh process would not have: the environment and the working directory are restored
+(tests/conftest.py checks it after every test), memgate's own overrides are context variables
+it resets, and the line cache is cleared before each command.
 """
 
 from __future__ import annotations
 
 import inspect
+import linecache
 import locale
 import os
 import subprocess
@@ -76,6 +80,9 @@ def run(args: Sequence[str | Path], *, cwd: str | Path | None = None,
     """``subprocess.run([sys.executable, "-m", "memgate", *args], capture_output=True, ...)``
     without the process: ``env`` is the whole environment (None: the current one)."""
     argv = [str(a) for a in args]
+    # A new process starts with an empty linecache; memgate.python.names reads sources through
+    # it, by file names that may be relative ("app.py" of another test's directory).
+    linecache.clearcache()
     with _cwd(cwd):
         res = _runner().invoke(main, argv, input=input, env=_env_overrides(env),
                                catch_exceptions=True, prog_name=PROG_NAME)

@@ -104,7 +104,6 @@ def test_one_test_starts_retaining_and_the_gate_names_it(tmp_path: Path) -> None
     assert not any("test_compute" in f or "test_other" in f for f in failing), failing
 
 
-@pytest.mark.slow
 def test_marker_and_ini_limits_fail_with_one_screen(tmp_path: Path) -> None:
     project = make_project(tmp_path, "1_000_000")
     tests = project / "tests" / "test_app.py"

@@ -204,7 +204,6 @@ def test_not_python_is_a_usage_error(tmp_path: Path, command: list[str], problem
     assert not (tmp_path / "x.pb.gz").exists()
 
 
-@pytest.mark.slow
 def test_snapshot_marks(tmp_path: Path) -> None:
     (tmp_path / "srv.py").write_text(textwrap.dedent("""\
         import memgate.capture
