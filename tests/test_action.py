@@ -14,6 +14,8 @@ installed for the interpreter running the tests); one test instead runs it again
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -31,6 +33,7 @@ import yaml
 from click.testing import CliRunner
 
 from memgate.cli import main as cli_main
+from tests import clirun
 from tests.pbuild import gz, make_profile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,12 +191,50 @@ class Expressions:
         return EXPR.sub(lambda m: self.value(m.group(1)), text)
 
 
+#: The check step's script: what :func:`_action_in_process` stands in for.
+CHECK_STEP = '"$MEMGATE_PYTHON" -m memgate.action'
+
+
+def _action_in_process(env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m memgate.action`` (``sys.exit(main())``) in this process, with exactly
+    ``env`` as the environment and ``cwd`` as the working directory; output decoded as
+    ``subprocess.run(text=True)`` would (universal newlines). A process start per test is
+    most of this module's time."""
+    from memgate import action
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = action.main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+    def text(s: str) -> str:
+        return s.replace("\r\n", "\n").replace("\r", "\n")
+
+    return subprocess.CompletedProcess([CHECK_STEP], code, text(out.getvalue()),
+                                       text(err.getvalue()))
+
+
 def run_action(ws: Workspace, inputs: Mapping[str, str], *,
                env: Mapping[str, str] | None = None,
                event: Mapping[str, Any] | None = None, event_name: str = "pull_request",
                path: str | None = None, token: str = "ghs_test_token",
-               skip_install: bool = True) -> ActionRun:
-    """Run action.yml's steps like a runner; see the module docstring."""
+               skip_install: bool = True, real_process: bool = False) -> ActionRun:
+    """Run action.yml's steps like a runner; see the module docstring.
+
+    With the install skipped, the check step (``"$MEMGATE_PYTHON" -m memgate.action``) runs
+    in this process (:func:`_action_in_process`) unless ``real_process``: a few tests keep
+    the whole step a real process."""
     action = load_action()
     declared = action["inputs"]
     unknown = set(inputs) - set(declared)
@@ -251,9 +292,13 @@ def run_action(ws: Workspace, inputs: Mapping[str, str], *,
         script = runner / f"step_{k}.sh"
         script.write_text(step["run"], encoding="utf-8")
         cwd = ws.root / ex.sub(str(step.get("working-directory", ".")))
-        proc = subprocess.run(
-            ["/bin/bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-            cwd=cwd, env=step_env, capture_output=True, text=True, timeout=120, check=False)
+        if skip_install and not real_process and step["run"].strip() == CHECK_STEP:
+            proc = _action_in_process(step_env, cwd)
+        else:
+            proc = subprocess.run(
+                ["/bin/bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+                cwd=cwd, env=step_env, capture_output=True, text=True, timeout=120,
+                check=False)
         stdout.append(proc.stdout)
         stderr.append(proc.stderr)
         text = out_file.read_text(encoding="utf-8")
@@ -360,7 +405,7 @@ def test_docs_list_every_input_and_output() -> None:
 
 
 def test_pass(ws: Workspace) -> None:
-    run = run_action(ws, {"profiles": ws.ok, **SVC})
+    run = run_action(ws, {"profiles": ws.ok, **SVC}, real_process=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.outputs["verdict"] == "pass"
     assert run.outputs["regressions"] == "0"
@@ -376,7 +421,7 @@ def test_pass(ws: Workspace) -> None:
 
 
 def test_fail(ws: Workspace) -> None:
-    run = run_action(ws, {"profiles": ws.leak, **SVC})
+    run = run_action(ws, {"profiles": ws.leak, **SVC}, real_process=True)
     assert run.returncode == 1, run.stdout + run.stderr
     assert run.outputs["verdict"] == "fail"
     # What main.leaky holds is a level and fails; what it allocated it still holds, so its
@@ -640,8 +685,7 @@ def test_pre_commit_hook_runs_memgate_check(ws: Workspace) -> None:
     args = [*hook["entry"].split()[1:], *hook.get("args", []),
             "--component", "svc", "--duration", "60s", ws.leak]
     assert hook["entry"].split()[0] == "memgate"
-    proc = subprocess.run([sys.executable, "-m", "memgate", *args], cwd=ws.root, check=False,
-                          capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    proc = clirun.run(args, cwd=ws.root, env={**os.environ, "NO_COLOR": "1"})
     assert proc.returncode == 1 and "memgate: FAIL (svc)" in proc.stdout
 
 
@@ -685,7 +729,7 @@ def test_self_test_workflow_locally(tmp_path: Path) -> None:
     for step in steps:
         if step.get("uses") == "./":
             run = run_action(ws, {k: str(v).lower() if isinstance(v, bool) else str(v)
-                                  for k, v in step["with"].items()})
+                                  for k, v in step["with"].items()}, real_process=True)
             assert run.returncode == 0, run.stdout + run.stderr
             outputs[step["id"]] = run.outputs
     check = next(s for s in steps if "run" in s)

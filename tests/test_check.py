@@ -23,6 +23,7 @@ import pytest
 
 from memgate import __version__
 from memgate.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK
+from tests import clirun
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = Path("tests/fixtures/profiles")
@@ -39,8 +40,7 @@ def memgate(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = No
             ) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=full_env)
+    return clirun.run(args, cwd=cwd, env=full_env)
 
 
 def base_args(*baselines: Path) -> list[str]:

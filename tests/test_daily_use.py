@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests import clirun
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "tests" / "fixtures" / "profiles"
@@ -34,13 +35,12 @@ LEAK_RUNS = [NOISE / f"leak-{i:02d}.pb.gz" for i in (1, 2, 3)]
 
 def memgate(*args: str | Path, cwd: Path | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m memgate ARGS`` as a user runs it (the worktree's memgate, no colours)."""
+    """``python -m memgate ARGS`` as a user runs it (no colours), in this process
+    (tests/clirun.py)."""
     full_env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
     full_env.pop("GITHUB_ACTIONS", None)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=120,
-                          check=False)
+    return clirun.run(args, cwd=cwd, env=full_env)
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str], code: int = 3) -> str:
@@ -428,7 +428,7 @@ class _PprofHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def pprof_server() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PprofHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from memgate.errors import EXIT_ERROR, LimitError, ProfileError
 from memgate.profile.decode import decode
 from memgate.profile.limits import InputLimits
 from memgate.table import aggregate
+from tests import clirun
 from tests.pbuild import gz, make_profile
 
 PROFILES = Path(__file__).parent / "fixtures" / "profiles"
@@ -38,8 +37,7 @@ def test_gzip_and_raw_protobuf_decode_the_same() -> None:
 def test_sniffing_ignores_the_file_name(tmp_path: Path) -> None:
     misleading = tmp_path / "profile.txt"
     misleading.write_bytes(LOKI.read_bytes())
-    out = subprocess.run([sys.executable, "-m", "memgate", "top", "-n", "1", str(misleading)],
-                         capture_output=True, text=True)
+    out = clirun.run(["top", "-n", "1", misleading])
     assert out.returncode == 0, out.stderr
     assert "Type: alloc_space" in out.stdout
 
@@ -209,8 +207,7 @@ def test_malformed_input_through_the_cli_exits_3(tmp_path: Path, case: str) -> N
     make, expected = MALFORMED[case]
     f = tmp_path / "bad.pb.gz"
     f.write_bytes(make())
-    out = subprocess.run([sys.executable, "-m", "memgate", "top", str(f)],
-                         capture_output=True, text=True)
+    out = clirun.run(["top", f])
     assert out.returncode == EXIT_ERROR
     assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
@@ -229,14 +226,11 @@ def test_gzip_bomb_stops_at_the_limit() -> None:
 def test_gzip_bomb_limit_from_cli_and_env(tmp_path: Path) -> None:
     f = tmp_path / "bomb.gz"
     f.write_bytes(gzip.compress(b"\x00" * (4 << 20)))
-    out = subprocess.run(
-        [sys.executable, "-m", "memgate", "top", "--max-decompressed", "1MiB", str(f)],
-        capture_output=True, text=True)
+    out = clirun.run(["top", "--max-decompressed", "1MiB", f])
     assert out.returncode == EXIT_ERROR
     assert "exceeds the limit of 1048576 bytes" in out.stderr
     env = dict(os.environ, MEMGATE_MAX_DECOMPRESSED_BYTES="2097152")
-    out = subprocess.run([sys.executable, "-m", "memgate", "top", str(f)],
-                         capture_output=True, text=True, env=env)
+    out = clirun.run(["top", f], env=env)
     assert out.returncode == EXIT_ERROR
     assert "exceeds the limit of 2097152 bytes" in out.stderr
 
@@ -254,8 +248,8 @@ def test_multi_member_gzip_is_read_like_go() -> None:
 
 
 def test_stdin_input() -> None:
-    out = subprocess.run([sys.executable, "-m", "memgate", "top", "-", "--format", "json"],
-                         input=gz(make_profile().SerializeToString()), capture_output=True)
+    out = clirun.run(["top", "-", "--format", "json"],
+                     input=gz(make_profile().SerializeToString()), text=False)
     assert out.returncode == 0, out.stderr
     assert b'"profile": "<stdin>"' in out.stdout
 
@@ -263,8 +257,7 @@ def test_stdin_input() -> None:
 def test_missing_file_and_directory_errors(tmp_path: Path) -> None:
     for arg, msg in ((str(tmp_path / "nope.pb.gz"), "no such file"),
                      (str(tmp_path), "is a directory")):
-        out = subprocess.run([sys.executable, "-m", "memgate", "top", arg],
-                             capture_output=True, text=True)
+        out = clirun.run(["top", arg])
         assert out.returncode == EXIT_ERROR
         assert out.stderr.strip() == f"memgate: {arg}: {msg}" or msg in out.stderr
 

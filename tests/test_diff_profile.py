@@ -1,12 +1,13 @@
 """``memgate diff BASE NEW --output diff.pb.gz`` against ``go tool pprof -diff_base``.
 
 The goldens in tests/fixtures/diffprofile/ are pprof's own output (tests/gen/diff_goldens.sh):
-``diffbase.<i>.txt`` is ``go tool pprof -top -diff_base=BASE NEW``, ``diffprofile.<i>.txt`` is
-``go tool pprof -top`` of the diff profile memgate wrote. No Go is needed here.
+``diffbase.<i>.txt`` is ``go tool pprof -top -diff_base=BASE NEW``. No Go is needed here.
 
-1. The two goldens are identical, headers included: the diff profile carries pprof's own
-   ``pprof::base=true`` label on the negated base samples, so pprof takes its total (and so
-   every percentage) from the base samples only, exactly as it does for ``-diff_base``.
+1. ``go tool pprof -top`` of the diff profile memgate wrote is that same text, headers
+   included: the diff profile carries pprof's own ``pprof::base=true`` label on the negated
+   base samples, so pprof takes its total (and so every percentage) from the base samples
+   only, exactly as it does for ``-diff_base``. diff_goldens.sh compares the two outputs
+   byte for byte and refuses to write goldens when they differ, so one copy is kept.
 2. memgate's own ``top`` of a freshly written diff profile has the same rows (names, flat and
    cum in the same order). Its percentages differ: memgate's total is the sum of |value| over
    all samples (pprof's rule without the label), so only the absolute columns are compared.
@@ -62,13 +63,13 @@ def test_goldens_present() -> None:
 
 @pytest.mark.parametrize("pair", PAIRS)
 def test_pprof_sees_diff_profile_as_diff_base(pair: str) -> None:
+    """pprof's view of the diff profile was byte-identical to ``-diff_base`` when the goldens
+    were made (diff_goldens.sh checks it, headers included); here: that golden has rows and
+    no second copy is kept."""
     for i in _indices(pair):
         base = (GOLDEN / pair / f"diffbase.{i}.txt").read_text("utf-8", "backslashreplace")
-        ours = (GOLDEN / pair / f"diffprofile.{i}.txt").read_text("utf-8", "backslashreplace")
-        assert _rows(ours) == _rows(base)
         assert len(_rows(base)) > 5
-        # Headers too (File, Type, Time, "Showing nodes accounting for X, P% of T total").
-        assert ours == base
+        assert not (GOLDEN / pair / f"diffprofile.{i}.txt").exists()
 
 
 @pytest.mark.parametrize("pair", PAIRS)

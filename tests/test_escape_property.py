@@ -136,6 +136,7 @@ def _page(d: Path, name: str) -> str:
     return (d / "p.html").read_text("utf-8")
 
 
+@pytest.mark.slow
 @needs_chromium
 @settings(max_examples=8, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))

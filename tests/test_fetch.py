@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -21,6 +19,7 @@ from memgate.profile.fetch import delta_seconds
 from memgate.profile.fetch_options import FetchOptions
 from memgate.profile.limits import InputLimits
 from memgate.profile.source import load_profile
+from tests import clirun
 
 PROFILES = Path(__file__).parent / "fixtures" / "profiles"
 HEAP = (PROFILES / "seedleak-noleak-1.pb.gz").read_bytes()
@@ -110,7 +109,7 @@ def server() -> Iterator[str]:
     srv.daemon_threads = True
     # A client that gave up (the timeout test) makes the handler's write fail: expected.
     srv.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t = threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True)
     t.start()
     yield f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
@@ -165,22 +164,17 @@ def test_unsupported_scheme() -> None:
 
 
 def test_cli_url_404_is_one_line_exit_3(server: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "memgate", "top", f"{server}/nope"],
-                         capture_output=True, text=True)
+    out = clirun.run(["top", f"{server}/nope"])
     assert out.returncode == 3
     assert out.stderr.strip().splitlines() == [
         f"memgate: {server}/nope: HTTP 404 Not Found: 404 page not found"]
 
 
 def test_cli_progress_on_request(server: str) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "memgate", "top", "--progress", "-n", "1",
-         f"{server}/debug/pprof/heap?seconds=1"], capture_output=True, text=True)
+    out = clirun.run(["top", "--progress", "-n", "1", f"{server}/debug/pprof/heap?seconds=1"])
     assert out.returncode == 0, out.stderr
     assert "remaining" in out.stderr
-    quiet = subprocess.run(
-        [sys.executable, "-m", "memgate", "top", "-n", "1", f"{server}/debug/pprof/heap"],
-        capture_output=True, text=True)
+    quiet = clirun.run(["top", "-n", "1", f"{server}/debug/pprof/heap"])
     assert quiet.stderr == ""
 
 
@@ -190,12 +184,11 @@ def test_headers_reach_the_server(server: str) -> None:
         load_profile(f"{server}/auth")
     auth = (("Authorization", f"Bearer {TOKEN}"),)
     assert len(load_profile(f"{server}/auth", Config(fetch=FetchOptions(headers=auth))).samples)
-    cmd = [sys.executable, "-m", "memgate", "top", "-n", "1"]
-    out = subprocess.run([*cmd, "-H", f"Authorization: Bearer {TOKEN}", f"{server}/auth"],
-                         capture_output=True, text=True)
+    cmd = ["top", "-n", "1"]
+    out = clirun.run([*cmd, "-H", f"Authorization: Bearer {TOKEN}", f"{server}/auth"])
     assert out.returncode == 0, out.stderr
     env = {**os.environ, "MEMGATE_HTTP_HEADERS": f"# CI secret\nAuthorization: Bearer {TOKEN}\n"}
-    out = subprocess.run([*cmd, f"{server}/auth"], capture_output=True, text=True, env=env)
+    out = clirun.run([*cmd, f"{server}/auth"], env=env)
     assert out.returncode == 0, out.stderr
 
 
@@ -208,12 +201,10 @@ def test_credentials_stay_with_their_origin(server: str) -> None:
 
 
 def test_bad_headers_are_usage_errors_without_the_value(server: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "memgate", "top", "-H", "Bearer s3cr3t",
-                          f"{server}/auth"], capture_output=True, text=True)
+    out = clirun.run(["top", "-H", "Bearer s3cr3t", f"{server}/auth"])
     assert out.returncode == 2 and "--header" in out.stderr
     env = {**os.environ, "MEMGATE_HTTP_HEADERS": "Authorization Bearer s3cr3t"}
-    out = subprocess.run([sys.executable, "-m", "memgate", "top", f"{server}/auth"],
-                         capture_output=True, text=True, env=env)
+    out = clirun.run(["top", f"{server}/auth"], env=env)
     assert out.returncode == 3
     assert out.stderr.startswith("memgate: $MEMGATE_HTTP_HEADERS: not a 'Name: value' header")
     assert "s3cr3t" not in out.stderr
@@ -231,18 +222,15 @@ def test_content_encoding(server: str) -> None:
 def test_baseline_update_takes_the_url_options(server: str, tmp_path: Path) -> None:
     """`baseline update` reads URLs too: --header, --timeout and --max-decompressed as in
     `check`."""
-    cmd = [sys.executable, "-m", "memgate", "baseline", "update", "-c", "api", "--reason", "r",
-           "--baselines", str(tmp_path / "b"), "--duration", "1m"]
-    out = subprocess.run([*cmd, f"{server}/auth"], capture_output=True, text=True)
+    cmd = ["baseline", "update", "-c", "api", "--reason", "r", "--baselines", str(tmp_path / "b"),
+           "--duration", "1m"]
+    out = clirun.run([*cmd, f"{server}/auth"])
     assert out.returncode == 3 and "HTTP 401" in out.stderr
-    out = subprocess.run([*cmd, "-H", f"Authorization: Bearer {TOKEN}", f"{server}/auth"],
-                         capture_output=True, text=True)
+    out = clirun.run([*cmd, "-H", f"Authorization: Bearer {TOKEN}", f"{server}/auth"])
     assert out.returncode == 0, out.stderr
-    out = subprocess.run([*cmd, "--timeout", "0.5", f"{server}/slow"], capture_output=True,
-                         text=True)
+    out = clirun.run([*cmd, "--timeout", "0.5", f"{server}/slow"])
     assert out.returncode == 3 and "timed out after 0.5s" in out.stderr
-    out = subprocess.run([*cmd, "--max-decompressed", "1000", f"{server}/debug/pprof/heap"],
-                         capture_output=True, text=True)
+    out = clirun.run([*cmd, "--max-decompressed", "1000", f"{server}/debug/pprof/heap"])
     assert out.returncode == 3
     assert "larger than the limit of 1000 bytes (raise it with --max-decompressed" in out.stderr
 
@@ -263,7 +251,5 @@ def test_no_user_header_follows_a_redirect_to_another_origin(server: str) -> Non
 
 
 def test_header_values_must_be_latin_1(server: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "memgate", "top", "-H",
-                          "Authorization: Bearer \u201ctoken\u201d", f"{server}/auth"],
-                         capture_output=True, text=True)
+    out = clirun.run(["top", "-H", "Authorization: Bearer \u201ctoken\u201d", f"{server}/auth"])
     assert out.returncode == 2 and "cannot carry" in out.stderr

@@ -3,8 +3,9 @@
 Each target (decoder, legacy text parsers, policy loader, baseline manifest loader, report
 merger) runs a few hundred hypothesis cases in-process, derandomized so that CI is
 deterministic; the long run (``python scripts/fuzz.py --cases 10000``) uses the same
-strategies and targets (see docs/reliability.md). A few cases also go through the real CLI in
-a subprocess: exit 0 or 3, one stderr line, never a traceback. Every truncation of a real
+strategies and targets (see docs/reliability.md); the targets are marked slow (``pytest -m
+slow``, CI). A few cases also go through the CLI, in this process and (slow) in real processes:
+exit 0 or 3, one stderr line, never a traceback. Every truncation of a real
 gzip profile and of a raw one is a clean error too.
 """
 
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 from memgate.errors import ProfileError
 from memgate.profile.decode import decode
 from memgate.profile.limits import InputLimits
+from tests import clirun
 from tests import strategies as S
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,30 +47,35 @@ FUZZ = settings(
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @FUZZ
 @given(S.hostile_profile())
 def test_fuzz_hostile_profiles(data: bytes) -> None:
     assert S.decode_target(data) in ("ok", "error")
 
 
+@pytest.mark.slow
 @FUZZ
 @given(S.mutated_samples())
 def test_fuzz_mutated_samples(data: bytes) -> None:
     assert S.decode_target(data) in ("ok", "error")
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=100)
 @given(S.mutated_corpus())
 def test_fuzz_mutated_corpus(data: bytes) -> None:
     assert S.decode_target(data) in ("ok", "error")
 
 
+@pytest.mark.slow
 @FUZZ
 @given(S.legacy_text())
 def test_fuzz_legacy_text(data: bytes) -> None:
     assert S.decode_target(data) in ("ok", "error")
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=100)
 @given(st.binary(max_size=64))
 def test_fuzz_random_bytes(data: bytes) -> None:
@@ -80,6 +87,7 @@ def test_fuzz_random_bytes(data: bytes) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @FUZZ
 @given(S.policy_text())
 def test_fuzz_policy(data: bytes) -> None:
@@ -105,6 +113,7 @@ def valid_report() -> dict[str, Any]:
     return data
 
 
+@pytest.mark.slow
 def test_fuzz_manifest(valid_baseline: tuple[dict[str, Any], bytes, str]) -> None:
     manifest, blob, sha = valid_baseline
 
@@ -120,6 +129,7 @@ def test_fuzz_manifest(valid_baseline: tuple[dict[str, Any], bytes, str]) -> Non
         assert S.manifest_target(json.dumps(manifest).encode(), Path(d), blob, sha) == "ok"
 
 
+@pytest.mark.slow
 def test_fuzz_report_merge(valid_report: dict[str, Any]) -> None:
     @settings(FUZZ, max_examples=100)
     @given(S.report_text(valid_report))
@@ -230,6 +240,7 @@ def _cli_cases() -> list[bytes]:
     return cases
 
 
+@pytest.mark.slow
 def test_cli_hostile_inputs_exit_cleanly(tmp_path: Path) -> None:
     for i, data in enumerate(_cli_cases()):
         p = tmp_path / f"case-{i}"
@@ -250,10 +261,8 @@ def test_cli_check_with_hostile_candidate(tmp_path: Path) -> None:
     for i, data in enumerate(_cli_cases()[:4]):
         p = tmp_path / f"cand-{digest}-{i}.pb"
         p.write_bytes(data)
-        out = subprocess.run(
-            [sys.executable, "-m", "memgate", "check", "--baseline", str(base), "--duration",
-             "1m", "--json", str(tmp_path / "r.json"), str(p)],
-            capture_output=True, text=True, timeout=60, cwd=ROOT, check=False)
+        out = clirun.run(["check", "--baseline", base, "--duration", "1m", "--json",
+                          tmp_path / "r.json", p], cwd=ROOT)
         assert out.returncode == 3, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
         assert not (tmp_path / "r.json").exists()
@@ -264,6 +273,7 @@ def test_cli_check_with_hostile_candidate(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(FUZZ, max_examples=60)
 @given(S.mutated_strings())
 def test_fuzz_string_tables_and_drop_frames(data: bytes) -> None:

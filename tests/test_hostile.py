@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -26,6 +26,8 @@ from memgate.profile.fetch import delta_seconds
 from memgate.profile.fetch_options import FetchOptions
 from memgate.profile.limits import InputLimits
 from memgate.profile.source import load_profile
+from tests import clirun
+from tests.waiting import blocked_reading_a_pipe, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "tests" / "fixtures" / "profiles"
@@ -38,9 +40,8 @@ def run(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None,
     full_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     full_env.pop("GITHUB_ACTIONS", None)
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
-                          env=full_env, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    del timeout  # in this process (tests/clirun.py): the limits under test bound the time
+    return clirun.run(args, cwd=cwd, env=full_env)
 
 
 def assert_one_line_error(out: subprocess.CompletedProcess[str], code: int = 3) -> str:
@@ -129,6 +130,7 @@ def test_element_counts_are_checked_before_the_protobuf_runtime_builds_them() ->
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_deeply_nested_policy_is_one_error(tmp_path: Path) -> None:
     """Bug: 5000 nested brackets raised RecursionError out of PyYAML."""
     from memgate.policy import load_policy
@@ -307,7 +309,10 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         elif self.path.startswith("/sleep"):
-            time.sleep(30)
+            # A server that never answers: the client is now waiting (the Ctrl-C test waits
+            # for that), until the module's server stops.
+            self.server.sleeping.set()  # type: ignore[attr-defined]
+            self.server.stopping.wait(30)  # type: ignore[attr-defined]
         elif self.path.startswith("/short"):
             self.send_response(200)
             self.send_header("Content-Length", "100000")
@@ -322,13 +327,20 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
 
 
+#: The running test server (for the Ctrl-C test to see when a request of it is waiting).
+SERVERS: list[ThreadingHTTPServer] = []
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
     srv.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv.sleeping, srv.stopping = threading.Event(), threading.Event()  # type: ignore[attr-defined]
+    SERVERS.append(srv)
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.stopping.set()  # type: ignore[attr-defined]
     srv.shutdown()
 
 
@@ -389,28 +401,36 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _interrupt(args: list[str | Path], cwd: Path, after: float,
+def _interrupt(args: list[str | Path], cwd: Path, ready: Callable[[], object], after: float = 0,
                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Start memgate, wait until ``ready()`` (the command is where the test wants it, not still
+    importing), then ``after`` more seconds, and press Ctrl-C."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     full_env.pop("GITHUB_ACTIONS", None)
     proc = subprocess.Popen([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
                             env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, preexec_fn=_default_sigint)
+    wait_until(lambda: ready() or proc.poll() is not None, "the command to get going", 60)
     time.sleep(after)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_check_leaves_no_report(tmp_path: Path, server: str) -> None:
+    sleeping = SERVERS[-1].sleeping  # type: ignore[attr-defined]
+    sleeping.clear()
     out = _interrupt(["check", "--baseline", SMALL, "--duration", "1m", "--json", "out.json",
-                      "--summary", "out.md", f"{server}/sleep"], tmp_path, after=2.0)
+                      "--summary", "out.md", f"{server}/sleep"], tmp_path, sleeping.is_set)
     line = assert_one_line_error(out, 130)
     assert line == "memgate: interrupted"
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("after", [1.5, 2.5, 3.1, 3.5, 3.9])
+@pytest.mark.slow
+# Seconds into the update (from when it takes the lock; each step of the write takes 0.4 s).
+@pytest.mark.parametrize("after", [0.0, 1.0, 1.6, 2.0, 2.4])
 def test_ctrl_c_during_baseline_update_keeps_the_old_baseline(tmp_path: Path,
                                                               after: float) -> None:
     from memgate.baseline.store import Store
@@ -419,7 +439,8 @@ def test_ctrl_c_during_baseline_update_keeps_the_old_baseline(tmp_path: Path,
     Store(root).update("api", [str(SMALL)], reason="first", duration_seconds=60)
     before = {p.name: p.read_bytes() for p in (root / "api").iterdir()}
     out = _interrupt(["baseline", "update", "-c", "api", LEAK, "--reason", "second",
-                      "--baselines", root, "--duration", "1m"], tmp_path, after=after,
+                      "--baselines", root, "--duration", "1m"], tmp_path,
+                     (root / ".api.lock").exists, after=after,
                      env={"MEMGATE_TEST_STORE_DELAY": "0.4"})
     if out.returncode == 0:
         pytest.skip("the update finished before the interrupt (slow machine)")
@@ -433,6 +454,7 @@ def test_ctrl_c_during_baseline_update_keeps_the_old_baseline(tmp_path: Path,
     assert Store(root).verify() == []
 
 
+@pytest.mark.slow
 def test_sigint_exit_code_is_130_for_top(tmp_path: Path) -> None:
     """The plain case, independent of any server: stdin that never ends."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -441,7 +463,8 @@ def test_sigint_exit_code_is_130_for_top(tmp_path: Path) -> None:
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env=full_env, cwd=tmp_path, preexec_fn=_default_sigint)
     os.close(r)
-    time.sleep(1.5)
+    wait_until(lambda: blocked_reading_a_pipe(proc.pid) or proc.poll() is not None,
+               "memgate top - to read its stdin", 60)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     os.close(w)

@@ -306,6 +306,7 @@ def _rgb(css: str) -> tuple[int, int, int]:
     return nums[0], nums[1], nums[2]
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_leak_flame_graph_in_chromium(tmp_path: Path) -> None:
     page, _ = _check_html(tmp_path)
@@ -333,6 +334,7 @@ def test_leak_flame_graph_in_chromium(tmp_path: Path) -> None:
     print(f"screenshot: {shot}")
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_hostile_names_do_not_execute(tmp_path: Path) -> None:
     page = _xss_page()

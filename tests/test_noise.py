@@ -10,6 +10,7 @@ import pytest
 
 from memgate.profile.builder import ProfileBuilder
 from memgate.stats import mann_whitney_p, normal_quantile, normal_sf, sampling_variance
+from tests import clirun
 
 RATE = 524288
 NOISE = Path(__file__).parent / "fixtures" / "noise"
@@ -100,6 +101,7 @@ needs_noise = pytest.mark.skipif(not (NOISE / "leak-20.pb.gz").exists(),
                                  reason="noise fixtures missing: run tests/gen/noise.sh")
 
 
+@pytest.mark.slow
 @needs_noise
 def test_no_false_alarms_and_leaks_detected_on_real_go_runs() -> None:
     """Acceptance: 20 no-leak pairs never fail; the 1% leak is caught in at least 19 of 20."""
@@ -128,14 +130,11 @@ def test_no_false_alarms_and_leaks_detected_on_real_go_runs() -> None:
 def test_six_no_leak_runs_against_six_do_not_fail() -> None:
     """With 6 runs a side, the run-to-run spread and the sampling model both speak."""
     import json
-    import subprocess
-    import sys
 
     noise = Path(__file__).resolve().parent / "fixtures" / "noise"
     base = [a for i in range(1, 7) for a in ("--baseline", str(noise / f"noleak-{i:02d}.pb.gz"))]
     cand = [str(noise / f"noleak-{i:02d}.pb.gz") for i in range(21, 27)]
-    r = subprocess.run([sys.executable, "-m", "memgate", "check", *base, "--duration", "15s",
-                        *cand, "--format", "json"], capture_output=True, text=True, check=False)
+    r = clirun.run(["check", *base, "--duration", "15s", *cand, "--format", "json"])
     rep = json.loads(r.stdout)
     # No-leak runs against no-leak runs: nothing fails (the rank tests of every crossing, with
     # flat and cum tested, cannot reach the family's level with 6 runs; the model decides).

@@ -12,6 +12,7 @@ import pytest
 
 from memgate.errors import MemgateError
 from memgate.outputs import Output, check_outputs, write_outputs
+from tests import clirun
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "tests" / "fixtures" / "profiles"
@@ -23,8 +24,7 @@ linux_proc = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs L
 def memgate(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("GITHUB_ACTIONS", None)
-    return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False)
+    return clirun.run(args, cwd=cwd, env=env)
 
 
 def check_args(*outputs: str) -> list[str]:

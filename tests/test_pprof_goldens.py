@@ -2,9 +2,11 @@
 
 The goldens under tests/fixtures/golden/ are pprof's own output
 (`go tool pprof -top -nodefraction=0 -edgefraction=0 -symbolize=none -unit=B ...`), made by
-tests/gen/regenerate.sh; these tests need no Go. For every profile, every sample type and every
-granularity, memgate must print the same rows: the same names in the same order with the same
-flat, flat%, sum%, cum and cum%. Only pprof's " (inline)" markers are not reproduced.
+tests/gen/regenerate.sh (large ones gzip-compressed, tests/goldens.py); these tests need no
+Go. For every profile, every sample type and every granularity, memgate must print the same
+rows: the same names in the same order with the same flat, flat%, sum%, cum and cum%. Only
+pprof's " (inline)" markers are not reproduced. (bigheap-10k has lines goldens at its default
+sample index only: the other three were 5 MB of the same call sites.)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from memgate.profile.decode import decode
 from memgate.profile.limits import InputLimits
 from memgate.report.top import build_top, render_text
 from memgate.table import aggregate
+from tests.goldens import read_golden
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = FIXTURES / "golden"
@@ -34,8 +37,8 @@ def _cases() -> list[tuple[str, str, int]]:
     for d in sorted(GOLDEN.iterdir()):
         if d.name == "diff" or not d.is_dir():
             continue
-        for f in sorted(d.glob("*.txt")):
-            m = re.fullmatch(r"(functions|filefunctions|lines)\.(\d+)\.txt", f.name)
+        for f in sorted(d.glob("*.txt*")):
+            m = re.fullmatch(r"(functions|filefunctions|lines)\.(\d+)\.txt(?:\.gz)?", f.name)
             if m:
                 cases.append((d.name, m.group(1), int(m.group(2))))
     return cases
@@ -88,7 +91,7 @@ def test_goldens_exist() -> None:
 @pytest.mark.parametrize(("name", "granularity", "index"), CASES,
                          ids=[f"{n}-{g}-{i}" for n, g, i in CASES])
 def test_top_matches_pprof(name: str, granularity: str, index: int, path: str) -> None:
-    golden = (GOLDEN / name / f"{granularity}.{index}.txt").read_bytes().decode(
+    golden = read_golden(GOLDEN / name / f"{granularity}.{index}.txt").decode(
         "utf-8", "backslashreplace")
     prof, table = _load(name, granularity, path)
     rep = build_top(prof, table, index)

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -37,6 +36,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, json_format, messag
 
 from memgate.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from memgate.profile import profile_pb2
+from tests import clirun
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = ROOT / "tests" / "fixtures" / "noise"
@@ -228,7 +228,7 @@ def server() -> Iterator[str]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Fake)
     srv.daemon_threads = True
     srv.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()
     yield f"127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
 
@@ -244,8 +244,7 @@ def memgate(*args: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = No
     full = {k: v for k, v in os.environ.items()
             if not k.startswith(("GITHUB_", "MEMGATE_"))}
     full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=full, timeout=120)
+    return clirun.run(args, cwd=cwd, env=full)
 
 
 def findings(report: dict[str, Any]) -> list[tuple[str, str, str]]:

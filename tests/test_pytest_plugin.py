@@ -74,6 +74,7 @@ def make_project(root: Path, size: str) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_one_test_starts_retaining_and_the_gate_names_it(tmp_path: Path) -> None:
     project = make_project(tmp_path, "10")
     res = pytest_run(project, "--memgate=prof", "--memgate-duration=1m")
@@ -156,6 +157,7 @@ def test_bad_limits_and_names_are_usage_errors(tmp_path: Path) -> None:
     assert res.returncode == 4 and "--memgate-duration" in res.stderr
 
 
+@pytest.mark.slow
 def test_hostile_test_names_are_escaped(tmp_path: Path) -> None:
     project = make_project(tmp_path, "10")
     (project / "tests" / "test_evil.py").write_text(textwrap.dedent('''\
@@ -188,6 +190,7 @@ def test_entry_point_names_the_plugin(module: str) -> None:
     assert callable(plugin.pytest_addoption) and callable(plugin.pytest_configure)
 
 
+@pytest.mark.slow
 def test_memray_backend_sees_what_a_test_allocated_and_freed(tmp_path: Path) -> None:
     pytest.importorskip("memray", reason="memray is not installed (pip install memgate[memray])")
     project = make_project(tmp_path, "10")

@@ -31,6 +31,8 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 def memgate(*args: str | Path, cwd: Path,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # A real process: the captured command writes to the file descriptors it inherits, which
+    # an in-process run (tests/clirun.py) would not capture.
     return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
                           env=env or ENV, capture_output=True, text=True, timeout=120)
 
@@ -89,6 +91,7 @@ def _functions_by_line(path: Path) -> dict[int, str]:
     return out
 
 
+@pytest.mark.slow
 def test_capture_equals_tracemalloc_of_the_same_run(tmp_path: Path) -> None:
     script = tmp_path / "workload.py"
     script.write_text(WORKLOAD)
@@ -158,6 +161,7 @@ def test_exit_code_duration_and_command_line(tmp_path: Path) -> None:
     assert top_json(out, "inuse_space", tmp_path)["job.<module>"] >= 8000
 
 
+@pytest.mark.slow
 def test_module_code_and_console_script(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     pkg.mkdir()
@@ -251,6 +255,7 @@ def test_uncaught_exception_is_python_s_exit_status(tmp_path: Path) -> None:
     assert (tmp_path / "b.pb.gz").exists()  # a failing run is still profiled
 
 
+@pytest.mark.slow
 def test_memray_backend(tmp_path: Path) -> None:
     pytest.importorskip("memray", reason="memray is not installed (pip install memgate[memray])")
     (tmp_path / "churn.py").write_text(textwrap.dedent("""\

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import clirun
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -29,7 +31,8 @@ def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def memgate(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run("-m", "memgate", *args, cwd=cwd)
+    """``python -m memgate ARGS``, in this process (tests/clirun.py)."""
+    return clirun.run(args, cwd=cwd, env=ENV)
 
 
 def top_rows(profile: Path, index: str, cwd: Path, granularity: str) -> dict[str, int]:
@@ -58,6 +61,7 @@ SCRIPT = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 @needs_memray
 def test_memray_capture_has_memray_stats_top_functions(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(SCRIPT)

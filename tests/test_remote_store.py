@@ -28,6 +28,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from memgate.cli import main  # noqa: E402
 from memgate.errors import EXIT_ERROR, EXIT_FAIL, EXIT_OK  # noqa: E402
+from tests import clirun  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE = ROOT / "tests" / "fixtures" / "noise"
@@ -44,8 +45,7 @@ def memgate(*args: str | Path, env: dict[str, str] | None = None,
     full = {k: v for k, v in os.environ.items()
             if not k.startswith(("GITHUB_", "MEMGATE_"))}
     full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=full, timeout=120)
+    return clirun.run(args, cwd=cwd, env=full)
 
 
 def variant(i: int) -> bytes:
@@ -98,6 +98,7 @@ def test_memory_store_gates_like_the_local_store(mem: tuple[str, Path]) -> None:
     assert r.exit_code == EXIT_ERROR and "no baseline for component" in r.output
 
 
+@pytest.mark.slow
 def test_lock_object_backends_lose_no_update(tmp_path: Path) -> None:
     """The lock-object protocol (gs://, az://, or forced): 3 processes x 4 concurrent updates
     of one component through a file:// store all land, in one linear history."""
@@ -284,6 +285,7 @@ def s3() -> Iterator[dict[str, str]]:
     srv.wait(10)
 
 
+@pytest.mark.slow
 def test_s3_store_end_to_end(s3: dict[str, str], tmp_path: Path) -> None:
     url = "s3://memgate/e2e"
     where = ["--baselines", url, "--pointers", tmp_path]

@@ -186,6 +186,7 @@ def test_unwritable_output_is_an_error(reports: dict[str, Path], tmp_path: Path)
     assert "directory does not exist" in res.output
 
 
+@pytest.mark.slow
 def test_merged_markdown_stays_under_the_summary_limit(reports: dict[str, Path]) -> None:
     """Several components with big reports: details are cut per component (failing ones first)
     and the whole stays under GitHub's 1 MiB step-summary limit."""

@@ -858,6 +858,7 @@ def test_accept_missing_report(tmp_path: Path) -> None:
 def test_accept_the_report_of_a_real_check(tmp_path: Path) -> None:
     """update -> check (fails on the leak) -> accept its report -> check passes."""
     from memgate.cli import main
+    from tests import clirun
 
     if "check" not in getattr(main, "commands", {}):
         pytest.skip("memgate check is not available yet")
@@ -865,9 +866,7 @@ def test_accept_the_report_of_a_real_check(tmp_path: Path) -> None:
     env.pop("GITHUB_ACTIONS", None)
 
     def memgate(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "memgate", *map(str, args)], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=120,
-                              check=False)
+        return clirun.run(args, cwd=tmp_path, env=env)
 
     for p in LEAK[:2]:
         shutil.copy(p, tmp_path / p.name)

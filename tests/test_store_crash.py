@@ -34,7 +34,8 @@ from memgate.baseline.manifest import MANIFEST
 from memgate.baseline.store import Store
 from memgate.errors import BaselineError
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")]
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = REPO / "tests" / "fixtures" / "profiles"
@@ -223,6 +224,7 @@ import os, sys, time
 from memgate.cli.baseline import baseline
 import memgate.baseline.store, memgate.table  # import everything before the start signal
 gate = sys.argv[1]
+open(f"{gate}.ready.{os.getpid()}", "w").close()
 while not os.path.exists(gate):
     time.sleep(0.0005)
 baseline(sys.argv[2:], prog_name="memgate baseline")
@@ -236,7 +238,11 @@ def _gated(gate: Path, args: Sequence[str], delay: str) -> subprocess.Popen[str]
 
 
 def _ready_all(gate: Path, procs: Sequence[subprocess.Popen[str]]) -> None:
-    time.sleep(0.8)  # let every interpreter finish its imports and wait at the gate
+    from tests.waiting import wait_until
+
+    # Every interpreter has finished its imports and waits at the gate.
+    wait_until(lambda: all(Path(f"{gate}.ready.{p.pid}").exists() or p.poll() is not None
+                           for p in procs), "the updates to wait at the gate", 60)
     gate.write_text("go")
     for p in procs:
         p.wait(timeout=60)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
+
+from tests import clirun
+from tests.goldens import read_golden_text
 
 FIX = Path(__file__).parent / "fixtures"
 LOKI = FIX / "profiles" / "go-heap-loki.pb.gz"
@@ -17,8 +19,7 @@ NODE2 = FIX / "profiles" / "nodejs-heap-uncompressed.pprof"
 
 
 def top(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "memgate", "top", *map(str, args)],
-                          capture_output=True, text=True)
+    return clirun.run(["top", *args])
 
 
 ROW = (r"\s*(-?\d+)B?\s+\S+%\s+\S+%\s+(-?\d+)B?\s+\S+%\s\s(.*?)"
@@ -26,7 +27,7 @@ ROW = (r"\s*(-?\d+)B?\s+\S+%\s+\S+%\s+(-?\d+)B?\s+\S+%\s\s(.*?)"
 
 
 def golden_rows(name: str, gran: str, index: int) -> list[tuple[int, int, str]]:
-    text = (FIX / "golden" / name / f"{gran}.{index}.txt").read_text()
+    text = read_golden_text(FIX / "golden" / name / f"{gran}.{index}.txt")
     rows = []
     for line in text.split("   cum%\n", 1)[1].splitlines():
         m = re.match(ROW, line)

@@ -34,6 +34,7 @@ from tests import hostile_inputs as H
 from tests.pbuild import gz, make_profile
 from tests.test_action import SVC, Workspace, heap_profile, make_workspace, run_action
 from tests.test_github import TOKEN, FakeGitHub, api  # noqa: F401 - the fixture
+from tests.waiting import wait_until
 
 cmarkgfm = pytest.importorskip("cmarkgfm")
 
@@ -375,6 +376,7 @@ def test_09_glob_expansion_is_bounded(tmp_path: Path) -> None:
     (H.one_huge_string, "the string table holds more than 268435456 bytes"),
     (H.gzip_bomb, "decompressed size exceeds the limit of 1073741824 bytes"),
 ], ids=["39M-strings", "1000MiB-string", "2GiB-bomb"])
+@pytest.mark.slow
 def test_10_memory_stays_within_the_limits(tmp_path: Path, build: Any, refused: str) -> None:
     m = H.measure(build(tmp_path), tmp_path, timeout=300)
     assert m.returncode == 3, m.stderr
@@ -519,7 +521,7 @@ class _Handler(BaseHTTPRequestHandler):
 def server() -> Iterator[str]:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()
     yield f"127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
 
@@ -594,7 +596,7 @@ class _Drip(BaseHTTPRequestHandler):
 def test_known_drip_fed_status_line_hits_the_total_timeout() -> None:
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
     srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True).start()
     try:
         t0 = time.monotonic()
         res = cli("top", "--timeout", "2", f"http://127.0.0.1:{srv.server_address[1]}/heap")
@@ -632,5 +634,5 @@ def test_sockets_are_closed_after_a_timeout() -> None:
         port = s.getsockname()[1]
         with pytest.raises(FetchError, match="timed out"):
             fetch_url(f"http://127.0.0.1:{port}/", InputLimits(), FetchOptions(timeout=0.5))
-    time.sleep(0.2)
+    wait_until(lambda: threading.active_count() <= before, "the watchdog thread to end", 5)
     assert threading.active_count() <= before

@@ -9,10 +9,12 @@
 # For each pair BASE NEW below, writes tests/fixtures/diffprofile/<name>/:
 #   pair.txt              the two input paths (relative to the repository root)
 #   diffbase.<i>.txt      go tool pprof -top ... -sample_index=i -diff_base=BASE NEW
-#   diffprofile.<i>.txt   go tool pprof -top ... -sample_index=i diff.pb.gz
 # with -nodefraction=0 -edgefraction=0 -symbolize=none, and -unit=B for byte types (counts get
-# no -unit flag, as in regenerate.sh). tests/test_diff_profile.py checks that both agree and
-# that memgate's own `top` of a freshly written diff profile has the same rows; it needs no Go.
+# no -unit flag, as in regenerate.sh). It also runs go tool pprof -top ... -sample_index=i on
+# diff.pb.gz and fails unless that output is byte-identical to diffbase.<i>.txt (pprof sees
+# memgate's diff profile exactly as -diff_base), so only one copy is kept.
+# tests/test_diff_profile.py checks that memgate's own `top` of a freshly written diff profile
+# has the same rows; it needs no Go.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -55,7 +57,12 @@ for st in p.sample_types: print(st.type, st.unit)' "$new")
     "$GO" tool pprof "${TOPFLAGS[@]}" "${flag[@]}" -sample_index="$i" \
       -diff_base="$base" "$new" > "$d/diffbase.$i.txt"
     "$GO" tool pprof "${TOPFLAGS[@]}" "${flag[@]}" -sample_index="$i" \
-      "$TMP/diff.pb.gz" > "$d/diffprofile.$i.txt"
+      "$TMP/diff.pb.gz" > "$TMP/diffprofile.$i.txt"
+    if ! cmp -s "$TMP/diffprofile.$i.txt" "$d/diffbase.$i.txt"; then
+      echo "$name, sample index $i: pprof's view of the diff profile differs from -diff_base:" >&2
+      diff "$d/diffbase.$i.txt" "$TMP/diffprofile.$i.txt" | head -20 >&2
+      exit 1
+    fi
   done
   echo "  $name: ${#types[@]} sample types"
 done

@@ -24,8 +24,13 @@
 #   tests/fixtures/golden/<profile>/{functions,filefunctions,lines}.<i>.txt
 #                              stdout of go tool pprof -top per sample index i
 #                              (.err instead when pprof fails; first line = exit code;
-#                               .stderr next to a .txt when pprof succeeded but warned)
-#   tests/fixtures/golden/<profile>/raw.txt   go tool pprof -raw -symbolize=none
+#                               .stderr next to a .txt when pprof succeeded but warned);
+#                              over 128 KiB stored as .txt.gz (gzip -9n); for the
+#                              profiles in LINES_DEFAULT_ONLY, lines only at the
+#                              default sample index
+#   tests/fixtures/golden/<profile>/raw.txt   go tool pprof -raw -symbolize=none, kept
+#                              for legacy text profiles only (tests/test_legacy.py reads
+#                              them; no test reads the others: --keep-raw keeps them all)
 #   tests/fixtures/golden/<profile>/meta.json sample types, default index, unit flags
 #   tests/fixtures/golden/diff/<base>__<new>/functions.<i>.txt   -diff_base goldens
 #
@@ -43,14 +48,15 @@ GOLDEN="$FIX/golden"
 LARGE="$FIX/large"
 CORPUS="${CORPUS:-/work/shared/corpus}"
 
-GOLDENS_ONLY=0 LARGE_TOO=0 LARGE_ONLY=0 HUGE=0
+GOLDENS_ONLY=0 LARGE_TOO=0 LARGE_ONLY=0 HUGE=0 KEEP_RAW=0
 for a in "$@"; do
   case "$a" in
     --goldens-only) GOLDENS_ONLY=1 ;;
+    --keep-raw) KEEP_RAW=1 ;;
     --large) LARGE_TOO=1 ;;
     --large-only) LARGE_ONLY=1 ;;
     --huge) HUGE=1 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -192,45 +198,81 @@ open(meta, "a").write("\n")
 EOF
 }
 
+# Profiles whose lines goldens are kept at the default sample index only: bigheap-10k's four
+# lines goldens were 6.8 MB of the same 19k call sites; functions and filefunctions keep every
+# index, so every sample type is still compared at that scale.
+LINES_DEFAULT_ONLY=(bigheap-10k.pb.gz)
+# Goldens larger than this are stored gzip-compressed (the tests read .txt or .txt.gz).
+GZIP_OVER=131072
+
+# is_legacy_text PROFILE: true for the legacy text formats (tests/test_legacy.py)
+is_legacy_text() {
+  python3 - "$1" "$HERE" <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[2])
+import profstat
+sys.exit(0 if profstat.header(sys.argv[1]).get("format") == "text" else 1)
+EOF
+}
+
+# default_index RAWFILE: the sample index pprof uses by default ([dflt], else the last)
+default_index() {
+  python3 - "$1" <<'EOF'
+import sys
+lines = open(sys.argv[1], encoding="utf-8", errors="surrogateescape").read().split("\n")
+hdr = lines[lines.index("Samples:") + 1].split()
+dflt = [i for i, t in enumerate(hdr) if t.endswith("[dflt]")]
+print(dflt[0] if dflt else len(hdr) - 1)
+EOF
+}
+
 gen_goldens() {
   echo "computing goldens"
   rm -rf "$GOLDEN"
   mkdir -p "$GOLDEN/diff"
-  local f name d rc
+  local f name d rc raw
   for f in "$PROFILES"/*; do
     name="$(basename "$f")"
     d="$GOLDEN/$name"
+    raw="$TMP/raw-$name.txt"
     mkdir -p "$d"
     rc=0
-    pprof -raw -symbolize=none "$f" >"$d/raw.txt" 2>"$TMP/e" || rc=$?
+    pprof -raw -symbolize=none "$f" >"$raw" 2>"$TMP/e" || rc=$?
     if [[ $rc != 0 ]]; then
-      { echo "exit code: $rc"; cat "$TMP/e"; } > "$d/raw.err"; rm -f "$d/raw.txt"
+      { echo "exit code: $rc"; cat "$TMP/e"; } > "$d/raw.err"
       echo "  $name: pprof -raw failed (exit $rc)"
       continue
     fi
     [[ -s "$TMP/e" ]] && cp "$TMP/e" "$d/raw.stderr"
+    if [[ $KEEP_RAW == 1 ]] || is_legacy_text "$f"; then cp "$raw" "$d/raw.txt"; fi
     local -a types=() flags=()
-    mapfile -t types < <(sample_types "$d/raw.txt")
-    local i
+    mapfile -t types < <(sample_types "$raw")
+    local i dflt
+    dflt="$(default_index "$raw")"
     for i in "${!types[@]}"; do
       flags[$i]="$(unit_flag "${types[$i]#* }")"
       for g in functions filefunctions lines; do
+        if [[ $g == lines && $i != "$dflt" && " ${LINES_DEFAULT_ONLY[*]} " == *" $name "* ]]; then
+          continue
+        fi
         # shellcheck disable=SC2086
         run_golden "$d/$g.$i" "${TOPFLAGS[@]}" ${flags[$i]} -sample_index=$i -$g "$f"
       done
     done
-    write_meta "$f" "$d/raw.txt" "$d/meta.json" "${flags[@]}"
+    write_meta "$f" "$raw" "$d/meta.json" "${flags[@]}"
+    find "$d" -name '*.txt' ! -name raw.txt -size +"${GZIP_OVER}c" -exec gzip -9n {} +
     echo "  $name: ${#types[@]} sample types"
   done
 
   local base new pair
-  for pair in "seedleak-noleak-1.pb.gz seedleak-leak-1.pb.gz" "seedleak-noleak-1.pb.gz seedleak-noleak-2.pb.gz"; do
+  # Only the pair a test reads (tests/test_check.py); add pairs here to look at others.
+  for pair in "seedleak-noleak-1.pb.gz seedleak-leak-1.pb.gz"; do
     read -r base new <<<"$pair"
     [[ -f "$PROFILES/$base" && -f "$PROFILES/$new" ]] || { echo "  diff $base $new: missing profile"; continue; }
     d="$GOLDEN/diff/${base}__${new}"
     mkdir -p "$d"
     local -a dtypes=()
-    mapfile -t dtypes < <(sample_types "$GOLDEN/$new/raw.txt")
+    mapfile -t dtypes < <(sample_types "$TMP/raw-$new.txt")
     for i in "${!dtypes[@]}"; do
       # shellcheck disable=SC2046
       run_golden "$d/functions.$i" "${TOPFLAGS[@]}" $(unit_flag "${dtypes[$i]#* }") -sample_index=$i \
