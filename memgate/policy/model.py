@@ -171,6 +171,12 @@ class LimitOverrides:
     max_increase_level: tuple[Quantity, ...] | Inherit = INHERIT
     max_level: tuple[Quantity, ...] | Inherit = INHERIT
 
+    def quantities(self) -> dict[str, tuple[Quantity, ...] | Inherit]:
+        """The limits that are quantities (all but ``max_increase_pct``), by key: each must be
+        of a gated sample type's dimension to ever apply."""
+        return {"max_increase_rate": self.max_increase_rate, "max_rate": self.max_rate,
+                "max_increase_level": self.max_increase_level, "max_level": self.max_level}
+
 
 # ---------------------------------------------------------------------------------------------
 # Policy values
