@@ -20,9 +20,9 @@ import os
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from memgate import escape
 from memgate.errors import (
@@ -47,6 +47,9 @@ from memgate.github import (
     workflow_command,
     write_outputs,
 )
+
+if TYPE_CHECKING:
+    from memgate.checkrun import CheckOptions
 
 #: How GitHub shows at most this many annotations of one kind per step; more are only in the log.
 ANNOTATIONS_SHOWN = 10
@@ -88,13 +91,9 @@ def _opt(value: str | None) -> str | None:
 class ActionInputs:
     """The action's inputs as read from ``MEMGATE_*`` environment variables."""
 
-    profiles: tuple[str, ...]
-    component: str | None = None
-    baselines: str = "baselines"
-    policy: str | None = None
-    duration: float | None = None
-    #: Units of work of each candidate run (fixed-work workloads); None: not given.
-    work: float | None = None
+    #: What to check: the ``profiles`` input as ``candidate`` (paths and globs, expanded when
+    #: the check runs), and the component, baselines, policy, duration and work inputs.
+    check: CheckOptions
     fail_on_regression: bool = True
     summary: bool = True
     json_report: str | None = None
@@ -136,13 +135,13 @@ class ActionInputs:
             if work is None or not (math.isfinite(work) and work > 0):
                 raise InputError(f"work must be a positive number of units of work, got "
                                  f"{text!r}", source="work")
+        from memgate.checkrun import CheckOptions
+
+        check = CheckOptions(candidate=profiles, component=component, work=work,
+                             baselines=_opt(env.get("MEMGATE_BASELINES")) or "baselines",
+                             policy=_opt(env.get("MEMGATE_POLICY")), duration=duration)
         return cls(
-            profiles=profiles,
-            work=work,
-            component=component,
-            baselines=_opt(env.get("MEMGATE_BASELINES")) or "baselines",
-            policy=_opt(env.get("MEMGATE_POLICY")),
-            duration=duration,
+            check=check,
             fail_on_regression=parse_bool(
                 "fail-on-regression", env.get("MEMGATE_FAIL_ON_REGRESSION"), True),
             summary=parse_bool("summary", env.get("MEMGATE_SUMMARY"), True),
@@ -257,7 +256,7 @@ def post_comment(inputs: ActionInputs, env: Mapping[str, str], markdown: str,
     try:
         pr = PullRequest.from_env(env, inputs.github_token)
         client = Client(pr.api_url, pr.token)
-        result = client.upsert_comment(pr, comment_marker(inputs.component), markdown)
+        result = client.upsert_comment(pr, comment_marker(inputs.check.component), markdown)
     except CommentSkipped as e:
         out.write(workflow_command(
             "warning", f"not commenting on the pull request: {e}", title=TITLE) + "\n")
@@ -273,7 +272,7 @@ def post_comment(inputs: ActionInputs, env: Mapping[str, str], markdown: str,
 
 def run(env: Mapping[str, str], out: TextIO) -> int:
     """The whole action; returns the exit code. Raises MemgateError for bad input."""
-    from memgate.checkrun import CheckOptions, run_check_full
+    from memgate.checkrun import run_check_full
     from memgate.config import Config
     from memgate.fs import outside_roots
     from memgate.outputs import Output, check_outputs
@@ -284,13 +283,11 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
     from memgate.report.markdown import render_markdown
 
     inputs = ActionInputs.from_env(env)
-    profiles = expand_profiles(inputs.profiles)
+    profiles = expand_profiles(inputs.check.candidate)
     out.write(f"memgate: checking {len(profiles)} profile(s)"
-              f"{f' of {inputs.component}' if inputs.component else ''}: "
+              f"{f' of {inputs.check.component}' if inputs.check.component else ''}: "
               f"{' '.join(escape.text(p) for p in profiles)}\n")
-    opts = CheckOptions(candidate=profiles, component=inputs.component,
-                        baselines=inputs.baselines, policy=inputs.policy,
-                        duration=inputs.duration, work=inputs.work)
+    opts = replace(inputs.check, candidate=profiles)
     report_path, summary_path = _output_paths(inputs, env)
     html_path = Path(inputs.html).absolute() if inputs.html else None
     roots = [env.get("GITHUB_WORKSPACE") or os.getcwd(), env.get("RUNNER_TEMP") or ""]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Final, Literal
 
@@ -171,6 +171,12 @@ class LimitOverrides:
     max_increase_level: tuple[Quantity, ...] | Inherit = INHERIT
     max_level: tuple[Quantity, ...] | Inherit = INHERIT
 
+    def quantities(self) -> dict[str, tuple[Quantity, ...] | Inherit]:
+        """The limits that are quantities (all but ``max_increase_pct``), by key: each must be
+        of a gated sample type's dimension to ever apply."""
+        return {"max_increase_rate": self.max_increase_rate, "max_rate": self.max_rate,
+                "max_increase_level": self.max_increase_level, "max_level": self.max_level}
+
 
 # ---------------------------------------------------------------------------------------------
 # Policy values
@@ -196,17 +202,24 @@ class Rule:
         return any(sample_type_matches(name, sample_type) for name in names)
 
 
-@dataclass(frozen=True)
-class Defaults:
-    """Settings for unmatched functions, and the values rules inherit."""
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What decides a function's values: the defaults give every one, and a resolved
+    :class:`Effective` has every one, from its rule or else from the defaults."""
 
-    sample_types: tuple[str, ...]
     metric: Metric
     limits: Limits
     noise_floor: tuple[Quantity, ...]
     severity: Severity
     confidence: float
     noise_floor_level: tuple[Quantity, ...] = ()
+
+
+@dataclass(frozen=True)
+class Defaults(Settings):
+    """Settings for unmatched functions, and the values rules inherit."""
+
+    sample_types: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -267,7 +280,7 @@ class ComponentPolicy:
 
 
 @dataclass(frozen=True)
-class Effective:
+class Effective(Settings):
     """Everything the gate needs for one (function or total, sample type): no inheritance left.
 
     ``rule_name`` is the matching rule's name, or ``"defaults"``, ``"total"`` or
@@ -276,12 +289,12 @@ class Effective:
 
     rule_name: str
     sample_type: str
-    metric: Metric
-    limits: Limits
-    noise_floor: tuple[Quantity, ...]
-    severity: Severity
-    confidence: float
-    noise_floor_level: tuple[Quantity, ...] = ()
+
+    @classmethod
+    def inherit(cls, defaults: Settings, rule_name: str, sample_type: str) -> Effective:
+        """Every setting as ``defaults`` give it: where each resolution starts."""
+        given = {f.name: getattr(defaults, f.name) for f in fields(Settings)}
+        return cls(rule_name=rule_name, sample_type=sample_type, **given)
 
     def noise_floor_for(self, dimension: Dimension, level: bool = False) -> Quantity | None:
         """The noise floor that applies to this dimension (of a level or a flow), if any."""
@@ -396,18 +409,13 @@ class Policy:
             nf = self.new_functions
             names = nf.sample_types if nf.sample_types is not None else self.defaults.sample_types
             if any(sample_type_matches(n, sample_type) for n in names):
-                return Effective(
-                    rule_name=NEW_FUNCTIONS_RULE,
-                    sample_type=sample_type,
-                    metric=self.defaults.metric,
+                return replace(
+                    Effective.inherit(self.defaults, NEW_FUNCTIONS_RULE, sample_type),
                     limits=Limits(max_rate=nf.max_rate, max_level=nf.max_level),
-                    noise_floor=self.defaults.noise_floor,
                     severity=nf.severity or self.defaults.severity,
-                    confidence=self.defaults.confidence,
-                    noise_floor_level=self.defaults.noise_floor_level,
                 )
         if self._defaults_cover(sample_type):
-            return self._effective_defaults(sample_type)
+            return Effective.inherit(self.defaults, DEFAULTS_RULE, sample_type)
         return None
 
     def resolve_total(self, sample_type: str) -> Effective | None:
@@ -422,14 +430,12 @@ class Policy:
         names = total.sample_types if total.sample_types is not None else self.defaults.sample_types
         if not any(sample_type_matches(n, sample_type) for n in names):
             return None
-        return Effective(
-            rule_name=TOTAL_RULE,
-            sample_type=sample_type,
-            metric=self.defaults.metric,
+        return replace(
+            Effective.inherit(self.defaults, TOTAL_RULE, sample_type),
             limits=total.limits,
             noise_floor=(),
+            noise_floor_level=(),
             severity=total.severity or self.defaults.severity,
-            confidence=self.defaults.confidence,
         )
 
     def gated_sample_types(self) -> tuple[str, ...]:
@@ -450,32 +456,16 @@ class Policy:
     def _defaults_cover(self, sample_type: str) -> bool:
         return any(sample_type_matches(n, sample_type) for n in self.defaults.sample_types)
 
-    def _effective_defaults(self, sample_type: str) -> Effective:
-        d = self.defaults
-        return Effective(
-            rule_name=DEFAULTS_RULE,
-            sample_type=sample_type,
-            metric=d.metric,
-            limits=d.limits,
-            noise_floor=d.noise_floor,
-            severity=d.severity,
-            confidence=d.confidence,
-            noise_floor_level=d.noise_floor_level,
-        )
-
     def effective(self, rule: Rule, sample_type: str) -> Effective:
         """The settings of ``rule`` for ``sample_type``, what it does not give from the
         defaults."""
         d = self.defaults
-        return Effective(
-            rule_name=rule.name,
-            sample_type=sample_type,
+        return replace(
+            Effective.inherit(d, rule.name, sample_type),
             metric=rule.metric or d.metric,
             limits=d.limits.with_overrides(rule.limits),
-            noise_floor=d.noise_floor,
             severity=rule.severity or d.severity,
             confidence=rule.confidence if rule.confidence is not None else d.confidence,
-            noise_floor_level=d.noise_floor_level,
         )
 
 

@@ -7,7 +7,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from memgate.policy.matching import Matcher, sample_type_dimension
 from memgate.policy.model import (
@@ -41,6 +41,7 @@ from memgate.quantities import (
 
 #: A location in a policy document: keys and list indices from the top.
 DocPath = tuple[str | int, ...]
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -250,14 +251,8 @@ class Parser:
                 self.check_name(item["name"], (*rule_path, "name"), taken)
             if rule is None:
                 continue
-            self.check_dimensions(
-                rule.sample_types or defaults.sample_types,
-                rule_path,
-                max_increase_rate=rule.limits.max_increase_rate,
-                max_rate=rule.limits.max_rate,
-                max_increase_level=rule.limits.max_increase_level,
-                max_level=rule.limits.max_level,
-            )
+            self.check_dimensions(rule.sample_types or defaults.sample_types, rule_path,
+                                  **rule.limits.quantities())
             rules.append(rule)
         return tuple(rules)
 
@@ -292,25 +287,24 @@ class Parser:
                     "the limit would never apply",
                 )
 
-    def total(
-        self, data: Mapping[str, Any], defaults: Defaults, base: TotalRule | None
-    ) -> TotalRule | None:
-        if "total" not in data:
+    def section(
+        self, data: Mapping[str, Any], key: str, base: _R | None,
+        parse: Callable[[dict[str, Any], DocPath], _R],
+    ) -> _R | None:
+        """An optional top-level section (``total``, ``new_functions``): one given replaces
+        ``base`` whole; one that is not a mapping (the schema has said so) gives None."""
+        if key not in data:
             return base
-        obj = data["total"]
+        obj = data[key]
         if not isinstance(obj, dict):
             return None
-        path: DocPath = ("total",)
+        return parse(obj, (key,))
+
+    def total(self, obj: dict[str, Any], path: DocPath, defaults: Defaults) -> TotalRule:
         sample_types = self.sample_types(obj)
         overrides = self.limit_overrides(obj, path)
-        self.check_dimensions(
-            sample_types or defaults.sample_types,
-            path,
-            max_increase_rate=overrides.max_increase_rate,
-            max_rate=overrides.max_rate,
-            max_increase_level=overrides.max_increase_level,
-            max_level=overrides.max_level,
-        )
+        self.check_dimensions(sample_types or defaults.sample_types, path,
+                              **overrides.quantities())
         return TotalRule(
             sample_types=sample_types,
             limits=Limits().with_overrides(overrides),
@@ -318,14 +312,8 @@ class Parser:
         )
 
     def new_functions(
-        self, data: Mapping[str, Any], defaults: Defaults, base: NewFunctionsRule | None
-    ) -> NewFunctionsRule | None:
-        if "new_functions" not in data:
-            return base
-        obj = data["new_functions"]
-        if not isinstance(obj, dict):
-            return None
-        path: DocPath = ("new_functions",)
+        self, obj: dict[str, Any], path: DocPath, defaults: Defaults
+    ) -> NewFunctionsRule:
         sample_types = self.sample_types(obj)
         max_rate = self.rates(obj, "max_rate", path)
         max_level = self.amounts(obj, "max_level", path)
@@ -400,8 +388,10 @@ class Parser:
             source=source,
             defaults=defaults,
             rules=rules,
-            total=self.total(data, defaults, base.total),
-            new_functions=self.new_functions(data, defaults, base.new_functions),
+            total=self.section(data, "total", base.total,
+                               lambda obj, path: self.total(obj, path, defaults)),
+            new_functions=self.section(data, "new_functions", base.new_functions,
+                                       lambda obj, path: self.new_functions(obj, path, defaults)),
             components=frozen_map(components),
         )
 

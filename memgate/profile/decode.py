@@ -9,8 +9,9 @@ a :class:`~memgate.errors.ProfileError` naming the source.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Protocol, TypeVar
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -23,6 +24,15 @@ from memgate.profile.model import Function, Locations, Mapping, Profile, ValueTy
 from memgate.profile.prescan import check_counts
 from memgate.profile.samples import Strings, decode_samples
 from memgate.profile.sniff import is_gzip, looks_like_legacy, looks_like_text
+
+
+class _WithId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+_M = TypeVar("_M", bound=_WithId)
+_T = TypeVar("_T")
 
 
 def decode(
@@ -179,37 +189,40 @@ def _check_sizes(msg: profile_pb2.ProfileRaw, has_types: bool, source: str,
 def _decode_mappings(msg: profile_pb2.ProfileRaw, strings: Strings,
                      source: str) -> tuple[tuple[Mapping, ...], dict[int, int]]:
     """The mappings, and the index of each mapping id."""
-    mapping_ids = [m.id for m in msg.mapping]
-    _check_ids(mapping_ids, "mapping", source)
-    mappings = tuple(
-        Mapping(
-            file=strings.get(m.filename, f"mapping {m.id} filename"),
-            build_id=strings.get(m.build_id, f"mapping {m.id} build_id"),
-            memory_start=m.memory_start,
-            memory_limit=m.memory_limit,
-            file_offset=m.file_offset,
-            has_functions=m.has_functions,
-        )
-        for m in msg.mapping
-    )
-    return mappings, {mid: i for i, mid in enumerate(mapping_ids)}
+    def mapping(m: profile_pb2.Mapping) -> Mapping:
+        file, build_id = _texts(strings, m, "mapping", "filename", "build_id")
+        # The numeric fields are named as in the model, and come in its order.
+        return Mapping(file, build_id, m.memory_start, m.memory_limit, m.file_offset,
+                       m.has_functions)
+
+    return _by_id(msg.mapping, mapping, "mapping", source)
 
 
 def _decode_functions(msg: profile_pb2.ProfileRaw, strings: Strings,
                       source: str) -> tuple[tuple[Function, ...], dict[int, int]]:
     """The functions, and the index of each function id."""
-    function_ids = [f.id for f in msg.function]
-    _check_ids(function_ids, "function", source)
-    functions = tuple(
-        Function(
-            name=strings.get(f.name, f"function {f.id} name"),
-            system_name=strings.get(f.system_name, f"function {f.id} system_name"),
-            filename=strings.get(f.filename, f"function {f.id} filename"),
-            start_line=f.start_line,
-        )
-        for f in msg.function
-    )
-    return functions, {fid: i for i, fid in enumerate(function_ids)}
+    def function(f: profile_pb2.Function) -> Function:
+        name, system_name, filename = _texts(strings, f, "function", "name", "system_name",
+                                             "filename")
+        return Function(name=name, system_name=system_name, filename=filename,
+                        start_line=f.start_line)
+
+    return _by_id(msg.function, function, "function", source)
+
+
+def _texts(strings: Strings, msg: _WithId, what: str, *fields: str) -> list[str]:
+    """The strings that ``msg``'s string-index ``fields`` refer to; a bad index is reported
+    as ``"<what> <id> <field>"``."""
+    return [strings.get(getattr(msg, f), f"{what} {msg.id} {f}") for f in fields]
+
+
+def _by_id(
+    messages: Sequence[_M], convert: Callable[[_M], _T], what: str, source: str
+) -> tuple[tuple[_T, ...], dict[int, int]]:
+    """Messages with ids (checked: non-zero, unique) converted, and the index of each id."""
+    ids = [m.id for m in messages]
+    _check_ids(ids, what, source)
+    return tuple(convert(m) for m in messages), {i: k for k, i in enumerate(ids)}
 
 
 def _check_concatenated(data: bytes, msg: profile_pb2.ProfileRaw, source: str) -> None:

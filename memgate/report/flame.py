@@ -100,13 +100,43 @@ def build_tree(
     if not runs:
         raise ValueError("no profiles")
     types = runs[0].profile.sample_types
+    name_ids: dict[str, int] = {}
+    stacks = _stacks((baseline, candidate), types, name_ids, normalized, divisors)
+    parent, name, value = _grow(stacks, len(name_ids) + 1, min_fraction)
+    is_other = name == OTHER
+    is_other[0] = False
+    keep, other_parent, other_value = _prune_tree(parent, value, is_other, max_nodes)
+    return _preorder(
+        types, name_ids, parent, name, value, keep, other_parent, other_value, normalized,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class _Stacks:
+    """Every sample of both sides in one flat list: sample ``i``'s frames (global name ids,
+    leaf first) are ``frames[first[i]:first[i] + depth[i]]``; ``weights`` holds its share of
+    each side's mean rate, baseline columns then candidate columns."""
+
+    frames: I64
+    first: I64
+    depth: I64
+    weights: F64
+
+
+def _stacks(
+    sides: tuple[Sequence[RunInput], Sequence[RunInput]],
+    types: tuple[ValueType, ...],
+    name_ids: dict[str, int],
+    normalized: bool,
+    divisors: tuple[F64 | None, F64 | None],
+) -> _Stacks:
+    """The samples of every run of both sides, named through ``name_ids`` (which grows)."""
     nt = len(types)
     scale = unit_scales(types)
-    name_ids: dict[str, int] = {}
     frames: list[I64] = []
     firsts: list[I64] = []
     weights: list[F64] = []
-    for side, group in ((0, baseline), (1, candidate)):
+    for side, group in enumerate(sides):
         given = divisors[side]
         for r, run in enumerate(group):
             seconds = (run.duration_seconds or 1.0) if normalized else 1.0
@@ -120,15 +150,22 @@ def build_tree(
             frames.append(f)
             firsts.append(first)
             weights.append(w)
-    # One flat list of all samples: frames leaf first, ``first`` offsets, weights.
     shift = np.cumsum([0] + [f.size for f in frames[:-1]])
-    first_all = np.concatenate([fs[:-1] + s for fs, s in zip(firsts, shift)])
-    depth = np.concatenate([np.diff(fs) for fs in firsts])
-    fr = np.concatenate(frames) if frames else np.zeros(0, dtype=np.int64)
-    wt = np.concatenate(weights)
-    last = first_all + depth - 1  # index of each sample's root frame
+    return _Stacks(
+        frames=np.concatenate(frames) if frames else np.zeros(0, dtype=np.int64),
+        first=np.concatenate([fs[:-1] + s for fs, s in zip(firsts, shift)]),
+        depth=np.concatenate([np.diff(fs) for fs in firsts]),
+        weights=np.concatenate(weights),
+    )
 
-    nnames = len(name_ids) + 1
+
+def _grow(stacks: _Stacks, nnames: int, min_fraction: float) -> tuple[I64, I64, F64]:
+    """The unpruned tree (parent, name, value per node; node 0 the root), one depth level at
+    a time from the root. Frames under ``min_fraction`` of the root fold into an "other" node
+    of their parent at once: their samples stop descending, so a profile of a million distinct
+    paths costs a few levels of work, not a tree of millions of nodes."""
+    fr, wt, depth = stacks.frames, stacks.weights, stacks.depth
+    last = stacks.first + depth - 1  # index of each sample's root frame
     root = wt.sum(axis=0)
     denom = np.where(np.abs(root) > 0, np.abs(root), 1.0)
     parents = [np.array([-1], dtype=np.int64)]
@@ -142,12 +179,8 @@ def build_tree(
         key = node[active] * nnames + fr[last[active] - level]
         uniq, inv = np.unique(key, return_inverse=True)
         inv = inv.reshape(-1)
-        vals = np.empty((uniq.size, 2 * nt), dtype=np.float64)
-        for c in range(2 * nt):
-            vals[:, c] = np.bincount(inv, weights=wt[active, c], minlength=uniq.size)
-        # Fold small frames now: their samples stop descending, so a profile of a million
-        # distinct paths costs a few levels of work, not a tree of millions of nodes.
-        small = (np.abs(vals) / denom).max(axis=1) < min_fraction if nt else \
+        vals = _sums(inv, wt[active], uniq.size)
+        small = (np.abs(vals) / denom).max(axis=1) < min_fraction if vals.shape[1] else \
             np.zeros(uniq.size, dtype=bool)
         big = ~small
         ids = np.full(uniq.size, -1, dtype=np.int64)
@@ -157,25 +190,31 @@ def build_tree(
         names.append(uniq[big] % nnames)
         values.append(vals[big])
         if small.any():
-            op, oinv = np.unique(uniq[small] // nnames, return_inverse=True)
-            ov = np.zeros((op.size, 2 * nt), dtype=np.float64)
-            np.add.at(ov, oinv.reshape(-1), vals[small])
-            parents.append(op)
-            names.append(np.full(op.size, OTHER, dtype=np.int64))
-            values.append(ov)
-            next_id += op.size
+            other_parent, other_value = _fold(uniq[small] // nnames, vals[small])
+            parents.append(other_parent)
+            names.append(np.full(other_parent.size, OTHER, dtype=np.int64))
+            values.append(other_value)
+            next_id += other_parent.size
         node[active] = ids[inv]
         level += 1
         active = active[(ids[inv] >= 0) & (depth[active] > level)]
-    parent = np.concatenate(parents)
-    name = np.concatenate(names)
-    value = np.concatenate(values)
-    is_other = name == OTHER
-    is_other[0] = False
-    keep, other_parent, other_value = _prune_tree(parent, value, is_other, max_nodes)
-    return _preorder(
-        types, name_ids, parent, name, value, keep, other_parent, other_value, normalized,
-    )
+    return np.concatenate(parents), np.concatenate(names), np.concatenate(values)
+
+
+def _sums(group: I64, weights: F64, n_groups: int) -> F64:
+    """The weights summed by group (``group`` indexes 0..n_groups-1), column by column."""
+    out = np.empty((n_groups, weights.shape[1]), dtype=np.float64)
+    for c in range(weights.shape[1]):
+        out[:, c] = np.bincount(group, weights=weights[:, c], minlength=n_groups)
+    return out
+
+
+def _fold(parent: I64, value: F64) -> tuple[I64, F64]:
+    """One "other" node per distinct parent: (its parent, the sum of its frames' values)."""
+    other_parent, inv = np.unique(parent, return_inverse=True)
+    other_value = np.zeros((other_parent.size, value.shape[1]), dtype=np.float64)
+    np.add.at(other_value, inv.reshape(-1), value)
+    return other_parent, other_value
 
 
 def _prune_tree(
@@ -227,9 +266,7 @@ def _prune_tree(
                 hi = mid - 1
         keep = select(lo)
     d = dropped(keep)
-    other_parent, inv = np.unique(parent[d], return_inverse=True)
-    other_value = np.zeros((other_parent.size, value.shape[1]), dtype=np.float64)
-    np.add.at(other_value, inv.reshape(-1), value[d])
+    other_parent, other_value = _fold(parent[d], value[d])
     return keep, other_parent, other_value
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,6 +119,16 @@ def _duration_line(rep: TopReport, total: str) -> str:
     return f"Duration: {_go_duration(rep.duration_seconds)}, Total samples = {total} {ratio}"
 
 
+def _with_percentages(rep: TopReport) -> Iterator[tuple[TopRow, str, str, str]]:
+    """Each row with pprof's flat%, sum% (the running total of flat) and cum% of the total,
+    as :func:`memgate.units.percentage` pads them."""
+    running = 0
+    for r in rep.rows:
+        running += r.flat
+        yield (r, percentage(r.flat, rep.total), percentage(running, rep.total),
+               percentage(r.cum, rep.total))
+
+
 def render_text(rep: TopReport, unit: str = "minimum") -> str:
     """pprof's -top text: header lines, then ``flat flat% sum% cum cum% name``."""
     st = rep.sample_type
@@ -148,12 +159,9 @@ def render_text(rep: TopReport, unit: str = "minimum") -> str:
     if len(rep.rows) < rep.row_count:
         lines.append(f"Showing top {len(rep.rows)} nodes out of {rep.row_count}")
     lines.append(f"{'flat':>10} {'flat':>5}% {'sum':>5}% {'cum':>10} {'cum':>5}%")
-    running = 0
-    for r in rep.rows:
-        running += r.flat
+    for r, flat_pct, sum_pct, cum_pct in _with_percentages(rep):
         lines.append(
-            f"{fmt(r.flat):>10} {percentage(r.flat, rep.total)} {percentage(running, rep.total)} "
-            f"{fmt(r.cum):>10} {percentage(r.cum, rep.total)}  {esc(r.name)}"
+            f"{fmt(r.flat):>10} {flat_pct} {sum_pct} {fmt(r.cum):>10} {cum_pct}  {esc(r.name)}"
         )
     return "\n".join(lines) + "\n"
 
@@ -194,13 +202,10 @@ def render_markdown(rep: TopReport) -> str:
         "| flat | flat% | sum% | cum | cum% | function |",
         "|---:|---:|---:|---:|---:|:---|",
     ]
-    running = 0
-    for r in rep.rows:
-        running += r.flat
+    for r, flat_pct, sum_pct, cum_pct in _with_percentages(rep):
         lines.append(
-            f"| {fmt(r.flat)} | {percentage(r.flat, rep.total).strip()} | "
-            f"{percentage(running, rep.total).strip()} | {fmt(r.cum)} | "
-            f"{percentage(r.cum, rep.total).strip()} | {escape.md_code(r.name)} |"
+            f"| {fmt(r.flat)} | {flat_pct.strip()} | {sum_pct.strip()} | {fmt(r.cum)} | "
+            f"{cum_pct.strip()} | {escape.md_code(r.name)} |"
         )
     if len(rep.rows) < rep.row_count:
         lines.append("")
