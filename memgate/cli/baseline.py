@@ -21,6 +21,7 @@ from memgate.cli.common import (
     CONTEXT_SETTINGS,
     _profile_args,
     command_config,
+    duration_option,
     handle_errors,
     store_input_options,
 )
@@ -131,9 +132,9 @@ def baseline() -> None:
                 callback=_profile_args)
 @reason_option
 @approved_by_option
-@click.option("--duration", metavar="D", default=None, callback=_duration,
-              help="Duration each profile covers (30s, 10m, 48h), overriding the profiles' "
-                   "own; rates in the summary are per second of it.")
+@duration_option("--duration", callback=_duration,
+                 help="Duration each profile covers (30s, 10m, 48h), overriding the profiles' "
+                      "own; rates in the summary are per second of it.")
 @click.option("--policy", metavar="FILE", default=None,
               help="Policy whose components.<NAME>.duration applies to profiles without a "
                    "duration, as in `memgate check`. Default: ./memgate.yml if present.")

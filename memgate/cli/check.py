@@ -21,10 +21,9 @@ from memgate.cli.common import (
     _profile_args,
     _work_amount,
     command_config,
+    duration_option,
     handle_errors,
-    max_decompressed_option,
-    progress_option,
-    timeout_option,
+    profile_reading_options,
 )
 from memgate.errors import MemgateError
 
@@ -142,12 +141,12 @@ def _diff_output(path: str | None, result: Any) -> list[Any]:
 @click.option("--policy", metavar="FILE", default=None,
               help="Policy file (YAML or JSON). Default: ./memgate.yml if present, else the "
                    "built-in policy (`memgate policy show`).")
-@click.option("--duration", metavar="D", default=None,
-              help="Duration of the candidate profiles (30s, 10m, 48h) for a time-paced "
+@duration_option("--duration",
+                 help="Duration of the candidate profiles (30s, 10m, 48h) for a time-paced "
                    "workload: allocation flows are compared per second. Also the baseline's "
                    "when it has none of its own. Not needed for in-use levels.")
-@click.option("--baseline-duration", metavar="D", default=None,
-              help="Duration of the baseline profiles (overrides the store's).")
+@duration_option("--baseline-duration",
+                 help="Duration of the baseline profiles (overrides the store's).")
 @click.option("--work", metavar="N", default=None, callback=lambda c, p, v: _work_amount(v, p),
               help="Units of work each candidate run did (requests, iterations) for a "
                    "fixed-work workload: flows are compared per unit of work (B/op), which a "
@@ -171,9 +170,7 @@ def _diff_output(path: str | None, result: Any) -> list[Any]:
                    "-http`: the candidate's mean rate minus the baseline's, as amounts over the "
                    "candidate's duration (NEW minus BASE, as `diff --output`, for one run "
                    "each of the same duration).")
-@max_decompressed_option
-@progress_option
-@timeout_option
+@profile_reading_options
 @handle_errors
 def check(profiles: tuple[str, ...], component: str | None, baselines: str, pointers: str,
           baseline_files: tuple[str, ...], policy: str | None, duration: str | None,
@@ -227,9 +224,9 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str, poin
 @click.command()
 @click.argument("base", callback=_profile_args)
 @click.argument("new", callback=_profile_args)
-@click.option("--duration", metavar="D", default=None,
-              help="Duration of NEW (and of BASE when --baseline-duration is not given).")
-@click.option("--baseline-duration", metavar="D", default=None, help="Duration of BASE.")
+@duration_option("--duration",
+                 help="Duration of NEW (and of BASE when --baseline-duration is not given).")
+@duration_option("--baseline-duration", help="Duration of BASE.")
 @click.option("--no-normalize", is_flag=True,
               help="Raw values instead of per-second rates. Implied when neither profile "
                    "has a duration and none is given.")
@@ -244,9 +241,7 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str, poin
 @click.option("--output", "-o", "output", metavar="FILE", default=None,
               help="Write NEW minus BASE as a pprof profile (gzip) that `go tool pprof` opens, "
                    "with the numbers of `go tool pprof -diff_base=BASE NEW`.")
-@max_decompressed_option
-@progress_option
-@timeout_option
+@profile_reading_options
 @handle_errors
 def diff(base: str, new: str, duration: str | None, baseline_duration: str | None,
          no_normalize: bool, sample_index: str | None, limit: int, cum: bool,

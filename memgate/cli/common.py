@@ -233,6 +233,17 @@ def timeout_option(f: F) -> F:
     return _timeout_only(_header_option(f))
 
 
+def profile_reading_options(f: F) -> F:
+    """What every command that reads profiles takes: the input limits, --progress, and the
+    URL options (--timeout, --header), in that order in its help."""
+    return max_decompressed_option(progress_option(timeout_option(f)))
+
+
+def duration_option(flag: str, help: str, **kwargs: Any) -> Callable[[F], F]:
+    """A duration option (``30s``, ``10m``, ``48h``; parsed by the command)."""
+    return click.option(flag, metavar="D", default=None, help=help, **kwargs)
+
+
 def store_input_options(urls: bool) -> Callable[[F], F]:
     """The input limits (with ``urls``, also --header and --timeout) of the baseline commands
     that read profiles, listed last in their help and in the reverse order of the other

@@ -12,9 +12,7 @@ from memgate.cli.common import (
     _profile_args,
     command_config,
     handle_errors,
-    max_decompressed_option,
-    progress_option,
-    timeout_option,
+    profile_reading_options,
 )
 from memgate.errors import MemgateError
 
@@ -62,9 +60,7 @@ from memgate.errors import MemgateError
 @click.option("--output", "-o", "output", metavar="FILE", default=None,
               help="Also save the profile to FILE (as `memgate fetch -o`), e.g. a URL's, for "
                    "`memgate baseline update` or a later check.")
-@max_decompressed_option
-@progress_option
-@timeout_option
+@profile_reading_options
 @handle_errors
 def top(
     profile: str,
@@ -141,9 +137,7 @@ def _read_and_save(spec: str, output: str | None, prog: Any) -> Any:
 @click.argument("profile")
 @click.option("--output", "-o", "output", metavar="FILE", required=True,
               help="Where to save the profile.")
-@max_decompressed_option
-@progress_option
-@timeout_option
+@profile_reading_options
 @handle_errors
 def fetch_cmd(profile: str, output: str, progress: bool | None) -> None:
     """Save the profile at PROFILE (usually a URL) to FILE, checked to be a profile.

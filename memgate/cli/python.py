@@ -13,6 +13,7 @@ from memgate.cli.common import (
     CONTEXT_SETTINGS,
     _duration,
     command_config,
+    duration_option,
     handle_errors,
     max_decompressed_option,
 )
@@ -38,10 +39,10 @@ from memgate.errors import EXIT_ERROR
               show_default=True,
               help="exit: in-use memory when the command's main code returns. mark: at the "
                    "last memgate.capture.snapshot() call or SIGUSR1 (tracemalloc only).")
-@click.option("--duration", metavar="D", default=None,
-              help="Record D (30s, 1m) as the profile's duration instead of the measured wall "
-                   "time: for a fixed workload, so that timing jitter does not move the "
-                   "per-second rates `memgate check` compares.")
+@duration_option("--duration",
+                 help="Record D (30s, 1m) as the profile's duration instead of the measured wall "
+                      "time: for a fixed workload, so that timing jitter does not move the "
+                      "per-second rates `memgate check` compares.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED,
                 metavar="-- COMMAND [ARGS]...")
 @handle_errors
