@@ -120,20 +120,6 @@ class Limits:
         """The ceiling that applies to sample types of this dimension."""
         return limit_for(self.max_rate, dimension)
 
-    def increase_exceeded(self, baseline: float, candidate: float, dimension: Dimension) -> bool:
-        """Whether growth from ``baseline`` to ``candidate`` (per-second rates) crosses the
-        limits (:func:`increase_crossed`)."""
-        rate_limit = self.increase_rate_for(dimension)
-        crossed = increase_crossed(np.array([baseline]), np.array([candidate]),
-                                   self.max_increase_pct,
-                                   None if rate_limit is None else rate_limit.value)
-        return bool(crossed[0])
-
-    def rate_exceeded(self, candidate: float, dimension: Dimension) -> bool:
-        """Whether the candidate's per-second rate is above the ``max_rate`` ceiling."""
-        ceiling = self.max_rate_for(dimension)
-        return ceiling is not None and candidate > ceiling.value
-
     def with_overrides(self, overrides: LimitOverrides) -> Limits:
         """These limits with every setting the overrides give replaced (``None`` clears)."""
         return Limits(
@@ -300,13 +286,6 @@ class Effective(Settings):
         """The noise floor that applies to this dimension (of a level or a flow), if any."""
         return limit_for(self.noise_floor_level if level else self.noise_floor, dimension)
 
-    def is_noise(self, baseline: float, candidate: float, dimension: Dimension,
-                 level: bool = False, scale: float = 1.0) -> bool:
-        """Whether both values are below the noise floor (so the pair is ignored); a rate
-        floor is first scaled to the comparison's basis (``scale`` seconds per unit)."""
-        floor = self.noise_floor_for(dimension, level)
-        value = None if floor is None else floor.value * (1.0 if level else scale)
-        return value is not None and baseline < value and candidate < value
 
 
 def frozen_map(
