@@ -196,8 +196,3 @@ def _stage(o: Output) -> str:
             raise _error(f"cannot write: {exc.strerror or exc}", o.path) from None
         raise
     return tmp
-
-
-def write_atomic(path: str | Path, content: str | bytes) -> None:
-    """Write one whole file or nothing (see :func:`write_outputs`)."""
-    write_outputs([Output(str(path), content)])

@@ -209,7 +209,7 @@ def test_report_path_that_is_a_directory(tmp_path: Path, flag: str) -> None:
     assert os.listdir(tmp_path / "d") == [] and not list(tmp_path.glob(".*.tmp"))
 
 
-def test_write_atomic_turns_os_errors_into_one_line(tmp_path: Path,
+def test_write_outputs_turns_os_errors_into_one_line(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from memgate import outputs
 
@@ -218,7 +218,7 @@ def test_write_atomic_turns_os_errors_into_one_line(tmp_path: Path,
 
     monkeypatch.setattr(outputs.os, "replace", fail)
     with pytest.raises(MemgateError, match="cannot write: No space left on device"):
-        outputs.write_atomic(tmp_path / "r.json", "{}")
+        outputs.write_outputs([outputs.Output(str(tmp_path / "r.json"), "{}")])
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone
 
 

@@ -158,14 +158,6 @@ class Profile:
         raise ValueError(f"sample_index {text!r} must be one of: {', '.join(types)}")
 
 
-def empty_samples(n_types: int) -> Samples:
-    return Samples(
-        values=np.zeros((0, n_types), dtype=np.int64),
-        offsets=np.zeros(1, dtype=np.int64),
-        locations=np.zeros(0, dtype=np.int32),
-    )
-
-
 def num_label_unit(key: str, explicit: str) -> str:
     """The unit pprof assigns to a numeric label key (profile.go ``NumLabelUnits``)."""
     if explicit:
