@@ -98,7 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
             nominal = parse_duration(duration)
         except ValueError as e:
             raise pytest.UsageError(f"--memgate-duration: {e}") from None
-    defaults = Limits(_ini_amount(config, _INI_RETAINED), _ini_amount(config, _INI_PEAK),
+    defaults = MemoryLimits(_ini_amount(config, _INI_RETAINED), _ini_amount(config, _INI_PEAK),
                       "ini")
     backend = config.getoption("memgate_backend")
     if backend == "memray":
@@ -134,7 +134,9 @@ def _ini_amount(config: pytest.Config, name: str) -> float | None:
 
 
 @dataclass(frozen=True)
-class Limits:
+class MemoryLimits:
+    """A test's bounds on what it may retain and its peak, in bytes (None: no bound)."""
+
     retained: float | None
     peak: float | None
     #: Where they come from, for the message: "marker" or "ini".
@@ -157,7 +159,7 @@ class MemgatePlugin:
     """The active half of the plugin, registered only under ``--memgate``."""
 
     def __init__(self, config: pytest.Config, output: str, frames: int,
-                 nominal_seconds: float | None, defaults: Limits,
+                 nominal_seconds: float | None, defaults: MemoryLimits,
                  backend: str = "tracemalloc") -> None:
         from memgate.python.pprof import StackProfile
         from memgate.python.tracemalloc_io import FrameNamer
@@ -400,7 +402,7 @@ class MemgatePlugin:
 
     # --- limits ---------------------------------------------------------------------------
 
-    def _limits(self, item: pytest.Item) -> Limits:
+    def _limits(self, item: pytest.Item) -> MemoryLimits:
         marker = item.get_closest_marker("memgate")
         if marker is None:
             return self.defaults
@@ -413,7 +415,7 @@ class MemgatePlugin:
                     if "max_retained" in marker.kwargs else self.defaults.retained)
         peak = (_amount(marker.kwargs["max_peak"], where)
                 if "max_peak" in marker.kwargs else self.defaults.peak)
-        return Limits(retained, peak, "marker")
+        return MemoryLimits(retained, peak, "marker")
 
     def _over_limit(self, item: pytest.Item, mem: TestMemory) -> str | None:
         from memgate.quantities import format_amount
