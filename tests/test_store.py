@@ -145,7 +145,7 @@ def test_round_trip_via_cli(tmp_path: Path) -> None:
     # In use in a snapshot is a level, as the gate compares it (bug #15.1: it was shown per
     # second); allocations are per second of the duration.
     assert "inuse_space (bytes), mean level in use" in out
-    assert "alloc_space (bytes), mean per second of profile duration" in out
+    assert "alloc_space (bytes), mean rate over the profile duration" in out
     assert "main.newCacheEntry" in out
     assert "KiB/s" in out
 
@@ -920,3 +920,31 @@ def test_check_compares_with_the_baseline_it_loaded_even_if_replaced_meanwhile(
     report = checkrun.run_check_full(opts, Config(), Progress(False)).report
     assert [i["sha256"] for i in report["inputs"]["baseline"]] == [old_sha]
     assert store.load("api").reason == "new"
+
+
+def test_show_recomputes_a_summary_written_before_summary_kinds(tmp_path: Path) -> None:
+    """A manifest without summary_kinds (written before bug #15.1's fix) divided in-use levels
+    by the duration: `show` prints what the gate computes from the stored profiles instead,
+    and says so; a current manifest is shown as written."""
+    store = Store(tmp_path / "b")
+    store.update("svc", NOLEAK[:2], reason="r", duration_seconds=60.0)
+    current = run(["show", "svc", "--baselines", tmp_path / "b"])
+    assert current.exit_code == 0, current.output
+    assert "recomputed" not in current.output
+    manifest_path = tmp_path / "b" / "svc" / MANIFEST
+    old = json.loads(manifest_path.read_text())
+    # As the old formula wrote it: every value per second of the 60 s duration.
+    for rows in old["summary"].values():
+        for r in rows:
+            r["flat_rate"], r["cum_rate"] = r["flat_rate"] / 60, r["cum_rate"] / 60
+    del old["summary_kinds"]
+    manifest_path.write_text(render_manifest(old))
+    shown = run(["show", "svc", "--baselines", tmp_path / "b"])
+    assert shown.exit_code == 0, shown.output
+    assert "summary:      recomputed from the profiles" in shown.output
+    # The in-use section is the same as the current manifest's: levels, not per second.
+    def section(out: str) -> str:
+        return out.split("inuse_space (bytes)")[1].split("\n\n")[0]
+
+    assert section(shown.output) == section(current.output)
+    assert "/s" not in section(shown.output)

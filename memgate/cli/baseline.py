@@ -263,12 +263,31 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
 @handle_errors
 def show_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     """The baseline of NAME: why and when it was made, its profiles, its top functions."""
-    click.echo(escape.text_block(render_show(_store(baselines_dir, pointers).load(name))),
-               nl=False)
+    store = _store(baselines_dir, pointers)
+    b = store.load(name)
+    click.echo(escape.text_block(render_show(b, _current_summary(b, store.config))), nl=False)
 
 
-def render_show(b: Baseline) -> str:
-    """Text of ``baseline show``: metadata, then per sample type the summary rows."""
+def _current_summary(b: Baseline, config: Any) -> dict[str, Any] | None:
+    """The summary the gate's formula gives for the stored profiles, when the manifest's was
+    written before summaries said which values are levels (``summary_kinds``, bug #15.1):
+    those divided in-use levels by the duration and ignored the unit scale. None when the
+    manifest's own summary is current."""
+    if "summary_kinds" in b.manifest or not b.profiles:
+        return None
+    from memgate.baseline.manifest import summarize
+    from memgate.profile.decode import decode
+
+    decoded = [decode(data, str(p.path), config.limits, budget=config.budget)
+               for p, data in zip(b.profiles, b.data)]
+    entries: list[Any] = list(b.manifest.get("profiles") or [])  # type: ignore[call-overload]
+    from_profiler = any(isinstance(e, dict) and "source" in e for e in entries)
+    return summarize(decoded, [p.duration_seconds for p in b.profiles], from_profiler).fields()
+
+
+def render_show(b: Baseline, current: dict[str, Any] | None = None) -> str:
+    """Text of ``baseline show``: metadata, then per sample type the summary rows (those of
+    ``current``, a summary recomputed from the profiles, instead of the manifest's)."""
     from memgate.quantities import (
         TIME_UNITS,
         choose_time_unit,
@@ -280,7 +299,7 @@ def render_show(b: Baseline) -> str:
     from memgate.units import scaled_label
 
     esc = escape.text
-    m: dict[str, Any] = b.manifest
+    m: dict[str, Any] = {**b.manifest, **(current or {})}
     per_second = m.get("summary_unit") == "per_second"
     where = f"{b.url}, version {b.version}" if b.url is not None else str(b.directory)
     lines = [f"baseline {esc(b.component)} ({esc(where)})"]
@@ -296,6 +315,10 @@ def render_show(b: Baseline) -> str:
         # A reason may have several lines (each escaped on its own, so none starts a command).
         text = ("\n" + " " * 16).join(esc(part) for part in str(value).split("\n"))
         lines.append(f"  {key + ':':<13} {text}")
+    if current is not None:
+        lines.append(f"  {'summary:':<13} recomputed from the profiles (the manifest's was "
+                     "written before summaries kept levels as levels; `memgate baseline "
+                     "update` rewrites it)")
     lines.append(f"  {'profiles:':<13} {len(b.profiles)}")
     sources = {str(e.get("sha256")): e["source"] for e in m.get("profiles", [])
                if isinstance(e, dict) and isinstance(e.get("source"), dict)}
@@ -331,7 +354,7 @@ def render_show(b: Baseline) -> str:
                 return format_amount(v, dim)
             return scaled_label(v, unit, "auto")
 
-        how = ("level in use" if level else "per second of profile duration" if per_second
+        how = ("level in use" if level else "rate over the profile duration" if per_second
                else "per profile (no duration)")
         total = f", total {fmt(float(totals[stype]))}" if stype in totals else ""
         lines.append("")
