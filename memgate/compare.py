@@ -143,8 +143,9 @@ class SideRates:
 MODEL_CALIBRATION = 1.3
 
 #: Sample types that hold what is live (in use) when the profile is written: Go's inuse_*,
-#: and the two columns of legacy and Node.js heap profiles.
-LEVEL_TYPES = frozenset({"inuse_space", "inuse_objects", "space", "objects"})
+#: the two columns of legacy and Node.js heap profiles, and Go's goroutine profile (the
+#: goroutines that exist now; threadcreate, by contrast, counts every thread ever created).
+LEVEL_TYPES = frozenset({"inuse_space", "inuse_objects", "space", "objects", "goroutine"})
 
 #: Durations that differ by more than this factor, with per-run flow totals within
 #: FIXED_WORK_TOTALS of each other and closer than the per-second rates are, mark a fixed-work
