@@ -203,6 +203,9 @@ def _fetch_override(ctx: click.Context, param: click.Parameter, value: Any) -> N
             return
     elif value is None:
         return
+    elif not (math.isfinite(value) and value > 0):
+        # Found while the command line is parsed, not at the first URL (or never, without one).
+        raise click.BadParameter(f"must be a positive number of seconds, not {value}")
     ctx.meta.setdefault(_FETCH_META, {})[param.name or ""] = value
 
 
