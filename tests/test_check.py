@@ -635,3 +635,12 @@ def test_every_check_states_its_detection_floor() -> None:
     more = _report(*base_args(*NOLEAK[:3]), NOLEAK[3], "--duration", "15s")
     more_inuse = next(f for f in more["floors"] if f["sample_type"] == "inuse_space")
     assert more_inuse["total"] < inuse["total"]
+
+
+@pytest.mark.parametrize("args", [["diff", "-", "-"], ["check", "--baseline", "-", "-"]])
+def test_standard_input_twice_is_a_usage_error(args: list[str]) -> None:
+    """One stream cannot be two profiles: a usage error before anything is read."""
+    data = (PROFILES / "seedleak-noleak-1.pb.gz").read_bytes()
+    out = clirun.run(args, input=data, text=False)
+    assert out.returncode == 2
+    assert b"standard input ('-') can be given only once" in out.stderr

@@ -303,9 +303,13 @@ def _duration(value: str | None, flag: str) -> float | None:
 
 
 def _check_outputs(paths: Sequence[str | None], inputs: Sequence[str]) -> None:
-    """Before any work: every output can be written and overwrites no input."""
+    """Before any work: standard input is read at most once, every output can be written
+    and overwrites no input."""
     from memgate.outputs import check_outputs
 
+    if list(inputs).count("-") > 1:
+        raise click.UsageError("standard input ('-') can be given only once: save all but one "
+                               "of the profiles to files")
     check_outputs(paths, inputs)
 
 
