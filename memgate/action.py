@@ -283,6 +283,9 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
     from memgate.report.markdown import render_markdown
 
     inputs = ActionInputs.from_env(env)
+    # The limits (MEMGATE_MAX_*) are inputs too: a bad one is found before any work. With a
+    # run budget: --max-total counts every profile of the check.
+    config = Config.from_env(env)
     profiles = expand_profiles(inputs.check.candidate)
     out.write(f"memgate: checking {len(profiles)} profile(s)"
               f"{f' of {inputs.check.component}' if inputs.check.component else ''}: "
@@ -305,8 +308,7 @@ def run(env: Mapping[str, str], out: TextIO) -> int:
             except MemgateError as e:
                 raise InputError(f"{e}", source=name) from None
     check_outputs([str(report_path), str(summary_path), str(html_path or "")], profiles)
-    # With a run budget: --max-total counts every profile of the check.
-    result = run_check_full(opts, Config.from_env(env), Progress(False))
+    result = run_check_full(opts, config, Progress(False))
     report = result.report
     page = html_page(report, result) if html_path else None
     emit_report(report, json_path=str(report_path), summary_path=str(summary_path),

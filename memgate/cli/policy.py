@@ -11,7 +11,7 @@ from memgate.cli.common import handle_errors
 
 @click.group()
 def policy() -> None:
-    """Validate a policy file or print the policy schema."""
+    """Validate a policy file, print the policy schema, or show the built-in policy."""
 
 
 @policy.command("check")
