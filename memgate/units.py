@@ -132,10 +132,6 @@ def _go_g2(ratio: float) -> str:
     return f"{ratio:5.2g}"
 
 
-def is_memory_unit(unit: str) -> bool:
-    return _MEMORY.sniff(unit) is not None
-
-
 def is_time_unit(unit: str) -> bool:
     return _TIME.sniff(unit) is not None
 

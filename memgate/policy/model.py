@@ -92,8 +92,10 @@ def increase_crossed(baseline: F64, candidate: F64, pct_limit: float | None,
 class Limits:
     """Fully resolved limits for one rule. Empty tuples and None mean "no such limit".
 
-    The methods implement the policy semantics (module docstring) so that the gate does not
-    re-derive them: rates are per second, in base units (bytes or objects).
+    Rates are per second, in base units (bytes or objects). The methods pick the limit that
+    applies to a dimension (bytes or counts) of a level or a flow; the gate's plan
+    (:mod:`memgate.gate.plan`) puts them in a comparison's units and applies them with
+    :func:`increase_crossed`, the one statement of the increase semantics.
     """
 
     max_increase_pct: float | None = None

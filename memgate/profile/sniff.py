@@ -61,10 +61,11 @@ _SNIFF_BYTES = 4096
 
 
 def looks_like_legacy(data: bytes) -> bool:
-    """Whether ``data`` is a legacy *text* profile that :func:`parse_legacy` should handle.
+    """Whether ``data`` is a legacy *text* profile that
+    :func:`memgate.profile.legacy.parse_legacy` should handle.
 
     A cheap sniff of the first non-blank line, for callers choosing between the protobuf decoder
-    and this module (check the gzip magic first). True for pprof's heap headers (Go ``heap/N``,
+    and the legacy parsers (check the gzip magic first). True for pprof's heap headers (Go ``heap/N``,
     tcmalloc ``heapz_v2``/``heap_v2``, ``heapprofile``, ``growthz``, ``fragmentationz``), the Java
     ``--- heapz 1 ---`` header, and also for the other legacy *text* kinds pprof knows (goroutine
     counts, contention, threadz): those are not memory profiles, and routing them here gets the
