@@ -65,9 +65,10 @@ def looks_like_legacy(data: bytes) -> bool:
     :func:`memgate.profile.legacy.parse_legacy` should handle.
 
     A cheap sniff of the first non-blank line, for callers choosing between the protobuf decoder
-    and the legacy parsers (check the gzip magic first). True for pprof's heap headers (Go ``heap/N``,
-    tcmalloc ``heapz_v2``/``heap_v2``, ``heapprofile``, ``growthz``, ``fragmentationz``), the Java
-    ``--- heapz 1 ---`` header, and also for the other legacy *text* kinds pprof knows (goroutine
+    and the legacy parsers (check the gzip magic first). True for pprof's heap headers (Go
+    ``heap/N``, tcmalloc ``heapz_v2``/``heap_v2``, ``heapprofile``, ``growthz``,
+    ``fragmentationz``), the Java ``--- heapz 1 ---`` header, and also for the other legacy
+    *text* kinds pprof knows (goroutine
     counts, contention, threadz): those are not memory profiles, and routing them here gets the
     user a precise "unsupported" error instead of a protobuf decoding failure. The heap header
     must start its line here (pprof searches anywhere in the line) so that binary data that
