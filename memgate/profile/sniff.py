@@ -68,9 +68,9 @@ def looks_like_legacy(data: bytes) -> bool:
     and the legacy parsers (check the gzip magic first). True for pprof's heap headers (Go
     ``heap/N``, tcmalloc ``heapz_v2``/``heap_v2``, ``heapprofile``, ``growthz``,
     ``fragmentationz``), the Java ``--- heapz 1 ---`` header, and also for the other legacy
-    *text* kinds pprof knows (goroutine
-    counts, contention, threadz): those are not memory profiles, and routing them here gets the
-    user a precise "unsupported" error instead of a protobuf decoding failure. The heap header
+    *text* kinds pprof knows (goroutine counts, contention, threadz): those are not memory
+    profiles, and routing them here gets the user a precise "unsupported" error instead of a
+    protobuf decoding failure. The heap header
     must start its line here (pprof searches anywhere in the line) so that binary data that
     happens to contain the text does not qualify.
     """
