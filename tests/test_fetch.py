@@ -254,10 +254,3 @@ def test_header_values_must_be_latin_1(server: str) -> None:
     out = clirun.run(["top", "-H", "Authorization: Bearer \u201ctoken\u201d", f"{server}/auth"])
     assert out.returncode == 2 and "cannot carry" in out.stderr
 
-
-@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf"])
-def test_a_timeout_that_is_not_a_positive_number_is_a_usage_error(value: str) -> None:
-    """Found while the command line is parsed (exit 2), with or without a URL to fetch."""
-    out = clirun.run(["top", "--timeout", value, str(PROFILES / "seedleak-noleak-1.pb.gz")])
-    assert out.returncode == 2, out.stdout + out.stderr
-    assert "--timeout" in out.stderr and "positive number of seconds" in out.stderr

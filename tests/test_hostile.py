@@ -383,11 +383,16 @@ def test_absurd_delta_windows_add_no_wait(seconds: str) -> None:
     assert_one_line_error(out)
 
 
-@pytest.mark.parametrize("timeout", ["-1", "inf", "nan"])
-def test_absurd_timeouts_are_one_line(timeout: str) -> None:
-    """Bug: --timeout -1 / inf / nan raised ValueError or OverflowError from the socket."""
-    line = assert_one_line_error(run("top", "--timeout", timeout, "http://127.0.0.1:1/heap"))
-    assert "timeout must be a positive number" in line
+@pytest.mark.parametrize("timeout", ["0", "-1", "inf", "nan"])
+@pytest.mark.parametrize("profile", ["http://127.0.0.1:1/heap", "local"])
+def test_absurd_timeouts_are_usage_errors(timeout: str, profile: str) -> None:
+    """Bug: --timeout -1 / inf / nan raised ValueError or OverflowError from the socket; then
+    they were found only at the first URL (never, without one). Now: exit 2 while parsing."""
+    spec = str(PROFILES / "seedleak-noleak-1.pb.gz") if profile == "local" else profile
+    out = run("top", "--timeout", timeout, spec)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "'--timeout': must be a positive number of seconds" in out.stderr
 
 
 # ---------------------------------------------------------------------------------------------
