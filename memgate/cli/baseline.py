@@ -257,10 +257,16 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
     return "\n".join(out) + "\n"
 
 
-@baseline.command("show")
-@click.argument("name")
-@baselines_option
-@handle_errors
+def component_command(name: str, required: bool = True) -> Callable[[F], click.Command]:
+    """A ``baseline`` subcommand on the component NAME (with ``required=False``: on every
+    component when NAME is left out) of the store ``--baselines`` names."""
+    def deco(f: F) -> click.Command:
+        return baseline.command(name)(
+            click.argument("name", required=required)(baselines_option(handle_errors(f))))
+    return deco
+
+
+@component_command("show")
 def show_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     """The baseline of NAME: why and when it was made, its profiles, its top functions."""
     store = _store(baselines_dir, pointers)
@@ -372,10 +378,7 @@ def render_show(b: Baseline, current: dict[str, Any] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-@baseline.command("verify")
-@click.argument("name", required=False)
-@baselines_option
-@handle_errors
+@component_command("verify", required=False)
 def verify_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
     """Check one baseline (or all): schema, checksums, every profile parses.
 
@@ -403,10 +406,7 @@ def verify_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
                    f"[{hashes}], updated {escape.text(b.updated)}{where}")
 
 
-@baseline.command("remove")
-@click.argument("name")
-@baselines_option
-@handle_errors
+@component_command("remove")
 def remove_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     """Delete the baseline of NAME (commit the deletion afterwards)."""
     store = _store(baselines_dir, pointers)
@@ -416,10 +416,7 @@ def remove_cmd(name: str, baselines_dir: str, pointers: str) -> None:
                + (f" of {store.pointer_path(name)}" if hasattr(store, "pointer_path") else ""))
 
 
-@baseline.command("recover")
-@click.argument("name", required=False)
-@baselines_option
-@handle_errors
+@component_command("recover", required=False)
 def recover_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
     """Clean up after an interrupted update (any later update does this too)."""
     done = _store(baselines_dir, pointers).recover(name)
