@@ -248,18 +248,12 @@ def duration_option(flag: str, help: str, **kwargs: Any) -> Callable[[F], F]:
 
 
 def store_input_options(urls: bool) -> Callable[[F], F]:
-    """The input limits (with ``urls``, also --header and --timeout) of the baseline commands
-    that read profiles, listed last in their help and in the reverse order of the other
-    commands' (--max-total first): the order their help has always had."""
-    shown = [*reversed(_LIMIT_OPTIONS), *((_header_option, _timeout_only) if urls else ())]
-
+    """The input limits (with ``urls``, also --timeout and --header) of the baseline commands
+    that read profiles, listed last in their help in the order the other commands list them."""
     def deco(f: F) -> F:
-        for option in reversed(shown):
-            f = option(f)
-        return f
+        return max_decompressed_option(timeout_option(f) if urls else f)
 
     return deco
-
 
 
 def _profile_args(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
