@@ -294,19 +294,8 @@ def _current_summary(b: Baseline, config: Any) -> dict[str, Any] | None:
 def render_show(b: Baseline, current: dict[str, Any] | None = None) -> str:
     """Text of ``baseline show``: metadata, then per sample type the summary rows (those of
     ``current``, a summary recomputed from the profiles, instead of the manifest's)."""
-    from memgate.quantities import (
-        TIME_UNITS,
-        choose_time_unit,
-        count_noun,
-        dimension_of_unit,
-        format_amount,
-        format_rate,
-    )
-    from memgate.units import scaled_label
-
     esc = escape.text
     m: dict[str, Any] = {**b.manifest, **(current or {})}
-    per_second = m.get("summary_unit") == "per_second"
     where = f"{b.url}, version {b.version}" if b.url is not None else str(b.directory)
     lines = [f"baseline {esc(b.component)} ({esc(where)})"]
     meta = [
@@ -336,7 +325,27 @@ def render_show(b: Baseline, current: dict[str, Any] | None = None) -> str:
             lines.append(f"      {esc(str(origin.get('kind')))} query "
                          f"{esc(str(origin.get('query')))} from {esc(str(origin.get('from')))} "
                          f"until {esc(str(origin.get('until')))}")
-    units = {t: u for t, u in (b.profiles[0].sample_types if b.profiles else ())}
+    lines.extend(_summary_lines(m, b.profiles[0].sample_types if b.profiles else ()))
+    return "\n".join(lines) + "\n"
+
+
+def _summary_lines(m: dict[str, Any], types: Sequence[tuple[str, str]]) -> list[str]:
+    """Per sample type of a manifest's summary: a heading (what the numbers are: levels, rates
+    or per profile) and its rows, largest first."""
+    from memgate.quantities import (
+        TIME_UNITS,
+        choose_time_unit,
+        count_noun,
+        dimension_of_unit,
+        format_amount,
+        format_rate,
+    )
+    from memgate.units import scaled_label
+
+    esc = escape.text
+    per_second = m.get("summary_unit") == "per_second"
+    lines: list[str] = []
+    units = dict(types)
     summary: dict[str, list[dict[str, Any]]] = m.get("summary", {})
     totals: dict[str, float] = m.get("summary_totals", {})
     order = [t for t in units if t in summary] + sorted(t for t in summary if t not in units)
@@ -375,7 +384,7 @@ def render_show(b: Baseline, current: dict[str, Any] | None = None) -> str:
                        [(fmt(float(r["flat_rate"])), fmt(float(r["cum_rate"])),
                          esc(r["function"])) for r in rows], right=(True, True, False))
         lines.extend("  " + line for line in table.splitlines())
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 @component_command("verify", required=False)
