@@ -172,17 +172,30 @@ def write_outputs(values: Mapping[str, str], env: Mapping[str, str] | None = Non
     return True
 
 
-def append_step_summary(markdown: str, *, asked: bool = False) -> bool:
-    """Append to $GITHUB_STEP_SUMMARY when running under GitHub Actions (or, ``asked``, when
-    the user passed --step-summary and the variable is set anywhere)."""
+def step_summary_target(asked: bool = False) -> str | None:
+    """$GITHUB_STEP_SUMMARY when a summary goes there: under GitHub Actions, or (``asked``,
+    ``--step-summary``) wherever the variable is set; None otherwise."""
     target = os.environ.get("GITHUB_STEP_SUMMARY")
     if not target or (not asked and os.environ.get("GITHUB_ACTIONS") != "true"):
+        return None
+    return target
+
+
+def append_step_summary(markdown: str, *, asked: bool = False, check_only: bool = False
+                        ) -> bool:
+    """Append to $GITHUB_STEP_SUMMARY (see :func:`step_summary_target`); whether it did.
+
+    ``check_only``: open it for appending and write nothing, so that a target that cannot be
+    written is found before the report's other files are (all or none)."""
+    target = step_summary_target(asked)
+    if target is None:
         return False
     try:
         with open(target, "a", encoding="utf-8") as fh:
-            fh.write(markdown)
-            if not markdown.endswith("\n"):
-                fh.write("\n")
+            if not check_only:
+                fh.write(markdown)
+                if not markdown.endswith("\n"):
+                    fh.write("\n")
     except OSError as e:
         raise MemgateError(f"cannot append the step summary: {e.strerror or e}",
                            source=f"GITHUB_STEP_SUMMARY={target}", slug="bad-path") from None

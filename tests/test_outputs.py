@@ -130,3 +130,15 @@ def test_an_output_never_overwrites_the_policy_or_a_merged_report(tmp_path: Path
     r = memgate("report", "merge", "r.json", "--json", "r.json", cwd=tmp_path)
     assert r.returncode == 3 and "is an input (r.json)" in r.stderr
     assert (tmp_path / "r.json").read_text() == before
+
+
+def test_a_step_summary_that_cannot_be_written_leaves_no_report_file(tmp_path: Path) -> None:
+    """The step summary is one of the outputs: when it cannot be appended to, the JSON report
+    is not written either (all or none)."""
+    (tmp_path / "summary-dir").mkdir()
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(tmp_path / "summary-dir"), "NO_COLOR": "1"}
+    out = clirun.run(["check", "--baseline", BASE, CAND, "--duration", "15s", "--json",
+                      tmp_path / "report.json", "--step-summary"], env=env)
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "cannot append the step summary" in out.stderr
+    assert not (tmp_path / "report.json").exists()

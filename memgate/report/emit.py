@@ -41,9 +41,12 @@ def emit_report(report: dict[str, Any], *, json_path: str | None = None,
         outputs.append(Output(json_path, render_json(report)))
     if summary_path:
         outputs.append(Output(summary_path, markdown))
-    write_outputs(outputs)
     asked = bool(step_summary)
     if step_summary is None:
         step_summary = os.environ.get("GITHUB_ACTIONS") == "true"
+    if step_summary:
+        # A step summary that cannot be appended to is found before the files are written.
+        append_step_summary(markdown, asked=asked, check_only=True)
+    write_outputs(outputs)
     appended = bool(step_summary) and append_step_summary(markdown, asked=asked)
     return Emitted(markdown, appended)
