@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from memgate.errors import CompareError
 from memgate.parallel import parallel_map
-from memgate.profile.model import Profile, ValueType
+from memgate.profile.model import Profile, ValueType, describe_types, type_mismatch
 from memgate.quantities import dimension_of_unit
 from memgate.rates import Basis, QuantityKind, base_divisors, unit_scales, value_scale
 from memgate.rates import divisors as rate_divisors
@@ -207,20 +207,15 @@ def _mean_variance(model: F64 | None, runs: F64) -> F64 | None:
     return np.asarray(empirical if model is None else np.maximum(model, empirical))
 
 
-def _describe_types(p: Profile) -> str:
-    return ", ".join(str(st) for st in p.sample_types) or "no sample types"
-
-
 def check_compatible(profiles: Sequence[Profile]) -> None:
     """All profiles must share sample types (name and unit, in order) and sampling period."""
     first = profiles[0]
+    mismatch = type_mismatch(profiles)
+    if mismatch is not None:
+        raise CompareError(
+            f"incompatible profiles: {first.source} has sample types [{describe_types(first)}] "
+            f"but {mismatch.source} has [{describe_types(mismatch)}]", source=mismatch.source)
     for other in profiles[1:]:
-        if other.sample_types != first.sample_types:
-            raise CompareError(
-                f"incompatible profiles: {first.source} has sample types "
-                f"[{_describe_types(first)}] but {other.source} has [{_describe_types(other)}]",
-                source=other.source,
-            )
         if other.period_type != first.period_type or other.period != first.period:
             raise CompareError(
                 f"incompatible profiles: {first.source} is sampled every {first.period} "

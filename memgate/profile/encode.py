@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from memgate.errors import CompareError
 from memgate.profile import profile_pb2
-from memgate.profile.model import Profile, num_label_unit
+from memgate.profile.model import Profile, describe_types, num_label_unit, type_mismatch
 
 #: The label pprof puts on the samples of a -diff_base profile (profile.go DiffBaseSample).
 BASE_LABEL = ("pprof::base", "true")
@@ -53,15 +53,14 @@ class _StringTable:
 
 
 def _check(profiles: Sequence[Profile]) -> None:
+    """pprof's merge: the same sample types and period type (periods may differ)."""
     first = profiles[0]
+    mismatch = type_mismatch(profiles)
+    if mismatch is not None:
+        raise CompareError(f"cannot diff: {first.source} has sample types "
+                           f"[{describe_types(first)}] but {mismatch.source} has "
+                           f"[{describe_types(mismatch)}]", source=mismatch.source)
     for other in profiles[1:]:
-        if other.sample_types != first.sample_types:
-            raise CompareError(
-                f"cannot diff: {first.source} has sample types "
-                f"[{', '.join(map(str, first.sample_types))}] but {other.source} has "
-                f"[{', '.join(map(str, other.sample_types))}]",
-                source=other.source,
-            )
         if other.period_type != first.period_type:
             raise CompareError(
                 f"cannot diff: period types {first.period_type} and {other.period_type} differ",

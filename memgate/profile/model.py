@@ -11,6 +11,7 @@ indices into the arrays here; ``-1`` means "none".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,6 +157,17 @@ class Profile:
             if t in (text, no_inuse):
                 return i
         raise ValueError(f"sample_index {text!r} must be one of: {', '.join(types)}")
+
+
+def describe_types(p: Profile) -> str:
+    """A profile's sample types for a message: ``alloc_objects/count, ...``."""
+    return ", ".join(str(st) for st in p.sample_types) or "no sample types"
+
+
+def type_mismatch(profiles: Sequence[Profile]) -> Profile | None:
+    """The first profile whose sample types (names and units, in order) are not the first
+    profile's: no two such profiles can be compared or merged value by value."""
+    return next((p for p in profiles[1:] if p.sample_types != profiles[0].sample_types), None)
 
 
 def num_label_unit(key: str, explicit: str) -> str:
