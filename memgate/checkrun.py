@@ -117,17 +117,9 @@ def resolve_runs(
                 "with --no-normalize",
                 source=source, slug="no-duration",
             )
-        runs.append(
-            RunInput(
-                path=source,
-                sha256=sha,
-                duration_seconds=duration,
-                duration_source=origin,
-                profile=prof,
-                work=work,
-                work_source=work_source if work is not None else "none",
-            )
-        )
+        runs.append(RunInput(path=source, sha256=sha, duration_seconds=duration,
+                             duration_source=origin, profile=prof, work=work,
+                             work_source=work_source if work is not None else "none"))
     return runs
 
 

@@ -387,14 +387,9 @@ def _held(tables: Sequence[Table], index: dict[str, int], n: int, divisors: F64,
     return flat, cum, total
 
 
-def compare(
-    baseline: Sequence[RunInput],
-    candidate: Sequence[RunInput],
-    *,
-    normalized: bool = True,
-    detect_fixed_work: bool = True,
-    strict_kinds: bool = True,
-) -> Comparison:
+def compare(baseline: Sequence[RunInput], candidate: Sequence[RunInput], *,
+            normalized: bool = True, detect_fixed_work: bool = True,
+            strict_kinds: bool = True) -> Comparison:
     """Align both sides on one function list and compute per-run and mean values.
 
     Flows are divided per unit of work when every run has one (``--work``), else per second

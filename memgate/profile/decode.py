@@ -116,22 +116,13 @@ def decode_protobuf(
 
     comments = tuple(strings.get(c, "comment") for c in msg.comment)
     return Profile(
-        source=source,
-        sample_types=sample_types,
-        samples=samples,
-        locations=locations,
-        functions=functions,
-        mappings=mappings,
-        period_type=period_type,
-        period=msg.period,
-        time_nanos=msg.time_nanos,
-        duration_nanos=msg.duration_nanos,
+        source=source, sample_types=sample_types, samples=samples, locations=locations,
+        functions=functions, mappings=mappings, period_type=period_type, period=msg.period,
+        time_nanos=msg.time_nanos, duration_nanos=msg.duration_nanos,
         default_sample_type=strings.get(msg.default_sample_type, "default_sample_type"),
-        comments=comments,
-        drop_frames=strings.get(msg.drop_frames, "drop_frames"),
+        comments=comments, drop_frames=strings.get(msg.drop_frames, "drop_frames"),
         keep_frames=strings.get(msg.keep_frames, "keep_frames"),
-        doc_url=strings.get(msg.doc_url, "doc_url"),
-        encoding="protobuf",
+        doc_url=strings.get(msg.doc_url, "doc_url"), encoding="protobuf",
     )
 
 

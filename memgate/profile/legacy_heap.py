@@ -104,17 +104,9 @@ def parse_heap(lines: list[tuple[int, str]]) -> Parsed:
 
     locations = table.locations
     mappings = parse_memory_map(map_lines, locations)
-    return Parsed(
-        sample_types=sample_types,
-        period_type=ValueType("space", "bytes"),
-        period=period,
-        values=values,
-        stacks=stacks,
-        block_sizes=block_sizes,
-        locations=locations,
-        mappings=mappings,
-        encoding=ENCODING_HEAP,
-    )
+    return Parsed(sample_types=sample_types, period_type=ValueType("space", "bytes"),
+                  period=period, values=values, stacks=stacks, block_sizes=block_sizes,
+                  locations=locations, mappings=mappings, encoding=ENCODING_HEAP)
 
 
 def _parse_heap_sample(

@@ -81,15 +81,10 @@ def _paths(prof: Profile, name_ids: dict[str, int]) -> tuple[I64, I64]:
     return node_name[fnode] if fnode.size else np.zeros(0, dtype=np.int64), first
 
 
-def build_tree(
-    baseline: Sequence[RunInput],
-    candidate: Sequence[RunInput],
-    *,
-    normalized: bool = True,
-    min_fraction: float = MIN_FRACTION,
-    max_nodes: int = MAX_NODES,
-    divisors: tuple[F64 | None, F64 | None] = (None, None),
-) -> FlameTree:
+def build_tree(baseline: Sequence[RunInput], candidate: Sequence[RunInput], *,
+               normalized: bool = True, min_fraction: float = MIN_FRACTION,
+               max_nodes: int = MAX_NODES,
+               divisors: tuple[F64 | None, F64 | None] = (None, None)) -> FlameTree:
     """Merge both sides' stacks into one pruned tree of per-second rates (per profile when
     ``normalized`` is False). A side may be empty (a check without baseline): its rates are 0.
     ``divisors`` (baseline, candidate): the comparison's own per-run, per-type divisors
