@@ -7,9 +7,9 @@ frame, with a baseline and a candidate rate per sample type in every node.
 
 The rules are the table's (:mod:`memgate.table`), so the tree and the report cannot disagree on
 what a frame is: every line of a location is a frame (inlined calls expanded), frames are
-functions by name, ``drop_frames`` prunes stacks first. Rates are compare.py's: each run's
-values in base units divided by its duration (:mod:`memgate.rates`), averaged over the runs
-of a side.
+functions by name, ``drop_frames`` prunes stacks first. Values are compare.py's: each run's
+values in base units, levels as they are, flows per second (or per op, per run) through
+:mod:`memgate.rates`, averaged over the runs of a side.
 
 Big profiles stay small in the browser: frames narrower than :data:`MIN_FRACTION` of the root
 on both sides and in every sample type are folded into one "other" child of their parent, and
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from memgate.compare import RunInput
+from memgate.compare import RunInput, quantity_kinds
 from memgate.profile.model import Profile, ValueType
 from memgate.rates import base_divisors, unit_scales
+from memgate.rates import divisors as rate_divisors
 from memgate.table import _expand, function_frames
 
 I64 = NDArray[np.int64]
@@ -89,7 +90,8 @@ def build_tree(baseline: Sequence[RunInput], candidate: Sequence[RunInput], *,
     ``normalized`` is False). A side may be empty (a check without baseline): its rates are 0.
     ``divisors`` (baseline, candidate): the comparison's own per-run, per-type divisors
     (:attr:`memgate.compare.SideRates.divisors`), so that levels, flows per second and flows
-    per op are the report's numbers; without them every type is divided by the duration.
+    per op are the report's numbers; without them each side's are the gate's rule for it
+    (:func:`memgate.rates.divisors`: levels as levels, flows and growth per second).
     """
     runs = [*candidate, *baseline]
     if not runs:
@@ -133,9 +135,16 @@ def _stacks(
     weights: list[F64] = []
     for side, group in enumerate(sides):
         given = divisors[side]
+        if given is None and group:
+            # No comparison to take them from (a check without a baseline): the gate's rule
+            # for one side, levels as levels, flows and growth per second (memgate.rates).
+            given = rate_divisors(
+                quantity_kinds(group, strict=False), "second",
+                durations=[run.duration_seconds for run in group],
+                own_durations=[run.profile.duration_seconds for run in group],
+                normalized=normalized)
         for r, run in enumerate(group):
-            seconds = (run.duration_seconds or 1.0) if normalized else 1.0
-            divisor = given[r] if given is not None else np.full(nt, seconds)
+            divisor = given[r] if given is not None else np.ones(nt)
             f, first = _paths(run.profile, name_ids)
             w = np.zeros((first.size - 1, 2 * nt), dtype=np.float64)
             # Each run's share of its side's mean, in base units per divisor.
