@@ -236,6 +236,9 @@ def test_report_merge_of_a_directory_or_missing_file(tmp_path: Path, kind: str) 
     if kind == "directory":
         target.mkdir()
     assert_one_line_error(run("report", "merge", target))
+    # accept reads a report the same way: the same one-line error and exit code (3).
+    assert_one_line_error(run("baseline", "accept", "--from-report", target, "--reason", "r",
+                              "--baselines", tmp_path / "b"))
     (tmp_path / "d").mkdir()
     line = assert_one_line_error(run("report", "merge", "--json", tmp_path / "d",
                                      ROOT / "tests/fixtures/reports/pass.json"))

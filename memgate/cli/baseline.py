@@ -173,7 +173,7 @@ def update_cmd(component: str, profiles: Sequence[str], reason: str, approved_by
 
 @baseline.command("accept")
 @click.option("--from-report", "report", required=True, metavar="REPORT.json",
-              type=click.Path(dir_okay=False, path_type=Path),
+              type=click.Path(path_type=Path),
               help="The JSON report of `memgate check` whose candidate profiles to accept.")
 @reason_option
 @approved_by_option
