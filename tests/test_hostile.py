@@ -27,6 +27,7 @@ from memgate.profile.fetch_options import FetchOptions
 from memgate.profile.limits import InputLimits
 from memgate.profile.source import load_profile
 from tests import clirun
+from tests.reports import check_report
 from tests.waiting import blocked_reading_a_pipe, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,9 +268,8 @@ def test_accept_refuses_candidate_paths_outside_the_working_directory(
     import hashlib
 
     path = bad.replace("{abs}", str(outside))
-    report = {"format": 1, "component": "api", "inputs": {"candidate": [
-        {"path": path, "sha256": hashlib.sha256(outside.read_bytes()).hexdigest(),
-         "duration_seconds": 60}]}}
+    report = check_report([{"path": path, "sha256": hashlib.sha256(outside.read_bytes())
+                            .hexdigest(), "duration_seconds": 60}])
     (work / "r.json").write_text(json.dumps(report))
     line = assert_one_line_error(run("baseline", "accept", "--from-report", "r.json",
                                      "--reason", "r", cwd=work))
@@ -281,9 +281,9 @@ def test_accept_takes_absolute_paths_inside_the_working_directory(tmp_path: Path
     import hashlib
 
     shutil.copy(SMALL, tmp_path / "c.pb.gz")
-    report = {"format": 1, "component": "api", "inputs": {"candidate": [
-        {"path": str(tmp_path / "c.pb.gz"), "sha256": hashlib.sha256(SMALL.read_bytes())
-         .hexdigest(), "duration_seconds": 60}]}}
+    report = check_report([{"path": str(tmp_path / "c.pb.gz"),
+                            "sha256": hashlib.sha256(SMALL.read_bytes()).hexdigest(),
+                            "duration_seconds": 60}])
     (tmp_path / "r.json").write_text(json.dumps(report))
     out = run("baseline", "accept", "--from-report", "r.json", "--reason", "r", cwd=tmp_path)
     assert out.returncode == 0, out.stderr

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from memgate.baseline.names import validate_component_name
 from memgate.baseline.store import Store
 from memgate.cli.baseline import baseline
 from memgate.errors import BaselineError, ProfileError, ReportError
+from tests.reports import check_report
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = REPO / "tests" / "fixtures" / "profiles"
@@ -758,9 +760,8 @@ def _report(tmp_path: Path, names: Sequence[str], component: str | None = "inges
         shutil.copy(src, tmp_path / name)
         cands.append({"path": name, "sha256": sha(src),
                       "duration_seconds": durations[i] if durations else None})
-    report = {"format": 1, "component": component, "verdict": "fail",
-              "inputs": {"baseline": [{"path": str(b), "sha256": sha(b)} for b in baseline],
-                         "candidate": cands}}
+    report = check_report(cands, component=component,
+                          baseline=[{"path": str(b), "sha256": sha(b)} for b in baseline])
     path = tmp_path / "report.json"
     path.write_text(json.dumps(report))
     return path
@@ -828,20 +829,26 @@ def test_accept_component_handling(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         store.accept("report.json", reason=" ")
 
 
+_ZEROS = "0" * 64
+
+
 @pytest.mark.parametrize("content,expect", [
     ("not json", "not a memgate JSON report: invalid JSON"),
-    ("[]", "expected a JSON object"),
-    ('{"component": "x"}', "has no candidate profiles"),
-    ('{"component": "x", "inputs": {"candidate": [{"path": "a"}]}}', "sha256 must be 64"),
-    ('{"component": "../x", "inputs": {"candidate": []}}', "invalid component name"),
-    ('{"component": "x", "inputs": {"candidate": [{"path": "-", "sha256": "' + "0" * 64
-     + '"}]}}', "standard input or a URL"),
-    ('{"component": "x", "inputs": {"candidate": [{"path": "a", "sha256": "' + "0" * 64
-     + '", "duration_seconds": -1}]}}', "duration_seconds must be a positive number"),
+    ("[]", "not a valid memgate report: at (top level): [] is not of type 'object'"),
+    (json.dumps({"component": "x"}), "not a valid memgate report: at (top level): 'format'"),
+    (json.dumps(check_report([{"path": "a"}])), "at inputs/candidate/0: 'sha256' is a "
+                                                "required property"),
+    (json.dumps(check_report([{"path": "a", "sha256": "abc"}])), "does not match"),
+    (json.dumps(check_report([], component="x")), "has no candidate profiles"),
+    (json.dumps(check_report([{"path": "a", "sha256": _ZEROS}], component="../x")),
+     "invalid component name"),
+    (json.dumps(check_report([{"path": "-", "sha256": _ZEROS}])), "standard input or a URL"),
+    (json.dumps(check_report([{"path": "a", "sha256": _ZEROS, "duration_seconds": -1}])),
+     "duration_seconds must be a positive number"),
 ])
 def test_accept_refuses_bad_reports(tmp_path: Path, content: str, expect: str) -> None:
     (tmp_path / "r.json").write_text(content)
-    with pytest.raises((ReportError, BaselineError), match=expect):
+    with pytest.raises((ReportError, BaselineError), match=re.escape(expect)):
         Store(tmp_path / "b").accept(tmp_path / "r.json", reason="r")
     res = run(["accept", "--from-report", tmp_path / "r.json", "--reason", "r",
                "--baselines", tmp_path / "b"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
@@ -24,7 +23,6 @@ from memgate.profile.limits import InputLimits, read_report_bytes
 
 #: The report format this memgate reads (and ``check`` writes).
 REPORT_FORMAT: Final = 1
-_SHA_RE: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def read_report_json(path: str | Path, limits: InputLimits) -> object:
@@ -53,7 +51,16 @@ def read_report_json(path: str | Path, limits: InputLimits) -> object:
 
 def load_report(path: str, limits: InputLimits) -> dict[str, Any]:
     """A whole ``memgate check`` report, validated against the report schema (``merge``)."""
-    data = read_report_json(path, limits)
+    report = _validated(read_report_json(path, limits), path)
+    if report["verdict"] is None:
+        raise ReportError("is a `memgate diff` report (no verdict); merge reads reports of "
+                          "`memgate check`", source=path)
+    return report
+
+
+def _validated(data: object, path: str) -> dict[str, Any]:
+    """``data`` if it is a report as the report schema describes it; the first problem (and
+    how many more) as a :class:`ReportError` otherwise."""
     errors = sorted(schemas.validator("report").iter_errors(data),
                     key=lambda e: list(e.absolute_path))
     if errors:
@@ -64,11 +71,7 @@ def load_report(path: str, limits: InputLimits) -> dict[str, Any]:
         if len(msg) > 160:
             msg = msg[:157] + "..."
         raise ReportError(f"not a valid memgate report: at {where}: {msg}{more}", source=path)
-    report = cast(dict[str, Any], data)  # the schema's "type": "object"
-    if report["verdict"] is None:
-        raise ReportError("is a `memgate diff` report (no verdict); merge reads reports of "
-                          "`memgate check`", source=path)
-    return report
+    return cast(dict[str, Any], data)  # the schema's "type": "object"
 
 
 @dataclass(frozen=True)
@@ -78,39 +81,32 @@ class Candidates:
     component: str | None
     #: ``(path, sha256, duration_seconds)`` of each candidate profile.
     profiles: tuple[tuple[str, str, float | None], ...]
-    #: The sha256 of the baseline profiles the check compared against (None: the report does
-    #: not say; an empty set: it had none, as with --allow-missing-baseline).
-    checked_against: frozenset[str] | None
+    #: The sha256 of the baseline profiles the check compared against (an empty set: it had
+    #: none, as with --allow-missing-baseline).
+    checked_against: frozenset[str]
 
 
 def read_candidates(path: Path, limits: InputLimits) -> Candidates:
-    """The component and the candidate profiles of a check report, each field checked."""
+    """The component and the candidate profiles of a check report (``accept``): the report
+    validated against the report schema, then what the schema cannot say checked here."""
     src = str(path)
-    data = read_report_json(path, limits)
-    if not isinstance(data, dict):
-        raise ReportError("is not a memgate check report (expected a JSON object)", source=src)
-    component = data.get("component")
+    data = _validated(read_report_json(path, limits), src)
+    component = data["component"]
     if component is not None:
-        if not isinstance(component, str):
-            raise ReportError("\"component\" must be a string", source=src)
         validate_component_name(component)
-    inputs = data.get("inputs")
-    if not isinstance(inputs, dict):
-        inputs = {}
-    candidates = inputs.get("candidate")
-    if not isinstance(candidates, list) or not candidates:
+    candidates = data["inputs"]["candidate"]
+    if not candidates:
         raise ReportError("has no candidate profiles (\"inputs\": {\"candidate\": [...]}); is "
                           "it the JSON report of `memgate check`?", source=src)
     profiles = tuple(_candidate(c, f"inputs.candidate[{i}]", src)
                      for i, c in enumerate(candidates))
-    return Candidates(component, profiles, _checked_against(inputs))
+    return Candidates(component, profiles, _checked_against(data["inputs"]))
 
 
-def _candidate(c: object, where: str, src: str) -> tuple[str, str, float | None]:
-    if not isinstance(c, dict):
-        raise ReportError(f"{where} must be an object", source=src)
-    p, sha, dur = c.get("path"), c.get("sha256"), c.get("duration_seconds")
-    if not isinstance(p, str) or not p:
+def _candidate(c: dict[str, Any], where: str, src: str) -> tuple[str, str, float | None]:
+    """One candidate entry's path (one accept may read), sha256 and duration."""
+    p, sha, dur = c["path"], c["sha256"], c["duration_seconds"]
+    if not p:
         raise ReportError(f"{where}.path must be a non-empty string", source=src)
     if p == "-" or ("://" in p and not Path(p).exists()):
         raise ReportError(f"{where}: {p} was read from standard input or a URL and cannot "
@@ -124,20 +120,14 @@ def _candidate(c: object, where: str, src: str) -> tuple[str, str, float | None]
                           "directory it runs in (keep the profiles inside it, and run "
                           "accept where `memgate check` ran)",
                           source=src, slug="path-outside")
-    if not isinstance(sha, str) or not _SHA_RE.fullmatch(sha):
-        raise ReportError(f"{where}.sha256 must be 64 lowercase hex digits", source=src)
-    if dur is not None and (isinstance(dur, bool) or not isinstance(dur, (int, float))
-                            or not math.isfinite(dur) or dur <= 0):
+    if dur is not None and (not math.isfinite(dur) or dur <= 0):
         raise ReportError(f"{where}.duration_seconds must be a positive number or null",
                           source=src)
     return p, sha, None if dur is None else float(dur)
 
 
-def _checked_against(inputs: dict[str, Any]) -> frozenset[str] | None:
-    try:
-        return frozenset(str(e["sha256"]) for e in inputs["baseline"])
-    except (KeyError, TypeError):
-        return None
+def _checked_against(inputs: dict[str, Any]) -> frozenset[str]:
+    return frozenset(str(e["sha256"]) for e in inputs["baseline"])
 
 
 def _inside_cwd(path: str) -> bool:
