@@ -955,3 +955,15 @@ def test_show_recomputes_a_summary_written_before_summary_kinds(tmp_path: Path) 
 
     assert section(shown.output) == section(current.output)
     assert "/s" not in section(shown.output)
+
+
+@pytest.mark.parametrize("command", [["show", "svc"], ["verify", "svc"], ["list"]])
+def test_commands_that_read_stored_profiles_take_the_limits_their_errors_name(
+        tmp_path: Path, command: list[str]) -> None:
+    """A limit's error says "raise it with --max-decompressed or MEMGATE_..."; every command
+    that can hit it takes the flag."""
+    Store(tmp_path / "b").update("svc", NOLEAK[:1], reason="r")
+    res = run([*command, "--baselines", tmp_path / "b", "--max-decompressed", "1k"])
+    assert "raise it with --max-decompressed" in res.output + res.stderr
+    roomy = run([*command, "--baselines", tmp_path / "b", "--max-decompressed", "1GiB"])
+    assert roomy.exit_code == 0, roomy.output

@@ -223,6 +223,7 @@ def _done(store: Any, b: Baseline, verb: str) -> None:
 
 @baseline.command("list")
 @baselines_option
+@store_input_options(urls=False)
 @handle_errors
 def list_cmd(baselines_dir: str, pointers: str) -> None:
     """One line per component: name, profiles, last update, reason."""
@@ -257,16 +258,21 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]],
     return "\n".join(out) + "\n"
 
 
-def component_command(name: str, required: bool = True) -> Callable[[F], click.Command]:
+def component_command(name: str, required: bool = True,
+                      reads: bool = False) -> Callable[[F], click.Command]:
     """A ``baseline`` subcommand on the component NAME (with ``required=False``: on every
-    component when NAME is left out) of the store ``--baselines`` names."""
+    component when NAME is left out) of the store ``--baselines`` names; ``reads``: it
+    decodes the stored profiles, within the input limits its options set."""
     def deco(f: F) -> click.Command:
-        return baseline.command(name)(
-            click.argument("name", required=required)(baselines_option(handle_errors(f))))
+        f = handle_errors(f)
+        if reads:
+            f = store_input_options(urls=False)(f)
+        return baseline.command(name)(click.argument("name", required=required)(
+            baselines_option(f)))
     return deco
 
 
-@component_command("show")
+@component_command("show", reads=True)
 def show_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     """The baseline of NAME: why and when it was made, its profiles, its top functions."""
     store = _store(baselines_dir, pointers)
@@ -387,7 +393,7 @@ def _summary_lines(m: dict[str, Any], types: Sequence[tuple[str, str]]) -> list[
     return lines
 
 
-@component_command("verify", required=False)
+@component_command("verify", required=False, reads=True)
 def verify_cmd(name: str | None, baselines_dir: str, pointers: str) -> None:
     """Check one baseline (or all): schema, checksums, every profile parses.
 
