@@ -644,3 +644,16 @@ def test_standard_input_twice_is_a_usage_error(args: list[str]) -> None:
     out = clirun.run(args, input=data, text=False)
     assert out.returncode == 2
     assert b"standard input ('-') can be given only once" in out.stderr
+
+
+def test_a_profile_name_that_is_not_utf8_is_refused_before_the_work(tmp_path: Path) -> None:
+    """The JSON report names every input; a name that is not text would be invalid Unicode
+    there. As in the Action: one line, exit 3, nothing written."""
+    name = os.fsdecode(b"nu-\xff.pb.gz")
+    (tmp_path / name).write_bytes((PROFILES / "seedleak-noleak-1.pb.gz").read_bytes())
+    out = clirun.run(["diff", PROFILES.resolve() / "seedleak-noleak-2.pb.gz", tmp_path / name,
+                      "--json", tmp_path / "r.json"])
+    assert out.returncode == 3
+    assert "is not valid UTF-8; rename the profile" in out.stderr
+    assert "nu-\\xff.pb.gz" in out.stderr
+    assert not (tmp_path / "r.json").exists()

@@ -304,6 +304,14 @@ def _check_outputs(paths: Sequence[str | None], inputs: Sequence[str]) -> None:
     if list(inputs).count("-") > 1:
         raise click.UsageError("standard input ('-') can be given only once: save all but one "
                                "of the profiles to files")
+    for name in inputs:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            # The JSON report names every input (accept reads them again): as the Action does,
+            # a name that is not text is refused rather than written as invalid Unicode.
+            raise MemgateError(f"the file name {escape.text(name)} is not valid UTF-8; rename "
+                               "the profile", source="profiles", slug="usage") from None
     check_outputs(paths, inputs)
 
 
