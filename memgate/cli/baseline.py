@@ -118,7 +118,6 @@ runs_may_shrink_option = click.option(
 def baseline() -> None:
     """Reference profiles per component, kept in the repository under baselines/.
 
-    \b
     A baseline changes only through a commit that reviewers see: every update records a
     reason, and baselines/<component>/manifest.json summarizes the top functions so that a
     pull-request diff shows what the new baseline changes. See docs/baselines.md.

@@ -181,13 +181,14 @@ def check(profiles: tuple[str, ...], component: str | None, baselines: str, poin
           output: str | None = None) -> None:
     """Gate candidate profiles against the component's baseline under the policy.
 
-    \b
     Exit codes: 0 pass (warnings allowed), 1 a `fail` finding, 3 error (unreadable
     input, invalid policy, incompatible profiles, no duration, missing baseline).
+
     In-use values of a heap snapshot are levels, compared as bytes and objects. Allocation
     flows are compared per unit of work (--work, or the policy's components.<name>.work), else
     per second of duration (--duration, the profile's own duration_nanos, or the policy's
     component duration). Every report states the smallest growth the comparison could see.
+
     The output leads with the verdict and the failing and warning findings, then one line
     counting the crossings within noise (listed with --verbose), what shrank, and the details.
     """

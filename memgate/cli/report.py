@@ -179,7 +179,6 @@ def merge(reports: tuple[str, ...], summary: str | None, json_path: str | None, 
           step_summary: bool | None) -> None:
     """One verdict and one summary from many components' JSON reports.
 
-    \b
     The verdict is the worst one (fail > warn > pass). Exit codes: 0 pass or warn,
     1 at least one report failed (so the final job of a matrix fails), 3 a report is
     unreadable or not a valid `memgate check` report.
