@@ -226,6 +226,34 @@ def check_compatible(profiles: Sequence[Profile]) -> None:
             )
 
 
+def _name_index(tables: Sequence[Table]) -> dict[str, int]:
+    """Every function name of the tables, numbered in order of first appearance."""
+    index: dict[str, int] = {}
+    for t in tables:
+        for nm in t.names:
+            index.setdefault(nm, len(index))
+    return index
+
+
+def side_divisors(runs: Sequence[RunInput], kinds: Sequence[QuantityKind],
+                  basis: Basis = "second", normalized: bool = True) -> F64:
+    """What each run's values of each type are divided by (:func:`memgate.rates.divisors`),
+    from the runs' own durations, profile durations and work."""
+    return rate_divisors(kinds, basis, durations=[r.duration_seconds for r in runs],
+                         own_durations=[r.profile.duration_seconds for r in runs],
+                         works=[r.work for r in runs], normalized=normalized)
+
+
+def one_side(runs: Sequence[RunInput], tables: Sequence[Table],
+             kinds: Sequence[QuantityKind], normalized: bool = True
+             ) -> tuple[tuple[str, ...], SideRates]:
+    """One side's function names and values per second as the gate computes them (levels as
+    levels), without another side to compare with: the baseline manifest's summary."""
+    index = _name_index(tables)
+    div = side_divisors(runs, kinds, "second", normalized)
+    return tuple(index), _side(runs, tables, index, len(index), div)
+
+
 def _side(
     runs: Sequence[RunInput],
     tables: Sequence[Table],
@@ -425,24 +453,14 @@ def compare(baseline: Sequence[RunInput], candidate: Sequence[RunInput], *,
         if note is not None:
             notes.append(note)
             basis, scale = "run", _mean([d or 0.0 for d in bdur])
-    index: dict[str, int] = {}
-    for t in tables:
-        for nm in t.names:
-            if nm not in index:
-                index[nm] = len(index)
+    index = _name_index(tables)
     n = len(index)
     names = tuple(index)
     first = profiles[0]
-
-    def divisors(side: Sequence[RunInput]) -> F64:
-        return rate_divisors(kinds, basis, durations=[r.duration_seconds for r in side],
-                             own_durations=[r.profile.duration_seconds for r in side],
-                             works=[r.work for r in side], normalized=normalized)
-
     pairs = _held_pairs(first, kinds)
 
     def side(runs_: Sequence[RunInput], tables_: Sequence[Table]) -> SideRates:
-        div = divisors(runs_)
+        div = side_divisors(runs_, kinds, basis, normalized)
         rates = _side(runs_, tables_, index, n, div)
         if not pairs:
             return rates

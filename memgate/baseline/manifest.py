@@ -20,7 +20,6 @@ from numpy.typing import NDArray
 from memgate import __version__, escape, schemas
 from memgate.baseline.names import one_line
 from memgate.profile.model import Profile
-from memgate.rates import base_divisors, divisors, unit_scales
 
 #: The manifest format this memgate reads and writes. Another value is refused, never guessed.
 FORMAT_VERSION: Final = 1
@@ -195,7 +194,7 @@ def summarize(profiles: Sequence[Profile], durations: Sequence[float | None],
     continuous profiler, whose in-use values are levels although they have a duration (as
     ``check`` reads such a baseline).
     """
-    from memgate.compare import RunInput, quantity_kinds
+    from memgate.compare import RunInput, one_side, quantity_kinds
     from memgate.table import aggregate
 
     per_second = all(d is not None and d > 0 for d in durations)
@@ -205,31 +204,13 @@ def summarize(profiles: Sequence[Profile], durations: Sequence[float | None],
     # Not strict: a baseline that mixes snapshots and delta profiles is stored (the gate
     # refuses to compare it), its in-use values summarized as levels.
     kinds = quantity_kinds(runs, strict=False)
-    div = base_divisors(
-        divisors(kinds, "second", durations=durations,
-                 own_durations=[p.duration_seconds for p in profiles], normalized=per_second),
-        unit_scales(profiles[0].sample_types))
-    tables = [aggregate(p, "functions") for p in profiles]
-    index: dict[str, int] = {}
-    for t in tables:
-        for nm in t.names:
-            index.setdefault(nm, len(index))
-    names = list(index)
-    ntypes = len(profiles[0].sample_types)
-    flat = np.zeros((len(names), ntypes), dtype=np.float64)
-    cum = np.zeros((len(names), ntypes), dtype=np.float64)
-    total = np.zeros(ntypes, dtype=np.float64)
-    for t, d in zip(tables, div):
-        rows = np.fromiter((index[nm] for nm in t.names), dtype=np.int64, count=len(t.names))
-        flat[rows] += t.flat / d
-        cum[rows] += t.cum / d
-        total += t.total / d
-    k = float(len(tables))
+    names, rates = one_side(runs, [aggregate(p, "functions") for p in profiles], kinds,
+                            per_second)
     summary: dict[str, list[dict[str, object]]] = {}
     totals: dict[str, float] = {}
     for ti, st in enumerate(profiles[0].sample_types):
-        summary[st.type] = _top_rows(names, flat[:, ti] / k, cum[:, ti] / k)
-        totals[st.type] = _round(float(total[ti] / k))
+        summary[st.type] = _top_rows(names, rates.flat[:, ti], rates.cum[:, ti])
+        totals[st.type] = _round(float(rates.total[ti]))
     return Summary("per_second" if per_second else "per_profile", summary, totals,
                    {st.type: kind for st, kind in zip(profiles[0].sample_types, kinds)})
 

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from memgate.compare import RunInput, quantity_kinds
+from memgate.compare import RunInput, quantity_kinds, side_divisors
 from memgate.profile.model import Profile, ValueType
 from memgate.rates import base_divisors, unit_scales
-from memgate.rates import divisors as rate_divisors
 from memgate.table import _expand, function_frames
 
 I64 = NDArray[np.int64]
@@ -138,11 +137,8 @@ def _stacks(
         if given is None and group:
             # No comparison to take them from (a check without a baseline): the gate's rule
             # for one side, levels as levels, flows and growth per second (memgate.rates).
-            given = rate_divisors(
-                quantity_kinds(group, strict=False), "second",
-                durations=[run.duration_seconds for run in group],
-                own_durations=[run.profile.duration_seconds for run in group],
-                normalized=normalized)
+            given = side_divisors(group, quantity_kinds(group, strict=False),
+                                  normalized=normalized)
         for r, run in enumerate(group):
             divisor = given[r] if given is not None else np.ones(nt)
             f, first = _paths(run.profile, name_ids)
