@@ -718,42 +718,45 @@ def strings_target(data: bytes, tmp: Path) -> str:
     safe (:func:`assert_safe_output`); an error must be one line naming its source."""
     from click.testing import CliRunner
 
-    from memgate.cli import main
-
     base, cand = split_pair(data)
     (tmp / "cand.pb").write_bytes(cand)
     runner = CliRunner()
-    outcome = "ok"
     for fmt in ("text", "markdown", "json"):
-        res = runner.invoke(main, ["top", str(tmp / "cand.pb"), "--format", fmt])
-        if res.exit_code == 3:
-            _one_line_error(res.output, str(tmp / "cand.pb"))
+        if not _invoke(runner, ["top", str(tmp / "cand.pb"), "--format", fmt],
+                       str(tmp / "cand.pb")):
             return "error"
-        if res.exit_code != 0:
-            raise Unexpected(f"top exited {res.exit_code}: {res.output[-500:]!r}")
-        assert_safe_output(res.output, f"top {fmt}")
-        if fmt == "json":
-            json.loads(res.output)
     if base is None:
-        return outcome
+        return "ok"
     (tmp / "base.pb").write_bytes(base)
     for fmt in ("text", "markdown", "json"):
         args = ["diff", str(tmp / "base.pb"), str(tmp / "cand.pb"), "--format", fmt]
         if fmt == "json":
             args += ["--html", str(tmp / "page.html")]
-        res = runner.invoke(main, args)
-        if res.exit_code == 3:
-            _one_line_error(res.output, "")
+        if not _invoke(runner, args, ""):
             return "error"
-        if res.exit_code != 0:
-            raise Unexpected(f"diff exited {res.exit_code}: {res.output[-500:]!r}")
-        assert_safe_output(res.output, f"diff {fmt}")
         if fmt == "json":
-            json.loads(res.output)
             page = (tmp / "page.html").read_text("utf-8")
             if page.count("</script>") != 2:
                 raise Unexpected("the HTML page has a </script> it did not write")
-    return outcome
+    return "ok"
+
+
+def _invoke(runner: Any, args: list[str], source: str) -> bool:
+    """Run one command in-process and check its output safe (and valid JSON with --format
+    json): True; False when it exited 3 with a one-line error naming ``source``."""
+    from memgate.cli import main
+
+    res = runner.invoke(main, args)
+    if res.exit_code == 3:
+        _one_line_error(res.output, source)
+        return False
+    if res.exit_code != 0:
+        raise Unexpected(f"{args[0]} exited {res.exit_code}: {res.output[-500:]!r}")
+    fmt = args[args.index("--format") + 1]
+    assert_safe_output(res.output, f"{args[0]} {fmt}")
+    if fmt == "json":
+        json.loads(res.output)
+    return True
 
 
 def _one_line_error(output: str, source: str) -> None:
