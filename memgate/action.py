@@ -161,7 +161,7 @@ def expand_profiles(patterns: Sequence[str]) -> list[str]:
     and the expansion is bounded (:func:`memgate.fs.glob_files`); a file name that is not
     UTF-8 is refused (it could not be named in the report, the summary or an annotation).
     """
-    from memgate.fs import glob_files, has_magic
+    from memgate.fs import glob_files, has_magic, require_text_name
 
     out: list[str] = []
     seen: set[str] = set()
@@ -174,11 +174,7 @@ def expand_profiles(patterns: Sequence[str]) -> list[str]:
                 raise InputError(f"{pattern!r} matched no file (relative to "
                                  f"{os.getcwd()})", source="profiles")
         for m in matches:
-            try:
-                m.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InputError(f"the file name {escape.text(m)} is not valid UTF-8; rename "
-                                 "the profile", source="profiles") from None
+            require_text_name(m)
             key = os.path.normpath(m) if "://" not in m else m
             if key not in seen:
                 seen.add(key)

@@ -211,6 +211,19 @@ def outside_roots(path: str | Path, roots: Sequence[str | Path]) -> bool:
 _MAGIC = re.compile(r"[*?\[]")
 
 
+def require_text_name(name: str, source: str = "profiles") -> None:
+    """A profile's file name must be text (UTF-8): reports, summaries and annotations name
+    every input, and ``baseline accept`` reads them again by those names. A name that is not
+    (os.fsdecode's lone surrogates) is refused rather than written as invalid Unicode."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        from memgate import escape
+
+        raise MemgateError(f"the file name {escape.text(name)} is not valid UTF-8; rename the "
+                           "profile", source=source, slug="bad-name") from None
+
+
 def has_magic(pattern: str) -> bool:
     return _MAGIC.search(pattern) is not None
 

@@ -299,19 +299,14 @@ def _duration(value: str | None, flag: str) -> float | None:
 def _check_outputs(paths: Sequence[str | None], inputs: Sequence[str]) -> None:
     """Before any work: standard input is read at most once, every output can be written
     and overwrites no input."""
+    from memgate.fs import require_text_name
     from memgate.outputs import check_outputs
 
     if list(inputs).count("-") > 1:
         raise click.UsageError("standard input ('-') can be given only once: save all but one "
                                "of the profiles to files")
     for name in inputs:
-        try:
-            name.encode("utf-8")
-        except UnicodeEncodeError:
-            # The JSON report names every input (accept reads them again): as the Action does,
-            # a name that is not text is refused rather than written as invalid Unicode.
-            raise MemgateError(f"the file name {escape.text(name)} is not valid UTF-8; rename "
-                               "the profile", source="profiles", slug="usage") from None
+        require_text_name(name)
     check_outputs(paths, inputs)
 
 
