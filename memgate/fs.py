@@ -28,6 +28,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
+from memgate import escape
 from memgate.errors import MemgateError
 
 __all__ = [
@@ -218,8 +219,6 @@ def require_text_name(name: str, source: str = "profiles") -> None:
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        from memgate import escape
-
         raise MemgateError(f"the file name {escape.text(name)} is not valid UTF-8; rename the "
                            "profile", source=source, slug="bad-name") from None
 
