@@ -22,6 +22,7 @@ import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -429,6 +430,14 @@ class _Stacks:
     extra: NDArray[np.float64] | None
     nnodes: int
 
+    @cached_property
+    def loc_node(self) -> I64 | None:
+        """Each location's node when every location is one frame (no inlining), so that a
+        stack entry is a frame; else None. Computed once for all chunks."""
+        if (self.frame_count == 1).all():
+            return np.asarray(self.frame_node[self.frame_start])
+        return None
+
     def chunk(self, bounds: tuple[int, int]) -> _Sums:
         """Flat and cum sums (and those of ``extra``) over the samples ``lo:hi``: by the
         optional C loop when it is built, else with numpy."""
@@ -463,9 +472,8 @@ class _Stacks:
         offsets, nnodes = self.offsets, self.nnodes
         st = self.stack[offsets[lo]:offsets[hi]]
         stack_len = np.diff(offsets[lo:hi + 1])
-        if (self.frame_count == 1).all():
-            # One frame per location (no inlining): a stack entry is a frame.
-            fnode = self.frame_node[self.frame_start][st]
+        if self.loc_node is not None:
+            fnode = self.loc_node[st]
             sample_frames = stack_len
         else:
             fnode, sample_frames = _expand(st, stack_len, self.frame_count, self.frame_start,
