@@ -60,10 +60,8 @@ SUMMARY_NAME = "memgate-summary.md"
 TITLE = "memgate"
 
 
-class InputError(MemgateError):
+class InputError(MemgateError, slug="action-input"):
     """An action input has a value memgate cannot use."""
-
-    slug = "action-input"
 
 
 def parse_bool(name: str, value: str | None, default: bool) -> bool:

@@ -61,10 +61,8 @@ class ReadLimitExceeded(Exception):
         self.size = size
 
 
-class GlobError(MemgateError):
+class GlobError(MemgateError, slug="glob"):
     """A glob could not be expanded within its bounds."""
-
-    slug = "glob"
 
 
 def read_fd_limited(fd: int, limit: int) -> bytes:

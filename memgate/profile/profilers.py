@@ -60,10 +60,8 @@ _MAX_UNIX_SECONDS = 1e11
 _PROFILE_TYPE = re.compile(r"[^:{}\s]+(:[^:{}\s]+){4,5}")
 
 
-class ProfilerURLError(MemgateError):
+class ProfilerURLError(MemgateError, slug="usage"):
     """A profiler URL that does not follow the syntax: a usage error (the CLI exits 2)."""
-
-    slug = "usage"
 
 
 def is_profiler_url(spec: str) -> bool:

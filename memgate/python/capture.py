@@ -37,10 +37,8 @@ _FLAGS = set("bBdEIOPqsSuvR")
 _NO_PROGRAM = {"h": "--help", "V": "--version", "i": "-i (interactive)", "?": "-?"}
 
 
-class NotPython(MemgateError):
+class NotPython(MemgateError, slug="usage"):
     """The command is not a Python program memgate can trace (a usage error)."""
-
-    slug = "usage"
 
 
 @dataclass(frozen=True)
