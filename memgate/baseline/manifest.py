@@ -122,10 +122,8 @@ def validate_manifest(data: dict[str, Any]) -> list[str]:
                     f"{__version__} reads format {FORMAT_VERSION}: upgrade memgate"]
         return [f"{MANIFEST} has unknown format {one_line(json.dumps(fmt), 40)}; this memgate "
                 f"reads format {FORMAT_VERSION}"]
-    errors = sorted(schemas.validator("baseline").iter_errors(data),
-                    key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
     problems = []
-    for err in errors:
+    for err in schemas.errors("baseline", data):
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}"
                         for p in err.absolute_path).lstrip(".")
         problems.append(f"{MANIFEST}: {where or '(top level)'}: {one_line(err.message)}")

@@ -61,8 +61,7 @@ def load_report(path: str, limits: InputLimits) -> dict[str, Any]:
 def _validated(data: object, path: str) -> dict[str, Any]:
     """``data`` if it is a report as the report schema describes it; the first problem (and
     how many more) as a :class:`ReportError` otherwise."""
-    errors = sorted(schemas.validator("report").iter_errors(data),
-                    key=lambda e: list(e.absolute_path))
+    errors = schemas.errors("report", data)
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(top level)"

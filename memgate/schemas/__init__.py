@@ -36,3 +36,10 @@ def schema(name: SchemaName) -> dict[str, Any]:
 def validator(name: SchemaName) -> Draft202012Validator:
     """A compiled validator for the named schema, built once per process."""
     return Draft202012Validator(_document(name))
+
+
+def errors(name: SchemaName, data: object) -> list[Any]:
+    """Every way ``data`` violates the named schema, in document order (a path's keys before
+    its indices where both occur, so that paths of mixed parts always compare)."""
+    return sorted(validator(name).iter_errors(data),
+                  key=lambda e: [(isinstance(p, str), p) for p in e.absolute_path])
