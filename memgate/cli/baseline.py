@@ -29,6 +29,7 @@ from memgate.errors import EXIT_ERROR
 
 if TYPE_CHECKING:
     from memgate.baseline.model import Baseline
+    from memgate.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -279,7 +280,7 @@ def show_cmd(name: str, baselines_dir: str, pointers: str) -> None:
     click.echo(escape.text_block(render_show(b, _current_summary(b, store.config))), nl=False)
 
 
-def _current_summary(b: Baseline, config: Any) -> dict[str, Any] | None:
+def _current_summary(b: Baseline, config: Config) -> dict[str, Any] | None:
     """The summary the gate's formula gives for the stored profiles, when the manifest's was
     written before summaries said which values are levels (``summary_kinds``, bug #15.1):
     those divided in-use levels by the duration and ignored the unit scale. None when the

@@ -13,12 +13,15 @@ import functools
 import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from memgate import escape
 from memgate.errors import EXIT_ERROR, EXIT_INTERRUPTED, MemgateError, internal_error
+
+if TYPE_CHECKING:
+    from memgate.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,7 +77,7 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def command_config() -> Any:
+def command_config() -> Config:
     """The configuration of the running command (:class:`memgate.config.Config`), built once
     per command: the defaults, the environment, then the command's flags (``--max-*``,
     ``--timeout``, ``--header``), with the command's run budget."""
@@ -87,7 +90,8 @@ def command_config() -> Any:
     if _CONFIG_META not in meta:
         meta[_CONFIG_META] = Config.from_env(os.environ).with_limits(
             **meta.get(_LIMITS_META, {})).with_fetch(**meta.get(_FETCH_META, {}))
-    return meta[_CONFIG_META]
+    config: Config = meta[_CONFIG_META]
+    return config
 
 
 def parse_size(text: str) -> int:
